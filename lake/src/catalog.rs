@@ -1,0 +1,215 @@
+//! The table catalog: every lake table's name, explicit Arrow schema, partitioning and write rule.
+//!
+//! Schemas are data, not inferred: readers (lastseen, DuckDB, Spark…) all see the same types.
+//! Timestamps are `Timestamp(Microsecond, "UTC")`; the `dt` partition column lives in the path
+//! (`<table>/dt=YYYY-MM-DD/`) and never inside the files, so no engine sees it twice.
+
+use std::sync::{Arc, LazyLock};
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// Name of the Hive partition column every table has.
+pub const PARTITION_COLUMN: &str = "dt";
+
+/// How a table's rows are assigned to `dt` partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partitioning {
+    /// One partition per run date: the table is a daily snapshot.
+    Snapshot,
+    /// `dt` is the UTC date of a timestamp column of each row (an event table).
+    EventDate { column: &'static str },
+}
+
+/// What committing new rows into an existing partition means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// The new rows become the partition's whole content (re-running a day replaces it).
+    Replace,
+    /// The new rows are merged with the partition's committed rows and de-duplicated on `key`,
+    /// keeping the row with the greatest `latest_by`. Used where the source is a moving
+    /// aggregate that a later read may no longer show (access logs): nothing seen is lost, and
+    /// reading the same rows twice adds nothing.
+    Merge { key: &'static [&'static str], latest_by: &'static str },
+}
+
+/// A lake table: everything the writer, the commit protocol and the readers need to know.
+#[derive(Debug)]
+pub struct TableDef {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub schema: &'static LazyLock<SchemaRef>,
+    pub partitioning: Partitioning,
+    pub write_mode: WriteMode,
+    /// Rows are sorted by these columns inside each file (pruning and compression).
+    pub sort_key: &'static [&'static str],
+    /// Bumped on every (additive) schema change.
+    pub version: u32,
+}
+
+impl TableDef {
+    pub fn schema(&self) -> SchemaRef {
+        Arc::clone(self.schema)
+    }
+
+    /// The schema a query sees: the file columns plus the `dt` partition column.
+    pub fn table_schema(&self) -> SchemaRef {
+        let mut fields: Vec<Field> = self.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(partition_field());
+        Arc::new(Schema::new(fields))
+    }
+}
+
+pub fn partition_field() -> Field {
+    Field::new(PARTITION_COLUMN, DataType::Date32, false)
+}
+
+fn ts() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn utf8(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable)
+}
+
+fn boolean(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Boolean, nullable)
+}
+
+static SLACK_USERS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("team_id", false),
+        utf8("user_id", false),
+        utf8("name", true),
+        utf8("real_name", true),
+        utf8("display_name", true),
+        utf8("email", true),
+        utf8("title", true),
+        boolean("deleted", false),
+        boolean("is_admin", false),
+        boolean("is_owner", false),
+        boolean("is_primary_owner", false),
+        boolean("is_restricted", false),
+        boolean("is_ultra_restricted", false),
+        boolean("is_bot", false),
+        boolean("is_app_user", false),
+        boolean("is_invited_user", false),
+        boolean("is_stranger", false),
+        utf8("bot_id", true),
+        utf8("tz", true),
+        boolean("has_2fa", true),
+        Field::new("updated", ts(), true),
+        Field::new("collected_at", ts(), false),
+    ]))
+});
+
+static SLACK_ACCESS_LOGS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("team_id", false),
+        utf8("user_id", false),
+        utf8("username", true),
+        Field::new("date_first", ts(), false),
+        Field::new("date_last", ts(), false),
+        Field::new("count", DataType::Int64, false),
+        utf8("ip", true),
+        utf8("user_agent", true),
+        utf8("isp", true),
+        utf8("country", true),
+        utf8("region", true),
+        Field::new("collected_at", ts(), false),
+    ]))
+});
+
+static LAST_SEEN_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("app", false),
+        utf8("workspace_id", false),
+        utf8("account_id", false),
+        Field::new("last_seen_at", ts(), true),
+        utf8("last_seen_source", true),
+        Field::new("first_seen_at", ts(), true),
+        Field::new("computed_at", ts(), false),
+    ]))
+});
+
+/// Slack `users.list`: one row per user per snapshot day.
+pub static SLACK_USERS: TableDef = TableDef {
+    name: "slack_users",
+    description: "Slack users.list snapshot: one row per account per day",
+    schema: &SLACK_USERS_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["team_id", "user_id"],
+    version: 1,
+};
+
+/// Slack `team.accessLogs`: one row per (user, ip, user agent, first access) as last observed on
+/// the day of its `date_last`. Key documented in the README: (team_id, user_id, ip, user_agent,
+/// date_first) is unique within a `dt` partition.
+pub static SLACK_ACCESS_LOGS: TableDef = TableDef {
+    name: "slack_access_logs",
+    description: "Slack team.accessLogs entries, partitioned by the UTC date of date_last",
+    schema: &SLACK_ACCESS_LOGS_SCHEMA,
+    partitioning: Partitioning::EventDate { column: "date_last" },
+    write_mode: WriteMode::Merge {
+        key: &["team_id", "user_id", "ip", "user_agent", "date_first"],
+        latest_by: "date_last",
+    },
+    sort_key: &["team_id", "user_id", "date_last"],
+    version: 1,
+};
+
+/// Derived: per account, the last time any source saw it, as of the snapshot day.
+pub static LAST_SEEN: TableDef = TableDef {
+    name: "last_seen",
+    description: "Derived: last and first evidence of use per account, as of each snapshot day",
+    schema: &LAST_SEEN_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["workspace_id", "account_id"],
+    version: 1,
+};
+
+/// Every table, in the order `lastseen tables` lists them.
+pub static TABLES: &[&TableDef] = &[&SLACK_USERS, &SLACK_ACCESS_LOGS, &LAST_SEEN];
+
+pub fn table(name: &str) -> crate::Result<&'static TableDef> {
+    TABLES
+        .iter()
+        .copied()
+        .find(|t| t.name == name)
+        .ok_or_else(|| crate::LakeError::UnknownTable(name.to_string()))
+}
+
+pub fn table_names() -> Vec<&'static str> {
+    TABLES.iter().map(|t| t.name).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_and_merge_keys_are_columns() {
+        for t in TABLES {
+            let schema = t.schema();
+            for k in t.sort_key {
+                assert!(schema.index_of(k).is_ok(), "{}: sort key {k}", t.name);
+            }
+            if let WriteMode::Merge { key, latest_by } = t.write_mode {
+                for k in key.iter().chain([&latest_by]) {
+                    assert!(schema.index_of(k).is_ok(), "{}: merge key {k}", t.name);
+                }
+            }
+            if let Partitioning::EventDate { column } = t.partitioning {
+                assert!(matches!(schema.field_with_name(column).unwrap().data_type(), DataType::Timestamp(_, _)));
+            }
+            assert!(schema.index_of(PARTITION_COLUMN).is_err(), "{}: dt must not be a file column", t.name);
+        }
+    }
+
+    #[test]
+    fn unknown_table_lists_known_ones() {
+        let err = table("nope").unwrap_err().to_string();
+        assert!(err.contains("slack_users") && err.contains("nope"), "{err}");
+    }
+}

@@ -1,0 +1,86 @@
+//! The lake's error type: every storage, Parquet and commit failure, said in terms of what to do.
+
+use chrono::NaiveDate;
+
+/// Everything that can go wrong reading or writing the lake.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error("storage URL `{url}` is not usable: {message}")]
+    Url { url: String, message: String },
+
+    #[error("object store error at `{path}`: {source}")]
+    Store {
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+
+    #[error("cannot encode or decode {what}: {source}")]
+    Json {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("Parquet error in {path}: {source}")]
+    Parquet {
+        path: String,
+        #[source]
+        source: datafusion::parquet::errors::ParquetError,
+    },
+
+    #[error("query engine error while {context}: {source}")]
+    DataFusion {
+        context: String,
+        #[source]
+        source: Box<datafusion::error::DataFusionError>,
+    },
+
+    #[error("Arrow error while {context}: {source}")]
+    Arrow {
+        context: String,
+        #[source]
+        source: datafusion::arrow::error::ArrowError,
+    },
+
+    #[error("unknown table `{0}`; known tables: {known}", known = crate::catalog::table_names().join(", "))]
+    UnknownTable(String),
+
+    #[error("batch for table `{table}` does not match its schema: {message}")]
+    Schema { table: String, message: String },
+
+    #[error(
+        "table `{table}` partition dt={dt}: row in column `{column}` has no value, so it cannot be placed in a date partition"
+    )]
+    MissingPartitionValue { table: String, dt: NaiveDate, column: String },
+
+    #[error(
+        "the lake is locked by run {holder} (until {expires_at}); another lastseen run is writing. \
+         Wait for it to finish, or delete `_lastseen/lock` if that run is known to be dead"
+    )]
+    Locked { holder: String, expires_at: String },
+
+    #[error(
+        "commit conflict: another writer committed version {version} touching {what} while this run was writing; re-run to pick up its data"
+    )]
+    Conflict { version: u64, what: String },
+
+    #[error("the commit log is corrupt at `{path}`: {message}")]
+    CorruptLog { path: String, message: String },
+}
+
+impl LakeError {
+    pub(crate) fn store(path: impl std::fmt::Display, source: object_store::Error) -> Self {
+        LakeError::Store { path: path.to_string(), source }
+    }
+
+    pub(crate) fn df(context: impl Into<String>, source: datafusion::error::DataFusionError) -> Self {
+        LakeError::DataFusion { context: context.into(), source: Box::new(source) }
+    }
+
+    pub(crate) fn arrow(context: impl Into<String>, source: datafusion::arrow::error::ArrowError) -> Self {
+        LakeError::Arrow { context: context.into(), source }
+    }
+}
+
+pub type Result<T, E = LakeError> = std::result::Result<T, E>;

@@ -1,0 +1,39 @@
+//! lastseen's lake: the table catalog, the partitioned Parquet writer, the commit protocol, the
+//! single-flight lease, run manifests, and the DataFusion provider that reads committed data.
+//!
+//! This crate is the only code that writes storage. Layout under the storage URL:
+//!
+//! ```text
+//! <table>/dt=YYYY-MM-DD/part-<run-id>-<n>.parquet   Hive layout, readable by any engine
+//! _lastseen/log/<version>.json                       commit log: each version is a full snapshot of
+//!                                                    which files make up each partition, plus watermarks
+//! _lastseen/runs/<run-id>.json                       run manifests
+//! _lastseen/lock                                     single-flight lease
+//! ```
+
+pub mod catalog;
+mod commit;
+mod error;
+mod lock;
+pub mod log;
+pub mod manifest;
+mod provider;
+mod store;
+mod writer;
+
+pub use catalog::{PARTITION_COLUMN, Partitioning, TABLES, TableDef, WriteMode};
+pub use commit::{CommitSummary, PartitionWrite, Transaction};
+pub use error::{LakeError, Result};
+pub use lock::LockGuard;
+pub use log::{DataFile, PartitionState, Snapshot, TableState};
+pub use manifest::{RunManifest, RunStatus, SourceReport, TableReport};
+pub use provider::LakeTable;
+pub use store::Lake;
+
+/// A new run id: sortable by start time, unique across machines.
+pub fn new_run_id(now: chrono::DateTime<chrono::Utc>) -> String {
+    let rand = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &rand[..8])
+}
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,95 @@
+//! Run manifests `_lastseen/runs/<run-id>.json`: what one run did, source by source, so an
+//! operator (and `lastseen tables`) can see calls, retries, rate-limit waits, rows and warnings.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::TryStreamExt;
+use object_store::{ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use crate::{Lake, LakeError, Result};
+
+const RUNS_DIR: &str = "_lastseen/runs";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Succeeded,
+    /// Committed, but at least one source was skipped or failed.
+    Partial,
+    Failed,
+}
+
+/// Per-source counters of one run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceReport {
+    pub calls: u64,
+    pub pages: u64,
+    pub rows: u64,
+    pub retries: u64,
+    pub rate_limited: u64,
+    pub rate_wait_ms: u64,
+    pub warnings: Vec<String>,
+    /// Why the source produced nothing, when it failed or was skipped.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableReport {
+    pub partitions: u64,
+    pub files: u64,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunManifest {
+    pub run_id: String,
+    pub date: NaiveDate,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub status: RunStatus,
+    /// The log version this run published, if it committed.
+    pub lake_version: Option<u64>,
+    pub sources: BTreeMap<String, SourceReport>,
+    pub tables: BTreeMap<String, TableReport>,
+    pub warnings: Vec<String>,
+    pub error: Option<String>,
+    pub lastseen_version: String,
+}
+
+impl Lake {
+    pub async fn write_run_manifest(&self, m: &RunManifest) -> Result<()> {
+        let path = self.path(&format!("{RUNS_DIR}/{}.json", m.run_id));
+        let body = serde_json::to_vec_pretty(m).map_err(|source| LakeError::Json { what: "run manifest".into(), source })?;
+        self.store().put(&path, PutPayload::from(body)).await.map_err(|e| LakeError::store(&path, e))?;
+        Ok(())
+    }
+
+    /// All run manifests, oldest first (run ids sort by start time).
+    pub async fn run_manifests(&self) -> Result<Vec<RunManifest>> {
+        let prefix = self.path(RUNS_DIR);
+        let mut objects: Vec<_> = match self.store().list(Some(&prefix)).try_collect().await {
+            Ok(o) => o,
+            Err(object_store::Error::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(LakeError::store(&prefix, e)),
+        };
+        objects.sort_by(|a, b| a.location.cmp(&b.location));
+        let mut out = Vec::new();
+        for o in objects.iter().filter(|o| o.location.as_ref().ends_with(".json")) {
+            let bytes = self
+                .store()
+                .get(&o.location)
+                .await
+                .map_err(|e| LakeError::store(&o.location, e))?
+                .bytes()
+                .await
+                .map_err(|e| LakeError::store(&o.location, e))?;
+            let m = serde_json::from_slice(&bytes)
+                .map_err(|source| LakeError::Json { what: format!("run manifest {}", o.location), source })?;
+            out.push(m);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,125 @@
+//! DataFusion access to committed data: a `TableProvider` per lake table that scans exactly the
+//! files the commit log lists (never a directory listing), with `dt` as a partition column that
+//! filters prune before any file is opened.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::catalog::Session;
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::listing::helpers::{expr_applicable_for_cols, filter_partitioned_file};
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::table_schema::TableSchema;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
+use datafusion::prelude::SessionContext;
+
+use crate::catalog::{PARTITION_COLUMN, TABLES, TableDef, partition_field};
+use crate::log::{DataFile, Snapshot};
+use crate::{Lake, LakeError, Result};
+
+/// One lake table as of one committed version.
+#[derive(Debug)]
+pub struct LakeTable {
+    def: &'static TableDef,
+    table_schema: SchemaRef,
+    files: Vec<(NaiveDate, DataFile)>,
+    lake: Lake,
+}
+
+impl LakeTable {
+    pub fn new(lake: &Lake, def: &'static TableDef, snapshot: &Snapshot) -> LakeTable {
+        let files = snapshot
+            .table(def.name)
+            .map(|t| t.partitions.iter().flat_map(|(dt, p)| p.files.iter().map(move |f| (*dt, f.clone()))).collect())
+            .unwrap_or_default();
+        LakeTable { def, table_schema: def.table_schema(), files, lake: lake.clone() }
+    }
+
+    /// Register the lake's object store and every catalog table (as of `snapshot`) in `ctx`.
+    pub fn register_all(ctx: &SessionContext, lake: &Lake, snapshot: &Snapshot) -> Result<()> {
+        ctx.register_object_store(lake.store_url().as_ref(), Arc::clone(lake.store()));
+        for def in TABLES {
+            ctx.register_table(def.name, Arc::new(LakeTable::new(lake, def, snapshot)))
+                .map_err(|e| LakeError::df(format!("registering table {}", def.name), e))?;
+        }
+        Ok(())
+    }
+}
+
+fn days_since_epoch(d: NaiveDate) -> i32 {
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
+}
+
+#[async_trait]
+impl TableProvider for LakeTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.table_schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let partition_filters: Vec<Expr> =
+            filters.iter().filter(|f| expr_applicable_for_cols(&[PARTITION_COLUMN], f)).cloned().collect();
+        let part_schema = DFSchema::try_from(Schema::new(vec![partition_field()]))?;
+        let mut selected = Vec::new();
+        for (dt, f) in &self.files {
+            let pf = PartitionedFile::new(self.lake.path(&f.path).to_string(), f.bytes)
+                .with_partition_values(vec![ScalarValue::Date32(Some(days_since_epoch(*dt)))]);
+            if let Some(pf) = filter_partitioned_file(pf, &partition_filters, &part_schema)? {
+                selected.push(pf);
+            }
+        }
+        if selected.is_empty() {
+            let schema = match projection {
+                Some(p) => Arc::new(self.table_schema.project(p)?),
+                None => Arc::clone(&self.table_schema),
+            };
+            return Ok(Arc::new(EmptyExec::new(schema)));
+        }
+        let n_groups = state.config().target_partitions().max(1).min(selected.len());
+        let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); n_groups];
+        for (i, f) in selected.into_iter().enumerate() {
+            groups[i % n_groups].push(f);
+        }
+        let table_schema = TableSchema::builder(self.def.schema()).with_table_partition_cols(vec![Arc::new(partition_field())]).build();
+        let source = Arc::new(ParquetSource::new(table_schema));
+        let config = FileScanConfigBuilder::new(self.lake.store_url().clone(), source)
+            .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
+            .with_projection_indices(projection.cloned())?
+            .with_limit(limit)
+            .build();
+        let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
+        format.create_physical_plan(state, config).await
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if expr_applicable_for_cols(&[PARTITION_COLUMN], f) {
+                    TableProviderFilterPushDown::Exact
+                } else {
+                    TableProviderFilterPushDown::Inexact
+                }
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,211 @@
+//! Commit-protocol tests on real object stores (local disk and in-memory).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+
+use crate::catalog::{SLACK_ACCESS_LOGS, SLACK_USERS};
+use crate::{Lake, LakeError, LakeTable};
+
+fn day(d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 3, d).unwrap()
+}
+
+fn ts(d: u32, secs: i64) -> i64 {
+    (day(d).and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp() + secs) * 1_000_000
+}
+
+fn utc(v: Vec<i64>) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from(v).with_timezone("UTC"))
+}
+
+fn users(ids: &[&str]) -> RecordBatch {
+    let n = ids.len();
+    let s = |v: Option<&str>| -> ArrayRef { Arc::new(StringArray::from(vec![v; n])) };
+    let b = |v: bool| -> ArrayRef { Arc::new(BooleanArray::from(vec![v; n])) };
+    let mut cols: Vec<ArrayRef> = vec![s(Some("T1")), Arc::new(StringArray::from(ids.to_vec()))];
+    cols.extend([s(Some("name")), s(None), s(None), s(None), s(None)]);
+    cols.extend((0..10).map(|_| b(false)));
+    cols.extend([s(None), s(None), Arc::new(BooleanArray::from(vec![None; n])) as ArrayRef]);
+    cols.push(utc(vec![0; n]));
+    cols.push(utc(vec![ts(1, 0); n]));
+    RecordBatch::try_new(SLACK_USERS.schema(), cols).unwrap()
+}
+
+/// Access-log rows: (user, ip, date_first, date_last) on days given by the timestamps.
+fn logs(rows: &[(&str, &str, i64, i64)], collected: i64) -> RecordBatch {
+    let n = rows.len();
+    let s = |v: Vec<Option<&str>>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+    let cols: Vec<ArrayRef> = vec![
+        s(vec![Some("T1"); n]),
+        s(rows.iter().map(|r| Some(r.0)).collect()),
+        s(vec![Some("u"); n]),
+        utc(rows.iter().map(|r| r.2).collect()),
+        utc(rows.iter().map(|r| r.3).collect()),
+        Arc::new(Int64Array::from(vec![1; n])),
+        s(rows.iter().map(|r| Some(r.1)).collect()),
+        s(vec![Some("ua"); n]),
+        s(vec![None; n]),
+        s(vec![None; n]),
+        s(vec![None; n]),
+        utc(vec![collected; n]),
+    ];
+    RecordBatch::try_new(SLACK_ACCESS_LOGS.schema(), cols).unwrap()
+}
+
+async fn query(lake: &Lake, sql: &str) -> Vec<RecordBatch> {
+    let ctx = SessionContext::new();
+    LakeTable::register_all(&ctx, lake, &lake.snapshot().await.unwrap()).unwrap();
+    ctx.sql(sql).await.unwrap().collect().await.unwrap()
+}
+
+async fn scalar(lake: &Lake, sql: &str) -> i64 {
+    let b = query(lake, sql).await;
+    datafusion::arrow::array::AsArray::as_primitive::<datafusion::arrow::datatypes::Int64Type>(b[0].column(0)).value(0)
+}
+
+async fn parquet_files(lake: &Lake) -> Vec<String> {
+    let mut v: Vec<String> = lake
+        .store()
+        .list(Some(&lake.path("")))
+        .map_ok(|m| m.location.to_string())
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.ends_with(".parquet"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn file_lake() -> (tempfile::TempDir, Lake) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = url::Url::from_directory_path(dir.path()).unwrap();
+    let lake = Lake::open(&url, &BTreeMap::new()).unwrap();
+    (dir, lake)
+}
+
+#[tokio::test]
+async fn rerunning_a_snapshot_day_replaces_it() {
+    let (_dir, lake) = file_lake();
+    for ids in [&["U1", "U2", "U3"][..], &["U2", "U4"][..]] {
+        let lease = lake.acquire_lock("r", Duration::from_secs(60)).await.unwrap();
+        let mut tx = lake.begin(&lease).await.unwrap();
+        tx.write(&SLACK_USERS, day(1), users(ids)).unwrap();
+        tx.commit().await.unwrap();
+        lease.release().await.unwrap();
+    }
+    let b = query(&lake, "SELECT user_id FROM slack_users ORDER BY user_id").await;
+    let ids: Vec<_> =
+        b.iter().flat_map(|b| datafusion::arrow::array::AsArray::as_string::<i32>(b.column(0)).iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>()).collect();
+    assert_eq!(ids, vec!["U2", "U4"]);
+    assert_eq!(parquet_files(&lake).await.len(), 1, "the superseded file is removed");
+    assert_eq!(lake.snapshot().await.unwrap().version, 2);
+}
+
+#[tokio::test]
+async fn merge_tables_keep_the_newest_row_per_key_and_split_by_event_day() {
+    let lake = Lake::open(&url::Url::parse("memory:///lake").unwrap(), &BTreeMap::new()).unwrap();
+    let lease = lake.acquire_lock("r1", Duration::from_secs(60)).await.unwrap();
+    let mut tx = lake.begin(&lease).await.unwrap();
+    tx.write(&SLACK_ACCESS_LOGS, day(9), logs(&[("U1", "ip1", ts(1, 10), ts(2, 100)), ("U2", "ip1", ts(1, 5), ts(3, 7))], ts(3, 0)))
+        .unwrap();
+    tx.set_watermark("access_logs/T1", ts(3, 7) / 1_000_000);
+    let s = tx.commit().await.unwrap();
+    assert_eq!(s.partitions.iter().map(|p| (p.dt, p.rows)).collect::<Vec<_>>(), vec![(day(2), 1), (day(3), 1)]);
+
+    // A later read: U1's entry moved later in day 2, U3 is new, and U2's row is read again.
+    let mut tx = lake.begin(&lease).await.unwrap();
+    tx.write(
+        &SLACK_ACCESS_LOGS,
+        day(9),
+        logs(&[("U1", "ip1", ts(1, 10), ts(2, 900)), ("U3", "ip2", ts(2, 1), ts(2, 50)), ("U2", "ip1", ts(1, 5), ts(3, 7))], ts(4, 0)),
+    )
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_access_logs").await, 3);
+    assert_eq!(
+        scalar(&lake, "SELECT CAST(to_unixtime(date_last) AS BIGINT) FROM slack_access_logs WHERE user_id = 'U1'").await,
+        ts(2, 900) / 1_000_000
+    );
+    // Re-read rows keep their first collection time, so identical re-reads change nothing.
+    assert_eq!(
+        scalar(&lake, "SELECT CAST(to_unixtime(collected_at) AS BIGINT) FROM slack_access_logs WHERE user_id = 'U2'").await,
+        ts(3, 0) / 1_000_000
+    );
+    // Partition pruning: a dt filter reads only that day.
+    assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_access_logs WHERE dt = DATE '2026-03-02'").await, 2);
+    assert_eq!(lake.snapshot().await.unwrap().watermarks.get("access_logs/T1"), Some(&(ts(3, 7) / 1_000_000)));
+}
+
+#[tokio::test]
+async fn unpublished_files_are_invisible_and_removed_by_the_next_commit() {
+    let (_dir, lake) = file_lake();
+    let lease = lake.acquire_lock("r1", Duration::from_secs(60)).await.unwrap();
+    let mut tx = lake.begin(&lease).await.unwrap();
+    tx.write(&SLACK_USERS, day(1), users(&["U1"])).unwrap();
+    tx.commit().await.unwrap();
+    // A run that died after writing its files and before publishing them.
+    let rows = crate::writer::prepare(&lake, &SLACK_USERS, &[], vec![users(&["U7", "U8"])]).await.unwrap();
+    crate::writer::write_files(&lake, &SLACK_USERS, day(1), "dead-run", &rows).await.unwrap();
+    assert_eq!(parquet_files(&lake).await.len(), 2);
+    assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, 1, "the dead run's file is not data");
+
+    let mut tx = lake.begin(&lease).await.unwrap();
+    tx.write(&SLACK_USERS, day(1), users(&["U1", "U2"])).unwrap();
+    tx.commit().await.unwrap();
+    let files = parquet_files(&lake).await;
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(!files[0].contains("dead-run"));
+    assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, 2);
+}
+
+#[tokio::test]
+async fn the_lease_is_exclusive_until_released() {
+    let (_dir, lake) = file_lake();
+    let a = lake.acquire_lock("run-a", Duration::from_secs(60)).await.unwrap();
+    match lake.acquire_lock("run-b", Duration::from_secs(60)).await {
+        Err(LakeError::Locked { holder, .. }) => assert_eq!(holder, "run-a"),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    a.release().await.unwrap();
+    let b = lake.acquire_lock("run-b", Duration::from_secs(60)).await.unwrap();
+    b.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over() {
+    let (_dir, lake) = file_lake();
+    let _dead = lake.acquire_lock("run-a", Duration::from_secs(0)).await.unwrap();
+    let b = lake.acquire_lock("run-b", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(b.run_id(), "run-b");
+}
+
+#[tokio::test]
+async fn a_batch_with_the_wrong_schema_is_refused_naming_the_column() {
+    let (_dir, lake) = file_lake();
+    let lease = lake.acquire_lock("r", Duration::from_secs(60)).await.unwrap();
+    let mut tx = lake.begin(&lease).await.unwrap();
+    let err = tx.write(&SLACK_USERS, day(1), logs(&[("U1", "ip", 0, 0)], 0)).unwrap_err().to_string();
+    assert!(err.contains("slack_users"), "{err}");
+    let bad = RecordBatch::try_from_iter(vec![("team_id", Arc::new(Int64Array::from(vec![1])) as ArrayRef)]).unwrap();
+    let err = tx.write(&SLACK_ACCESS_LOGS, day(1), bad).unwrap_err().to_string();
+    assert!(err.contains("columns"), "{err}");
+}
+
+#[tokio::test]
+async fn concurrent_publishers_cannot_both_win_a_version() {
+    let (_dir, lake) = file_lake();
+    let snap = crate::log::Snapshot { version: 1, ..Default::default() };
+    assert!(lake.try_publish(&snap).await.unwrap());
+    assert!(!lake.try_publish(&snap).await.unwrap(), "the second create of version 1 must lose");
+    let p = lake.path("_lastseen/log/00000000000000000001.json");
+    assert!(lake.store().head(&p).await.is_ok());
+}

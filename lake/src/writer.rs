@@ -1,0 +1,148 @@
+//! The Parquet side of a commit: shaping a partition's rows (merge, de-duplicate, sort) with a
+//! DataFusion plan, and encoding them into size-rolled, zstd-compressed files on the object store.
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::parquet::arrow::async_writer::AsyncArrowWriter;
+use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
+use datafusion::parquet::file::metadata::SortingColumn;
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use object_store::buffered::BufWriter;
+
+use crate::catalog::{TableDef, WriteMode};
+use crate::log::DataFile;
+use crate::{Lake, LakeError, Result};
+
+/// Start a new file once the current one reaches this size: big enough for few files per day,
+/// small enough that one file never dominates a reader's memory.
+const TARGET_FILE_BYTES: usize = 128 * 1024 * 1024;
+
+fn quote(col: &str) -> String {
+    format!("\"{}\"", col.replace('"', "\"\""))
+}
+
+/// The partition's final rows: `new` plus, for merge tables, the committed `existing` files,
+/// de-duplicated by the table's key where it has one, sorted by its sort key.
+pub(crate) async fn prepare(
+    lake: &Lake,
+    def: &TableDef,
+    existing: &[DataFile],
+    mut new: Vec<RecordBatch>,
+) -> Result<Vec<RecordBatch>> {
+    let schema = def.schema();
+    new.retain(|b| b.num_rows() > 0);
+    if new.is_empty() && existing.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stage = |e| LakeError::df(format!("staging rows of `{}`", def.name), e);
+    // One partition keeps the sort a single sorted stream; the data is one day of one table.
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+    ctx.register_object_store(lake.store_url().as_ref(), Arc::clone(lake.store()));
+    let mem = MemTable::try_new(Arc::clone(&schema), vec![new]).map_err(stage)?;
+    ctx.register_table("new_rows", Arc::new(mem)).map_err(stage)?;
+    let source = if existing.is_empty() {
+        "new_rows".to_string()
+    } else {
+        let urls: Vec<String> =
+            existing.iter().map(|f| format!("{}{}", lake.store_url().as_str(), lake.path(&f.path))).collect();
+        let old = ctx
+            .read_parquet(urls, ParquetReadOptions::default().schema(&schema))
+            .await
+            .map_err(|e| LakeError::df(format!("reading committed files of `{}`", def.name), e))?;
+        ctx.register_table("old_rows", old.into_view()).map_err(stage)?;
+        "(SELECT * FROM new_rows UNION ALL SELECT * FROM old_rows)".to_string()
+    };
+    let cols = schema.fields().iter().map(|f| quote(f.name())).collect::<Vec<_>>().join(", ");
+    let order = def.sort_key.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+    let sql = match def.write_mode {
+        WriteMode::Replace => format!("SELECT {cols} FROM {source} AS t ORDER BY {order}"),
+        WriteMode::Merge { key, latest_by } => {
+            let key = key.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+            // On a tie keep the first-collected copy, so re-reading identical rows changes nothing.
+            let tiebreak = if schema.index_of("collected_at").is_ok() { ", \"collected_at\" ASC" } else { "" };
+            format!(
+                "SELECT {cols} FROM (SELECT {cols}, row_number() OVER (PARTITION BY {key} ORDER BY {} DESC{tiebreak}) AS __rn FROM {source} AS t) \
+                 WHERE __rn = 1 ORDER BY {order}",
+                quote(latest_by)
+            )
+        }
+    };
+    let context = format!("merging and sorting rows of `{}`", def.name);
+    let df = ctx.sql(&sql).await.map_err(|e| LakeError::df(&context, e))?;
+    df.collect().await.map_err(|e| LakeError::df(&context, e))
+}
+
+fn writer_properties(def: &TableDef, schema: &SchemaRef) -> WriterProperties {
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("zstd level 3 is valid")))
+        .set_dictionary_enabled(true)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_created_by(format!("lastseen {}", env!("CARGO_PKG_VERSION")));
+    let sorting: Vec<SortingColumn> = def
+        .sort_key
+        .iter()
+        .filter_map(|k| schema.index_of(k).ok())
+        .map(|i| SortingColumn { column_idx: i as i32, descending: false, nulls_first: true })
+        .collect();
+    b = b.set_sorting_columns(Some(sorting));
+    for f in schema.fields() {
+        if matches!(f.data_type(), DataType::Timestamp(_, _)) {
+            // High-cardinality timestamps compress better delta-encoded than dictionary-encoded.
+            let col = datafusion::parquet::schema::types::ColumnPath::from(f.name().as_str());
+            b = b
+                .set_column_dictionary_enabled(col.clone(), false)
+                .set_column_encoding(col, Encoding::DELTA_BINARY_PACKED);
+        }
+    }
+    b.build()
+}
+
+/// Encode `batches` into new files of partition `dt`. Nothing is visible until a commit lists them.
+pub(crate) async fn write_files(
+    lake: &Lake,
+    def: &TableDef,
+    dt: NaiveDate,
+    run_id: &str,
+    batches: &[RecordBatch],
+) -> Result<Vec<DataFile>> {
+    let schema = def.schema();
+    let props = writer_properties(def, &schema);
+    let dir = Lake::partition_dir(def.name, dt);
+    let mut files = Vec::new();
+    let mut current: Option<(String, AsyncArrowWriter<BufWriter>, u64)> = None;
+    for batch in batches.iter().filter(|b| b.num_rows() > 0) {
+        if current.is_none() {
+            let rel = format!("{dir}/part-{run_id}-{:05}.parquet", files.len());
+            let w = BufWriter::new(Arc::clone(lake.store()), lake.path(&rel));
+            let w = AsyncArrowWriter::try_new(w, Arc::clone(&schema), Some(props.clone()))
+                .map_err(|source| LakeError::Parquet { path: rel.clone(), source })?;
+            current = Some((rel, w, 0));
+        }
+        let (rel, w, rows) = current.as_mut().expect("set above");
+        w.write(batch).await.map_err(|source| LakeError::Parquet { path: rel.clone(), source })?;
+        *rows += batch.num_rows() as u64;
+        if w.bytes_written() + w.in_progress_size() >= TARGET_FILE_BYTES {
+            let (rel, w, rows) = current.take().expect("set above");
+            files.push(finish(lake, rel, w, rows).await?);
+        }
+    }
+    if let Some((rel, w, rows)) = current.take() {
+        files.push(finish(lake, rel, w, rows).await?);
+    }
+    Ok(files)
+}
+
+async fn finish(lake: &Lake, rel: String, w: AsyncArrowWriter<BufWriter>, rows: u64) -> Result<DataFile> {
+    w.close().await.map_err(|source| LakeError::Parquet { path: rel.clone(), source })?;
+    let path = lake.path(&rel);
+    let bytes = object_store::ObjectStoreExt::head(lake.store().as_ref(), &path)
+        .await
+        .map_err(|e| LakeError::store(&path, e))?
+        .size;
+    Ok(DataFile { path: rel, rows, bytes })
+}
