@@ -1,0 +1,170 @@
+//! lastseen's configuration: owns the TOML schema (`RawConfig`), the layering
+//! defaults ← file ← `LASTSEEN_<SECTION>__<KEY>` environment overrides, and validation into the
+//! typed `Config` every other crate consumes. Validation happens once, here, so the rest of the
+//! pipeline can trust the values, and every error names its field and where the value came from.
+
+mod error;
+mod overrides;
+pub mod raw;
+mod slack;
+mod storage;
+mod token;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+pub use error::{ConfigError, Result};
+pub use raw::RawConfig;
+pub use slack::{RateLimitConfig, RetryConfig, SlackConfig, Source, UnknownSource};
+pub use storage::{StorageConfig, parse_storage_url};
+pub use token::TokenSource;
+
+use overrides::Origins;
+
+/// An annotated configuration listing every key with its default; `lastseen init` can write it.
+pub const EXAMPLE: &str = include_str!("../example.toml");
+
+/// The file looked for in the current directory when no path is given.
+pub const DEFAULT_FILE: &str = "lastseen.toml";
+
+/// Origin reported when neither a file nor overrides supplied a value.
+const DEFAULTS_ORIGIN: &str = "defaults";
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub storage: StorageConfig,
+    pub slack: SlackConfig,
+    pub reports: ReportsConfig,
+    /// Where the file part came from: the path as given, `lastseen.toml`, or `defaults`.
+    pub origin: String,
+}
+
+/// Validated `[reports]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportsConfig {
+    /// Accounts without activity for this many days are dormant (1..=3650).
+    pub dormant_days: u32,
+}
+
+impl Config {
+    /// Load from `path` if Some (must exist), else `lastseen.toml` in the current directory if
+    /// it exists, else defaults; env overrides from the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let env = process_env()?;
+        match path {
+            Some(path) => {
+                let text = read(path)?;
+                Config::from_toml_str(&text, &path.display().to_string(), env)
+            }
+            None => match std::fs::read_to_string(DEFAULT_FILE) {
+                Ok(text) => Config::from_toml_str(&text, DEFAULT_FILE, env),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Config::from_toml_str("", DEFAULTS_ORIGIN, env),
+                Err(source) => Err(ConfigError::Read { path: PathBuf::from(DEFAULT_FILE), source }),
+            },
+        }
+    }
+
+    /// Same from a string, with an explicit env (for tests). `origin` names the text in errors.
+    pub fn from_toml_str(text: &str, origin: &str, env: impl IntoIterator<Item = (String, String)>) -> Result<Config> {
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| parse_error(origin, text, &e))?;
+        let overrides = overrides::apply(&mut table, env)?;
+        let origins = Origins { file: origin.to_owned(), overrides };
+        let raw: RawConfig = serde_path_to_error::deserialize(table).map_err(|e| deserialize_error(&e, &origins))?;
+        validate::validate(raw, &origins)
+    }
+
+    /// The CLI's `--lake` override; same parsing and validation as `storage.url`.
+    pub fn with_storage_url(mut self, url: &str) -> Result<Config> {
+        self.storage.url = storage::storage_url(url).map_err(|message| ConfigError::Invalid {
+            origin: "--lake / LASTSEEN_LAKE".to_owned(),
+            field: "storage.url".to_owned(),
+            message,
+        })?;
+        Ok(self)
+    }
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })
+}
+
+/// `std::env::vars` panics on non-UTF-8 entries; unrelated variables must not break loading,
+/// so only override-shaped ones are required to be UTF-8.
+fn process_env() -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (key, value) in std::env::vars_os() {
+        let Some(key) = key.to_str().filter(|k| overrides::is_override(k)) else {
+            continue;
+        };
+        let value = value.into_string().map_err(|_: OsString| ConfigError::Invalid {
+            origin: overrides::env_origin(key),
+            field: key.to_owned(),
+            message: "value is not valid UTF-8".to_owned(),
+        })?;
+        out.push((key.to_owned(), value));
+    }
+    Ok(out)
+}
+
+fn parse_error(origin: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+    let detail = e.message().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("; ");
+    let message = match e.span() {
+        Some(span) => {
+            let (line, col) = line_col(text, span.start);
+            format!("TOML syntax error at line {line}, column {col}: {detail}")
+        }
+        None => format!("TOML syntax error: {detail}"),
+    };
+    ConfigError::Parse { origin: origin.to_owned(), message }
+}
+
+/// 1-based line and column (in characters) of byte `offset`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..text.floor_char_boundary(offset.min(text.len()))];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, col)
+}
+
+fn deserialize_error(e: &serde_path_to_error::Error<toml::de::Error>, origins: &Origins) -> ConfigError {
+    use serde_path_to_error::Segment;
+    let mut field = String::new();
+    let mut last_key = None;
+    for segment in e.path().iter() {
+        last_key = None;
+        match segment {
+            Segment::Seq { index } => field.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !field.is_empty() {
+                    field.push('.');
+                }
+                field.push_str(key);
+                last_key = Some(key.as_str());
+            }
+            Segment::Unknown => {}
+        }
+    }
+    let message = e.inner().message().trim().to_owned();
+    // The path normally already ends at the unknown key; make sure it does, because naming the
+    // key itself is what lets the user (and the env-var attribution) find it.
+    if let Some(key) = unknown_field(&message).filter(|k| last_key != Some(*k)) {
+        if !field.is_empty() {
+            field.push('.');
+        }
+        field.push_str(key);
+    }
+    if field.is_empty() {
+        field.push('.');
+    }
+    origins.invalid(&field, message)
+}
+
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split_once('`').map(|(key, _)| key)
+}

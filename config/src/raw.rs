@@ -1,0 +1,178 @@
+//! `RawConfig`: the TOML shape exactly as written (every key optional, unknown keys rejected),
+//! before defaults are applied and values are checked.
+//!
+//! Integers are kept as `i64` and durations as strings so that range and format problems are
+//! reported by validation with a readable message ("must be between 1 and 1000 (got 5000)")
+//! rather than by serde's type errors.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+
+/// The whole file. All sections are optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub storage: Option<RawStorage>,
+    pub slack: Option<RawSlack>,
+    pub reports: Option<RawReports>,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    pub url: Option<String>,
+    pub options: Option<BTreeMap<String, OptionValue>>,
+}
+
+/// `[slack]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSlack {
+    pub api_url: Option<String>,
+    pub token_env: Option<String>,
+    pub token_file: Option<String>,
+    #[serde(default, deserialize_with = "sources")]
+    pub sources: Option<Vec<String>>,
+    pub users_page_size: Option<Int>,
+    pub access_logs_page_size: Option<Int>,
+    pub access_logs_overlap: Option<DurationText>,
+    pub request_timeout: Option<DurationText>,
+    pub concurrency: Option<Int>,
+    pub retry: Option<RawRetry>,
+    pub rate_limits: Option<RawRateLimits>,
+}
+
+/// `[slack.retry]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    pub max_attempts: Option<Int>,
+    pub initial_backoff: Option<DurationText>,
+    pub max_backoff: Option<DurationText>,
+    pub min_retry_after: Option<DurationText>,
+    pub max_retry_after: Option<DurationText>,
+}
+
+/// `[slack.rate_limits]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimits {
+    pub enabled: Option<bool>,
+    pub tier1: Option<Int>,
+    pub tier2: Option<Int>,
+    pub tier3: Option<Int>,
+    pub tier4: Option<Int>,
+}
+
+/// `[reports]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReports {
+    pub dormant_days: Option<Int>,
+}
+
+/// A `[storage.options]` value. object_store wants strings, but people naturally write
+/// `aws_allow_http = true`, and an env override of `true` arrives as a TOML bool, so scalars are
+/// accepted and turned into their string form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionValue(pub String);
+
+impl<'de> Deserialize<'de> for OptionValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = OptionValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(OptionValue(v.to_owned()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(OptionValue(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(OptionValue(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(OptionValue(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(OptionValue(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// An integer field. Kept wide so range errors can quote the value; a dedicated type only so
+/// type errors say "an integer" rather than serde's "i64".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Int(pub i64);
+
+impl<'de> Deserialize<'de> for Int {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Int;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an integer")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                i64::try_from(v).map(Int).map_err(|_| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+            }
+        }
+        deserializer.deserialize_i64(V)
+    }
+}
+
+/// A humantime duration as written (`"500ms"`, `"15m"`, `"1d"`); parsed during validation. A
+/// bare number is refused rather than guessed at, since its unit would be ambiguous.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurationText(pub String);
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = DurationText;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration string with a unit, such as \"500ms\", \"60s\" or \"1d\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(DurationText(v.to_owned()))
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
+/// `sources` as an array of names, or as one comma-separated string, which is the convenient
+/// form for `LASTSEEN_SLACK__SOURCES=users,access_logs`.
+fn sources<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<String>>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an array of source names such as [\"users\", \"access_logs\"]")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(name) = seq.next_element::<String>()? {
+                out.push(name);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_any(V).map(Some)
+}

@@ -1,0 +1,363 @@
+//! End-to-end tests of the public loading API: layering, error attribution and the example.
+
+use std::time::Duration;
+
+use super::*;
+
+fn no_env() -> Vec<(String, String)> {
+    Vec::new()
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+fn load(text: &str) -> Result<Config> {
+    Config::from_toml_str(text, "lastseen.toml", no_env())
+}
+
+fn err(text: &str) -> ConfigError {
+    load(text).expect_err("config should be rejected")
+}
+
+#[test]
+fn defaults() {
+    let c = Config::from_toml_str("", "defaults", no_env()).unwrap();
+    assert_eq!(c.origin, "defaults");
+    assert_eq!(c.storage.url.scheme(), "file");
+    assert_eq!(c.storage.url.to_file_path().unwrap(), std::env::current_dir().unwrap().join("lastseen-data"));
+    assert!(c.storage.options.is_empty());
+    let s = &c.slack;
+    assert_eq!(s.api_url.as_str(), "https://slack.com/api/");
+    assert_eq!(s.token, TokenSource::Env("SLACK_TOKEN".into()));
+    assert_eq!(s.sources, vec![Source::Users, Source::AccessLogs]);
+    assert_eq!(s.users_page_size, 200);
+    assert_eq!(s.access_logs_page_size, 1000);
+    assert_eq!(s.access_logs_overlap, Duration::from_secs(86_400));
+    assert_eq!(s.request_timeout, Duration::from_secs(60));
+    assert_eq!(s.concurrency, 4);
+    assert_eq!(
+        s.retry,
+        RetryConfig {
+            max_attempts: 8,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(60),
+            min_retry_after: Duration::from_secs(1),
+            max_retry_after: Duration::from_secs(15 * 60),
+        }
+    );
+    assert!(s.rate_limits.enabled);
+    assert_eq!(s.rate_limits.per_minute, [1, 20, 50, 100]);
+    assert_eq!(s.rate_limits.per_minute(2), 20);
+    assert_eq!(c.reports.dormant_days, 90);
+}
+
+#[test]
+fn example_parses_to_the_defaults() {
+    let example = Config::from_toml_str(EXAMPLE, "example.toml", no_env()).unwrap();
+    let defaults = Config::from_toml_str("", "example.toml", no_env()).unwrap();
+    assert_eq!(example, defaults);
+}
+
+#[test]
+fn example_s3_block_is_valid_when_uncommented() {
+    let text = EXAMPLE
+        .replace("url = \"./lastseen-data\"", "")
+        .replace("# url = \"s3://", "url = \"s3://")
+        .replace("# aws_region", "aws_region")
+        .replace("# aws_endpoint", "aws_endpoint")
+        .replace("# aws_allow_http", "aws_allow_http");
+    let c = Config::from_toml_str(&text, "example.toml", no_env()).unwrap();
+    assert_eq!(c.storage.url.as_str(), "s3://my-bucket/lastseen");
+    assert_eq!(c.storage.options["aws_region"], "eu-west-1");
+    assert_eq!(c.storage.options["aws_endpoint"], "http://127.0.0.1:9000");
+    assert_eq!(c.storage.options["aws_allow_http"], "true");
+}
+
+#[test]
+fn unknown_key_in_file_is_named() {
+    let e = err("[slack]\napi_urll = \"https://x\"\n");
+    assert_eq!(e.field(), Some("slack.api_urll"));
+    let msg = e.to_string();
+    assert!(msg.starts_with("config error in lastseen.toml: field `slack.api_urll`"), "{msg}");
+
+    let e = err("[slak]\n");
+    assert_eq!(e.field(), Some("slak"));
+    let e = err("[slack.retry]\nmax = 1\n");
+    assert_eq!(e.field(), Some("slack.retry.max"));
+}
+
+#[test]
+fn unknown_key_via_env_names_the_variable() {
+    let e = Config::from_toml_str("", "defaults", env(&[("LASTSEEN_SLACK__TOKN", "x")])).unwrap_err();
+    assert_eq!(e.field(), Some("slack.tokn"));
+    assert!(e.to_string().contains("LASTSEEN_SLACK__TOKN"), "{e}");
+
+    let e = Config::from_toml_str("", "defaults", env(&[("LASTSEEN_NOPE__X", "1")])).unwrap_err();
+    assert!(e.to_string().contains("LASTSEEN_NOPE__X"), "{e}");
+}
+
+#[test]
+fn cli_variables_without_double_underscore_are_ignored() {
+    let c = Config::from_toml_str(
+        "",
+        "defaults",
+        env(&[
+            ("LASTSEEN_CONFIG", "/etc/lastseen.toml"),
+            ("LASTSEEN_LOG", "debug"),
+            ("LASTSEEN_LOG_FORMAT", "json"),
+            ("LASTSEEN_LAKE", "s3://elsewhere/x"),
+            ("SLACK_TOKEN", "xoxp-not-config"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.storage.url.scheme(), "file");
+}
+
+#[test]
+fn wrong_type_names_the_field() {
+    let e = err("[slack]\nusers_page_size = \"lots\"\n");
+    assert_eq!(e.field(), Some("slack.users_page_size"));
+    let e = err("[slack.rate_limits]\nenabled = \"yes\"\n");
+    assert_eq!(e.field(), Some("slack.rate_limits.enabled"));
+    let e = err("[slack]\nsources = [\"users\", 3]\n");
+    assert_eq!(e.field(), Some("slack.sources[1]"));
+    let e = err("storage = 5\n");
+    assert_eq!(e.field(), Some("storage"));
+    let e = err("[slack]\nrequest_timeout = 60\n");
+    assert_eq!(e.field(), Some("slack.request_timeout"));
+    assert!(e.to_string().contains("duration string"), "{e}");
+    let e = err("[reports]\ndormant_days = 1.5\n");
+    assert!(e.to_string().contains("expected an integer"), "{e}");
+}
+
+#[test]
+fn syntax_errors_carry_line_and_column() {
+    let e = err("[storage]\nurl = \n");
+    match &e {
+        ConfigError::Parse { origin, message } => {
+            assert_eq!(origin, "lastseen.toml");
+            assert!(message.contains("line 2"), "{message}");
+            assert!(message.contains("column"), "{message}");
+        }
+        other => panic!("expected Parse, got {other:?}"),
+    }
+}
+
+#[test]
+fn range_checks() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("[slack]\nusers_page_size = 5000", "slack.users_page_size", "between 1 and 1000 (got 5000)"),
+        ("[slack]\nusers_page_size = 0", "slack.users_page_size", "between 1 and 1000 (got 0)"),
+        ("[slack]\naccess_logs_page_size = 1001", "slack.access_logs_page_size", "(got 1001)"),
+        ("[slack]\nconcurrency = 0", "slack.concurrency", "between 1 and 64"),
+        ("[slack]\nconcurrency = 65", "slack.concurrency", "between 1 and 64"),
+        ("[slack.retry]\nmax_attempts = 0", "slack.retry.max_attempts", "at least 1 (got 0)"),
+        ("[slack.retry]\nmax_attempts = -3", "slack.retry.max_attempts", "at least 1"),
+        (
+            "[slack.retry]\ninitial_backoff = \"10s\"\nmax_backoff = \"5s\"",
+            "slack.retry.max_backoff",
+            "at least slack.retry.initial_backoff",
+        ),
+        (
+            "[slack.retry]\nmin_retry_after = \"1h\"",
+            "slack.retry.max_retry_after",
+            "at least slack.retry.min_retry_after",
+        ),
+        ("[slack.retry]\nmax_backoff = \"soon\"", "slack.retry.max_backoff", "not a duration"),
+        ("[slack]\nrequest_timeout = \"0s\"", "slack.request_timeout", "greater than zero"),
+        ("[slack.rate_limits]\ntier3 = 0", "slack.rate_limits.tier3", "at least 1"),
+        ("[reports]\ndormant_days = 0", "reports.dormant_days", "between 1 and 3650"),
+        ("[reports]\ndormant_days = 3651", "reports.dormant_days", "(got 3651)"),
+        ("[slack]\nsources = [\"users\", \"audit\"]", "slack.sources[1]", "unknown source `audit`"),
+        ("[slack]\nsources = [\"users\", \"users\"]", "slack.sources[1]", "listed twice"),
+        ("[slack]\nsources = []", "slack.sources", "at least one"),
+        ("[slack]\ntoken_env = \"xoxp-123\"", "slack.token_env", "not an environment variable"),
+    ];
+    for (text, field, needle) in cases {
+        let e = err(text);
+        assert_eq!(e.field(), Some(*field), "{text}: {e}");
+        assert!(e.to_string().contains(needle), "{text}: {e}");
+    }
+    let e = err("[slack]\nusers_page_size = 5000");
+    assert_eq!(
+        e.to_string(),
+        "config error in lastseen.toml: field `slack.users_page_size`: must be between 1 and 1000 (got 5000)"
+    );
+}
+
+#[test]
+fn in_range_edges_are_accepted() {
+    let c = load(
+        "[slack]\nusers_page_size = 1\naccess_logs_page_size = 1000\nconcurrency = 64\n\
+         [slack.retry]\nmax_attempts = 1\ninitial_backoff = \"2s\"\nmax_backoff = \"2s\"\n\
+         [reports]\ndormant_days = 3650\n",
+    )
+    .unwrap();
+    assert_eq!(c.slack.users_page_size, 1);
+    assert_eq!(c.slack.concurrency, 64);
+    assert_eq!(c.slack.retry.max_attempts, 1);
+    assert_eq!(c.reports.dormant_days, 3650);
+}
+
+#[test]
+fn relative_storage_path_becomes_absolute_file_url() {
+    let c = load("[storage]\nurl = \"data/lake\"\n").unwrap();
+    assert_eq!(c.storage.url.scheme(), "file");
+    assert_eq!(c.storage.url.to_file_path().unwrap(), std::env::current_dir().unwrap().join("data").join("lake"));
+}
+
+#[test]
+fn s3_url_and_options_are_kept() {
+    let c = load(
+        "[storage]\nurl = \"s3://my-bucket/lastseen\"\n[storage.options]\n\
+         aws_region = \"eu-west-1\"\nAWS_ALLOW_HTTP = true\n",
+    )
+    .unwrap();
+    assert_eq!(c.storage.url.as_str(), "s3://my-bucket/lastseen");
+    assert_eq!(c.storage.options["aws_region"], "eu-west-1");
+    assert_eq!(c.storage.options["aws_allow_http"], "true");
+}
+
+#[test]
+fn bad_storage_url_names_the_field() {
+    let e = load("[storage]\nurl = \"ftp://x/y\"\n").unwrap_err();
+    assert_eq!(e.field(), Some("storage.url"));
+    assert!(e.to_string().contains("unsupported scheme"), "{e}");
+}
+
+#[test]
+fn api_url_must_be_https_unless_loopback() {
+    let e = err("[slack]\napi_url = \"http://slack.com/api\"\n");
+    assert_eq!(e.field(), Some("slack.api_url"));
+    assert!(e.to_string().contains("https"), "{e}");
+
+    let c = load("[slack]\napi_url = \"http://127.0.0.1:8089/api\"\n").unwrap();
+    assert_eq!(c.slack.api_url.as_str(), "http://127.0.0.1:8089/api/");
+    assert_eq!(c.slack.api_url.port(), Some(8089));
+}
+
+#[test]
+fn env_override_beats_file() {
+    let file = "[storage]\nurl = \"/srv/lake\"\n[reports]\ndormant_days = 60\n";
+    let c = Config::from_toml_str(
+        file,
+        "lastseen.toml",
+        env(&[
+            ("LASTSEEN_STORAGE__URL", "s3://bucket/prefix"),
+            ("LASTSEEN_REPORTS__DORMANT_DAYS", "30"),
+            ("LASTSEEN_SLACK__API_URL", "http://localhost:9999"),
+            ("LASTSEEN_SLACK__RETRY__MAX_ATTEMPTS", "3"),
+            ("LASTSEEN_SLACK__RATE_LIMITS__ENABLED", "false"),
+            ("LASTSEEN_SLACK__SOURCES", "[\"users\"]"),
+            ("LASTSEEN_SLACK__ACCESS_LOGS_OVERLAP", "2h"),
+            ("LASTSEEN_STORAGE__OPTIONS__AWS_ENDPOINT", "http://127.0.0.1:9000"),
+            ("LASTSEEN_STORAGE__OPTIONS__AWS_ALLOW_HTTP", "true"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.storage.url.as_str(), "s3://bucket/prefix");
+    assert_eq!(c.reports.dormant_days, 30);
+    assert_eq!(c.slack.api_url.as_str(), "http://localhost:9999/");
+    assert_eq!(c.slack.retry.max_attempts, 3);
+    assert!(!c.slack.rate_limits.enabled);
+    assert_eq!(c.slack.sources, vec![Source::Users]);
+    assert_eq!(c.slack.access_logs_overlap, Duration::from_secs(7200));
+    assert_eq!(c.storage.options["aws_endpoint"], "http://127.0.0.1:9000");
+    assert_eq!(c.storage.options["aws_allow_http"], "true");
+    assert_eq!(c.origin, "lastseen.toml");
+}
+
+#[test]
+fn comma_separated_sources_from_env() {
+    let c = Config::from_toml_str("", "defaults", env(&[("LASTSEEN_SLACK__SOURCES", "access_logs, users")])).unwrap();
+    assert_eq!(c.slack.sources, vec![Source::AccessLogs, Source::Users]);
+}
+
+#[test]
+fn env_sourced_errors_name_the_variable() {
+    let e = Config::from_toml_str(
+        "[storage]\nurl = \"/srv/lake\"\n",
+        "lastseen.toml",
+        env(&[("LASTSEEN_STORAGE__URL", "ftp://nope/x")]),
+    )
+    .unwrap_err();
+    assert_eq!(e.field(), Some("storage.url"));
+    assert!(e.to_string().contains("LASTSEEN_STORAGE__URL"), "{e}");
+
+    let e = Config::from_toml_str("", "defaults", env(&[("LASTSEEN_REPORTS__DORMANT_DAYS", "9999")])).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "config error in environment variable LASTSEEN_REPORTS__DORMANT_DAYS: \
+         field `reports.dormant_days`: must be between 1 and 3650 (got 9999)"
+    );
+
+    let e = Config::from_toml_str("", "defaults", env(&[("LASTSEEN_SLACK__USERS_PAGE_SIZE", "many")])).unwrap_err();
+    assert_eq!(e.field(), Some("slack.users_page_size"));
+    assert!(e.to_string().contains("LASTSEEN_SLACK__USERS_PAGE_SIZE"), "{e}");
+
+    // A file error next to an unrelated override is still blamed on the file.
+    let e = Config::from_toml_str(
+        "[slack]\nconcurrency = 100\n",
+        "lastseen.toml",
+        env(&[("LASTSEEN_SLACK__API_URL", "https://slack.com/api")]),
+    )
+    .unwrap_err();
+    assert!(e.to_string().starts_with("config error in lastseen.toml:"), "{e}");
+}
+
+#[test]
+fn token_file_and_token_env_are_exclusive() {
+    let c = load("[slack]\ntoken_file = \"/run/secrets/slack-token\"\n").unwrap();
+    assert_eq!(c.slack.token, TokenSource::File("/run/secrets/slack-token".into()));
+    assert_eq!(c.slack.token.describe(), "file /run/secrets/slack-token");
+
+    let c = load("[slack]\ntoken_env = \"MY_SLACK\"\n").unwrap();
+    assert_eq!(c.slack.token, TokenSource::Env("MY_SLACK".into()));
+
+    let e = err("[slack]\ntoken_env = \"A\"\ntoken_file = \"/x\"\n");
+    assert_eq!(e.field(), Some("slack.token_file"));
+}
+
+#[test]
+fn load_reads_the_given_file_and_requires_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("custom.toml");
+    std::fs::write(&path, "[reports]\ndormant_days = 45\n").unwrap();
+    let c = Config::load(Some(&path)).unwrap();
+    assert_eq!(c.reports.dormant_days, 45);
+    assert_eq!(c.origin, path.display().to_string());
+
+    let missing = dir.path().join("missing.toml");
+    let e = Config::load(Some(&missing)).unwrap_err();
+    assert!(matches!(e, ConfigError::Read { .. }), "{e:?}");
+    assert!(e.to_string().contains("missing.toml"), "{e}");
+}
+
+#[test]
+fn with_storage_url_overrides_and_validates() {
+    let c = load("").unwrap();
+    let c = c.with_storage_url("memory://").unwrap();
+    assert_eq!(c.storage.url.as_str(), "memory://");
+    let e = c.with_storage_url("s3://").unwrap_err();
+    assert_eq!(e.field(), Some("storage.url"));
+    assert!(parse_storage_url("gs://b/p").is_ok());
+    assert_eq!(parse_storage_url("nope://x").unwrap_err().field(), Some("storage.url"));
+}
+
+#[test]
+fn debug_shows_no_secrets() {
+    let c = Config::from_toml_str(
+        "[storage]\nurl = \"s3://b/p\"\n[storage.options]\naws_secret_access_key = \"hunter2\"\n",
+        "lastseen.toml",
+        env(&[("SLACK_TOKEN", "xoxp-super-secret")]),
+    )
+    .unwrap();
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("xoxp"), "{dbg}");
+    assert!(!dbg.contains("hunter2"), "{dbg}");
+    assert!(dbg.contains("SLACK_TOKEN"), "{dbg}");
+
+    let token = secrecy::SecretString::from("xoxp-super-secret".to_owned());
+    assert!(!format!("{token:?}").contains("xoxp"));
+}

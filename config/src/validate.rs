@@ -1,0 +1,215 @@
+//! Turning a `RawConfig` into a `Config`: applying defaults and checking every value, with each
+//! error attributed to its field path and to the file or env var it came from.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::overrides::Origins;
+use crate::raw::{DurationText, Int, RawConfig, RawRateLimits, RawRetry, RawSlack, RawStorage};
+use crate::slack::{self, RateLimitConfig, RetryConfig, SlackConfig, Source};
+use crate::storage::{self, StorageConfig};
+use crate::token::TokenSource;
+use crate::{Config, ReportsConfig};
+
+pub(crate) mod defaults {
+    pub const STORAGE_URL: &str = "./lastseen-data";
+    pub const API_URL: &str = "https://slack.com/api";
+    pub const TOKEN_ENV: &str = "SLACK_TOKEN";
+    pub const SOURCES: &[&str] = &["users", "access_logs"];
+    pub const USERS_PAGE_SIZE: i64 = 200;
+    pub const ACCESS_LOGS_PAGE_SIZE: i64 = 1000;
+    pub const ACCESS_LOGS_OVERLAP: &str = "1d";
+    pub const REQUEST_TIMEOUT: &str = "60s";
+    pub const CONCURRENCY: i64 = 4;
+    pub const MAX_ATTEMPTS: i64 = 8;
+    pub const INITIAL_BACKOFF: &str = "500ms";
+    pub const MAX_BACKOFF: &str = "60s";
+    pub const MIN_RETRY_AFTER: &str = "1s";
+    pub const MAX_RETRY_AFTER: &str = "15m";
+    pub const RATE_LIMITS_ENABLED: bool = true;
+    pub const TIERS: [i64; 4] = [1, 20, 50, 100];
+    pub const DORMANT_DAYS: i64 = 90;
+}
+
+pub(crate) fn validate(raw: RawConfig, origins: &Origins) -> Result<Config> {
+    Ok(Config {
+        storage: storage(raw.storage.unwrap_or_default(), origins)?,
+        slack: slack(raw.slack.unwrap_or_default(), origins)?,
+        reports: ReportsConfig {
+            dormant_days: int(
+                origins,
+                "reports.dormant_days",
+                raw.reports.and_then(|r| r.dormant_days),
+                defaults::DORMANT_DAYS,
+                1,
+                3650,
+            )?,
+        },
+        origin: origins.file.clone(),
+    })
+}
+
+fn storage(raw: RawStorage, o: &Origins) -> Result<StorageConfig> {
+    let url = raw.url.as_deref().unwrap_or(defaults::STORAGE_URL);
+    let url = storage::storage_url(url).map_err(|m| o.invalid("storage.url", m))?;
+    let mut options = BTreeMap::new();
+    for (key, value) in raw.options.unwrap_or_default() {
+        // object_store's key parsers only know the lower-case spellings; env overrides are
+        // lower-cased anyway, so the file is made to match.
+        let field = format!("storage.options.{key}");
+        let lower = key.to_ascii_lowercase();
+        if lower.is_empty() {
+            return Err(o.invalid(&field, "option names must not be empty"));
+        }
+        if options.insert(lower, value.0).is_some() {
+            return Err(o.invalid(&field, "given twice (option names are case-insensitive)"));
+        }
+    }
+    Ok(StorageConfig { url, options })
+}
+
+fn slack(raw: RawSlack, o: &Origins) -> Result<SlackConfig> {
+    let api_url = raw.api_url.as_deref().unwrap_or(defaults::API_URL);
+    let api_url = slack::api_url(api_url).map_err(|m| o.invalid("slack.api_url", m))?;
+
+    let token = match (raw.token_env, raw.token_file) {
+        (Some(_), Some(_)) => {
+            return Err(o.invalid("slack.token_file", "set only one of slack.token_env and slack.token_file"));
+        }
+        (_, Some(file)) => {
+            if file.trim().is_empty() {
+                return Err(o.invalid("slack.token_file", "must not be empty"));
+            }
+            TokenSource::File(PathBuf::from(file))
+        }
+        (env, None) => {
+            let name = env.unwrap_or_else(|| defaults::TOKEN_ENV.to_owned());
+            if !is_env_name(&name) {
+                return Err(o.invalid(
+                    "slack.token_env",
+                    format!(
+                        "`{name}` is not an environment variable name (letters, digits and _, \
+                         not starting with a digit); it names the variable holding the token, \
+                         not the token itself"
+                    ),
+                ));
+            }
+            TokenSource::Env(name)
+        }
+    };
+
+    let names = raw.sources.unwrap_or_else(|| defaults::SOURCES.iter().map(|s| (*s).to_owned()).collect());
+    let mut sources = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let field = format!("slack.sources[{i}]");
+        let src: Source = name.parse().map_err(|e| o.invalid(&field, format!("{e}")))?;
+        if sources.contains(&src) {
+            return Err(o.invalid(&field, format!("`{src}` is listed twice")));
+        }
+        sources.push(src);
+    }
+    if sources.is_empty() {
+        return Err(o.invalid("slack.sources", "must name at least one source (users, access_logs)"));
+    }
+
+    let request_timeout = duration(o, "slack.request_timeout", raw.request_timeout, defaults::REQUEST_TIMEOUT)?;
+    if request_timeout.is_zero() {
+        return Err(o.invalid("slack.request_timeout", "must be greater than zero"));
+    }
+
+    Ok(SlackConfig {
+        api_url,
+        token,
+        sources,
+        users_page_size: int(o, "slack.users_page_size", raw.users_page_size, defaults::USERS_PAGE_SIZE, 1, 1000)?,
+        access_logs_page_size: int(
+            o,
+            "slack.access_logs_page_size",
+            raw.access_logs_page_size,
+            defaults::ACCESS_LOGS_PAGE_SIZE,
+            1,
+            1000,
+        )?,
+        access_logs_overlap: duration(
+            o,
+            "slack.access_logs_overlap",
+            raw.access_logs_overlap,
+            defaults::ACCESS_LOGS_OVERLAP,
+        )?,
+        request_timeout,
+        concurrency: int(o, "slack.concurrency", raw.concurrency, defaults::CONCURRENCY, 1, 64)?,
+        retry: retry(raw.retry.unwrap_or_default(), o)?,
+        rate_limits: rate_limits(raw.rate_limits.unwrap_or_default(), o)?,
+    })
+}
+
+fn retry(raw: RawRetry, o: &Origins) -> Result<RetryConfig> {
+    let max_attempts =
+        int(o, "slack.retry.max_attempts", raw.max_attempts, defaults::MAX_ATTEMPTS, 1, i64::from(u32::MAX))?;
+    let initial_backoff = duration(o, "slack.retry.initial_backoff", raw.initial_backoff, defaults::INITIAL_BACKOFF)?;
+    let max_backoff = duration(o, "slack.retry.max_backoff", raw.max_backoff, defaults::MAX_BACKOFF)?;
+    if max_backoff < initial_backoff {
+        return Err(o.invalid(
+            "slack.retry.max_backoff",
+            format!(
+                "must be at least slack.retry.initial_backoff ({} < {})",
+                humantime::format_duration(max_backoff),
+                humantime::format_duration(initial_backoff)
+            ),
+        ));
+    }
+    let min_retry_after = duration(o, "slack.retry.min_retry_after", raw.min_retry_after, defaults::MIN_RETRY_AFTER)?;
+    let max_retry_after = duration(o, "slack.retry.max_retry_after", raw.max_retry_after, defaults::MAX_RETRY_AFTER)?;
+    if max_retry_after < min_retry_after {
+        return Err(o.invalid(
+            "slack.retry.max_retry_after",
+            format!(
+                "must be at least slack.retry.min_retry_after ({} < {})",
+                humantime::format_duration(max_retry_after),
+                humantime::format_duration(min_retry_after)
+            ),
+        ));
+    }
+    Ok(RetryConfig { max_attempts, initial_backoff, max_backoff, min_retry_after, max_retry_after })
+}
+
+fn rate_limits(raw: RawRateLimits, o: &Origins) -> Result<RateLimitConfig> {
+    let given = [raw.tier1, raw.tier2, raw.tier3, raw.tier4];
+    let mut per_minute = [0u32; 4];
+    for (i, slot) in per_minute.iter_mut().enumerate() {
+        // Zero would be a budget that never refills: every call of that tier would hang.
+        *slot =
+            int(o, &format!("slack.rate_limits.tier{}", i + 1), given[i], defaults::TIERS[i], 1, i64::from(u32::MAX))?;
+    }
+    Ok(RateLimitConfig { enabled: raw.enabled.unwrap_or(defaults::RATE_LIMITS_ENABLED), per_minute })
+}
+
+/// Applies the default and checks `lo..=hi`. A `hi` of the target type's maximum is treated as
+/// "no upper bound" in the message.
+fn int<T: TryFrom<i64>>(o: &Origins, field: &str, value: Option<Int>, default: i64, lo: i64, hi: i64) -> Result<T> {
+    let v = value.map_or(default, |i| i.0);
+    if v < lo || v > hi {
+        let msg = if hi == i64::from(u32::MAX) {
+            format!("must be at least {lo} (got {v})")
+        } else {
+            format!("must be between {lo} and {hi} (got {v})")
+        };
+        return Err(o.invalid(field, msg));
+    }
+    T::try_from(v).map_err(|_| o.invalid(field, format!("out of range (got {v})")))
+}
+
+fn duration(o: &Origins, field: &str, value: Option<DurationText>, default: &str) -> Result<Duration> {
+    let text = value.as_ref().map_or(default, |d| d.0.as_str());
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        o.invalid(field, format!("`{text}` is not a duration ({e}); write e.g. \"500ms\", \"60s\", \"15m\", \"1d\""))
+    })
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
