@@ -173,11 +173,7 @@ pub static LAST_SEEN: TableDef = TableDef {
 pub static TABLES: &[&TableDef] = &[&SLACK_USERS, &SLACK_ACCESS_LOGS, &LAST_SEEN];
 
 pub fn table(name: &str) -> crate::Result<&'static TableDef> {
-    TABLES
-        .iter()
-        .copied()
-        .find(|t| t.name == name)
-        .ok_or_else(|| crate::LakeError::UnknownTable(name.to_string()))
+    TABLES.iter().copied().find(|t| t.name == name).ok_or_else(|| crate::LakeError::UnknownTable(name.to_string()))
 }
 
 pub fn table_names() -> Vec<&'static str> {

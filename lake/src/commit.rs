@@ -146,14 +146,23 @@ impl Transaction {
         check_schema(def, &batch)?;
         match def.partitioning {
             Partitioning::Snapshot => {
-                self.pending.entry((def.name, snapshot_dt)).or_insert_with(|| Pending { def, batches: Vec::new() }).batches.push(batch);
+                self.pending
+                    .entry((def.name, snapshot_dt))
+                    .or_insert_with(|| Pending { def, batches: Vec::new() })
+                    .batches
+                    .push(batch);
             }
             Partitioning::EventDate { column } => {
                 let col = batch.column_by_name(column).expect("schema checked");
-                let dates = cast(col, &DataType::Date32).map_err(|e| LakeError::arrow(format!("deriving dt from `{column}`"), e))?;
+                let dates = cast(col, &DataType::Date32)
+                    .map_err(|e| LakeError::arrow(format!("deriving dt from `{column}`"), e))?;
                 let dates = dates.as_primitive::<Date32Type>();
                 if dates.null_count() > 0 {
-                    return Err(LakeError::MissingPartitionValue { table: def.name.into(), dt: snapshot_dt, column: column.into() });
+                    return Err(LakeError::MissingPartitionValue {
+                        table: def.name.into(),
+                        dt: snapshot_dt,
+                        column: column.into(),
+                    });
                 }
                 let distinct: BTreeSet<i32> = dates.values().iter().copied().collect();
                 for d in distinct {
@@ -167,8 +176,13 @@ impl Transaction {
                         &datafusion::arrow::array::Date32Array::new_scalar(d),
                     )
                     .map_err(|e| LakeError::arrow("splitting rows by date", e))?;
-                    let part = filter_record_batch(&batch, &mask).map_err(|e| LakeError::arrow("splitting rows by date", e))?;
-                    self.pending.entry((def.name, dt)).or_insert_with(|| Pending { def, batches: Vec::new() }).batches.push(part);
+                    let part = filter_record_batch(&batch, &mask)
+                        .map_err(|e| LakeError::arrow("splitting rows by date", e))?;
+                    self.pending
+                        .entry((def.name, dt))
+                        .or_insert_with(|| Pending { def, batches: Vec::new() })
+                        .batches
+                        .push(part);
                 }
             }
         }
@@ -279,7 +293,9 @@ async fn cleanup(lake: &Lake, previous: &Snapshot, published: &Snapshot, staged:
         for rel in doomed {
             let path = lake.path(&rel);
             match lake.store().delete(&path).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => tracing::debug!(file = %rel, "removed unlisted file"),
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                    tracing::debug!(file = %rel, "removed unlisted file")
+                }
                 Err(e) => tracing::warn!(file = %rel, error = %e, "could not remove superseded file"),
             }
         }

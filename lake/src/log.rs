@@ -84,7 +84,8 @@ impl Lake {
             Err(object_store::Error::NotFound { .. }) => Vec::new(),
             Err(e) => return Err(LakeError::store(&prefix, e)),
         };
-        let mut versions: Vec<u64> = objects.iter().filter_map(|m| m.location.filename().and_then(parse_version)).collect();
+        let mut versions: Vec<u64> =
+            objects.iter().filter_map(|m| m.location.filename().and_then(parse_version)).collect();
         versions.sort_unstable();
         Ok(versions)
     }
@@ -111,10 +112,7 @@ impl Lake {
         let snap: Snapshot = serde_json::from_slice(&bytes)
             .map_err(|e| LakeError::CorruptLog { path: rel.clone(), message: e.to_string() })?;
         if snap.version != version {
-            return Err(LakeError::CorruptLog {
-                path: rel,
-                message: format!("file says version {}", snap.version),
-            });
+            return Err(LakeError::CorruptLog { path: rel, message: format!("file says version {}", snap.version) });
         }
         Ok(snap)
     }

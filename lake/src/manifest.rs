@@ -62,7 +62,8 @@ pub struct RunManifest {
 impl Lake {
     pub async fn write_run_manifest(&self, m: &RunManifest) -> Result<()> {
         let path = self.path(&format!("{RUNS_DIR}/{}.json", m.run_id));
-        let body = serde_json::to_vec_pretty(m).map_err(|source| LakeError::Json { what: "run manifest".into(), source })?;
+        let body =
+            serde_json::to_vec_pretty(m).map_err(|source| LakeError::Json { what: "run manifest".into(), source })?;
         self.store().put(&path, PutPayload::from(body)).await.map_err(|e| LakeError::store(&path, e))?;
         Ok(())
     }

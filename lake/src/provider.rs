@@ -99,7 +99,9 @@ impl TableProvider for LakeTable {
         for (i, f) in selected.into_iter().enumerate() {
             groups[i % n_groups].push(f);
         }
-        let table_schema = TableSchema::builder(self.def.schema()).with_table_partition_cols(vec![Arc::new(partition_field())]).build();
+        let table_schema = TableSchema::builder(self.def.schema())
+            .with_table_partition_cols(vec![Arc::new(partition_field())])
+            .build();
         let source = Arc::new(ParquetSource::new(table_schema));
         let config = FileScanConfigBuilder::new(self.lake.store_url().clone(), source)
             .with_file_groups(groups.into_iter().map(FileGroup::new).collect())

@@ -34,9 +34,7 @@ impl Lake {
         let bad = |message: String| LakeError::Url { url: url.to_string(), message };
         let (store, root): (Arc<dyn ObjectStore>, Path) = match url.scheme() {
             "file" => {
-                let path = url
-                    .to_file_path()
-                    .map_err(|()| bad("not an absolute local path".into()))?;
+                let path = url.to_file_path().map_err(|()| bad("not an absolute local path".into()))?;
                 std::fs::create_dir_all(&path)
                     .map_err(|e| bad(format!("cannot create directory {}: {e}", path.display())))?;
                 let store = object_store::local::LocalFileSystem::new();

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
@@ -103,8 +105,15 @@ async fn rerunning_a_snapshot_day_replaces_it() {
         lease.release().await.unwrap();
     }
     let b = query(&lake, "SELECT user_id FROM slack_users ORDER BY user_id").await;
-    let ids: Vec<_> =
-        b.iter().flat_map(|b| datafusion::arrow::array::AsArray::as_string::<i32>(b.column(0)).iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>()).collect();
+    let ids: Vec<_> = b
+        .iter()
+        .flat_map(|b| {
+            datafusion::arrow::array::AsArray::as_string::<i32>(b.column(0))
+                .iter()
+                .map(|v| v.unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
     assert_eq!(ids, vec!["U2", "U4"]);
     assert_eq!(parquet_files(&lake).await.len(), 1, "the superseded file is removed");
     assert_eq!(lake.snapshot().await.unwrap().version, 2);
@@ -115,8 +124,12 @@ async fn merge_tables_keep_the_newest_row_per_key_and_split_by_event_day() {
     let lake = Lake::open(&url::Url::parse("memory:///lake").unwrap(), &BTreeMap::new()).unwrap();
     let lease = lake.acquire_lock("r1", Duration::from_secs(60)).await.unwrap();
     let mut tx = lake.begin(&lease).await.unwrap();
-    tx.write(&SLACK_ACCESS_LOGS, day(9), logs(&[("U1", "ip1", ts(1, 10), ts(2, 100)), ("U2", "ip1", ts(1, 5), ts(3, 7))], ts(3, 0)))
-        .unwrap();
+    tx.write(
+        &SLACK_ACCESS_LOGS,
+        day(9),
+        logs(&[("U1", "ip1", ts(1, 10), ts(2, 100)), ("U2", "ip1", ts(1, 5), ts(3, 7))], ts(3, 0)),
+    )
+    .unwrap();
     tx.set_watermark("access_logs/T1", ts(3, 7) / 1_000_000);
     let s = tx.commit().await.unwrap();
     assert_eq!(s.partitions.iter().map(|p| (p.dt, p.rows)).collect::<Vec<_>>(), vec![(day(2), 1), (day(3), 1)]);
@@ -126,18 +139,27 @@ async fn merge_tables_keep_the_newest_row_per_key_and_split_by_event_day() {
     tx.write(
         &SLACK_ACCESS_LOGS,
         day(9),
-        logs(&[("U1", "ip1", ts(1, 10), ts(2, 900)), ("U3", "ip2", ts(2, 1), ts(2, 50)), ("U2", "ip1", ts(1, 5), ts(3, 7))], ts(4, 0)),
+        logs(
+            &[
+                ("U1", "ip1", ts(1, 10), ts(2, 900)),
+                ("U3", "ip2", ts(2, 1), ts(2, 50)),
+                ("U2", "ip1", ts(1, 5), ts(3, 7)),
+            ],
+            ts(4, 0),
+        ),
     )
     .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_access_logs").await, 3);
     assert_eq!(
-        scalar(&lake, "SELECT CAST(to_unixtime(date_last) AS BIGINT) FROM slack_access_logs WHERE user_id = 'U1'").await,
+        scalar(&lake, "SELECT CAST(to_unixtime(date_last) AS BIGINT) FROM slack_access_logs WHERE user_id = 'U1'")
+            .await,
         ts(2, 900) / 1_000_000
     );
     // Re-read rows keep their first collection time, so identical re-reads change nothing.
     assert_eq!(
-        scalar(&lake, "SELECT CAST(to_unixtime(collected_at) AS BIGINT) FROM slack_access_logs WHERE user_id = 'U2'").await,
+        scalar(&lake, "SELECT CAST(to_unixtime(collected_at) AS BIGINT) FROM slack_access_logs WHERE user_id = 'U2'")
+            .await,
         ts(3, 0) / 1_000_000
     );
     // Partition pruning: a dt filter reads only that day.

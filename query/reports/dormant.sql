@@ -44,6 +44,6 @@ WHERE u.dt = CAST($as_of AS DATE)
   AND (ls.last_seen_at IS NULL OR CAST(ls.last_seen_at AS DATE) <= CAST($cutoff AS DATE))
 ORDER BY
     (u.is_primary_owner OR u.is_owner OR u.is_admin) DESC,
-    ls.last_seen_at ASC NULLS FIRST,
+    ls.last_seen_at ASC NULLS LAST,
     u.team_id,
     u.user_id

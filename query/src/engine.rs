@@ -54,7 +54,8 @@ impl QueryEngine {
         if params.is_empty() {
             return Ok(df);
         }
-        let map: HashMap<String, ScalarAndMetadata> = params.iter().map(|(k, v)| (k.to_string(), v.clone().into())).collect();
+        let map: HashMap<String, ScalarAndMetadata> =
+            params.iter().map(|(k, v)| (k.to_string(), v.clone().into())).collect();
         Ok(df.with_param_values(ParamValues::Map(map))?)
     }
 

@@ -93,7 +93,8 @@ mod tests {
     #[test]
     fn csv_guards_formulas_but_keeps_plain_text() {
         let schema = Arc::new(Schema::new(vec![Field::new("name", DataType::Utf8, true)]));
-        let col: ArrayRef = Arc::new(StringArray::from(vec![Some("=HYPERLINK(\"http://x\")"), Some("alice"), None, Some("-1")]));
+        let col: ArrayRef =
+            Arc::new(StringArray::from(vec![Some("=HYPERLINK(\"http://x\")"), Some("alice"), None, Some("-1")]));
         let batch = RecordBatch::try_new(schema, vec![col]).unwrap();
         let mut out = Vec::new();
         write(&[batch], OutputFormat::Csv, &mut out).unwrap();

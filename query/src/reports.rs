@@ -48,9 +48,8 @@ impl Report {
             Report::Dormant(p) => {
                 let as_of = resolve_as_of(engine, p.as_of)?;
                 let cutoff = as_of - Duration::days(i64::from(p.days));
-                let df = engine
-                    .plan(DORMANT_SQL, &[("as_of", date_param(as_of)), ("cutoff", date_param(cutoff))])
-                    .await?;
+                let df =
+                    engine.plan(DORMANT_SQL, &[("as_of", date_param(as_of)), ("cutoff", date_param(cutoff))]).await?;
                 Ok(ReportOutput { batches: df.collect().await?, as_of, sql: DORMANT_SQL })
             }
         }

@@ -38,7 +38,12 @@ fn date_param(d: NaiveDate) -> ScalarValue {
 }
 
 /// Compute `last_seen` for `dates` from the committed raw tables and commit it.
-pub async fn derive_last_seen(lake: &Lake, lease: &LockGuard, dates: &[NaiveDate], now: DateTime<Utc>) -> Result<CommitSummary> {
+pub async fn derive_last_seen(
+    lake: &Lake,
+    lease: &LockGuard,
+    dates: &[NaiveDate],
+    now: DateTime<Utc>,
+) -> Result<CommitSummary> {
     let snapshot = lake.snapshot().await?;
     let ctx = SessionContext::new_with_config(SessionConfig::new());
     LakeTable::register_all(&ctx, lake, &snapshot)?;
@@ -67,7 +72,12 @@ pub async fn last_seen_batches(ctx: &SessionContext, dt: NaiveDate, now: DateTim
         ("as_of".to_string(), date_param(dt).into()),
         ("computed_at".to_string(), ScalarValue::TimestampMicrosecond(Some(now.timestamp_micros()), None).into()),
     ]);
-    let df = ctx.sql(LAST_SEEN_SQL).await.map_err(plan_err)?.with_param_values(ParamValues::Map(params)).map_err(plan_err)?;
+    let df = ctx
+        .sql(LAST_SEEN_SQL)
+        .await
+        .map_err(plan_err)?
+        .with_param_values(ParamValues::Map(params))
+        .map_err(plan_err)?;
     let batches = df.collect().await.map_err(plan_err)?;
     // The SQL's result types are DataFusion's choice (nullability, string view); the lake's schema
     // is the contract, so conform each column to it.

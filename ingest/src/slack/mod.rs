@@ -1,0 +1,23 @@
+//! Slack collectors: the response models and the streams that turn Slack pages into Arrow
+//! batches in the lake catalog's schemas.
+
+pub mod access_logs;
+pub mod models;
+pub mod users;
+
+use chrono::{DateTime, Utc};
+
+pub use access_logs::{AccessLogWindow, MAX_PAGES_PER_WINDOW, TEAM_ACCESS_LOGS, access_logs};
+pub use users::{USERS_LIST, users};
+
+/// Slack's documented maximum for `limit` / `count`.
+pub(crate) const MAX_PAGE_SIZE: u32 = 1000;
+
+pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// Slack's epoch seconds as the catalog's microseconds; `None` if it would overflow.
+pub(crate) fn secs_to_micros(secs: i64) -> Option<i64> {
+    secs.checked_mul(1_000_000)
+}

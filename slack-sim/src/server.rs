@@ -1,0 +1,378 @@
+//! The HTTP server: routing, the simulated clock, call counters, fault injection, the access-log
+//! cache and the `/_sim/*` control endpoints.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::SimError;
+use crate::activity::Entry;
+use crate::api::{self, BOT_SCOPES, JSON, Params, Reply, TokenInfo, TokenState, TokenType, USER_SCOPES};
+use crate::config::{FaultKind, FaultRule, FaultWhen, RateLimits, SimConfig};
+use crate::org::{Kind, Org};
+use crate::ratelimit::RateLimiter;
+use crate::rng::{base36, mix, mix4, unit};
+
+/// State shared by every request.
+pub(crate) struct Shared {
+    pub org: Arc<Org>,
+    pub tokens: Vec<TokenInfo>,
+    pub limiter: Option<RateLimiter>,
+    faults: Vec<FaultRule>,
+    clock: AtomicI64,
+    calls: Mutex<HashMap<String, u64>>,
+    /// Pages are fetched many times at one clock value; building the entries is the costly part.
+    access_cache: tokio::sync::Mutex<Option<(i64, Arc<Vec<Entry>>)>>,
+}
+
+impl Shared {
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.load(Ordering::SeqCst)
+    }
+
+    fn record_call(&self, method: &str) -> u64 {
+        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
+        let n = calls.entry(method.to_owned()).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    fn fault_for(&self, method: &str, n: u64) -> Option<&FaultKind> {
+        let method_hash =
+            method.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        self.faults.iter().enumerate().find_map(|(i, rule)| {
+            if rule.method != "*" && rule.method != method {
+                return None;
+            }
+            let hit = match rule.when {
+                FaultWhen::Nth(k) => n == k,
+                FaultWhen::EveryNth(k) => k > 0 && n.is_multiple_of(k),
+                FaultWhen::Probability(p) => unit(mix4(self.org.seed(), i as u64, method_hash, n)) < p,
+            };
+            hit.then_some(&rule.kind)
+        })
+    }
+
+    pub(crate) async fn access_log(&self, now: i64) -> Result<Arc<Vec<Entry>>, ()> {
+        let mut cache = self.access_cache.lock().await;
+        if let Some((at, log)) = cache.as_ref()
+            && *at == now
+        {
+            return Ok(log.clone());
+        }
+        let org = self.org.clone();
+        let log = tokio::task::spawn_blocking(move || Arc::new(org.access_entries(now)))
+            .await
+            .map_err(|e| tracing::error!(error = %e, "building access logs failed"))?;
+        *cache = Some((now, log.clone()));
+        Ok(log)
+    }
+}
+
+const T_TOKEN: u64 = 400;
+
+fn make_tokens(org: &Org) -> Vec<TokenInfo> {
+    let seed = org.seed();
+    let secret = |n: u64| format!("{:016x}{:08x}", mix(seed, n, T_TOKEN), mix(seed, n + 100, T_TOKEN) >> 32);
+    let users = org.users();
+    let owner = &users[0];
+    let user = |token: String, scopes, state| TokenInfo {
+        token,
+        kind: TokenType::User,
+        state,
+        scopes,
+        user_id: owner.id.to_string(),
+        user_name: owner.name.to_string(),
+        bot_id: None,
+    };
+    // The bot token belongs to a bot that users.list shows; an organisation without one gets a
+    // bot user that is not listed, as an app installed after the listing was taken would be.
+    let (bot_user_id, bot_name, bot_id) = match users.iter().position(|u| u.kind == Kind::Bot) {
+        Some(pos) => (users[pos].id.to_string(), users[pos].name.to_string(), api::bot_id(org, pos)),
+        None => (
+            format!("U{}", base36(mix(seed, 1, T_TOKEN) % 36u64.pow(10), 10)),
+            "lastseen".to_owned(),
+            format!("B{}", base36(mix(seed, 2, T_TOKEN) % 36u64.pow(10), 10)),
+        ),
+    };
+    let member = users.iter().find(|u| u.kind == Kind::Member && !u.deleted).unwrap_or(owner);
+    vec![
+        user(format!("xoxp-sim-{}", secret(1)), USER_SCOPES, TokenState::Active),
+        TokenInfo {
+            token: format!("xoxb-sim-{}", secret(2)),
+            kind: TokenType::Bot,
+            state: TokenState::Active,
+            scopes: BOT_SCOPES,
+            user_id: bot_user_id,
+            user_name: bot_name,
+            bot_id: Some(bot_id),
+        },
+        TokenInfo {
+            user_id: member.id.to_string(),
+            user_name: member.name.to_string(),
+            ..user(format!("xoxp-sim-{}", secret(3)), BOT_SCOPES, TokenState::Active)
+        },
+        user(format!("xoxp-sim-revoked-{}", secret(4)), USER_SCOPES, TokenState::Revoked),
+        user(format!("xoxp-sim-inactive-{}", secret(5)), USER_SCOPES, TokenState::Inactive),
+    ]
+}
+
+/// Entry point for starting a simulator.
+#[derive(Debug)]
+pub struct Simulator;
+
+impl Simulator {
+    /// Generates the organisation and serves it on `addr` (`127.0.0.1:0` for a free port).
+    pub async fn start(config: SimConfig, addr: SocketAddr) -> Result<RunningSim, SimError> {
+        let spec = config.org.clone();
+        let org = tokio::task::spawn_blocking(move || Org::generate(&spec))
+            .await
+            .map_err(|e| SimError::Start(e.to_string()))?;
+        Self::start_with_org(config, Arc::new(org), addr).await
+    }
+
+    /// Serves an organisation that is already generated; `config.org` is ignored.
+    pub async fn start_with_org(config: SimConfig, org: Arc<Org>, addr: SocketAddr) -> Result<RunningSim, SimError> {
+        let limiter = match config.rate_limits {
+            RateLimits::Off => None,
+            RateLimits::Tiers { scale } if scale.is_finite() && scale > 0.0 => Some(RateLimiter::new(scale)),
+            RateLimits::Tiers { scale } => {
+                return Err(SimError::InvalidConfig(format!(
+                    "rate limit scale must be a positive number, got {scale}"
+                )));
+            }
+        };
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| SimError::Bind { addr, source })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind { addr, source })?;
+
+        let default_now = org.spec().today.and_hms_opt(23, 59, 59).map_or(0, |t| t.and_utc().timestamp());
+        let shared = Arc::new(Shared {
+            tokens: make_tokens(&org),
+            org,
+            limiter,
+            faults: config.faults,
+            clock: AtomicI64::new(default_now),
+            calls: Mutex::new(HashMap::new()),
+            access_cache: tokio::sync::Mutex::new(None),
+        });
+        let app = Router::new()
+            .route("/api/{method}", any(api_call))
+            .route("/_sim/clock", get(get_clock).post(set_clock))
+            .route("/_sim/ground_truth", get(ground_truth))
+            .with_state(shared.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    // A dropped sender means the RunningSim is gone: stop as well.
+                    let _ = rx.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "slack simulator stopped with an error");
+            }
+        });
+        tracing::info!(%addr, team = shared.org.team_id(), accounts = shared.org.len(), "slack simulator listening");
+        Ok(RunningSim { addr, shared, shutdown: Some(tx), task: Some(task) })
+    }
+}
+
+/// A simulator serving in the background; dropping it or calling `shutdown` stops it.
+pub struct RunningSim {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for RunningSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningSim").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl RunningSim {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The Web API base; methods live at `{api_url}/users.list`.
+    pub fn api_url(&self) -> String {
+        format!("http://{}/api", self.addr)
+    }
+
+    /// An owner's user token with `users:read`, `users:read.email`, `team:read` and `admin`.
+    pub fn user_token(&self) -> &str {
+        &self.shared.tokens[0].token
+    }
+
+    /// A bot token with `users:read` and `team:read` only.
+    pub fn bot_token(&self) -> &str {
+        &self.shared.tokens[1].token
+    }
+
+    /// A regular member's user token with `users:read` and `team:read` only (no email, no admin).
+    pub fn member_token(&self) -> &str {
+        &self.shared.tokens[2].token
+    }
+
+    /// A token Slack answers with `token_revoked`.
+    pub fn revoked_token(&self) -> &str {
+        &self.shared.tokens[3].token
+    }
+
+    /// A token of a deactivated user: `account_inactive`.
+    pub fn inactive_token(&self) -> &str {
+        &self.shared.tokens[4].token
+    }
+
+    pub fn org(&self) -> &Arc<Org> {
+        &self.shared.org
+    }
+
+    /// Moves the simulator's clock (whole seconds; the fraction is dropped).
+    pub fn set_now(&self, now: DateTime<Utc>) {
+        self.shared.clock.store(now.timestamp(), Ordering::SeqCst);
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp(self.shared.now(), 0).unwrap_or_default()
+    }
+
+    /// Calls received for a method, whatever their outcome.
+    pub fn call_count(&self, method: &str) -> u64 {
+        let calls = self.shared.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.get(method).copied().unwrap_or(0)
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(mut task) = self.task.take() {
+            // Keep-alive connections close at once; only a request in flight (say, a `Slow`
+            // fault) could hold the server up, and not for long.
+            if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+async fn api_call(
+    State(shared): State<Arc<Shared>>,
+    Path(method): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let n = shared.record_call(&method);
+    let params = Params::parse(query.as_deref(), &headers, &body);
+    tracing::debug!(%method, call = n, "slack simulator call");
+    let reply = match shared.fault_for(&method, n).cloned() {
+        None => api::handle(&shared, &method, &headers, &params).await,
+        Some(FaultKind::Status(code)) => html_status(code),
+        Some(FaultKind::RateLimited { retry_after_secs }) => Reply::rate_limited(retry_after_secs),
+        Some(FaultKind::OkFalse { error }) => Reply::error(&error),
+        Some(FaultKind::Malformed) => Reply {
+            status: StatusCode::OK,
+            content_type: JSON,
+            headers: Vec::new(),
+            body: b"<!DOCTYPE html><html><head><title>Slack</title></head><body>Something went wrong.</body></html>"
+                .to_vec(),
+        },
+        Some(FaultKind::Slow { millis }) => {
+            tokio::time::sleep(Duration::from_millis(millis)).await;
+            api::handle(&shared, &method, &headers, &params).await
+        }
+        Some(FaultKind::Truncated) => {
+            let mut reply = api::handle(&shared, &method, &headers, &params).await;
+            let cut = (reply.body.len() / 2).max(1).min(reply.body.len());
+            reply.body.truncate(cut);
+            reply
+        }
+    };
+    reply.into_response()
+}
+
+fn html_status(code: u16) -> Reply {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let title = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or("Error"));
+    Reply {
+        status,
+        content_type: "text/html",
+        headers: Vec::new(),
+        body: format!(
+            "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n"
+        )
+        .into_bytes(),
+    }
+}
+
+fn control_error(message: &str) -> Response {
+    (StatusCode::BAD_REQUEST, axum::Json(json!({"ok": false, "error": message}))).into_response()
+}
+
+fn epoch_arg(query: Option<&str>, name: &str) -> Result<Option<i64>, String> {
+    let params = Params::parse(query, &HeaderMap::new(), &[]);
+    match params.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|&t| DateTime::from_timestamp(t, 0).is_some())
+            .map(Some)
+            .ok_or_else(|| format!("{name} must be epoch seconds")),
+    }
+}
+
+async fn get_clock(State(shared): State<Arc<Shared>>) -> Response {
+    axum::Json(json!({"ok": true, "now": shared.now()})).into_response()
+}
+
+async fn set_clock(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
+    match epoch_arg(query.as_deref(), "now") {
+        Ok(Some(now)) => {
+            shared.clock.store(now, Ordering::SeqCst);
+            axum::Json(json!({"ok": true, "now": now})).into_response()
+        }
+        Ok(None) => control_error("now is required"),
+        Err(message) => control_error(&message),
+    }
+}
+
+async fn ground_truth(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
+    let as_of = match epoch_arg(query.as_deref(), "as_of") {
+        Ok(t) => t.unwrap_or_else(|| shared.now()),
+        Err(message) => return control_error(&message),
+    };
+    let Some(as_of) = DateTime::from_timestamp(as_of, 0) else {
+        return control_error("as_of out of range");
+    };
+    let org = shared.org.clone();
+    match tokio::task::spawn_blocking(move || org.ground_truth(as_of)).await {
+        Ok(truth) => axum::Json(truth).into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "ground truth failed").into_response(),
+    }
+}

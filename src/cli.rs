@@ -1,0 +1,162 @@
+//! The command line: global options and one subcommand per file under `src/commands/`.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// lastseen tells identity-governance teams which SaaS accounts are used, by whom, and which are
+/// dormant. It pulls Slack account and access data into date-partitioned Parquet (a local folder
+/// or S3/GCS/Azure) and answers with SQL and reports.
+///
+/// Exit codes: 0 ok, 1 failed, 2 usage error, 3 run committed but a source was skipped,
+/// 78 bad configuration.
+#[derive(Debug, Parser)]
+#[command(name = "lastseen", version, about, long_about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Configuration file (TOML). Default: ./lastseen.toml if it exists, else built-in defaults.
+    /// Any key can be overridden by LASTSEEN_<SECTION>__<KEY> environment variables.
+    #[arg(long, short = 'c', global = true, env = "LASTSEEN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Lake location, overriding `storage.url`: a folder, file:///…, s3://bucket/prefix,
+    /// gs://…, az://… or memory://.
+    #[arg(long, global = true, env = "LASTSEEN_LAKE", value_name = "URL")]
+    pub lake: Option<String>,
+
+    /// Log format: `human`, `json` (one object per line), or `auto` (human on a terminal, JSON
+    /// otherwise). Logs go to stderr; results go to stdout.
+    #[arg(long, global = true, env = "LASTSEEN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
+
+    /// More log detail (-v debug, -vv trace). RUST_LOG, when set, takes precedence.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only warnings and errors; no progress bars.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Auto,
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole pipeline on a simulated Slack organisation into a local folder, then print
+    /// the dormant report. Needs no token and no network.
+    Demo(DemoArgs),
+    /// One daily run: collect from Slack, commit to the lake, derive last_seen. What cron calls.
+    Run(RunArgs),
+    /// Run SQL over the lake's tables (slack_users, slack_access_logs, last_seen).
+    Sql(SqlArgs),
+    /// Canned reports over the lake.
+    Report(ReportArgs),
+    /// Check the configuration without touching the network; exits 78 naming a bad field.
+    Validate,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder to write the demo lake into (created if missing; re-running replaces its days).
+    #[arg(long, env = "LASTSEEN_DEMO_OUT", default_value = "./lastseen-data", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Accounts in the simulated organisation.
+    #[arg(long, env = "LASTSEEN_DEMO_USERS", default_value_t = 2000)]
+    pub users: usize,
+    /// Daily runs to perform, ending today.
+    #[arg(long, env = "LASTSEEN_DEMO_RUNS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=60))]
+    pub runs: u32,
+    /// Days of activity history the simulated organisation has before the first run.
+    #[arg(long, env = "LASTSEEN_DEMO_HISTORY_DAYS", default_value_t = 120)]
+    pub history_days: u32,
+    /// Seed of the simulated organisation (same seed, same organisation).
+    #[arg(long, env = "LASTSEEN_DEMO_SEED", default_value_t = 42)]
+    pub seed: u64,
+    /// Dormancy threshold for the printed report, in days.
+    #[arg(long, env = "LASTSEEN_DEMO_DORMANT_DAYS", default_value_t = 30)]
+    pub dormant_days: u32,
+    /// Rows of the report to print (the rest are summarised).
+    #[arg(long, default_value_t = 25)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The day to collect (UTC), YYYY-MM-DD. Default: today (UTC). A past day is collected as
+    /// far as Slack still shows it (access logs up to the end of that day).
+    #[arg(long, env = "LASTSEEN_RUN_DATE", value_name = "DATE")]
+    pub date: Option<NaiveDate>,
+    /// Collect and count, but write nothing to the lake.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The SQL query. Tables: slack_users, slack_access_logs, last_seen (each with a `dt` DATE
+    /// partition column; filter on it to read fewer files).
+    pub query: String,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write to this file instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// An aligned text table.
+    Table,
+    /// CSV with a header; cells that a spreadsheet would run as formulas are prefixed with `'`.
+    Csv,
+    /// JSON lines, one object per row.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub report: ReportKind,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportKind {
+    /// Accounts that can still be used but show no activity in the last N days, or never did.
+    Dormant(DormantArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DormantArgs {
+    /// Days without evidence of use after which an account is dormant. Default: config
+    /// `reports.dormant_days` (90).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub days: Option<u32>,
+    /// Snapshot day to report on, YYYY-MM-DD. Default: the newest.
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<NaiveDate>,
+    /// Print the report's SQL instead of running it.
+    #[arg(long)]
+    pub show_sql: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}

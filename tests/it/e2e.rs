@@ -1,0 +1,63 @@
+//! The main job end to end: several daily runs, then reports compared with ground truth.
+
+use chrono::Duration;
+use lastseen_slack_sim::Plan;
+
+use crate::support::{Env, count, end_of, today};
+
+#[test]
+fn dormant_report_equals_ground_truth_at_two_thresholds_and_two_days() {
+    let env = Env::start(400, Plan::Pro, 7);
+    let days = [today() - Duration::days(2), today() - Duration::days(1), today()];
+    for d in days {
+        env.run_day_ok(d);
+    }
+    for (as_of, arg) in [(today(), None), (today() - Duration::days(1), Some(today() - Duration::days(1)))] {
+        let truth = env.sim().org().ground_truth(end_of(as_of));
+        for threshold in [7, 30, 90] {
+            let want = truth.dormant(threshold);
+            let got = env.dormant_ids(threshold, arg);
+            assert!(!want.is_empty(), "ground truth should have dormant accounts at {threshold} days");
+            assert_eq!(got, want, "dormant accounts as of {as_of}, threshold {threshold}");
+        }
+    }
+    // The thresholds must actually discriminate, or the comparison above proves little.
+    let truth = env.sim().org().ground_truth(end_of(today()));
+    assert!(truth.dormant(7).len() > truth.dormant(90).len());
+}
+
+#[test]
+fn raw_tables_hold_exactly_the_simulators_accounts() {
+    let env = Env::start(250, Plan::Pro, 11);
+    env.run_day_ok(today());
+    let d = today();
+    let rows = env
+        .sql(&format!("SELECT count(*) AS n, count(DISTINCT user_id) AS ids FROM slack_users WHERE dt = DATE '{d}'"));
+    let accounts = env.sim().org().accounts();
+    assert_eq!(count(&rows, "n") as usize, accounts.len());
+    assert_eq!(count(&rows, "ids") as usize, accounts.len());
+
+    // last_seen per account equals the ground truth's last access, to the second.
+    let truth = env.sim().org().ground_truth(end_of(d));
+    let rows = env.sql(&format!(
+        "SELECT account_id, CAST(to_unixtime(last_seen_at) AS BIGINT) AS ts FROM last_seen WHERE dt = DATE '{d}' ORDER BY account_id"
+    ));
+    assert_eq!(rows.len(), truth.accounts.len());
+    for r in rows {
+        let id = r["account_id"].as_str().unwrap();
+        let acct = truth.accounts.iter().find(|a| a.id == id).unwrap_or_else(|| panic!("{id} not in ground truth"));
+        assert_eq!(r["ts"].as_i64(), acct.last_access.map(|t| t.timestamp()), "last_seen of {id}");
+    }
+}
+
+#[test]
+fn free_plan_skips_access_logs_with_a_warning_and_exit_code_3() {
+    let env = Env::start(60, Plan::Free, 3);
+    let out = env.run_day(today());
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("access_logs skipped") && stdout.contains("paid_only"), "{stdout}");
+    // The users snapshot is still committed.
+    let rows = env.sql("SELECT count(*) AS n FROM slack_users");
+    assert_eq!(count(&rows, "n") as usize, env.sim().org().accounts().len());
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the `lastseen` binary against the Slack simulator over loopback HTTP,
+//! writing a real lake, compared with the simulator's ground truth.
+
+mod support;
+
+mod config_cli;
+mod e2e;
+mod lake_safety;
+mod secrets;

@@ -1,0 +1,128 @@
+//! Test harness: a simulator in a background runtime, a temporary lake, and the binary.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use lastseen_slack_sim::{OrgSpec, Plan, RateLimits, RunningSim, SimConfig, Simulator};
+
+/// A fixed "today" so ground truth and runs are reproducible whatever day the tests run.
+pub fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 6, 30).unwrap()
+}
+
+pub fn end_of(d: NaiveDate) -> DateTime<Utc> {
+    d.and_time(NaiveTime::from_hms_opt(23, 59, 59).unwrap()).and_utc()
+}
+
+pub struct Env {
+    pub sim: Option<RunningSim>,
+    pub rt: tokio::runtime::Runtime,
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn start(users: usize, plan: Plan, seed: u64) -> Env {
+        Self::start_with(SimConfig {
+            org: OrgSpec::new(seed, users, plan, today(), 120),
+            rate_limits: RateLimits::Off,
+            faults: Vec::new(),
+        })
+    }
+
+    pub fn start_with(cfg: SimConfig) -> Env {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let sim = rt.block_on(Simulator::start(cfg, "127.0.0.1:0".parse().unwrap())).unwrap();
+        Env { sim: Some(sim), rt, dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn sim(&self) -> &RunningSim {
+        self.sim.as_ref().unwrap()
+    }
+
+    pub fn lake(&self) -> PathBuf {
+        self.dir.path().join("lake")
+    }
+
+    /// The binary, configured for this simulator and lake through the environment only.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("lastseen").unwrap();
+        c.current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LASTSEEN_LAKE", self.lake())
+            .env("LASTSEEN_SLACK__API_URL", self.sim().api_url())
+            .env("LASTSEEN_SLACK__RATE_LIMITS__ENABLED", "false")
+            .env("LASTSEEN_SLACK__RETRY__INITIAL_BACKOFF", "10ms")
+            .env("LASTSEEN_SLACK__RETRY__MAX_BACKOFF", "50ms")
+            .env("LASTSEEN_LOG_FORMAT", "json")
+            .env("SLACK_TOKEN", self.sim().user_token());
+        c
+    }
+
+    /// `lastseen run --date D` with the simulator's clock at the end of D.
+    pub fn run_day(&self, d: NaiveDate) -> Output {
+        self.sim().set_now(end_of(d));
+        self.cmd().args(["run", "--date", &d.to_string()]).output().unwrap()
+    }
+
+    pub fn run_day_ok(&self, d: NaiveDate) {
+        let out = self.run_day(d);
+        assert!(out.status.success(), "run {d} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Query the lake and return JSON rows.
+    pub fn sql(&self, q: &str) -> Vec<serde_json::Value> {
+        let out = self.cmd().args(["sql", q, "--format", "json"]).output().unwrap();
+        assert!(out.status.success(), "sql failed: {}", String::from_utf8_lossy(&out.stderr));
+        parse_json_lines(&out.stdout)
+    }
+
+    pub fn dormant_ids(&self, days: u32, as_of: Option<NaiveDate>) -> BTreeSet<String> {
+        let mut c = self.cmd();
+        c.args(["report", "dormant", "--days", &days.to_string(), "--format", "json"]);
+        if let Some(d) = as_of {
+            c.args(["--as-of", &d.to_string()]);
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "report failed: {}", String::from_utf8_lossy(&out.stderr));
+        parse_json_lines(&out.stdout).iter().map(|r| r["account_id"].as_str().unwrap().to_string()).collect()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(sim) = self.sim.take() {
+            self.rt.block_on(sim.shutdown());
+        }
+    }
+}
+
+pub fn parse_json_lines(bytes: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+pub fn count(rows: &[serde_json::Value], col: &str) -> i64 {
+    rows[0][col].as_i64().unwrap_or_else(|| panic!("no integer {col} in {:?}", rows[0]))
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() { stack.push(p) } else { out.push(p) }
+        }
+    }
+    out.sort();
+    out
+}
