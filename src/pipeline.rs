@@ -268,7 +268,7 @@ mod datafusion_arrow_helpers {
             let ts = col
                 .as_primitive_opt::<TimestampMicrosecondType>()
                 .ok_or_else(|| anyhow::anyhow!("`{column}` is not a timestamp"))?;
-            if ts.len() > 0
+            if !ts.is_empty()
                 && let Some(m) = max(ts)
             {
                 best = Some(best.map_or(m, |b| b.max(m)));

@@ -20,3 +20,6 @@ pub use rate::{RateBudget, tier_for};
 pub use retry::{FullJitter, RetryPolicy};
 pub use slack::models::{AccessLogsPage, Login, Paging, Profile, ResponseMetadata, User, UsersPage};
 pub use slack::{AccessLogWindow, MAX_PAGES_PER_WINDOW, TEAM_ACCESS_LOGS, USERS_LIST, access_logs, users};
+
+#[cfg(test)]
+mod sim_tests;

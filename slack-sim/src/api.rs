@@ -127,6 +127,7 @@ pub(crate) struct TokenInfo {
 
 pub(crate) const USER_SCOPES: &[&str] = &["users:read", "users:read.email", "team:read", "admin"];
 pub(crate) const BOT_SCOPES: &[&str] = &["users:read", "team:read"];
+pub(crate) const MEMBER_SCOPES: &[&str] = &["users:read", "team:read"];
 
 struct MethodSpec {
     name: &'static str,

@@ -36,3 +36,6 @@ pub enum SimError {
     #[error("the simulator failed to start: {0}")]
     Start(String),
 }
+
+#[cfg(test)]
+mod http_tests;

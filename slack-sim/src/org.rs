@@ -174,7 +174,6 @@ pub(crate) const T_PROFILE_FIELDS: u64 = 18;
 const T_ACTIVITY_KEY: u64 = 19;
 
 /// The generated organisation. Immutable once built.
-#[derive(Debug)]
 pub struct Org {
     spec: OrgSpec,
     team_id: String,
@@ -190,6 +189,18 @@ pub struct Org {
     start_weekday: u32,
     id_key: u64,
     name_offset: u64,
+}
+
+impl fmt::Debug for Org {
+    // Listing half a million accounts helps nobody reading a debug print.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Org")
+            .field("team_id", &self.team_id)
+            .field("team_name", &self.team_name)
+            .field("spec", &self.spec)
+            .field("accounts", &self.users.len())
+            .finish_non_exhaustive()
+    }
 }
 
 pub(crate) const SLACKBOT_ID: &str = "USLACKBOT";
@@ -552,6 +563,13 @@ mod tests {
     fn spec(users: usize) -> OrgSpec {
         let today = NaiveDate::from_ymd_opt(2025, 6, 30).unwrap_or_default();
         OrgSpec::new(42, users, Plan::Pro, today, 365)
+    }
+
+    #[test]
+    fn org_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Org>();
+        shareable::<GroundTruth>();
     }
 
     #[test]

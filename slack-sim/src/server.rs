@@ -19,12 +19,15 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::SimError;
-use crate::activity::Entry;
-use crate::api::{self, BOT_SCOPES, JSON, Params, Reply, TokenInfo, TokenState, TokenType, USER_SCOPES};
+use crate::activity::{Entry, Tally};
+use crate::api::{self, BOT_SCOPES, JSON, MEMBER_SCOPES, Params, Reply, TokenInfo, TokenState, TokenType, USER_SCOPES};
 use crate::config::{FaultKind, FaultRule, FaultWhen, RateLimits, SimConfig};
 use crate::org::{Kind, Org};
 use crate::ratelimit::RateLimiter;
 use crate::rng::{base36, mix, mix4, unit};
+
+/// The entries at one clock value, both grouped by account (to advance from) and in listing order.
+type CachedLog = (Arc<Tally>, Arc<Vec<Entry>>);
 
 /// State shared by every request.
 pub(crate) struct Shared {
@@ -35,7 +38,7 @@ pub(crate) struct Shared {
     clock: AtomicI64,
     calls: Mutex<HashMap<String, u64>>,
     /// Pages are fetched many times at one clock value; building the entries is the costly part.
-    access_cache: tokio::sync::Mutex<Option<(i64, Arc<Vec<Entry>>)>>,
+    access_cache: tokio::sync::Mutex<Option<CachedLog>>,
 }
 
 impl Shared {
@@ -68,17 +71,22 @@ impl Shared {
 
     pub(crate) async fn access_log(&self, now: i64) -> Result<Arc<Vec<Entry>>, ()> {
         let mut cache = self.access_cache.lock().await;
-        if let Some((at, log)) = cache.as_ref()
-            && *at == now
-        {
-            return Ok(log.clone());
-        }
+        let base = match cache.as_ref() {
+            Some((tally, sorted)) if tally.now == now => return Ok(sorted.clone()),
+            Some((tally, _)) => Some(tally.clone()),
+            None => None,
+        };
         let org = self.org.clone();
-        let log = tokio::task::spawn_blocking(move || Arc::new(org.access_entries(now)))
-            .await
-            .map_err(|e| tracing::error!(error = %e, "building access logs failed"))?;
-        *cache = Some((now, log.clone()));
-        Ok(log)
+        let built = tokio::task::spawn_blocking(move || {
+            let tally = org.tally(base.as_deref(), now);
+            let sorted = org.sorted_entries(&tally);
+            (Arc::new(tally), Arc::new(sorted))
+        })
+        .await
+        .map_err(|e| tracing::error!(error = %e, "building access logs failed"))?;
+        let sorted = built.1.clone();
+        *cache = Some(built);
+        Ok(sorted)
     }
 }
 
@@ -108,7 +116,7 @@ fn make_tokens(org: &Org) -> Vec<TokenInfo> {
             format!("B{}", base36(mix(seed, 2, T_TOKEN) % 36u64.pow(10), 10)),
         ),
     };
-    let member = users.iter().find(|u| u.kind == Kind::Member && !u.deleted).unwrap_or(owner);
+    let member = users.iter().find(|u| u.kind == Kind::Member && !u.deleted && !u.invited).unwrap_or(owner);
     vec![
         user(format!("xoxp-sim-{}", secret(1)), USER_SCOPES, TokenState::Active),
         TokenInfo {
@@ -123,7 +131,7 @@ fn make_tokens(org: &Org) -> Vec<TokenInfo> {
         TokenInfo {
             user_id: member.id.to_string(),
             user_name: member.name.to_string(),
-            ..user(format!("xoxp-sim-{}", secret(3)), BOT_SCOPES, TokenState::Active)
+            ..user(format!("xoxp-sim-{}", secret(3)), MEMBER_SCOPES, TokenState::Active)
         },
         user(format!("xoxp-sim-revoked-{}", secret(4)), USER_SCOPES, TokenState::Revoked),
         user(format!("xoxp-sim-inactive-{}", secret(5)), USER_SCOPES, TokenState::Inactive),

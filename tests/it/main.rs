@@ -6,4 +6,5 @@ mod support;
 mod config_cli;
 mod e2e;
 mod lake_safety;
+mod s3;
 mod secrets;

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use lastseen_slack_sim::{
+use crate::{
     FaultKind, FaultRule, FaultWhen, GroundTruth, OrgSpec, Plan, RateLimits, RunningSim, SimConfig, Simulator,
 };
 use serde_json::Value;

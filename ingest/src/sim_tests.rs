@@ -11,7 +11,7 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use futures::TryStreamExt;
 use lastseen_config::{RateLimitConfig, RetryConfig, SlackConfig, Source, TokenSource};
-use lastseen_ingest::{AccessLogWindow, IngestError, SlackClient, TEAM_ACCESS_LOGS, USERS_LIST, access_logs, users};
+use crate::{AccessLogWindow, IngestError, SlackClient, TEAM_ACCESS_LOGS, USERS_LIST, access_logs, users};
 use lastseen_lake::catalog::{SLACK_ACCESS_LOGS, SLACK_USERS};
 use lastseen_slack_sim::{
     FaultKind, FaultRule, FaultWhen, OrgSpec, Plan, RateLimits, RunningSim, SimConfig, Simulator,
@@ -139,8 +139,8 @@ fn entry_keys(batches: &[RecordBatch]) -> Vec<(EntryKey, i64, i64)> {
 async fn reference_log(client: &SlackClient, team: &str) -> BTreeMap<EntryKey, (i64, i64)> {
     #[derive(serde::Deserialize)]
     struct Page {
-        logins: Vec<lastseen_ingest::Login>,
-        response_metadata: lastseen_ingest::ResponseMetadata,
+        logins: Vec<crate::Login>,
+        response_metadata: crate::ResponseMetadata,
     }
     let mut out = BTreeMap::new();
     let mut cursor: Option<String> = None;
