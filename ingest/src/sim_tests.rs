@@ -6,12 +6,12 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::{AccessLogWindow, IngestError, SlackClient, TEAM_ACCESS_LOGS, USERS_LIST, access_logs, users};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use futures::TryStreamExt;
 use lastseen_config::{RateLimitConfig, RetryConfig, SlackConfig, Source, TokenSource};
-use crate::{AccessLogWindow, IngestError, SlackClient, TEAM_ACCESS_LOGS, USERS_LIST, access_logs, users};
 use lastseen_lake::catalog::{SLACK_ACCESS_LOGS, SLACK_USERS};
 use lastseen_slack_sim::{
     FaultKind, FaultRule, FaultWhen, OrgSpec, Plan, RateLimits, RunningSim, SimConfig, Simulator,

@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use crate::{
     FaultKind, FaultRule, FaultWhen, GroundTruth, OrgSpec, Plan, RateLimits, RunningSim, SimConfig, Simulator,
 };
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde_json::Value;
 
 fn today() -> NaiveDate {
