@@ -32,6 +32,6 @@ dups = con.execute(f"SELECT count(*) FROM (SELECT dt, user_id FROM {read('slack_
 if dups:
     sys.exit(f"slack_users has {dups} duplicated (dt, user_id) pairs")
 days = con.execute(f"SELECT count(DISTINCT dt), count(*) FROM {read('slack_users')}").fetchone()
-last = con.execute(f"SELECT max(date_last) FROM {read('slack_access_logs')}").fetchone()[0]
+last = con.execute(f"SELECT CAST(max(date_last) AS VARCHAR) FROM {read('slack_access_logs')}").fetchone()[0]
 print(f"duckdb {duckdb.__version__}: slack_users {days[1]} rows over {days[0]} days; "
       f"access logs up to {last}; types OK")

@@ -60,4 +60,9 @@ fn free_plan_skips_access_logs_with_a_warning_and_exit_code_3() {
     // The users snapshot is still committed.
     let rows = env.sql("SELECT count(*) AS n FROM slack_users");
     assert_eq!(count(&rows, "n") as usize, env.sim().org().accounts().len());
+    // A report over that day says its "never seen" rows are unobserved, not proven dormant.
+    let out = env.cmd().args(["report", "dormant", "--days", "30"]).output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no activity source was available") && stderr.contains("paid_only"), "{stderr}");
 }
