@@ -9,6 +9,9 @@ use crate::rng::{below, day_hash, mix, mix4, unit};
 
 const DAY: i64 = 86_400;
 
+/// How many days `billing_active` trails real activity.
+pub(crate) const BILLING_LAG_DAYS: i32 = 3;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Client {
     Desktop = 0,
@@ -123,7 +126,21 @@ impl Org {
         }
     }
 
-    fn day_of(&self, at: i64) -> i64 {
+    /// Billable under Fair Billing on day index `day`: a seat that was active in the 14 days
+    /// Slack's periodic computation had seen, which lags activity by `BILLING_LAG_DAYS`.
+    pub(crate) fn billable_on(&self, pos: usize, day: i32) -> bool {
+        let u = self.user(pos);
+        if !u.kind.is_human() || u.kind == crate::org::Kind::GuestSingle {
+            return false;
+        }
+        if self.deleted_day(pos).is_some_and(|d| d <= day) {
+            return false;
+        }
+        let seen = day - BILLING_LAG_DAYS;
+        (seen - 13..=seen).any(|d| self.active_on(u, d))
+    }
+
+    pub(crate) fn day_of(&self, at: i64) -> i64 {
         floor_div(at - self.start_epoch(), DAY)
     }
 

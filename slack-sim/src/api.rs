@@ -1,5 +1,6 @@
-//! The Web API methods: argument parsing, token and scope checks, and Slack's response shapes for
-//! auth.test, team.info, users.list and team.accessLogs.
+//! The Web API core: argument parsing, tokens, the method table (tier, scopes, plan gate,
+//! workspace scoping), and the original methods auth.test, team.info, users.list and
+//! team.accessLogs. Newer method families live in `endpoints/`.
 
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -8,8 +9,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Map, Value, json};
 
 use crate::activity::Entry;
+use crate::endpoints;
 use crate::names::ZONES;
-use crate::org::{Kind, Org, T_PROFILE_FIELDS};
+use crate::org::{Kind, Org, Plan, T_PROFILE_FIELDS};
 use crate::ratelimit::Tier;
 use crate::rng::{base36, below, mix, permute, unit};
 use crate::server::Shared;
@@ -96,7 +98,7 @@ impl Params {
         self.pairs.iter().rev().find(|(k, v)| k == key && !v.is_empty()).map(|(_, v)| v.as_str())
     }
 
-    fn flag(&self, key: &str) -> bool {
+    pub(crate) fn flag(&self, key: &str) -> bool {
         matches!(self.get(key), Some("true" | "1"))
     }
 }
@@ -123,26 +125,127 @@ pub(crate) struct TokenInfo {
     pub user_id: String,
     pub user_name: String,
     pub bot_id: Option<String>,
+    /// An Enterprise Grid organisation-wide install: workspace-scoped methods need `team_id`.
+    pub org_level: bool,
+    /// The workspace a workspace token belongs to (index into `Org::workspaces`).
+    pub workspace: usize,
 }
 
-pub(crate) const USER_SCOPES: &[&str] = &["users:read", "users:read.email", "team:read", "admin"];
-pub(crate) const BOT_SCOPES: &[&str] = &["users:read", "team:read"];
+pub(crate) const USER_SCOPES: &[&str] = &[
+    "users:read",
+    "users:read.email",
+    "team:read",
+    "admin",
+    "usergroups:read",
+    "admin.analytics:read",
+    "admin.users:read",
+    "admin.teams:read",
+];
+pub(crate) const ORG_SCOPES: &[&str] = &[
+    "users:read",
+    "users:read.email",
+    "team:read",
+    "admin",
+    "usergroups:read",
+    "admin.analytics:read",
+    "admin.users:read",
+    "admin.teams:read",
+    "auditlogs:read",
+];
+pub(crate) const BOT_SCOPES: &[&str] = &["users:read", "team:read", "usergroups:read"];
 pub(crate) const MEMBER_SCOPES: &[&str] = &["users:read", "team:read"];
+
+/// Which plans a method answers on, and what it says otherwise.
+#[derive(Clone, Copy, Debug)]
+enum Gate {
+    All,
+    /// Free answers `paid_only`.
+    Paid,
+    /// Free answers `plan_upgrade_required` (user groups).
+    Standard,
+    /// Only Enterprise Grid; others answer `feature_not_enabled`.
+    Grid,
+    /// Business+ and Grid; others answer `feature_not_available`.
+    BusinessPlus,
+}
+
+impl Gate {
+    fn check(self, plan: Plan) -> Result<(), &'static str> {
+        match self {
+            Gate::All => Ok(()),
+            Gate::Paid if plan.is_paid() => Ok(()),
+            Gate::Paid => Err("paid_only"),
+            Gate::Standard if plan.is_paid() => Ok(()),
+            Gate::Standard => Err("plan_upgrade_required"),
+            Gate::Grid if plan == Plan::Enterprise => Ok(()),
+            Gate::Grid => Err("feature_not_enabled"),
+            Gate::BusinessPlus if matches!(plan, Plan::BusinessPlus | Plan::Enterprise) => Ok(()),
+            Gate::BusinessPlus => Err("feature_not_available"),
+        }
+    }
+}
 
 struct MethodSpec {
     name: &'static str,
     tier: Tier,
     scopes: &'static [&'static str],
     user_token_only: bool,
+    gate: Gate,
+    /// With an org-level token the method needs `team_id`.
+    team_scoped: bool,
+}
+
+const fn method(name: &'static str, tier: Tier, scopes: &'static [&'static str], user_only: bool) -> MethodSpec {
+    MethodSpec { name, tier, scopes, user_token_only: user_only, gate: Gate::All, team_scoped: false }
+}
+
+const fn scoped(mut m: MethodSpec, gate: Gate) -> MethodSpec {
+    m.gate = gate;
+    m.team_scoped = true;
+    m
+}
+
+const fn gated(mut m: MethodSpec, gate: Gate) -> MethodSpec {
+    m.gate = gate;
+    m
 }
 
 const METHODS: &[MethodSpec] = &[
     // auth.test is "Special" (hundreds per minute); Tier 4 is close enough for a simulator.
-    MethodSpec { name: "auth.test", tier: Tier::Tier4, scopes: &[], user_token_only: false },
-    MethodSpec { name: "team.info", tier: Tier::Tier3, scopes: &["team:read"], user_token_only: false },
-    MethodSpec { name: "users.list", tier: Tier::Tier2, scopes: &["users:read"], user_token_only: false },
-    MethodSpec { name: "team.accessLogs", tier: Tier::Tier2, scopes: &["admin"], user_token_only: true },
+    method("auth.test", Tier::Tier4, &[], false),
+    method("team.info", Tier::Tier3, &["team:read"], false),
+    scoped(method("users.list", Tier::Tier2, &["users:read"], false), Gate::All),
+    method("users.info", Tier::Tier4, &["users:read"], false),
+    // paid_only comes from inside the method, after the scope check, as it always has here.
+    scoped(method("team.accessLogs", Tier::Tier2, &["admin"], true), Gate::All),
+    scoped(method("team.billableInfo", Tier::Tier2, &["admin"], true), Gate::Paid),
+    scoped(method("usergroups.list", Tier::Tier2, &["usergroups:read"], false), Gate::Standard),
+    scoped(method("usergroups.users.list", Tier::Tier2, &["usergroups:read"], false), Gate::Standard),
+    gated(method("admin.teams.list", Tier::Tier3, &["admin.teams:read"], true), Gate::Grid),
+    gated(method("admin.users.list", Tier::Tier4, &["admin.users:read"], true), Gate::Grid),
+    gated(method("admin.analytics.getFile", Tier::Tier2, &["admin.analytics:read"], true), Gate::BusinessPlus),
 ];
+
+/// What a method handler needs to know about the call.
+pub(crate) struct Ctx<'a> {
+    pub shared: &'a Shared,
+    pub info: &'a TokenInfo,
+    pub params: &'a Params,
+    /// The workspace the call is about.
+    pub ws: usize,
+    /// An org-level token without `team_id`: the organisation-wide view.
+    pub org_wide: bool,
+}
+
+impl Ctx<'_> {
+    pub(crate) fn org(&self) -> &Org {
+        &self.shared.org
+    }
+
+    pub(crate) fn grid(&self) -> bool {
+        self.org().workspaces().len() > 1
+    }
+}
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -166,15 +269,36 @@ pub(crate) async fn handle(shared: &Shared, method: &str, headers: &HeaderMap, p
         TokenState::Revoked => return Reply::error("token_revoked"),
         TokenState::Inactive => return Reply::error("account_inactive"),
     }
+    let org = &shared.org;
+    let team_arg = params.get("team_id");
+    let (ws, org_wide) = if info.org_level {
+        match team_arg {
+            None if spec.team_scoped => return Reply::error("missing_argument"),
+            None => (0, true),
+            Some(t) => match org.workspace_index(t) {
+                Some(ws) => (ws, false),
+                None if spec.name.starts_with("admin.") => return Reply::error("team_not_found"),
+                None => return Reply::error("invalid_team_id"),
+            },
+        }
+    } else {
+        // A workspace token's own workspace wins; Slack ignores `team_id` then.
+        (info.workspace, false)
+    };
+    // Buckets are per (method, workspace); the org-wide view counts against the organisation.
+    let bucket = if org_wide { org.enterprise_id().unwrap_or(org.team_id()) } else { &org.workspaces()[ws].id };
     if let Some(limiter) = &shared.limiter
-        && let Err(wait) = limiter.acquire(method, shared.org.team_id(), spec.tier)
+        && let Err(wait) = limiter.acquire(method, bucket, spec.tier)
     {
         return Reply::rate_limited(wait);
     }
     let provided = info.scopes.join(",");
     let accepted = spec.scopes.join(",");
+    let ctx = Ctx { shared, info, params, ws, org_wide };
     let reply = if spec.user_token_only && info.kind == TokenType::Bot {
         Reply::error("not_allowed_token_type")
+    } else if let Err(code) = spec.gate.check(org.spec().plan) {
+        Reply::error(code)
     } else if spec.scopes.iter().any(|s| !info.scopes.contains(s)) {
         Reply::json(&json!({
             "ok": false, "error": "missing_scope", "needed": accepted, "provided": provided,
@@ -183,8 +307,15 @@ pub(crate) async fn handle(shared: &Shared, method: &str, headers: &HeaderMap, p
         match spec.name {
             "auth.test" => auth_test(shared, info),
             "team.info" => team_info(shared, params),
-            "users.list" => users_list(shared, info, params),
-            _ => access_logs(shared, params).await,
+            "users.list" => users_list(&ctx),
+            "users.info" => endpoints::users::users_info(&ctx),
+            "team.billableInfo" => endpoints::billing::billable_info(&ctx),
+            "usergroups.list" => endpoints::usergroups::list(&ctx),
+            "usergroups.users.list" => endpoints::usergroups::users_list(&ctx),
+            "admin.teams.list" => endpoints::admin::teams_list(&ctx),
+            "admin.users.list" => endpoints::admin::users_list(&ctx),
+            "admin.analytics.getFile" => endpoints::analytics::get_file(&ctx),
+            _ => access_logs(&ctx).await,
         }
     };
     reply.with_header("x-oauth-scopes", provided).with_header("x-accepted-oauth-scopes", accepted)
@@ -199,8 +330,15 @@ fn auth_test(shared: &Shared, info: &TokenInfo) -> Reply {
         "user": info.user_name,
         "team_id": org.team_id(),
         "user_id": info.user_id,
-        "is_enterprise_install": false,
+        "is_enterprise_install": info.org_level,
     });
+    if info.org_level
+        && let Some(e) = org.enterprise_id()
+    {
+        // An organisation-wide install reports the organisation as its team.
+        body["team_id"] = json!(e);
+        body["url"] = json!(format!("https://{}.enterprise.slack.com/", org.domain()));
+    }
     if let Some(bot_id) = &info.bot_id {
         body["bot_id"] = json!(bot_id);
     }
@@ -245,11 +383,11 @@ fn team_info(shared: &Shared, params: &Params) -> Reply {
 }
 
 /// Opaque cursors in Slack's style: base64 of a readable position.
-fn encode_cursor(text: &str) -> String {
+pub(crate) fn encode_cursor(text: &str) -> String {
     B64.encode(text)
 }
 
-fn decode_cursor(cursor: &str) -> Option<String> {
+pub(crate) fn decode_cursor(cursor: &str) -> Option<String> {
     B64.decode(cursor.trim()).ok().and_then(|b| String::from_utf8(b).ok())
 }
 
@@ -257,9 +395,35 @@ const T_PAGE: u64 = 300;
 const T_BOT_ID: u64 = 301;
 const T_APP_ID: u64 = 302;
 const T_COLOR: u64 = 303;
-const MAX_LIMIT: usize = 1000;
+pub(crate) const MAX_LIMIT: usize = 1000;
 
-fn users_list(shared: &Shared, info: &TokenInfo, params: &Params) -> Reply {
+/// Positions from `start` on that satisfy `keep`, at most `count` of them, and the position of
+/// the next one (where the following page starts), if any.
+pub(crate) fn page_positions(
+    total: usize,
+    start: usize,
+    count: usize,
+    keep: impl Fn(usize) -> bool,
+) -> (Vec<usize>, Option<usize>) {
+    let mut out = Vec::with_capacity(count.min(total));
+    let mut pos = start;
+    while pos < total && out.len() < count {
+        if keep(pos) {
+            out.push(pos);
+        }
+        pos += 1;
+    }
+    let next = (pos..total).find(|&p| keep(p));
+    (out, next)
+}
+
+/// The position a `user:<id>` cursor points at.
+pub(crate) fn user_cursor(org: &Org, cursor: &str) -> Option<usize> {
+    decode_cursor(cursor).and_then(|t| t.strip_prefix("user:").map(str::to_owned)).and_then(|id| org.position_of(&id))
+}
+
+fn users_list(ctx: &Ctx<'_>) -> Reply {
+    let (shared, info, params) = (ctx.shared, ctx.info, ctx.params);
     let org = &shared.org;
     let total = org.len();
     let limit = match params.get("limit").map(str::parse::<usize>) {
@@ -269,15 +433,10 @@ fn users_list(shared: &Shared, info: &TokenInfo, params: &Params) -> Reply {
     };
     let start = match params.get("cursor") {
         None => 0,
-        Some(c) => {
-            let pos = decode_cursor(c)
-                .and_then(|t| t.strip_prefix("user:").map(str::to_owned))
-                .and_then(|id| org.position_of(&id));
-            match pos {
-                Some(p) => p,
-                None => return Reply::error("invalid_cursor"),
-            }
-        }
+        Some(c) => match user_cursor(org, c) {
+            Some(p) => p,
+            None => return Reply::error("invalid_cursor"),
+        },
     };
     let page = match limit {
         0 if total > MAX_LIMIT => return Reply::error("limit_required"),
@@ -289,11 +448,12 @@ fn users_list(shared: &Shared, info: &TokenInfo, params: &Params) -> Reply {
         }
         n => n,
     };
-    let end = (start + page.max(1)).min(total);
+    let ws = ctx.ws;
+    let (positions, next) = page_positions(total, start, page.max(1), |p| org.in_workspace(p, ws));
     let with_email = info.scopes.contains(&"users:read.email");
     let locale = params.flag("include_locale");
-    let members: Vec<Value> = (start..end).map(|pos| user_json(org, pos, with_email, locale)).collect();
-    let next = if end < total { encode_cursor(&format!("user:{}", org.user(end).id)) } else { String::new() };
+    let members: Vec<Value> = positions.into_iter().map(|pos| user_json(org, pos, with_email, locale)).collect();
+    let next = next.map(|p| encode_cursor(&format!("user:{}", org.user(p).id))).unwrap_or_default();
     Reply::json(&json!({
         "ok": true,
         "members": members,
@@ -322,7 +482,7 @@ fn title_case(name: &str) -> String {
 
 /// A user object in Slack's shape, including its habit of leaving profile fields missing, null
 /// or empty.
-fn user_json(org: &Org, pos: usize, with_email: bool, include_locale: bool) -> Value {
+pub(crate) fn user_json(org: &Org, pos: usize, with_email: bool, include_locale: bool) -> Value {
     let u = org.user(pos);
     if u.kind == Kind::Slackbot {
         return slackbot_json(org, include_locale);
@@ -412,11 +572,12 @@ fn user_json(org: &Org, pos: usize, with_email: bool, include_locale: bool) -> V
             json!(format!("https://avatars.slack-edge.com/sim/{avatar_hash}_{size}.jpg")),
         );
     }
-    profile.insert("team".into(), json!(org.team_id()));
+    let home = &org.workspaces()[org.home_workspace(pos)].id;
+    profile.insert("team".into(), json!(home));
 
     let mut user = Map::new();
     user.insert("id".into(), json!(u.id));
-    user.insert("team_id".into(), json!(org.team_id()));
+    user.insert("team_id".into(), json!(home));
     user.insert("name".into(), json!(u.name));
     user.insert("deleted".into(), json!(u.deleted));
     user.insert("color".into(), json!(format!("{:06x}", mix(seed, pos as u64, T_COLOR) & 0xFF_FFFF)));
@@ -450,6 +611,17 @@ fn user_json(org: &Org, pos: usize, with_email: bool, include_locale: bool) -> V
     }
     if include_locale {
         user.insert("locale".into(), json!("en-US"));
+    }
+    if let Some(enterprise_id) = org.enterprise_id() {
+        let teams = org.member_workspace_ids(pos);
+        user.insert(
+            "enterprise_user".into(),
+            json!({
+                "id": u.id, "enterprise_id": enterprise_id, "enterprise_name": org.team_name(),
+                "is_admin": owner || u.kind == Kind::Admin, "is_owner": owner,
+                "is_primary_owner": u.kind == Kind::PrimaryOwner, "teams": teams,
+            }),
+        );
     }
     Value::Object(user)
 }
@@ -496,7 +668,8 @@ fn parse_epoch(s: &str) -> Option<i64> {
     }
 }
 
-async fn access_logs(shared: &Shared, params: &Params) -> Reply {
+async fn access_logs(ctx: &Ctx<'_>) -> Reply {
+    let (shared, params) = (ctx.shared, ctx.params);
     if !shared.org.spec().plan.is_paid() {
         return Reply::error("paid_only");
     }
@@ -552,7 +725,14 @@ async fn access_logs(shared: &Shared, params: &Params) -> Reply {
         Err(()) => return Reply::error("fatal_error"),
     };
     let from = log.partition_point(|e| e.date_last > before);
-    let window = &log[from..];
+    let filtered: Vec<Entry>;
+    let window = if ctx.grid() {
+        // On a Grid each workspace's log holds its members' accesses.
+        filtered = log[from..].iter().filter(|e| shared.org.in_workspace(e.user as usize, ctx.ws)).copied().collect();
+        &filtered[..]
+    } else {
+        &log[from..]
+    };
     let page_entries = window.iter().skip(offset).take(per_page);
     let logins: Vec<Value> = page_entries.map(|e| login_json(&shared.org, e)).collect();
     let end = offset.saturating_add(per_page);

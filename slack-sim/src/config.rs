@@ -75,6 +75,46 @@ pub enum FaultKind {
     OkFalse {
         error: String,
     },
+    /// The normal response, but its `next_cursor` is the cursor the request came with: a client
+    /// that follows cursors blindly pages forever.
+    RepeatCursor,
+}
+
+/// A `--faults` file: JSON (a list of rules, or `{"faults": [...]}`) or TOML (`[[faults]]`
+/// tables), chosen by the `.toml` extension.
+pub fn load_faults(path: impl AsRef<std::path::Path>) -> Result<Vec<FaultRule>, crate::SimError> {
+    let path = path.as_ref();
+    let bad = |why: String| crate::SimError::InvalidConfig(format!("fault file {}: {why}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    parse_faults(&text, path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml"))).map_err(bad)
+}
+
+#[derive(Deserialize)]
+struct FaultFile {
+    #[serde(default)]
+    faults: Vec<FaultRule>,
+}
+
+fn parse_faults(text: &str, toml_syntax: bool) -> Result<Vec<FaultRule>, String> {
+    let rules = if toml_syntax {
+        toml::from_str::<FaultFile>(text).map_err(|e| e.to_string())?.faults
+    } else if text.trim_start().starts_with('[') {
+        serde_json::from_str(text).map_err(|e| e.to_string())?
+    } else {
+        serde_json::from_str::<FaultFile>(text).map_err(|e| e.to_string())?.faults
+    };
+    for rule in &rules {
+        match rule.when {
+            FaultWhen::Probability(p) if !(0.0..=1.0).contains(&p) => {
+                return Err(format!("probability {p} for {} is not within 0..=1", rule.method));
+            }
+            FaultWhen::Nth(0) | FaultWhen::EveryNth(0) => {
+                return Err(format!("calls are counted from 1; 0 never matches ({})", rule.method));
+            }
+            _ => {}
+        }
+    }
+    Ok(rules)
 }
 
 #[cfg(test)]
@@ -96,5 +136,36 @@ mod tests {
         assert_eq!(rules[0], FaultRule::new("users.list", FaultWhen::Nth(2), FaultKind::Status(503)));
         assert_eq!(rules[2].kind, FaultKind::RateLimited { retry_after_secs: 2 });
         assert_eq!(rules[4].kind, FaultKind::Slow { millis: 50 });
+        assert_eq!(parse_faults(text, false).map(|r| r.len()), Ok(6));
+    }
+
+    #[test]
+    fn fault_files_load_from_toml_and_json_and_reject_nonsense() {
+        let toml_text = r#"
+            [[faults]]
+            method = "users.list"
+            when = { nth = 2 }
+            kind = { status = 503 }
+
+            [[faults]]
+            method = "*"
+            when = { probability = 0.05 }
+            kind = "repeat_cursor"
+        "#;
+        let rules = parse_faults(toml_text, true).unwrap_or_default();
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[1].kind, FaultKind::RepeatCursor);
+        let wrapped = r#"{"faults":[{"method":"audit.logs","when":{"every_nth":2},"kind":"malformed"}]}"#;
+        assert_eq!(parse_faults(wrapped, false).map(|r| r.len()), Ok(1));
+        assert!(parse_faults(r#"[{"method":"x","when":{"probability":2.0},"kind":"truncated"}]"#, false).is_err());
+        assert!(parse_faults(r#"[{"method":"x","when":{"nth":0},"kind":"truncated"}]"#, false).is_err());
+
+        let dir = std::env::temp_dir().join(format!("slack-sim-faults-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let file = dir.join("faults.toml");
+        let _ = std::fs::write(&file, toml_text);
+        assert_eq!(load_faults(&file).map(|r| r.len()).ok(), Some(2));
+        assert!(load_faults(dir.join("missing.json")).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -9,6 +9,8 @@
 mod activity;
 mod api;
 mod config;
+mod endpoints;
+mod identities;
 mod names;
 mod org;
 mod ratelimit;
@@ -17,7 +19,7 @@ mod server;
 
 use std::net::SocketAddr;
 
-pub use config::{FaultKind, FaultRule, FaultWhen, RateLimits, SimConfig};
+pub use config::{FaultKind, FaultRule, FaultWhen, RateLimits, SimConfig, load_faults};
 pub use org::{GroundTruth, GroundTruthAccount, Org, OrgSpec, Plan};
 pub use server::{RunningSim, Simulator};
 

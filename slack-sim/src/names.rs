@@ -256,3 +256,11 @@ pub(crate) const BROWSER_AGENTS: [&str; 3] = [
 pub(crate) const OFFICE_ISPS: [&str; 3] = ["Example Fiber Business", "Sample Networks", "Demo Telecom Enterprise"];
 pub(crate) const HOME_ISPS: [&str; 3] = ["Example Broadband", "Sample Cable", "Demo DSL"];
 pub(crate) const MOBILE_ISPS: [&str; 3] = ["Example Mobile", "Sample Wireless", "Demo Cellular"];
+
+/// Extra workspaces of an Enterprise Grid organisation are named after business units.
+pub(crate) const WORKSPACE_UNITS: [&str; 8] =
+    ["Sales", "Engineering", "Support", "Marketing", "Operations", "Research", "Finance", "Legal"];
+
+/// Departments: the HR export's `department` column, and the user groups every workspace has.
+pub(crate) const DEPARTMENTS: [&str; 8] =
+    ["engineering", "sales", "support", "marketing", "finance", "people", "legal", "design"];

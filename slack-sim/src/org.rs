@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::SimError;
 use crate::names::{
     APP_NAMES, BOT_NAMES, COMPANIES, COMPANY_SUFFIXES, FIRST_NAMES, GUEST_DOMAINS, LAST_NAMES, NAME_STRIDE, TITLES,
-    ZONES,
+    WORKSPACE_UNITS, ZONES,
 };
 use crate::rng::{base36, below, mix, parse_base36, permute, unit, unpermute};
 
@@ -40,6 +40,10 @@ impl Plan {
 
     pub fn is_paid(self) -> bool {
         self != Plan::Free
+    }
+
+    pub fn default_workspaces(self) -> usize {
+        if self == Plan::Enterprise { 3 } else { 1 }
     }
 }
 
@@ -73,11 +77,25 @@ pub struct OrgSpec {
     /// The last simulated day; activity exists on days `[today - history_days, today]`.
     pub today: NaiveDate,
     pub history_days: u32,
+    /// Workspaces in the organisation; only Enterprise Grid has more than one. 0 (what an older
+    /// serialised spec deserialises to) means the plan's default.
+    #[serde(default)]
+    pub workspaces: usize,
 }
 
 impl OrgSpec {
     pub fn new(seed: u64, users: usize, plan: Plan, today: NaiveDate, history_days: u32) -> Self {
-        Self { seed, users, plan, today, history_days }
+        Self { seed, users, plan, today, history_days, workspaces: plan.default_workspaces() }
+    }
+
+    /// The number of workspaces actually generated: other plans are one workspace by definition,
+    /// and a Grid is capped at 32 so membership fits a bit mask.
+    pub fn workspace_count(&self) -> usize {
+        match self.plan {
+            Plan::Enterprise if self.workspaces == 0 => Plan::Enterprise.default_workspaces(),
+            Plan::Enterprise => self.workspaces.min(32),
+            _ => 1,
+        }
     }
 }
 
@@ -172,6 +190,10 @@ const T_EMAIL_CASE: u64 = 16;
 const T_GUEST_DOMAIN: u64 = 17;
 pub(crate) const T_PROFILE_FIELDS: u64 = 18;
 const T_ACTIVITY_KEY: u64 = 19;
+const T_HOME_WS: u64 = 20;
+const T_OTHER_WS: u64 = 21;
+const T_DEPARTMENT: u64 = 22;
+const T_CREATED: u64 = 23;
 
 /// The generated organisation. Immutable once built.
 pub struct Org {
@@ -181,6 +203,8 @@ pub struct Org {
     domain: String,
     email_domain: String,
     enterprise_id: Option<String>,
+    /// Workspace 0 is the one above (`team_id`, `team_name`, `domain`); Grid adds more.
+    workspaces: Vec<Workspace>,
     /// Generated accounts in generation order, then Slackbot last.
     users: Vec<UserRec>,
     /// 00:00 UTC of day index 0.
@@ -203,6 +227,14 @@ impl fmt::Debug for Org {
     }
 }
 
+/// One workspace of the organisation.
+#[derive(Clone, Debug)]
+pub(crate) struct Workspace {
+    pub id: String,
+    pub name: String,
+    pub domain: String,
+}
+
 pub(crate) const SLACKBOT_ID: &str = "USLACKBOT";
 const DAY: i64 = 86_400;
 
@@ -223,10 +255,26 @@ impl Org {
         let enterprise_id =
             (spec.plan == Plan::Enterprise).then(|| format!("E{}", base36(mix(seed, 3, T_TEAM) % 36u64.pow(8), 8)));
 
+        let mut workspaces = vec![Workspace { id: team_id.clone(), name: team_name.clone(), domain: slug.clone() }];
+        for w in 1..spec.workspace_count() {
+            let unit_name = WORKSPACE_UNITS[(w - 1) % WORKSPACE_UNITS.len()];
+            let round = (w - 1) / WORKSPACE_UNITS.len();
+            let name = if round == 0 {
+                format!("{team_name} {unit_name}")
+            } else {
+                format!("{team_name} {unit_name} {}", round + 1)
+            };
+            workspaces.push(Workspace {
+                id: format!("T{}", base36(mix(seed, 100 + w as u64, T_TEAM) % 36u64.pow(8), 8)),
+                domain: name.to_ascii_lowercase().replace(' ', "-"),
+                name,
+            });
+        }
         let mut org = Org {
             spec: spec.clone(),
             team_id,
             team_name,
+            workspaces,
             domain: slug,
             email_domain,
             enterprise_id,
@@ -331,7 +379,7 @@ impl Org {
             updated = self.start_epoch + i64::from(deleted_day) * DAY + below(h(T_UPDATED), DAY as u64) as i64;
         }
 
-        let id = format!("U{}", base36(permute(self.id_key, i64i), 10));
+        let id = format!("{}{}", self.id_prefix(), base36(permute(self.id_key, i64i), 10));
         let name = match kind {
             Kind::Bot | Kind::App => {
                 let list: &[&'static str] = if kind == Kind::Bot { &BOT_NAMES } else { &APP_NAMES };
@@ -434,12 +482,93 @@ impl Org {
         self.start_weekday
     }
 
+    /// Grid accounts are organisation-wide, and Slack gives those `W…` IDs.
+    fn id_prefix(&self) -> char {
+        if self.spec.plan == Plan::Enterprise { 'W' } else { 'U' }
+    }
+
+    pub(crate) fn workspaces(&self) -> &[Workspace] {
+        &self.workspaces
+    }
+
+    /// Workspace IDs, the first being [`Org::team_id`].
+    pub fn workspace_ids(&self) -> Vec<String> {
+        self.workspaces.iter().map(|w| w.id.clone()).collect()
+    }
+
+    pub(crate) fn workspace_index(&self, team_id: &str) -> Option<usize> {
+        self.workspaces.iter().position(|w| w.id == team_id)
+    }
+
+    /// The account's home workspace (its `team_id`).
+    pub(crate) fn home_workspace(&self, pos: usize) -> usize {
+        let n = self.workspaces.len();
+        if n == 1 || pos == 0 || pos + 1 == self.users.len() {
+            return 0;
+        }
+        below(mix(self.seed(), pos as u64, T_HOME_WS), n as u64) as usize
+    }
+
+    /// Bit w set = a member of workspace w. Owners and Slackbot are everywhere; other people
+    /// join a few workspaces besides their home one.
+    /// The ids of the workspaces the account at `pos` belongs to.
+    pub(crate) fn member_workspace_ids(&self, pos: usize) -> Vec<&str> {
+        let mask = self.workspace_mask(pos);
+        self.workspaces.iter().enumerate().filter(|(w, _)| mask & (1 << w) != 0).map(|(_, w)| w.id.as_str()).collect()
+    }
+
+    pub(crate) fn workspace_mask(&self, pos: usize) -> u32 {
+        let n = self.workspaces.len();
+        if n == 1 {
+            return 1;
+        }
+        let all = if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
+        if pos == 0 || pos + 1 == self.users.len() || matches!(self.users[pos].kind, Kind::Owner) {
+            return all;
+        }
+        let mut mask = 1u32 << self.home_workspace(pos);
+        for w in 0..n {
+            if unit(mix(self.seed(), pos as u64 * 64 + w as u64, T_OTHER_WS)) < 0.25 {
+                mask |= 1 << w;
+            }
+        }
+        mask
+    }
+
+    pub(crate) fn in_workspace(&self, pos: usize, ws: usize) -> bool {
+        self.workspace_mask(pos) & (1 << ws) != 0
+    }
+
+    /// The day index an account was deactivated on, if it was.
+    pub(crate) fn deleted_day(&self, pos: usize) -> Option<i32> {
+        let u = &self.users[pos];
+        u.deleted
+            .then(|| below(mix(self.seed(), pos as u64, T_DELETED_DAY), u64::from(self.spec.history_days) + 1) as i32)
+    }
+
+    /// The account's department, which also decides its user groups.
+    pub(crate) fn department(&self, pos: usize) -> usize {
+        below(mix(self.seed(), pos as u64, T_DEPARTMENT), crate::names::DEPARTMENTS.len() as u64) as usize
+    }
+
+    /// When the account was created: on its first possible day, or before the history for
+    /// people who were already there.
+    pub(crate) fn date_created(&self, pos: usize) -> i64 {
+        let u = &self.users[pos];
+        let h = mix(self.seed(), pos as u64, T_CREATED);
+        if u.lo > 0 {
+            self.start_epoch + i64::from(u.lo) * DAY - below(h, 3 * DAY as u64) as i64
+        } else {
+            self.start_epoch - below(h, 700 * DAY as u64) as i64 - DAY
+        }
+    }
+
     /// Position of an account in listing order, found by inverting the ID permutation.
     pub(crate) fn position_of(&self, id: &str) -> Option<usize> {
         if id == SLACKBOT_ID {
             return Some(self.users.len() - 1);
         }
-        let digits = id.strip_prefix('U').filter(|d| d.len() == 10)?;
+        let digits = id.strip_prefix(self.id_prefix()).filter(|d| d.len() == 10)?;
         let value = parse_base36(digits)?;
         if value >= 1 << 51 {
             return None;
@@ -488,7 +617,7 @@ impl Org {
         let u = &self.users[pos];
         GroundTruthAccount {
             id: u.id.to_string(),
-            team_id: self.team_id.clone(),
+            team_id: self.workspaces[self.home_workspace(pos)].id.clone(),
             name: u.name.to_string(),
             email: self.email(pos),
             kind: u.kind.as_str().to_owned(),
@@ -513,7 +642,14 @@ impl Org {
                 self.account(pos, last)
             })
             .collect();
-        GroundTruth { as_of, team_id: self.team_id.clone(), accounts }
+        let day = as_of.date_naive();
+        let orphans =
+            (0..self.users.len()).filter(|&p| self.is_orphan(p)).map(|p| self.users[p].id.to_string()).collect();
+        let terminated_active = (0..self.users.len())
+            .filter(|&p| self.is_terminated_active(p, day))
+            .map(|p| self.users[p].id.to_string())
+            .collect();
+        GroundTruth { as_of, team_id: self.team_id.clone(), accounts, orphans, terminated_active }
     }
 }
 
@@ -523,6 +659,13 @@ pub struct GroundTruth {
     pub as_of: DateTime<Utc>,
     pub team_id: String,
     pub accounts: Vec<GroundTruthAccount>,
+    /// Live human accounts (guests included) that no record of [`Org::identities_csv`] matches,
+    /// neither by email (case-insensitive) nor by the alias domain.
+    #[serde(default)]
+    pub orphans: BTreeSet<String>,
+    /// Live accounts whose identity is terminated on or before the as-of date.
+    #[serde(default)]
+    pub terminated_active: BTreeSet<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -687,6 +830,8 @@ mod tests {
                 GroundTruthAccount { kind: "bot".into(), ..acc("bot", None) },
                 GroundTruthAccount { deleted: true, ..acc("gone", None) },
             ],
+            orphans: BTreeSet::new(),
+            terminated_active: BTreeSet::new(),
         };
         let d = gt.dormant(30);
         assert_eq!(d.into_iter().collect::<Vec<_>>(), ["never", "on_cutoff"]);

@@ -10,6 +10,8 @@ pub(crate) enum Tier {
     Tier2,
     Tier3,
     Tier4,
+    /// A method-specific rate in calls per minute (SCIM's org-wide limits).
+    PerMinute(u32),
 }
 
 impl Tier {
@@ -18,6 +20,7 @@ impl Tier {
             Tier::Tier2 => 20.0,
             Tier::Tier3 => 50.0,
             Tier::Tier4 => 100.0,
+            Tier::PerMinute(n) => f64::from(n),
         }
     }
 }

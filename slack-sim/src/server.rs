@@ -20,9 +20,12 @@ use tokio::task::JoinHandle;
 
 use crate::SimError;
 use crate::activity::{Entry, Tally};
-use crate::api::{self, BOT_SCOPES, JSON, MEMBER_SCOPES, Params, Reply, TokenInfo, TokenState, TokenType, USER_SCOPES};
+use crate::api::{
+    self, BOT_SCOPES, JSON, MEMBER_SCOPES, ORG_SCOPES, Params, Reply, TokenInfo, TokenState, TokenType, USER_SCOPES,
+};
 use crate::config::{FaultKind, FaultRule, FaultWhen, RateLimits, SimConfig};
-use crate::org::{Kind, Org};
+use crate::endpoints::{audit, scim};
+use crate::org::{Kind, Org, Plan};
 use crate::ratelimit::RateLimiter;
 use crate::rng::{base36, mix, mix4, unit};
 
@@ -46,7 +49,7 @@ impl Shared {
         self.clock.load(Ordering::SeqCst)
     }
 
-    fn record_call(&self, method: &str) -> u64 {
+    pub(crate) fn record_call(&self, method: &str) -> u64 {
         let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         let n = calls.entry(method.to_owned()).or_insert(0);
         *n += 1;
@@ -105,6 +108,8 @@ fn make_tokens(org: &Org) -> Vec<TokenInfo> {
         user_id: owner.id.to_string(),
         user_name: owner.name.to_string(),
         bot_id: None,
+        org_level: false,
+        workspace: 0,
     };
     // The bot token belongs to a bot that users.list shows; an organisation without one gets a
     // bot user that is not listed, as an app installed after the listing was taken would be.
@@ -117,7 +122,7 @@ fn make_tokens(org: &Org) -> Vec<TokenInfo> {
         ),
     };
     let member = users.iter().find(|u| u.kind == Kind::Member && !u.deleted && !u.invited).unwrap_or(owner);
-    vec![
+    let mut tokens = vec![
         user(format!("xoxp-sim-{}", secret(1)), USER_SCOPES, TokenState::Active),
         TokenInfo {
             token: format!("xoxb-sim-{}", secret(2)),
@@ -127,6 +132,8 @@ fn make_tokens(org: &Org) -> Vec<TokenInfo> {
             user_id: bot_user_id,
             user_name: bot_name,
             bot_id: Some(bot_id),
+            org_level: false,
+            workspace: 0,
         },
         TokenInfo {
             user_id: member.id.to_string(),
@@ -135,7 +142,14 @@ fn make_tokens(org: &Org) -> Vec<TokenInfo> {
         },
         user(format!("xoxp-sim-revoked-{}", secret(4)), USER_SCOPES, TokenState::Revoked),
         user(format!("xoxp-sim-inactive-{}", secret(5)), USER_SCOPES, TokenState::Inactive),
-    ]
+    ];
+    if org.spec().plan == Plan::Enterprise {
+        tokens.push(TokenInfo {
+            org_level: true,
+            ..user(format!("xoxp-sim-org-{}", secret(6)), ORG_SCOPES, TokenState::Active)
+        });
+    }
+    tokens
 }
 
 /// Entry point for starting a simulator.
@@ -176,10 +190,18 @@ impl Simulator {
             calls: Mutex::new(HashMap::new()),
             access_cache: tokio::sync::Mutex::new(None),
         });
-        let app = Router::new()
+        // GovSlack serves the same API under its own host; here, under `/gov`.
+        let slack = Router::new()
             .route("/api/{method}", any(api_call))
+            .route("/scim/{version}/{resource}", any(scim::handle_list))
+            .route("/scim/{version}/{resource}/{id}", any(scim::handle_one))
+            .route("/audit/v1/{endpoint}", any(audit::handle));
+        let app = Router::new()
+            .merge(slack.clone())
+            .nest("/gov", slack)
             .route("/_sim/clock", get(get_clock).post(set_clock))
             .route("/_sim/ground_truth", get(ground_truth))
+            .route("/_sim/identities.csv", get(identities))
             .with_state(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -220,6 +242,27 @@ impl RunningSim {
     /// The Web API base; methods live at `{api_url}/users.list`.
     pub fn api_url(&self) -> String {
         format!("http://{}/api", self.addr)
+    }
+
+    /// The same Web API as GovSlack serves it (`https://slack-gov.com/api/` in reality).
+    pub fn gov_api_url(&self) -> String {
+        format!("http://{}/gov/api", self.addr)
+    }
+
+    /// The SCIM base: `{scim_url}/v2/Users`, `{scim_url}/v1/Groups`, ... (GovSlack: `/gov/scim`).
+    pub fn scim_url(&self) -> String {
+        format!("http://{}/scim", self.addr)
+    }
+
+    /// The Audit Logs base: `{audit_url}/logs` (GovSlack: `/gov/audit/v1`).
+    pub fn audit_url(&self) -> String {
+        format!("http://{}/audit/v1", self.addr)
+    }
+
+    /// Enterprise Grid only: an organisation-wide install's token (an Org Owner's, with
+    /// `auditlogs:read` and the admin scopes); workspace-scoped methods need `team_id` with it.
+    pub fn org_token(&self) -> Option<&str> {
+        self.shared.tokens.iter().find(|t| t.org_level).map(|t| t.token.as_str())
     }
 
     /// An owner's user token with `users:read`, `users:read.email`, `team:read` and `admin`.
@@ -295,33 +338,82 @@ async fn api_call(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    let n = shared.record_call(&method);
     let params = Params::parse(query.as_deref(), &headers, &body);
+    let reply = match plan_fault(&shared, &method) {
+        FaultPlan::Answer(reply) => reply,
+        FaultPlan::Run { delay_ms, post } => {
+            if delay_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            }
+            post.apply(api::handle(&shared, &method, &headers, &params).await, params.get("cursor"))
+        }
+    };
+    reply.into_response()
+}
+
+/// What the fault rules make of one call: an answer instead of the real one, or the real one
+/// (perhaps late) with a rewrite applied.
+pub(crate) enum FaultPlan {
+    Answer(Reply),
+    Run { delay_ms: u64, post: Post },
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum Post {
+    Keep,
+    Truncate,
+    RepeatCursor,
+}
+
+impl Post {
+    /// `cursor` is the request's own cursor, which `RepeatCursor` hands back as the next one.
+    pub(crate) fn apply(self, mut reply: Reply, cursor: Option<&str>) -> Reply {
+        match self {
+            Post::Keep => {}
+            Post::Truncate => {
+                let cut = (reply.body.len() / 2).max(1).min(reply.body.len());
+                reply.body.truncate(cut);
+            }
+            Post::RepeatCursor => {
+                if let Some(cursor) = cursor {
+                    repeat_cursor(&mut reply, cursor);
+                }
+            }
+        }
+        reply
+    }
+}
+
+/// Counts the call and decides its fault. `method` names the fault target: a Web API method,
+/// `scim.Users`, `scim.Groups` or `audit.logs`.
+pub(crate) fn plan_fault(shared: &Shared, method: &str) -> FaultPlan {
+    let n = shared.record_call(method);
     tracing::debug!(%method, call = n, "slack simulator call");
-    let reply = match shared.fault_for(&method, n).cloned() {
-        None => api::handle(&shared, &method, &headers, &params).await,
-        Some(FaultKind::Status(code)) => html_status(code),
-        Some(FaultKind::RateLimited { retry_after_secs }) => Reply::rate_limited(retry_after_secs),
-        Some(FaultKind::OkFalse { error }) => Reply::error(&error),
-        Some(FaultKind::Malformed) => Reply {
+    let run = |delay_ms, post| FaultPlan::Run { delay_ms, post };
+    match shared.fault_for(method, n).cloned() {
+        None => run(0, Post::Keep),
+        Some(FaultKind::Status(code)) => FaultPlan::Answer(html_status(code)),
+        Some(FaultKind::RateLimited { retry_after_secs }) => FaultPlan::Answer(Reply::rate_limited(retry_after_secs)),
+        Some(FaultKind::OkFalse { error }) => FaultPlan::Answer(Reply::error(&error)),
+        Some(FaultKind::Malformed) => FaultPlan::Answer(Reply {
             status: StatusCode::OK,
             content_type: JSON,
             headers: Vec::new(),
             body: b"<!DOCTYPE html><html><head><title>Slack</title></head><body>Something went wrong.</body></html>"
                 .to_vec(),
-        },
-        Some(FaultKind::Slow { millis }) => {
-            tokio::time::sleep(Duration::from_millis(millis)).await;
-            api::handle(&shared, &method, &headers, &params).await
-        }
-        Some(FaultKind::Truncated) => {
-            let mut reply = api::handle(&shared, &method, &headers, &params).await;
-            let cut = (reply.body.len() / 2).max(1).min(reply.body.len());
-            reply.body.truncate(cut);
-            reply
-        }
-    };
-    reply.into_response()
+        }),
+        Some(FaultKind::Slow { millis }) => run(millis, Post::Keep),
+        Some(FaultKind::Truncated) => run(0, Post::Truncate),
+        Some(FaultKind::RepeatCursor) => run(0, Post::RepeatCursor),
+    }
+}
+
+/// Hands the request's own cursor back as the next one, so a client that trusts cursors loops.
+fn repeat_cursor(reply: &mut Reply, cursor: &str) {
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&reply.body) else { return };
+    let Some(next) = v.pointer_mut("/response_metadata/next_cursor") else { return };
+    *next = json!(cursor);
+    reply.body = serde_json::to_vec(&v).unwrap_or_default();
 }
 
 fn html_status(code: u16) -> Reply {
@@ -382,5 +474,13 @@ async fn ground_truth(State(shared): State<Arc<Shared>>, RawQuery(query): RawQue
     match tokio::task::spawn_blocking(move || org.ground_truth(as_of)).await {
         Ok(truth) => axum::Json(truth).into_response(),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "ground truth failed").into_response(),
+    }
+}
+
+async fn identities(State(shared): State<Arc<Shared>>) -> Response {
+    let org = shared.org.clone();
+    match tokio::task::spawn_blocking(move || org.identities_csv()).await {
+        Ok(csv) => ([(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "identities failed").into_response(),
     }
 }

@@ -1,0 +1,220 @@
+//! The HR export that correlation reads (`Org::identities_csv`), and which accounts it leaves
+//! orphaned or names as terminated while the account is still active.
+//!
+//! Every identity is a pure function of (seed, account position), like the rest of the
+//! organisation, so the CSV and the ground truth never disagree.
+
+use std::fmt::Write as _;
+
+use chrono::{Days, NaiveDate};
+
+use crate::names::DEPARTMENTS;
+use crate::org::Org;
+use crate::rng::{below, mix, unit};
+
+const T_FATE: u64 = 500;
+const T_TERMINATED: u64 = 501;
+const T_TERM_DAY: u64 = 502;
+const T_EMP_TYPE: u64 = 503;
+const T_MANAGER: u64 = 504;
+const T_ALT: u64 = 505;
+
+/// How an account relates to the HR export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fate {
+    /// No identity at all: a guest, a bot, or a person HR does not know about.
+    Orphan,
+    /// An identity with the account's own email address.
+    ByEmail,
+    /// An identity whose address is on the alias domain only (`x@<alias>` for `x@<domain>`).
+    ByAlias,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub fate: Fate,
+    /// The termination day, if HR says the person left.
+    pub terminated: Option<NaiveDate>,
+}
+
+impl Org {
+    /// The alias domain some HR records use instead of the Slack email domain.
+    pub fn alias_email_domain(&self) -> String {
+        format!("mail.{}", self.email_domain())
+    }
+
+    pub(crate) fn identity(&self, pos: usize) -> Identity {
+        let u = self.user(pos);
+        let orphan = Identity { fate: Fate::Orphan, terminated: None };
+        // Guests are outsiders and bots are not people: HR lists neither.
+        if !u.kind.is_human() || u.kind.is_guest() {
+            return orphan;
+        }
+        let seed = self.seed();
+        let r = unit(mix(seed, pos as u64, T_FATE));
+        let fate = if pos == 0 {
+            Fate::ByEmail
+        } else if r < 0.05 {
+            return orphan;
+        } else if r < 0.13 {
+            Fate::ByAlias
+        } else {
+            Fate::ByEmail
+        };
+        let today = self.spec().today;
+        let term_day = |tag_day: i32| {
+            let start = today.checked_sub_days(Days::new(u64::from(self.spec().history_days))).unwrap_or(today);
+            start.checked_add_days(Days::new(tag_day.max(0) as u64)).unwrap_or(start)
+        };
+        let terminated = if let Some(day) = self.deleted_day(pos) {
+            // Offboarding usually follows HR within a day or two, and HR says so for most.
+            (unit(mix(seed, pos as u64, T_TERMINATED)) < 0.9).then(|| term_day(day - 1))
+        } else if pos != 0 && unit(mix(seed, pos as u64, T_TERMINATED)) < 0.04 {
+            let back = 1 + below(mix(seed, pos as u64, T_TERM_DAY), 60) as i32;
+            Some(term_day(self.spec().history_days as i32 - back))
+        } else {
+            None
+        };
+        Identity { fate, terminated }
+    }
+
+    /// Accounts a governance report should flag as having no identity: not deactivated,
+    /// human (guests included), and in no HR record by email or alias.
+    pub(crate) fn is_orphan(&self, pos: usize) -> bool {
+        let u = self.user(pos);
+        u.kind.is_human() && !u.deleted && self.identity(pos).fate == Fate::Orphan
+    }
+
+    /// Not deactivated, yet HR says the person left on or before `as_of`.
+    pub(crate) fn is_terminated_active(&self, pos: usize, as_of: NaiveDate) -> bool {
+        let u = self.user(pos);
+        !u.deleted && self.identity(pos).terminated.is_some_and(|d| d <= as_of)
+    }
+
+    /// The HR export as CSV with a header: `identity_id, email, alternate_email, employee_id,
+    /// display_name, department, manager_email, status (active|terminated), termination_date,
+    /// employee_type`. Most people match their account by email (case may differ), some only
+    /// by the alias domain ([`Org::alias_email_domain`]); some accounts have no record, and a
+    /// few HR records belong to people who never had an account.
+    pub fn identities_csv(&self) -> String {
+        let alias = self.alias_email_domain();
+        let mut out = String::from(
+            "identity_id,email,alternate_email,employee_id,display_name,department,manager_email,status,termination_date,employee_type\n",
+        );
+        let seed = self.seed();
+        let manager_of = |pos: usize| -> String {
+            let candidate =
+                if pos < 8 { 0 } else { below(mix(seed, pos as u64, T_MANAGER), (pos as u64).min(64)) as usize };
+            let m = if self.identity(candidate).fate == Fate::ByEmail { candidate } else { 0 };
+            self.email(m).map(|e| e.to_ascii_lowercase()).unwrap_or_default()
+        };
+        let mut n = 0u64;
+        for pos in 0..self.len() {
+            let id = self.identity(pos);
+            let Some(email) = self.email(pos) else { continue };
+            if id.fate == Fate::Orphan {
+                continue;
+            }
+            let local = email.split('@').next().unwrap_or_default().to_ascii_lowercase();
+            let alias_email = format!("{local}@{alias}");
+            let (primary, alternate) = match id.fate {
+                Fate::ByAlias => (alias_email, String::new()),
+                _ if unit(mix(seed, pos as u64, T_ALT)) < 0.3 => (email.clone(), alias_email),
+                _ => (email.clone(), String::new()),
+            };
+            let (first, last) = self.person_name(pos);
+            n += 1;
+            let _ = writeln!(
+                out,
+                "HR{:07},{primary},{alternate},{},{first} {last},{},{},{},{},{}",
+                pos + 1,
+                100_000 + pos,
+                DEPARTMENTS[self.department(pos)],
+                if pos == 0 { String::new() } else { manager_of(pos) },
+                if id.terminated.is_some() { "terminated" } else { "active" },
+                id.terminated.map(|d| d.to_string()).unwrap_or_default(),
+                employee_type(seed, pos),
+            );
+        }
+        // People HR knows who never joined Slack: they must match no account.
+        for k in 0..(n / 50).max(1) {
+            let pos = self.len() + k as usize;
+            let (first, last) = self.person_name(pos);
+            let _ = writeln!(
+                out,
+                "HR{:07},{}.{}.nk{k}@{},,{},{first} {last},{},,active,,employee",
+                pos + 1,
+                first.to_ascii_lowercase(),
+                last.to_ascii_lowercase(),
+                self.email_domain(),
+                100_000 + pos,
+                DEPARTMENTS[k as usize % DEPARTMENTS.len()],
+            );
+        }
+        out
+    }
+}
+
+fn employee_type(seed: u64, pos: usize) -> &'static str {
+    match below(mix(seed, pos as u64, T_EMP_TYPE), 20) {
+        0..=1 => "contractor",
+        2 => "intern",
+        _ => "employee",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, HashSet};
+
+    use chrono::NaiveDate;
+
+    use crate::org::{Org, OrgSpec, Plan};
+
+    #[test]
+    fn identities_match_most_accounts_and_leave_the_rest() {
+        let today = NaiveDate::from_ymd_opt(2025, 6, 30).unwrap_or_default();
+        let org = Org::generate(&OrgSpec::new(5, 3000, Plan::BusinessPlus, today, 90));
+        let csv = org.identities_csv();
+        let mut lines = csv.lines();
+        assert_eq!(lines.next().map(|h| h.split(',').count()), Some(10));
+        let alias = org.alias_email_domain();
+        let mut by_email: HashMap<String, Vec<String>> = HashMap::new();
+        for line in lines {
+            let cols: Vec<&str> = line.split(',').collect();
+            assert_eq!(cols.len(), 10, "{line}");
+            assert!(matches!(cols[7], "active" | "terminated"));
+            assert_eq!(cols[7] == "terminated", !cols[8].is_empty(), "{line}");
+            by_email.insert(cols[1].to_ascii_lowercase(), cols.iter().map(|c| c.to_string()).collect());
+        }
+        let now = today.and_hms_opt(23, 0, 0).unwrap_or_default().and_utc();
+        let truth = org.ground_truth(now);
+        let (mut direct, mut via_alias, mut orphans, mut terminated) = (0, 0, HashSet::new(), HashSet::new());
+        for acc in &truth.accounts {
+            let Some(email) = acc.email.as_deref().map(str::to_ascii_lowercase) else { continue };
+            let local = email.split('@').next().unwrap_or_default();
+            let hit = if let Some(row) = by_email.get(&email) {
+                direct += 1;
+                Some(row)
+            } else if let Some(row) = by_email.get(&format!("{local}@{alias}")) {
+                via_alias += 1;
+                Some(row)
+            } else {
+                None
+            };
+            match hit {
+                None if !acc.deleted => {
+                    orphans.insert(acc.id.clone());
+                }
+                Some(row) if row[7] == "terminated" && !acc.deleted => {
+                    terminated.insert(acc.id.clone());
+                }
+                _ => {}
+            }
+        }
+        assert!(direct > 2000 && via_alias > 100, "{direct} {via_alias}");
+        assert_eq!(orphans, truth.orphans.iter().cloned().collect());
+        assert_eq!(terminated, truth.terminated_active.iter().cloned().collect());
+        assert!(!truth.orphans.is_empty() && !truth.terminated_active.is_empty());
+    }
+}
