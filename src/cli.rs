@@ -66,6 +66,9 @@ pub enum Command {
     Report(ReportArgs),
     /// Check the configuration without touching the network; exits 78 naming a bad field.
     Validate,
+    /// Per table: partitions, first and last day, rows, bytes and files; then the last
+    /// successful run and its warnings. Reads only the commit log and run manifests.
+    Tables(TablesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -100,8 +103,20 @@ pub struct RunArgs {
     #[arg(long, env = "LASTSEEN_RUN_DATE", value_name = "DATE")]
     pub date: Option<NaiveDate>,
     /// Collect and count, but write nothing to the lake.
-    #[arg(long)]
+    #[arg(long, env = "LASTSEEN_DRY_RUN")]
     pub dry_run: bool,
+    /// Publish the users snapshot even if it shrank by more than `lake.max_snapshot_drop`
+    /// against the previous one (the mass-change guard), e.g. after a real mass offboarding.
+    #[arg(long, env = "LASTSEEN_FORCE")]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TablesArgs {
+    /// `table` prints the tables, then the last successful run; `csv` and `json` print one row
+    /// per table with the last run's columns (`last_run_*`) repeated on each.
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -116,10 +131,10 @@ pub struct SqlArgs {
 #[derive(Debug, Args)]
 pub struct OutputArgs {
     /// Output format.
-    #[arg(long, short = 'f', value_enum, default_value_t = Format::Table)]
+    #[arg(long, short = 'f', env = "LASTSEEN_FORMAT", value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Write to this file instead of stdout.
-    #[arg(long, short = 'o', value_name = "FILE")]
+    #[arg(long, short = 'o', env = "LASTSEEN_OUTPUT", value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
 
@@ -148,11 +163,11 @@ pub enum ReportKind {
 #[derive(Debug, Args)]
 pub struct DormantArgs {
     /// Days without evidence of use after which an account is dormant. Default: config
-    /// `reports.dormant_days` (90).
+    /// `reports.dormant_days` (90; env LASTSEEN_REPORTS__DORMANT_DAYS).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub days: Option<u32>,
     /// Snapshot day to report on, YYYY-MM-DD. Default: the newest.
-    #[arg(long, value_name = "DATE")]
+    #[arg(long, env = "LASTSEEN_AS_OF", value_name = "DATE")]
     pub as_of: Option<NaiveDate>,
     /// Print the report's SQL instead of running it.
     #[arg(long)]

@@ -173,6 +173,8 @@ async fn collect_and_commit(
     let mut tables = BTreeMap::new();
     let mut dry_run_rows = BTreeMap::new();
     let mut lake_version = None;
+    // Warnings that are not about a source: they do not make the run partial.
+    let mut other_warnings = Vec::new();
     match lease {
         None => {
             dry_run_rows.insert(SLACK_USERS.name.to_string(), users.iter().map(|b| b.num_rows() as u64).sum());
@@ -181,6 +183,7 @@ async fn collect_and_commit(
         }
         Some(lease) => {
             let mut tx = run.lake.begin(lease).await?;
+            tx.guard_snapshots(run.config.lake.max_snapshot_drop);
             tx.write(&SLACK_USERS, run.date, datafusion_arrow_helpers::empty(&SLACK_USERS))?;
             for b in users {
                 tx.write(&SLACK_USERS, run.date, b)?;
@@ -200,9 +203,26 @@ async fn collect_and_commit(
             add_tables(&mut tables, &raw);
             add_tables(&mut tables, &derived);
             lake_version = Some(derived.version);
+            // The day is committed whatever happens here, so a failed retention pass is a
+            // warning (the next run retries it), not a failed run.
+            if !run.config.lake.retention.is_empty() {
+                pb.set_message("applying retention");
+                match run.lake.apply_retention(lease, &retention_cutoffs(run.config, run.date)).await {
+                    Ok(dropped) => {
+                        if !dropped.is_empty() {
+                            tracing::info!(partitions = dropped.len(), "retention dropped old partitions");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "retention failed; the next run will retry it");
+                        other_warnings.push(format!("retention failed: {e}"));
+                    }
+                }
+            }
         }
     }
     let status = if warnings.is_empty() { RunStatus::Succeeded } else { RunStatus::Partial };
+    warnings.extend(other_warnings);
     let manifest = RunManifest {
         run_id: run_id.to_string(),
         date: run.date,
@@ -224,6 +244,16 @@ async fn collect_and_commit(
         "run finished"
     );
     Ok(DayOutcome { manifest, dry_run_rows })
+}
+
+/// Per table, the oldest partition date a run of `date` keeps: `date - days`.
+fn retention_cutoffs(config: &Config, date: NaiveDate) -> BTreeMap<String, NaiveDate> {
+    config
+        .lake
+        .retention
+        .iter()
+        .map(|(table, days)| (table.clone(), date - chrono::Days::new(u64::from(*days))))
+        .collect()
 }
 
 fn add_tables(tables: &mut BTreeMap<String, TableReport>, s: &CommitSummary) {
@@ -279,5 +309,27 @@ mod datafusion_arrow_helpers {
 
     pub fn empty(def: &TableDef) -> RecordBatch {
         RecordBatch::new_empty(def.schema())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn config_knows_exactly_the_lakes_tables() {
+        assert_eq!(lastseen_config::LAKE_TABLES, lastseen_lake::catalog::table_names().as_slice());
+    }
+
+    #[test]
+    fn retention_keeps_the_configured_number_of_days_before_the_run_date() {
+        let cfg = lastseen_config::Config::from_toml_str(
+            "[lake.retention]\nslack_access_logs = 400\n",
+            "test",
+            Vec::<(String, String)>::new(),
+        )
+        .unwrap();
+        let d = chrono::NaiveDate::from_ymd_opt(2026, 6, 30).unwrap();
+        let cut = super::retention_cutoffs(&cfg, d);
+        assert_eq!(cut.len(), 1);
+        assert_eq!(cut["slack_access_logs"], chrono::NaiveDate::from_ymd_opt(2025, 5, 26).unwrap());
     }
 }

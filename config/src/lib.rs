@@ -40,6 +40,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub slack: SlackConfig,
     pub reports: ReportsConfig,
+    pub lake: LakeConfig,
     /// Where the file part came from: the path as given, `lastseen.toml`, or `defaults`.
     pub origin: String,
 }
@@ -50,6 +51,25 @@ pub struct ReportsConfig {
     /// Accounts without activity for this many days are dormant (1..=3650).
     pub dormant_days: u32,
 }
+
+/// The lake tables `[lake.retention]` may name. The lake's catalog is the authority; this copy
+/// exists so configuration can be validated without depending on the lake (a test in the binary
+/// checks the two agree).
+pub const LAKE_TABLES: &[&str] = &["slack_users", "slack_access_logs", "last_seen"];
+
+/// Validated `[lake]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LakeConfig {
+    /// Mass-change guard: the largest share (0..=1) by which a new `slack_users` snapshot may
+    /// shrink against the previous one and still be published. `None` turns the guard off (what
+    /// `lastseen run --force` does for one run); the file always yields `Some`.
+    pub max_snapshot_drop: Option<f64>,
+    /// Days of partitions kept per table; tables not named keep everything.
+    pub retention: std::collections::BTreeMap<String, u32>,
+}
+
+// Validation only lets finite values through, so equality on the share is reflexive.
+impl Eq for LakeConfig {}
 
 impl Config {
     /// Load from `path` if Some (must exist), else `lastseen.toml` in the current directory if

@@ -18,6 +18,7 @@ pub struct RawConfig {
     pub storage: Option<RawStorage>,
     pub slack: Option<RawSlack>,
     pub reports: Option<RawReports>,
+    pub lake: Option<RawLake>,
 }
 
 /// `[storage]`
@@ -75,6 +76,16 @@ pub struct RawReports {
     pub dormant_days: Option<Int>,
 }
 
+/// `[lake]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLake {
+    pub max_snapshot_drop: Option<Number>,
+    /// `[lake.retention]`: table name → days kept. Names are checked during validation so the
+    /// error can list the known tables.
+    pub retention: Option<BTreeMap<String, Int>>,
+}
+
 /// A `[storage.options]` value. object_store wants strings, but people naturally write
 /// `aws_allow_http = true`, and an env override of `true` arrives as a TOML bool, so scalars are
 /// accepted and turned into their string form.
@@ -130,6 +141,33 @@ impl<'de> Deserialize<'de> for Int {
             }
         }
         deserializer.deserialize_i64(V)
+    }
+}
+
+/// A number field that may be written as an integer (`1`) or a float (`0.2`); range-checked
+/// during validation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Number(pub f64);
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Number;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number such as 0.2")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Number(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Number(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Number(v as f64))
+            }
+        }
+        deserializer.deserialize_any(V)
     }
 }
 

@@ -50,6 +50,8 @@ fn defaults() {
     assert_eq!(s.rate_limits.per_minute, [1, 20, 50, 100]);
     assert_eq!(s.rate_limits.per_minute(2), 20);
     assert_eq!(c.reports.dormant_days, 90);
+    assert_eq!(c.lake.max_snapshot_drop, Some(0.2));
+    assert!(c.lake.retention.is_empty());
 }
 
 #[test]
@@ -169,6 +171,11 @@ fn range_checks() {
         ("[slack.rate_limits]\ntier3 = 0", "slack.rate_limits.tier3", "at least 1"),
         ("[reports]\ndormant_days = 0", "reports.dormant_days", "between 1 and 3650"),
         ("[reports]\ndormant_days = 3651", "reports.dormant_days", "(got 3651)"),
+        ("[lake]\nmax_snapshot_drop = 1.5", "lake.max_snapshot_drop", "between 0 and 1"),
+        ("[lake]\nmax_snapshot_drop = -0.1", "lake.max_snapshot_drop", "between 0 and 1"),
+        ("[lake]\nmax_snapshot_drop = nan", "lake.max_snapshot_drop", "between 0 and 1"),
+        ("[lake.retention]\nslack_users = 0", "lake.retention.slack_users", "between 1 and 36500"),
+        ("[lake.retention]\nslack_acces_logs = 400", "lake.retention.slack_acces_logs", "known tables: slack_users"),
         ("[slack]\nsources = [\"users\", \"audit\"]", "slack.sources[1]", "unknown source `audit`"),
         ("[slack]\nsources = [\"users\", \"users\"]", "slack.sources[1]", "listed twice"),
         ("[slack]\nsources = []", "slack.sources", "at least one"),
@@ -360,4 +367,22 @@ fn debug_shows_no_secrets() {
 
     let token = secrecy::SecretString::from("xoxp-super-secret".to_owned());
     assert!(!format!("{token:?}").contains("xoxp"));
+}
+
+#[test]
+fn lake_guard_and_retention_from_file_and_env() {
+    let c = load("[lake]\nmax_snapshot_drop = 1\n[lake.retention]\nslack_access_logs = 400\n").unwrap();
+    assert_eq!(c.lake.max_snapshot_drop, Some(1.0));
+    assert_eq!(c.lake.retention.get("slack_access_logs"), Some(&400));
+    let c = Config::from_toml_str(
+        "",
+        "lastseen.toml",
+        env(&[("LASTSEEN_LAKE__MAX_SNAPSHOT_DROP", "0.05"), ("LASTSEEN_LAKE__RETENTION__LAST_SEEN", "30")]),
+    )
+    .unwrap();
+    assert_eq!(c.lake.max_snapshot_drop, Some(0.05));
+    assert_eq!(c.lake.retention.get("last_seen"), Some(&30));
+    let e = Config::from_toml_str("", "lastseen.toml", env(&[("LASTSEEN_LAKE__RETENTION__USERS", "30")])).unwrap_err();
+    assert_eq!(e.field(), Some("lake.retention.users"));
+    assert!(e.to_string().contains("LASTSEEN_LAKE__RETENTION__USERS"), "{e}");
 }

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use crate::error::Result;
 use crate::overrides::Origins;
-use crate::raw::{DurationText, Int, RawConfig, RawRateLimits, RawRetry, RawSlack, RawStorage};
+use crate::raw::{DurationText, Int, RawConfig, RawLake, RawRateLimits, RawRetry, RawSlack, RawStorage};
 use crate::slack::{self, RateLimitConfig, RetryConfig, SlackConfig, Source};
 use crate::storage::{self, StorageConfig};
 use crate::token::TokenSource;
-use crate::{Config, ReportsConfig};
+use crate::{Config, LAKE_TABLES, LakeConfig, ReportsConfig};
 
 pub(crate) mod defaults {
     pub const STORAGE_URL: &str = "./lastseen-data";
@@ -31,6 +31,9 @@ pub(crate) mod defaults {
     pub const RATE_LIMITS_ENABLED: bool = true;
     pub const TIERS: [i64; 4] = [1, 20, 50, 100];
     pub const DORMANT_DAYS: i64 = 90;
+    pub const MAX_SNAPSHOT_DROP: f64 = 0.2;
+    /// A century: long enough for any legal hold, short enough that `dt - days` stays a date.
+    pub const MAX_RETENTION_DAYS: i64 = 36_500;
 }
 
 pub(crate) fn validate(raw: RawConfig, origins: &Origins) -> Result<Config> {
@@ -47,8 +50,29 @@ pub(crate) fn validate(raw: RawConfig, origins: &Origins) -> Result<Config> {
                 3650,
             )?,
         },
+        lake: lake(raw.lake.unwrap_or_default(), origins)?,
         origin: origins.file.clone(),
     })
+}
+
+fn lake(raw: RawLake, o: &Origins) -> Result<LakeConfig> {
+    let drop = raw.max_snapshot_drop.map_or(defaults::MAX_SNAPSHOT_DROP, |n| n.0);
+    if !(0.0..=1.0).contains(&drop) {
+        return Err(o.invalid(
+            "lake.max_snapshot_drop",
+            format!("must be a share between 0 and 1, e.g. 0.2 for 20% (got {drop})"),
+        ));
+    }
+    let mut retention = BTreeMap::new();
+    for (table, days) in raw.retention.unwrap_or_default() {
+        let field = format!("lake.retention.{table}");
+        if !LAKE_TABLES.contains(&table.as_str()) {
+            return Err(o.invalid(&field, format!("unknown table `{table}`; known tables: {}", LAKE_TABLES.join(", "))));
+        }
+        let days: u32 = int(o, &field, Some(days), 0, 1, defaults::MAX_RETENTION_DAYS)?;
+        retention.insert(table, days);
+    }
+    Ok(LakeConfig { max_snapshot_drop: Some(drop), retention })
 }
 
 fn storage(raw: RawStorage, o: &Origins) -> Result<StorageConfig> {

@@ -44,6 +44,10 @@ pub struct TableDef {
     pub sort_key: &'static [&'static str],
     /// Bumped on every (additive) schema change.
     pub version: u32,
+    /// Mass-change guard: a snapshot partition of this table that shrinks by more than the
+    /// transaction's allowed share against the previous snapshot is not published. Set on the
+    /// account snapshot, where a sudden drop is far more often a broken source than reality.
+    pub mass_change_guard: bool,
 }
 
 impl TableDef {
@@ -140,6 +144,7 @@ pub static SLACK_USERS: TableDef = TableDef {
     write_mode: WriteMode::Replace,
     sort_key: &["team_id", "user_id"],
     version: 1,
+    mass_change_guard: true,
 };
 
 /// Slack `team.accessLogs`: one row per (user, ip, user agent, first access) as last observed on
@@ -156,6 +161,7 @@ pub static SLACK_ACCESS_LOGS: TableDef = TableDef {
     },
     sort_key: &["team_id", "user_id", "date_last"],
     version: 1,
+    mass_change_guard: false,
 };
 
 /// Derived: per account, the last time any source saw it, as of the snapshot day.
@@ -167,6 +173,8 @@ pub static LAST_SEEN: TableDef = TableDef {
     write_mode: WriteMode::Replace,
     sort_key: &["workspace_id", "account_id"],
     version: 1,
+    // Derived from slack_users, which is guarded already.
+    mass_change_guard: false,
 };
 
 /// Every table, in the order `lastseen tables` lists them.
@@ -200,6 +208,11 @@ mod tests {
                 assert!(matches!(schema.field_with_name(column).unwrap().data_type(), DataType::Timestamp(_, _)));
             }
             assert!(schema.index_of(PARTITION_COLUMN).is_err(), "{}: dt must not be a file column", t.name);
+            assert!(
+                !t.mass_change_guard || t.partitioning == Partitioning::Snapshot,
+                "{}: the mass-change guard compares snapshots",
+                t.name
+            );
         }
     }
 

@@ -28,6 +28,8 @@ pub struct Transaction {
     base: Snapshot,
     pending: BTreeMap<(&'static str, NaiveDate), Pending>,
     watermarks: BTreeMap<String, i64>,
+    /// The mass-change guard's allowed drop (0..=1) for tables that have one; `None` = off.
+    max_snapshot_drop: Option<f64>,
 }
 
 #[derive(Debug)]
@@ -88,6 +90,7 @@ impl Lake {
             base: self.snapshot().await?,
             pending: BTreeMap::new(),
             watermarks: BTreeMap::new(),
+            max_snapshot_drop: None,
         })
     }
 }
@@ -194,6 +197,13 @@ impl Transaction {
         self.watermarks.insert(key.into(), value);
     }
 
+    /// Arm the mass-change guard of the tables that declare one (`TableDef::mass_change_guard`):
+    /// `commit` refuses, before writing any file, a snapshot partition whose row count is more
+    /// than `max_drop` (a share, 0..=1) below the previous snapshot's. `None` disarms it.
+    pub fn guard_snapshots(&mut self, max_drop: Option<f64>) {
+        self.max_snapshot_drop = max_drop;
+    }
+
     /// Rows staged per table, before merge/de-duplication (what `--dry-run` reports).
     pub fn staged_rows(&self) -> BTreeMap<&'static str, u64> {
         let mut m = BTreeMap::new();
@@ -205,7 +215,11 @@ impl Transaction {
 
     /// Write every staged partition and publish them, with the watermarks, as one new version.
     pub async fn commit(self) -> Result<CommitSummary> {
-        let Transaction { lake, run_id, base, pending, watermarks } = self;
+        let Transaction { lake, run_id, base, pending, watermarks, max_snapshot_drop } = self;
+        // Guarded partitions first, so a refused snapshot stops the commit before any file is
+        // written (the sort is stable: otherwise table and date order).
+        let mut pending: Vec<_> = pending.into_iter().collect();
+        pending.sort_by_key(|(_, p)| !p.def.mass_change_guard);
         let mut staged: Vec<(PartitionWrite, PartitionState)> = Vec::new();
         for ((table, dt), p) in pending {
             let existing = match (p.def.write_mode, base.partition(table, dt)) {
@@ -213,6 +227,12 @@ impl Transaction {
                 _ => &[],
             };
             let rows = writer::prepare(&lake, p.def, existing, p.batches).await?;
+            if p.def.mass_change_guard
+                && let Some(max_drop) = max_snapshot_drop
+            {
+                let n: u64 = rows.iter().map(|b| b.num_rows() as u64).sum();
+                check_snapshot_drop(&base, p.def, dt, n, max_drop)?;
+            }
             let files = writer::write_files(&lake, p.def, dt, &run_id, &rows).await?;
             let n_rows = files.iter().map(|f| f.rows).sum();
             let write = PartitionWrite {
@@ -261,6 +281,27 @@ impl Transaction {
         lake.prune_log(published.version).await;
         Ok(CommitSummary { version: published.version, partitions: staged.into_iter().map(|(w, _)| w).collect() })
     }
+}
+
+/// The mass-change guard. The reference is the newest committed snapshot dated before `dt`
+/// (yesterday's for a daily run), or, when there is none, the partition being replaced.
+fn check_snapshot_drop(base: &Snapshot, def: &TableDef, dt: NaiveDate, rows: u64, max_drop: f64) -> Result<()> {
+    let Some(table) = base.table(def.name) else { return Ok(()) };
+    let previous = table.partitions.range(..dt).next_back().or_else(|| table.partitions.get_key_value(&dt));
+    let Some((&previous_dt, previous)) = previous else { return Ok(()) };
+    let previous_rows = previous.rows;
+    // Compared in rows rather than as a ratio, so an empty previous snapshot never divides by 0.
+    if rows < previous_rows && (previous_rows - rows) as f64 > max_drop * previous_rows as f64 {
+        return Err(LakeError::SnapshotDrop {
+            table: def.name.to_string(),
+            dt,
+            rows,
+            previous_dt,
+            previous_rows,
+            max_drop,
+        });
+    }
+    Ok(())
 }
 
 /// Remove files of the touched partitions that the published version does not list: the ones it

@@ -65,6 +65,16 @@ pub enum LakeError {
     )]
     Conflict { version: u64, what: String },
 
+    #[error(
+        "mass-change guard: table `{table}` dt={dt} would have {rows} rows, {drop_pct:.1}% fewer than the \
+         {previous_rows} rows of dt={previous_dt}, more than the allowed {max_pct:.1}% (lake.max_snapshot_drop = \
+         {max_drop}); nothing was published. Check the Slack token's scopes and the source first; if the \
+         accounts really went away, publish this snapshot with `lastseen run --force` (env LASTSEEN_FORCE=true)",
+        drop_pct = 100.0 * (*previous_rows as f64 - *rows as f64) / *previous_rows as f64,
+        max_pct = 100.0 * max_drop
+    )]
+    SnapshotDrop { table: String, dt: NaiveDate, rows: u64, previous_dt: NaiveDate, previous_rows: u64, max_drop: f64 },
+
     #[error("the commit log is corrupt at `{path}`: {message}")]
     CorruptLog { path: String, message: String },
 }

@@ -18,6 +18,7 @@ mod lock;
 pub mod log;
 pub mod manifest;
 mod provider;
+mod retention;
 mod store;
 mod writer;
 
@@ -28,6 +29,7 @@ pub use lock::LockGuard;
 pub use log::{DataFile, PartitionState, Snapshot, TableState};
 pub use manifest::{RunManifest, RunStatus, SourceReport, TableReport};
 pub use provider::LakeTable;
+pub use retention::DroppedPartition;
 pub use store::Lake;
 
 /// A new run id: sortable by start time, unique across machines.

@@ -231,3 +231,88 @@ async fn concurrent_publishers_cannot_both_win_a_version() {
     let p = lake.path("_lastseen/log/00000000000000000001.json");
     assert!(lake.store().head(&p).await.is_ok());
 }
+
+async fn commit_users(lake: &Lake, dt: NaiveDate, ids: &[&str], max_drop: Option<f64>) -> crate::Result<()> {
+    let lease = lake.acquire_lock("r", Duration::from_secs(60)).await.unwrap();
+    let mut tx = lake.begin(&lease).await.unwrap();
+    tx.guard_snapshots(max_drop);
+    tx.write(&SLACK_USERS, dt, users(ids)).unwrap();
+    tx.write(&SLACK_ACCESS_LOGS, dt, logs(&[("U1", "ip1", ts(1, 10), ts(1, 20))], ts(1, 30))).unwrap();
+    let result = tx.commit().await.map(|_| ());
+    lease.release().await.unwrap();
+    result
+}
+
+fn ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("U{i:03}")).collect()
+}
+
+#[tokio::test]
+async fn mass_change_guard_refuses_a_shrunken_snapshot_before_writing_anything() {
+    let (_dir, lake) = file_lake();
+    let ten = ids(10);
+    let ten: Vec<&str> = ten.iter().map(String::as_str).collect();
+    commit_users(&lake, day(1), &ten, Some(0.2)).await.unwrap();
+    let files_before = parquet_files(&lake).await;
+    let version = lake.snapshot().await.unwrap().version;
+
+    // 10 → 7 is a 30% drop, over the 20% allowed: refused, naming the table, both counts and the flag.
+    let err = commit_users(&lake, day(2), &ten[..7], Some(0.2)).await.unwrap_err();
+    match &err {
+        LakeError::SnapshotDrop { table, rows, previous_rows, previous_dt, .. } => {
+            assert_eq!((table.as_str(), *rows, *previous_rows, *previous_dt), ("slack_users", 7, 10, day(1)));
+        }
+        other => panic!("expected SnapshotDrop, got {other:?}"),
+    }
+    let msg = err.to_string();
+    for needle in ["slack_users", "7 rows", "10 rows", "30.0%", "20.0%", "lake.max_snapshot_drop", "--force"] {
+        assert!(msg.contains(needle), "{needle} missing from: {msg}");
+    }
+    assert_eq!(lake.snapshot().await.unwrap().version, version, "nothing published");
+    assert_eq!(parquet_files(&lake).await, files_before, "no file written, not even the access logs'");
+
+    // A drop of exactly the allowed share passes, and so does any drop with the guard off.
+    commit_users(&lake, day(2), &ten[..8], Some(0.2)).await.unwrap();
+    commit_users(&lake, day(3), &ten[..1], None).await.unwrap();
+    // With no earlier day, a re-run is compared with the partition it replaces.
+    let (_dir2, lake2) = file_lake();
+    commit_users(&lake2, day(5), &ten, Some(0.2)).await.unwrap();
+    let err = commit_users(&lake2, day(5), &[], Some(0.5)).await.unwrap_err();
+    assert!(matches!(err, LakeError::SnapshotDrop { rows: 0, previous_rows: 10, .. }), "{err:?}");
+    // Growth and unguarded tables are never refused.
+    commit_users(&lake2, day(6), &[&ten[..], &["X1", "X2"]].concat(), Some(0.0)).await.unwrap();
+}
+
+#[tokio::test]
+async fn retention_drops_old_partitions_from_the_log_and_deletes_their_files() {
+    let (_dir, lake) = file_lake();
+    for d in 1..=5 {
+        commit_users(&lake, day(d), &["U1", "U2"], None).await.unwrap();
+    }
+    // A run that died before publishing a file into a partition retention will drop.
+    let rows = crate::writer::prepare(&lake, &SLACK_USERS, &[], vec![users(&["U9"])]).await.unwrap();
+    crate::writer::write_files(&lake, &SLACK_USERS, day(2), "dead-run", &rows).await.unwrap();
+
+    let lease = lake.acquire_lock("retention", Duration::from_secs(60)).await.unwrap();
+    let cutoffs = BTreeMap::from([("slack_users".to_string(), day(4))]);
+    let dropped = lake.apply_retention(&lease, &cutoffs).await.unwrap();
+    assert_eq!(
+        dropped.iter().map(|d| (d.table.as_str(), d.dt, d.rows)).collect::<Vec<_>>(),
+        vec![("slack_users", day(1), 2), ("slack_users", day(2), 2), ("slack_users", day(3), 2)]
+    );
+    let snap = lake.snapshot().await.unwrap();
+    assert_eq!(snap.dates("slack_users"), vec![day(4), day(5)]);
+    assert_eq!(snap.dates("slack_access_logs"), vec![day(1)], "tables without a cutoff keep everything");
+    let files = parquet_files(&lake).await;
+    for d in ["01", "02", "03"] {
+        assert!(!files.iter().any(|f| f.contains(&format!("slack_users/dt=2026-03-{d}"))), "dt {d} left in {files:?}");
+    }
+    assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, 4);
+
+    // Nothing older left: no new version.
+    let version = snap.version;
+    assert!(lake.apply_retention(&lease, &cutoffs).await.unwrap().is_empty());
+    assert_eq!(lake.snapshot().await.unwrap().version, version);
+    let err = lake.apply_retention(&lease, &BTreeMap::from([("nope".to_string(), day(1))])).await.unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+}

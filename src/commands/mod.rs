@@ -4,6 +4,7 @@ mod demo;
 mod report;
 mod run;
 mod sql;
+mod tables;
 mod validate;
 
 use std::io::Write;
@@ -22,6 +23,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Sql(args) => sql::run(&cli.global, args).await,
         Command::Report(args) => report::run(&cli.global, args).await,
         Command::Validate => validate::run(&cli.global),
+        Command::Tables(args) => tables::run(&cli.global, args).await,
     }
 }
 

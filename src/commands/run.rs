@@ -8,7 +8,11 @@ use crate::cli::{GlobalArgs, RunArgs};
 use crate::pipeline::{DayRun, run_day};
 
 pub async fn run(g: &GlobalArgs, args: &RunArgs) -> anyhow::Result<u8> {
-    let cfg = super::load_config(g)?;
+    let mut cfg = super::load_config(g)?;
+    if args.force {
+        tracing::warn!("--force: the mass-change guard (lake.max_snapshot_drop) is off for this run");
+        cfg.lake.max_snapshot_drop = None;
+    }
     let token = cfg.slack.token.load().map_err(crate::exit::ConfigProblem::from).context("loading the Slack token")?;
     let lake = super::open_lake(&cfg)?;
     let date = args.date.unwrap_or_else(|| Utc::now().date_naive());

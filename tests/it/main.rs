@@ -4,7 +4,9 @@
 mod support;
 
 mod config_cli;
+mod deploy;
 mod e2e;
 mod lake_safety;
+mod operations;
 mod s3;
 mod secrets;

@@ -1,0 +1,126 @@
+//! The deployment files in `deploy/`: CI has no Docker engine or cluster, so these check what
+//! can be checked without one: the example S3 config loads, every Kubernetes manifest parses as
+//! YAML with the expected kind and the settings the README promises, and the Dockerfile builds
+//! the binary the way CI does.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_norway::Value;
+
+fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
+}
+
+fn read(rel: &str) -> String {
+    let path = deploy_dir().join(rel);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn no_env() -> Vec<(String, String)> {
+    Vec::new()
+}
+
+/// Every document of every `deploy/k8s/*.yaml`, keyed by kind.
+fn manifests() -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(deploy_dir().join("k8s"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for doc in serde_norway::Deserializer::from_str(&text) {
+            let v = Value::deserialize(doc).unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()));
+            let kind = v["kind"].as_str().unwrap_or_else(|| panic!("{}: no kind", path.display())).to_string();
+            assert!(v["apiVersion"].is_string(), "{}: no apiVersion", path.display());
+            assert!(out.insert(kind.clone(), v).is_none(), "{kind} defined twice");
+        }
+    }
+    out
+}
+
+fn at<'a>(v: &'a Value, path: &str) -> &'a Value {
+    path.split('.').fold(v, |v, k| match k.parse::<usize>() {
+        Ok(i) => &v[i],
+        Err(_) => &v[k],
+    })
+}
+
+#[test]
+fn example_s3_config_parses() {
+    let text = read("lastseen.s3.toml");
+    let cfg = lastseen_config::Config::from_toml_str(&text, "deploy/lastseen.s3.toml", no_env()).unwrap();
+    assert_eq!(cfg.storage.url.scheme(), "s3");
+    assert!(cfg.storage.options.contains_key("aws_region"));
+    assert_eq!(cfg.lake.max_snapshot_drop, Some(0.2));
+    assert_eq!(cfg.lake.retention.get("slack_access_logs"), Some(&400));
+    assert_eq!(cfg.slack.token, lastseen_config::TokenSource::Env("SLACK_TOKEN".into()));
+}
+
+#[test]
+fn kubernetes_manifests_parse_with_the_expected_kinds_and_settings() {
+    let m = manifests();
+    assert_eq!(m.keys().map(String::as_str).collect::<Vec<_>>(), ["ConfigMap", "CronJob", "Deployment", "Secret"]);
+
+    let secret = &m["Secret"];
+    let secret_name = at(secret, "metadata.name").as_str().unwrap();
+    assert!(at(secret, "stringData.SLACK_TOKEN").is_string(), "the token is SLACK_TOKEN");
+
+    // The ConfigMap carries deploy/lastseen.s3.toml verbatim, so it loads too.
+    let cm = &m["ConfigMap"];
+    let cm_name = at(cm, "metadata.name").as_str().unwrap();
+    let toml = cm["data"]["lastseen.toml"].as_str().expect("ConfigMap data.\"lastseen.toml\"");
+    assert_eq!(toml, read("lastseen.s3.toml"), "configmap.yaml and lastseen.s3.toml have drifted apart");
+
+    let cron = &m["CronJob"];
+    assert_eq!(at(cron, "spec.concurrencyPolicy").as_str(), Some("Forbid"));
+    assert_eq!(at(cron, "spec.timeZone").as_str(), Some("Etc/UTC"));
+    for key in ["startingDeadlineSeconds", "successfulJobsHistoryLimit", "failedJobsHistoryLimit"] {
+        assert!(at(cron, "spec").get(key).and_then(Value::as_u64).is_some(), "CronJob spec.{key}");
+    }
+    let job = at(cron, "spec.jobTemplate.spec");
+    assert!(job["backoffLimit"].as_u64().is_some() && job["activeDeadlineSeconds"].as_u64().is_some());
+    assert_eq!(at(job, "template.spec.restartPolicy").as_str(), Some("Never"));
+    let no_retry: Vec<u64> = job["podFailurePolicy"]["rules"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"].as_str() == Some("FailJob"))
+        .flat_map(|r| r["onExitCodes"]["values"].as_sequence().cloned().unwrap_or_default())
+        .filter_map(|v| v.as_u64())
+        .collect();
+    assert!(no_retry.contains(&78), "bad configuration (78) must not be retried: {no_retry:?}");
+    assert!(!no_retry.contains(&1), "a failed run (1) may be retried");
+
+    for (kind, pod) in
+        [("CronJob", at(job, "template.spec")), ("Deployment", at(&m["Deployment"], "spec.template.spec"))]
+    {
+        let c = &pod["containers"][0];
+        assert_eq!(at(c, "envFrom.0.secretRef.name").as_str(), Some(secret_name), "{kind}: token from the Secret");
+        let config_volume = pod["volumes"].as_sequence().unwrap().iter().find_map(|v| v["configMap"]["name"].as_str());
+        assert_eq!(config_volume, Some(cm_name), "{kind}: config from the ConfigMap");
+        assert_eq!(pod["securityContext"]["runAsNonRoot"].as_bool(), Some(true), "{kind}");
+        assert!(c["env"].as_sequence().unwrap().iter().any(|e| e["name"].as_str() == Some("LASTSEEN_CONFIG")));
+    }
+    let c = &at(&m["Deployment"], "spec.template.spec")["containers"][0];
+    assert_eq!(c["args"][0].as_str(), Some("daemon"));
+}
+
+#[test]
+fn dockerfile_builds_the_release_binary_and_runs_it_unprivileged() {
+    let text = read("Dockerfile");
+    for needle in [
+        "FROM rust:1.95-slim-bookworm AS builder",
+        "cargo build --release --locked --bin lastseen",
+        "ca-certificates",
+        "USER 10001",
+        "ENTRYPOINT [\"lastseen\"]",
+    ] {
+        assert!(text.contains(needle), "deploy/Dockerfile lacks `{needle}`");
+    }
+    assert_eq!(text.matches("\nFROM ").count() + usize::from(text.starts_with("FROM ")), 2, "multi-stage");
+}
