@@ -69,6 +69,37 @@ pub enum Command {
     /// Per table: partitions, first and last day, rows, bytes and files; then the last
     /// successful run and its warnings. Reads only the commit log and run manifests.
     Tables(TablesArgs),
+    /// Serve the Slack simulator on its own, for experiments: prints its base URLs and a token
+    /// per kind, then serves until Ctrl-C or SIGTERM.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Loopback port to listen on; 0 picks a free one.
+    #[arg(long, env = "LASTSEEN_SIM_PORT", default_value_t = 0)]
+    pub port: u16,
+    /// Slack plan: free, pro, business_plus or enterprise (Grid).
+    #[arg(long, env = "LASTSEEN_SIM_PLAN", default_value = "enterprise")]
+    pub plan: String,
+    /// Accounts in the simulated organisation.
+    #[arg(long, env = "LASTSEEN_SIM_USERS", default_value_t = 2000)]
+    pub users: usize,
+    /// Seed of the organisation (same seed, same organisation).
+    #[arg(long, env = "LASTSEEN_SIM_SEED", default_value_t = 42)]
+    pub seed: u64,
+    /// Days of activity history ending today.
+    #[arg(long, env = "LASTSEEN_SIM_HISTORY_DAYS", default_value_t = 90)]
+    pub history_days: u32,
+    /// Workspaces (Enterprise Grid only; other plans have one).
+    #[arg(long, env = "LASTSEEN_SIM_WORKSPACES", default_value_t = 3)]
+    pub workspaces: usize,
+    /// Rate limits at Slack's tiers times this factor; 0 turns rate limiting off.
+    #[arg(long, env = "LASTSEEN_SIM_RATE_SCALE", default_value_t = 1.0)]
+    pub rate_scale: f64,
+    /// Fault rules to inject, as a TOML (`[[faults]]`) or JSON file.
+    #[arg(long, env = "LASTSEEN_SIM_FAULTS", value_name = "FILE")]
+    pub faults: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 mod demo;
 mod report;
 mod run;
+mod simulate;
 mod sql;
 mod tables;
 mod validate;
@@ -24,6 +25,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Report(args) => report::run(&cli.global, args).await,
         Command::Validate => validate::run(&cli.global),
         Command::Tables(args) => tables::run(&cli.global, args).await,
+        Command::Simulate(args) => simulate::run(args).await,
     }
 }
 

@@ -10,3 +10,4 @@ mod lake_safety;
 mod operations;
 mod s3;
 mod secrets;
+mod simulate;

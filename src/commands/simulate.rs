@@ -1,0 +1,79 @@
+//! `lastseen simulate`: the Slack simulator as a standalone server.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use anyhow::Context;
+use chrono::Utc;
+use lastseen_slack_sim::{OrgSpec, Plan, RateLimits, SimConfig, Simulator, load_faults};
+
+use crate::cli::SimulateArgs;
+
+pub async fn run(args: &SimulateArgs) -> anyhow::Result<u8> {
+    let plan: Plan = args.plan.parse().map_err(|e| anyhow::anyhow!("--plan: {e}"))?;
+    let mut org = OrgSpec::new(args.seed, args.users, plan, Utc::now().date_naive(), args.history_days);
+    if plan == Plan::Enterprise {
+        org.workspaces = args.workspaces;
+    }
+    let rate_limits =
+        if args.rate_scale > 0.0 { RateLimits::Tiers { scale: args.rate_scale } } else { RateLimits::Off };
+    let faults = match &args.faults {
+        Some(path) => load_faults(path).with_context(|| format!("loading faults from {}", path.display()))?,
+        None => Vec::new(),
+    };
+    let started = Instant::now();
+    let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
+    let sim = Simulator::start(SimConfig { org, rate_limits, faults }, addr).await.context("starting the simulator")?;
+    println!(
+        "slack simulator ready in {:.2}s: {} accounts, plan {plan}",
+        started.elapsed().as_secs_f64(),
+        sim.org().len()
+    );
+    println!("  web api      {}", sim.api_url());
+    println!("  govslack api {}", sim.gov_api_url());
+    println!("  scim         {}", sim.scim_url());
+    println!("  audit        {}", sim.audit_url());
+    println!("  user token   {}", sim.user_token());
+    println!("  bot token    {}", sim.bot_token());
+    if let Some(t) = sim.org_token() {
+        println!("  org token    {t}");
+    }
+    println!(
+        "  clock        POST {}/_sim/clock?now=<epoch>; ground truth at /_sim/ground_truth?as_of=<epoch>",
+        sim_base(&sim.api_url())
+    );
+    println!(
+        "Try: SLACK_TOKEN={} LASTSEEN_SLACK__API_URL={} lastseen run --lake ./sim-lake",
+        sim.user_token(),
+        sim.api_url()
+    );
+    shutdown_signal().await;
+    sim.shutdown().await;
+    Ok(crate::exit::OK)
+}
+
+fn sim_base(api_url: &str) -> &str {
+    api_url.strip_suffix("/api").unwrap_or(api_url)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
