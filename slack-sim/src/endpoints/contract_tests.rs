@@ -596,3 +596,48 @@ async fn scim_and_audit_rate_limits_are_org_wide_and_faults_apply() {
     let second = web(&sim, sim.user_token(), "users.list", &[("limit", "10"), ("cursor", &c1)]).await;
     assert_eq!(second["response_metadata"]["next_cursor"].as_str(), Some(c1.as_str()), "the cursor repeats");
 }
+
+/// The models above also read the shape samples of the reference (slack-api.md and the Slack
+/// docs it cites), so a simulator answer and a real Slack answer have the same fields and types.
+#[test]
+fn reference_shape_samples_parse_with_the_same_models() {
+    let billable: BillableInfo = serde_json::from_str(
+        r#"{"ok":true,"billable_info":{"U0632EWRW":{"billing_active":false},"U02UCPE1R":{"billing_active":true}},
+            "response_metadata":{"next_cursor":""}}"#,
+    )
+    .unwrap();
+    assert!(billable.billable_info["U02UCPE1R"].billing_active);
+
+    let audit: AuditLogs = serde_json::from_str(
+        r#"{"entries":[{"id":"32c68de4-cbfa-4fcb-9780-25fdd5aacf32","date_create":1611221649,"action":"user_login",
+            "actor":{"type":"user","user":{"id":"W111","name":"your name","email":"foo@example.com","team":"E111"}},
+            "entity":{"type":"user","user":{"id":"W111","name":"your name","email":"foo@example.com","team":"E111"}},
+            "context":{"location":{"type":"workspace","id":"T111","name":"WS","domain":"foo-bar-baz"},
+                       "ua":"UA","ip_address":"1.2.3.4","session_id":1656410836837}}],
+            "response_metadata":{"next_cursor":"xxx"}}"#,
+    )
+    .unwrap();
+    assert_eq!(audit.entries[0].action, "user_login");
+    assert_eq!(audit.entries[0].actor.user.id, "W111");
+
+    let groups: UserGroups = serde_json::from_str(
+        r#"{"ok":true,"usergroups":[{"id":"S0614TZR7","team_id":"T060RNRCH","is_usergroup":true,"name":"Team Admins",
+            "description":"A group of all Administrators on your team.","handle":"admins","is_external":false,
+            "date_create":1446598059,"date_update":1446670362,"date_delete":0,"auto_type":"admin",
+            "created_by":"USLACKBOT","updated_by":"U060RNRCZ","deleted_by":null,
+            "prefs":{"channels":[],"groups":[]},"user_count":"2"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(groups.usergroups[0].handle, "admins");
+
+    let users: UsersInfo = serde_json::from_str(
+        r#"{"ok":true,"user":{"id":"W012A3CDE","team_id":"T012AB3C4","name":"spengler","deleted":false,
+            "real_name":"Egon Spengler","profile":{"email":"spengler@example.com"},"is_admin":true,"updated":1502138686}}"#,
+    )
+    .unwrap();
+    assert_eq!(users.user.id, "W012A3CDE");
+
+    let scim_error: ScimV1Error =
+        serde_json::from_str(r#"{"Errors":{"description":"invalid_authentication","code":401}}"#).unwrap();
+    assert_eq!(scim_error.errors.code, 401);
+}
