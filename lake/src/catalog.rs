@@ -63,6 +63,23 @@ impl TableDef {
     }
 }
 
+/// Days since 1970-01-01, Arrow's `Date32` representation of a `dt` value.
+pub fn date32(d: chrono::NaiveDate) -> i32 {
+    (d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
+}
+
+/// The date a `Date32` value stands for.
+pub fn from_date32(days: i32) -> Option<chrono::NaiveDate> {
+    chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+        .expect("valid date")
+        .checked_add_signed(chrono::Duration::days(i64::from(days)))
+}
+
+/// A `dt` value as a DataFusion literal or query parameter.
+pub fn date_scalar(d: chrono::NaiveDate) -> datafusion::common::ScalarValue {
+    datafusion::common::ScalarValue::Date32(Some(date32(d)))
+}
+
 pub fn partition_field() -> Field {
     Field::new(PARTITION_COLUMN, DataType::Date32, false)
 }

@@ -65,12 +65,6 @@ impl CommitSummary {
     }
 }
 
-const EPOCH_DAYS_CE: i32 = 719_163;
-
-fn date_from_days(days: i32) -> Option<NaiveDate> {
-    NaiveDate::from_num_days_from_ce_opt(days + EPOCH_DAYS_CE)
-}
-
 /// Test hook: `LASTSEEN_TEST_FAILPOINT=<name>` aborts the process at that point of a commit, the
 /// way a `kill -9` would, so crash recovery can be tested against the real binary.
 fn failpoint(name: &str) {
@@ -169,7 +163,7 @@ impl Transaction {
                 }
                 let distinct: BTreeSet<i32> = dates.values().iter().copied().collect();
                 for d in distinct {
-                    let dt = date_from_days(d).ok_or_else(|| LakeError::MissingPartitionValue {
+                    let dt = crate::catalog::from_date32(d).ok_or_else(|| LakeError::MissingPartitionValue {
                         table: def.name.into(),
                         dt: snapshot_dt,
                         column: column.into(),

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::Session;
-use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::common::DFSchema;
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::PartitionedFile;
@@ -22,7 +22,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::prelude::SessionContext;
 
-use crate::catalog::{PARTITION_COLUMN, TABLES, TableDef, partition_field};
+use crate::catalog::{PARTITION_COLUMN, TABLES, TableDef, date_scalar, partition_field};
 use crate::log::{DataFile, Snapshot};
 use crate::{Lake, LakeError, Result};
 
@@ -55,10 +55,6 @@ impl LakeTable {
     }
 }
 
-fn days_since_epoch(d: NaiveDate) -> i32 {
-    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
-}
-
 #[async_trait]
 impl TableProvider for LakeTable {
     fn schema(&self) -> SchemaRef {
@@ -82,7 +78,7 @@ impl TableProvider for LakeTable {
         let mut selected = Vec::new();
         for (dt, f) in &self.files {
             let pf = PartitionedFile::new(self.lake.path(&f.path).to_string(), f.bytes)
-                .with_partition_values(vec![ScalarValue::Date32(Some(days_since_epoch(*dt)))]);
+                .with_partition_values(vec![date_scalar(*dt)]);
             if let Some(pf) = filter_partitioned_file(pf, &partition_filters, &part_schema)? {
                 selected.push(pf);
             }

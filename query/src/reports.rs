@@ -3,7 +3,6 @@
 
 use chrono::{Duration, NaiveDate};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::ScalarValue;
 
 use crate::{QueryEngine, QueryError, Result};
 
@@ -31,11 +30,6 @@ pub struct ReportOutput {
     pub sql: &'static str,
 }
 
-fn date_param(d: NaiveDate) -> ScalarValue {
-    let days = (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days();
-    ScalarValue::Date32(Some(days as i32))
-}
-
 impl Report {
     pub fn sql(&self) -> &'static str {
         match self {
@@ -48,8 +42,15 @@ impl Report {
             Report::Dormant(p) => {
                 let as_of = resolve_as_of(engine, p.as_of)?;
                 let cutoff = as_of - Duration::days(i64::from(p.days));
-                let df =
-                    engine.plan(DORMANT_SQL, &[("as_of", date_param(as_of)), ("cutoff", date_param(cutoff))]).await?;
+                let df = engine
+                    .plan(
+                        DORMANT_SQL,
+                        &[
+                            ("as_of", lastseen_lake::catalog::date_scalar(as_of)),
+                            ("cutoff", lastseen_lake::catalog::date_scalar(cutoff)),
+                        ],
+                    )
+                    .await?;
                 Ok(ReportOutput { batches: df.collect().await?, as_of, sql: DORMANT_SQL })
             }
         }

@@ -32,11 +32,6 @@ pub enum TransformError {
 
 pub type Result<T, E = TransformError> = std::result::Result<T, E>;
 
-fn date_param(d: NaiveDate) -> ScalarValue {
-    let days = (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days();
-    ScalarValue::Date32(Some(days as i32))
-}
-
 /// Compute `last_seen` for `dates` from the committed raw tables and commit it.
 pub async fn derive_last_seen(
     lake: &Lake,
@@ -69,7 +64,7 @@ pub async fn derive_last_seen(
 pub async fn last_seen_batches(ctx: &SessionContext, dt: NaiveDate, now: DateTime<Utc>) -> Result<Vec<RecordBatch>> {
     let plan_err = |e| TransformError::Plan { table: LAST_SEEN.name, dt, source: Box::new(e) };
     let params: HashMap<String, ScalarAndMetadata> = HashMap::from([
-        ("as_of".to_string(), date_param(dt).into()),
+        ("as_of".to_string(), lastseen_lake::catalog::date_scalar(dt).into()),
         ("computed_at".to_string(), ScalarValue::TimestampMicrosecond(Some(now.timestamp_micros()), None).into()),
     ]);
     let df = ctx
