@@ -134,11 +134,11 @@ pub struct RunArgs {
     #[arg(long, env = "LASTSEEN_RUN_DATE", value_name = "DATE")]
     pub date: Option<NaiveDate>,
     /// Collect and count, but write nothing to the lake.
-    #[arg(long, env = "LASTSEEN_DRY_RUN")]
+    #[arg(long, env = "LASTSEEN_DRY_RUN", value_parser = clap::builder::BoolishValueParser::new())]
     pub dry_run: bool,
     /// Publish the users snapshot even if it shrank by more than `lake.max_snapshot_drop`
     /// against the previous one (the mass-change guard), e.g. after a real mass offboarding.
-    #[arg(long, env = "LASTSEEN_FORCE")]
+    #[arg(long, env = "LASTSEEN_FORCE", value_parser = clap::builder::BoolishValueParser::new())]
     pub force: bool,
 }
 
