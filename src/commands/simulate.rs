@@ -21,6 +21,8 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<u8> {
         Some(path) => load_faults(path).with_context(|| format!("loading faults from {}", path.display()))?,
         None => Vec::new(),
     };
+    // Handlers first: a SIGTERM right after the URLs are printed must stop the server cleanly.
+    let shutdown = shutdown_signal()?;
     let started = Instant::now();
     let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
     let sim = Simulator::start(SimConfig { org, rate_limits, faults }, addr).await.context("starting the simulator")?;
@@ -47,7 +49,7 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<u8> {
         sim.user_token(),
         sim.api_url()
     );
-    shutdown_signal().await;
+    shutdown.await;
     sim.shutdown().await;
     Ok(crate::exit::OK)
 }
@@ -56,24 +58,20 @@ fn sim_base(api_url: &str) -> &str {
     api_url.strip_suffix("/api").unwrap_or(api_url)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    Ok(async move {
+        #[cfg(unix)]
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
+        #[cfg(not(unix))]
         let _ = ctrl_c.await;
-    }
+    })
 }
