@@ -12,7 +12,7 @@ use lastseen_config::{Config, Source};
 use lastseen_ingest::slack::{self, AccessLogWindow};
 use lastseen_ingest::{IngestError, SlackClient};
 use lastseen_lake::catalog::{SLACK_ACCESS_LOGS, SLACK_USERS};
-use lastseen_lake::{CommitSummary, Lake, RunManifest, RunStatus, TableReport};
+use lastseen_lake::{CommitSummary, Lake, RunManifest, RunStatus, TableReport, total_rows};
 use secrecy::SecretString;
 
 /// How long a run may hold the lake lease before another run may assume it died.
@@ -70,17 +70,10 @@ pub async fn run_day(run: DayRun<'_>, token: SecretString) -> anyhow::Result<Day
         Err(err) => {
             if let Some(lease) = lease {
                 let manifest = RunManifest {
-                    run_id: run_id.clone(),
-                    date: run.date,
-                    started_at: started,
                     finished_at: Utc::now(),
                     status: RunStatus::Failed,
-                    lake_version: None,
-                    sources: BTreeMap::new(),
-                    tables: BTreeMap::new(),
-                    warnings: Vec::new(),
                     error: Some(crate::exit::render(&err)),
-                    lastseen_version: env!("CARGO_PKG_VERSION").into(),
+                    ..RunManifest::start(&run_id, run.date, started)
                 };
                 if let Err(e) = run.lake.write_run_manifest(&manifest).await {
                     tracing::warn!(error = %e, "could not record the failed run's manifest");
@@ -144,7 +137,7 @@ async fn collect_and_commit(
     let mut sources = BTreeMap::new();
     let mut warnings = Vec::new();
     let mut users_report = client.report(&["users.list"]);
-    users_report.rows = users.iter().map(|b| b.num_rows() as u64).sum();
+    users_report.rows = total_rows(&users);
     sources.insert(Source::Users.to_string(), users_report);
 
     let mut logs_batches = Vec::new();
@@ -152,7 +145,7 @@ async fn collect_and_commit(
         None => {}
         Some(Ok(b)) => {
             let mut rep = client.report(&["team.accessLogs"]);
-            rep.rows = b.iter().map(|b| b.num_rows() as u64).sum();
+            rep.rows = total_rows(&b);
             sources.insert(Source::AccessLogs.to_string(), rep);
             logs_batches = b;
         }
@@ -177,14 +170,13 @@ async fn collect_and_commit(
     let mut other_warnings = Vec::new();
     match lease {
         None => {
-            dry_run_rows.insert(SLACK_USERS.name.to_string(), users.iter().map(|b| b.num_rows() as u64).sum());
-            dry_run_rows
-                .insert(SLACK_ACCESS_LOGS.name.to_string(), logs_batches.iter().map(|b| b.num_rows() as u64).sum());
+            dry_run_rows.insert(SLACK_USERS.name.to_string(), total_rows(&users));
+            dry_run_rows.insert(SLACK_ACCESS_LOGS.name.to_string(), total_rows(&logs_batches));
         }
         Some(lease) => {
             let mut tx = run.lake.begin(lease).await?;
             tx.guard_snapshots(run.config.lake.max_snapshot_drop);
-            tx.write(&SLACK_USERS, run.date, datafusion_arrow_helpers::empty(&SLACK_USERS))?;
+            tx.declare_snapshot(&SLACK_USERS, run.date);
             for b in users {
                 tx.write(&SLACK_USERS, run.date, b)?;
             }
@@ -224,17 +216,13 @@ async fn collect_and_commit(
     let status = if warnings.is_empty() { RunStatus::Succeeded } else { RunStatus::Partial };
     warnings.extend(other_warnings);
     let manifest = RunManifest {
-        run_id: run_id.to_string(),
-        date: run.date,
-        started_at: started,
         finished_at: Utc::now(),
         status,
         lake_version,
         sources,
         tables,
         warnings,
-        error: None,
-        lastseen_version: env!("CARGO_PKG_VERSION").into(),
+        ..RunManifest::start(run_id, run.date, started)
     };
     tracing::info!(
         run_id = %run_id,
@@ -288,7 +276,6 @@ mod datafusion_arrow_helpers {
     use datafusion::arrow::compute::max;
     use datafusion::arrow::datatypes::TimestampMicrosecondType;
     use datafusion::arrow::record_batch::RecordBatch;
-    use lastseen_lake::TableDef;
 
     /// The greatest value of a microsecond timestamp column, in epoch seconds.
     pub fn max_epoch_seconds(batches: &[RecordBatch], column: &str) -> anyhow::Result<Option<i64>> {
@@ -305,10 +292,6 @@ mod datafusion_arrow_helpers {
             }
         }
         Ok(best.map(|us| us.div_euclid(1_000_000)))
-    }
-
-    pub fn empty(def: &TableDef) -> RecordBatch {
-        RecordBatch::new_empty(def.schema())
     }
 }
 

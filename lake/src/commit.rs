@@ -136,19 +136,24 @@ impl Transaction {
         &self.base
     }
 
+    /// The staged batches of one partition, created empty on first use.
+    fn stage(&mut self, def: &'static TableDef, dt: NaiveDate) -> &mut Vec<RecordBatch> {
+        &mut self.pending.entry((def.name, dt)).or_insert_with(|| Pending { def, batches: Vec::new() }).batches
+    }
+
+    /// Publish snapshot partition `dt` of `def` with this commit even if no rows are staged for
+    /// it, so "nothing there that day" is a recorded fact rather than a missing day.
+    pub fn declare_snapshot(&mut self, def: &'static TableDef, dt: NaiveDate) {
+        debug_assert_eq!(def.partitioning, Partitioning::Snapshot, "{} is not a snapshot table", def.name);
+        self.stage(def, dt);
+    }
+
     /// Stage rows of `def`. Snapshot tables go to partition `snapshot_dt`; event tables are split
-    /// by the UTC date of their event column. Staging a snapshot table with no rows still
-    /// publishes its (empty) partition, so "nothing there" is a recorded fact.
+    /// by the UTC date of their event column.
     pub fn write(&mut self, def: &'static TableDef, snapshot_dt: NaiveDate, batch: RecordBatch) -> Result<()> {
         check_schema(def, &batch)?;
         match def.partitioning {
-            Partitioning::Snapshot => {
-                self.pending
-                    .entry((def.name, snapshot_dt))
-                    .or_insert_with(|| Pending { def, batches: Vec::new() })
-                    .batches
-                    .push(batch);
-            }
+            Partitioning::Snapshot => self.stage(def, snapshot_dt).push(batch),
             Partitioning::EventDate { column } => {
                 let col = batch.column_by_name(column).expect("schema checked");
                 let dates = cast(col, &DataType::Date32)
@@ -175,11 +180,7 @@ impl Transaction {
                     .map_err(|e| LakeError::arrow("splitting rows by date", e))?;
                     let part = filter_record_batch(&batch, &mask)
                         .map_err(|e| LakeError::arrow("splitting rows by date", e))?;
-                    self.pending
-                        .entry((def.name, dt))
-                        .or_insert_with(|| Pending { def, batches: Vec::new() })
-                        .batches
-                        .push(part);
+                    self.stage(def, dt).push(part);
                 }
             }
         }
@@ -202,7 +203,7 @@ impl Transaction {
     pub fn staged_rows(&self) -> BTreeMap<&'static str, u64> {
         let mut m = BTreeMap::new();
         for ((table, _), p) in &self.pending {
-            *m.entry(*table).or_default() += p.batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+            *m.entry(*table).or_default() += crate::total_rows(&p.batches);
         }
         m
     }
@@ -224,7 +225,7 @@ impl Transaction {
             if p.def.mass_change_guard
                 && let Some(max_drop) = max_snapshot_drop
             {
-                let n: u64 = rows.iter().map(|b| b.num_rows() as u64).sum();
+                let n = crate::total_rows(&rows);
                 check_snapshot_drop(&base, p.def, dt, n, max_drop)?;
             }
             let files = writer::write_files(&lake, p.def, dt, &run_id, &rows).await?;

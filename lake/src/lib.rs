@@ -32,6 +32,11 @@ pub use provider::LakeTable;
 pub use retention::DroppedPartition;
 pub use store::Lake;
 
+/// Rows in a set of batches.
+pub fn total_rows(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> u64 {
+    batches.iter().map(|b| b.num_rows() as u64).sum()
+}
+
 /// A new run id: sortable by start time, unique across machines.
 pub fn new_run_id(now: chrono::DateTime<chrono::Utc>) -> String {
     let rand = uuid::Uuid::new_v4().simple().to_string();

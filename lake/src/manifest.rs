@@ -59,6 +59,25 @@ pub struct RunManifest {
     pub lastseen_version: String,
 }
 
+impl RunManifest {
+    /// A manifest for a run that has just started: no sources, tables or warnings yet.
+    pub fn start(run_id: &str, date: NaiveDate, started_at: DateTime<Utc>) -> RunManifest {
+        RunManifest {
+            run_id: run_id.to_string(),
+            date,
+            started_at,
+            finished_at: started_at,
+            status: RunStatus::Succeeded,
+            lake_version: None,
+            sources: BTreeMap::new(),
+            tables: BTreeMap::new(),
+            warnings: Vec::new(),
+            error: None,
+            lastseen_version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
 impl Lake {
     pub async fn write_run_manifest(&self, m: &RunManifest) -> Result<()> {
         let path = self.path(&format!("{RUNS_DIR}/{}.json", m.run_id));

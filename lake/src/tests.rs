@@ -316,3 +316,16 @@ async fn retention_drops_old_partitions_from_the_log_and_deletes_their_files() {
     let err = lake.apply_retention(&lease, &BTreeMap::from([("nope".to_string(), day(1))])).await.unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
 }
+
+#[tokio::test]
+async fn a_declared_snapshot_with_no_rows_is_published_as_an_empty_day() {
+    let (_dir, lake) = file_lake();
+    let lease = lake.acquire_lock("r", Duration::from_secs(60)).await.unwrap();
+    let mut tx = lake.begin(&lease).await.unwrap();
+    tx.declare_snapshot(&SLACK_USERS, day(4));
+    tx.commit().await.unwrap();
+    let snap = lake.snapshot().await.unwrap();
+    let part = snap.partition(SLACK_USERS.name, day(4)).expect("the day is recorded");
+    assert_eq!((part.rows, part.files.len()), (0, 0));
+    assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, 0);
+}

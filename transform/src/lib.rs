@@ -51,11 +51,10 @@ pub async fn derive_last_seen(
                 message: "no slack_users snapshot for that day".into(),
             });
         }
+        tx.declare_snapshot(&LAST_SEEN, dt);
         for batch in last_seen_batches(&ctx, dt, now).await? {
             tx.write(&LAST_SEEN, dt, batch)?;
         }
-        // A day with no users still gets its (empty) partition.
-        tx.write(&LAST_SEEN, dt, RecordBatch::new_empty(LAST_SEEN.schema()))?;
     }
     Ok(tx.commit().await?)
 }
