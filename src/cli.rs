@@ -60,9 +60,10 @@ pub enum Command {
     Demo(DemoArgs),
     /// One daily run: collect from Slack, commit to the lake, derive last_seen. What cron calls.
     Run(RunArgs),
-    /// Run SQL over the lake's tables (slack_users, slack_access_logs, last_seen).
+    /// Run SQL over the lake's tables (slack_users, slack_access_logs, last_seen), or open an
+    /// interactive SQL shell when no query is given.
     Sql(SqlArgs),
-    /// Canned reports over the lake.
+    /// Reports over the lake (SQL files with parameters), in any export format with provenance.
     Report(ReportArgs),
     /// Check the configuration without touching the network; exits 78 naming a bad field.
     Validate,
@@ -153,20 +154,34 @@ pub struct TablesArgs {
 #[derive(Debug, Args)]
 pub struct SqlArgs {
     /// The SQL query. Tables: slack_users, slack_access_logs, last_seen (each with a `dt` DATE
-    /// partition column; filter on it to read fewer files).
-    pub query: String,
+    /// partition column; filter on it to read fewer files). Without a query and without --file,
+    /// an interactive shell opens (statements end with `;`; `\d` lists tables, `\d TABLE`
+    /// shows columns, `\q` quits); it also reads statements piped on stdin.
+    #[arg(conflicts_with = "file")]
+    pub query: Option<String>,
+    /// Read the query from this file.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The shell's history file. Default: $HOME/.lastseen_history.
+    #[arg(long, env = "LASTSEEN_HISTORY", value_name = "FILE")]
+    pub history: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// Output format.
+    /// Output format. parquet and xlsx are binary: give --output or redirect stdout.
     #[arg(long, short = 'f', env = "LASTSEEN_FORMAT", value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// Write to this file instead of stdout.
+    /// Write to this file instead of stdout. CSV, JSON and table output also get
+    /// FILE.provenance.json (parameters, lake version, run id, SQL); Parquet, XLSX and HTML
+    /// carry it inside.
     #[arg(long, short = 'o', env = "LASTSEEN_OUTPUT", value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Start CSV output with a UTF-8 byte-order mark (what Excel on Windows needs).
+    #[arg(long, env = "LASTSEEN_BOM", value_parser = clap::builder::BoolishValueParser::new())]
+    pub bom: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -175,24 +190,25 @@ pub enum Format {
     Table,
     /// CSV with a header; cells that a spreadsheet would run as formulas are prefixed with `'`.
     Csv,
-    /// JSON lines, one object per row.
+    /// JSON lines, one object per row, every column present.
     Json,
+    /// Parquet (zstd), the provenance in the file's key-value metadata.
+    Parquet,
+    /// Excel: styled, filterable, frozen header; text stays text; real dates; an "About" sheet.
+    Xlsx,
+    /// One self-contained HTML file: charts, the rows, and a provenance footer with the SQL.
+    Html,
 }
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    #[command(subcommand)]
-    pub report: ReportKind,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ReportKind {
-    /// Accounts that can still be used but show no activity in the last N days, or never did.
-    Dormant(DormantArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct DormantArgs {
+    /// The report: dormant. Reports are SQL files in query/reports/; `--list` shows each one's
+    /// parameters, `--show-sql` its SQL.
+    #[arg(required_unless_present = "list")]
+    pub name: Option<String>,
+    /// List the reports with their parameters and charts.
+    #[arg(long)]
+    pub list: bool,
     /// Days without evidence of use after which an account is dormant. Default: config
     /// `reports.dormant_days` (90; env LASTSEEN_REPORTS__DORMANT_DAYS).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=3650))]
@@ -200,7 +216,19 @@ pub struct DormantArgs {
     /// Snapshot day to report on, YYYY-MM-DD. Default: the newest.
     #[arg(long, env = "LASTSEEN_AS_OF", value_name = "DATE")]
     pub as_of: Option<NaiveDate>,
-    /// Print the report's SQL instead of running it.
+    /// Only this workspace (Slack team id, e.g. T0123).
+    #[arg(long, value_name = "TEAM_ID")]
+    pub workspace: Option<String>,
+    /// Only this department (reports that correlate identities).
+    #[arg(long, value_name = "NAME")]
+    pub department: Option<String>,
+    /// Leave guest accounts out (they are included by default).
+    #[arg(long)]
+    pub exclude_guests: bool,
+    /// Include bot and app accounts (excluded by default; Slackbot never counts).
+    #[arg(long)]
+    pub include_bots: bool,
+    /// Print the report's SQL file instead of running it.
     #[arg(long)]
     pub show_sql: bool,
     #[command(flatten)]

@@ -4,7 +4,9 @@
 pub const OK: u8 = 0;
 /// The run or command failed; nothing partial was published.
 pub const FAILURE: u8 = 1;
-// 2 is clap's code for a usage error.
+/// A usage error: clap's own code, also used for arguments only a command can judge (an unknown
+/// report, a parameter the report does not take).
+pub const USAGE: u8 = 2;
 /// The run committed, but at least one source was skipped (plan, scope or token type).
 pub const PARTIAL: u8 = 3;
 /// Bad configuration (sysexits EX_CONFIG).
@@ -20,6 +22,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         e.downcast_ref::<ConfigProblem>().is_some() || e.downcast_ref::<lastseen_config::ConfigError>().is_some()
     }) {
         CONFIG
+    } else if err.chain().any(|e| matches!(e.downcast_ref(), Some(lastseen_query::QueryError::Usage(_)))) {
+        USAGE
     } else {
         FAILURE
     }

@@ -11,9 +11,11 @@ use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use lastseen_lake::{Lake, LakeTable, Snapshot};
 
 use crate::Result;
+use crate::export::Provenance;
 
 pub struct QueryEngine {
     ctx: SessionContext,
+    lake: Lake,
     snapshot: Snapshot,
 }
 
@@ -37,7 +39,7 @@ impl QueryEngine {
             .set_bool("datafusion.execution.parquet.reorder_filters", true);
         let ctx = SessionContext::new_with_config(config);
         LakeTable::register_all(&ctx, lake, &snapshot)?;
-        Ok(QueryEngine { ctx, snapshot })
+        Ok(QueryEngine { ctx, lake: lake.clone(), snapshot })
     }
 
     pub fn context(&self) -> &SessionContext {
@@ -61,6 +63,11 @@ impl QueryEngine {
 
     pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
         Ok(self.plan(sql, &[]).await?.collect().await?)
+    }
+
+    /// Provenance for an export of `sql` read from this session's lake version, generated now.
+    pub async fn provenance(&self, title: &str, sql: &str) -> Result<Provenance> {
+        Provenance::new(title, sql, chrono::Utc::now()).with_lake(&self.lake, &self.snapshot).await
     }
 
     /// The committed snapshot days of `table`, oldest first.

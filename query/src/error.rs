@@ -1,5 +1,7 @@
 //! The query crate's error type.
 
+use std::path::{Path, PathBuf};
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     #[error(transparent)]
@@ -11,8 +13,30 @@ pub enum QueryError {
     #[error("cannot write {format} output: {message}")]
     Output { format: String, message: String },
 
+    #[error("cannot write {}: {source} (check that the folder exists and is writable)", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+
+    /// A report file in `query/reports/` that does not follow the header format.
+    #[error("report `{report}` is malformed, line {line}: {message}")]
+    ReportDefinition { report: String, line: usize, message: String },
+
+    /// The caller asked for something the report cannot do (an unknown report, a parameter it
+    /// does not take); the command line maps this to a usage error.
+    #[error("{0}")]
+    Usage(String),
+
     #[error("{0}")]
     NoData(String),
+}
+
+impl QueryError {
+    pub(crate) fn output(format: impl std::fmt::Display, e: impl std::fmt::Display) -> QueryError {
+        QueryError::Output { format: format.to_string(), message: e.to_string() }
+    }
+
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> QueryError {
+        QueryError::Io { path: path.to_path_buf(), source }
+    }
 }
 
 pub type Result<T, E = QueryError> = std::result::Result<T, E>;

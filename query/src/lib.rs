@@ -1,12 +1,15 @@
-//! lastseen's query side: a DataFusion session over the committed lake, the canned reports (SQL
-//! files in `query/reports/`), and the exporters that turn results into tables, CSV and JSON.
+//! lastseen's query side: a DataFusion session over the committed lake, the report registry
+//! (SQL files in `query/reports/`), and the exporters (table, CSV, JSON lines, Parquet, XLSX,
+//! HTML) that write results with their provenance.
 
 mod engine;
 mod error;
+pub mod export;
 pub mod format;
 pub mod reports;
 
 pub use engine::QueryEngine;
 pub use error::{QueryError, Result};
+pub use export::{Document, ExportOptions, Format, Provenance, ResultSet};
 pub use format::OutputFormat;
-pub use reports::{DormantParams, Report};
+pub use reports::{ReportDef, ReportOutput, ReportParams};

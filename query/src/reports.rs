@@ -1,69 +1,368 @@
-//! The canned reports. Each is a SQL file under `query/reports/` (compiled in, so the binary is
-//! self-contained) plus the parameters it binds; `lastseen report --show-sql` prints the SQL.
+//! The report registry. A report is a SQL file in `query/reports/` (compiled in by `build.rs`, so
+//! adding a report is adding a file) whose header declares what it is and what it takes:
+//!
+//! ```sql
+//! -- @title      Dormant Slack accounts
+//! -- @snapshots  last_seen             -- the as-of day must have a snapshot of these tables
+//! -- @param      as_of  the snapshot day (default: the newest)
+//! -- @param      days   dormant after this many days without evidence of use
+//! SELECT … WHERE u.dt = CAST($as_of AS DATE) …
+//!
+//! -- @chart bar Dormant accounts by account type
+//! SELECT account_type, count(*) AS accounts FROM report GROUP BY account_type
+//! ```
+//!
+//! The main query is everything before the first `@chart` line. Each chart's SQL (up to the next
+//! `@chart`) may read the main query's rows as the table `report` as well as the lake tables, and
+//! binds the same parameters. Parameters are a fixed set known to the command line; a report
+//! binds only those it declares, plus `$cutoff` (= `$as_of` − `$days`) when it takes both.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate};
-use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
+use datafusion::datasource::MemTable;
 
+use crate::export::{Chart, ChartKind, Parameter, Provenance, ResultSet};
 use crate::{QueryEngine, QueryError, Result};
 
-pub const DORMANT_SQL: &str = include_str!("../reports/dormant.sql");
+include!(concat!(env!("OUT_DIR"), "/reports.rs"));
 
-/// A report with its parameters.
-#[derive(Debug, Clone)]
-pub enum Report {
-    Dormant(DormantParams),
+/// The parameters a report can declare; each is one command-line option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Param {
+    AsOf,
+    Days,
+    Workspace,
+    Department,
+    ExcludeGuests,
+    IncludeBots,
+}
+
+impl Param {
+    pub const ALL: [Param; 6] =
+        [Param::AsOf, Param::Days, Param::Workspace, Param::Department, Param::ExcludeGuests, Param::IncludeBots];
+
+    /// The `$name` it binds.
+    pub fn name(self) -> &'static str {
+        match self {
+            Param::AsOf => "as_of",
+            Param::Days => "days",
+            Param::Workspace => "workspace",
+            Param::Department => "department",
+            Param::ExcludeGuests => "exclude_guests",
+            Param::IncludeBots => "include_bots",
+        }
+    }
+
+    /// The command-line option that sets it.
+    pub fn flag(self) -> String {
+        format!("--{}", self.name().replace('_', "-"))
+    }
 }
 
 #[derive(Debug, Clone)]
-pub struct DormantParams {
-    /// The snapshot day; `None` = the newest day that has a `last_seen` snapshot.
+pub struct ParamDecl {
+    pub param: Param,
+    pub help: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChartDef {
+    pub kind: ChartKind,
+    pub title: String,
+    pub sql: String,
+}
+
+/// A parsed report file.
+#[derive(Debug, Clone)]
+pub struct ReportDef {
+    pub name: String,
+    pub title: String,
+    /// The file's first comment line.
+    pub summary: String,
+    pub params: Vec<ParamDecl>,
+    /// Tables that must have a snapshot on the as-of day.
+    pub snapshots: Vec<String>,
+    /// The whole file, as `--show-sql` prints it and provenance records it.
+    pub sql: String,
+    /// The main query (the file up to the first chart).
+    pub query: String,
+    pub charts: Vec<ChartDef>,
+}
+
+/// The values the caller gives; `None`/`false` means "not given".
+#[derive(Debug, Clone, Default)]
+pub struct ReportParams {
+    /// Default: the newest day every `@snapshots` table has.
     pub as_of: Option<NaiveDate>,
-    /// Dormant after this many days without evidence of use.
-    pub days: u32,
+    pub days: Option<u32>,
+    pub workspace: Option<String>,
+    pub department: Option<String>,
+    pub exclude_guests: bool,
+    pub include_bots: bool,
 }
 
-/// A report's result and the parameters it was actually run with.
+impl ReportParams {
+    fn given(&self, p: Param) -> bool {
+        match p {
+            Param::AsOf => self.as_of.is_some(),
+            Param::Days => self.days.is_some(),
+            Param::Workspace => self.workspace.is_some(),
+            Param::Department => self.department.is_some(),
+            Param::ExcludeGuests => self.exclude_guests,
+            Param::IncludeBots => self.include_bots,
+        }
+    }
+}
+
+/// A report's rows, its charts' rows, and the provenance of both.
 #[derive(Debug)]
 pub struct ReportOutput {
-    pub batches: Vec<RecordBatch>,
-    pub as_of: NaiveDate,
-    pub sql: &'static str,
+    pub data: ResultSet,
+    pub charts: Vec<Chart>,
+    pub as_of: Option<NaiveDate>,
+    pub provenance: Provenance,
 }
 
-impl Report {
-    pub fn sql(&self) -> &'static str {
-        match self {
-            Report::Dormant(_) => DORMANT_SQL,
-        }
-    }
+/// Every built-in report, by name.
+pub fn builtin() -> Result<Vec<ReportDef>> {
+    BUILTIN.iter().map(|(name, sql)| ReportDef::parse(name, sql)).collect()
+}
 
-    pub async fn run(&self, engine: &QueryEngine) -> Result<ReportOutput> {
-        match self {
-            Report::Dormant(p) => {
-                let as_of = resolve_as_of(engine, p.as_of)?;
-                let cutoff = as_of - Duration::days(i64::from(p.days));
-                let df = engine
-                    .plan(
-                        DORMANT_SQL,
-                        &[
-                            ("as_of", lastseen_lake::catalog::date_scalar(as_of)),
-                            ("cutoff", lastseen_lake::catalog::date_scalar(cutoff)),
-                        ],
-                    )
-                    .await?;
-                Ok(ReportOutput { batches: df.collect().await?, as_of, sql: DORMANT_SQL })
+/// The built-in report `name`, or a usage error listing the others.
+pub fn find(name: &str) -> Result<ReportDef> {
+    match BUILTIN.iter().find(|(n, _)| *n == name) {
+        Some((n, sql)) => ReportDef::parse(n, sql),
+        None => Err(QueryError::Usage(format!(
+            "no report named `{name}`; the reports are: {}",
+            BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+impl ReportDef {
+    pub fn parse(name: &str, text: &str) -> Result<ReportDef> {
+        let bad = |line: usize, message: String| QueryError::ReportDefinition { report: name.into(), line, message };
+        let mut def = ReportDef {
+            name: name.into(),
+            title: String::new(),
+            summary: String::new(),
+            params: Vec::new(),
+            snapshots: Vec::new(),
+            sql: text.into(),
+            query: String::new(),
+            charts: Vec::new(),
+        };
+        // Where the text of the section being read (main query or a chart) goes.
+        let mut section = String::new();
+        for (i, line) in text.lines().enumerate() {
+            let n = i + 1;
+            let Some(directive) = line.trim_start().strip_prefix("--").map(str::trim).and_then(|c| c.strip_prefix('@'))
+            else {
+                if def.summary.is_empty()
+                    && let Some(c) = line.trim_start().strip_prefix("--")
+                {
+                    def.summary = c.trim().to_string();
+                }
+                section.push_str(line);
+                section.push('\n');
+                continue;
+            };
+            let (key, rest) = directive.split_once(char::is_whitespace).unwrap_or((directive, ""));
+            let rest = rest.trim();
+            match key {
+                "title" => def.title = rest.to_string(),
+                "snapshots" => {
+                    def.snapshots = rest.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
+                }
+                "param" => {
+                    let (pname, help) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+                    let param = Param::ALL.into_iter().find(|p| p.name() == pname).ok_or_else(|| {
+                        bad(
+                            n,
+                            format!("unknown parameter `{pname}` (known: {})", Param::ALL.map(Param::name).join(", ")),
+                        )
+                    })?;
+                    if def.params.iter().any(|d| d.param == param) {
+                        return Err(bad(n, format!("parameter `{pname}` declared twice")));
+                    }
+                    def.params.push(ParamDecl { param, help: help.trim().to_string() });
+                }
+                "chart" => {
+                    let (kind, title) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+                    let kind = kind.parse::<ChartKind>().map_err(|e| bad(n, e))?;
+                    if title.trim().is_empty() {
+                        return Err(bad(n, "a chart needs a title: `-- @chart line|bar <title>`".into()));
+                    }
+                    def.close_section(std::mem::take(&mut section));
+                    def.charts.push(ChartDef { kind, title: title.trim().to_string(), sql: String::new() });
+                }
+                other => {
+                    return Err(bad(
+                        n,
+                        format!("unknown directive `@{other}` (known: title, snapshots, param, chart)"),
+                    ));
+                }
             }
         }
+        def.close_section(section);
+        if def.title.is_empty() {
+            return Err(bad(1, "missing `-- @title <title>`".into()));
+        }
+        if def.query.trim().is_empty() {
+            return Err(bad(1, "no query before the first `@chart`".into()));
+        }
+        if let Some(c) = def.charts.iter().find(|c| c.sql.trim().is_empty()) {
+            return Err(bad(1, format!("chart \"{}\" has no SQL", c.title)));
+        }
+        if def.takes(Param::AsOf) && def.snapshots.is_empty() {
+            return Err(bad(1, "a report taking `as_of` must name its `@snapshots` tables".into()));
+        }
+        Ok(def)
+    }
+
+    fn close_section(&mut self, text: String) {
+        match self.charts.last_mut() {
+            Some(c) => c.sql = text,
+            None => self.query = text,
+        }
+    }
+
+    pub fn takes(&self, p: Param) -> bool {
+        self.params.iter().any(|d| d.param == p)
+    }
+
+    /// Every `$name` the SQL may use: the declared parameters and the derived ones.
+    pub fn bound_names(&self) -> BTreeSet<&'static str> {
+        let mut out: BTreeSet<_> = self.params.iter().map(|d| d.param.name()).collect();
+        if self.takes(Param::AsOf) && self.takes(Param::Days) {
+            out.insert("cutoff");
+        }
+        out
+    }
+
+    /// A usage error for a parameter given that this report does not take, or a missing one.
+    pub fn check(&self, p: &ReportParams) -> Result<()> {
+        for param in Param::ALL {
+            if p.given(param) && !self.takes(param) {
+                let takes: Vec<String> = self.params.iter().map(|d| d.param.flag()).collect();
+                return Err(QueryError::Usage(format!(
+                    "report `{}` does not take {}; it takes {}",
+                    self.name,
+                    param.flag(),
+                    if takes.is_empty() { "no parameters".to_string() } else { takes.join(", ") }
+                )));
+            }
+        }
+        if self.takes(Param::Days) && p.days.is_none() {
+            return Err(QueryError::Usage(format!("report `{}` needs --days", self.name)));
+        }
+        Ok(())
+    }
+
+    /// Run the report and its charts over `engine`'s lake version.
+    pub async fn run(&self, engine: &QueryEngine, p: &ReportParams) -> Result<ReportOutput> {
+        self.check(p)?;
+        let as_of = if self.takes(Param::AsOf) { Some(resolve_as_of(engine, &self.snapshots, p.as_of)?) } else { None };
+        let mut binds: Vec<(&str, ScalarValue)> = Vec::new();
+        let mut shown: Vec<Parameter> = Vec::new();
+        let mut bind = |name: &'static str, v: ScalarValue, text: String| {
+            binds.push((name, v));
+            shown.push(Parameter { name: name.into(), value: text });
+        };
+        for d in &self.params {
+            match d.param {
+                Param::AsOf => {
+                    let d = as_of.expect("resolved above for reports taking as_of");
+                    bind("as_of", lastseen_lake::catalog::date_scalar(d), d.to_string());
+                }
+                Param::Days => {
+                    let days = p.days.expect("checked above");
+                    bind("days", ScalarValue::Int64(Some(i64::from(days))), days.to_string());
+                }
+                Param::Workspace => {
+                    let text = p.workspace.clone().unwrap_or_else(|| "all".into());
+                    bind("workspace", ScalarValue::Utf8(p.workspace.clone()), text);
+                }
+                Param::Department => {
+                    let text = p.department.clone().unwrap_or_else(|| "all".into());
+                    bind("department", ScalarValue::Utf8(p.department.clone()), text);
+                }
+                Param::ExcludeGuests => {
+                    bind("exclude_guests", ScalarValue::Boolean(Some(p.exclude_guests)), p.exclude_guests.to_string());
+                }
+                Param::IncludeBots => {
+                    bind("include_bots", ScalarValue::Boolean(Some(p.include_bots)), p.include_bots.to_string());
+                }
+            }
+        }
+        if let (Some(d), Some(days)) = (as_of, p.days.filter(|_| self.takes(Param::Days))) {
+            let cutoff = d - Duration::days(i64::from(days));
+            bind("cutoff", lastseen_lake::catalog::date_scalar(cutoff), cutoff.to_string());
+        }
+
+        let data = ResultSet::collect(engine.plan(&self.query, &binds).await?).await?;
+        let charts = self.charts(engine, &data, &binds).await?;
+        let mut provenance = engine.provenance(&self.title, &self.sql).await?;
+        provenance.report = Some(self.name.clone());
+        provenance.as_of = as_of;
+        provenance.parameters = shown;
+        Ok(ReportOutput { data, charts, as_of, provenance })
+    }
+
+    async fn charts(
+        &self,
+        engine: &QueryEngine,
+        data: &ResultSet,
+        binds: &[(&str, ScalarValue)],
+    ) -> Result<Vec<Chart>> {
+        if self.charts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ctx = engine.context();
+        let table = MemTable::try_new(data.schema.clone(), vec![data.batches.clone()])?;
+        ctx.register_table(REPORT_TABLE, Arc::new(table))?;
+        let mut out = Vec::with_capacity(self.charts.len());
+        let mut result = Ok(());
+        for c in &self.charts {
+            match async { ResultSet::collect(engine.plan(&c.sql, binds).await?).await }.await {
+                Ok(rows) => out.push(Chart { kind: c.kind, title: c.title.clone(), data: rows }),
+                Err(e) => {
+                    result = Err(QueryError::ReportDefinition {
+                        report: self.name.clone(),
+                        line: 0,
+                        message: format!("chart \"{}\" failed: {e}", c.title),
+                    });
+                    break;
+                }
+            }
+        }
+        ctx.deregister_table(REPORT_TABLE)?;
+        result.map(|()| out)
     }
 }
 
-/// The as-of day must have both a users snapshot and a derived `last_seen` snapshot.
-fn resolve_as_of(engine: &QueryEngine, wanted: Option<NaiveDate>) -> Result<NaiveDate> {
-    let days = engine.dates(lastseen_lake::catalog::LAST_SEEN.name);
+/// The table name under which chart SQL sees the report's rows.
+pub const REPORT_TABLE: &str = "report";
+
+/// The as-of day must be a committed snapshot day of every table in `tables`.
+fn resolve_as_of(engine: &QueryEngine, tables: &[String], wanted: Option<NaiveDate>) -> Result<NaiveDate> {
+    let mut common: Option<BTreeSet<NaiveDate>> = None;
+    for t in tables {
+        let days: BTreeSet<NaiveDate> = engine.dates(t).into_iter().collect();
+        common = Some(match common {
+            None => days,
+            Some(c) => c.intersection(&days).copied().collect(),
+        });
+    }
+    let days = common.unwrap_or_default();
     let (Some(first), Some(last)) = (days.first(), days.last()) else {
-        return Err(QueryError::NoData(
-            "the lake has no last_seen snapshot yet: run `lastseen run` (or `lastseen demo`) first".into(),
-        ));
+        return Err(QueryError::NoData(format!(
+            "the lake has no {} snapshot yet: run `lastseen run` (or `lastseen demo`) first",
+            tables.join(" + ")
+        )));
     };
     match wanted {
         None => Ok(*last),
@@ -72,5 +371,106 @@ fn resolve_as_of(engine: &QueryEngine, wanted: Option<NaiveDate>) -> Result<Naiv
             "no snapshot for {d}: the lake has {} snapshot day(s) from {first} to {last}; pick one of them with --as-of",
             days.len()
         ))),
+    }
+}
+
+/// The `$name` placeholders `sql` uses, outside comments and string literals.
+pub fn placeholders(sql: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '-' if chars.peek() == Some(&'-') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '\'' => {
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                }
+            }
+            '$' => {
+                let mut name = String::new();
+                while let Some(c) = chars.peek().copied().filter(|c| c.is_ascii_alphanumeric() || *c == '_') {
+                    name.push(c);
+                    chars.next();
+                }
+                if !name.is_empty() {
+                    out.insert(name);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_report_parses_and_binds_exactly_what_it_declares() {
+        let reports = builtin().unwrap();
+        assert!(reports.iter().any(|r| r.name == "dormant"));
+        for r in reports {
+            let bound: BTreeSet<String> = r.bound_names().into_iter().map(String::from).collect();
+            let mut used = placeholders(&r.query);
+            for c in &r.charts {
+                used.extend(placeholders(&c.sql));
+            }
+            assert_eq!(used, bound, "report {}: placeholders used vs declared (+ derived)", r.name);
+            assert!(!r.summary.is_empty(), "report {} needs a first comment line", r.name);
+        }
+    }
+
+    #[test]
+    fn dormant_declares_its_parameters_and_charts() {
+        let r = find("dormant").unwrap();
+        assert_eq!(r.title, "Dormant Slack accounts");
+        let params: Vec<_> = r.params.iter().map(|d| d.param).collect();
+        assert_eq!(params, [Param::AsOf, Param::Days, Param::Workspace, Param::ExcludeGuests, Param::IncludeBots]);
+        assert_eq!(r.snapshots, ["last_seen"]);
+        let kinds: Vec<_> = r.charts.iter().map(|c| c.kind).collect();
+        assert_eq!(kinds, [ChartKind::Line, ChartKind::Bar, ChartKind::Bar]);
+        assert!(!r.query.contains("@chart") && r.query.contains("FROM slack_users"));
+    }
+
+    #[test]
+    fn header_errors_name_the_line() {
+        let e = ReportDef::parse("x", "-- x\n-- @title T\n-- @param colour blue\nSELECT 1").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "report `x` is malformed, line 3: unknown parameter `colour` (known: as_of, days, workspace, department, exclude_guests, include_bots)"
+        );
+        let e = ReportDef::parse("x", "-- x\n-- @title T\nSELECT 1\n-- @chart pie Share\nSELECT 1").unwrap_err();
+        assert!(e.to_string().contains("line 4: unknown chart kind `pie`"), "{e}");
+        let e = ReportDef::parse("x", "-- x\nSELECT 1").unwrap_err();
+        assert!(e.to_string().contains("missing `-- @title"), "{e}");
+    }
+
+    #[test]
+    fn parameters_a_report_does_not_take_are_usage_errors() {
+        let r = find("dormant").unwrap();
+        let p = ReportParams { days: Some(30), department: Some("Sales".into()), ..Default::default() };
+        let e = r.check(&p).unwrap_err();
+        assert!(matches!(e, QueryError::Usage(_)));
+        assert_eq!(
+            e.to_string(),
+            "report `dormant` does not take --department; it takes --as-of, --days, --workspace, --exclude-guests, --include-bots"
+        );
+        assert!(r.check(&ReportParams::default()).unwrap_err().to_string().contains("needs --days"));
+        assert!(find("nope").unwrap_err().to_string().starts_with("no report named `nope`; the reports are: dormant"));
+    }
+
+    #[test]
+    fn placeholders_skip_comments_and_strings() {
+        let got = placeholders("-- $not\nSELECT '$nor', $as_of, x FROM t WHERE y = $days_2 -- $no");
+        assert_eq!(got.into_iter().collect::<Vec<_>>(), ["as_of", "days_2"]);
     }
 }

@@ -8,7 +8,7 @@ use anyhow::Context;
 use chrono::{NaiveTime, Utc};
 use datafusion::arrow::record_batch::RecordBatch;
 use lastseen_config::Config;
-use lastseen_query::{DormantParams, Report};
+use lastseen_query::ReportParams;
 use lastseen_slack_sim::{OrgSpec, Plan, RateLimits, SimConfig, Simulator};
 use secrecy::SecretString;
 
@@ -98,7 +98,8 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
     sim.shutdown().await;
 
     let engine = lastseen_query::QueryEngine::open(&lake).await?;
-    let report = Report::Dormant(DormantParams { as_of: Some(today), days: args.dormant_days }).run(&engine).await?;
+    let params = ReportParams { as_of: Some(today), days: Some(args.dormant_days), ..Default::default() };
+    let report = lastseen_query::reports::find("dormant")?.run(&engine, &params).await?;
     let total: usize = engine
         .sql(&format!("SELECT count(*) FROM slack_users WHERE dt = DATE '{today}'"))
         .await?
@@ -107,12 +108,12 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
             datafusion::arrow::array::AsArray::as_primitive::<datafusion::arrow::datatypes::Int64Type>(b.column(0))
                 .value(0) as usize
         });
-    let rows: usize = report.batches.iter().map(RecordBatch::num_rows).sum();
+    let rows = report.data.rows();
     println!(
         "\nDormant Slack accounts as of {today}: {rows} of {total} accounts show no activity in the last {} days (or never).\n",
         args.dormant_days
     );
-    let shown = head(&report.batches, args.limit)?;
+    let shown = head(&report.data.batches, args.limit)?;
     lastseen_query::format::write(&shown, lastseen_query::OutputFormat::Table, &mut std::io::stdout())?;
     if rows > args.limit {
         println!("… and {} more.", rows - args.limit);

@@ -3,6 +3,7 @@
 mod demo;
 mod report;
 mod run;
+mod shell;
 mod simulate;
 mod sql;
 mod tables;
@@ -43,31 +44,56 @@ pub fn open_lake(cfg: &Config) -> anyhow::Result<Lake> {
         .with_context(|| format!("opening the lake at {}", cfg.storage.url))
 }
 
-impl From<Format> for lastseen_query::OutputFormat {
+impl From<Format> for lastseen_query::Format {
     fn from(f: Format) -> Self {
         match f {
-            Format::Table => lastseen_query::OutputFormat::Table,
-            Format::Csv => lastseen_query::OutputFormat::Csv,
-            Format::Json => lastseen_query::OutputFormat::Json,
+            Format::Table => lastseen_query::Format::Table,
+            Format::Csv => lastseen_query::Format::Csv,
+            Format::Json => lastseen_query::Format::Json,
+            Format::Parquet => lastseen_query::Format::Parquet,
+            Format::Xlsx => lastseen_query::Format::Xlsx,
+            Format::Html => lastseen_query::Format::Html,
         }
     }
 }
 
-/// Write query results where `--output` says (stdout by default).
-pub fn emit(batches: &[datafusion::arrow::record_batch::RecordBatch], out: &OutputArgs) -> anyhow::Result<()> {
+/// Write a result where `--output` says (stdout by default) in `--format`, with its provenance:
+/// inside the file (Parquet, XLSX, HTML) or beside it as `FILE.provenance.json`.
+pub fn emit(
+    data: &lastseen_query::ResultSet,
+    provenance: &lastseen_query::Provenance,
+    charts: &[lastseen_query::export::Chart],
+    out: &OutputArgs,
+) -> anyhow::Result<()> {
+    let format: lastseen_query::Format = out.format.into();
+    let options = lastseen_query::ExportOptions { bom: out.bom, ..Default::default() };
+    let doc = lastseen_query::Document { data, provenance, charts, options: &options };
+    tracing::info!(
+        format = %format,
+        rows = data.rows(),
+        lake_version = ?provenance.lake_version,
+        run_id = ?provenance.run_id,
+        "export"
+    );
     match &out.output {
         Some(path) => {
-            let mut f = std::io::BufWriter::new(
-                std::fs::File::create(path).with_context(|| format!("creating output file {}", path.display()))?,
-            );
-            lastseen_query::format::write(batches, out.format.into(), &mut f)?;
-            f.flush().with_context(|| format!("writing {}", path.display()))?;
+            let written = doc.save(format, path)?;
+            for p in written {
+                tracing::info!(file = %p.display(), "wrote");
+            }
         }
         None => {
+            use std::io::IsTerminal;
             let stdout = std::io::stdout();
+            if format.is_binary() && stdout.is_terminal() {
+                return Err(lastseen_query::QueryError::Usage(format!(
+                    "{format} output is binary: pass --output FILE (or redirect stdout)"
+                ))
+                .into());
+            }
             let mut lock = stdout.lock();
-            lastseen_query::format::write(batches, out.format.into(), &mut lock)?;
-            lock.flush().ok();
+            doc.write(format, &mut lock)?;
+            lock.flush().context("writing to stdout")?;
         }
     }
     Ok(())

@@ -6,6 +6,7 @@ mod support;
 mod config_cli;
 mod deploy;
 mod e2e;
+mod exports;
 mod lake_safety;
 mod operations;
 mod s3;

@@ -1,0 +1,222 @@
+//! Exporters: a query result written as a terminal table, CSV, JSON lines, Parquet, XLSX or a
+//! self-contained HTML report (one module per format), each carrying its provenance.
+
+mod chart;
+mod csv;
+mod html;
+mod json;
+mod parquet;
+mod provenance;
+mod table;
+mod xlsx;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, StringArray};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::prelude::DataFrame;
+
+pub use chart::{Chart, ChartKind};
+pub use provenance::{Parameter, Provenance};
+
+use crate::{QueryError, Result};
+
+/// Data rows an Excel sheet can hold below its header row (Excel's limit is 1,048,576 rows).
+pub const XLSX_MAX_DATA_ROWS: usize = 1_048_575;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+    Parquet,
+    Xlsx,
+    Html,
+}
+
+impl Format {
+    pub const ALL: [Format; 6] =
+        [Format::Table, Format::Csv, Format::Json, Format::Parquet, Format::Xlsx, Format::Html];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Csv => "csv",
+            Format::Json => "json",
+            Format::Parquet => "parquet",
+            Format::Xlsx => "xlsx",
+            Format::Html => "html",
+        }
+    }
+
+    /// Binary formats are not written to a terminal.
+    pub fn is_binary(self) -> bool {
+        matches!(self, Format::Parquet | Format::Xlsx)
+    }
+
+    /// Formats with room for their provenance inside the file (Parquet key-value metadata, the
+    /// XLSX "About" sheet, the HTML footer); the others get a side file.
+    pub fn embeds_provenance(self) -> bool {
+        matches!(self, Format::Parquet | Format::Xlsx | Format::Html)
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| format!("unknown format `{s}` (expected table, csv, json, parquet, xlsx or html)"))
+    }
+}
+
+/// A query result with its schema, kept even when there are no rows so headers still print.
+#[derive(Debug, Clone)]
+pub struct ResultSet {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl ResultSet {
+    pub fn new(schema: SchemaRef, batches: Vec<RecordBatch>) -> ResultSet {
+        ResultSet { schema, batches }
+    }
+
+    /// Run `df` and keep its schema.
+    pub async fn collect(df: DataFrame) -> Result<ResultSet> {
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await?;
+        // Execution may refine nullability or metadata; the batches' own schema is the truth.
+        let schema = batches.first().map_or(schema, RecordBatch::schema);
+        Ok(ResultSet { schema, batches })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// Format-specific knobs; the defaults are what the command line uses.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// Start CSV output with a UTF-8 byte-order mark (what Excel on Windows needs to read UTF-8).
+    pub bom: bool,
+    /// Data rows per XLSX sheet before the next sheet starts.
+    pub xlsx_max_rows: usize,
+    /// Rows shown in the HTML report's table; the charts and the provenance cover all rows.
+    pub html_max_rows: usize,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions { bom: false, xlsx_max_rows: XLSX_MAX_DATA_ROWS, html_max_rows: 5_000 }
+    }
+}
+
+/// Everything one export needs: the rows, their provenance, the charts (HTML only), options.
+#[derive(Debug, Clone, Copy)]
+pub struct Document<'a> {
+    pub data: &'a ResultSet,
+    pub provenance: &'a Provenance,
+    pub charts: &'a [Chart],
+    pub options: &'a ExportOptions,
+}
+
+impl Document<'_> {
+    /// The export itself (no side file) to `out`.
+    pub fn write(&self, format: Format, out: &mut dyn Write) -> Result<()> {
+        match format {
+            Format::Table => table::write(self.data, out),
+            Format::Csv => csv::write(self.data, self.options.bom, out),
+            Format::Json => json::write(self.data, out),
+            Format::Parquet => {
+                // The Parquet writer wants an owned `Send` sink; a buffer is one.
+                let buf = parquet::write(self, Vec::new())?;
+                out.write_all(&buf).map_err(|e| QueryError::output(format, e))
+            }
+            Format::Xlsx => {
+                let buf = xlsx::to_bytes(self)?;
+                out.write_all(&buf).map_err(|e| QueryError::output(format, e))
+            }
+            Format::Html => html::write(self, out),
+        }
+    }
+
+    /// Write the export to `path` (through a temporary file renamed into place, so a failed
+    /// export never leaves a half-written file under the wanted name), plus the provenance side
+    /// file `<path>.provenance.json` for formats without room inside. Returns the paths written.
+    pub fn save(&self, format: Format, path: &Path) -> Result<Vec<PathBuf>> {
+        let mut written = vec![path.to_path_buf()];
+        write_atomically(path, |file| match format {
+            Format::Parquet => {
+                let mut w = parquet::write(self, std::io::BufWriter::new(file))?;
+                w.flush().map_err(|e| QueryError::io(path, e))
+            }
+            _ => {
+                let mut w = std::io::BufWriter::new(file);
+                self.write(format, &mut w)?;
+                w.flush().map_err(|e| QueryError::io(path, e))
+            }
+        })?;
+        if !format.embeds_provenance() {
+            let side = side_file(path);
+            let json = self.provenance.to_json(self.data.rows());
+            write_atomically(&side, |file| {
+                let mut w = std::io::BufWriter::new(file);
+                w.write_all(json.as_bytes()).and_then(|()| w.flush()).map_err(|e| QueryError::io(&side, e))
+            })?;
+            written.push(side);
+        }
+        Ok(written)
+    }
+}
+
+/// Where the provenance of a CSV, JSON-lines or table export to `path` goes.
+pub fn side_file(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".provenance.json");
+    path.with_file_name(name)
+}
+
+fn write_atomically(path: &Path, body: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<()> {
+    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let result = std::fs::File::create(&tmp)
+        .map_err(|e| QueryError::io(&tmp, e))
+        .and_then(|mut f| {
+            body(&mut f)?;
+            f.sync_all().map_err(|e| QueryError::io(&tmp, e))
+        })
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| QueryError::io(path, e)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn is_text(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// A column as display strings (nulls stay null): how lists, structs and other types without a
+/// native cell type in a format are shown. Timestamps print as RFC 3339.
+pub(crate) fn stringify(col: &ArrayRef, format: Format) -> Result<StringArray> {
+    let options = FormatOptions::default();
+    let f = ArrayFormatter::try_new(col.as_ref(), &options).map_err(|e| QueryError::output(format, e))?;
+    Ok((0..col.len()).map(|i| (!col.is_null(i)).then(|| f.value(i).to_string())).collect())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,365 @@
+//! Exporter tests on a small fixed result: snapshots of the text formats, XLSX and Parquet read
+//! back, the HTML's escaping and self-containment, the formula guard.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
+use chrono::{NaiveDate, TimeZone, Utc};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, Int64Array, ListBuilder, StringArray, StringBuilder, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+
+use super::*;
+
+const FORMULA: &str = "=HYPERLINK(\"http://x\")";
+
+fn ts(y: i32, m: u32, d: u32, h: u32, mi: u32, s: u32) -> i64 {
+    Utc.with_ymd_and_hms(y, m, d, h, mi, s).unwrap().timestamp_micros()
+}
+
+fn day(y: i32, m: u32, d: u32) -> i32 {
+    lastseen_lake::catalog::date32(NaiveDate::from_ymd_opt(y, m, d).unwrap())
+}
+
+/// Four accounts covering every cell type the reports produce, nulls, hostile text and a list.
+fn fixture() -> ResultSet {
+    let mut roles = ListBuilder::new(StringBuilder::new());
+    for r in [Some(vec!["admin", "owner"]), Some(vec![]), None, Some(vec!["=cmd|' /C calc'!A0"])] {
+        match r {
+            Some(v) => {
+                for x in v {
+                    roles.values().append_value(x);
+                }
+                roles.append(true);
+            }
+            None => roles.append(false),
+        }
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("account_id", DataType::Utf8, false),
+        Field::new("display_name", DataType::Utf8, true),
+        Field::new("cost_center", DataType::Utf8View, true),
+        Field::new("days_since_last_seen", DataType::Int64, true),
+        Field::new("billable", DataType::Boolean, true),
+        Field::new("last_seen_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        Field::new("dt", DataType::Date32, false),
+        Field::new("roles", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), true),
+    ]));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec!["U001", "U002", "U003", "U004"])),
+        Arc::new(StringArray::from(vec![Some("Ada Lovelace"), Some(FORMULA), Some("@ops <admin> & \"co\""), None])),
+        Arc::new(datafusion::arrow::array::StringViewArray::from(vec![
+            Some("00123"),
+            Some("+44 20"),
+            None,
+            Some("1e5"),
+        ])),
+        Arc::new(Int64Array::from(vec![Some(120), Some(45), None, Some(7)])),
+        Arc::new(BooleanArray::from(vec![Some(true), Some(false), None, Some(true)])),
+        Arc::new(
+            TimestampMicrosecondArray::from(vec![
+                Some(ts(2026, 3, 2, 8, 15, 30)),
+                Some(ts(2026, 5, 16, 23, 59, 59)),
+                None,
+                Some(ts(2026, 6, 23, 0, 0, 0)),
+            ])
+            .with_timezone("UTC"),
+        ),
+        Arc::new(Date32Array::from(vec![day(2026, 6, 30); 4])),
+        Arc::new(roles.finish()),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), cols).unwrap();
+    // Two batches, so exporters that walk batches are exercised across a boundary.
+    ResultSet::new(schema, vec![batch.slice(0, 3), batch.slice(3, 1)])
+}
+
+fn provenance() -> Provenance {
+    let mut p = Provenance::new(
+        "Dormant Slack accounts",
+        "-- @title Dormant Slack accounts\nSELECT *\nFROM slack_users\nWHERE dt = $as_of;\n",
+        Utc.with_ymd_and_hms(2026, 7, 1, 6, 0, 0).unwrap(),
+    )
+    .param("as_of", "2026-06-30")
+    .param("days", 30)
+    .param("workspace", "all");
+    p.report = Some("dormant".into());
+    p.as_of = NaiveDate::from_ymd_opt(2026, 6, 30);
+    p.lake_version = Some(7);
+    p.run_id = Some("20260630T000500Z-1a2b3c4d".into());
+    p.run_date = NaiveDate::from_ymd_opt(2026, 6, 30);
+    p.run_status = Some("succeeded".into());
+    p.lastseen_version = "0.1.0".into();
+    p
+}
+
+fn charts() -> Vec<Chart> {
+    let line = Arc::new(Schema::new(vec![
+        Field::new("day", DataType::Date32, false),
+        Field::new("dormant", DataType::Int64, false),
+        Field::new("never_seen", DataType::Int64, false),
+    ]));
+    let line = RecordBatch::try_new(
+        line.clone(),
+        vec![
+            Arc::new(Date32Array::from((0..30).map(|i| day(2026, 6, 1) + i).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from((0..30).map(|i| 400 + (i * 37) % 90).collect::<Vec<_>>())),
+            Arc::new(Int64Array::from((0..30).map(|i| 120 - i).collect::<Vec<_>>())),
+        ],
+    )
+    .unwrap();
+    let bar = Arc::new(Schema::new(vec![
+        Field::new("department", DataType::Utf8, true),
+        Field::new("accounts", DataType::Int64, false),
+    ]));
+    let bar = RecordBatch::try_new(
+        bar.clone(),
+        vec![
+            Arc::new(StringArray::from(vec![Some("Engineering"), Some("Sales <EMEA>"), None])),
+            Arc::new(Int64Array::from(vec![212, 97, 12])),
+        ],
+    )
+    .unwrap();
+    vec![
+        Chart {
+            kind: ChartKind::Line,
+            title: "Dormant accounts per day".into(),
+            data: ResultSet::new(line.schema(), vec![line]),
+        },
+        Chart { kind: ChartKind::Bar, title: "By department".into(), data: ResultSet::new(bar.schema(), vec![bar]) },
+    ]
+}
+
+fn render(format: Format, options: &ExportOptions) -> Vec<u8> {
+    let (data, p, c) = (fixture(), provenance(), charts());
+    let doc = Document { data: &data, provenance: &p, charts: &c, options };
+    let mut out = Vec::new();
+    doc.write(format, &mut out).unwrap();
+    out
+}
+
+fn text(format: Format) -> String {
+    String::from_utf8(render(format, &ExportOptions::default())).unwrap()
+}
+
+#[test]
+fn csv_snapshot() {
+    insta::assert_snapshot!("csv", text(Format::Csv));
+}
+
+#[test]
+fn json_lines_snapshot() {
+    insta::assert_snapshot!("json", text(Format::Json));
+}
+
+#[test]
+fn table_snapshot() {
+    insta::assert_snapshot!("table", text(Format::Table));
+}
+
+#[test]
+fn provenance_side_file_snapshot() {
+    insta::assert_snapshot!("provenance", provenance().to_json(4));
+}
+
+#[test]
+fn csv_guards_every_formula_lead_and_can_start_with_a_bom() {
+    let csv = text(Format::Csv);
+    // Text starting with a formula lead is guarded; a list's text starts with `[`, which no
+    // spreadsheet runs; number-like text is not touched.
+    assert!(csv.contains("\"'=HYPERLINK(\"\"http://x\"\")\""), "{csv}");
+    assert!(csv.contains(",'+44 20,") && csv.contains("\"'@ops <admin>") && csv.contains(",[=cmd|"), "{csv}");
+    assert!(csv.contains(",00123,"), "{csv}");
+    let with_bom = render(Format::Csv, &ExportOptions { bom: true, ..Default::default() });
+    assert_eq!(&with_bom[..3], b"\xEF\xBB\xBF");
+    assert_eq!(&with_bom[3..], csv.as_bytes());
+    for lead in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+        assert!(csv::guard_formula(lead).starts_with('\''), "{lead:?}");
+    }
+    assert_eq!(csv::guard_formula("alice"), "alice");
+}
+
+#[test]
+fn empty_results_keep_their_header() {
+    let full = fixture();
+    let data = ResultSet::new(full.schema.clone(), Vec::new());
+    let p = provenance();
+    let doc = Document { data: &data, provenance: &p, charts: &[], options: &ExportOptions::default() };
+    let mut out = Vec::new();
+    doc.write(Format::Csv, &mut out).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "account_id,display_name,cost_center,days_since_last_seen,billable,last_seen_at,dt,roles\n"
+    );
+    let mut out = Vec::new();
+    doc.write(Format::Table, &mut out).unwrap();
+    assert!(String::from_utf8(out).unwrap().contains("| account_id | display_name |"));
+}
+
+fn workbook(options: &ExportOptions) -> Xlsx<Cursor<Vec<u8>>> {
+    open_workbook_from_rs(Cursor::new(render(Format::Xlsx, options))).unwrap()
+}
+
+/// Excel's serial day number of a UTC instant.
+fn serial(micros: i64) -> f64 {
+    25_569.0 + micros as f64 / 86_400e6
+}
+
+#[test]
+fn xlsx_reads_back_with_typed_cells_and_text_kept_as_text() {
+    let mut wb = workbook(&ExportOptions::default());
+    assert_eq!(wb.sheet_names(), ["Data", "About"]);
+    let data = wb.worksheet_range("Data").unwrap();
+    assert_eq!(data.get_size(), (5, 8), "header + 4 rows, 8 columns");
+    let header: Vec<String> = data.rows().next().unwrap().iter().map(ToString::to_string).collect();
+    assert_eq!(header, fixture().schema.fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>());
+    let row = |r: usize| data.rows().nth(r).unwrap().to_vec();
+
+    assert_eq!(row(1)[0], Data::String("U001".into()));
+    // The formula stays a plain string cell, unguarded (a string cell never runs).
+    assert_eq!(row(2)[1], Data::String(FORMULA.into()));
+    assert_eq!(row(3)[1], Data::String("@ops <admin> & \"co\"".into()));
+    assert_eq!(row(4)[1], Data::Empty);
+    // Text that looks like a number stays text.
+    assert_eq!(row(1)[2], Data::String("00123".into()));
+    assert_eq!(row(4)[2], Data::String("1e5".into()));
+    assert_eq!(row(1)[3], Data::Float(120.0));
+    assert_eq!(row(3)[3], Data::Empty);
+    assert_eq!(row(1)[4], Data::Bool(true));
+    assert_eq!(row(2)[4], Data::Bool(false));
+    match &row(1)[5] {
+        Data::DateTime(d) => assert!((d.as_f64() - serial(ts(2026, 3, 2, 8, 15, 30))).abs() < 1e-6, "{d:?}"),
+        other => panic!("last_seen_at should be an Excel date, got {other:?}"),
+    }
+    match &row(1)[6] {
+        Data::DateTime(d) => assert_eq!(d.as_f64(), 25_569.0 + f64::from(day(2026, 6, 30))),
+        other => panic!("dt should be an Excel date, got {other:?}"),
+    }
+    assert_eq!(row(1)[7], Data::String("[admin, owner]".into()));
+    // No cell anywhere holds a formula.
+    let formulas = wb.worksheet_formula("Data").unwrap();
+    assert!(formulas.used_cells().all(|(_, _, f)| f.is_empty()), "formulas: {formulas:?}");
+
+    let about = wb.worksheet_range("About").unwrap();
+    let pairs: Vec<(String, String)> =
+        about.rows().map(|r| (r[0].to_string(), r.get(1).map(ToString::to_string).unwrap_or_default())).collect();
+    let get = |k: &str| pairs.iter().find(|(f, _)| f == k).map(|(_, v)| v.clone());
+    assert_eq!(get("Report").as_deref(), Some("dormant"));
+    assert_eq!(get("As of").as_deref(), Some("2026-06-30"));
+    assert_eq!(get("Parameter days").as_deref(), Some("30"));
+    assert_eq!(get("Rows").as_deref(), Some("4"));
+    assert_eq!(get("Lake version").as_deref(), Some("7"));
+    assert_eq!(get("Run id").as_deref(), Some("20260630T000500Z-1a2b3c4d"));
+    assert_eq!(get("Generated at").as_deref(), Some("2026-07-01T06:00:00Z"));
+    let sql: Vec<&str> = pairs.iter().skip_while(|(f, _)| f != "SQL").skip(1).map(|(_, v)| v.as_str()).collect();
+    assert_eq!(sql, ["-- @title Dormant Slack accounts", "SELECT *", "FROM slack_users", "WHERE dt = $as_of;"]);
+}
+
+#[test]
+fn xlsx_splits_sheets_past_the_row_limit() {
+    let mut wb = workbook(&ExportOptions { xlsx_max_rows: 3, ..Default::default() });
+    assert_eq!(wb.sheet_names(), ["Data", "Data 2", "About"]);
+    let ids = |wb: &mut Xlsx<_>, sheet: &str| -> Vec<String> {
+        wb.worksheet_range(sheet).unwrap().rows().map(|r| r[0].to_string()).collect()
+    };
+    assert_eq!(ids(&mut wb, "Data"), ["account_id", "U001", "U002", "U003"]);
+    assert_eq!(ids(&mut wb, "Data 2"), ["account_id", "U004"]);
+    let about = wb.worksheet_range("About").unwrap();
+    let notes: Vec<String> =
+        about.rows().filter(|r| r[0].to_string().starts_with("Sheet ")).map(|r| r[1].to_string()).collect();
+    assert_eq!(notes, ["rows 1 to 3", "rows 4 to 4"]);
+}
+
+#[test]
+fn parquet_round_trips_with_zstd_and_provenance_metadata() {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use datafusion::parquet::basic::Compression;
+
+    let bytes = bytes::Bytes::from(render(Format::Parquet, &ExportOptions::default()));
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+    let meta = builder.metadata().clone();
+    let kv = meta.file_metadata().key_value_metadata().unwrap();
+    let prov = kv.iter().find(|k| k.key == parquet::PROVENANCE_KEY).and_then(|k| k.value.clone()).unwrap();
+    let prov: serde_json::Value = serde_json::from_str(&prov).unwrap();
+    assert_eq!(prov["lake_version"], 7);
+    assert_eq!(prov["rows"], 4);
+    assert!(matches!(meta.row_group(0).column(0).compression(), Compression::ZSTD(_)));
+    let batches: Vec<RecordBatch> = builder.build().unwrap().collect::<std::result::Result<_, _>>().unwrap();
+    let want = fixture();
+    let got = datafusion::arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    let want = datafusion::arrow::compute::concat_batches(&want.schema, &want.batches).unwrap();
+    assert_eq!(got.num_rows(), 4);
+    for (i, f) in want.schema().fields().iter().enumerate() {
+        let g = got.column_by_name(f.name()).unwrap();
+        let g = datafusion::arrow::compute::cast(g, f.data_type()).unwrap();
+        assert_eq!(&g, want.column(i), "column {}", f.name());
+    }
+}
+
+#[test]
+fn html_is_self_contained_escaped_and_has_its_charts_and_provenance() {
+    let html = text(Format::Html);
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    for banned in ["<script", "<link", " src=", "href=", "url(", "@import"] {
+        assert!(!html.contains(banned), "the report must not load anything: found {banned:?}");
+    }
+    // Data text is escaped: no raw markup or attribute-breaking quote from a display name.
+    assert!(html.contains("<td>@ops &lt;admin&gt; &amp; &quot;co&quot;</td>"), "escaped cell");
+    assert!(html.contains("=HYPERLINK(&quot;http://x&quot;)"));
+    assert!(!html.contains("<admin>") && !html.contains("\"http://x\""));
+    assert_eq!(html.matches("<svg").count(), 2);
+    assert!(html.contains("<figcaption>Dormant accounts per day</figcaption>"));
+    assert!(html.contains("<title>Sales &lt;EMEA&gt;: 97</title>"), "bar tooltip");
+    assert_eq!(html.matches("<path class=\"series\"").count(), 2, "one line per series");
+    assert!(html.contains("<dt>Run id</dt><dd>20260630T000500Z-1a2b3c4d</dd>"));
+    assert!(html.contains("WHERE dt = $as_of;"));
+    assert!(html.contains("4 rows"));
+}
+
+#[test]
+fn html_caps_its_table_but_says_so() {
+    let out = render(Format::Html, &ExportOptions { html_max_rows: 2, ..Default::default() });
+    let html = String::from_utf8(out).unwrap();
+    assert_eq!(html.matches("<tr><td>U00").count(), 2);
+    assert!(html.contains("The first 2 of 4 rows"));
+}
+
+#[test]
+fn save_writes_the_export_and_its_side_file_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, p) = (fixture(), provenance());
+    let doc = Document { data: &data, provenance: &p, charts: &[], options: &ExportOptions::default() };
+    for format in Format::ALL {
+        let path = dir.path().join(format!("out.{format}"));
+        let written = doc.save(format, &path).unwrap();
+        if format.embeds_provenance() {
+            assert_eq!(written, [path.clone()]);
+        } else {
+            let side = dir.path().join(format!("out.{format}.provenance.json"));
+            assert_eq!(written, [path.clone(), side.clone()]);
+            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(side).unwrap()).unwrap();
+            assert_eq!(v["run_id"], "20260630T000500Z-1a2b3c4d");
+        }
+    }
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "out.csv",
+            "out.csv.provenance.json",
+            "out.html",
+            "out.json",
+            "out.json.provenance.json",
+            "out.parquet",
+            "out.table",
+            "out.table.provenance.json",
+            "out.xlsx"
+        ]
+    );
+    let e = doc.save(Format::Csv, &dir.path().join("missing/out.csv")).unwrap_err();
+    assert!(e.to_string().contains("missing/out.csv") && e.to_string().contains("writable"), "{e}");
+}
