@@ -52,14 +52,17 @@ fn sheet_column(wb: &mut Xlsx<Cursor<Vec<u8>>>, sheet: &str, col: &str) -> Vec<S
     let range = wb.worksheet_range(sheet).unwrap();
     let mut rows = range.rows();
     let header = rows.next().unwrap();
-    let i = header.iter().position(|h| h.to_string() == col).unwrap_or_else(|| panic!("no {col} in {sheet}"));
+    let i = header
+        .iter()
+        .position(|h| matches!(h, Data::String(s) if s == col))
+        .unwrap_or_else(|| panic!("no {col} in {sheet}"));
     rows.map(|r| r[i].to_string()).collect()
 }
 
 /// The "About" sheet's value for `field`.
 fn about(wb: &mut Xlsx<Cursor<Vec<u8>>>, field: &str) -> Option<String> {
     let range = wb.worksheet_range("About").unwrap();
-    range.rows().find(|r| r[0].to_string() == field).map(|r| r[1].to_string())
+    range.rows().find(|r| matches!(&r[0], Data::String(s) if s == field)).map(|r| r[1].to_string())
 }
 
 fn parquet_column(path: &Path, col: &str) -> (Vec<String>, serde_json::Value) {

@@ -113,7 +113,7 @@ impl Chart {
 
 /// A round axis top and tick step covering `max`: steps of 1, 2, 2.5 or 5 times a power of ten.
 fn axis(max: f64) -> (f64, f64) {
-    if !(max > 0.0) || !max.is_finite() {
+    if max.is_nan() || max <= 0.0 || max.is_infinite() {
         return (1.0, 0.25);
     }
     let raw = max / 4.0;
@@ -190,9 +190,16 @@ fn line(title: &str, p: &Plot) -> String {
             continue;
         }
         last_idx = i;
+        // The outermost labels align with the plot's edges so they are not cut off.
+        let anchor = match (i, n) {
+            (_, 1) => "middle",
+            (0, _) => "start",
+            (i, n) if i == n - 1 => "end",
+            _ => "middle",
+        };
         let _ = write!(
             s,
-            "<text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            "<text class=\"tick\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",
             x_at(p.xs[i]),
             top + plot_h + 18.0,
             escape(&p.labels[i])
@@ -271,10 +278,9 @@ fn bar(title: &str, p: &Plot) -> String {
         );
         tick += step;
     }
-    for i in 0..n {
+    for (i, (value, label)) in values.iter().zip(&p.labels).take(n).enumerate() {
         let y = top + i as f64 * row_h + (row_h - bar_h) / 2.0;
-        let v = values[i].unwrap_or(0.0);
-        let label = &p.labels[i];
+        let v = value.unwrap_or(0.0);
         let short: String = if label.chars().count() > 30 {
             label.chars().take(29).chain(std::iter::once('…')).collect()
         } else {

@@ -36,7 +36,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px;color:var(-
 .meta{color:var(--muted);margin:0}
 .params{display:flex;flex-wrap:wrap;gap:6px 18px;margin:10px 0 0;padding:0;list-style:none}
 .params li{background:var(--band);border:1px solid var(--line);border-radius:4px;padding:2px 8px}
-.charts{display:flex;flex-wrap:wrap;gap:16px}
+.charts{display:flex;flex-wrap:wrap;gap:16px;margin-top:16px}
 figure{margin:0;border:1px solid var(--line);border-radius:6px;padding:10px 12px;max-width:100%;overflow-x:auto}
 figcaption{font-weight:600;margin-bottom:6px}
 svg.chart{max-width:100%;height:auto;font-size:12px}

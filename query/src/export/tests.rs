@@ -335,7 +335,7 @@ fn save_writes_the_export_and_its_side_file_and_nothing_else() {
         let path = dir.path().join(format!("out.{format}"));
         let written = doc.save(format, &path).unwrap();
         if format.embeds_provenance() {
-            assert_eq!(written, [path.clone()]);
+            assert_eq!(written, std::slice::from_ref(&path));
         } else {
             let side = dir.path().join(format!("out.{format}.provenance.json"));
             assert_eq!(written, [path.clone(), side.clone()]);
