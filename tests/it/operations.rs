@@ -134,7 +134,7 @@ fn tables_lists_partitions_rows_and_the_last_successful_run() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let rows = parse_json_lines(&out.stdout);
     let names: Vec<&str> = rows.iter().map(|r| r["table"].as_str().unwrap()).collect();
-    assert_eq!(names, ["slack_users", "slack_access_logs", "last_seen"]);
+    assert_eq!(names, lastseen_lake::catalog::table_names());
     let users = &rows[0];
     assert_eq!(users["partitions"].as_u64(), Some(2));
     assert_eq!(users["first_dt"].as_str(), Some((d - Duration::days(1)).to_string().as_str()));
