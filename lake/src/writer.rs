@@ -134,7 +134,9 @@ pub(crate) async fn write_files(
     run_id: &str,
     batches: &[RecordBatch],
 ) -> Result<Vec<DataFile>> {
-    let stream = futures::stream::iter(batches.to_vec().into_iter().map(Ok));
+    // Owned batches: the stream must be 'static.
+    let owned: Vec<RecordBatch> = batches.to_vec();
+    let stream = futures::stream::iter(owned.into_iter().map(Ok));
     let stream = Box::pin(RecordBatchStreamAdapter::new(def.schema(), stream));
     write_stream(lake, def, dt, run_id, stream).await
 }

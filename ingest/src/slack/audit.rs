@@ -131,7 +131,9 @@ impl Collector for AuditCollector {
         let old = ctx.watermarks.get(&watermark_key(&org)).copied();
         let first = ctx.date.checked_sub_days(Days::new(FIRST_RUN_DAYS)).map_or(0, start_of_day);
         let oldest = old.unwrap_or(first);
-        let latest = ctx.day_end().unwrap_or_else(|| chrono::Utc::now().timestamp());
+        // Slack never returns events from the future, so the end of the run day is a safe
+        // upper bound even when the run day is today.
+        let latest = crate::slack::collector::end_of_day(ctx.date);
         let newest = Arc::new(AtomicI64::new(i64::MIN));
         let collected = micros(ctx.collected_at);
         let walks = ACTIONS.map(|action| {

@@ -3,8 +3,8 @@
 //! one `slack_users` row per user (users in several workspaces are listed once, with every
 //! workspace they belong to).
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{ArrayRef, BooleanBuilder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder};
@@ -20,7 +20,7 @@ use serde::Deserialize;
 use crate::client::SlackClient;
 use crate::error::{IngestError, Result};
 use crate::slack::collector::{Collector, Item, RunContext, next_cursor};
-use crate::slack::models::{ResponseMetadata, User, UsersPage, lenient};
+use crate::slack::models::{EnterpriseUser, ResponseMetadata, User, UsersPage, lenient};
 use crate::slack::{MAX_PAGE_SIZE, micros, secs_to_micros};
 
 /// The Slack method this collector calls.
@@ -78,6 +78,9 @@ async fn next_page(mut st: State) -> Result<Option<(Vec<User>, State)>> {
     }
     Ok(None)
 }
+
+/// Grid users waiting for every listing: the user and the workspaces that listed them.
+type Deferred = BTreeMap<String, (User, Vec<String>)>;
 
 /// What `admin.users.list` adds about one user (organisation-wide view only).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -205,18 +208,50 @@ impl Collector for UsersCollector {
                 user_pages(Arc::clone(&ctx.client), ws.id.clone(), ctx.settings.users_page_size)
                     .map_ok(move |page| (team.clone(), page))
             }));
+            let grid = ctx.scope.enterprise_id().is_some();
+            let order: Vec<String> = ctx.scope.workspaces.iter().map(|w| w.id.clone()).collect();
+            // Grid users Slack lists without `enterprise_user` (Slackbot) get their workspaces
+            // from the listings they appear in, so they wait until every listing is read.
+            let deferred: Arc<Mutex<Deferred>> = Arc::default();
+            let waiting = Arc::clone(&deferred);
             let mut seen: HashSet<String> = HashSet::new();
+            let page_extras = extras.clone();
             let items = pages.map(move |page| {
                 let (team, mut members) = page?;
-                // A Grid user appears in the listing of each of their workspaces: keep the first.
-                members.retain(|u| seen.insert(u.id.clone()));
+                members.retain(|u| {
+                    if grid && u.enterprise_user.is_none() {
+                        let mut d = waiting.lock().unwrap_or_else(PoisonError::into_inner);
+                        d.entry(u.id.clone()).or_insert_with(|| (u.clone(), Vec::new())).1.push(team.clone());
+                        return false;
+                    }
+                    // A Grid user appears in the listing of each of their workspaces: keep the first.
+                    seen.insert(u.id.clone())
+                });
                 if members.is_empty() {
                     return Ok(None);
                 }
-                let batch = users_batch(&members, &team, &extras)?;
+                let batch = users_batch(&members, &team, &page_extras)?;
                 Ok(Some(Item::Rows { table: &SLACK_USERS, batch }))
             });
-            Ok(items.try_filter_map(|i| async move { Ok(i) }))
+            let tail = stream::once(async move {
+                let d = std::mem::take(&mut *deferred.lock().unwrap_or_else(PoisonError::into_inner));
+                if d.is_empty() {
+                    return Ok(None);
+                }
+                let users: Vec<User> = d
+                    .into_values()
+                    .map(|(mut u, mut teams)| {
+                        teams.sort_by_key(|t| order.iter().position(|o| o == t));
+                        teams.dedup();
+                        u.enterprise_user = Some(EnterpriseUser { enterprise_id: None, teams });
+                        u
+                    })
+                    .collect();
+                let first =
+                    users[0].enterprise_user.as_ref().and_then(|e| e.teams.first().cloned()).unwrap_or_default();
+                Ok(Some(Item::Rows { table: &SLACK_USERS, batch: users_batch(&users, &first, &extras)? }))
+            });
+            Ok(items.chain(tail).try_filter_map(|i| async move { Ok(i) }))
         };
         setup.try_flatten_stream().boxed()
     }
