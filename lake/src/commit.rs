@@ -208,12 +208,22 @@ impl Transaction {
     ) -> Result<()> {
         self.write(def, snapshot_dt, batch)?;
         let per_partition = self.memory_budget / 4;
-        let over: Vec<(&'static str, NaiveDate)> = if self.in_memory > self.memory_budget {
-            self.pending.iter().filter(|(_, p)| !p.batches.is_empty()).map(|(k, _)| *k).collect()
+        let mut over: Vec<(usize, (&'static str, NaiveDate))> =
+            self.pending.iter().filter(|(_, p)| p.bytes > 0).map(|(k, p)| (p.bytes, *k)).collect();
+        if self.in_memory > self.memory_budget {
+            // Largest first until half the budget is free: few, large staging files, and the
+            // partitions still filling up stay in memory.
+            over.sort_by(|a, b| b.0.cmp(&a.0));
+            let mut left = self.in_memory;
+            over.retain(|(bytes, _)| {
+                let keep = left > self.memory_budget / 2;
+                left = left.saturating_sub(*bytes);
+                keep
+            });
         } else {
-            self.pending.iter().filter(|(_, p)| p.bytes > per_partition).map(|(k, _)| *k).collect()
-        };
-        for key in over {
+            over.retain(|(bytes, _)| *bytes > per_partition);
+        }
+        for (_, key) in over {
             self.spill(key).await?;
         }
         Ok(())
