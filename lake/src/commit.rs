@@ -213,7 +213,7 @@ impl Transaction {
         if self.in_memory > self.memory_budget {
             // Largest first until half the budget is free: few, large staging files, and the
             // partitions still filling up stay in memory.
-            over.sort_by(|a, b| b.0.cmp(&a.0));
+            over.sort_by_key(|o| std::cmp::Reverse(o.0));
             let mut left = self.in_memory;
             over.retain(|(bytes, _)| {
                 let keep = left > self.memory_budget / 2;
