@@ -60,12 +60,16 @@ pub enum Command {
     Demo(DemoArgs),
     /// One daily run: collect from Slack, commit to the lake, derive last_seen. What cron calls.
     Run(RunArgs),
-    /// Run SQL over the lake's tables (slack_users, slack_access_logs, last_seen).
+    /// Run SQL over the lake's tables (`lastseen tables` lists them).
     Sql(SqlArgs),
     /// Canned reports over the lake.
     Report(ReportArgs),
     /// Check the configuration without touching the network; exits 78 naming a bad field.
     Validate,
+    /// Check the Slack token: who it is, its scopes and workspaces, and for every source whether
+    /// it works or why not (missing scope, plan, token type). Exit 3 when a configured source
+    /// would be skipped.
+    Check,
     /// Per table: partitions, first and last day, rows, bytes and files; then the last
     /// successful run and its warnings. Reads only the commit log and run manifests.
     Tables(TablesArgs),

@@ -55,7 +55,19 @@ pub struct ReportsConfig {
 /// The lake tables `[lake.retention]` may name. The lake's catalog is the authority; this copy
 /// exists so configuration can be validated without depending on the lake (a test in the binary
 /// checks the two agree).
-pub const LAKE_TABLES: &[&str] = &["slack_users", "slack_access_logs", "last_seen"];
+pub const LAKE_TABLES: &[&str] = &[
+    "slack_users",
+    "slack_access_logs",
+    "last_seen",
+    "slack_workspaces",
+    "slack_billing",
+    "slack_usergroups",
+    "slack_usergroup_members",
+    "slack_scim_users",
+    "slack_scim_groups",
+    "slack_member_analytics",
+    "slack_audit_logins",
+];
 
 /// Validated `[lake]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +78,8 @@ pub struct LakeConfig {
     pub max_snapshot_drop: Option<f64>,
     /// Days of partitions kept per table; tables not named keep everything.
     pub retention: std::collections::BTreeMap<String, u32>,
+    /// Staged rows a run keeps in memory before spilling them to staging files (bytes).
+    pub stage_memory: usize,
 }
 
 // Validation only lets finite values through, so equality on the share is reflexive.

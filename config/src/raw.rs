@@ -34,6 +34,9 @@ pub struct RawStorage {
 #[serde(deny_unknown_fields)]
 pub struct RawSlack {
     pub api_url: Option<String>,
+    pub gov: Option<bool>,
+    pub scim_url: Option<String>,
+    pub audit_url: Option<String>,
     pub token_env: Option<String>,
     pub token_file: Option<String>,
     #[serde(default, deserialize_with = "sources")]
@@ -81,6 +84,7 @@ pub struct RawReports {
 #[serde(deny_unknown_fields)]
 pub struct RawLake {
     pub max_snapshot_drop: Option<Number>,
+    pub stage_memory_mb: Option<Int>,
     /// `[lake.retention]`: table name → days kept. Names are checked during validation so the
     /// error can list the known tables.
     pub retention: Option<BTreeMap<String, Int>>,
@@ -199,7 +203,7 @@ fn sources<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<Stri
     impl<'de> Visitor<'de> for V {
         type Value = Vec<String>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("an array of source names such as [\"users\", \"access_logs\"]")
+            f.write_str("\"auto\" or an array of source names such as [\"users\", \"access_logs\"]")
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
             Ok(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())

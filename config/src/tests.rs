@@ -30,7 +30,8 @@ fn defaults() {
     let s = &c.slack;
     assert_eq!(s.api_url.as_str(), "https://slack.com/api/");
     assert_eq!(s.token, TokenSource::Env("SLACK_TOKEN".into()));
-    assert_eq!(s.sources, vec![Source::Users, Source::AccessLogs]);
+    assert_eq!(s.sources, Source::ALL.to_vec());
+    assert!(s.auto_sources && !s.gov);
     assert_eq!(s.users_page_size, 200);
     assert_eq!(s.access_logs_page_size, 1000);
     assert_eq!(s.access_logs_overlap, Duration::from_secs(86_400));
@@ -176,7 +177,9 @@ fn range_checks() {
         ("[lake]\nmax_snapshot_drop = nan", "lake.max_snapshot_drop", "between 0 and 1"),
         ("[lake.retention]\nslack_users = 0", "lake.retention.slack_users", "between 1 and 36500"),
         ("[lake.retention]\nslack_acces_logs = 400", "lake.retention.slack_acces_logs", "known tables: slack_users"),
-        ("[slack]\nsources = [\"users\", \"audit\"]", "slack.sources[1]", "unknown source `audit`"),
+        ("[slack]\nsources = [\"users\", \"audits\"]", "slack.sources[1]", "unknown source `audits`"),
+        ("[slack]\nsources = [\"auto\", \"users\"]", "slack.sources", "stands alone"),
+        ("[slack]\nscim_url = \"http://example.com/scim\"", "slack.scim_url", "https"),
         ("[slack]\nsources = [\"users\", \"users\"]", "slack.sources[1]", "listed twice"),
         ("[slack]\nsources = []", "slack.sources", "at least one"),
         ("[slack]\ntoken_env = \"xoxp-123\"", "slack.token_env", "not an environment variable"),
@@ -385,4 +388,24 @@ fn lake_guard_and_retention_from_file_and_env() {
     let e = Config::from_toml_str("", "lastseen.toml", env(&[("LASTSEEN_LAKE__RETENTION__USERS", "30")])).unwrap_err();
     assert_eq!(e.field(), Some("lake.retention.users"));
     assert!(e.to_string().contains("LASTSEEN_LAKE__RETENTION__USERS"), "{e}");
+}
+
+#[test]
+fn gov_switches_the_default_api_url_and_scim_version() {
+    let c = Config::from_toml_str("[slack]\ngov = true\n", "t", no_env()).unwrap();
+    assert_eq!(c.slack.api_url.as_str(), "https://slack-gov.com/api/");
+    assert_eq!(c.slack.scim_base().as_str(), "https://api.slack-gov.com/scim/v1/");
+    // An explicit api_url (the simulator's GovSlack paths) wins; SCIM stays v1.
+    let c = Config::from_toml_str(
+        "",
+        "t",
+        env(&[("LASTSEEN_SLACK__GOV", "true"), ("LASTSEEN_SLACK__API_URL", "http://127.0.0.1:8/gov/api")]),
+    )
+    .unwrap();
+    assert_eq!(c.slack.scim_base().as_str(), "http://127.0.0.1:8/gov/scim/v1/");
+    assert_eq!(c.slack.audit_base().as_str(), "http://127.0.0.1:8/gov/audit/v1/");
+    let c = Config::from_toml_str("[slack]\nsources = \"auto\"\n", "t", no_env()).unwrap();
+    assert!(c.slack.auto_sources);
+    let c = Config::from_toml_str("[lake]\nstage_memory_mb = 8\n", "t", no_env()).unwrap();
+    assert_eq!(c.lake.stage_memory, 8 << 20);
 }

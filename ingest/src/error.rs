@@ -84,6 +84,19 @@ pub enum IngestError {
     #[error("{method}: Slack reported a transient server error (`{code}`)")]
     SlackTransient { method: String, code: String },
 
+    /// HTTP 403 from SCIM or the Audit Logs API for a reason other than plan or scope: the
+    /// token belongs to someone who may not use the API.
+    #[error(
+        "{method}: Slack refused access (HTTP {status}, `{code}`); SCIM needs a user token of a \
+         workspace or org admin with the `admin` scope, the Audit Logs API an org owner's token \
+         with `auditlogs:read` from an org-level install"
+    )]
+    NotPermitted { method: String, code: String, status: u16 },
+
+    /// A SCIM / Audit Logs error status with an error code this client cannot fix by retrying.
+    #[error("{method}: HTTP {status} `{code}`; this source fails")]
+    RestApi { method: String, code: String, status: u16 },
+
     /// Any other `ok:false` code: a request this client cannot fix by retrying.
     #[error(
         "{method}: Slack answered `{code}`; this source fails (see Slack's documentation of \
@@ -145,7 +158,10 @@ impl IngestError {
     pub fn is_capability(&self) -> bool {
         matches!(
             self,
-            IngestError::MissingScope { .. } | IngestError::TokenType { .. } | IngestError::PlanUnavailable { .. }
+            IngestError::MissingScope { .. }
+                | IngestError::TokenType { .. }
+                | IngestError::PlanUnavailable { .. }
+                | IngestError::NotPermitted { .. }
         )
     }
 
@@ -168,6 +184,8 @@ impl IngestError {
             | IngestError::RateLimited { method, .. }
             | IngestError::SlackTransient { method, .. }
             | IngestError::Api { method, .. }
+            | IngestError::NotPermitted { method, .. }
+            | IngestError::RestApi { method, .. }
             | IngestError::Http { method, .. }
             | IngestError::Transport { method, .. }
             | IngestError::Decode { method, .. }
@@ -183,6 +201,8 @@ impl IngestError {
             IngestError::Auth { code, .. }
             | IngestError::PlanUnavailable { code, .. }
             | IngestError::SlackTransient { code, .. }
+            | IngestError::NotPermitted { code, .. }
+            | IngestError::RestApi { code, .. }
             | IngestError::Api { code, .. } => Some(code),
             IngestError::MissingScope { .. } => Some("missing_scope"),
             IngestError::TokenType { .. } => Some("not_allowed_token_type"),

@@ -21,14 +21,34 @@ pub enum RunStatus {
     Failed,
 }
 
+/// How a source ended in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceStatus {
+    /// Its rows are in the run's commit.
+    Collected,
+    /// The plan, scopes or token type cannot serve it (`error` says which); nothing was written.
+    Skipped,
+    /// It failed; the run failed with it.
+    Failed,
+}
+
 /// Per-source counters of one run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SourceReport {
+    pub status: Option<SourceStatus>,
+    /// Workspaces the source was collected for (organisation-wide sources count 1).
+    pub workspaces: u64,
+    /// Wall time from the first call to the last row.
+    pub duration_ms: u64,
     pub calls: u64,
     pub pages: u64,
     pub rows: u64,
     pub retries: u64,
+    /// HTTP 429 answers (and `ok:false` `ratelimited`).
     pub rate_limited: u64,
+    /// Time spent waiting for the client-side rate budget and for 429s' `Retry-After`.
     pub rate_wait_ms: u64,
     pub warnings: Vec<String>,
     /// Why the source produced nothing, when it failed or was skipped.

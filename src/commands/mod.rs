@@ -1,5 +1,6 @@
 //! One file per command; `dispatch` runs the chosen one and returns its exit code.
 
+mod check;
 mod demo;
 mod report;
 mod run;
@@ -19,6 +20,7 @@ use crate::exit::ConfigProblem;
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match &cli.command {
+        Command::Check => check::run(&cli.global).await,
         Command::Demo(args) => demo::run(&cli.global, args).await,
         Command::Run(args) => run::run(&cli.global, args).await,
         Command::Sql(args) => sql::run(&cli.global, args).await,

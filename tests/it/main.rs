@@ -3,6 +3,7 @@
 
 mod support;
 
+mod collect;
 mod config_cli;
 mod deploy;
 mod e2e;

@@ -62,6 +62,30 @@ impl Env {
         c
     }
 
+    /// The same environment as `cmd`, for a process the test must be able to kill.
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("lastseen"));
+        c.current_dir(self.dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LASTSEEN_LAKE", self.lake())
+            .env("LASTSEEN_SLACK__API_URL", self.sim().api_url())
+            .env("LASTSEEN_SLACK__RATE_LIMITS__ENABLED", "false")
+            .env("LASTSEEN_SLACK__RETRY__INITIAL_BACKOFF", "10ms")
+            .env("LASTSEEN_SLACK__RETRY__MAX_BACKOFF", "50ms")
+            .env("LASTSEEN_LOG_FORMAT", "json")
+            .env("SLACK_TOKEN", self.sim().user_token());
+        c
+    }
+
+    /// The newest run manifest.
+    pub fn last_manifest(&self) -> serde_json::Value {
+        let dir = self.lake().join("_lastseen/runs");
+        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+        files.sort();
+        serde_json::from_slice(&std::fs::read(files.last().expect("a run manifest")).unwrap()).unwrap()
+    }
+
     /// `lastseen run --date D` with the simulator's clock at the end of D.
     pub fn run_day(&self, d: NaiveDate) -> Output {
         self.sim().set_now(end_of(d));
