@@ -248,3 +248,25 @@ async fn register_view(ctx: &datafusion::prelude::SessionContext, name: &str, sq
     ctx.register_table(name, df.into_view()).map_err(|e| TransformError::df(format!("registering {name}"), e))?;
     Ok(())
 }
+
+/// `last_seen` as of `as_of` rebuilt from every committed `activity_daily` day, ignoring the
+/// committed `last_seen` snapshots: what the incremental fold must equal (tests and benchmarks
+/// compare the two). Needs the committed `accounts` snapshot of `as_of`.
+pub async fn rebuild_last_seen(
+    lake: &Lake,
+    as_of: NaiveDate,
+    dormant_days: u32,
+    now: DateTime<Utc>,
+) -> Result<Vec<RecordBatch>> {
+    let snapshot = lake.snapshot().await?;
+    let ctx = session::context(lake, &snapshot).await?;
+    let step = last_seen::Step {
+        as_of,
+        base: None,
+        dormant_days,
+        any_source: activity::any_source(&ctx, &snapshot, as_of).await?,
+        computed_at: now,
+    };
+    let src = last_seen::Sources { activity: "activity_daily", accounts: "accounts", last_seen: "last_seen" };
+    last_seen::fold(&ctx, src, step).await
+}
