@@ -4,6 +4,7 @@
 mod support;
 
 mod config_cli;
+mod correlation;
 mod deploy;
 mod e2e;
 mod lake_safety;
