@@ -216,7 +216,7 @@ pub async fn derive_all(
     // last_seen, folded day after day from the newest committed snapshot before the chain.
     let ls_schema = LAST_SEEN.table_schema();
     let first = *chain.first().expect("chain holds the run days");
-    let mut base = committed_ls.iter().copied().filter(|d| *d < first).next_back();
+    let mut base = committed_ls.iter().copied().rfind(|d| *d < first);
     let mut folded: Vec<RecordBatch> = Vec::new();
     register_view(&ctx, "last_seen_src", "SELECT * FROM last_seen").await?;
     for &d in &chain {

@@ -24,15 +24,15 @@ fn resolve(header: &[String], cfg: &IdentitiesConfig, delimiter: Option<char>) -
         match found {
             Some(i) => out.push((slot(key), i)),
             None => {
-                if let (Some(d), [only]) = (delimiter, header) {
-                    if let Some((_, name)) = DELIMITERS.iter().find(|(c, _)| *c != d && only.contains(*c)) {
-                        return Err(format!(
-                            "the header is a single column `{}`: the file seems to be delimited by `{name}`, \
-                             not `{}`; set identities.delimiter = \"{name}\"",
-                            shorten(only),
-                            d.escape_default()
-                        ));
-                    }
+                if let (Some(d), [only]) = (delimiter, header)
+                    && let Some((_, name)) = DELIMITERS.iter().find(|(c, _)| *c != d && only.contains(*c))
+                {
+                    return Err(format!(
+                        "the header is a single column `{}`: the file seems to be delimited by `{name}`, \
+                         not `{}`; set identities.delimiter = \"{name}\"",
+                        shorten(only),
+                        d.escape_default()
+                    ));
                 }
                 let shown: Vec<&str> = header.iter().take(20).map(String::as_str).collect();
                 return Err(format!(
