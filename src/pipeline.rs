@@ -294,10 +294,12 @@ async fn collect_and_commit(
             tracing::info!(files = tx.spill_count(), "staged rows were spilled to staging files");
         }
         let raw = tx.commit().await.context("committing the raw tables")?;
-        pb.set_message("deriving last_seen");
-        let derived = lastseen_transform::derive_last_seen(run.lake, lease, &[run.date], Utc::now())
+        pb.set_message("deriving accounts, correlation and last_seen");
+        let derived = lastseen_transform::derive_all(run.lake, lease, &[run.date], Utc::now(), run.config)
             .await
-            .context("deriving last_seen")?;
+            .context("deriving accounts, identities, correlation, activity_daily and last_seen")?;
+        other_warnings.extend(derived.warnings);
+        let derived = derived.summary;
         add_tables(&mut tables, &raw);
         add_tables(&mut tables, &derived);
         lake_version = Some(derived.version);

@@ -4,6 +4,7 @@
 //! pipeline can trust the values, and every error names its field and where the value came from.
 
 mod error;
+mod identity;
 mod overrides;
 pub mod raw;
 mod slack;
@@ -18,6 +19,10 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, Result};
+pub use identity::{
+    AccountAttr, CorrelationConfig, CorrelationRule, IdentitiesConfig, IdentityAttr, IdentityColumns, IdentityFormat,
+    Normalize,
+};
 pub use raw::RawConfig;
 pub use slack::{RateLimitConfig, RetryConfig, SlackConfig, Source, UnknownSource};
 pub use storage::{StorageConfig, parse_storage_url};
@@ -41,6 +46,10 @@ pub struct Config {
     pub slack: SlackConfig,
     pub reports: ReportsConfig,
     pub lake: LakeConfig,
+    /// `[identities]`: the HR/IdP identity export.
+    pub identities: IdentitiesConfig,
+    /// `[correlation]`: how accounts are tied to identities.
+    pub correlation: CorrelationConfig,
     /// Where the file part came from: the path as given, `lastseen.toml`, or `defaults`.
     pub origin: String,
 }
@@ -67,6 +76,11 @@ pub const LAKE_TABLES: &[&str] = &[
     "slack_scim_groups",
     "slack_member_analytics",
     "slack_audit_logins",
+    "identities",
+    "identities_quarantine",
+    "accounts",
+    "account_identity",
+    "activity_daily",
 ];
 
 /// Validated `[lake]`.

@@ -19,6 +19,8 @@ pub struct RawConfig {
     pub slack: Option<RawSlack>,
     pub reports: Option<RawReports>,
     pub lake: Option<RawLake>,
+    pub identities: Option<RawIdentities>,
+    pub correlation: Option<RawCorrelation>,
 }
 
 /// `[storage]`
@@ -88,6 +90,54 @@ pub struct RawLake {
     /// `[lake.retention]`: table name → days kept. Names are checked during validation so the
     /// error can list the known tables.
     pub retention: Option<BTreeMap<String, Int>>,
+}
+
+/// `[identities]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentities {
+    pub url: Option<String>,
+    pub format: Option<String>,
+    pub delimiter: Option<String>,
+    pub list_separator: Option<String>,
+    pub date_format: Option<String>,
+    /// `[identities.columns]`: attribute → column name ("" = the file has none).
+    pub columns: Option<RawIdentityColumns>,
+}
+
+/// `[identities.columns]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentityColumns {
+    pub identity_id: Option<String>,
+    pub email: Option<String>,
+    pub alternate_emails: Option<String>,
+    pub username: Option<String>,
+    pub employee_id: Option<String>,
+    pub display_name: Option<String>,
+    pub department: Option<String>,
+    pub manager: Option<String>,
+    pub status: Option<String>,
+    pub termination_date: Option<String>,
+    pub employee_type: Option<String>,
+}
+
+/// `[correlation]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCorrelation {
+    pub rules: Option<Vec<RawRule>>,
+    pub domain_aliases: Option<BTreeMap<String, String>>,
+    pub overrides: Option<String>,
+}
+
+/// One `[[correlation.rules]]` entry.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub account: String,
+    pub identity: String,
+    pub normalize: Option<Vec<String>>,
 }
 
 /// A `[storage.options]` value. object_store wants strings, but people naturally write

@@ -409,3 +409,66 @@ fn gov_switches_the_default_api_url_and_scim_version() {
     let c = Config::from_toml_str("[lake]\nstage_memory_mb = 8\n", "t", no_env()).unwrap();
     assert_eq!(c.lake.stage_memory, 8 << 20);
 }
+
+#[test]
+fn identities_and_correlation_defaults() {
+    let c = load("").unwrap();
+    let i = &c.identities;
+    assert_eq!(i.url, None);
+    assert_eq!(i.format, None);
+    assert_eq!((i.delimiter, i.list_separator), (b',', ';'));
+    assert_eq!(i.columns.identity_id, "identity_id");
+    assert_eq!(i.columns.alternate_emails.as_deref(), Some("alternate_email"));
+    assert_eq!(i.columns.username, None);
+    let names: Vec<String> = c.correlation.rules.iter().map(CorrelationRule::name).collect();
+    assert_eq!(
+        names,
+        ["scim_external_id=identity_id", "employee_id=employee_id", "email=email", "email=alternate_emails"]
+    );
+    assert!(c.correlation.rules[2].normalize.contains(&Normalize::DomainAliases));
+    assert!(c.correlation.domain_aliases.is_empty());
+}
+
+#[test]
+fn identities_and_correlation_from_file() {
+    let c = load(
+        "[identities]\nurl = \"s3://hr/export.jsonl\"\ndelimiter = \"\\\\t\"\n[identities.columns]\nidentity_id = \"id\"\nemail = \"\"\n\
+         [correlation]\noverrides = \"/etc/owners.csv\"\nrules = [{ account = \"username\", identity = \"username\", normalize = [\"case\"] }]\n\
+         [correlation.domain_aliases]\n\"Corp.Example\" = \"example.com\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.identities.url.as_ref().unwrap().as_str(), "s3://hr/export.jsonl");
+    assert_eq!(c.identities.effective_format(c.identities.url.as_ref().unwrap()), Some(IdentityFormat::Jsonl));
+    assert_eq!(c.identities.delimiter, b'\t');
+    assert_eq!(c.identities.columns.identity_id, "id");
+    assert_eq!(c.identities.columns.email, None);
+    assert_eq!(c.correlation.rules.len(), 1);
+    assert_eq!(c.correlation.domain_aliases["corp.example"], "example.com");
+    assert_eq!(c.correlation.overrides.as_ref().unwrap().as_str(), "file:///etc/owners.csv");
+}
+
+#[test]
+fn bad_identity_and_correlation_settings_name_the_field() {
+    for (text, field) in [
+        ("[identities]\nformat = \"xml\"\n", "identities.format"),
+        ("[identities]\nurl = \"/tmp/export.xlsx\"\n", "identities.format"),
+        ("[identities]\ndelimiter = \";;\"\n", "identities.delimiter"),
+        ("[identities.columns]\nidentity_id = \"\"\n", "identities.columns.identity_id"),
+        ("[identities.columns]\nemail = \"identity_id\"\n", "identities.columns.email"),
+        ("[correlation]\nrules = [{ account = \"mail\", identity = \"email\" }]\n", "correlation.rules[0].account"),
+        (
+            "[correlation]\nrules = [{ account = \"email\", identity = \"email\", normalize = [\"soundex\"] }]\n",
+            "correlation.rules[0].normalize[0]",
+        ),
+        (
+            "[correlation.domain_aliases]\n\"a.example\" = \"b.example\"\n\"b.example\" = \"c.example\"\n",
+            "correlation.domain_aliases.\"a.example\"",
+        ),
+        ("[correlation.domain_aliases]\n\"nodot\" = \"b.example\"\n", "correlation.domain_aliases.\"nodot\""),
+    ] {
+        let e = err(text);
+        assert_eq!(e.field(), Some(field), "{text}: {e}");
+    }
+    let e = err("[correlation]\nrules = [{ account = \"mail\", identity = \"email\" }]\n");
+    assert!(e.to_string().contains("scim_external_id"), "{e}");
+}

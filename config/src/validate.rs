@@ -53,6 +53,8 @@ pub(crate) fn validate(raw: RawConfig, origins: &Origins) -> Result<Config> {
             )?,
         },
         lake: lake(raw.lake.unwrap_or_default(), origins)?,
+        identities: crate::identity::validate_identities(raw.identities.unwrap_or_default(), origins)?,
+        correlation: crate::identity::validate_correlation(raw.correlation.unwrap_or_default(), origins)?,
         origin: origins.file.clone(),
     })
 }

@@ -138,6 +138,20 @@ pub enum IngestError {
         #[source]
         source: ArrowError,
     },
+
+    /// An identity export or overrides file that cannot be used at all (unreadable, empty, a
+    /// required column missing, the wrong delimiter, no usable row). Single bad rows are not
+    /// errors: they are quarantined.
+    #[error("identity file `{file}`: {message}")]
+    IdentityFile { file: String, message: String },
+
+    /// The identity export could not be fetched from storage.
+    #[error("identity file `{file}`: cannot read it: {source}")]
+    IdentityRead {
+        file: String,
+        #[source]
+        source: lastseen_lake::LakeError,
+    },
 }
 
 impl IngestError {
@@ -191,7 +205,10 @@ impl IngestError {
             | IngestError::Decode { method, .. }
             | IngestError::Protocol { method, .. }
             | IngestError::RetriesExhausted { method, .. } => Some(method),
-            IngestError::Setup(_) | IngestError::Arrow { .. } => None,
+            IngestError::Setup(_)
+            | IngestError::Arrow { .. }
+            | IngestError::IdentityFile { .. }
+            | IngestError::IdentityRead { .. } => None,
         }
     }
 

@@ -273,6 +273,100 @@ static LAST_SEEN_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         utf8("last_seen_source", true),
         Field::new("first_seen_at", ts(), true),
         Field::new("computed_at", ts(), false),
+        // Version 2 (nullable, so version-1 files still read).
+        Field::new("active_days_30", DataType::Int64, true),
+        Field::new("active_days_90", DataType::Int64, true),
+        utf8("state", true),
+        boolean("listed", true),
+    ]))
+});
+
+fn utf8_list(name: &str) -> Field {
+    Field::new(name, DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), true)
+}
+
+static IDENTITIES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("identity_id", false),
+        utf8("email", true),
+        utf8_list("alternate_emails"),
+        utf8("username", true),
+        utf8("employee_id", true),
+        utf8("display_name", true),
+        utf8("department", true),
+        utf8("manager_id", true),
+        utf8("manager_email", true),
+        utf8("status", true),
+        Field::new("termination_date", DataType::Date32, true),
+        utf8("employee_type", true),
+        utf8("source_file", false),
+        Field::new("source_line", DataType::Int64, false),
+        Field::new("loaded_at", ts(), false),
+    ]))
+});
+
+static IDENTITIES_QUARANTINE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("source_file", false),
+        Field::new("source_line", DataType::Int64, false),
+        utf8("identity_id", true),
+        utf8("reason", false),
+        utf8("record", true),
+        Field::new("loaded_at", ts(), false),
+    ]))
+});
+
+static ACCOUNTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("app", false),
+        utf8("workspace_id", false),
+        utf8("account_id", false),
+        utf8("enterprise_id", true),
+        utf8("username", true),
+        utf8("display_name", true),
+        utf8("email", true),
+        utf8("account_type", false),
+        utf8("status", false),
+        boolean("billable", true),
+        utf8_list("groups"),
+        boolean("has_2fa", true),
+        boolean("has_sso", true),
+        Field::new("created_at", ts(), true),
+        Field::new("updated_at", ts(), true),
+        utf8_list("workspace_ids"),
+        Field::new("collected_at", ts(), false),
+    ]))
+});
+
+static ACCOUNT_IDENTITY_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("app", false),
+        utf8("workspace_id", false),
+        utf8("account_id", false),
+        utf8("account_type", false),
+        utf8("match_status", false),
+        utf8("identity_id", true),
+        utf8("rule", true),
+        utf8("matched_value", true),
+        utf8("candidates", true),
+        utf8("service_owner_id", true),
+        Field::new("computed_at", ts(), false),
+    ]))
+});
+
+static ACTIVITY_DAILY_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("app", false),
+        utf8("account_id", false),
+        utf8("workspace_id", true),
+        boolean("active", false),
+        utf8("sources", false),
+        Field::new("first_at", ts(), true),
+        Field::new("last_at", ts(), true),
+        utf8("last_source", true),
+        Field::new("logins", DataType::Int64, true),
+        Field::new("messages", DataType::Int64, true),
+        Field::new("computed_at", ts(), false),
     ]))
 });
 
@@ -412,8 +506,68 @@ pub static LAST_SEEN: TableDef = TableDef {
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
     sort_key: &["workspace_id", "account_id"],
-    version: 1,
+    version: 2,
     // Derived from slack_users, which is guarded already.
+    mass_change_guard: false,
+};
+
+/// The HR/IdP identity export as read on the snapshot day.
+pub static IDENTITIES: TableDef = TableDef {
+    name: "identities",
+    description: "Governance identities (HR/IdP export) as read on each snapshot day",
+    schema: &IDENTITIES_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["identity_id"],
+    version: 1,
+    mass_change_guard: false,
+};
+
+/// Rows of the identity export that could not be used, with file, line and reason.
+pub static IDENTITIES_QUARANTINE: TableDef = TableDef {
+    name: "identities_quarantine",
+    description: "Identity export rows refused on each snapshot day: file, line, reason",
+    schema: &IDENTITIES_QUARANTINE_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["source_file", "source_line"],
+    version: 1,
+    mass_change_guard: false,
+};
+
+/// Derived: the app-agnostic account snapshot.
+pub static ACCOUNTS: TableDef = TableDef {
+    name: "accounts",
+    description: "Derived: app-agnostic account snapshot (type, status, billable, groups)",
+    schema: &ACCOUNTS_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["workspace_id", "account_id"],
+    version: 1,
+    mass_change_guard: false,
+};
+
+/// Derived: which identity owns each account, by which rule.
+pub static ACCOUNT_IDENTITY: TableDef = TableDef {
+    name: "account_identity",
+    description: "Derived: the identity owning each account, the rule and value that matched",
+    schema: &ACCOUNT_IDENTITY_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["workspace_id", "account_id"],
+    version: 1,
+    mass_change_guard: false,
+};
+
+/// Derived: per account and day, whether any source saw it active and with what evidence.
+pub static ACTIVITY_DAILY: TableDef = TableDef {
+    name: "activity_daily",
+    description: "Derived: per account and day, activity and the sources that prove it",
+    schema: &ACTIVITY_DAILY_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["account_id"],
+    version: 1,
     mass_change_guard: false,
 };
 
@@ -430,6 +584,11 @@ pub static TABLES: &[&TableDef] = &[
     &SLACK_SCIM_GROUPS,
     &SLACK_MEMBER_ANALYTICS,
     &SLACK_AUDIT_LOGINS,
+    &IDENTITIES,
+    &IDENTITIES_QUARANTINE,
+    &ACCOUNTS,
+    &ACCOUNT_IDENTITY,
+    &ACTIVITY_DAILY,
 ];
 
 pub fn table(name: &str) -> crate::Result<&'static TableDef> {

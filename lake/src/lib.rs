@@ -30,7 +30,7 @@ pub use log::{DataFile, PartitionState, Snapshot, TableState};
 pub use manifest::{RunManifest, RunStatus, SourceReport, SourceStatus, TableReport};
 pub use provider::LakeTable;
 pub use retention::DroppedPartition;
-pub use store::Lake;
+pub use store::{Lake, object_store_for, read_object};
 
 /// Rows in a set of batches.
 pub fn total_rows(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> u64 {

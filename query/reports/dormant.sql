@@ -8,42 +8,36 @@
 --   $as_of   DATE  the snapshot day (default: the newest one)
 --   $cutoff  DATE  as_of - days; an account is dormant when its last evidence is on or before it
 --
--- Evidence comes from the `last_seen` table, which the daily run derives from the access logs.
+-- Evidence comes from the derived `last_seen` table (access logs, analytics, audit logins, Grid
+-- last-active, whichever the plan provides). Its `state` says `never_seen` when a source could
+-- have seen the account and did not, and `unknown` when no source covers the day at all.
 SELECT
-    u.team_id                                            AS workspace_id,
-    u.user_id                                            AS account_id,
-    u.name                                               AS username,
-    u.email                                              AS email,
-    COALESCE(NULLIF(u.display_name, ''), u.real_name)    AS display_name,
-    CASE
-        WHEN u.is_primary_owner    THEN 'primary_owner'
-        WHEN u.is_owner            THEN 'owner'
-        WHEN u.is_admin            THEN 'admin'
-        WHEN u.is_ultra_restricted THEN 'guest_single'
-        WHEN u.is_restricted       THEN 'guest_multi'
-        ELSE 'member'
-    END                                                  AS account_type,
-    u.is_invited_user                                    AS invited,
+    a.workspace_id                                       AS workspace_id,
+    a.account_id                                         AS account_id,
+    a.username                                           AS username,
+    a.email                                              AS email,
+    a.display_name                                       AS display_name,
+    a.account_type                                       AS account_type,
+    a.status = 'invited'                                 AS invited,
     ls.last_seen_at                                      AS last_seen_at,
     ls.last_seen_source                                  AS last_seen_source,
     CAST(CAST($as_of AS DATE) AS INT) - CAST(CAST(ls.last_seen_at AS DATE) AS INT)
                                                          AS days_since_last_seen,
-    CASE WHEN ls.last_seen_at IS NULL THEN 'never_seen' ELSE 'dormant' END
-                                                         AS state
-FROM slack_users AS u
+    CASE
+        WHEN ls.last_seen_at IS NOT NULL THEN 'dormant'
+        ELSE COALESCE(ls.state, 'never_seen')
+    END                                                  AS state
+FROM accounts AS a
 LEFT JOIN last_seen AS ls
-       ON ls.dt = u.dt
-      AND ls.app = 'slack'
-      AND ls.workspace_id = u.team_id
-      AND ls.account_id = u.user_id
-WHERE u.dt = CAST($as_of AS DATE)
-  AND NOT u.deleted
-  AND NOT u.is_bot
-  AND NOT u.is_app_user
-  AND u.user_id <> 'USLACKBOT'
+       ON ls.dt = a.dt
+      AND ls.app = a.app
+      AND ls.account_id = a.account_id
+WHERE a.dt = CAST($as_of AS DATE)
+  AND a.status <> 'deactivated'
+  AND a.account_type NOT IN ('bot', 'app', 'slackbot')
   AND (ls.last_seen_at IS NULL OR CAST(ls.last_seen_at AS DATE) <= CAST($cutoff AS DATE))
 ORDER BY
-    (u.is_primary_owner OR u.is_owner OR u.is_admin) DESC,
+    a.account_type IN ('primary_owner', 'owner', 'admin') DESC,
     ls.last_seen_at ASC NULLS LAST,
-    u.team_id,
-    u.user_id
+    a.workspace_id,
+    a.account_id

@@ -5,6 +5,7 @@ mod support;
 
 mod collect;
 mod config_cli;
+mod correlation;
 mod deploy;
 mod e2e;
 mod lake_safety;
