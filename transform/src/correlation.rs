@@ -198,6 +198,32 @@ LEFT JOIN shared AS sh ON sh.workspace_id = d.workspace_id AND sh.identity_id = 
     )
 }
 
+/// Correlate one day's `accounts` rows (file schema) with `identities` rows (file schema) and
+/// overrides (`OVERRIDES_SCHEMA`): the `account_identity` rows (file schema).
+pub async fn correlate(
+    ctx: &datafusion::prelude::SessionContext,
+    cfg: &CorrelationConfig,
+    accounts: Vec<datafusion::arrow::record_batch::RecordBatch>,
+    identities: Vec<datafusion::arrow::record_batch::RecordBatch>,
+    overrides: Vec<datafusion::arrow::record_batch::RecordBatch>,
+    dt: chrono::NaiveDate,
+    now: chrono::DateTime<chrono::Utc>,
+) -> crate::Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
+    use lastseen_lake::catalog::{ACCOUNT_IDENTITY, ACCOUNTS, IDENTITIES};
+    session::register_batches(ctx, "corr_accounts", ACCOUNTS.schema(), accounts)?;
+    session::register_batches(ctx, "corr_identities", IDENTITIES.schema(), identities)?;
+    let ov_schema = std::sync::Arc::clone(&lastseen_ingest::identities::OVERRIDES_SCHEMA);
+    session::register_batches(ctx, "corr_overrides", ov_schema, overrides)?;
+    session::run(
+        ctx,
+        &format!("correlating accounts with identities for {dt}"),
+        &correlation_sql(cfg),
+        &[("dt", session::date(dt)), ("computed_at", session::timestamp(now))],
+        &ACCOUNT_IDENTITY.schema(),
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

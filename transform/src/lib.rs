@@ -12,6 +12,9 @@ pub mod correlation;
 pub mod last_seen;
 pub mod session;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -192,18 +195,15 @@ pub async fn derive_all(
         if !skipped.is_empty() {
             tracing::info!(rules = %skipped.join(", "), "correlation rules skipped: this build has no SCIM table");
         }
-        session::register_batches(&ctx, "corr_identities", IDENTITIES.schema(), vec![identities.clone()])?;
-        let ov_schema = Arc::clone(&lastseen_ingest::identities::OVERRIDES_SCHEMA);
-        session::register_batches(&ctx, "corr_overrides", ov_schema, overrides.into_iter().collect())?;
-        let sql = correlation::correlation_sql(&config.correlation);
         for &d in &dates {
-            session::register_batches(&ctx, "corr_accounts", ACCOUNTS.schema(), accounts_by_day[&d].clone())?;
-            let rows = session::run(
+            let rows = correlation::correlate(
                 &ctx,
-                &format!("correlating accounts with identities for {d}"),
-                &sql,
-                &[("dt", session::date(d)), ("computed_at", session::timestamp(now))],
-                &ACCOUNT_IDENTITY.schema(),
+                &config.correlation,
+                accounts_by_day[&d].clone(),
+                vec![identities.clone()],
+                overrides.clone().into_iter().collect(),
+                d,
+                now,
             )
             .await?;
             tx.declare_snapshot(&ACCOUNT_IDENTITY, d);
