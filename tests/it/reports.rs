@@ -271,10 +271,9 @@ fn review_recommendations_follow_the_documented_rule() {
             let mut seen = BTreeMap::new();
             for r in &rows {
                 let id = r["account_id"].as_str().unwrap();
-                // The rule of review.sql, from the simulator's facts alone.
-                let want = if truth.terminated_active.contains(id) {
-                    "revoke"
-                } else if dormant.contains(id) {
+                // The rule of review.sql, from the simulator's facts alone: a terminated owner
+                // or no use since the cutoff revokes; an unowned account in use is investigated.
+                let want = if truth.terminated_active.contains(id) || dormant.contains(id) {
                     "revoke"
                 } else if truth.orphans.contains(id) || truth.ambiguous.contains(id) {
                     "investigate"
