@@ -185,25 +185,33 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    #[command(subcommand)]
-    pub report: ReportKind,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ReportKind {
-    /// Accounts that can still be used but show no activity in the last N days, or never did.
-    Dormant(DormantArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct DormantArgs {
-    /// Days without evidence of use after which an account is dormant. Default: config
-    /// `reports.dormant_days` (90; env LASTSEEN_REPORTS__DORMANT_DAYS).
+    /// The report: dormant (unused accounts), usage (daily/weekly/monthly active accounts per
+    /// day), seats (billable, active and reclaimable seats), orphans (accounts nobody owns),
+    /// terminated (owner left, account still live), review (one row per account with its
+    /// entitlements, evidence, owner and a keep/revoke/investigate recommendation).
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(lastseen_query::reports::names()))]
+    pub name: String,
+    /// Threshold in days: no evidence of use for this long = dormant (for `usage`, the days of
+    /// the trend ending on the as-of day). Default: config `reports.dormant_days` (90; env
+    /// LASTSEEN_REPORTS__DORMANT_DAYS).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub days: Option<u32>,
     /// Snapshot day to report on, YYYY-MM-DD. Default: the newest.
     #[arg(long, env = "LASTSEEN_AS_OF", value_name = "DATE")]
     pub as_of: Option<NaiveDate>,
+    /// Only accounts of this workspace (team id, e.g. T0123ABCD): its home accounts and its
+    /// members on Enterprise Grid.
+    #[arg(long, value_name = "TEAM_ID")]
+    pub workspace: Option<String>,
+    /// Only accounts whose owner identity (HR export) is in this department (case-insensitive).
+    #[arg(long, value_name = "NAME")]
+    pub department: Option<String>,
+    /// Leave out single- and multi-channel guests (included by default).
+    #[arg(long)]
+    pub exclude_guests: bool,
+    /// Keep bots, apps and Slackbot (left out by default).
+    #[arg(long)]
+    pub include_bots: bool,
     /// Print the report's SQL instead of running it.
     #[arg(long)]
     pub show_sql: bool,

@@ -654,7 +654,22 @@ impl Org {
             .collect();
         let ambiguous =
             (0..self.users.len()).filter(|&p| self.is_ambiguous(p)).map(|p| self.users[p].id.to_string()).collect();
-        GroundTruth { as_of, team_id: self.team_id.clone(), accounts, orphans, terminated_active, owners, ambiguous }
+        let departments = (0..self.users.len())
+            .filter(|&p| self.expected_owner(p).is_some())
+            .map(|p| (self.users[p].id.to_string(), crate::names::DEPARTMENTS[self.department(p)].to_owned()))
+            .collect();
+        let billable = self.billable_accounts(day);
+        GroundTruth {
+            as_of,
+            team_id: self.team_id.clone(),
+            accounts,
+            orphans,
+            terminated_active,
+            owners,
+            ambiguous,
+            departments,
+            billable,
+        }
     }
 }
 
@@ -680,6 +695,13 @@ pub struct GroundTruth {
     /// flag them ambiguous (deactivated accounts included).
     #[serde(default)]
     pub ambiguous: BTreeSet<String>,
+    /// Account id → the department of its owner's HR record (accounts in `owners` only).
+    #[serde(default)]
+    pub departments: BTreeMap<String, String>,
+    /// Accounts `team.billableInfo` reports as billed on the as-of day (Fair Billing, which
+    /// trails activity by a few days); empty on the Free plan.
+    #[serde(default)]
+    pub billable: BTreeSet<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -848,6 +870,8 @@ mod tests {
             terminated_active: BTreeSet::new(),
             owners: BTreeMap::new(),
             ambiguous: BTreeSet::new(),
+            departments: BTreeMap::new(),
+            billable: BTreeSet::new(),
         };
         let d = gt.dormant(30);
         assert_eq!(d.into_iter().collect::<Vec<_>>(), ["never", "on_cutoff"]);

@@ -1,28 +1,31 @@
-//! `lastseen report`: the canned reports.
+//! `lastseen report NAME`: the canned reports (SQL files in `query/reports/`).
 
-use lastseen_query::{DormantParams, Report};
+use lastseen_query::reports::{self, ReportParams};
 
-use crate::cli::{GlobalArgs, ReportArgs, ReportKind};
+use crate::cli::{GlobalArgs, ReportArgs};
 
 pub async fn run(g: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<u8> {
     let cfg = super::load_config(g)?;
-    match &args.report {
-        ReportKind::Dormant(d) => {
-            let report =
-                Report::Dormant(DormantParams { as_of: d.as_of, days: d.days.unwrap_or(cfg.reports.dormant_days) });
-            if d.show_sql {
-                print!("{}", report.sql());
-                return Ok(crate::exit::OK);
-            }
-            let lake = super::open_lake(&cfg)?;
-            let engine = lastseen_query::QueryEngine::open(&lake).await?;
-            let out = report.run(&engine).await?;
-            let rows: usize = out.batches.iter().map(|b| b.num_rows()).sum();
-            tracing::info!(as_of = %out.as_of, rows, "dormant report");
-            warn_if_no_evidence(&lake, out.as_of).await;
-            super::emit(&out.batches, &d.output)?;
-        }
+    if args.show_sql {
+        // The name was checked by clap against the same list.
+        print!("{}", reports::sql(&args.name).unwrap_or_default());
+        return Ok(crate::exit::OK);
     }
+    let params = ReportParams {
+        as_of: args.as_of,
+        days: args.days.unwrap_or(cfg.reports.dormant_days),
+        workspace: args.workspace.clone(),
+        department: args.department.clone(),
+        exclude_guests: args.exclude_guests,
+        include_bots: args.include_bots,
+    };
+    let lake = super::open_lake(&cfg)?;
+    let engine = lastseen_query::QueryEngine::open(&lake).await?;
+    let out = reports::run(&engine, &args.name, &params).await?;
+    let rows: usize = out.batches.iter().map(|b| b.num_rows()).sum();
+    tracing::info!(report = %args.name, as_of = %out.as_of, days = params.days, rows, "report");
+    warn_if_no_evidence(&lake, out.as_of).await;
+    super::emit(&out.batches, &args.output)?;
     Ok(crate::exit::OK)
 }
 

@@ -10,6 +10,7 @@ mod deploy;
 mod e2e;
 mod lake_safety;
 mod operations;
+mod reports;
 mod s3;
 mod secrets;
 mod simulate;
