@@ -339,6 +339,9 @@ async fn correlate_org(o: &Org, reverse: bool) -> Vec<RecordBatch> {
     )
     .unwrap();
     let ctx = SessionContext::new();
+    // The correlation SQL joins SCIM users (absent here: the rules under test are email rules).
+    let scim = &lastseen_lake::catalog::SLACK_SCIM_USERS;
+    crate::session::register_batches(&ctx, scim.name, scim.table_schema(), Vec::new()).unwrap();
     crate::correlation::correlate(
         &ctx,
         &cfg.correlation,
