@@ -16,7 +16,7 @@ use lastseen_lake::{CommitSummary, Lake, RunManifest, RunStatus, TableReport, to
 use secrecy::SecretString;
 
 /// How long a run may hold the lake lease before another run may assume it died.
-const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+pub(crate) const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 
 pub struct DayRun<'a> {
     pub config: &'a Config,
@@ -34,15 +34,15 @@ pub struct DayOutcome {
     pub dry_run_rows: BTreeMap<String, u64>,
 }
 
-fn end_of_day(d: NaiveDate) -> i64 {
+pub(crate) fn end_of_day(d: NaiveDate) -> i64 {
     d.and_time(NaiveTime::from_hms_opt(23, 59, 59).expect("valid time")).and_utc().timestamp()
 }
 
-fn start_of_day(d: NaiveDate) -> i64 {
+pub(crate) fn start_of_day(d: NaiveDate) -> i64 {
     d.and_time(NaiveTime::MIN).and_utc().timestamp()
 }
 
-fn watermark_key(team: &str) -> String {
+pub(crate) fn watermark_key(team: &str) -> String {
     format!("access_logs/{team}")
 }
 
@@ -244,7 +244,7 @@ fn retention_cutoffs(config: &Config, date: NaiveDate) -> BTreeMap<String, Naive
         .collect()
 }
 
-fn add_tables(tables: &mut BTreeMap<String, TableReport>, s: &CommitSummary) {
+pub(crate) fn add_tables(tables: &mut BTreeMap<String, TableReport>, s: &CommitSummary) {
     for p in &s.partitions {
         let t = tables.entry(p.table.clone()).or_default();
         t.partitions += 1;
@@ -254,7 +254,7 @@ fn add_tables(tables: &mut BTreeMap<String, TableReport>, s: &CommitSummary) {
     }
 }
 
-async fn drain(
+pub(crate) async fn drain(
     mut stream: futures::stream::BoxStream<'static, Result<datafusion::arrow::record_batch::RecordBatch, IngestError>>,
     pb: &ProgressBar,
     what: &str,
@@ -271,7 +271,7 @@ async fn drain(
 }
 
 /// Small Arrow helpers the orchestration needs.
-mod datafusion_arrow_helpers {
+pub(crate) mod datafusion_arrow_helpers {
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::compute::max;
     use datafusion::arrow::datatypes::TimestampMicrosecondType;

@@ -3,6 +3,7 @@
 //! typed `Config` every other crate consumes. Validation happens once, here, so the rest of the
 //! pipeline can trust the values, and every error names its field and where the value came from.
 
+mod daemon;
 mod error;
 mod overrides;
 pub mod raw;
@@ -17,6 +18,7 @@ mod tests;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+pub use daemon::{DaemonConfig, Schedule, parse_timezone};
 pub use error::{ConfigError, Result};
 pub use raw::RawConfig;
 pub use slack::{RateLimitConfig, RetryConfig, SlackConfig, Source, UnknownSource};
@@ -41,6 +43,7 @@ pub struct Config {
     pub slack: SlackConfig,
     pub reports: ReportsConfig,
     pub lake: LakeConfig,
+    pub daemon: DaemonConfig,
     /// Where the file part came from: the path as given, `lastseen.toml`, or `defaults`.
     pub origin: String,
 }

@@ -19,6 +19,18 @@ pub struct RawConfig {
     pub slack: Option<RawSlack>,
     pub reports: Option<RawReports>,
     pub lake: Option<RawLake>,
+    pub daemon: Option<RawDaemon>,
+}
+
+/// `[daemon]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDaemon {
+    pub schedule: Option<String>,
+    pub timezone: Option<String>,
+    pub listen: Option<String>,
+    pub catch_up_days: Option<Int>,
+    pub shutdown_grace: Option<DurationText>,
 }
 
 /// `[storage]`

@@ -27,7 +27,7 @@ pub use commit::{CommitSummary, PartitionWrite, Transaction};
 pub use error::{LakeError, Result};
 pub use lock::LockGuard;
 pub use log::{DataFile, PartitionState, Snapshot, TableState};
-pub use manifest::{RunManifest, RunStatus, SourceReport, TableReport};
+pub use manifest::{RunKind, RunManifest, RunStatus, SourceReport, TableReport};
 pub use provider::LakeTable;
 pub use retention::DroppedPartition;
 pub use store::Lake;

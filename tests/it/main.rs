@@ -3,7 +3,9 @@
 
 mod support;
 
+mod backfill;
 mod config_cli;
+mod daemon;
 mod deploy;
 mod e2e;
 mod lake_safety;
