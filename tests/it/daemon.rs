@@ -281,3 +281,28 @@ fn the_daemon_catches_up_missed_days_oldest_first_on_start() {
     let seen = env.sql("SELECT count(DISTINCT dt) AS n FROM last_seen");
     assert_eq!(count(&seen, "n"), 3);
 }
+
+#[test]
+fn sigterm_during_a_long_run_abandons_it_after_the_grace_period_and_releases_the_lease() {
+    // users.list answers after 30 s; the daemon gets 1 s to finish on SIGTERM.
+    let slow = FaultRule::new("users.list", FaultWhen::EveryNth(1), FaultKind::Slow { millis: 30_000 });
+    let env = env_for_today(20, 21, vec![slow]);
+    let mut d = Daemon::start(&env, "*/2 * * * * *", &[("LASTSEEN_DAEMON__SHUTDOWN_GRACE", "1s")]);
+    d.wait_for_log("scheduled run starting", Duration::from_secs(30));
+    wait_until(Duration::from_secs(20), "the run to take the lake lease", || {
+        env.lake().join("_lastseen/lock").exists()
+    });
+
+    let t0 = Instant::now();
+    assert_eq!(d.terminate(Duration::from_secs(20)), Some(0), "{}", d.log.join("\n"));
+    assert!(t0.elapsed() < Duration::from_secs(15), "the daemon waited out the slow run: {:?}", t0.elapsed());
+    let log = d.log.join("\n");
+    assert!(
+        log.contains("abandoned the run in progress") && log.contains("released the abandoned run's lake lease"),
+        "{log}"
+    );
+    assert!(!env.lake().join("_lastseen/lock").exists(), "the next run need not wait for the lease to expire");
+    // Nothing was published and no manifest claims a run: the lake is as it was (empty).
+    assert!(manifests(&env.lake()).is_empty());
+    assert!(!env.lake().join("_lastseen/log").exists());
+}
