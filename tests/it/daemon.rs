@@ -306,3 +306,22 @@ fn sigterm_during_a_long_run_abandons_it_after_the_grace_period_and_releases_the
     assert!(manifests(&env.lake()).is_empty());
     assert!(!env.lake().join("_lastseen/log").exists());
 }
+
+#[test]
+fn the_daemon_refuses_a_bad_schedule_or_a_missing_token_at_start_with_exit_78() {
+    let env = Env::start(5, Plan::Pro, 1);
+    let out = env.cmd().env("LASTSEEN_DAEMON__SCHEDULE", "every day at noon").arg("daemon").output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("daemon.schedule") && err.contains("LASTSEEN_DAEMON__SCHEDULE"), "{err}");
+
+    let out = env
+        .cmd()
+        .env_remove("SLACK_TOKEN")
+        .env("LASTSEEN_DAEMON__LISTEN", "127.0.0.1:0")
+        .arg("daemon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SLACK_TOKEN"));
+}
