@@ -60,6 +60,13 @@ pub enum Command {
     Demo(DemoArgs),
     /// One daily run: collect from Slack, commit to the lake, derive last_seen. What cron calls.
     Run(RunArgs),
+    /// Collect past days from the sources Slack keeps history for (today: access logs), merge
+    /// them into the lake, then re-derive the newest last_seen snapshot. Other sources say they
+    /// cannot be backfilled.
+    Backfill(BackfillArgs),
+    /// Run the daily job on the `[daemon]` schedule: catches up missed days on start, never
+    /// runs twice at once, serves /healthz and /metrics, stops cleanly on SIGTERM or Ctrl-C.
+    Daemon(DaemonArgs),
     /// Run SQL over the lake's tables (`lastseen tables` lists them).
     Sql(SqlArgs),
     /// Canned reports over the lake.
@@ -144,6 +151,24 @@ pub struct RunArgs {
     /// against the previous one (the mass-change guard), e.g. after a real mass offboarding.
     #[arg(long, env = "LASTSEEN_FORCE", value_parser = clap::builder::BoolishValueParser::new())]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// First day of the window (UTC), YYYY-MM-DD.
+    #[arg(long, value_name = "DATE")]
+    pub from: NaiveDate,
+    /// Last day of the window (UTC), YYYY-MM-DD; not after today.
+    #[arg(long, value_name = "DATE")]
+    pub to: NaiveDate,
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Address for /healthz and /metrics, overriding `daemon.listen` (port 0 picks a free port;
+    /// the bound address is logged).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

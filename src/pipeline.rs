@@ -23,7 +23,7 @@ use secrecy::SecretString;
 type IngestResult<T> = std::result::Result<T, IngestError>;
 
 /// How long a run may hold the lake lease before another run may assume it died.
-const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+pub(crate) const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 
 pub struct DayRun<'a> {
     pub config: &'a Config,
@@ -39,6 +39,18 @@ pub struct DayOutcome {
     pub manifest: RunManifest,
     /// Rows staged per table when `dry_run` (nothing was written).
     pub dry_run_rows: BTreeMap<String, u64>,
+}
+
+pub(crate) fn end_of_day(d: NaiveDate) -> i64 {
+    d.and_time(NaiveTime::from_hms_opt(23, 59, 59).expect("valid time")).and_utc().timestamp()
+}
+
+pub(crate) fn start_of_day(d: NaiveDate) -> i64 {
+    d.and_time(NaiveTime::MIN).and_utc().timestamp()
+}
+
+pub(crate) fn watermark_key(team: &str) -> String {
+    format!("access_logs/{team}")
 }
 
 /// Run one day. The token is passed apart from `run` so it is moved into the client and no
@@ -373,13 +385,54 @@ fn retention_cutoffs(config: &Config, date: NaiveDate) -> BTreeMap<String, Naive
         .collect()
 }
 
-fn add_tables(tables: &mut BTreeMap<String, TableReport>, s: &CommitSummary) {
+pub(crate) fn add_tables(tables: &mut BTreeMap<String, TableReport>, s: &CommitSummary) {
     for p in &s.partitions {
         let t = tables.entry(p.table.clone()).or_default();
         t.partitions += 1;
         t.files += p.files as u64;
         t.rows += p.rows;
         t.bytes += p.bytes;
+    }
+}
+
+pub(crate) async fn drain(
+    mut stream: futures::stream::BoxStream<'static, Result<datafusion::arrow::record_batch::RecordBatch, IngestError>>,
+    pb: &ProgressBar,
+    what: &str,
+) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>, IngestError> {
+    let mut out = Vec::new();
+    let mut rows = 0usize;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        rows += batch.num_rows();
+        pb.set_message(format!("{what}: {rows} rows"));
+        out.push(batch);
+    }
+    Ok(out)
+}
+
+/// Small Arrow helpers the orchestration needs.
+pub(crate) mod datafusion_arrow_helpers {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::compute::max;
+    use datafusion::arrow::datatypes::TimestampMicrosecondType;
+    use datafusion::arrow::record_batch::RecordBatch;
+
+    /// The greatest value of a microsecond timestamp column, in epoch seconds.
+    pub fn max_epoch_seconds(batches: &[RecordBatch], column: &str) -> anyhow::Result<Option<i64>> {
+        let mut best: Option<i64> = None;
+        for b in batches {
+            let col = b.column_by_name(column).ok_or_else(|| anyhow::anyhow!("batch has no column `{column}`"))?;
+            let ts = col
+                .as_primitive_opt::<TimestampMicrosecondType>()
+                .ok_or_else(|| anyhow::anyhow!("`{column}` is not a timestamp"))?;
+            if !ts.is_empty()
+                && let Some(m) = max(ts)
+            {
+                best = Some(best.map_or(m, |b| b.max(m)));
+            }
+        }
+        Ok(best.map(|us| us.div_euclid(1_000_000)))
     }
 }
 

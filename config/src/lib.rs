@@ -3,6 +3,7 @@
 //! typed `Config` every other crate consumes. Validation happens once, here, so the rest of the
 //! pipeline can trust the values, and every error names its field and where the value came from.
 
+mod daemon;
 mod error;
 mod identity;
 mod overrides;
@@ -18,6 +19,7 @@ mod tests;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+pub use daemon::{DaemonConfig, Schedule, parse_timezone};
 pub use error::{ConfigError, Result};
 pub use identity::{
     AccountAttr, CorrelationConfig, CorrelationRule, IdentitiesConfig, IdentityAttr, IdentityColumns, IdentityFormat,
@@ -50,6 +52,7 @@ pub struct Config {
     pub identities: IdentitiesConfig,
     /// `[correlation]`: how accounts are tied to identities.
     pub correlation: CorrelationConfig,
+    pub daemon: DaemonConfig,
     /// Where the file part came from: the path as given, `lastseen.toml`, or `defaults`.
     pub origin: String,
 }

@@ -21,6 +21,18 @@ pub struct RawConfig {
     pub lake: Option<RawLake>,
     pub identities: Option<RawIdentities>,
     pub correlation: Option<RawCorrelation>,
+    pub daemon: Option<RawDaemon>,
+}
+
+/// `[daemon]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDaemon {
+    pub schedule: Option<String>,
+    pub timezone: Option<String>,
+    pub listen: Option<String>,
+    pub catch_up_days: Option<Int>,
+    pub shutdown_grace: Option<DurationText>,
 }
 
 /// `[storage]`

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::daemon::{DaemonConfig, Schedule};
 use crate::error::Result;
 use crate::overrides::Origins;
-use crate::raw::{DurationText, Int, RawConfig, RawLake, RawRateLimits, RawRetry, RawSlack, RawStorage};
+use crate::raw::{DurationText, Int, RawConfig, RawDaemon, RawLake, RawRateLimits, RawRetry, RawSlack, RawStorage};
 use crate::slack::{self, RateLimitConfig, RetryConfig, SlackConfig, Source};
 use crate::storage::{self, StorageConfig};
 use crate::token::TokenSource;
@@ -36,6 +37,11 @@ pub(crate) mod defaults {
     pub const MAX_SNAPSHOT_DROP: f64 = 0.2;
     /// A century: long enough for any legal hold, short enough that `dt - days` stays a date.
     pub const MAX_RETENTION_DAYS: i64 = 36_500;
+    pub const SCHEDULE: &str = "30 0 * * *";
+    pub const TIMEZONE: &str = "UTC";
+    pub const LISTEN: &str = "0.0.0.0:8080";
+    pub const CATCH_UP_DAYS: i64 = 7;
+    pub const SHUTDOWN_GRACE: &str = "60s";
 }
 
 pub(crate) fn validate(raw: RawConfig, origins: &Origins) -> Result<Config> {
@@ -55,6 +61,7 @@ pub(crate) fn validate(raw: RawConfig, origins: &Origins) -> Result<Config> {
         lake: lake(raw.lake.unwrap_or_default(), origins)?,
         identities: crate::identity::validate_identities(raw.identities.unwrap_or_default(), origins)?,
         correlation: crate::identity::validate_correlation(raw.correlation.unwrap_or_default(), origins)?,
+        daemon: daemon(raw.daemon.unwrap_or_default(), origins)?,
         origin: origins.file.clone(),
     })
 }
@@ -79,6 +86,26 @@ fn lake(raw: RawLake, o: &Origins) -> Result<LakeConfig> {
     let stage_memory_mb: usize =
         int(o, "lake.stage_memory_mb", raw.stage_memory_mb, defaults::STAGE_MEMORY_MB, 1, 1024 * 1024)?;
     Ok(LakeConfig { max_snapshot_drop: Some(drop), retention, stage_memory: stage_memory_mb * 1024 * 1024 })
+}
+
+fn daemon(raw: RawDaemon, o: &Origins) -> Result<DaemonConfig> {
+    let tz = raw.timezone.as_deref().unwrap_or(defaults::TIMEZONE);
+    let tz = crate::daemon::parse_timezone(tz).map_err(|m| o.invalid("daemon.timezone", m))?;
+    let schedule = raw.schedule.as_deref().unwrap_or(defaults::SCHEDULE);
+    let schedule = Schedule::parse(schedule, tz).map_err(|m| o.invalid("daemon.schedule", m))?;
+    let listen = raw.listen.as_deref().unwrap_or(defaults::LISTEN);
+    let listen = listen.trim().parse().map_err(|_| {
+        o.invalid(
+            "daemon.listen",
+            format!("`{listen}` is not an address with a port; write e.g. \"0.0.0.0:8080\" or \"127.0.0.1:9464\""),
+        )
+    })?;
+    Ok(DaemonConfig {
+        schedule,
+        listen,
+        catch_up_days: int(o, "daemon.catch_up_days", raw.catch_up_days, defaults::CATCH_UP_DAYS, 0, 400)?,
+        shutdown_grace: duration(o, "daemon.shutdown_grace", raw.shutdown_grace, defaults::SHUTDOWN_GRACE)?,
+    })
 }
 
 fn storage(raw: RawStorage, o: &Origins) -> Result<StorageConfig> {

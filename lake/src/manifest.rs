@@ -33,6 +33,17 @@ pub enum SourceStatus {
     Failed,
 }
 
+/// What started a run: the daily job (`run`, the daemon's ticks and catch-up, `demo`) or a
+/// backfill of past days. Only daily runs count when the daemon looks for missed days.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    #[default]
+    Daily,
+    /// `lastseen backfill --from --to`; the manifest's `date` is `to`.
+    Backfill { from: NaiveDate, to: NaiveDate },
+}
+
 /// Per-source counters of one run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -70,6 +81,9 @@ pub struct RunManifest {
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub status: RunStatus,
+    /// Manifests written before this field existed were daily runs.
+    #[serde(default)]
+    pub kind: RunKind,
     /// The log version this run published, if it committed.
     pub lake_version: Option<u64>,
     pub sources: BTreeMap<String, SourceReport>,
@@ -88,6 +102,7 @@ impl RunManifest {
             started_at,
             finished_at: started_at,
             status: RunStatus::Succeeded,
+            kind: RunKind::Daily,
             lake_version: None,
             sources: BTreeMap::new(),
             tables: BTreeMap::new(),

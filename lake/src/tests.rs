@@ -208,6 +208,28 @@ async fn the_lease_is_exclusive_until_released() {
 }
 
 #[tokio::test]
+async fn a_lease_abandoned_by_this_process_can_be_released_without_its_guard() {
+    let (dir, lake) = file_lake();
+    assert_eq!(lake.release_lock_held_by_this_process().await.unwrap(), None, "no lease: nothing to do");
+    let abandoned = lake.acquire_lock("run-a", Duration::from_secs(3600)).await.unwrap();
+    drop(abandoned);
+    assert!(matches!(lake.acquire_lock("run-b", Duration::from_secs(60)).await, Err(LakeError::Locked { .. })));
+    assert_eq!(lake.release_lock_held_by_this_process().await.unwrap().as_deref(), Some("run-a"));
+    let b = lake.acquire_lock("run-b", Duration::from_secs(60)).await.unwrap();
+
+    // Another process's lease is left alone.
+    b.release().await.unwrap();
+    let lock = dir.path().join("_lastseen/lock");
+    let other = serde_json::json!({
+        "run_id": "run-elsewhere", "host": "another-host", "pid": 1,
+        "acquired_at": "2026-01-01T00:00:00Z", "expires_at": "2999-01-01T00:00:00Z"
+    });
+    std::fs::write(&lock, other.to_string()).unwrap();
+    assert_eq!(lake.release_lock_held_by_this_process().await.unwrap(), None);
+    assert!(lock.exists());
+}
+
+#[tokio::test]
 async fn an_expired_lease_is_taken_over() {
     let (_dir, lake) = file_lake();
     let _dead = lake.acquire_lock("run-a", Duration::from_secs(0)).await.unwrap();

@@ -3,9 +3,11 @@
 
 mod support;
 
+mod backfill;
 mod collect;
 mod config_cli;
 mod correlation;
+mod daemon;
 mod deploy;
 mod e2e;
 mod lake_safety;
