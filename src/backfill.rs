@@ -201,9 +201,13 @@ async fn collect_and_commit(
     match last_seen_dt {
         Some(dt) => {
             pb.set_message("deriving last_seen");
-            let derived = lastseen_transform::derive_last_seen(b.lake, lease, &[dt], Utc::now())
+            let derived = lastseen_transform::derive_all(b.lake, lease, &[dt], Utc::now(), b.config)
                 .await
                 .with_context(|| format!("re-deriving last_seen for dt={dt}"))?;
+            for w in &derived.warnings {
+                tracing::warn!("{w}");
+            }
+            let derived = derived.summary;
             add_tables(&mut tables, &derived);
             lake_version = Some(derived.version);
         }

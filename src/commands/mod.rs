@@ -1,7 +1,7 @@
 //! One file per command; `dispatch` runs the chosen one and returns its exit code.
 
-mod check;
 mod backfill;
+mod check;
 mod daemon;
 mod demo;
 mod report;

@@ -223,9 +223,12 @@ fn the_fold_counts_windows_and_states_as_documented() {
 
 // ---------------------------------------------------------------- correlation
 
-fn accounts_batch(rows: &[(String, String, &str, Option<String>)]) -> RecordBatch {
+/// (workspace, account, account type, email) of a generated account.
+type AccountRow<'a> = (String, String, &'a str, Option<String>);
+
+fn accounts_batch(rows: &[AccountRow<'_>]) -> RecordBatch {
     let n = rows.len();
-    let s = |f: &dyn Fn(&(String, String, &str, Option<String>)) -> Option<String>| -> ArrayRef {
+    let s = |f: &dyn Fn(&AccountRow<'_>) -> Option<String>| -> ArrayRef {
         Arc::new(rows.iter().map(f).collect::<StringArray>())
     };
     let nulls_s = || -> ArrayRef { Arc::new(StringArray::from(vec![None::<&str>; n])) };
