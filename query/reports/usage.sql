@@ -60,49 +60,84 @@ days AS (
 ),
 active AS (
     -- Active account-days that can count for a day of the trend (29 days of look-back for mau).
-    SELECT DISTINCT d.account_id, CAST(d.dt AS INT) AS n
+    SELECT d.account_id, CAST(d.dt AS INT) AS n
     FROM activity_daily AS d
     WHERE d.active
       AND d.dt > CAST(CAST(CAST($cutoff AS DATE) AS INT) - 29 AS DATE)
       AND d.dt <= CAST($as_of AS DATE)
 ),
-covered AS (
-    -- An account active on day n counts for mau on n .. n+29, for wau on n .. n+6 and for dau
-    -- on n: `since` is how many days ago (at most) the account was last active, as of day n+k.
-    SELECT a.account_id, a.n + k AS n, min(k) AS since
-    FROM active AS a
-    CROSS JOIN unnest(range(0, 30)) AS t(k)
-    GROUP BY a.account_id, a.n + k
+spans AS (
+    -- An account active on day n, and next on day next_n, was last active on n for every day
+    -- from n to next_n - 1: it counts for dau on n, for wau up to n + 6 and for mau up to
+    -- n + 29, within that span (a repeated account-day gets an empty span, so it counts once).
+    -- Counted per group and span shape, so each account-day is read once, not once per day.
+    SELECT
+        p.workspace_id,
+        p.department,
+        s.n,
+        least(COALESCE(s.next_n, s.n + 1), s.n + 1)                  AS dau_end,
+        least(COALESCE(s.next_n, s.n + 7), s.n + 7)                  AS wau_end,
+        least(COALESCE(s.next_n, s.n + 30), s.n + 30)                AS mau_end,
+        count(*)                                                     AS accounts
+    FROM people AS p                -- the smaller side first: DataFusion builds its hash table on it
+    JOIN (
+        SELECT account_id, n, lead(n) OVER (PARTITION BY account_id ORDER BY n) AS next_n
+        FROM active
+    ) AS s ON s.account_id = p.account_id
+    GROUP BY p.workspace_id, p.department, s.n,
+             least(COALESCE(s.next_n, s.n + 1), s.n + 1),
+             least(COALESCE(s.next_n, s.n + 7), s.n + 7),
+             least(COALESCE(s.next_n, s.n + 30), s.n + 30)
 ),
-in_trend AS (
-    SELECT c.n, p.workspace_id, p.department, c.since
-    FROM covered AS c
-    JOIN people AS p ON p.account_id = c.account_id
-    WHERE c.n > CAST(CAST($cutoff AS DATE) AS INT) AND c.n <= CAST(CAST($as_of AS DATE) AS INT)
+changes AS (
+    -- Each span adds its accounts on its first day and takes them away on the first day it no
+    -- longer counts (dau_end, wau_end, mau_end), per day and group.
+    SELECT
+        CASE c.k WHEN 0 THEN s.n WHEN 1 THEN s.dau_end WHEN 2 THEN s.wau_end ELSE s.mau_end END AS n,
+        CASE WHEN grouping(s.workspace_id) = 1 THEN '(all)' ELSE s.workspace_id END AS workspace_id,
+        CASE WHEN grouping(s.department) = 1 THEN '(all)' ELSE s.department END     AS department,
+        sum(CASE c.k WHEN 0 THEN s.accounts WHEN 1 THEN -s.accounts ELSE 0 END)     AS dau,
+        sum(CASE c.k WHEN 0 THEN s.accounts WHEN 2 THEN -s.accounts ELSE 0 END)     AS wau,
+        sum(CASE c.k WHEN 0 THEN s.accounts WHEN 3 THEN -s.accounts ELSE 0 END)     AS mau
+    FROM spans AS s
+    CROSS JOIN unnest(range(0, 4)) AS c(k)
+    GROUP BY GROUPING SETS (
+        (CASE c.k WHEN 0 THEN s.n WHEN 1 THEN s.dau_end WHEN 2 THEN s.wau_end ELSE s.mau_end END),
+        (CASE c.k WHEN 0 THEN s.n WHEN 1 THEN s.dau_end WHEN 2 THEN s.wau_end ELSE s.mau_end END, s.workspace_id),
+        (CASE c.k WHEN 0 THEN s.n WHEN 1 THEN s.dau_end WHEN 2 THEN s.wau_end ELSE s.mau_end END, s.department)
+    )
 ),
 active_counts AS (
+    -- dau, wau and mau of day n: the running sum of the changes up to n.
+    SELECT dy.n, c.workspace_id, c.department, sum(c.dau) AS dau, sum(c.wau) AS wau, sum(c.mau) AS mau
+    FROM days AS dy
+    JOIN changes AS c ON c.n <= dy.n
+    GROUP BY dy.n, c.workspace_id, c.department
+),
+billed_groups AS (
+    -- The billable flag in each collected day's own users snapshot, per day, workspace and
+    -- department (the organisation and per-workspace/department totals are summed from these).
+    SELECT
+        CAST(b.dt AS INT)                                                        AS n,
+        p.workspace_id,
+        p.department,
+        count(*) FILTER (WHERE b.billable)                                       AS billable_seats,
+        count(b.billable)                                                        AS billing_known
+    FROM people AS p                -- the smaller side first: DataFusion builds its hash table on it
+    JOIN accounts AS b ON b.account_id = p.account_id
+    WHERE b.dt > CAST($cutoff AS DATE) AND b.dt <= CAST($as_of AS DATE)
+    GROUP BY b.dt, p.workspace_id, p.department
+),
+billed AS (
+    -- NULL count = unknown.
     SELECT
         n,
         CASE WHEN grouping(workspace_id) = 1 THEN '(all)' ELSE workspace_id END  AS workspace_id,
         CASE WHEN grouping(department) = 1 THEN '(all)' ELSE department END      AS department,
-        count(*) FILTER (WHERE since = 0)                                        AS dau,
-        count(*) FILTER (WHERE since < 7)                                        AS wau,
-        count(*)                                                                 AS mau
-    FROM in_trend
+        sum(billable_seats)                                                      AS billable_seats,
+        sum(billing_known)                                                       AS billing_known
+    FROM billed_groups
     GROUP BY GROUPING SETS ((n), (n, workspace_id), (n, department))
-),
-billed AS (
-    -- The billable flag in each collected day's own users snapshot; NULL count = unknown.
-    SELECT
-        CAST(b.dt AS INT)                                                        AS n,
-        CASE WHEN grouping(p.workspace_id) = 1 THEN '(all)' ELSE p.workspace_id END AS workspace_id,
-        CASE WHEN grouping(p.department) = 1 THEN '(all)' ELSE p.department END  AS department,
-        count(*) FILTER (WHERE b.billable)                                       AS billable_seats,
-        count(b.billable)                                                        AS billing_known
-    FROM accounts AS b
-    JOIN people AS p ON p.account_id = b.account_id
-    WHERE b.dt > CAST($cutoff AS DATE) AND b.dt <= CAST($as_of AS DATE)
-    GROUP BY GROUPING SETS ((b.dt), (b.dt, p.workspace_id), (b.dt, p.department))
 ),
 collected AS (
     SELECT DISTINCT CAST(dt AS INT) AS n
