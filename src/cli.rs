@@ -60,13 +60,24 @@ pub enum Command {
     Demo(DemoArgs),
     /// One daily run: collect from Slack, commit to the lake, derive last_seen. What cron calls.
     Run(RunArgs),
-    /// Run SQL over the lake's tables (slack_users, slack_access_logs, last_seen), or open an
-    /// interactive SQL shell when no query is given.
+    /// Collect past days from the sources Slack keeps history for (today: access logs), merge
+    /// them into the lake, then re-derive the newest last_seen snapshot. Other sources say they
+    /// cannot be backfilled.
+    Backfill(BackfillArgs),
+    /// Run the daily job on the `[daemon]` schedule: catches up missed days on start, never
+    /// runs twice at once, serves /healthz and /metrics, stops cleanly on SIGTERM or Ctrl-C.
+    Daemon(DaemonArgs),
+    /// Run SQL over the lake's tables (`lastseen tables` lists them), or open an interactive
+    /// SQL shell when no query is given.
     Sql(SqlArgs),
     /// Reports over the lake (SQL files with parameters), in any export format with provenance.
     Report(ReportArgs),
     /// Check the configuration without touching the network; exits 78 naming a bad field.
     Validate,
+    /// Check the Slack token: who it is, its scopes and workspaces, and for every source whether
+    /// it works or why not (missing scope, plan, token type). Exit 3 when a configured source
+    /// would be skipped.
+    Check,
     /// Per table: partitions, first and last day, rows, bytes and files; then the last
     /// successful run and its warnings. Reads only the commit log and run manifests.
     Tables(TablesArgs),
@@ -144,6 +155,24 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// First day of the window (UTC), YYYY-MM-DD.
+    #[arg(long, value_name = "DATE")]
+    pub from: NaiveDate,
+    /// Last day of the window (UTC), YYYY-MM-DD; not after today.
+    #[arg(long, value_name = "DATE")]
+    pub to: NaiveDate,
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Address for /healthz and /metrics, overriding `daemon.listen` (port 0 picks a free port;
+    /// the bound address is logged).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Args)]
 pub struct TablesArgs {
     /// `table` prints the tables, then the last successful run; `csv` and `json` print one row
     /// per table with the last run's columns (`last_run_*`) repeated on each.
@@ -202,33 +231,38 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The report: dormant. Reports are SQL files in query/reports/; `--list` shows each one's
-    /// parameters, `--show-sql` its SQL.
+    /// The report: dormant (unused accounts), usage (daily/weekly/monthly active accounts per
+    /// day), seats (billable, active and reclaimable seats), orphans (accounts nobody owns),
+    /// terminated (owner left, account still live), review (one row per account with its
+    /// entitlements, evidence, owner and a keep/revoke/investigate recommendation). Reports are
+    /// SQL files in query/reports/; `--list` shows each one's parameters, `--show-sql` its SQL.
     #[arg(required_unless_present = "list")]
     pub name: Option<String>,
     /// List the reports with their parameters and charts.
     #[arg(long)]
     pub list: bool,
-    /// Days without evidence of use after which an account is dormant. Default: config
-    /// `reports.dormant_days` (90; env LASTSEEN_REPORTS__DORMANT_DAYS).
+    /// Threshold in days: no evidence of use for this long = dormant (for `usage`, the days of
+    /// the trend ending on the as-of day). Default: config `reports.dormant_days` (90; env
+    /// LASTSEEN_REPORTS__DORMANT_DAYS), for the reports that take it.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub days: Option<u32>,
     /// Snapshot day to report on, YYYY-MM-DD. Default: the newest.
     #[arg(long, env = "LASTSEEN_AS_OF", value_name = "DATE")]
     pub as_of: Option<NaiveDate>,
-    /// Only this workspace (Slack team id, e.g. T0123).
+    /// Only accounts of this workspace (team id, e.g. T0123ABCD): its home accounts and its
+    /// members on Enterprise Grid.
     #[arg(long, value_name = "TEAM_ID")]
     pub workspace: Option<String>,
-    /// Only this department (reports that correlate identities).
+    /// Only accounts whose owner identity (HR export) is in this department (case-insensitive).
     #[arg(long, value_name = "NAME")]
     pub department: Option<String>,
-    /// Leave guest accounts out (they are included by default).
+    /// Leave out single- and multi-channel guests (included by default).
     #[arg(long)]
     pub exclude_guests: bool,
-    /// Include bot and app accounts (excluded by default; Slackbot never counts).
+    /// Keep bots, apps and Slackbot (left out by default).
     #[arg(long)]
     pub include_bots: bool,
-    /// Print the report's SQL file instead of running it.
+    /// Print the report's SQL instead of running it.
     #[arg(long)]
     pub show_sql: bool,
     #[command(flatten)]

@@ -1,22 +1,29 @@
-//! One daily run, end to end: probe Slack, collect every enabled source concurrently, commit the
-//! raw tables, derive `last_seen`, and record a run manifest. Shared by `run` and `demo`.
+//! One daily run, end to end: discover what the token sees, probe every configured source, stream
+//! the available ones concurrently into one lake transaction (spilling to staging files by
+//! size), commit the raw tables with their watermarks, derive `last_seen`, and record a run
+//! manifest. Shared by `run` and `demo`. The sources are data (`lastseen_ingest::slack::Collector`),
+//! not branches here.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
-use datafusion_arrow_helpers::max_epoch_seconds;
 use futures::StreamExt;
 use indicatif::ProgressBar;
 use lastseen_config::{Config, Source};
-use lastseen_ingest::slack::{self, AccessLogWindow};
+use lastseen_ingest::slack::{self, Collector, Item, Probe, RunContext, Scope, Settings};
 use lastseen_ingest::{IngestError, SlackClient};
-use lastseen_lake::catalog::{SLACK_ACCESS_LOGS, SLACK_USERS};
-use lastseen_lake::{CommitSummary, Lake, RunManifest, RunStatus, TableReport, total_rows};
+use lastseen_lake::{
+    CommitSummary, Lake, Partitioning, RunManifest, RunStatus, SourceReport, SourceStatus, TableReport,
+};
 use secrecy::SecretString;
 
+type IngestResult<T> = std::result::Result<T, IngestError>;
+
 /// How long a run may hold the lake lease before another run may assume it died.
-const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+pub(crate) const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 
 pub struct DayRun<'a> {
     pub config: &'a Config,
@@ -34,15 +41,15 @@ pub struct DayOutcome {
     pub dry_run_rows: BTreeMap<String, u64>,
 }
 
-fn end_of_day(d: NaiveDate) -> i64 {
+pub(crate) fn end_of_day(d: NaiveDate) -> i64 {
     d.and_time(NaiveTime::from_hms_opt(23, 59, 59).expect("valid time")).and_utc().timestamp()
 }
 
-fn start_of_day(d: NaiveDate) -> i64 {
+pub(crate) fn start_of_day(d: NaiveDate) -> i64 {
     d.and_time(NaiveTime::MIN).and_utc().timestamp()
 }
 
-fn watermark_key(team: &str) -> String {
+pub(crate) fn watermark_key(team: &str) -> String {
     format!("access_logs/{team}")
 }
 
@@ -55,16 +62,23 @@ pub async fn run_day(run: DayRun<'_>, token: SecretString) -> anyhow::Result<Day
     if !cfg.sources.contains(&Source::Users) {
         bail!("config `slack.sources` must include `users`: every other table is keyed on the users snapshot");
     }
-    let client = std::sync::Arc::new(SlackClient::new(cfg, token).context("setting up the Slack client")?);
-    let auth = client.auth_test().await.context("checking the Slack token with auth.test")?;
-    tracing::info!(run_id = %run_id, date = %run.date, team_id = %auth.team_id, team = %auth.team, "run started");
+    let client = Arc::new(SlackClient::new(cfg, token).context("setting up the Slack client")?);
+    let scope = slack::discover(&client).await.context("checking the Slack token with auth.test")?;
+    tracing::info!(
+        run_id = %run_id,
+        date = %run.date,
+        team_id = %scope.auth.team_id,
+        team = %scope.auth.team,
+        workspaces = scope.workspaces.len(),
+        "run started"
+    );
 
     let lease = if run.dry_run {
         None
     } else {
         Some(run.lake.acquire_lock(&run_id, LEASE_TTL).await.context("taking the lake lease")?)
     };
-    let result = collect_and_commit(&run, &run_id, started, &client, &auth.team_id, lease.as_ref()).await;
+    let result = collect_and_commit(&run, &run_id, started, &client, Arc::new(scope), lease.as_ref()).await;
     let outcome = match result {
         Ok(o) => o,
         Err(err) => {
@@ -73,6 +87,7 @@ pub async fn run_day(run: DayRun<'_>, token: SecretString) -> anyhow::Result<Day
                     finished_at: Utc::now(),
                     status: RunStatus::Failed,
                     error: Some(crate::exit::render(&err)),
+                    sources: source_reports_on_failure(&client, cfg),
                     ..RunManifest::start(&run_id, run.date, started)
                 };
                 if let Err(e) = run.lake.write_run_manifest(&manifest).await {
@@ -92,123 +107,227 @@ pub async fn run_day(run: DayRun<'_>, token: SecretString) -> anyhow::Result<Day
     Ok(outcome)
 }
 
+/// The counters of a failed run, so its manifest still shows what was called and retried.
+fn source_reports_on_failure(
+    client: &SlackClient,
+    cfg: &lastseen_config::SlackConfig,
+) -> BTreeMap<String, SourceReport> {
+    cfg.sources
+        .iter()
+        .map(|s| (s.to_string(), client.report(slack::collector(*s).methods())))
+        .filter(|(_, r)| r.calls > 0)
+        .collect()
+}
+
+/// What one source did during the run.
+struct SourceRun {
+    collector: Box<dyn Collector>,
+    rows: u64,
+    watermarks: Vec<(String, i64)>,
+    started: Instant,
+    finished: Option<Instant>,
+    skipped: Option<IngestError>,
+}
+
 async fn collect_and_commit(
     run: &DayRun<'_>,
     run_id: &str,
     started: DateTime<Utc>,
-    client: &std::sync::Arc<SlackClient>,
-    team_id: &str,
+    client: &Arc<SlackClient>,
+    scope: Arc<Scope>,
     lease: Option<&lastseen_lake::LockGuard>,
 ) -> anyhow::Result<DayOutcome> {
     let cfg = &run.config.slack;
     let base = run.lake.snapshot().await.context("reading the lake's commit log")?;
     let pb = run.progress.clone().unwrap_or_else(ProgressBar::hidden);
+    let ctx = Arc::new(RunContext {
+        client: Arc::clone(client),
+        scope,
+        date: run.date,
+        collected_at: started,
+        watermarks: base.watermarks.clone(),
+        settings: Settings::from(cfg),
+    });
 
-    // Access logs: everything newer than the committed watermark (minus an overlap, since Slack
-    // updates an entry's date_last in place and may show late entries), and at least the whole
-    // run day; nothing after the end of the run day.
-    let overlap = i64::try_from(cfg.access_logs_overlap.as_secs()).unwrap_or(i64::MAX);
-    let old_wm = base.watermarks.get(&watermark_key(team_id)).copied();
-    let day_start = start_of_day(run.date);
-    let stop_at = old_wm.map(|wm| (wm.saturating_sub(overlap)).min(day_start.saturating_sub(overlap)));
-    let before = (run.date < Utc::now().date_naive()).then(|| end_of_day(run.date));
-    let window = AccessLogWindow { before, stop_at };
-
-    let users_fut =
-        drain(slack::users(client.clone(), team_id.to_string(), cfg.users_page_size, started), &pb, "users");
-    let want_logs = cfg.sources.contains(&Source::AccessLogs);
-    let logs_fut = async {
-        if want_logs {
-            Some(
-                drain(
-                    slack::access_logs(client.clone(), team_id.to_string(), window, cfg.access_logs_page_size, started),
-                    &pb,
-                    "access logs",
-                )
-                .await,
-            )
-        } else {
-            None
+    // Probe every configured source at once: one cheap call each tells whether the plan, the
+    // scopes and the token type can serve it.
+    pb.set_message("probing sources");
+    let probes = futures::future::join_all(cfg.sources.iter().map(|s| {
+        let ctx = Arc::clone(&ctx);
+        async move {
+            let c = slack::collector(*s);
+            let p = slack::probe(c.as_ref(), &ctx).await;
+            (c, p)
         }
-    };
-    let (users, logs) = tokio::join!(users_fut, logs_fut);
-    let users = users.context("collecting users (users.list)")?;
-
-    let mut sources = BTreeMap::new();
+    }))
+    .await;
+    let mut runs: Vec<SourceRun> = Vec::new();
     let mut warnings = Vec::new();
-    let mut users_report = client.report(&["users.list"]);
-    users_report.rows = total_rows(&users);
-    sources.insert(Source::Users.to_string(), users_report);
-
-    let mut logs_batches = Vec::new();
-    match logs {
-        None => {}
-        Some(Ok(b)) => {
-            let mut rep = client.report(&["team.accessLogs"]);
-            rep.rows = total_rows(&b);
-            sources.insert(Source::AccessLogs.to_string(), rep);
-            logs_batches = b;
+    for (collector, probed) in probes {
+        let source = collector.source();
+        let skipped = match probed {
+            Ok(Probe::Works) => None,
+            Ok(Probe::Unavailable(e)) => Some(e),
+            Err(e) => {
+                let methods = collector.methods().join(", ");
+                return Err(anyhow::Error::new(e).context(format!("probing source `{source}` ({methods})")));
+            }
+        };
+        if let Some(e) = &skipped {
+            note_skip(cfg, source, e, &mut warnings);
         }
-        // Sources the plan, scopes or token type cannot serve are skipped with a warning; any
-        // other failure fails the run.
-        Some(Err(e)) if e.is_capability() => {
-            let msg = format!("access_logs skipped: {e}");
-            tracing::warn!("{msg}");
-            warnings.push(msg.clone());
-            let mut rep = client.report(&["team.accessLogs"]);
-            rep.error = Some(e.to_string());
-            sources.insert(Source::AccessLogs.to_string(), rep);
-        }
-        Some(Err(e)) => return Err(anyhow::Error::new(e).context("collecting access logs (team.accessLogs)")),
+        runs.push(SourceRun {
+            collector,
+            rows: 0,
+            watermarks: Vec::new(),
+            started: Instant::now(),
+            finished: None,
+            skipped,
+        });
+    }
+    if let Some(users) = runs.iter().find(|r| r.collector.source() == Source::Users)
+        && let Some(e) = &users.skipped
+    {
+        bail!("the users source cannot run, and every other table is keyed on it: {e}");
     }
 
-    let new_wm = max_epoch_seconds(&logs_batches, "date_last")?;
-    let mut tables = BTreeMap::new();
-    let mut dry_run_rows = BTreeMap::new();
-    let mut lake_version = None;
-    // Warnings that are not about a source: they do not make the run partial.
-    let mut other_warnings = Vec::new();
-    match lease {
-        None => {
-            dry_run_rows.insert(SLACK_USERS.name.to_string(), total_rows(&users));
-            dry_run_rows.insert(SLACK_ACCESS_LOGS.name.to_string(), total_rows(&logs_batches));
-        }
+    // Every available source streams into one channel; each runs in its own task so decoding
+    // and Arrow building use every core, while the client caps requests in flight
+    // (`slack.concurrency`) and paces each (method, workspace) bucket.
+    let (sender, mut receiver) = tokio::sync::mpsc::channel::<(usize, IngestResult<Item>)>(16);
+    let mut tasks = Vec::new();
+    for (i, r) in runs.iter_mut().enumerate().filter(|(_, r)| r.skipped.is_none()) {
+        let mut stream = r.collector.collect(Arc::clone(&ctx));
+        let sender = sender.clone();
+        r.started = Instant::now();
+        tasks.push(tokio::spawn(async move {
+            while let Some(item) = stream.next().await {
+                let failed = item.is_err();
+                if sender.send((i, item)).await.is_err() || failed {
+                    break;
+                }
+            }
+        }));
+    }
+    drop(sender);
+    // Aborts the collectors when this function returns early (a failed source, a lake error).
+    let _abort = AbortOnDrop(tasks);
+
+    let mut tx = match lease {
         Some(lease) => {
             let mut tx = run.lake.begin(lease).await?;
             tx.guard_snapshots(run.config.lake.max_snapshot_drop);
-            tx.declare_snapshot(&SLACK_USERS, run.date);
-            for b in users {
-                tx.write(&SLACK_USERS, run.date, b)?;
+            tx.set_memory_budget(run.config.lake.stage_memory);
+            Some(tx)
+        }
+        None => None,
+    };
+    let mut dry_run_rows: BTreeMap<String, u64> = BTreeMap::new();
+    let mut total = 0u64;
+    while let Some((i, item)) = receiver.recv().await {
+        let r = &mut runs[i];
+        match item {
+            Ok(Item::Rows { table, batch }) => {
+                let n = batch.num_rows() as u64;
+                r.rows += n;
+                total += n;
+                pb.set_message(format!("{}: {} rows ({total} in all)", r.collector.source(), r.rows));
+                match tx.as_mut() {
+                    Some(tx) => tx
+                        .write_spilling(table, run.date, batch)
+                        .await
+                        .with_context(|| format!("staging rows of {}", table.name))?,
+                    None => *dry_run_rows.entry(table.name.to_string()).or_default() += n,
+                }
             }
-            for b in logs_batches {
-                tx.write(&SLACK_ACCESS_LOGS, run.date, b)?;
+            Ok(Item::Partition { table, dt }) => {
+                if let Some(tx) = tx.as_mut() {
+                    tx.declare_partition(table, dt);
+                }
             }
-            if let Some(wm) = new_wm {
-                tx.set_watermark(watermark_key(team_id), old_wm.map_or(wm, |o| o.max(wm)));
-            }
-            pb.set_message("committing raw tables");
-            let raw = tx.commit().await.context("committing the raw tables")?;
-            pb.set_message("deriving last_seen");
-            let derived = lastseen_transform::derive_last_seen(run.lake, lease, &[run.date], Utc::now())
-                .await
-                .context("deriving last_seen")?;
-            add_tables(&mut tables, &raw);
-            add_tables(&mut tables, &derived);
-            lake_version = Some(derived.version);
-            // The day is committed whatever happens here, so a failed retention pass is a
-            // warning (the next run retries it), not a failed run.
-            if !run.config.lake.retention.is_empty() {
-                pb.set_message("applying retention");
-                match run.lake.apply_retention(lease, &retention_cutoffs(run.config, run.date)).await {
-                    Ok(dropped) => {
-                        if !dropped.is_empty() {
-                            tracing::info!(partitions = dropped.len(), "retention dropped old partitions");
-                        }
+            Ok(Item::Watermark { key, value }) => r.watermarks.push((key, value)),
+            // The plan or token turned out not to cover this source half-way (one workspace
+            // of several, say): drop what it staged and skip it, like a failed probe.
+            Err(e) if e.is_capability() => {
+                if let Some(tx) = tx.as_mut() {
+                    for t in r.collector.tables() {
+                        tx.discard(t);
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "retention failed; the next run will retry it");
-                        other_warnings.push(format!("retention failed: {e}"));
+                }
+                note_skip(cfg, r.collector.source(), &e, &mut warnings);
+                r.skipped = Some(e);
+                r.finished = Some(Instant::now());
+            }
+            Err(e) => {
+                let (source, methods) = (r.collector.source(), r.collector.methods().join(", "));
+                return Err(anyhow::Error::new(e).context(format!("collecting source `{source}` ({methods})")));
+            }
+        }
+    }
+    let done = Instant::now();
+
+    let mut sources = BTreeMap::new();
+    for r in &mut runs {
+        let source = r.collector.source();
+        let mut rep = client.report(r.collector.methods());
+        rep.rows = r.rows;
+        rep.duration_ms =
+            u64::try_from(r.finished.unwrap_or(done).duration_since(r.started).as_millis()).unwrap_or(u64::MAX);
+        rep.workspaces = ctx.scope.workspaces.len() as u64;
+        match &r.skipped {
+            Some(e) => {
+                rep.status = Some(SourceStatus::Skipped);
+                rep.error = Some(e.to_string());
+                rep.duration_ms = 0;
+            }
+            None => {
+                rep.status = Some(SourceStatus::Collected);
+                if let Some(tx) = tx.as_mut() {
+                    // A snapshot collected empty is still that day's snapshot.
+                    for t in r.collector.tables().iter().filter(|t| t.partitioning == Partitioning::Snapshot) {
+                        tx.declare_snapshot(t, run.date);
                     }
+                    for (k, v) in &r.watermarks {
+                        tx.set_watermark(k.clone(), *v);
+                    }
+                }
+            }
+        }
+        sources.insert(source.to_string(), rep);
+    }
+
+    let mut tables = BTreeMap::new();
+    let mut lake_version = None;
+    // Warnings that are not about a source: they do not make the run partial.
+    let mut other_warnings = Vec::new();
+    if let (Some(tx), Some(lease)) = (tx, lease) {
+        pb.set_message("committing raw tables");
+        if tx.spill_count() > 0 {
+            tracing::info!(files = tx.spill_count(), "staged rows were spilled to staging files");
+        }
+        let raw = tx.commit().await.context("committing the raw tables")?;
+        pb.set_message("deriving accounts, correlation and last_seen");
+        let derived = lastseen_transform::derive_all(run.lake, lease, &[run.date], Utc::now(), run.config)
+            .await
+            .context("deriving accounts, identities, correlation, activity_daily and last_seen")?;
+        other_warnings.extend(derived.warnings);
+        let derived = derived.summary;
+        add_tables(&mut tables, &raw);
+        add_tables(&mut tables, &derived);
+        lake_version = Some(derived.version);
+        // The day is committed whatever happens here, so a failed retention pass is a
+        // warning (the next run retries it), not a failed run.
+        if !run.config.lake.retention.is_empty() {
+            pb.set_message("applying retention");
+            match run.lake.apply_retention(lease, &retention_cutoffs(run.config, run.date)).await {
+                Ok(dropped) => {
+                    if !dropped.is_empty() {
+                        tracing::info!(partitions = dropped.len(), "retention dropped old partitions");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention failed; the next run will retry it");
+                    other_warnings.push(format!("retention failed: {e}"));
                 }
             }
         }
@@ -234,6 +353,28 @@ async fn collect_and_commit(
     Ok(DayOutcome { manifest, dry_run_rows })
 }
 
+/// A skipped source is a warning (and makes the run partial) when the configuration expects
+/// it; with `sources = "auto"` an optional source the plan lacks is only logged.
+fn note_skip(cfg: &lastseen_config::SlackConfig, source: Source, e: &IngestError, warnings: &mut Vec<String>) {
+    if cfg.expects(source) {
+        let msg = format!("{source} skipped: {e}");
+        tracing::warn!("{msg}");
+        warnings.push(msg);
+    } else {
+        tracing::info!(%source, "source not available with this plan or token, not collected: {e}");
+    }
+}
+
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
 /// Per table, the oldest partition date a run of `date` keeps: `date - days`.
 fn retention_cutoffs(config: &Config, date: NaiveDate) -> BTreeMap<String, NaiveDate> {
     config
@@ -244,7 +385,7 @@ fn retention_cutoffs(config: &Config, date: NaiveDate) -> BTreeMap<String, Naive
         .collect()
 }
 
-fn add_tables(tables: &mut BTreeMap<String, TableReport>, s: &CommitSummary) {
+pub(crate) fn add_tables(tables: &mut BTreeMap<String, TableReport>, s: &CommitSummary) {
     for p in &s.partitions {
         let t = tables.entry(p.table.clone()).or_default();
         t.partitions += 1;
@@ -254,7 +395,7 @@ fn add_tables(tables: &mut BTreeMap<String, TableReport>, s: &CommitSummary) {
     }
 }
 
-async fn drain(
+pub(crate) async fn drain(
     mut stream: futures::stream::BoxStream<'static, Result<datafusion::arrow::record_batch::RecordBatch, IngestError>>,
     pb: &ProgressBar,
     what: &str,
@@ -271,7 +412,7 @@ async fn drain(
 }
 
 /// Small Arrow helpers the orchestration needs.
-mod datafusion_arrow_helpers {
+pub(crate) mod datafusion_arrow_helpers {
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::compute::max;
     use datafusion::arrow::datatypes::TimestampMicrosecondType;

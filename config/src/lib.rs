@@ -3,7 +3,9 @@
 //! typed `Config` every other crate consumes. Validation happens once, here, so the rest of the
 //! pipeline can trust the values, and every error names its field and where the value came from.
 
+mod daemon;
 mod error;
+mod identity;
 mod overrides;
 pub mod raw;
 mod slack;
@@ -17,7 +19,12 @@ mod tests;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+pub use daemon::{DaemonConfig, Schedule, parse_timezone};
 pub use error::{ConfigError, Result};
+pub use identity::{
+    AccountAttr, CorrelationConfig, CorrelationRule, IdentitiesConfig, IdentityAttr, IdentityColumns, IdentityFormat,
+    Normalize,
+};
 pub use raw::RawConfig;
 pub use slack::{RateLimitConfig, RetryConfig, SlackConfig, Source, UnknownSource};
 pub use storage::{StorageConfig, parse_storage_url};
@@ -41,6 +48,11 @@ pub struct Config {
     pub slack: SlackConfig,
     pub reports: ReportsConfig,
     pub lake: LakeConfig,
+    /// `[identities]`: the HR/IdP identity export.
+    pub identities: IdentitiesConfig,
+    /// `[correlation]`: how accounts are tied to identities.
+    pub correlation: CorrelationConfig,
+    pub daemon: DaemonConfig,
     /// Where the file part came from: the path as given, `lastseen.toml`, or `defaults`.
     pub origin: String,
 }
@@ -55,7 +67,24 @@ pub struct ReportsConfig {
 /// The lake tables `[lake.retention]` may name. The lake's catalog is the authority; this copy
 /// exists so configuration can be validated without depending on the lake (a test in the binary
 /// checks the two agree).
-pub const LAKE_TABLES: &[&str] = &["slack_users", "slack_access_logs", "last_seen"];
+pub const LAKE_TABLES: &[&str] = &[
+    "slack_users",
+    "slack_access_logs",
+    "last_seen",
+    "slack_workspaces",
+    "slack_billing",
+    "slack_usergroups",
+    "slack_usergroup_members",
+    "slack_scim_users",
+    "slack_scim_groups",
+    "slack_member_analytics",
+    "slack_audit_logins",
+    "identities",
+    "identities_quarantine",
+    "accounts",
+    "account_identity",
+    "activity_daily",
+];
 
 /// Validated `[lake]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +95,8 @@ pub struct LakeConfig {
     pub max_snapshot_drop: Option<f64>,
     /// Days of partitions kept per table; tables not named keep everything.
     pub retention: std::collections::BTreeMap<String, u32>,
+    /// Staged rows a run keeps in memory before spilling them to staging files (bytes).
+    pub stage_memory: usize,
 }
 
 // Validation only lets finite values through, so equality on the share is reflexive.

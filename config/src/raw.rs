@@ -19,6 +19,20 @@ pub struct RawConfig {
     pub slack: Option<RawSlack>,
     pub reports: Option<RawReports>,
     pub lake: Option<RawLake>,
+    pub identities: Option<RawIdentities>,
+    pub correlation: Option<RawCorrelation>,
+    pub daemon: Option<RawDaemon>,
+}
+
+/// `[daemon]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDaemon {
+    pub schedule: Option<String>,
+    pub timezone: Option<String>,
+    pub listen: Option<String>,
+    pub catch_up_days: Option<Int>,
+    pub shutdown_grace: Option<DurationText>,
 }
 
 /// `[storage]`
@@ -34,6 +48,9 @@ pub struct RawStorage {
 #[serde(deny_unknown_fields)]
 pub struct RawSlack {
     pub api_url: Option<String>,
+    pub gov: Option<bool>,
+    pub scim_url: Option<String>,
+    pub audit_url: Option<String>,
     pub token_env: Option<String>,
     pub token_file: Option<String>,
     #[serde(default, deserialize_with = "sources")]
@@ -81,9 +98,58 @@ pub struct RawReports {
 #[serde(deny_unknown_fields)]
 pub struct RawLake {
     pub max_snapshot_drop: Option<Number>,
+    pub stage_memory_mb: Option<Int>,
     /// `[lake.retention]`: table name → days kept. Names are checked during validation so the
     /// error can list the known tables.
     pub retention: Option<BTreeMap<String, Int>>,
+}
+
+/// `[identities]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentities {
+    pub url: Option<String>,
+    pub format: Option<String>,
+    pub delimiter: Option<String>,
+    pub list_separator: Option<String>,
+    pub date_format: Option<String>,
+    /// `[identities.columns]`: attribute → column name ("" = the file has none).
+    pub columns: Option<RawIdentityColumns>,
+}
+
+/// `[identities.columns]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentityColumns {
+    pub identity_id: Option<String>,
+    pub email: Option<String>,
+    pub alternate_emails: Option<String>,
+    pub username: Option<String>,
+    pub employee_id: Option<String>,
+    pub display_name: Option<String>,
+    pub department: Option<String>,
+    pub manager: Option<String>,
+    pub status: Option<String>,
+    pub termination_date: Option<String>,
+    pub employee_type: Option<String>,
+}
+
+/// `[correlation]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCorrelation {
+    pub rules: Option<Vec<RawRule>>,
+    pub domain_aliases: Option<BTreeMap<String, String>>,
+    pub overrides: Option<String>,
+}
+
+/// One `[[correlation.rules]]` entry.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub account: String,
+    pub identity: String,
+    pub normalize: Option<Vec<String>>,
 }
 
 /// A `[storage.options]` value. object_store wants strings, but people naturally write
@@ -199,7 +265,7 @@ fn sources<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<Stri
     impl<'de> Visitor<'de> for V {
         type Value = Vec<String>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("an array of source names such as [\"users\", \"access_logs\"]")
+            f.write_str("\"auto\" or an array of source names such as [\"users\", \"access_logs\"]")
         }
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
             Ok(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())

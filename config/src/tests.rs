@@ -30,7 +30,8 @@ fn defaults() {
     let s = &c.slack;
     assert_eq!(s.api_url.as_str(), "https://slack.com/api/");
     assert_eq!(s.token, TokenSource::Env("SLACK_TOKEN".into()));
-    assert_eq!(s.sources, vec![Source::Users, Source::AccessLogs]);
+    assert_eq!(s.sources, Source::ALL.to_vec());
+    assert!(s.auto_sources && !s.gov);
     assert_eq!(s.users_page_size, 200);
     assert_eq!(s.access_logs_page_size, 1000);
     assert_eq!(s.access_logs_overlap, Duration::from_secs(86_400));
@@ -176,7 +177,9 @@ fn range_checks() {
         ("[lake]\nmax_snapshot_drop = nan", "lake.max_snapshot_drop", "between 0 and 1"),
         ("[lake.retention]\nslack_users = 0", "lake.retention.slack_users", "between 1 and 36500"),
         ("[lake.retention]\nslack_acces_logs = 400", "lake.retention.slack_acces_logs", "known tables: slack_users"),
-        ("[slack]\nsources = [\"users\", \"audit\"]", "slack.sources[1]", "unknown source `audit`"),
+        ("[slack]\nsources = [\"users\", \"audits\"]", "slack.sources[1]", "unknown source `audits`"),
+        ("[slack]\nsources = [\"auto\", \"users\"]", "slack.sources", "stands alone"),
+        ("[slack]\nscim_url = \"http://example.com/scim\"", "slack.scim_url", "https"),
         ("[slack]\nsources = [\"users\", \"users\"]", "slack.sources[1]", "listed twice"),
         ("[slack]\nsources = []", "slack.sources", "at least one"),
         ("[slack]\ntoken_env = \"xoxp-123\"", "slack.token_env", "not an environment variable"),
@@ -385,4 +388,87 @@ fn lake_guard_and_retention_from_file_and_env() {
     let e = Config::from_toml_str("", "lastseen.toml", env(&[("LASTSEEN_LAKE__RETENTION__USERS", "30")])).unwrap_err();
     assert_eq!(e.field(), Some("lake.retention.users"));
     assert!(e.to_string().contains("LASTSEEN_LAKE__RETENTION__USERS"), "{e}");
+}
+
+#[test]
+fn gov_switches_the_default_api_url_and_scim_version() {
+    let c = Config::from_toml_str("[slack]\ngov = true\n", "t", no_env()).unwrap();
+    assert_eq!(c.slack.api_url.as_str(), "https://slack-gov.com/api/");
+    assert_eq!(c.slack.scim_base().as_str(), "https://api.slack-gov.com/scim/v1/");
+    // An explicit api_url (the simulator's GovSlack paths) wins; SCIM stays v1.
+    let c = Config::from_toml_str(
+        "",
+        "t",
+        env(&[("LASTSEEN_SLACK__GOV", "true"), ("LASTSEEN_SLACK__API_URL", "http://127.0.0.1:8/gov/api")]),
+    )
+    .unwrap();
+    assert_eq!(c.slack.scim_base().as_str(), "http://127.0.0.1:8/gov/scim/v1/");
+    assert_eq!(c.slack.audit_base().as_str(), "http://127.0.0.1:8/gov/audit/v1/");
+    let c = Config::from_toml_str("[slack]\nsources = \"auto\"\n", "t", no_env()).unwrap();
+    assert!(c.slack.auto_sources);
+    let c = Config::from_toml_str("[lake]\nstage_memory_mb = 8\n", "t", no_env()).unwrap();
+    assert_eq!(c.lake.stage_memory, 8 << 20);
+}
+
+#[test]
+fn identities_and_correlation_defaults() {
+    let c = load("").unwrap();
+    let i = &c.identities;
+    assert_eq!(i.url, None);
+    assert_eq!(i.format, None);
+    assert_eq!((i.delimiter, i.list_separator), (b',', ';'));
+    assert_eq!(i.columns.identity_id, "identity_id");
+    assert_eq!(i.columns.alternate_emails.as_deref(), Some("alternate_email"));
+    assert_eq!(i.columns.username, None);
+    let names: Vec<String> = c.correlation.rules.iter().map(CorrelationRule::name).collect();
+    assert_eq!(
+        names,
+        ["scim_external_id=identity_id", "employee_id=employee_id", "email=email", "email=alternate_emails"]
+    );
+    assert!(c.correlation.rules[2].normalize.contains(&Normalize::DomainAliases));
+    assert!(c.correlation.domain_aliases.is_empty());
+}
+
+#[test]
+fn identities_and_correlation_from_file() {
+    let c = load(
+        "[identities]\nurl = \"s3://hr/export.jsonl\"\ndelimiter = \"\\\\t\"\n[identities.columns]\nidentity_id = \"id\"\nemail = \"\"\n\
+         [correlation]\noverrides = \"/etc/owners.csv\"\nrules = [{ account = \"username\", identity = \"username\", normalize = [\"case\"] }]\n\
+         [correlation.domain_aliases]\n\"Corp.Example\" = \"example.com\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.identities.url.as_ref().unwrap().as_str(), "s3://hr/export.jsonl");
+    assert_eq!(c.identities.effective_format(c.identities.url.as_ref().unwrap()), Some(IdentityFormat::Jsonl));
+    assert_eq!(c.identities.delimiter, b'\t');
+    assert_eq!(c.identities.columns.identity_id, "id");
+    assert_eq!(c.identities.columns.email, None);
+    assert_eq!(c.correlation.rules.len(), 1);
+    assert_eq!(c.correlation.domain_aliases["corp.example"], "example.com");
+    assert_eq!(c.correlation.overrides.as_ref().unwrap().as_str(), "file:///etc/owners.csv");
+}
+
+#[test]
+fn bad_identity_and_correlation_settings_name_the_field() {
+    for (text, field) in [
+        ("[identities]\nformat = \"xml\"\n", "identities.format"),
+        ("[identities]\nurl = \"/tmp/export.xlsx\"\n", "identities.format"),
+        ("[identities]\ndelimiter = \";;\"\n", "identities.delimiter"),
+        ("[identities.columns]\nidentity_id = \"\"\n", "identities.columns.identity_id"),
+        ("[identities.columns]\nemail = \"identity_id\"\n", "identities.columns.email"),
+        ("[correlation]\nrules = [{ account = \"mail\", identity = \"email\" }]\n", "correlation.rules[0].account"),
+        (
+            "[correlation]\nrules = [{ account = \"email\", identity = \"email\", normalize = [\"soundex\"] }]\n",
+            "correlation.rules[0].normalize[0]",
+        ),
+        (
+            "[correlation.domain_aliases]\n\"a.example\" = \"b.example\"\n\"b.example\" = \"c.example\"\n",
+            "correlation.domain_aliases.\"a.example\"",
+        ),
+        ("[correlation.domain_aliases]\n\"nodot\" = \"b.example\"\n", "correlation.domain_aliases.\"nodot\""),
+    ] {
+        let e = err(text);
+        assert_eq!(e.field(), Some(field), "{text}: {e}");
+    }
+    let e = err("[correlation]\nrules = [{ account = \"mail\", identity = \"email\" }]\n");
+    assert!(e.to_string().contains("scim_external_id"), "{e}");
 }

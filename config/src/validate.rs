@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::daemon::{DaemonConfig, Schedule};
 use crate::error::Result;
 use crate::overrides::Origins;
-use crate::raw::{DurationText, Int, RawConfig, RawLake, RawRateLimits, RawRetry, RawSlack, RawStorage};
+use crate::raw::{DurationText, Int, RawConfig, RawDaemon, RawLake, RawRateLimits, RawRetry, RawSlack, RawStorage};
 use crate::slack::{self, RateLimitConfig, RetryConfig, SlackConfig, Source};
 use crate::storage::{self, StorageConfig};
 use crate::token::TokenSource;
@@ -16,8 +17,10 @@ use crate::{Config, LAKE_TABLES, LakeConfig, ReportsConfig};
 pub(crate) mod defaults {
     pub const STORAGE_URL: &str = "./lastseen-data";
     pub const API_URL: &str = "https://slack.com/api";
+    pub const GOV_API_URL: &str = "https://slack-gov.com/api";
+    pub const STAGE_MEMORY_MB: i64 = 64;
     pub const TOKEN_ENV: &str = "SLACK_TOKEN";
-    pub const SOURCES: &[&str] = &["users", "access_logs"];
+    pub const SOURCES: &[&str] = &["auto"];
     pub const USERS_PAGE_SIZE: i64 = 200;
     pub const ACCESS_LOGS_PAGE_SIZE: i64 = 1000;
     pub const ACCESS_LOGS_OVERLAP: &str = "1d";
@@ -34,6 +37,11 @@ pub(crate) mod defaults {
     pub const MAX_SNAPSHOT_DROP: f64 = 0.2;
     /// A century: long enough for any legal hold, short enough that `dt - days` stays a date.
     pub const MAX_RETENTION_DAYS: i64 = 36_500;
+    pub const SCHEDULE: &str = "30 0 * * *";
+    pub const TIMEZONE: &str = "UTC";
+    pub const LISTEN: &str = "0.0.0.0:8080";
+    pub const CATCH_UP_DAYS: i64 = 7;
+    pub const SHUTDOWN_GRACE: &str = "60s";
 }
 
 pub(crate) fn validate(raw: RawConfig, origins: &Origins) -> Result<Config> {
@@ -51,6 +59,9 @@ pub(crate) fn validate(raw: RawConfig, origins: &Origins) -> Result<Config> {
             )?,
         },
         lake: lake(raw.lake.unwrap_or_default(), origins)?,
+        identities: crate::identity::validate_identities(raw.identities.unwrap_or_default(), origins)?,
+        correlation: crate::identity::validate_correlation(raw.correlation.unwrap_or_default(), origins)?,
+        daemon: daemon(raw.daemon.unwrap_or_default(), origins)?,
         origin: origins.file.clone(),
     })
 }
@@ -72,7 +83,29 @@ fn lake(raw: RawLake, o: &Origins) -> Result<LakeConfig> {
         let days: u32 = int(o, &field, Some(days), 0, 1, defaults::MAX_RETENTION_DAYS)?;
         retention.insert(table, days);
     }
-    Ok(LakeConfig { max_snapshot_drop: Some(drop), retention })
+    let stage_memory_mb: usize =
+        int(o, "lake.stage_memory_mb", raw.stage_memory_mb, defaults::STAGE_MEMORY_MB, 1, 1024 * 1024)?;
+    Ok(LakeConfig { max_snapshot_drop: Some(drop), retention, stage_memory: stage_memory_mb * 1024 * 1024 })
+}
+
+fn daemon(raw: RawDaemon, o: &Origins) -> Result<DaemonConfig> {
+    let tz = raw.timezone.as_deref().unwrap_or(defaults::TIMEZONE);
+    let tz = crate::daemon::parse_timezone(tz).map_err(|m| o.invalid("daemon.timezone", m))?;
+    let schedule = raw.schedule.as_deref().unwrap_or(defaults::SCHEDULE);
+    let schedule = Schedule::parse(schedule, tz).map_err(|m| o.invalid("daemon.schedule", m))?;
+    let listen = raw.listen.as_deref().unwrap_or(defaults::LISTEN);
+    let listen = listen.trim().parse().map_err(|_| {
+        o.invalid(
+            "daemon.listen",
+            format!("`{listen}` is not an address with a port; write e.g. \"0.0.0.0:8080\" or \"127.0.0.1:9464\""),
+        )
+    })?;
+    Ok(DaemonConfig {
+        schedule,
+        listen,
+        catch_up_days: int(o, "daemon.catch_up_days", raw.catch_up_days, defaults::CATCH_UP_DAYS, 0, 400)?,
+        shutdown_grace: duration(o, "daemon.shutdown_grace", raw.shutdown_grace, defaults::SHUTDOWN_GRACE)?,
+    })
 }
 
 fn storage(raw: RawStorage, o: &Origins) -> Result<StorageConfig> {
@@ -95,8 +128,18 @@ fn storage(raw: RawStorage, o: &Origins) -> Result<StorageConfig> {
 }
 
 fn slack(raw: RawSlack, o: &Origins) -> Result<SlackConfig> {
-    let api_url = raw.api_url.as_deref().unwrap_or(defaults::API_URL);
+    let gov = raw.gov.unwrap_or(false);
+    let default_api = if gov { defaults::GOV_API_URL } else { defaults::API_URL };
+    let api_url = raw.api_url.as_deref().unwrap_or(default_api);
     let api_url = slack::api_url(api_url).map_err(|m| o.invalid("slack.api_url", m))?;
+    let optional_url = |field: &str, value: Option<String>| -> Result<Option<url::Url>> {
+        match value.filter(|v| !v.trim().is_empty()) {
+            None => Ok(None),
+            Some(v) => slack::api_url(&v).map(Some).map_err(|m| o.invalid(field, m)),
+        }
+    };
+    let scim_url = optional_url("slack.scim_url", raw.scim_url)?;
+    let audit_url = optional_url("slack.audit_url", raw.audit_url)?;
 
     let token = match (raw.token_env, raw.token_file) {
         (Some(_), Some(_)) => {
@@ -125,6 +168,12 @@ fn slack(raw: RawSlack, o: &Origins) -> Result<SlackConfig> {
     };
 
     let names = raw.sources.unwrap_or_else(|| defaults::SOURCES.iter().map(|s| (*s).to_owned()).collect());
+    let auto_sources = names.iter().any(|n| n == "auto");
+    if auto_sources && names.len() > 1 {
+        return Err(o.invalid("slack.sources", "`auto` stands alone: write either \"auto\" or a list of sources"));
+    }
+    let names: Vec<String> =
+        if auto_sources { Source::ALL.iter().map(|s| s.as_str().to_owned()).collect() } else { names };
     let mut sources = Vec::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
         let field = format!("slack.sources[{i}]");
@@ -135,7 +184,7 @@ fn slack(raw: RawSlack, o: &Origins) -> Result<SlackConfig> {
         sources.push(src);
     }
     if sources.is_empty() {
-        return Err(o.invalid("slack.sources", "must name at least one source (users, access_logs)"));
+        return Err(o.invalid("slack.sources", "must be \"auto\" or name at least one source (users, access_logs, …)"));
     }
 
     let request_timeout = duration(o, "slack.request_timeout", raw.request_timeout, defaults::REQUEST_TIMEOUT)?;
@@ -147,6 +196,10 @@ fn slack(raw: RawSlack, o: &Origins) -> Result<SlackConfig> {
         api_url,
         token,
         sources,
+        auto_sources,
+        gov,
+        scim_url,
+        audit_url,
         users_page_size: int(o, "slack.users_page_size", raw.users_page_size, defaults::USERS_PAGE_SIZE, 1, 1000)?,
         access_logs_page_size: int(
             o,

@@ -9,6 +9,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use backon::Retryable;
+use bytes::Bytes;
 use lastseen_config::SlackConfig;
 use lastseen_lake::SourceReport;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
@@ -43,6 +44,9 @@ pub struct AuthInfo {
     pub bot_id: Option<String>,
     /// Set on Enterprise Grid.
     pub enterprise_id: Option<String>,
+    /// An organisation-wide (Enterprise Grid org-level) install: workspace-scoped methods need
+    /// `team_id`, and `team_id` above is the organisation.
+    pub is_enterprise_install: bool,
     /// The token's scopes, from the `x-oauth-scopes` response header when Slack sends it.
     pub scopes: Option<Vec<String>>,
 }
@@ -196,6 +200,8 @@ impl SlackClient {
             bot_id: Option<String>,
             #[serde(default)]
             enterprise_id: Option<String>,
+            #[serde(default)]
+            is_enterprise_install: bool,
         }
         let reply = self.call_with_reply::<AuthTest>("auth.test", None, &[]).await?;
         let body = reply.body;
@@ -212,6 +218,7 @@ impl SlackClient {
             url: body.url.unwrap_or_default(),
             bot_id: non_empty(body.bot_id),
             enterprise_id: non_empty(body.enterprise_id),
+            is_enterprise_install: body.is_enterprise_install,
             scopes: reply
                 .scopes
                 .map(|s| s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()),
@@ -304,15 +311,60 @@ impl SlackClient {
         params: &[(&str, String)],
     ) -> Result<Reply<T>> {
         let url = self.method_url(method, params)?;
+        self.retrying(method, team, || self.attempt::<T>(method, &url)).await
+    }
+
+    /// GET a REST endpoint outside the Web API (SCIM, Audit Logs) at `url` and decode a 200
+    /// answer into `T`. `label` names it in counters, buckets and errors (`scim.Users`).
+    /// These APIs report failures with HTTP statuses and their own error bodies.
+    pub async fn get_rest<T: DeserializeOwned>(&self, label: &str, team: Option<&str>, url: &Url) -> Result<T> {
+        self.check_rest_url(label, url)?;
+        self.retrying(label, team, || self.attempt_rest::<T>(label, url)).await
+    }
+
+    /// Calls a Web API method that answers with a file (`admin.analytics.getFile`): the bytes
+    /// of a successful answer, checked to be a complete gzip stream when they are one (so a cut
+    /// transfer is retried), or the classified `ok:false` error.
+    pub async fn get_file(&self, method: &str, team: Option<&str>, params: &[(&str, String)]) -> Result<Bytes> {
+        let url = self.method_url(method, params)?;
+        self.retrying(method, team, || self.attempt_file(method, &url)).await
+    }
+
+    /// The REST bases are configured separately from `api_url`; the same rules keep the token
+    /// off plain http to anything but loopback.
+    fn check_rest_url(&self, label: &str, url: &Url) -> Result<()> {
+        let loopback = match url.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        if url.scheme() == "https" || (url.scheme() == "http" && loopback) {
+            Ok(())
+        } else {
+            Err(IngestError::Setup(format!(
+                "{label}: refusing to send the token to {} (https only)",
+                url.origin().ascii_serialization()
+            )))
+        }
+    }
+
+    /// One logical request: waits for the (method, team) budget, then attempts it with retries
+    /// per the policy; a 429 pauses the bucket for its `Retry-After`.
+    async fn retrying<T, F, Fut>(&self, method: &str, team: Option<&str>, attempt_once: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
         let attempts = AtomicU32::new(0);
-        let (this, url_ref, attempts_ref) = (self, &url, &attempts);
+        let (this, attempts_ref, once) = (self, &attempts, &attempt_once);
         let attempt = move || async move {
             let waited = this.budget.acquire(method, team).await;
             if !waited.is_zero() {
                 this.update(method, |s| s.rate_wait += waited);
             }
             attempts_ref.fetch_add(1, Ordering::Relaxed);
-            this.attempt::<T>(method, url_ref).await
+            once().await
         };
         let result = attempt
             .retry(self.policy.backoff())
@@ -351,8 +403,8 @@ impl SlackClient {
         );
     }
 
-    /// One HTTP round trip, classified.
-    async fn attempt<T: DeserializeOwned>(&self, method: &str, url: &Url) -> Result<Reply<T>> {
+    /// Sends one GET and reads the whole body; a 429 becomes `RateLimited` whatever the API.
+    async fn send(&self, method: &str, url: &Url) -> Result<(StatusCode, HeaderMap, Bytes)> {
         // The semaphore is never closed, so acquiring cannot fail; without a permit the
         // request would still be correct, just less bounded.
         let _permit = self.in_flight.acquire().await.ok();
@@ -373,13 +425,80 @@ impl SlackClient {
                 retry_after: retry_after(response.headers()),
             });
         }
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(|e| IngestError::transport(method, &e, true))?;
+        Ok((status, headers, body))
+    }
+
+    /// One Web API round trip, classified.
+    async fn attempt<T: DeserializeOwned>(&self, method: &str, url: &Url) -> Result<Reply<T>> {
+        let (status, headers, body) = self.send(method, url).await?;
         if status != StatusCode::OK {
             return Err(IngestError::Http { method: method.to_owned(), status: status.as_u16() });
         }
-        let scopes = response.headers().get("x-oauth-scopes").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let body = response.bytes().await.map_err(|e| IngestError::transport(method, &e, true))?;
+        let scopes = headers.get("x-oauth-scopes").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = self.decode::<T>(method, &body)?;
         Ok(Reply { body, scopes })
+    }
+
+    async fn attempt_file(&self, method: &str, url: &Url) -> Result<Bytes> {
+        let (status, headers, body) = self.send(method, url).await?;
+        if status != StatusCode::OK {
+            return Err(IngestError::Http { method: method.to_owned(), status: status.as_u16() });
+        }
+        let json = headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json"));
+        if json || !body.starts_with(&[0x1f, 0x8b]) {
+            // Errors come as a JSON envelope; a body that is neither is a damaged answer.
+            self.decode::<serde_json::Value>(method, &body)?;
+            return Err(IngestError::Decode {
+                method: method.to_owned(),
+                detail: "expected a gzip file, got a JSON answer without an error".into(),
+                retriable: false,
+            });
+        }
+        // Reading the whole stream once is the only way to know it is complete; it costs CPU,
+        // not memory, and a cut transfer is then retried like any other.
+        let mut decoder = flate2::read::GzDecoder::new(&body[..]);
+        std::io::copy(&mut decoder, &mut std::io::sink()).map_err(|e| IngestError::Decode {
+            method: method.to_owned(),
+            detail: format!("the gzip file is damaged or cut off ({e}; {} bytes)", body.len()),
+            retriable: true,
+        })?;
+        Ok(body)
+    }
+
+    /// One SCIM / Audit Logs round trip, classified by HTTP status and error body.
+    async fn attempt_rest<T: DeserializeOwned>(&self, label: &str, url: &Url) -> Result<T> {
+        let (status, _headers, body) = self.send(label, url).await?;
+        if status == StatusCode::OK {
+            return serde_json::from_slice(&body).map_err(|e| {
+                let retriable =
+                    matches!(e.classify(), serde_json::error::Category::Syntax | serde_json::error::Category::Eof);
+                IngestError::Decode { method: label.to_owned(), detail: format!("unexpected answer: {e}"), retriable }
+            });
+        }
+        let err = RestError::parse(&body);
+        let method = label.to_owned();
+        let code = err.code.clone().unwrap_or_else(|| format!("http_{}", status.as_u16()));
+        Err(match status.as_u16() {
+            401 => IngestError::Auth { method, code, token_source: self.token_source.clone() },
+            403 => match code.as_str() {
+                "missing_scope" => IngestError::MissingScope { method, needed: err.needed, provided: err.provided },
+                "feature_not_enabled"
+                | "feature_not_available"
+                | "paid_only"
+                | "plan_upgrade_required"
+                | "invalid_workspace"
+                | "team_not_authorized" => IngestError::PlanUnavailable { method, code },
+                _ => IngestError::NotPermitted { method, code, status: 403 },
+            },
+            s if s >= 500 || s == 408 => IngestError::Http { method, status: s },
+            s if err.code.is_some() => IngestError::RestApi { method, code, status: s },
+            s => IngestError::Http { method, status: s },
+        })
     }
 
     fn decode<T: DeserializeOwned>(&self, method: &str, body: &[u8]) -> Result<T> {
@@ -421,6 +540,27 @@ impl SlackClient {
     }
 }
 
+/// The error bodies of SCIM v1 (`Errors.description`), SCIM v2 (`detail`) and the Audit Logs
+/// API (`error`, `needed`, `provided`), read leniently: any of them may be missing.
+#[derive(Debug, Default)]
+struct RestError {
+    code: Option<String>,
+    needed: Option<String>,
+    provided: Option<String>,
+}
+
+impl RestError {
+    fn parse(body: &[u8]) -> RestError {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else { return RestError::default() };
+        let text = |p: &str| v.pointer(p).and_then(|x| x.as_str()).filter(|s| !s.is_empty()).map(str::to_owned);
+        RestError {
+            code: text("/error").or_else(|| text("/detail")).or_else(|| text("/Errors/description")),
+            needed: text("/needed"),
+            provided: text("/provided"),
+        }
+    }
+}
+
 fn push_warning(warnings: &mut Vec<String>, warning: String) {
     if warnings.len() < MAX_WARNINGS && !warnings.contains(&warning) {
         warnings.push(warning);
@@ -457,6 +597,10 @@ mod tests {
             api_url: Url::parse(api_url).unwrap(),
             token: TokenSource::Env("SLACK_TOKEN".into()),
             sources: vec![Source::Users],
+            auto_sources: false,
+            gov: false,
+            scim_url: None,
+            audit_url: None,
             users_page_size: 200,
             access_logs_page_size: 1000,
             access_logs_overlap: Duration::from_secs(86_400),

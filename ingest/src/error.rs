@@ -84,6 +84,19 @@ pub enum IngestError {
     #[error("{method}: Slack reported a transient server error (`{code}`)")]
     SlackTransient { method: String, code: String },
 
+    /// HTTP 403 from SCIM or the Audit Logs API for a reason other than plan or scope: the
+    /// token belongs to someone who may not use the API.
+    #[error(
+        "{method}: Slack refused access (HTTP {status}, `{code}`); SCIM needs a user token of a \
+         workspace or org admin with the `admin` scope, the Audit Logs API an org owner's token \
+         with `auditlogs:read` from an org-level install"
+    )]
+    NotPermitted { method: String, code: String, status: u16 },
+
+    /// A SCIM / Audit Logs error status with an error code this client cannot fix by retrying.
+    #[error("{method}: HTTP {status} `{code}`; this source fails")]
+    RestApi { method: String, code: String, status: u16 },
+
     /// Any other `ok:false` code: a request this client cannot fix by retrying.
     #[error(
         "{method}: Slack answered `{code}`; this source fails (see Slack's documentation of \
@@ -125,6 +138,20 @@ pub enum IngestError {
         #[source]
         source: ArrowError,
     },
+
+    /// An identity export or overrides file that cannot be used at all (unreadable, empty, a
+    /// required column missing, the wrong delimiter, no usable row). Single bad rows are not
+    /// errors: they are quarantined.
+    #[error("identity file `{file}`: {message}")]
+    IdentityFile { file: String, message: String },
+
+    /// The identity export could not be fetched from storage.
+    #[error("identity file `{file}`: cannot read it: {source}")]
+    IdentityRead {
+        file: String,
+        #[source]
+        source: lastseen_lake::LakeError,
+    },
 }
 
 impl IngestError {
@@ -145,7 +172,10 @@ impl IngestError {
     pub fn is_capability(&self) -> bool {
         matches!(
             self,
-            IngestError::MissingScope { .. } | IngestError::TokenType { .. } | IngestError::PlanUnavailable { .. }
+            IngestError::MissingScope { .. }
+                | IngestError::TokenType { .. }
+                | IngestError::PlanUnavailable { .. }
+                | IngestError::NotPermitted { .. }
         )
     }
 
@@ -168,12 +198,17 @@ impl IngestError {
             | IngestError::RateLimited { method, .. }
             | IngestError::SlackTransient { method, .. }
             | IngestError::Api { method, .. }
+            | IngestError::NotPermitted { method, .. }
+            | IngestError::RestApi { method, .. }
             | IngestError::Http { method, .. }
             | IngestError::Transport { method, .. }
             | IngestError::Decode { method, .. }
             | IngestError::Protocol { method, .. }
             | IngestError::RetriesExhausted { method, .. } => Some(method),
-            IngestError::Setup(_) | IngestError::Arrow { .. } => None,
+            IngestError::Setup(_)
+            | IngestError::Arrow { .. }
+            | IngestError::IdentityFile { .. }
+            | IngestError::IdentityRead { .. } => None,
         }
     }
 
@@ -183,6 +218,8 @@ impl IngestError {
             IngestError::Auth { code, .. }
             | IngestError::PlanUnavailable { code, .. }
             | IngestError::SlackTransient { code, .. }
+            | IngestError::NotPermitted { code, .. }
+            | IngestError::RestApi { code, .. }
             | IngestError::Api { code, .. } => Some(code),
             IngestError::MissingScope { .. } => Some("missing_scope"),
             IngestError::TokenType { .. } => Some("not_allowed_token_type"),

@@ -10,6 +10,7 @@
 
 mod client;
 mod error;
+pub mod identities;
 pub mod rate;
 pub mod retry;
 pub mod slack;

@@ -48,6 +48,10 @@ fn config(sim: &RunningSim) -> SlackConfig {
         api_url: url::Url::parse(&format!("{}/", sim.api_url())).unwrap(),
         token: TokenSource::Env("SLACK_TOKEN".into()),
         sources: Source::ALL.to_vec(),
+        auto_sources: true,
+        gov: false,
+        scim_url: None,
+        audit_url: None,
         users_page_size: 200,
         access_logs_page_size: 1000,
         access_logs_overlap: Duration::from_secs(86_400),
@@ -537,4 +541,56 @@ async fn pacing_keeps_a_steady_run_free_of_429s() {
         assert_eq!(BTreeSet::from_iter(strings(&batches, "user_id")), ids);
     }
     assert_eq!(client.stats(USERS_LIST).rate_limited, 0);
+}
+
+fn run_context(cfg: &SlackConfig, client: Arc<SlackClient>, scope: crate::slack::Scope) -> crate::slack::RunContext {
+    crate::slack::RunContext {
+        client,
+        scope: Arc::new(scope),
+        date: today(),
+        collected_at: collected_at(),
+        watermarks: BTreeMap::new(),
+        settings: crate::slack::Settings::from(cfg),
+    }
+}
+
+#[tokio::test]
+async fn discovery_lists_a_grid_organisations_workspaces_only_for_an_org_level_token() {
+    let sim = start(120, Plan::Enterprise, 30, Vec::new()).await;
+    let cfg = config(&sim);
+    let org = crate::slack::discover(&client_with(&cfg, sim.org_token().unwrap())).await.unwrap();
+    assert!(org.org_level());
+    assert_eq!(org.workspaces.iter().map(|w| w.id.clone()).collect::<Vec<_>>(), sim.org().workspace_ids());
+    assert!(org.workspaces.iter().all(|w| w.domain.is_some() && w.name.is_some()), "{:?}", org.workspaces);
+    assert_eq!(org.org_key(), sim.org().enterprise_id().unwrap());
+    let ws = crate::slack::discover(&client(&sim)).await.unwrap();
+    assert!(!ws.org_level());
+    assert_eq!(ws.workspaces.len(), 1);
+    assert_eq!(ws.workspaces[0].id, sim.org().team_id());
+}
+
+#[tokio::test]
+async fn probes_sort_capability_errors_from_sources_that_work() {
+    use crate::slack::{Probe, collector, probe};
+    let sim = start(60, Plan::Pro, 30, Vec::new()).await;
+    let cfg = config(&sim);
+    let client = client(&sim);
+    let scope = crate::slack::discover(&client).await.unwrap();
+    let ctx = run_context(&cfg, Arc::clone(&client), scope);
+    let mut works = BTreeSet::new();
+    for s in Source::ALL {
+        match probe(collector(s).as_ref(), &ctx).await.unwrap() {
+            Probe::Works => {
+                works.insert(s);
+            }
+            Probe::Unavailable(e) => assert!(e.is_capability(), "{s}: {e}"),
+        }
+    }
+    let expect: BTreeSet<Source> =
+        [Source::Workspaces, Source::Users, Source::Billing, Source::Usergroups, Source::AccessLogs].into();
+    assert_eq!(works, expect);
+    // One cheap call each.
+    for m in ["team.info", "users.list", "team.billableInfo", "usergroups.list", "team.accessLogs"] {
+        assert_eq!(sim.call_count(m), 1, "{m}");
+    }
 }

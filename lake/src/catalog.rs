@@ -16,7 +16,7 @@ pub const PARTITION_COLUMN: &str = "dt";
 pub enum Partitioning {
     /// One partition per run date: the table is a daily snapshot.
     Snapshot,
-    /// `dt` is the UTC date of a timestamp column of each row (an event table).
+    /// `dt` is the UTC date of a timestamp (or `Date32`) column of each row (an event table).
     EventDate { column: &'static str },
 }
 
@@ -96,6 +96,19 @@ fn boolean(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Boolean, nullable)
 }
 
+fn timestamp(name: &str, nullable: bool) -> Field {
+    Field::new(name, ts(), nullable)
+}
+
+fn int64(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Int64, nullable)
+}
+
+/// The element field of `List<Utf8>` columns, as Arrow's `ListBuilder<StringBuilder>` makes it.
+pub fn utf8_list_item() -> Arc<Field> {
+    Arc::new(Field::new("item", DataType::Utf8, true))
+}
+
 static SLACK_USERS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         utf8("team_id", false),
@@ -120,6 +133,117 @@ static SLACK_USERS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         boolean("has_2fa", true),
         Field::new("updated", ts(), true),
         Field::new("collected_at", ts(), false),
+        // Version 2 (additive): Enterprise Grid organisation facts. Null where the plan or the
+        // token cannot tell.
+        utf8("enterprise_id", true),
+        Field::new("workspace_ids", DataType::List(utf8_list_item()), true),
+        timestamp("last_active_at", true),
+        timestamp("created_at", true),
+        boolean("has_sso", true),
+    ]))
+});
+
+static SLACK_WORKSPACES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("team_id", false),
+        utf8("name", true),
+        utf8("domain", true),
+        utf8("enterprise_id", true),
+        timestamp("collected_at", false),
+    ]))
+});
+
+static SLACK_BILLING_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("team_id", false),
+        utf8("user_id", false),
+        boolean("billing_active", false),
+        timestamp("collected_at", false),
+    ]))
+});
+
+static SLACK_USERGROUPS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("team_id", false),
+        utf8("usergroup_id", false),
+        utf8("handle", true),
+        utf8("name", true),
+        boolean("disabled", false),
+        int64("user_count", true),
+        timestamp("collected_at", false),
+    ]))
+});
+
+static SLACK_USERGROUP_MEMBERS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("team_id", false),
+        utf8("usergroup_id", false),
+        utf8("user_id", false),
+        timestamp("collected_at", false),
+    ]))
+});
+
+static SLACK_SCIM_USERS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("user_id", false),
+        utf8("user_name", true),
+        utf8("external_id", true),
+        utf8("email", true),
+        boolean("active", true),
+        utf8("display_name", true),
+        utf8("employee_number", true),
+        utf8("department", true),
+        utf8("manager_id", true),
+        timestamp("collected_at", false),
+    ]))
+});
+
+static SLACK_SCIM_GROUPS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("group_id", false),
+        utf8("display_name", true),
+        utf8("member_user_id", true),
+        timestamp("collected_at", false),
+    ]))
+});
+
+static SLACK_MEMBER_ANALYTICS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("date", DataType::Date32, false),
+        utf8("enterprise_id", true),
+        utf8("team_id", true),
+        utf8("user_id", false),
+        utf8("email", true),
+        boolean("is_guest", true),
+        boolean("is_billable_seat", true),
+        boolean("is_active", true),
+        boolean("is_active_ios", true),
+        boolean("is_active_android", true),
+        boolean("is_active_desktop", true),
+        boolean("is_active_apps", true),
+        boolean("is_active_workflows", true),
+        boolean("is_active_slack_connect", true),
+        int64("messages_posted", true),
+        int64("channel_messages_posted", true),
+        int64("reactions_added", true),
+        int64("files_added", true),
+        int64("search_count", true),
+        timestamp("date_claimed", true),
+        timestamp("collected_at", false),
+    ]))
+});
+
+static SLACK_AUDIT_LOGINS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("id", false),
+        timestamp("date_create", false),
+        utf8("action", false),
+        utf8("user_id", true),
+        utf8("email", true),
+        utf8("team_id", true),
+        utf8("ip", true),
+        utf8("user_agent", true),
+        timestamp("collected_at", false),
     ]))
 });
 
@@ -149,6 +273,100 @@ static LAST_SEEN_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         utf8("last_seen_source", true),
         Field::new("first_seen_at", ts(), true),
         Field::new("computed_at", ts(), false),
+        // Version 2 (nullable, so version-1 files still read).
+        Field::new("active_days_30", DataType::Int64, true),
+        Field::new("active_days_90", DataType::Int64, true),
+        utf8("state", true),
+        boolean("listed", true),
+    ]))
+});
+
+fn utf8_list(name: &str) -> Field {
+    Field::new(name, DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), true)
+}
+
+static IDENTITIES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("identity_id", false),
+        utf8("email", true),
+        utf8_list("alternate_emails"),
+        utf8("username", true),
+        utf8("employee_id", true),
+        utf8("display_name", true),
+        utf8("department", true),
+        utf8("manager_id", true),
+        utf8("manager_email", true),
+        utf8("status", true),
+        Field::new("termination_date", DataType::Date32, true),
+        utf8("employee_type", true),
+        utf8("source_file", false),
+        Field::new("source_line", DataType::Int64, false),
+        Field::new("loaded_at", ts(), false),
+    ]))
+});
+
+static IDENTITIES_QUARANTINE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("source_file", false),
+        Field::new("source_line", DataType::Int64, false),
+        utf8("identity_id", true),
+        utf8("reason", false),
+        utf8("record", true),
+        Field::new("loaded_at", ts(), false),
+    ]))
+});
+
+static ACCOUNTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("app", false),
+        utf8("workspace_id", false),
+        utf8("account_id", false),
+        utf8("enterprise_id", true),
+        utf8("username", true),
+        utf8("display_name", true),
+        utf8("email", true),
+        utf8("account_type", false),
+        utf8("status", false),
+        boolean("billable", true),
+        utf8_list("groups"),
+        boolean("has_2fa", true),
+        boolean("has_sso", true),
+        Field::new("created_at", ts(), true),
+        Field::new("updated_at", ts(), true),
+        utf8_list("workspace_ids"),
+        Field::new("collected_at", ts(), false),
+    ]))
+});
+
+static ACCOUNT_IDENTITY_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("app", false),
+        utf8("workspace_id", false),
+        utf8("account_id", false),
+        utf8("account_type", false),
+        utf8("match_status", false),
+        utf8("identity_id", true),
+        utf8("rule", true),
+        utf8("matched_value", true),
+        utf8("candidates", true),
+        utf8("service_owner_id", true),
+        Field::new("computed_at", ts(), false),
+    ]))
+});
+
+static ACTIVITY_DAILY_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("app", false),
+        utf8("account_id", false),
+        utf8("workspace_id", true),
+        boolean("active", false),
+        utf8("sources", false),
+        Field::new("first_at", ts(), true),
+        Field::new("last_at", ts(), true),
+        utf8("last_source", true),
+        Field::new("logins", DataType::Int64, true),
+        Field::new("messages", DataType::Int64, true),
+        Field::new("computed_at", ts(), false),
     ]))
 });
 
@@ -160,8 +378,107 @@ pub static SLACK_USERS: TableDef = TableDef {
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
     sort_key: &["team_id", "user_id"],
-    version: 1,
+    // 2: enterprise_id, workspace_ids, last_active_at, created_at, has_sso.
+    version: 2,
     mass_change_guard: true,
+};
+
+/// Workspaces the token can see: the token's own, or every workspace of a Grid organisation.
+pub static SLACK_WORKSPACES: TableDef = TableDef {
+    name: "slack_workspaces",
+    description: "Slack workspaces (team.info, or admin.teams.list on Enterprise Grid) per day",
+    schema: &SLACK_WORKSPACES_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["team_id"],
+    version: 1,
+    mass_change_guard: false,
+};
+
+/// `team.billableInfo`: whether Slack bills each member (Fair Billing), per workspace and day.
+pub static SLACK_BILLING: TableDef = TableDef {
+    name: "slack_billing",
+    description: "Slack team.billableInfo snapshot: billing_active per workspace member per day",
+    schema: &SLACK_BILLING_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["team_id", "user_id"],
+    version: 1,
+    mass_change_guard: false,
+};
+
+/// `usergroups.list` (disabled groups included) per workspace and day.
+pub static SLACK_USERGROUPS: TableDef = TableDef {
+    name: "slack_usergroups",
+    description: "Slack user groups snapshot (usergroups.list, disabled included) per day",
+    schema: &SLACK_USERGROUPS_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["team_id", "usergroup_id"],
+    version: 1,
+    mass_change_guard: false,
+};
+
+/// One row per (user group, member) per day.
+pub static SLACK_USERGROUP_MEMBERS: TableDef = TableDef {
+    name: "slack_usergroup_members",
+    description: "Slack user group memberships snapshot: one row per group member per day",
+    schema: &SLACK_USERGROUP_MEMBERS_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["team_id", "usergroup_id", "user_id"],
+    version: 1,
+    mass_change_guard: false,
+};
+
+/// SCIM `/Users` (v2; v1 on GovSlack): the identity provider's view of each account.
+pub static SLACK_SCIM_USERS: TableDef = TableDef {
+    name: "slack_scim_users",
+    description: "Slack SCIM /Users snapshot (userName, externalId, email, active, HR attributes) per day",
+    schema: &SLACK_SCIM_USERS_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["user_id"],
+    version: 1,
+    mass_change_guard: false,
+};
+
+/// SCIM `/Groups`: one row per member; a group without members has one row with a null member.
+pub static SLACK_SCIM_GROUPS: TableDef = TableDef {
+    name: "slack_scim_groups",
+    description: "Slack SCIM /Groups snapshot: one row per group member per day",
+    schema: &SLACK_SCIM_GROUPS_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["group_id", "member_user_id"],
+    version: 1,
+    mass_change_guard: false,
+};
+
+/// `admin.analytics.getFile` type=member: one row per member per analytics day; `dt` is the
+/// file's `date`, and fetching a day again replaces it.
+pub static SLACK_MEMBER_ANALYTICS: TableDef = TableDef {
+    name: "slack_member_analytics",
+    description: "Slack member analytics (admin.analytics.getFile type=member), partitioned by the file's date",
+    schema: &SLACK_MEMBER_ANALYTICS_SCHEMA,
+    partitioning: Partitioning::EventDate { column: "date" },
+    write_mode: WriteMode::Replace,
+    sort_key: &["team_id", "user_id"],
+    version: 1,
+    mass_change_guard: false,
+};
+
+/// Audit Logs API login events (user_login, user_logout, user_login_failed), partitioned by
+/// the UTC date of `date_create`; `id` is Slack's unique event id, so re-reading adds nothing.
+pub static SLACK_AUDIT_LOGINS: TableDef = TableDef {
+    name: "slack_audit_logins",
+    description: "Slack Audit Logs login/logout/failed-login events, partitioned by the UTC date of date_create",
+    schema: &SLACK_AUDIT_LOGINS_SCHEMA,
+    partitioning: Partitioning::EventDate { column: "date_create" },
+    write_mode: WriteMode::Merge { key: &["id"], latest_by: "collected_at" },
+    sort_key: &["user_id", "date_create"],
+    version: 1,
+    mass_change_guard: false,
 };
 
 /// Slack `team.accessLogs`: one row per (user, ip, user agent, first access) as last observed on
@@ -189,13 +506,90 @@ pub static LAST_SEEN: TableDef = TableDef {
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
     sort_key: &["workspace_id", "account_id"],
-    version: 1,
+    version: 2,
     // Derived from slack_users, which is guarded already.
     mass_change_guard: false,
 };
 
+/// The HR/IdP identity export as read on the snapshot day.
+pub static IDENTITIES: TableDef = TableDef {
+    name: "identities",
+    description: "Governance identities (HR/IdP export) as read on each snapshot day",
+    schema: &IDENTITIES_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["identity_id"],
+    version: 1,
+    mass_change_guard: false,
+};
+
+/// Rows of the identity export that could not be used, with file, line and reason.
+pub static IDENTITIES_QUARANTINE: TableDef = TableDef {
+    name: "identities_quarantine",
+    description: "Identity export rows refused on each snapshot day: file, line, reason",
+    schema: &IDENTITIES_QUARANTINE_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["source_file", "source_line"],
+    version: 1,
+    mass_change_guard: false,
+};
+
+/// Derived: the app-agnostic account snapshot.
+pub static ACCOUNTS: TableDef = TableDef {
+    name: "accounts",
+    description: "Derived: app-agnostic account snapshot (type, status, billable, groups)",
+    schema: &ACCOUNTS_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["workspace_id", "account_id"],
+    version: 1,
+    mass_change_guard: false,
+};
+
+/// Derived: which identity owns each account, by which rule.
+pub static ACCOUNT_IDENTITY: TableDef = TableDef {
+    name: "account_identity",
+    description: "Derived: the identity owning each account, the rule and value that matched",
+    schema: &ACCOUNT_IDENTITY_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["workspace_id", "account_id"],
+    version: 1,
+    mass_change_guard: false,
+};
+
+/// Derived: per account and day, whether any source saw it active and with what evidence.
+pub static ACTIVITY_DAILY: TableDef = TableDef {
+    name: "activity_daily",
+    description: "Derived: per account and day, activity and the sources that prove it",
+    schema: &ACTIVITY_DAILY_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["account_id"],
+    version: 1,
+    mass_change_guard: false,
+};
+
 /// Every table, in the order `lastseen tables` lists them.
-pub static TABLES: &[&TableDef] = &[&SLACK_USERS, &SLACK_ACCESS_LOGS, &LAST_SEEN];
+pub static TABLES: &[&TableDef] = &[
+    &SLACK_USERS,
+    &SLACK_ACCESS_LOGS,
+    &LAST_SEEN,
+    &SLACK_WORKSPACES,
+    &SLACK_BILLING,
+    &SLACK_USERGROUPS,
+    &SLACK_USERGROUP_MEMBERS,
+    &SLACK_SCIM_USERS,
+    &SLACK_SCIM_GROUPS,
+    &SLACK_MEMBER_ANALYTICS,
+    &SLACK_AUDIT_LOGINS,
+    &IDENTITIES,
+    &IDENTITIES_QUARANTINE,
+    &ACCOUNTS,
+    &ACCOUNT_IDENTITY,
+    &ACTIVITY_DAILY,
+];
 
 pub fn table(name: &str) -> crate::Result<&'static TableDef> {
     TABLES.iter().copied().find(|t| t.name == name).ok_or_else(|| crate::LakeError::UnknownTable(name.to_string()))
@@ -222,7 +616,10 @@ mod tests {
                 }
             }
             if let Partitioning::EventDate { column } = t.partitioning {
-                assert!(matches!(schema.field_with_name(column).unwrap().data_type(), DataType::Timestamp(_, _)));
+                assert!(matches!(
+                    schema.field_with_name(column).unwrap().data_type(),
+                    DataType::Timestamp(_, _) | DataType::Date32
+                ));
             }
             assert!(schema.index_of(PARTITION_COLUMN).is_err(), "{}: dt must not be a file column", t.name);
             assert!(

@@ -1,6 +1,12 @@
 //! The commit protocol: stage rows per partition, write their files, publish one new log version
 //! that makes them the partitions' content, then remove what they superseded.
 //!
+//! Staged rows stay in memory until a partition or the whole transaction exceeds its memory
+//! budget; then they are spilled, unsorted, to Parquet under `_lastseen/staging/<run-id>/`, so a
+//! long history never has to fit in memory. At commit each partition's in-memory and spilled
+//! rows (plus, for merge tables, its committed files) go through one streaming DataFusion plan
+//! into the partition's new files; the staging folder is removed once the version is published.
+//!
 //! Crash safety comes from the order: files first, then the single create-only put of the log
 //! version, then cleanup. A crash before the put leaves the previous version as the lake (the new
 //! files are unlisted garbage the next commit removes); a crash after it leaves the new version
@@ -17,8 +23,14 @@ use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
 use crate::catalog::{Partitioning, TableDef, WriteMode};
-use crate::log::{PartitionState, Snapshot};
+use crate::log::{DataFile, PartitionState, Snapshot};
 use crate::{Lake, LakeError, LockGuard, Result, writer};
+
+/// Where spilled rows wait for the commit: `_lastseen/staging/<run-id>/…`.
+pub(crate) const STAGING_DIR: &str = "_lastseen/staging";
+
+/// The default in-memory budget of a transaction's staged rows (Arrow bytes).
+pub const DEFAULT_STAGE_MEMORY: usize = 64 * 1024 * 1024;
 
 /// Rows staged for one run, committed together as one log version.
 #[derive(Debug)]
@@ -30,12 +42,27 @@ pub struct Transaction {
     watermarks: BTreeMap<String, i64>,
     /// The mass-change guard's allowed drop (0..=1) for tables that have one; `None` = off.
     max_snapshot_drop: Option<f64>,
+    /// Staged rows kept in memory before they are spilled to staging files.
+    memory_budget: usize,
+    /// Arrow bytes of all in-memory staged batches.
+    in_memory: usize,
+    spills: u64,
 }
 
 #[derive(Debug)]
 struct Pending {
     def: &'static TableDef,
     batches: Vec<RecordBatch>,
+    /// Arrow bytes of `batches`.
+    bytes: usize,
+    /// Rows already spilled to staging files, in spill order.
+    spilled: Vec<DataFile>,
+}
+
+impl Pending {
+    fn rows(&self) -> u64 {
+        crate::total_rows(&self.batches) + self.spilled.iter().map(|f| f.rows).sum::<u64>()
+    }
 }
 
 /// What one partition of a commit holds.
@@ -85,6 +112,9 @@ impl Lake {
             pending: BTreeMap::new(),
             watermarks: BTreeMap::new(),
             max_snapshot_drop: None,
+            memory_budget: DEFAULT_STAGE_MEMORY,
+            in_memory: 0,
+            spills: 0,
         })
     }
 }
@@ -136,16 +166,109 @@ impl Transaction {
         &self.base
     }
 
-    /// The staged batches of one partition, created empty on first use.
-    fn stage(&mut self, def: &'static TableDef, dt: NaiveDate) -> &mut Vec<RecordBatch> {
-        &mut self.pending.entry((def.name, dt)).or_insert_with(|| Pending { def, batches: Vec::new() }).batches
+    /// The staged state of one partition, created empty on first use.
+    fn pending_mut(&mut self, def: &'static TableDef, dt: NaiveDate) -> &mut Pending {
+        self.pending.entry((def.name, dt)).or_insert_with(|| Pending {
+            def,
+            batches: Vec::new(),
+            bytes: 0,
+            spilled: Vec::new(),
+        })
+    }
+
+    fn stage(&mut self, def: &'static TableDef, dt: NaiveDate, batch: Option<RecordBatch>) {
+        let p = self.pending_mut(def, dt);
+        if let Some(batch) = batch.filter(|b| b.num_rows() > 0) {
+            let bytes = batch.get_array_memory_size();
+            p.bytes += bytes;
+            p.batches.push(batch);
+            self.in_memory += bytes;
+        }
+    }
+
+    /// How many bytes of staged rows (Arrow memory) may be held before they are spilled to
+    /// staging files. A partition that alone exceeds a quarter of it is spilled on its own.
+    pub fn set_memory_budget(&mut self, bytes: usize) {
+        self.memory_budget = bytes.max(1);
+    }
+
+    /// Staging files written so far.
+    pub fn spill_count(&self) -> u64 {
+        self.spills
+    }
+
+    /// Stage rows like [`Transaction::write`], then spill staged rows to staging files if the
+    /// memory budget is exceeded. Collectors stream pages through this, so a run's memory is
+    /// bounded by the budget, not by the amount of data collected.
+    pub async fn write_spilling(
+        &mut self,
+        def: &'static TableDef,
+        snapshot_dt: NaiveDate,
+        batch: RecordBatch,
+    ) -> Result<()> {
+        self.write(def, snapshot_dt, batch)?;
+        let per_partition = self.memory_budget / 4;
+        let mut over: Vec<(usize, (&'static str, NaiveDate))> =
+            self.pending.iter().filter(|(_, p)| p.bytes > 0).map(|(k, p)| (p.bytes, *k)).collect();
+        if self.in_memory > self.memory_budget {
+            // Largest first until half the budget is free: few, large staging files, and the
+            // partitions still filling up stay in memory.
+            over.sort_by_key(|o| std::cmp::Reverse(o.0));
+            let mut left = self.in_memory;
+            over.retain(|(bytes, _)| {
+                let keep = left > self.memory_budget / 2;
+                left = left.saturating_sub(*bytes);
+                keep
+            });
+        } else {
+            over.retain(|(bytes, _)| *bytes > per_partition);
+        }
+        for (_, key) in over {
+            self.spill(key).await?;
+        }
+        Ok(())
+    }
+
+    async fn spill(&mut self, key: (&'static str, NaiveDate)) -> Result<()> {
+        let n = self.spills;
+        let Some(p) = self.pending.get_mut(&key) else { return Ok(()) };
+        if p.batches.is_empty() {
+            return Ok(());
+        }
+        let rel =
+            format!("{STAGING_DIR}/{}/{}/dt={}/spill-{n:06}.parquet", self.run_id, key.0, key.1.format("%Y-%m-%d"));
+        let batches = std::mem::take(&mut p.batches);
+        let file = writer::write_staging(&self.lake, p.def, &rel, &batches).await?;
+        self.in_memory = self.in_memory.saturating_sub(p.bytes);
+        p.bytes = 0;
+        p.spilled.push(file);
+        self.spills += 1;
+        tracing::debug!(table = key.0, dt = %key.1, file = %rel, "spilled staged rows");
+        Ok(())
+    }
+
+    /// Drop everything staged for `def` (a source that turned out to be unavailable half-way):
+    /// its partitions are not part of this commit. Spilled files go with the staging folder.
+    pub fn discard(&mut self, def: &TableDef) {
+        let keys: Vec<_> = self.pending.keys().filter(|(t, _)| *t == def.name).copied().collect();
+        for k in keys {
+            if let Some(p) = self.pending.remove(&k) {
+                self.in_memory = self.in_memory.saturating_sub(p.bytes);
+            }
+        }
     }
 
     /// Publish snapshot partition `dt` of `def` with this commit even if no rows are staged for
     /// it, so "nothing there that day" is a recorded fact rather than a missing day.
     pub fn declare_snapshot(&mut self, def: &'static TableDef, dt: NaiveDate) {
         debug_assert_eq!(def.partitioning, Partitioning::Snapshot, "{} is not a snapshot table", def.name);
-        self.stage(def, dt);
+        self.stage(def, dt, None);
+    }
+
+    /// Publish partition `dt` of `def` (of any partitioning) with this commit even if no rows
+    /// are staged for it. For a replace table this empties a day that was collected empty.
+    pub fn declare_partition(&mut self, def: &'static TableDef, dt: NaiveDate) {
+        self.stage(def, dt, None);
     }
 
     /// Stage rows of `def`. Snapshot tables go to partition `snapshot_dt`; event tables are split
@@ -153,7 +276,7 @@ impl Transaction {
     pub fn write(&mut self, def: &'static TableDef, snapshot_dt: NaiveDate, batch: RecordBatch) -> Result<()> {
         check_schema(def, &batch)?;
         match def.partitioning {
-            Partitioning::Snapshot => self.stage(def, snapshot_dt).push(batch),
+            Partitioning::Snapshot => self.stage(def, snapshot_dt, Some(batch)),
             Partitioning::EventDate { column } => {
                 let col = batch.column_by_name(column).expect("schema checked");
                 let dates = cast(col, &DataType::Date32)
@@ -180,7 +303,7 @@ impl Transaction {
                     .map_err(|e| LakeError::arrow("splitting rows by date", e))?;
                     let part = filter_record_batch(&batch, &mask)
                         .map_err(|e| LakeError::arrow("splitting rows by date", e))?;
-                    self.stage(def, dt).push(part);
+                    self.stage(def, dt, Some(part));
                 }
             }
         }
@@ -203,14 +326,14 @@ impl Transaction {
     pub fn staged_rows(&self) -> BTreeMap<&'static str, u64> {
         let mut m = BTreeMap::new();
         for ((table, _), p) in &self.pending {
-            *m.entry(*table).or_default() += crate::total_rows(&p.batches);
+            *m.entry(*table).or_default() += p.rows();
         }
         m
     }
 
     /// Write every staged partition and publish them, with the watermarks, as one new version.
     pub async fn commit(self) -> Result<CommitSummary> {
-        let Transaction { lake, run_id, base, pending, watermarks, max_snapshot_drop } = self;
+        let Transaction { lake, run_id, base, pending, watermarks, max_snapshot_drop, .. } = self;
         // Guarded partitions first, so a refused snapshot stops the commit before any file is
         // written (the sort is stable: otherwise table and date order).
         let mut pending: Vec<_> = pending.into_iter().collect();
@@ -221,14 +344,15 @@ impl Transaction {
                 (WriteMode::Merge { .. }, Some(part)) => part.files.as_slice(),
                 _ => &[],
             };
-            let rows = writer::prepare(&lake, p.def, existing, p.batches).await?;
             if p.def.mass_change_guard
                 && let Some(max_drop) = max_snapshot_drop
             {
-                let n = crate::total_rows(&rows);
-                check_snapshot_drop(&base, p.def, dt, n, max_drop)?;
+                // Guarded tables replace their partition, so the staged rows are the result.
+                debug_assert!(matches!(p.def.write_mode, WriteMode::Replace));
+                check_snapshot_drop(&base, p.def, dt, p.rows(), max_drop)?;
             }
-            let files = writer::write_files(&lake, p.def, dt, &run_id, &rows).await?;
+            let rows = writer::prepare_stream(&lake, p.def, existing, &p.spilled, p.batches).await?;
+            let files = writer::write_stream(&lake, p.def, dt, &run_id, rows).await?;
             let n_rows = files.iter().map(|f| f.rows).sum();
             let write = PartitionWrite {
                 table: table.to_string(),
@@ -273,8 +397,29 @@ impl Transaction {
         failpoint("after_commit");
 
         cleanup(&lake, &latest, &published, &staged).await;
+        remove_staging(&lake).await;
         lake.prune_log(published.version).await;
         Ok(CommitSummary { version: published.version, partitions: staged.into_iter().map(|(w, _)| w).collect() })
+    }
+}
+
+/// Remove every staging file: this run's are merged into the published version, and any others
+/// belong to runs that died (the lease guarantees no other writer is staging now). Best effort.
+async fn remove_staging(lake: &Lake) {
+    let dir = lake.path(STAGING_DIR);
+    let objects = match lake.store().list(Some(&dir)).try_collect::<Vec<_>>().await {
+        Ok(o) => o,
+        Err(object_store::Error::NotFound { .. }) => return,
+        Err(e) => {
+            tracing::warn!(dir = %dir, error = %e, "could not list staging files for cleanup");
+            return;
+        }
+    };
+    for o in objects {
+        match lake.store().delete(&o.location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => tracing::warn!(file = %o.location, error = %e, "could not remove staging file"),
+        }
     }
 }
 

@@ -23,14 +23,14 @@ mod store;
 mod writer;
 
 pub use catalog::{PARTITION_COLUMN, Partitioning, TABLES, TableDef, WriteMode};
-pub use commit::{CommitSummary, PartitionWrite, Transaction};
+pub use commit::{CommitSummary, DEFAULT_STAGE_MEMORY, PartitionWrite, Transaction};
 pub use error::{LakeError, Result};
 pub use lock::LockGuard;
 pub use log::{DataFile, PartitionState, Snapshot, TableState};
-pub use manifest::{RunManifest, RunStatus, SourceReport, TableReport};
+pub use manifest::{RunKind, RunManifest, RunStatus, SourceReport, SourceStatus, TableReport};
 pub use provider::LakeTable;
 pub use retention::DroppedPartition;
-pub use store::Lake;
+pub use store::{Lake, object_store_for, read_object};
 
 /// Rows in a set of batches.
 pub fn total_rows(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> u64 {

@@ -92,6 +92,28 @@ impl Lake {
     }
 }
 
+impl Lake {
+    /// Delete the lease if this process holds it, whichever run took it. For a process that
+    /// abandons a run it was executing (the daemon's shutdown after its grace period): the run's
+    /// guard is gone without a release, and waiting out the expiry would block the next run for
+    /// hours on another host. Returns the run id of the lease it removed.
+    pub async fn release_lock_held_by_this_process(&self) -> Result<Option<String>> {
+        let path = self.path(LOCK_PATH);
+        let held = match self.store().get(&path).await {
+            Ok(r) => r.bytes().await.map_err(|e| LakeError::store(&path, e))?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(LakeError::store(&path, e)),
+        };
+        match serde_json::from_slice::<LeaseRecord>(&held) {
+            Ok(rec) if rec.host == host_name() && rec.pid == std::process::id() => {
+                self.store().delete(&path).await.map_err(|e| LakeError::store(&path, e))?;
+                Ok(Some(rec.run_id))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
 impl LockGuard {
     pub fn run_id(&self) -> &str {
         &self.run_id

@@ -21,14 +21,45 @@ pub enum RunStatus {
     Failed,
 }
 
+/// How a source ended in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceStatus {
+    /// Its rows are in the run's commit.
+    Collected,
+    /// The plan, scopes or token type cannot serve it (`error` says which); nothing was written.
+    Skipped,
+    /// It failed; the run failed with it.
+    Failed,
+}
+
+/// What started a run: the daily job (`run`, the daemon's ticks and catch-up, `demo`) or a
+/// backfill of past days. Only daily runs count when the daemon looks for missed days.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunKind {
+    #[default]
+    Daily,
+    /// `lastseen backfill --from --to`; the manifest's `date` is `to`.
+    Backfill { from: NaiveDate, to: NaiveDate },
+}
+
 /// Per-source counters of one run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SourceReport {
+    pub status: Option<SourceStatus>,
+    /// Workspaces the source was collected for (organisation-wide sources count 1).
+    pub workspaces: u64,
+    /// Wall time from the first call to the last row.
+    pub duration_ms: u64,
     pub calls: u64,
     pub pages: u64,
     pub rows: u64,
     pub retries: u64,
+    /// HTTP 429 answers (and `ok:false` `ratelimited`).
     pub rate_limited: u64,
+    /// Time spent waiting for the client-side rate budget and for 429s' `Retry-After`.
     pub rate_wait_ms: u64,
     pub warnings: Vec<String>,
     /// Why the source produced nothing, when it failed or was skipped.
@@ -50,6 +81,9 @@ pub struct RunManifest {
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
     pub status: RunStatus,
+    /// Manifests written before this field existed were daily runs.
+    #[serde(default)]
+    pub kind: RunKind,
     /// The log version this run published, if it committed.
     pub lake_version: Option<u64>,
     pub sources: BTreeMap<String, SourceReport>,
@@ -68,6 +102,7 @@ impl RunManifest {
             started_at,
             finished_at: started_at,
             status: RunStatus::Succeeded,
+            kind: RunKind::Daily,
             lake_version: None,
             sources: BTreeMap::new(),
             tables: BTreeMap::new(),

@@ -37,6 +37,11 @@ fn users(ids: &[&str]) -> RecordBatch {
     cols.extend([s(None), s(None), Arc::new(BooleanArray::from(vec![None; n])) as ArrayRef]);
     cols.push(utc(vec![0; n]));
     cols.push(utc(vec![ts(1, 0); n]));
+    cols.push(s(None));
+    cols.push(datafusion::arrow::array::new_null_array(SLACK_USERS.schema().field(23).data_type(), n));
+    cols.push(Arc::new(TimestampMicrosecondArray::from(vec![None; n]).with_timezone("UTC")));
+    cols.push(Arc::new(TimestampMicrosecondArray::from(vec![None; n]).with_timezone("UTC")));
+    cols.push(Arc::new(BooleanArray::from(vec![None; n])));
     RecordBatch::try_new(SLACK_USERS.schema(), cols).unwrap()
 }
 
@@ -203,6 +208,28 @@ async fn the_lease_is_exclusive_until_released() {
 }
 
 #[tokio::test]
+async fn a_lease_abandoned_by_this_process_can_be_released_without_its_guard() {
+    let (dir, lake) = file_lake();
+    assert_eq!(lake.release_lock_held_by_this_process().await.unwrap(), None, "no lease: nothing to do");
+    let abandoned = lake.acquire_lock("run-a", Duration::from_secs(3600)).await.unwrap();
+    drop(abandoned);
+    assert!(matches!(lake.acquire_lock("run-b", Duration::from_secs(60)).await, Err(LakeError::Locked { .. })));
+    assert_eq!(lake.release_lock_held_by_this_process().await.unwrap().as_deref(), Some("run-a"));
+    let b = lake.acquire_lock("run-b", Duration::from_secs(60)).await.unwrap();
+
+    // Another process's lease is left alone.
+    b.release().await.unwrap();
+    let lock = dir.path().join("_lastseen/lock");
+    let other = serde_json::json!({
+        "run_id": "run-elsewhere", "host": "another-host", "pid": 1,
+        "acquired_at": "2026-01-01T00:00:00Z", "expires_at": "2999-01-01T00:00:00Z"
+    });
+    std::fs::write(&lock, other.to_string()).unwrap();
+    assert_eq!(lake.release_lock_held_by_this_process().await.unwrap(), None);
+    assert!(lock.exists());
+}
+
+#[tokio::test]
 async fn an_expired_lease_is_taken_over() {
     let (_dir, lake) = file_lake();
     let _dead = lake.acquire_lock("run-a", Duration::from_secs(0)).await.unwrap();
@@ -328,4 +355,54 @@ async fn a_declared_snapshot_with_no_rows_is_published_as_an_empty_day() {
     let part = snap.partition(SLACK_USERS.name, day(4)).expect("the day is recorded");
     assert_eq!((part.rows, part.files.len()), (0, 0));
     assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, 0);
+}
+
+#[tokio::test]
+async fn spilled_rows_commit_exactly_once_and_their_staging_files_are_removed() {
+    let (_dir, lake) = file_lake();
+    let lease = lake.acquire_lock("spill", Duration::from_secs(60)).await.unwrap();
+    let mut tx = lake.begin(&lease).await.unwrap();
+    // A budget far below one batch: every write spills.
+    tx.set_memory_budget(1);
+    let mut expected = 0;
+    for page in 0..5u32 {
+        let rows: Vec<(String, String, i64, i64)> = (0..20)
+            .map(|i| (format!("U{page}-{i}"), "ip".to_string(), ts(1, 0), ts(1 + (i % 3), i64::from(page))))
+            .collect();
+        let refs: Vec<(&str, &str, i64, i64)> = rows.iter().map(|r| (r.0.as_str(), r.1.as_str(), r.2, r.3)).collect();
+        expected += refs.len() as i64;
+        tx.write_spilling(&SLACK_ACCESS_LOGS, day(1), logs(&refs, ts(9, 0))).await.unwrap();
+        // The same rows again (a page read twice): the merge keeps one copy.
+        tx.write_spilling(&SLACK_ACCESS_LOGS, day(1), logs(&refs, ts(9, 0))).await.unwrap();
+    }
+    for i in 0..3 {
+        tx.write_spilling(&SLACK_USERS, day(1), users(&[&format!("U{i}")])).await.unwrap();
+    }
+    assert!(tx.spill_count() >= 10, "{}", tx.spill_count());
+    let staging = |files: &[String]| files.iter().filter(|f| f.contains("_lastseen/staging/")).count();
+    assert!(staging(&parquet_files(&lake).await) >= 10);
+    assert_eq!(tx.staged_rows()[SLACK_ACCESS_LOGS.name], 2 * expected as u64);
+    let summary = tx.commit().await.unwrap();
+    assert_eq!(summary.rows_by_table()[SLACK_ACCESS_LOGS.name], expected as u64);
+    assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_access_logs").await, expected);
+    assert_eq!(scalar(&lake, "SELECT count(DISTINCT user_id) FROM slack_access_logs").await, expected);
+    assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, 3);
+    let dts = query(&lake, "SELECT DISTINCT dt FROM slack_access_logs").await;
+    assert_eq!(dts.iter().map(|b| b.num_rows()).sum::<usize>(), 3, "split by the day of date_last");
+    assert_eq!(staging(&parquet_files(&lake).await), 0, "staging is removed after the commit");
+}
+
+#[tokio::test]
+async fn a_discarded_table_is_not_published() {
+    let (_dir, lake) = file_lake();
+    let lease = lake.acquire_lock("d", Duration::from_secs(60)).await.unwrap();
+    let mut tx = lake.begin(&lease).await.unwrap();
+    tx.set_memory_budget(1);
+    tx.write_spilling(&SLACK_USERS, day(1), users(&["U1"])).await.unwrap();
+    tx.write_spilling(&SLACK_ACCESS_LOGS, day(1), logs(&[("U1", "ip", ts(1, 0), ts(1, 5))], 0)).await.unwrap();
+    tx.discard(&SLACK_ACCESS_LOGS);
+    tx.commit().await.unwrap();
+    let snap = lake.snapshot().await.unwrap();
+    assert!(snap.table(SLACK_ACCESS_LOGS.name).is_none());
+    assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, 1);
 }

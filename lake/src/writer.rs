@@ -7,11 +7,16 @@ use chrono::NaiveDate;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::parquet::arrow::async_writer::AsyncArrowWriter;
 use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
 use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use futures::StreamExt;
+#[cfg(test)]
+use futures::TryStreamExt;
 use object_store::buffered::BufWriter;
 
 use crate::catalog::{TableDef, WriteMode};
@@ -28,16 +33,31 @@ fn quote(col: &str) -> String {
 
 /// The partition's final rows: `new` plus, for merge tables, the committed `existing` files,
 /// de-duplicated by the table's key where it has one, sorted by its sort key.
+#[cfg(test)]
 pub(crate) async fn prepare(
     lake: &Lake,
     def: &TableDef,
     existing: &[DataFile],
-    mut new: Vec<RecordBatch>,
+    new: Vec<RecordBatch>,
 ) -> Result<Vec<RecordBatch>> {
+    let stream = prepare_stream(lake, def, existing, &[], new).await?;
+    let context = format!("merging and sorting rows of `{}`", def.name);
+    stream.try_collect().await.map_err(|e| LakeError::df(&context, e))
+}
+
+/// Like `prepare`, with rows already spilled to staging files, as a stream: the result is
+/// encoded into files as it is produced instead of being collected first.
+pub(crate) async fn prepare_stream(
+    lake: &Lake,
+    def: &TableDef,
+    existing: &[DataFile],
+    staged: &[DataFile],
+    mut new: Vec<RecordBatch>,
+) -> Result<SendableRecordBatchStream> {
     let schema = def.schema();
     new.retain(|b| b.num_rows() > 0);
-    if new.is_empty() && existing.is_empty() {
-        return Ok(Vec::new());
+    if new.is_empty() && existing.is_empty() && staged.is_empty() {
+        return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::empty())));
     }
     let stage = |e| LakeError::df(format!("staging rows of `{}`", def.name), e);
     // One partition keeps the sort a single sorted stream; the data is one day of one table.
@@ -45,18 +65,21 @@ pub(crate) async fn prepare(
     ctx.register_object_store(lake.store_url().as_ref(), Arc::clone(lake.store()));
     let mem = MemTable::try_new(Arc::clone(&schema), vec![new]).map_err(stage)?;
     ctx.register_table("new_rows", Arc::new(mem)).map_err(stage)?;
-    let source = if existing.is_empty() {
-        "new_rows".to_string()
-    } else {
-        let urls: Vec<String> =
-            existing.iter().map(|f| format!("{}{}", lake.store_url().as_str(), lake.path(&f.path))).collect();
-        let old = ctx
+    let url = |f: &DataFile| format!("{}{}", lake.store_url().as_str(), lake.path(&f.path));
+    let mut sources = vec!["SELECT * FROM new_rows".to_string()];
+    for (name, files, what) in [("staged_rows", staged, "staged"), ("old_rows", existing, "committed")] {
+        if files.is_empty() {
+            continue;
+        }
+        let urls: Vec<String> = files.iter().map(url).collect();
+        let df = ctx
             .read_parquet(urls, ParquetReadOptions::default().schema(&schema))
             .await
-            .map_err(|e| LakeError::df(format!("reading committed files of `{}`", def.name), e))?;
-        ctx.register_table("old_rows", old.into_view()).map_err(stage)?;
-        "(SELECT * FROM new_rows UNION ALL SELECT * FROM old_rows)".to_string()
-    };
+            .map_err(|e| LakeError::df(format!("reading {what} files of `{}`", def.name), e))?;
+        ctx.register_table(name, df.into_view()).map_err(stage)?;
+        sources.push(format!("SELECT * FROM {name}"));
+    }
+    let source = if sources.len() == 1 { "new_rows".to_string() } else { format!("({})", sources.join(" UNION ALL ")) };
     let cols = schema.fields().iter().map(|f| quote(f.name())).collect::<Vec<_>>().join(", ");
     let order = def.sort_key.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
     let sql = match def.write_mode {
@@ -74,7 +97,7 @@ pub(crate) async fn prepare(
     };
     let context = format!("merging and sorting rows of `{}`", def.name);
     let df = ctx.sql(&sql).await.map_err(|e| LakeError::df(&context, e))?;
-    df.collect().await.map_err(|e| LakeError::df(&context, e))
+    df.execute_stream().await.map_err(|e| LakeError::df(&context, e))
 }
 
 fn writer_properties(def: &TableDef, schema: &SchemaRef) -> WriterProperties {
@@ -103,6 +126,7 @@ fn writer_properties(def: &TableDef, schema: &SchemaRef) -> WriterProperties {
 }
 
 /// Encode `batches` into new files of partition `dt`. Nothing is visible until a commit lists them.
+#[cfg(test)]
 pub(crate) async fn write_files(
     lake: &Lake,
     def: &TableDef,
@@ -110,12 +134,52 @@ pub(crate) async fn write_files(
     run_id: &str,
     batches: &[RecordBatch],
 ) -> Result<Vec<DataFile>> {
+    // Owned batches: the stream must be 'static.
+    let owned: Vec<RecordBatch> = batches.to_vec();
+    let stream = futures::stream::iter(owned.into_iter().map(Ok));
+    let stream = Box::pin(RecordBatchStreamAdapter::new(def.schema(), stream));
+    write_stream(lake, def, dt, run_id, stream).await
+}
+
+/// Spill `batches` (unsorted) into one staging file at `rel`; only a commit reads it.
+pub(crate) async fn write_staging(lake: &Lake, def: &TableDef, rel: &str, batches: &[RecordBatch]) -> Result<DataFile> {
+    let schema = def.schema();
+    // Staging files are read once, soon: fast compression, no statistics.
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("zstd level 1 is valid")))
+        .set_statistics_enabled(EnabledStatistics::None)
+        .build();
+    let w = BufWriter::new(Arc::clone(lake.store()), lake.path(rel));
+    let mut w = AsyncArrowWriter::try_new(w, Arc::clone(&schema), Some(props))
+        .map_err(|source| LakeError::Parquet { path: rel.to_string(), source })?;
+    let mut rows = 0u64;
+    for b in batches {
+        w.write(b).await.map_err(|source| LakeError::Parquet { path: rel.to_string(), source })?;
+        rows += b.num_rows() as u64;
+    }
+    finish(lake, rel.to_string(), w, rows).await
+}
+
+/// Encode a stream of rows into new files of partition `dt`, rolled by size.
+pub(crate) async fn write_stream(
+    lake: &Lake,
+    def: &TableDef,
+    dt: NaiveDate,
+    run_id: &str,
+    mut batches: SendableRecordBatchStream,
+) -> Result<Vec<DataFile>> {
     let schema = def.schema();
     let props = writer_properties(def, &schema);
     let dir = Lake::partition_dir(def.name, dt);
     let mut files = Vec::new();
     let mut current: Option<(String, AsyncArrowWriter<BufWriter>, u64)> = None;
-    for batch in batches.iter().filter(|b| b.num_rows() > 0) {
+    let context = format!("merging and sorting rows of `{}`", def.name);
+    while let Some(batch) = batches.next().await {
+        let batch = batch.map_err(|e| LakeError::df(&context, e))?;
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        let batch = &batch;
         if current.is_none() {
             let rel = format!("{dir}/part-{run_id}-{:05}.parquet", files.len());
             let w = BufWriter::new(Arc::clone(lake.store()), lake.path(&rel));

@@ -424,6 +424,10 @@ mod tests {
             for c in &r.charts {
                 used.extend(placeholders(&c.sql));
             }
+            // `$cutoff` is `$as_of - $days`: a report using it uses `days`.
+            if used.contains("cutoff") {
+                used.insert("days".into());
+            }
             assert_eq!(used, bound, "report {}: placeholders used vs declared (+ derived)", r.name);
             assert!(!r.summary.is_empty(), "report {} needs a first comment line", r.name);
         }
@@ -434,11 +438,39 @@ mod tests {
         let r = find("dormant").unwrap();
         assert_eq!(r.title, "Dormant Slack accounts");
         let params: Vec<_> = r.params.iter().map(|d| d.param).collect();
-        assert_eq!(params, [Param::AsOf, Param::Days, Param::Workspace, Param::ExcludeGuests, Param::IncludeBots]);
+        assert_eq!(params, Param::ALL);
         assert_eq!(r.snapshots, ["last_seen"]);
-        let kinds: Vec<_> = r.charts.iter().map(|c| c.kind).collect();
-        assert_eq!(kinds, [ChartKind::Line, ChartKind::Bar, ChartKind::Bar]);
-        assert!(!r.query.contains("@chart") && r.query.contains("FROM slack_users"));
+        let titles: Vec<_> = r.charts.iter().map(|c| (c.kind, c.title.as_str())).collect();
+        assert_eq!(
+            titles,
+            [
+                (ChartKind::Bar, "Dormant accounts by department"),
+                (ChartKind::Bar, "Dormant accounts by account type"),
+                (ChartKind::Bar, "Dormant accounts by time since last seen"),
+            ]
+        );
+        assert!(!r.query.contains("@chart") && r.query.contains("FROM accounts AS a"));
+    }
+
+    #[test]
+    fn every_builtin_report_is_registered_with_its_parameters() {
+        let reports = builtin().unwrap();
+        let names: Vec<_> = reports.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["dormant", "orphans", "review", "seats", "terminated", "usage"]);
+        let takes = |name: &str| -> Vec<Param> {
+            reports.iter().find(|r| r.name == name).unwrap().params.iter().map(|d| d.param).collect()
+        };
+        for name in ["dormant", "review", "seats", "usage"] {
+            assert_eq!(takes(name), Param::ALL, "{name}");
+        }
+        assert_eq!(takes("orphans"), [Param::AsOf, Param::Days, Param::Workspace, Param::ExcludeGuests]);
+        assert_eq!(
+            takes("terminated"),
+            [Param::AsOf, Param::Workspace, Param::Department, Param::ExcludeGuests, Param::IncludeBots]
+        );
+        let usage = reports.iter().find(|r| r.name == "usage").unwrap();
+        assert_eq!(usage.charts[0].kind, ChartKind::Line);
+        assert!(reports.iter().all(|r| !r.charts.is_empty()), "every report has a chart");
     }
 
     #[test]
@@ -456,15 +488,17 @@ mod tests {
 
     #[test]
     fn parameters_a_report_does_not_take_are_usage_errors() {
-        let r = find("dormant").unwrap();
+        let r = find("orphans").unwrap();
         let p = ReportParams { days: Some(30), department: Some("Sales".into()), ..Default::default() };
         let e = r.check(&p).unwrap_err();
         assert!(matches!(e, QueryError::Usage(_)));
         assert_eq!(
             e.to_string(),
-            "report `dormant` does not take --department; it takes --as-of, --days, --workspace, --exclude-guests, --include-bots"
+            "report `orphans` does not take --department; it takes --as-of, --days, --workspace, --exclude-guests"
         );
         assert!(r.check(&ReportParams::default()).unwrap_err().to_string().contains("needs --days"));
+        let e = find("terminated").unwrap().check(&ReportParams { days: Some(30), ..Default::default() }).unwrap_err();
+        assert!(e.to_string().starts_with("report `terminated` does not take --days"), "{e}");
         assert!(find("nope").unwrap_err().to_string().starts_with("no report named `nope`; the reports are: dormant"));
     }
 

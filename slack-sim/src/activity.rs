@@ -140,6 +140,40 @@ impl Org {
         (seen - 13..=seen).any(|d| self.active_on(u, d))
     }
 
+    /// The accounts with at least one access on UTC day `day`: the daily active accounts of the
+    /// simulator's own activity model (what a usage report's DAU must equal).
+    pub fn active_accounts(&self, day: chrono::NaiveDate) -> std::collections::BTreeSet<String> {
+        let Some(d) = self.day_index(day) else { return Default::default() };
+        let mut buf = Vec::new();
+        (0..self.len())
+            .filter(|&pos| {
+                buf.clear();
+                self.day_accesses(pos, d, &mut buf);
+                !buf.is_empty()
+            })
+            .map(|pos| self.user(pos).id.to_string())
+            .collect()
+    }
+
+    /// The accounts `team.billableInfo` lists as billed on UTC day `day` (paid plans; none on
+    /// Free). Accounts it leaves out of its map are not billed as far as a reader can tell.
+    pub fn billable_accounts(&self, day: chrono::NaiveDate) -> std::collections::BTreeSet<String> {
+        let Some(d) = self.day_index(day) else { return Default::default() };
+        if !self.spec().plan.is_paid() {
+            return Default::default();
+        }
+        (0..self.len())
+            .filter(|&pos| crate::endpoints::billing::listed(self, pos) && self.billable_on(pos, d))
+            .map(|pos| self.user(pos).id.to_string())
+            .collect()
+    }
+
+    /// The day index of a calendar day, if it is within `i32`.
+    fn day_index(&self, day: chrono::NaiveDate) -> Option<i32> {
+        let start = day.and_hms_opt(0, 0, 0)?.and_utc().timestamp();
+        i32::try_from(self.day_of(start)).ok()
+    }
+
     pub(crate) fn day_of(&self, at: i64) -> i64 {
         floor_div(at - self.start_epoch(), DAY)
     }

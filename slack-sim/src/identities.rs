@@ -28,6 +28,9 @@ pub(crate) enum Fate {
     ByEmail,
     /// An identity whose address is on the alias domain only (`x@<alias>` for `x@<domain>`).
     ByAlias,
+    /// No record has the account's address as its email, but two records list it as an
+    /// alternate address: correlation must flag the account, not pick one.
+    Ambiguous,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,6 +61,8 @@ impl Org {
             return orphan;
         } else if r < 0.13 {
             Fate::ByAlias
+        } else if r < 0.15 {
+            Fate::Ambiguous
         } else {
             Fate::ByEmail
         };
@@ -66,7 +71,10 @@ impl Org {
             let start = today.checked_sub_days(Days::new(u64::from(self.spec().history_days))).unwrap_or(today);
             start.checked_add_days(Days::new(tag_day.max(0) as u64)).unwrap_or(start)
         };
-        let terminated = if let Some(day) = self.deleted_day(pos) {
+        let terminated = if fate == Fate::Ambiguous {
+            // Whose termination would it be? Neither record is known to be the account's.
+            None
+        } else if let Some(day) = self.deleted_day(pos) {
             // Offboarding usually follows HR within a day or two, and HR says so for most.
             (unit(mix(seed, pos as u64, T_TERMINATED)) < 0.9).then(|| term_day(day - 1))
         } else if pos != 0 && unit(mix(seed, pos as u64, T_TERMINATED)) < 0.04 {
@@ -85,6 +93,15 @@ impl Org {
         u.kind.is_human() && !u.deleted && self.identity(pos).fate == Fate::Orphan
     }
 
+    /// The identity id correlation must give the account, if exactly one record is its own.
+    pub(crate) fn expected_owner(&self, pos: usize) -> Option<String> {
+        matches!(self.identity(pos).fate, Fate::ByEmail | Fate::ByAlias).then(|| format!("HR{:07}", pos + 1))
+    }
+
+    pub(crate) fn is_ambiguous(&self, pos: usize) -> bool {
+        self.identity(pos).fate == Fate::Ambiguous
+    }
+
     /// Not deactivated, yet HR says the person left on or before `as_of`.
     pub(crate) fn is_terminated_active(&self, pos: usize, as_of: NaiveDate) -> bool {
         let u = self.user(pos);
@@ -94,8 +111,9 @@ impl Org {
     /// The HR export as CSV with a header: `identity_id, email, alternate_email, employee_id,
     /// display_name, department, manager_email, status (active|terminated), termination_date,
     /// employee_type`. Most people match their account by email (case may differ), some only
-    /// by the alias domain ([`Org::alias_email_domain`]); some accounts have no record, and a
-    /// few HR records belong to people who never had an account.
+    /// by the alias domain ([`Org::alias_email_domain`]); some accounts have no record, a few
+    /// are claimed by two records through the same alternate address (ambiguous), and a few HR
+    /// records belong to people who never had an account.
     pub fn identities_csv(&self) -> String {
         let alias = self.alias_email_domain();
         let mut out = String::from(
@@ -117,12 +135,29 @@ impl Org {
             }
             let local = email.split('@').next().unwrap_or_default().to_ascii_lowercase();
             let alias_email = format!("{local}@{alias}");
+            let (first, last) = self.person_name(pos);
+            if id.fate == Fate::Ambiguous {
+                // Two records (say a rehire and a contractor profile) both claim the address.
+                for (k, prefix) in ["HR", "HX"].iter().enumerate() {
+                    n += 1;
+                    let _ = writeln!(
+                        out,
+                        "{prefix}{:07},{local}.{}@{alias},{},{},{first} {last},{},,active,,{}",
+                        pos + 1,
+                        ["personal", "contractor"][k],
+                        email.to_ascii_lowercase(),
+                        300_000 + 100_000 * k + pos,
+                        DEPARTMENTS[self.department(pos)],
+                        ["employee", "contractor"][k],
+                    );
+                }
+                continue;
+            }
             let (primary, alternate) = match id.fate {
                 Fate::ByAlias => (alias_email, String::new()),
                 _ if unit(mix(seed, pos as u64, T_ALT)) < 0.3 => (email.clone(), alias_email),
                 _ => (email.clone(), String::new()),
             };
-            let (first, last) = self.person_name(pos);
             n += 1;
             let _ = writeln!(
                 out,
@@ -180,12 +215,16 @@ mod tests {
         assert_eq!(lines.next().map(|h| h.split(',').count()), Some(10));
         let alias = org.alias_email_domain();
         let mut by_email: HashMap<String, Vec<String>> = HashMap::new();
+        let mut alternates: HashMap<String, Vec<String>> = HashMap::new();
         for line in lines {
             let cols: Vec<&str> = line.split(',').collect();
             assert_eq!(cols.len(), 10, "{line}");
             assert!(matches!(cols[7], "active" | "terminated"));
             assert_eq!(cols[7] == "terminated", !cols[8].is_empty(), "{line}");
             by_email.insert(cols[1].to_ascii_lowercase(), cols.iter().map(|c| c.to_string()).collect());
+            if !cols[2].is_empty() {
+                alternates.entry(cols[2].to_ascii_lowercase()).or_default().push(cols[0].to_string());
+            }
         }
         let now = today.and_hms_opt(23, 0, 0).unwrap_or_default().and_utc();
         let truth = org.ground_truth(now);
@@ -193,6 +232,12 @@ mod tests {
         for acc in &truth.accounts {
             let Some(email) = acc.email.as_deref().map(str::to_ascii_lowercase) else { continue };
             let local = email.split('@').next().unwrap_or_default();
+            if truth.ambiguous.contains(&acc.id) {
+                let claims = alternates.get(&email).map_or(0, Vec::len);
+                assert_eq!(claims, 2, "{email} should be claimed by two records");
+                assert!(!by_email.contains_key(&email) && !by_email.contains_key(&format!("{local}@{alias}")));
+                continue;
+            }
             let hit = if let Some(row) = by_email.get(&email) {
                 direct += 1;
                 Some(row)
@@ -216,5 +261,14 @@ mod tests {
         assert_eq!(orphans, truth.orphans.iter().cloned().collect());
         assert_eq!(terminated, truth.terminated_active.iter().cloned().collect());
         assert!(!truth.orphans.is_empty() && !truth.terminated_active.is_empty());
+        assert!(truth.ambiguous.len() > 20, "{}", truth.ambiguous.len());
+        // Every account with a record of its own is owned by it, and only those.
+        for (pos, acc) in truth.accounts.iter().enumerate() {
+            let owner = truth.owners.get(&acc.id);
+            assert_eq!(owner.is_some(), org.expected_owner(pos).is_some(), "{}", acc.id);
+            if let Some(o) = owner {
+                assert_eq!(o, &format!("HR{:07}", pos + 1));
+            }
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! Only per-account facts are stored; activity is derived on demand (see `activity`), so memory is
 //! proportional to the number of accounts, never to the number of access events.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::str::FromStr;
 
@@ -649,7 +649,27 @@ impl Org {
             .filter(|&p| self.is_terminated_active(p, day))
             .map(|p| self.users[p].id.to_string())
             .collect();
-        GroundTruth { as_of, team_id: self.team_id.clone(), accounts, orphans, terminated_active }
+        let owners = (0..self.users.len())
+            .filter_map(|p| self.expected_owner(p).map(|o| (self.users[p].id.to_string(), o)))
+            .collect();
+        let ambiguous =
+            (0..self.users.len()).filter(|&p| self.is_ambiguous(p)).map(|p| self.users[p].id.to_string()).collect();
+        let departments = (0..self.users.len())
+            .filter(|&p| self.expected_owner(p).is_some())
+            .map(|p| (self.users[p].id.to_string(), crate::names::DEPARTMENTS[self.department(p)].to_owned()))
+            .collect();
+        let billable = self.billable_accounts(day);
+        GroundTruth {
+            as_of,
+            team_id: self.team_id.clone(),
+            accounts,
+            orphans,
+            terminated_active,
+            owners,
+            ambiguous,
+            departments,
+            billable,
+        }
     }
 }
 
@@ -660,12 +680,28 @@ pub struct GroundTruth {
     pub team_id: String,
     pub accounts: Vec<GroundTruthAccount>,
     /// Live human accounts (guests included) that no record of [`Org::identities_csv`] matches,
-    /// neither by email (case-insensitive) nor by the alias domain.
+    /// neither by email (case-insensitive) nor by the alias domain. Accounts in `ambiguous` are
+    /// claimed by two records and so are not orphans.
     #[serde(default)]
     pub orphans: BTreeSet<String>,
     /// Live accounts whose identity is terminated on or before the as-of date.
     #[serde(default)]
     pub terminated_active: BTreeSet<String>,
+    /// Account id → the identity id correlation must give it (deactivated accounts included):
+    /// the record with the account's email, or only its alias-domain address.
+    #[serde(default)]
+    pub owners: BTreeMap<String, String>,
+    /// Accounts that two records claim through the same alternate address: correlation must
+    /// flag them ambiguous (deactivated accounts included).
+    #[serde(default)]
+    pub ambiguous: BTreeSet<String>,
+    /// Account id → the department of its owner's HR record (accounts in `owners` only).
+    #[serde(default)]
+    pub departments: BTreeMap<String, String>,
+    /// Accounts `team.billableInfo` reports as billed on the as-of day (Fair Billing, which
+    /// trails activity by a few days); empty on the Free plan.
+    #[serde(default)]
+    pub billable: BTreeSet<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -832,6 +868,10 @@ mod tests {
             ],
             orphans: BTreeSet::new(),
             terminated_active: BTreeSet::new(),
+            owners: BTreeMap::new(),
+            ambiguous: BTreeSet::new(),
+            departments: BTreeMap::new(),
+            billable: BTreeSet::new(),
         };
         let d = gt.dormant(30);
         assert_eq!(d.into_iter().collect::<Vec<_>>(), ["never", "on_cutoff"]);

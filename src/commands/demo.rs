@@ -39,10 +39,18 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
     .await
     .context("starting the Slack simulator")?;
 
+    // The simulator's HR export, as an identity-governance team would drop it next to the lake.
+    let inputs = out.join("_inputs");
+    std::fs::create_dir_all(&inputs).with_context(|| format!("creating {}", inputs.display()))?;
+    let identities_path = inputs.join("identities.csv");
+    std::fs::write(&identities_path, sim.org().identities_csv())
+        .with_context(|| format!("writing {}", identities_path.display()))?;
+
     // The demo's configuration is built here, not read from lastseen.toml or LASTSEEN_* variables,
     // so a configured production lake can never receive simulated data.
     let toml = format!(
-        "[storage]\nurl = {url:?}\n\n[slack]\napi_url = {api:?}\n\n[slack.rate_limits]\ntier1 = {t1}\ntier2 = {t2}\ntier3 = {t3}\ntier4 = {t4}\n\n[reports]\ndormant_days = {days}\n",
+        "[storage]\nurl = {url:?}\n\n[slack]\napi_url = {api:?}\n\n[slack.rate_limits]\ntier1 = {t1}\ntier2 = {t2}\ntier3 = {t3}\ntier4 = {t4}\n\n[reports]\ndormant_days = {days}\n\n\
+         [identities]\nurl = {ids:?}\n\n[correlation.domain_aliases]\n{alias:?} = {domain:?}\n",
         url = out.display().to_string(),
         api = sim.api_url(),
         t1 = RATE_SCALE,
@@ -50,6 +58,9 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
         t3 = 50 * RATE_SCALE,
         t4 = 100 * RATE_SCALE,
         days = args.dormant_days,
+        ids = identities_path.display().to_string(),
+        alias = sim.org().alias_email_domain(),
+        domain = sim.org().email_domain(),
     );
     let cfg =
         Config::from_toml_str(&toml, "demo settings", std::iter::empty()).map_err(crate::exit::ConfigProblem::from)?;
@@ -113,6 +124,29 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
         "\nDormant Slack accounts as of {today}: {rows} of {total} accounts show no activity in the last {} days (or never).\n",
         args.dormant_days
     );
+    let owners = engine
+        .sql(&format!(
+            "SELECT match_status, count(*) AS n FROM account_identity AS i JOIN accounts AS a \
+             ON a.dt = i.dt AND a.account_id = i.account_id \
+             WHERE i.dt = DATE '{today}' AND a.status <> 'deactivated' GROUP BY match_status ORDER BY match_status"
+        ))
+        .await?;
+    let mut summary = Vec::new();
+    for b in &owners {
+        let status = datafusion::arrow::compute::cast(b.column(0), &datafusion::arrow::datatypes::DataType::Utf8)?;
+        let status = datafusion::arrow::array::AsArray::as_string::<i32>(&status);
+        let n = datafusion::arrow::array::AsArray::as_primitive::<datafusion::arrow::datatypes::Int64Type>(b.column(1));
+        for i in 0..b.num_rows() {
+            summary.push(format!("{} {}", n.value(i), status.value(i)));
+        }
+    }
+    if !summary.is_empty() {
+        println!(
+            "Owners of live accounts (from the HR export in {}): {}.\n",
+            identities_path.display(),
+            summary.join(", ")
+        );
+    }
     let shown = head(&report.data.batches, args.limit)?;
     lastseen_query::format::write(&shown, lastseen_query::OutputFormat::Table, &mut std::io::stdout())?;
     if rows > args.limit {

@@ -1,5 +1,8 @@
 //! One file per command; `dispatch` runs the chosen one and returns its exit code.
 
+mod backfill;
+mod check;
+mod daemon;
 mod demo;
 mod report;
 mod run;
@@ -20,8 +23,11 @@ use crate::exit::ConfigProblem;
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match &cli.command {
+        Command::Check => check::run(&cli.global).await,
         Command::Demo(args) => demo::run(&cli.global, args).await,
         Command::Run(args) => run::run(&cli.global, args).await,
+        Command::Backfill(args) => backfill::run(&cli.global, args).await,
+        Command::Daemon(args) => daemon::run(&cli.global, args).await,
         Command::Sql(args) => sql::run(&cli.global, args).await,
         Command::Report(args) => report::run(&cli.global, args).await,
         Command::Validate => validate::run(&cli.global),

@@ -11,5 +11,6 @@ pub fn run(g: &GlobalArgs) -> anyhow::Result<u8> {
     println!("  token from: {}", cfg.slack.token.describe());
     println!("  sources:    {}", sources.join(", "));
     println!("  dormant after {} days without activity", cfg.reports.dormant_days);
+    println!("  daemon:     {}, /healthz and /metrics on {}", cfg.daemon.schedule, cfg.daemon.listen);
     Ok(crate::exit::OK)
 }

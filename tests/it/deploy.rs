@@ -106,8 +106,19 @@ fn kubernetes_manifests_parse_with_the_expected_kinds_and_settings() {
         assert_eq!(pod["securityContext"]["runAsNonRoot"].as_bool(), Some(true), "{kind}");
         assert!(c["env"].as_sequence().unwrap().iter().any(|e| e["name"].as_str() == Some("LASTSEEN_CONFIG")));
     }
-    let c = &at(&m["Deployment"], "spec.template.spec")["containers"][0];
+    let pod = at(&m["Deployment"], "spec.template.spec");
+    let c = &pod["containers"][0];
     assert_eq!(c["args"][0].as_str(), Some("daemon"));
+    // The probes and the port match the daemon's listen address in the ConfigMap's config.
+    let cfg = lastseen_config::Config::from_toml_str(toml, "configmap.yaml", no_env()).unwrap();
+    assert_eq!(at(c, "ports.0.containerPort").as_u64(), Some(u64::from(cfg.daemon.listen.port())));
+    assert!(cfg.daemon.listen.ip().is_unspecified(), "the pod's port must be reachable from the kubelet");
+    for probe in ["livenessProbe", "readinessProbe"] {
+        assert_eq!(at(c, &format!("{probe}.httpGet.path")).as_str(), Some("/healthz"), "{probe}");
+        assert_eq!(at(c, &format!("{probe}.httpGet.port")), at(c, "ports.0.name"), "{probe}");
+    }
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    assert!(cfg.daemon.shutdown_grace.as_secs() < grace, "a run must be able to finish before the pod is killed");
 }
 
 #[test]
@@ -123,4 +134,58 @@ fn dockerfile_builds_the_release_binary_and_runs_it_unprivileged() {
         assert!(text.contains(needle), "deploy/Dockerfile lacks `{needle}`");
     }
     assert_eq!(text.matches("\nFROM ").count() + usize::from(text.starts_with("FROM ")), 2, "multi-stage");
+}
+
+/// The release binary the Dockerfile builds: its `cargo build` line, run exactly as written from
+/// the repository root (the image's /src), then the binary run the way the image runs it. CI has
+/// no Docker engine, so this is the image build minus the two `FROM`s. A release build takes
+/// minutes, so the test is ignored by default and `.ci/run` runs it by name.
+#[test]
+#[ignore = "a release build (minutes); .ci/run runs it with --ignored"]
+fn dockerfile_cargo_build_line_builds_a_binary_that_runs() {
+    let text = read("Dockerfile");
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("cargo build"))
+        .expect("deploy/Dockerfile has a line starting with `cargo build`");
+    let build = line.split("&&").next().unwrap().trim_end_matches('\\').trim();
+    let words: Vec<&str> = build.split_whitespace().collect();
+    assert!(words.contains(&"--release") && words.contains(&"--locked"), "{build}");
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let started = std::time::Instant::now();
+    let status = std::process::Command::new(cargo).args(&words[1..]).current_dir(root).status().unwrap();
+    assert!(status.success(), "`{build}` failed");
+    eprintln!("`{build}` took {:.0} s", started.elapsed().as_secs_f64());
+
+    // Where the Dockerfile's `install` takes it from: <target>/release/lastseen.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let bin = target.join("release/lastseen");
+    let run = |args: &[&str], config: &Path| {
+        std::process::Command::new(&bin)
+            .args(args)
+            .env_clear()
+            .env("LASTSEEN_CONFIG", config)
+            .env("LASTSEEN_LOG_FORMAT", "json")
+            .output()
+            .unwrap()
+    };
+    let s3 = deploy_dir().join("lastseen.s3.toml");
+    let out = run(&["--version"], &s3);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("lastseen {}", env!("CARGO_PKG_VERSION")));
+
+    let out = run(&["validate"], &s3);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("configuration OK") && stdout.contains("s3://example-lastseen/lake"), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[daemon]\nschedule = \"every day\"\n").unwrap();
+    let out = run(&["validate"], &bad);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("daemon.schedule"));
 }

@@ -123,12 +123,23 @@ fn every_report_format_lists_the_ground_truth_and_carries_provenance() {
         params.contains(&("days".into(), "30".into())) && params.contains(&("cutoff".into(), cutoff)),
         "{params:?}"
     );
-    assert!(side["sql"].as_str().unwrap().contains("FROM slack_users AS u"));
+    assert!(side["sql"].as_str().unwrap().contains("FROM accounts AS a"));
 
     // JSON lines and its side file.
     let rows = parse_json_lines(&std::fs::read(out("json")).unwrap());
     assert_eq!(rows.iter().map(|r| r["account_id"].as_str().unwrap().to_string()).collect::<BTreeSet<_>>(), want);
     assert!(rows.iter().all(|r| r.as_object().unwrap().contains_key("last_seen_at")), "explicit nulls");
+    // The flags against the simulator's own account kinds; no HR export here, so no owners.
+    let truth = env.sim().org().ground_truth(end_of(today()));
+    for r in &rows {
+        let id = r["account_id"].as_str().unwrap();
+        let kind = truth.accounts.iter().find(|a| a.id == id).unwrap().kind.as_str();
+        assert_eq!(r["account_type"], kind, "{id}");
+        assert_eq!(r["privileged"], matches!(kind, "primary_owner" | "owner" | "admin"), "{id}");
+        assert_eq!(r["guest"], matches!(kind, "guest_multi" | "guest_single"), "{id}");
+        assert!(r["identity_id"].is_null() && r["orphan"].is_null(), "{id}: no identity export");
+        assert_eq!(r["recommended_action"], "revoke", "{id}");
+    }
     assert!(out("json").with_file_name("dormant.json.provenance.json").is_file());
 
     // Parquet: the rows, and the provenance inside.
@@ -158,13 +169,71 @@ fn every_report_format_lists_the_ground_truth_and_carries_provenance() {
 }
 
 #[test]
+fn every_report_runs_through_the_registry_in_every_format() {
+    let env = Env::start(500, Plan::Pro, 31);
+    // The HR export, so the identity reports (orphans, terminated) have rows.
+    let org = env.sim().org();
+    let csv_path = env.dir.path().join("identities.csv");
+    std::fs::write(&csv_path, org.identities_csv()).unwrap();
+    let toml = format!(
+        "[identities]\nurl = {:?}\n\n[correlation.domain_aliases]\n{:?} = {:?}\n",
+        csv_path.display().to_string(),
+        org.alias_email_domain(),
+        org.email_domain()
+    );
+    std::fs::write(env.dir.path().join("lastseen.toml"), toml).unwrap();
+    env.run_day_ok(today() - Duration::days(1));
+    env.run_day_ok(today());
+    let truth = org.ground_truth(end_of(today()));
+    let (run_id, _) = last_run(&env.lake());
+
+    let defs = lastseen_query::reports::builtin().unwrap();
+    assert_eq!(defs.len(), 6);
+    for def in &defs {
+        let name = def.name.as_str();
+        let mut args = vec!["report", name];
+        if def.takes(lastseen_query::reports::Param::Days) {
+            args.extend(["--days", "7"]);
+        }
+        let out = |ext: &str| env.dir.path().join(format!("{name}.{ext}"));
+        for f in ["csv", "json", "parquet", "xlsx", "html", "table"] {
+            run_ok(env.cmd().args(&args).args(["--format", f, "--output"]).arg(out(f)));
+        }
+        let json = parse_json_lines(&std::fs::read(out("json")).unwrap());
+        assert!(!json.is_empty(), "{name}: no rows");
+        let n = json.len();
+        let first = json[0].as_object().unwrap().keys().next().unwrap().clone();
+        assert_eq!(csv_column(&out("csv"), &first).len(), n, "{name} csv");
+        let (col, prov) = parquet_column(&out("parquet"), &first);
+        assert_eq!(col.len(), n, "{name} parquet");
+        assert_eq!((prov["report"].as_str(), prov["run_id"].as_str()), (Some(name), Some(run_id.as_str())));
+        assert_eq!(prov["as_of"], today().to_string());
+        let mut wb = xlsx(&out("xlsx"));
+        assert_eq!(sheet_column(&mut wb, "Data", &first).len(), n, "{name} xlsx");
+        let html = std::fs::read_to_string(out("html")).unwrap();
+        assert_eq!(html.matches("<svg").count(), def.charts.len(), "{name}: every chart drawn");
+        for c in &def.charts {
+            assert!(html.contains(&c.title), "{name}: chart {}", c.title);
+        }
+        // The account reports list the ground truth's accounts.
+        let ids: BTreeSet<String> = json.iter().filter_map(|r| r["account_id"].as_str().map(String::from)).collect();
+        match name {
+            "dormant" => assert_eq!(ids, truth.dormant(7)),
+            "orphans" => assert_eq!(ids, truth.orphans),
+            "terminated" => assert_eq!(ids, truth.terminated_active),
+            _ => {}
+        }
+    }
+}
+
+#[test]
 fn report_filters_match_the_ground_truth() {
     let env = Env::start(300, Plan::Pro, 9);
     env.run_day_ok(today());
     let truth = env.sim().org().ground_truth(end_of(today()));
     let cutoff = today() - Duration::days(30);
     let dormant = |a: &lastseen_slack_sim::GroundTruthAccount| {
-        !a.deleted && a.kind != "slackbot" && a.last_access.is_none_or(|t| t.date_naive() <= cutoff)
+        !a.deleted && a.last_access.is_none_or(|t| t.date_naive() <= cutoff)
     };
     let ids = |args: &[&str]| -> BTreeSet<String> {
         let out = run_ok(env.cmd().args(["report", "dormant", "--days", "30", "--format", "json"]).args(args));
@@ -173,14 +242,16 @@ fn report_filters_match_the_ground_truth() {
     let humans: BTreeSet<String> = truth
         .accounts
         .iter()
-        .filter(|a| dormant(a) && !matches!(a.kind.as_str(), "bot" | "app"))
+        .filter(|a| dormant(a) && !matches!(a.kind.as_str(), "bot" | "app" | "slackbot"))
         .map(|a| a.id.clone())
         .collect();
     assert_eq!(humans, truth.dormant(30), "the test's own rule agrees with the simulator's");
     let members: BTreeSet<String> = truth
         .accounts
         .iter()
-        .filter(|a| dormant(a) && !matches!(a.kind.as_str(), "bot" | "app" | "guest_multi" | "guest_single"))
+        .filter(|a| {
+            dormant(a) && !matches!(a.kind.as_str(), "bot" | "app" | "slackbot" | "guest_multi" | "guest_single")
+        })
         .map(|a| a.id.clone())
         .collect();
     let with_bots: BTreeSet<String> = truth.accounts.iter().filter(|a| dormant(a)).map(|a| a.id.clone()).collect();
@@ -311,9 +382,12 @@ fn sql_from_a_file_any_format_and_usage_errors() {
     let out = run_ok(env.cmd().args(["sql", "SELECT 1 AS one", "--format", "xlsx"]));
     assert_eq!(&out.stdout[..2], b"PK", "an XLSX is a zip file");
 
-    let out = env.cmd().args(["report", "dormant", "--department", "Sales"]).output().unwrap();
+    let out = env.cmd().args(["report", "terminated", "--days", "30"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("report `dormant` does not take --department"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("report `terminated` does not take --days"));
+    let out = env.cmd().args(["report", "orphans", "--department", "Sales"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("report `orphans` does not take --department"));
     let out = env.cmd().args(["report", "nope"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no report named `nope`; the reports are: dormant"));

@@ -3,12 +3,17 @@
 
 mod support;
 
+mod backfill;
+mod collect;
 mod config_cli;
+mod correlation;
+mod daemon;
 mod deploy;
 mod e2e;
 mod exports;
 mod lake_safety;
 mod operations;
+mod reports;
 mod s3;
 mod secrets;
 mod simulate;

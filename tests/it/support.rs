@@ -46,9 +46,38 @@ impl Env {
         self.dir.path().join("lake")
     }
 
+    /// The environment that points the binary at this simulator and lake.
+    fn env_vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("PATH", std::env::var("PATH").unwrap_or_default()),
+            ("LASTSEEN_LAKE", self.lake().display().to_string()),
+            ("LASTSEEN_SLACK__API_URL", self.sim().api_url()),
+            ("LASTSEEN_SLACK__RATE_LIMITS__ENABLED", "false".into()),
+            ("LASTSEEN_SLACK__RETRY__INITIAL_BACKOFF", "10ms".into()),
+            ("LASTSEEN_SLACK__RETRY__MAX_BACKOFF", "50ms".into()),
+            ("LASTSEEN_LOG_FORMAT", "json".into()),
+            ("SLACK_TOKEN", self.sim().user_token().into()),
+        ]
+    }
+
     /// The binary, configured for this simulator and lake through the environment only.
     pub fn cmd(&self) -> Command {
         let mut c = Command::cargo_bin("lastseen").unwrap();
+        c.current_dir(self.dir.path()).env_clear().envs(self.env_vars());
+        c
+    }
+
+    /// The same as a `std` command, for a process the test spawns and signals (the daemon).
+    pub fn spawnable(&self) -> std::process::Command {
+        use assert_cmd::cargo::CommandCargoExt;
+        let mut c = std::process::Command::cargo_bin("lastseen").unwrap();
+        c.current_dir(self.dir.path()).env_clear().envs(self.env_vars());
+        c
+    }
+
+    /// The same environment as `cmd`, for a process the test must be able to kill.
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("lastseen"));
         c.current_dir(self.dir.path())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -60,6 +89,14 @@ impl Env {
             .env("LASTSEEN_LOG_FORMAT", "json")
             .env("SLACK_TOKEN", self.sim().user_token());
         c
+    }
+
+    /// The newest run manifest.
+    pub fn last_manifest(&self) -> serde_json::Value {
+        let dir = self.lake().join("_lastseen/runs");
+        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+        files.sort();
+        serde_json::from_slice(&std::fs::read(files.last().expect("a run manifest")).unwrap()).unwrap()
     }
 
     /// `lastseen run --date D` with the simulator's clock at the end of D.
@@ -124,5 +161,34 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out.sort();
+    out
+}
+
+/// A minimal HTTP/1.1 GET over loopback, optionally with a bearer token: status and body.
+pub fn http_get(addr: std::net::SocketAddr, path: &str, bearer: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let auth = bearer.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8_lossy(&raw);
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let chunked = head.lines().any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding: chunked"));
+    (status, if chunked { dechunk(body) } else { body.to_string() })
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].strip_prefix("\r\n").unwrap_or(&rest[n..]);
+    }
     out
 }

@@ -1,92 +1,272 @@
 //! Derived tables: DataFusion SQL plans over the committed raw tables, written back through the
-//! lake's commit protocol. Today: `last_seen` (per account, newest and oldest evidence of use).
+//! lake's commit protocol in one transaction: `identities` (+ quarantine) from the configured
+//! export, `accounts`, `account_identity` (correlation), `activity_daily` and `last_seen`.
+//!
+//! `last_seen` is incremental: each day folds the previous snapshot with the `activity_daily`
+//! days after it. Days whose raw evidence was re-committed (access logs are merged and move
+//! forward) are recomputed, and the `last_seen` snapshots from the earliest such day on are
+//! re-folded, so the result always equals a full rebuild.
 
-use std::collections::HashMap;
+pub mod activity;
+pub mod correlation;
+pub mod last_seen;
+pub mod session;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use datafusion::arrow::compute::cast;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::metadata::ScalarAndMetadata;
-use datafusion::common::{ParamValues, ScalarValue};
-use datafusion::prelude::{SessionConfig, SessionContext};
-use lastseen_lake::catalog::LAST_SEEN;
-use lastseen_lake::{CommitSummary, Lake, LakeTable, LockGuard};
+use lastseen_config::Config;
+use lastseen_lake::catalog::{
+    ACCOUNT_IDENTITY, ACCOUNTS, ACTIVITY_DAILY, IDENTITIES, IDENTITIES_QUARANTINE, LAST_SEEN, SLACK_USERS,
+};
+use lastseen_lake::{CommitSummary, Lake, LockGuard};
 
-pub const LAST_SEEN_SQL: &str = include_str!("../sql/last_seen.sql");
+pub const ACCOUNTS_SQL: &str = include_str!("../sql/accounts.sql");
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransformError {
     #[error(transparent)]
     Lake(#[from] lastseen_lake::LakeError),
-    #[error("deriving {table} for {dt}: {source}")]
+    #[error("reading identities: {0}")]
+    Identities(#[from] lastseen_ingest::IngestError),
+    #[error("query engine error while {what}: {source}")]
     Plan {
-        table: &'static str,
-        dt: NaiveDate,
+        what: String,
         #[source]
         source: Box<datafusion::error::DataFusionError>,
     },
+    #[error("{what}: the result does not fit the table schema ({message}); this is a bug in the transform SQL")]
+    Shape { what: String, message: String },
     #[error("cannot derive {table} for {dt}: {message}")]
     Missing { table: &'static str, dt: NaiveDate, message: String },
 }
 
+impl TransformError {
+    pub(crate) fn df(what: impl Into<String>, source: datafusion::error::DataFusionError) -> Self {
+        TransformError::Plan { what: what.into(), source: Box::new(source) }
+    }
+}
+
 pub type Result<T, E = TransformError> = std::result::Result<T, E>;
 
-/// Compute `last_seen` for `dates` from the committed raw tables and commit it.
-pub async fn derive_last_seen(
+/// What one derivation committed, and what the run should warn about.
+#[derive(Debug)]
+pub struct Derived {
+    pub summary: CommitSummary,
+    /// Quarantined identity rows, skipped rules: worth a line in the run manifest.
+    pub warnings: Vec<String>,
+}
+
+/// Derive every table for `dates` (run days; each needs a `slack_users` snapshot) and commit
+/// them as one lake version. Reads the identity export and overrides named in `config`.
+pub async fn derive_all(
     lake: &Lake,
     lease: &LockGuard,
     dates: &[NaiveDate],
     now: DateTime<Utc>,
-) -> Result<CommitSummary> {
+    config: &Config,
+) -> Result<Derived> {
     let snapshot = lake.snapshot().await?;
-    let ctx = SessionContext::new_with_config(SessionConfig::new());
-    LakeTable::register_all(&ctx, lake, &snapshot)?;
-    let mut tx = lake.begin(lease).await?;
-    for &dt in dates {
-        if snapshot.partition(lastseen_lake::catalog::SLACK_USERS.name, dt).is_none() {
+    let dates: BTreeSet<NaiveDate> = dates.iter().copied().collect();
+    let Some(&until) = dates.last() else {
+        return Ok(Derived { summary: lake.begin(lease).await?.commit().await?, warnings: Vec::new() });
+    };
+    for &dt in &dates {
+        if snapshot.partition(SLACK_USERS.name, dt).is_none() {
             return Err(TransformError::Missing {
                 table: LAST_SEEN.name,
                 dt,
                 message: "no slack_users snapshot for that day".into(),
             });
         }
-        tx.declare_snapshot(&LAST_SEEN, dt);
-        for batch in last_seen_batches(&ctx, dt, now).await? {
-            tx.write(&LAST_SEEN, dt, batch)?;
+    }
+    let ctx = session::context(lake, &snapshot).await?;
+    let mut tx = lake.begin(lease).await?;
+    let mut warnings = Vec::new();
+
+    // Identities: the export as it is now, stamped on every run day.
+    let identities = match &config.identities.url {
+        None => None,
+        Some(_) => {
+            let load =
+                lastseen_ingest::identities::read_identities(&config.identities, &config.storage.options, now).await?;
+            if !load.problems.is_empty() {
+                let shown = load.problems.iter().take(5).cloned().collect::<Vec<_>>().join("; ");
+                let msg = format!(
+                    "identities: {} of {} rows quarantined (see table identities_quarantine): {shown}{}",
+                    load.problems.len(),
+                    load.records,
+                    if load.problems.len() > 5 { "; …" } else { "" }
+                );
+                tracing::warn!("{msg}");
+                warnings.push(msg);
+            }
+            for &dt in &dates {
+                tx.declare_snapshot(&IDENTITIES, dt);
+                tx.write(&IDENTITIES, dt, load.identities.clone())?;
+                tx.declare_snapshot(&IDENTITIES_QUARANTINE, dt);
+                tx.write(&IDENTITIES_QUARANTINE, dt, load.quarantine.clone())?;
+            }
+            Some(load.identities)
+        }
+    };
+    let overrides = match &config.correlation.overrides {
+        Some(url) if identities.is_some() => {
+            Some(lastseen_ingest::identities::read_overrides(url, &config.storage.options).await?)
+        }
+        _ => None,
+    };
+
+    // activity_daily for every day whose evidence changed.
+    let dirty = activity::dirty_days(&snapshot, until);
+    let activity_new = activity::derive(&ctx, &dirty, now).await?;
+    let activity_schema = ACTIVITY_DAILY.table_schema();
+    let mut activity_rows = Vec::new();
+    for (day, batches) in &activity_new {
+        tx.declare_snapshot(&ACTIVITY_DAILY, *day);
+        for b in batches {
+            tx.write(&ACTIVITY_DAILY, *day, b.clone())?;
+            activity_rows.push(session::add_dt(b, &activity_schema, *day)?);
         }
     }
-    Ok(tx.commit().await?)
+    session::register_batches(&ctx, "activity_new", Arc::clone(&activity_schema), activity_rows)?;
+    let not_dirty = if dirty.is_empty() {
+        String::new()
+    } else {
+        let list = dirty.iter().map(|d| format!("DATE '{d}'")).collect::<Vec<_>>().join(", ");
+        format!(" WHERE dt NOT IN ({list})")
+    };
+    register_view(
+        &ctx,
+        "activity_src",
+        &format!("SELECT * FROM activity_daily{not_dirty} UNION ALL SELECT * FROM activity_new"),
+    )
+    .await?;
+
+    // The last_seen snapshots to (re)fold: the run days, and every committed one from the
+    // earliest re-derived activity day on (their base changed).
+    let committed_ls = snapshot.dates(LAST_SEEN.name);
+    let mut chain: BTreeSet<NaiveDate> = dates.clone();
+    if let Some(&first_dirty) = dirty.first() {
+        chain.extend(
+            committed_ls
+                .iter()
+                .copied()
+                .filter(|d| *d >= first_dirty && *d <= until && snapshot.partition(SLACK_USERS.name, *d).is_some()),
+        );
+    }
+
+    // accounts for every chain day.
+    let accounts_schema = ACCOUNTS.table_schema();
+    let mut accounts_rows = Vec::new();
+    let mut accounts_by_day = std::collections::BTreeMap::new();
+    for &d in &chain {
+        let batches = session::run(
+            &ctx,
+            &format!("deriving accounts for {d}"),
+            ACCOUNTS_SQL,
+            &[("dt", session::date(d))],
+            &ACCOUNTS.schema(),
+        )
+        .await?;
+        tx.declare_snapshot(&ACCOUNTS, d);
+        for b in &batches {
+            tx.write(&ACCOUNTS, d, b.clone())?;
+            accounts_rows.push(session::add_dt(b, &accounts_schema, d)?);
+        }
+        accounts_by_day.insert(d, batches);
+    }
+    session::register_batches(&ctx, "accounts_src", Arc::clone(&accounts_schema), accounts_rows)?;
+
+    // Correlation for the run days.
+    if let Some(identities) = &identities {
+        let skipped: Vec<String> = config
+            .correlation
+            .rules
+            .iter()
+            .filter(|r| !correlation::usable_rules(&config.correlation).iter().any(|(_, u)| u == r))
+            .map(|r| r.name())
+            .collect();
+        if !skipped.is_empty() {
+            tracing::info!(rules = %skipped.join(", "), "correlation rules skipped: this build has no SCIM table");
+        }
+        for &d in &dates {
+            let rows = correlation::correlate(
+                &ctx,
+                &config.correlation,
+                accounts_by_day[&d].clone(),
+                vec![identities.clone()],
+                overrides.clone().into_iter().collect(),
+                d,
+                now,
+            )
+            .await?;
+            tx.declare_snapshot(&ACCOUNT_IDENTITY, d);
+            for b in rows {
+                tx.write(&ACCOUNT_IDENTITY, d, b)?;
+            }
+        }
+    }
+
+    // last_seen, folded day after day from the newest committed snapshot before the chain.
+    let ls_schema = LAST_SEEN.table_schema();
+    let first = *chain.first().expect("chain holds the run days");
+    let mut base = committed_ls.iter().copied().rfind(|d| *d < first);
+    let mut folded: Vec<RecordBatch> = Vec::new();
+    register_view(&ctx, "last_seen_src", "SELECT * FROM last_seen").await?;
+    for &d in &chain {
+        let step = last_seen::Step {
+            as_of: d,
+            base,
+            dormant_days: config.reports.dormant_days,
+            any_source: activity::any_source(&ctx, &snapshot, d).await?,
+            computed_at: now,
+        };
+        let src = last_seen::Sources { activity: "activity_src", accounts: "accounts_src", last_seen: "last_seen_src" };
+        let rows = last_seen::fold(&ctx, src, step).await?;
+        tx.declare_snapshot(&LAST_SEEN, d);
+        folded.clear();
+        for b in &rows {
+            tx.write(&LAST_SEEN, d, b.clone())?;
+            folded.push(session::add_dt(b, &ls_schema, d)?);
+        }
+        // The next day folds from this one, which is not committed yet.
+        session::register_batches(&ctx, "last_seen_src", Arc::clone(&ls_schema), folded.clone())?;
+        base = Some(d);
+    }
+    Ok(Derived { summary: tx.commit().await?, warnings })
 }
 
-/// The `last_seen` rows for one day, in the catalog schema.
-pub async fn last_seen_batches(ctx: &SessionContext, dt: NaiveDate, now: DateTime<Utc>) -> Result<Vec<RecordBatch>> {
-    let plan_err = |e| TransformError::Plan { table: LAST_SEEN.name, dt, source: Box::new(e) };
-    let params: HashMap<String, ScalarAndMetadata> = HashMap::from([
-        ("as_of".to_string(), lastseen_lake::catalog::date_scalar(dt).into()),
-        ("computed_at".to_string(), ScalarValue::TimestampMicrosecond(Some(now.timestamp_micros()), None).into()),
-    ]);
-    let df = ctx
-        .sql(LAST_SEEN_SQL)
-        .await
-        .map_err(plan_err)?
-        .with_param_values(ParamValues::Map(params))
-        .map_err(plan_err)?;
-    let batches = df.collect().await.map_err(plan_err)?;
-    // The SQL's result types are DataFusion's choice (nullability, string view); the lake's schema
-    // is the contract, so conform each column to it.
-    let schema = LAST_SEEN.schema();
-    batches
-        .into_iter()
-        .map(|b| {
-            let cols = schema
-                .fields()
-                .iter()
-                .zip(b.columns())
-                .map(|(f, c)| cast(c, f.data_type()))
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| plan_err(e.into()))?;
-            RecordBatch::try_new(Arc::clone(&schema), cols).map_err(|e| plan_err(e.into()))
-        })
-        .collect()
+async fn register_view(ctx: &datafusion::prelude::SessionContext, name: &str, sql: &str) -> Result<()> {
+    let _ = ctx.deregister_table(name);
+    let df = ctx.sql(sql).await.map_err(|e| TransformError::df(format!("preparing {name}"), e))?;
+    ctx.register_table(name, df.into_view()).map_err(|e| TransformError::df(format!("registering {name}"), e))?;
+    Ok(())
+}
+
+/// `last_seen` as of `as_of` rebuilt from every committed `activity_daily` day, ignoring the
+/// committed `last_seen` snapshots: what the incremental fold must equal (tests and benchmarks
+/// compare the two). Needs the committed `accounts` snapshot of `as_of`.
+pub async fn rebuild_last_seen(
+    lake: &Lake,
+    as_of: NaiveDate,
+    dormant_days: u32,
+    now: DateTime<Utc>,
+) -> Result<Vec<RecordBatch>> {
+    let snapshot = lake.snapshot().await?;
+    let ctx = session::context(lake, &snapshot).await?;
+    let step = last_seen::Step {
+        as_of,
+        base: None,
+        dormant_days,
+        any_source: activity::any_source(&ctx, &snapshot, as_of).await?,
+        computed_at: now,
+    };
+    let src = last_seen::Sources { activity: "activity_daily", accounts: "accounts", last_seen: "last_seen" };
+    last_seen::fold(&ctx, src, step).await
 }

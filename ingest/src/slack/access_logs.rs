@@ -1,9 +1,19 @@
 //! The access-logs collector: `team.accessLogs` classic paging walked back in time, including
 //! the restart that Slack's 100-page cap per `before` window requires, one
-//! `slack_access_logs` Arrow batch per page.
+//! `slack_access_logs` Arrow batch per page; incremental per workspace from the committed
+//! watermark `access_logs/<team>` (the newest `date_last` stored).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::TimestampMicrosecondType;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use lastseen_config::Source;
+use lastseen_lake::TableDef;
+
+use crate::slack::collector::{Collector, Item, RunContext, start_of_day};
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{ArrayRef, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -149,6 +159,87 @@ impl State {
         );
         self.before = Some(next);
         self.page = 1;
+    }
+}
+
+/// The watermark key of one workspace's access logs.
+pub fn watermark_key(team: &str) -> String {
+    format!("access_logs/{team}")
+}
+
+/// The part of the history a run reads: everything newer than the committed watermark minus
+/// the overlap (Slack moves an entry's `date_last` forward in place while it is in use, and
+/// may show entries late), and at least the whole run day; nothing after the run day's end.
+pub fn window_for(ctx: &RunContext, team: &str) -> AccessLogWindow {
+    let overlap = i64::try_from(ctx.settings.access_logs_overlap.as_secs()).unwrap_or(i64::MAX);
+    let old = ctx.watermarks.get(&watermark_key(team)).copied();
+    let day_start = start_of_day(ctx.date);
+    let stop_at = old.map(|wm| wm.saturating_sub(overlap).min(day_start.saturating_sub(overlap)));
+    AccessLogWindow { before: ctx.day_end(), stop_at }
+}
+
+static TABLES: [&TableDef; 1] = [&SLACK_ACCESS_LOGS];
+
+/// The `access_logs` source.
+#[derive(Debug)]
+pub struct AccessLogsCollector;
+
+impl Collector for AccessLogsCollector {
+    fn source(&self) -> Source {
+        Source::AccessLogs
+    }
+
+    fn methods(&self) -> &'static [&'static str] {
+        &[TEAM_ACCESS_LOGS]
+    }
+
+    fn tables(&self) -> &'static [&'static TableDef] {
+        &TABLES
+    }
+
+    fn probe<'a>(&'a self, ctx: &'a RunContext) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let Some(ws) = ctx.scope.workspaces.first() else { return Ok(()) };
+            let mut params = ctx.scope.team_param(ws);
+            params.extend([("count", "1".to_string()), ("page", "1".to_string())]);
+            ctx.client.call::<AccessLogsPage>(TEAM_ACCESS_LOGS, Some(&ws.id), &params).await.map(drop)
+        }
+        .boxed()
+    }
+
+    fn collect(&self, ctx: Arc<RunContext>) -> BoxStream<'static, Result<Item>> {
+        let per_workspace = ctx.scope.workspaces.iter().map(|ws| {
+            let team = ws.id.clone();
+            let window = window_for(&ctx, &team);
+            let newest = Arc::new(AtomicI64::new(i64::MIN));
+            let seen = Arc::clone(&newest);
+            let rows = access_logs(
+                Arc::clone(&ctx.client),
+                team.clone(),
+                window,
+                ctx.settings.access_logs_page_size,
+                ctx.collected_at,
+            )
+            .map(move |batch| {
+                let batch = batch?;
+                if let Some(col) = batch.column_by_name("date_last")
+                    && let Some(m) = datafusion::arrow::compute::max(col.as_primitive::<TimestampMicrosecondType>())
+                {
+                    seen.fetch_max(m.div_euclid(1_000_000), Ordering::Relaxed);
+                }
+                Ok(Item::Rows { table: &SLACK_ACCESS_LOGS, batch })
+            });
+            let old = ctx.watermarks.get(&watermark_key(&team)).copied();
+            // After the last page: the newest date_last stored, never moving backwards.
+            let tail = stream::once(async move {
+                let newest = newest.load(Ordering::Relaxed);
+                let value = old.map_or(newest, |o| o.max(newest));
+                Ok((value != i64::MIN).then(|| Item::Watermark { key: watermark_key(&team), value }))
+            })
+            .filter_map(|r: Result<Option<Item>>| async move { r.transpose() });
+            rows.chain(tail).boxed()
+        });
+        stream::select_all(per_workspace).boxed()
     }
 }
 

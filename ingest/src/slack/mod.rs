@@ -2,12 +2,22 @@
 //! batches in the lake catalog's schemas.
 
 pub mod access_logs;
+pub mod analytics;
+pub mod audit;
+pub mod billing;
+pub mod collector;
 pub mod models;
+pub mod scim;
+pub mod usergroups;
 pub mod users;
+pub mod workspaces;
 
 use chrono::{DateTime, Utc};
 
 pub use access_logs::{AccessLogWindow, MAX_PAGES_PER_WINDOW, TEAM_ACCESS_LOGS, access_logs};
+pub use collector::{
+    Collector, Item, Probe, RunContext, Scope, Settings, Workspace, collector, collectors, discover, probe,
+};
 pub use users::{USERS_LIST, users};
 
 /// Slack's documented maximum for `limit` / `count`.

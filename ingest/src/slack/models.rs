@@ -70,6 +70,18 @@ pub struct User {
     pub updated: Option<i64>,
     #[serde(default, deserialize_with = "lenient::object")]
     pub profile: Option<Profile>,
+    /// Enterprise Grid only: the organisation and every workspace the user belongs to.
+    #[serde(default, deserialize_with = "lenient::object")]
+    pub enterprise_user: Option<EnterpriseUser>,
+}
+
+/// `user.enterprise_user` on Enterprise Grid.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EnterpriseUser {
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub enterprise_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::strings")]
+    pub teams: Vec<String>,
 }
 
 impl User {
@@ -168,7 +180,7 @@ pub struct Login {
 
 /// Deserializers that accept what Slack actually sends. Each goes through `serde_json::Value`
 /// for one field, which is cheap next to the HTTP round trip and keeps the rules readable.
-mod lenient {
+pub(crate) mod lenient {
     use super::*;
     use serde::de::{DeserializeOwned, Error};
 
@@ -245,6 +257,14 @@ mod lenient {
             Some(v @ Value::Object(_)) => T::deserialize(v).map(Some).map_err(D::Error::custom),
             _ => Ok(None),
         }
+    }
+
+    /// A list of strings; null counts as empty, and non-text or empty elements are dropped.
+    pub fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        Ok(match Option::<Value>::deserialize(d)? {
+            Some(Value::Array(items)) => items.into_iter().filter_map(text).collect(),
+            _ => Vec::new(),
+        })
     }
 
     /// A list field; null counts as empty.

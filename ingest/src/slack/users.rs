@@ -1,27 +1,37 @@
-//! The users collector: `users.list` cursor paging, one `slack_users` Arrow batch per page.
+//! The users collector: `users.list` cursor paging per workspace, and on Enterprise Grid
+//! `admin.users.list` for the organisation-only facts (last activity, creation, SSO), merged into
+//! one `slack_users` row per user (users in several workspaces are listed once, with every
+//! workspace they belong to).
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
-use datafusion::arrow::array::{ArrayRef, BooleanBuilder, StringBuilder, TimestampMicrosecondBuilder};
+use datafusion::arrow::array::{ArrayRef, BooleanBuilder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder};
 use datafusion::arrow::record_batch::RecordBatch;
-use futures::StreamExt;
+use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream};
-use lastseen_lake::catalog::SLACK_USERS;
+use futures::{FutureExt, StreamExt, TryFutureExt, TryStreamExt};
+use lastseen_config::Source;
+use lastseen_lake::TableDef;
+use lastseen_lake::catalog::{SLACK_USERS, utf8_list_item};
+use serde::Deserialize;
 
 use crate::client::SlackClient;
 use crate::error::{IngestError, Result};
-use crate::slack::models::{User, UsersPage};
+use crate::slack::collector::{Collector, Item, RunContext, next_cursor};
+use crate::slack::models::{EnterpriseUser, ResponseMetadata, User, UsersPage, lenient};
 use crate::slack::{MAX_PAGE_SIZE, micros, secs_to_micros};
 
 /// The Slack method this collector calls.
 pub const USERS_LIST: &str = "users.list";
+/// Enterprise Grid: organisation-wide user facts.
+pub const ADMIN_USERS_LIST: &str = "admin.users.list";
 
 struct State {
     client: Arc<SlackClient>,
     team_id: String,
     limit: String,
-    collected_at: i64,
     /// `None` before the first page; `Some(cursor)` for the next one.
     cursor: Option<String>,
     done: bool,
@@ -36,18 +46,19 @@ pub fn users(
     page_size: u32,
     collected_at: DateTime<Utc>,
 ) -> BoxStream<'static, Result<RecordBatch>> {
-    let state = State {
-        client,
-        team_id,
-        limit: page_size.clamp(1, MAX_PAGE_SIZE).to_string(),
-        collected_at: micros(collected_at),
-        cursor: None,
-        done: false,
-    };
+    let extras = Extras { collected_at_us: micros(collected_at), ..Extras::default() };
+    let team = team_id.clone();
+    user_pages(client, team_id, page_size).map(move |page| users_batch(&page?, &team, &extras)).boxed()
+}
+
+/// The members of `team_id`, one non-empty page at a time.
+pub fn user_pages(client: Arc<SlackClient>, team_id: String, page_size: u32) -> BoxStream<'static, Result<Vec<User>>> {
+    let state =
+        State { client, team_id, limit: page_size.clamp(1, MAX_PAGE_SIZE).to_string(), cursor: None, done: false };
     stream::try_unfold(state, next_page).boxed()
 }
 
-async fn next_page(mut st: State) -> Result<Option<(RecordBatch, State)>> {
+async fn next_page(mut st: State) -> Result<Option<(Vec<User>, State)>> {
     // Empty pages with a cursor are legal ("fewer than limit even when more exist"): skip them
     // rather than emit empty batches.
     while !st.done {
@@ -56,27 +67,203 @@ async fn next_page(mut st: State) -> Result<Option<(RecordBatch, State)>> {
             params.push(("cursor", cursor.clone()));
         }
         let page: UsersPage = st.client.call(USERS_LIST, Some(&st.team_id), &params).await?;
-        match page.next_cursor() {
+        match next_cursor(USERS_LIST, st.cursor.as_deref(), page.next_cursor().map(str::to_owned))? {
             None => st.done = true,
-            Some(next) if st.cursor.as_deref() == Some(next) => {
-                return Err(IngestError::Protocol {
-                    method: USERS_LIST.to_owned(),
-                    message: "Slack returned the same cursor twice; stopping instead of looping".to_owned(),
-                });
-            }
-            Some(next) => st.cursor = Some(next.to_owned()),
+            Some(next) => st.cursor = Some(next),
         }
         st.client.record_page(USERS_LIST, page.members.len());
         if !page.members.is_empty() {
-            let batch = users_batch(&page.members, &st.team_id, st.collected_at)?;
-            return Ok(Some((batch, st)));
+            return Ok(Some((page.members, st)));
         }
     }
     Ok(None)
 }
 
+/// Grid users waiting for every listing: the user and the workspaces that listed them.
+type Deferred = BTreeMap<String, (User, Vec<String>)>;
+
+/// What `admin.users.list` adds about one user (organisation-wide view only).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AdminFacts {
+    pub last_active_at_us: Option<i64>,
+    pub created_at_us: Option<i64>,
+    pub has_sso: Option<bool>,
+}
+
+/// Columns that do not come from the user object itself.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    pub collected_at_us: i64,
+    pub enterprise_id: Option<String>,
+    pub admin: Arc<HashMap<String, AdminFacts>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AdminUsersPage {
+    #[serde(default, deserialize_with = "lenient::vec")]
+    users: Vec<AdminUser>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    response_metadata: Option<ResponseMetadata>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AdminUser {
+    #[serde(deserialize_with = "lenient::string")]
+    id: String,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    date_created: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    last_active_ts: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::opt_bool")]
+    has_sso: Option<bool>,
+}
+
+/// `admin.users.list` over the whole organisation, active and deactivated accounts (Slack lists
+/// them separately), as a map by user id. Only an org-level token without `team_id` sees
+/// `last_active_ts`, `date_created` and `has_sso`.
+async fn admin_facts(client: &SlackClient) -> Result<HashMap<String, AdminFacts>> {
+    let mut out = HashMap::new();
+    for active in ["true", "false"] {
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut params = vec![("limit", "100".to_string()), ("is_active", active.to_string())];
+            if let Some(c) = &cursor {
+                params.push(("cursor", c.clone()));
+            }
+            let page: AdminUsersPage = client.call(ADMIN_USERS_LIST, None, &params).await?;
+            client.record_page(ADMIN_USERS_LIST, page.users.len());
+            for u in page.users {
+                // 0 is Slack's "never" for last_active_ts.
+                let facts = AdminFacts {
+                    last_active_at_us: u.last_active_ts.filter(|t| *t > 0).and_then(secs_to_micros),
+                    created_at_us: u.date_created.filter(|t| *t > 0).and_then(secs_to_micros),
+                    has_sso: u.has_sso,
+                };
+                out.insert(u.id, facts);
+            }
+            match next_cursor(ADMIN_USERS_LIST, cursor.as_deref(), page.response_metadata.and_then(|m| m.next_cursor))?
+            {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    Ok(out)
+}
+
+static TABLES: [&TableDef; 1] = [&SLACK_USERS];
+
+/// The `users` source.
+#[derive(Debug)]
+pub struct UsersCollector;
+
+impl Collector for UsersCollector {
+    fn source(&self) -> Source {
+        Source::Users
+    }
+
+    fn methods(&self) -> &'static [&'static str] {
+        &[USERS_LIST, ADMIN_USERS_LIST]
+    }
+
+    fn tables(&self) -> &'static [&'static TableDef] {
+        &TABLES
+    }
+
+    fn probe<'a>(&'a self, ctx: &'a RunContext) -> BoxFuture<'a, Result<()>> {
+        async move {
+            let Some(ws) = ctx.scope.workspaces.first() else { return Ok(()) };
+            let mut params = ctx.scope.team_param(ws);
+            params.push(("limit", "1".into()));
+            ctx.client.call::<UsersPage>(USERS_LIST, Some(&ws.id), &params).await.map(drop)
+        }
+        .boxed()
+    }
+
+    fn collect(&self, ctx: Arc<RunContext>) -> BoxStream<'static, Result<Item>> {
+        let setup = async move {
+            let admin = if ctx.scope.org_level() {
+                match admin_facts(&ctx.client).await {
+                    Ok(map) => map,
+                    Err(e) if e.is_capability() => {
+                        ctx.client.record_warning(
+                            ADMIN_USERS_LIST,
+                            format!("slack_users: last_active_at, created_at and has_sso are empty: {e}"),
+                        );
+                        HashMap::new()
+                    }
+                    Err(e) => return Err(e),
+                }
+            } else {
+                HashMap::new()
+            };
+            let extras = Extras {
+                collected_at_us: micros(ctx.collected_at),
+                enterprise_id: ctx.scope.enterprise_id().map(str::to_owned),
+                admin: Arc::new(admin),
+            };
+            // Every workspace at once; the client's concurrency cap and rate buckets pace them.
+            let pages = stream::select_all(ctx.scope.workspaces.iter().map(|ws| {
+                let team = ws.id.clone();
+                user_pages(Arc::clone(&ctx.client), ws.id.clone(), ctx.settings.users_page_size)
+                    .map_ok(move |page| (team.clone(), page))
+            }));
+            let grid = ctx.scope.enterprise_id().is_some();
+            let order: Vec<String> = ctx.scope.workspaces.iter().map(|w| w.id.clone()).collect();
+            // Grid users Slack lists without `enterprise_user` (Slackbot) get their workspaces
+            // from the listings they appear in, so they wait until every listing is read.
+            let deferred: Arc<Mutex<Deferred>> = Arc::default();
+            let waiting = Arc::clone(&deferred);
+            let mut seen: HashSet<String> = HashSet::new();
+            let page_extras = extras.clone();
+            let items = pages.map(move |page| {
+                let (team, mut members) = page?;
+                members.retain(|u| {
+                    if grid && u.enterprise_user.is_none() {
+                        let mut d = waiting.lock().unwrap_or_else(PoisonError::into_inner);
+                        d.entry(u.id.clone()).or_insert_with(|| (u.clone(), Vec::new())).1.push(team.clone());
+                        return false;
+                    }
+                    // A Grid user appears in the listing of each of their workspaces: keep the first.
+                    seen.insert(u.id.clone())
+                });
+                if members.is_empty() {
+                    return Ok(None);
+                }
+                let batch = users_batch(&members, &team, &page_extras)?;
+                Ok(Some(Item::Rows { table: &SLACK_USERS, batch }))
+            });
+            let tail = stream::once(async move {
+                let d = std::mem::take(&mut *deferred.lock().unwrap_or_else(PoisonError::into_inner));
+                if d.is_empty() {
+                    return Ok(None);
+                }
+                let users: Vec<User> = d
+                    .into_values()
+                    .map(|(mut u, mut teams)| {
+                        teams.sort_by_key(|t| order.iter().position(|o| o == t));
+                        teams.dedup();
+                        u.enterprise_user = Some(EnterpriseUser { enterprise_id: None, teams });
+                        u
+                    })
+                    .collect();
+                let first =
+                    users[0].enterprise_user.as_ref().and_then(|e| e.teams.first().cloned()).unwrap_or_default();
+                Ok(Some(Item::Rows { table: &SLACK_USERS, batch: users_batch(&users, &first, &extras)? }))
+            });
+            Ok(items.chain(tail).try_filter_map(|i| async move { Ok(i) }))
+        };
+        setup.try_flatten_stream().boxed()
+    }
+}
+
 /// One `slack_users` batch from a page of members.
-pub fn users_batch(members: &[User], team_id: &str, collected_at_us: i64) -> Result<RecordBatch> {
+///
+/// `team_id` is the workspace whose listing the page came from: the row's `team_id` when Slack
+/// does not name the user's home workspace, and its `workspace_ids` when Slack does not list
+/// the user's Grid workspaces.
+pub fn users_batch(members: &[User], team_id: &str, extras: &Extras) -> Result<RecordBatch> {
+    let collected_at_us = extras.collected_at_us;
     let n = members.len();
     let text = || StringBuilder::with_capacity(n, n * 16);
     let flag = || BooleanBuilder::with_capacity(n);
@@ -87,7 +274,10 @@ pub fn users_batch(members: &[User], team_id: &str, collected_at_us: i64) -> Res
     let (mut is_invited_user, mut is_stranger, mut has_2fa) = (flag(), flag(), flag());
     let (mut bot_id, mut tz) = (text(), text());
     let ts = || TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-    let (mut updated, mut collected) = (ts(), ts());
+    let (mut updated, mut collected, mut last_active, mut created) = (ts(), ts(), ts(), ts());
+    let mut enterprise = text();
+    let mut workspaces = ListBuilder::new(StringBuilder::new()).with_field(utf8_list_item());
+    let mut has_sso = flag();
 
     for u in members {
         team.append_value(u.team_id.as_deref().unwrap_or(team_id));
@@ -112,6 +302,16 @@ pub fn users_batch(members: &[User], team_id: &str, collected_at_us: i64) -> Res
         has_2fa.append_option(u.has_2fa);
         updated.append_option(u.updated.and_then(secs_to_micros));
         collected.append_value(collected_at_us);
+        let ent = u.enterprise_user.as_ref();
+        enterprise.append_option(ent.and_then(|e| e.enterprise_id.as_deref()).or(extras.enterprise_id.as_deref()));
+        match ent.filter(|e| !e.teams.is_empty()) {
+            Some(e) => workspaces.append_value(e.teams.iter().map(Some)),
+            None => workspaces.append_value([Some(team_id)]),
+        }
+        let facts = extras.admin.get(&u.id).copied().unwrap_or_default();
+        last_active.append_option(facts.last_active_at_us);
+        created.append_option(facts.created_at_us);
+        has_sso.append_option(facts.has_sso);
     }
 
     // Same order as the catalog schema; `try_new` checks types and nullability against it.
@@ -138,6 +338,11 @@ pub fn users_batch(members: &[User], team_id: &str, collected_at_us: i64) -> Res
         Arc::new(has_2fa.finish()),
         Arc::new(updated.finish()),
         Arc::new(collected.finish()),
+        Arc::new(enterprise.finish()),
+        Arc::new(workspaces.finish()),
+        Arc::new(last_active.finish()),
+        Arc::new(created.finish()),
+        Arc::new(has_sso.finish()),
     ];
     RecordBatch::try_new(SLACK_USERS.schema(), columns)
         .map_err(|source| IngestError::Arrow { table: SLACK_USERS.name, source })
@@ -156,7 +361,8 @@ mod tests {
                 {"id":"U2","deleted":true,"is_invited_user":true}]"#,
         )
         .unwrap();
-        let batch = users_batch(&members, "T1", 5_000_000).unwrap();
+        let extras = Extras { collected_at_us: 5_000_000, ..Extras::default() };
+        let batch = users_batch(&members, "T1", &extras).unwrap();
         assert_eq!(batch.schema(), SLACK_USERS.schema());
         assert_eq!(batch.num_rows(), 2);
         let team = batch.column_by_name("team_id").unwrap().as_string::<i32>();

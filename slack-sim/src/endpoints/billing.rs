@@ -11,7 +11,7 @@ const T_ABSENT: u64 = 600;
 
 /// Accounts Slack leaves out of the map: bots, apps, Slackbot, people still invited, and a few
 /// others for no stated reason.
-fn listed(org: &Org, pos: usize) -> bool {
+pub(crate) fn listed(org: &Org, pos: usize) -> bool {
     let u = org.user(pos);
     u.kind.is_human() && !u.invited && unit(mix(org.seed(), pos as u64, T_ABSENT)) >= 0.02
 }

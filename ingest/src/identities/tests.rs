@@ -1,0 +1,221 @@
+//! Reader tests: the simulator's export, every kind of bad file, and the three formats.
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{Date32Type, Int64Type};
+use lastseen_config::{Config, IdentitiesConfig, IdentityFormat};
+
+use super::*;
+
+fn cfg(extra: &str) -> IdentitiesConfig {
+    Config::from_toml_str(extra, "test", Vec::<(String, String)>::new()).unwrap().identities
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 30, 12, 0, 0).unwrap()
+}
+
+fn csv_load(text: &str) -> Result<IdentityLoad> {
+    parse_identities(text.as_bytes(), &cfg(""), "hr.csv", Some(IdentityFormat::Csv), now())
+}
+
+fn strings(b: &RecordBatch, col: &str) -> Vec<Option<String>> {
+    let c = b.column_by_name(col).unwrap();
+    c.as_string::<i32>().iter().map(|v| v.map(str::to_owned)).collect()
+}
+
+const HEADER: &str = "identity_id,email,alternate_email,employee_id,display_name,department,manager_email,status,termination_date,employee_type\n";
+
+#[test]
+fn the_simulators_export_reads_completely() {
+    let org = lastseen_slack_sim::Org::generate(&lastseen_slack_sim::OrgSpec::new(
+        5,
+        800,
+        lastseen_slack_sim::Plan::Pro,
+        NaiveDate::from_ymd_opt(2026, 6, 30).unwrap(),
+        90,
+    ));
+    let csv = org.identities_csv();
+    let load = csv_load(&csv).unwrap();
+    let rows = csv.lines().count() - 1;
+    assert_eq!(load.records, rows);
+    assert_eq!(load.identities.num_rows(), rows);
+    assert_eq!(load.quarantine.num_rows(), 0, "{:?}", load.problems);
+    // Line numbers are file lines: the first record is on line 2.
+    let lines = load.identities.column_by_name("source_line").unwrap().as_primitive::<Int64Type>();
+    assert_eq!(lines.value(0), 2);
+    // Terminated people carry their date, and the status is kept lower-case.
+    let status = strings(&load.identities, "status");
+    let term = load.identities.column_by_name("termination_date").unwrap().as_primitive::<Date32Type>();
+    for (i, s) in status.iter().enumerate() {
+        assert_eq!(s.as_deref() == Some("terminated"), !term.is_null(i), "row {i}");
+    }
+    // The manager column holds emails, so they land in manager_email.
+    assert!(strings(&load.identities, "manager_email").iter().skip(1).any(Option::is_some));
+    assert!(strings(&load.identities, "manager_id").iter().all(Option::is_none));
+}
+
+#[test]
+fn wrong_delimiter_is_named() {
+    let text = HEADER.replace(',', ";") + "HR1;a@x.example;;1;A;Eng;;active;;employee\n";
+    let e = csv_load(&text).unwrap_err().to_string();
+    assert!(e.contains("hr.csv") && e.contains("delimited by `;`") && e.contains("identities.delimiter"), "{e}");
+    // With the delimiter configured, the same file reads.
+    let c = cfg("[identities]\ndelimiter = \";\"\n");
+    let load = parse_identities(text.as_bytes(), &c, "hr.csv", Some(IdentityFormat::Csv), now()).unwrap();
+    assert_eq!(load.identities.num_rows(), 1);
+}
+
+#[test]
+fn missing_required_column_is_named_with_its_setting() {
+    let text = HEADER.replace("employee_id,", "emp,") + "HR1,a@x.example,,1,A,Eng,,active,,employee\n";
+    let e = csv_load(&text).unwrap_err().to_string();
+    assert!(e.contains("`employee_id`") && e.contains("identities.columns.employee_id") && e.contains("emp"), "{e}");
+    // Unmapping it is the documented fix.
+    let c = cfg("[identities.columns]\nemployee_id = \"\"\n");
+    assert!(parse_identities(text.as_bytes(), &c, "hr.csv", Some(IdentityFormat::Csv), now()).is_ok());
+}
+
+#[test]
+fn duplicate_ids_missing_ids_and_bad_dates_are_quarantined_with_lines() {
+    let text = format!(
+        "{HEADER}HR1,a@x.example,,1,A,Eng,,active,,employee\n\
+         HR2,b@x.example,,2,B,Eng,,terminated,31/12/2025,employee\n\
+         HR1,c@x.example,,3,C,Eng,,active,,employee\n\
+         ,d@x.example,,4,D,Eng,,active,,employee\n\
+         HR5,e@x.example,,5,E,Eng,,terminated,2026-01-15,employee\n\
+         HR6,f@x.example\n"
+    );
+    let load = csv_load(&text).unwrap();
+    assert_eq!(strings(&load.identities, "identity_id"), [Some("HR5".to_string())]);
+    let q = &load.quarantine;
+    let lines: Vec<i64> = q.column_by_name("source_line").unwrap().as_primitive::<Int64Type>().values().to_vec();
+    assert_eq!(lines, [2, 3, 4, 5, 7]);
+    let reasons = strings(q, "reason");
+    assert!(reasons[0].as_deref().unwrap().contains("appears on several lines (2, 4)"), "{reasons:?}");
+    assert!(reasons[1].as_deref().unwrap().contains("`31/12/2025` is not a date"), "{reasons:?}");
+    assert!(reasons[3].as_deref().unwrap().contains("no identity id"), "{reasons:?}");
+    assert!(reasons[4].as_deref().unwrap().contains("2 fields, the header has 10"), "{reasons:?}");
+    assert_eq!(load.problems.len(), 5);
+    assert!(load.problems[1].starts_with("hr.csv:3: "), "{:?}", load.problems);
+    // The bad row itself is kept so it can be fixed at the source.
+    assert_eq!(strings(q, "record")[1].as_deref(), Some("HR2,b@x.example,,2,B,Eng,,terminated,31/12/2025,employee"));
+    // A configured date format makes the same date good.
+    let c = cfg("[identities]\ndate_format = \"%d/%m/%Y\"\n");
+    let load = parse_identities(text.as_bytes(), &c, "hr.csv", Some(IdentityFormat::Csv), now()).unwrap();
+    assert!(strings(&load.identities, "identity_id").contains(&Some("HR2".into())));
+}
+
+#[test]
+fn empty_files_and_files_without_a_usable_row_fail() {
+    let e = csv_load("").unwrap_err().to_string();
+    assert!(e.contains("hr.csv") && e.contains("empty"), "{e}");
+    let e = csv_load(HEADER).unwrap_err().to_string();
+    assert!(e.contains("no usable identity: 0 record(s)"), "{e}");
+    let e = csv_load(&format!("{HEADER},a@x.example,,1,A,Eng,,active,,employee\n")).unwrap_err().to_string();
+    assert!(e.contains("1 quarantined") && e.contains("hr.csv:2: no identity id"), "{e}");
+}
+
+#[test]
+fn jsonl_takes_arrays_and_reports_bad_lines() {
+    let c = cfg("[identities.columns]\nalternate_emails = \"aliases\"\nmanager = \"manager\"\n");
+    let text = r#"{"identity_id": "HR1", "email": "a@x.example", "aliases": ["a@old.example", "a2@x.example"], "employee_id": 7, "display_name": "A", "department": "Eng", "manager": "HR9", "status": "Active", "termination_date": null, "employee_type": "employee"}
+not json
+
+{"identity_id": "HR2", "email": "b@x.example", "status": "terminated", "termination_date": "2026-02-01T10:00:00Z"}
+[1, 2]
+"#;
+    let load = parse_identities(text.as_bytes(), &c, "hr.jsonl", Some(IdentityFormat::Jsonl), now()).unwrap();
+    assert_eq!(strings(&load.identities, "identity_id"), [Some("HR1".into()), Some("HR2".into())]);
+    assert_eq!(strings(&load.identities, "employee_id")[0].as_deref(), Some("7"));
+    assert_eq!(strings(&load.identities, "manager_id")[0].as_deref(), Some("HR9"));
+    assert_eq!(strings(&load.identities, "status")[0].as_deref(), Some("active"));
+    let alts = load.identities.column_by_name("alternate_emails").unwrap().as_list::<i32>().value(0);
+    let alts: Vec<&str> = alts.as_string::<i32>().iter().flatten().collect();
+    assert_eq!(alts, ["a@old.example", "a2@x.example"]);
+    let term = load.identities.column_by_name("termination_date").unwrap().as_primitive::<Date32Type>();
+    assert_eq!(lastseen_lake::catalog::from_date32(term.value(1)), NaiveDate::from_ymd_opt(2026, 2, 1));
+    assert_eq!(
+        load.problems,
+        [
+            "hr.jsonl:2: the line is not valid JSON: expected ident at line 1 column 2",
+            "hr.jsonl:5: the line is JSON but not an object"
+        ]
+    );
+
+    let e = parse_identities(b"{\"id\": 1}\n", &c, "hr.jsonl", Some(IdentityFormat::Jsonl), now()).unwrap_err();
+    assert!(e.to_string().contains("`identity_id` (identities.columns.identity_id) appears in no line"), "{e}");
+}
+
+#[test]
+fn parquet_exports_read_through_the_same_mapping() {
+    use datafusion::arrow::array::{ArrayRef, ListBuilder, StringArray, StringBuilder};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let c = cfg(
+        "[identities.columns]\nidentity_id = \"id\"\nemail = \"mail\"\nalternate_emails = \"alts\"\nemployee_id = \"\"\n\
+         display_name = \"\"\ndepartment = \"\"\nmanager = \"\"\nstatus = \"\"\ntermination_date = \"term\"\nemployee_type = \"\"\n",
+    );
+    let mut alts = ListBuilder::new(StringBuilder::new());
+    alts.values().append_value("x@old.example");
+    alts.append(true);
+    alts.append(false);
+    alts.append(true);
+    let alts = alts.finish();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, true),
+        Field::new("mail", DataType::Utf8, true),
+        Field::new("alts", alts.data_type().clone(), true),
+        Field::new("term", DataType::Utf8, true),
+    ]));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![Some("P1"), None, Some("P3")])),
+        Arc::new(StringArray::from(vec![Some("x@x.example"), Some("y@x.example"), None])),
+        Arc::new(alts),
+        Arc::new(StringArray::from(vec![None, None, Some("never")])),
+    ];
+    let batch = RecordBatch::try_new(Arc::clone(&schema), cols).unwrap();
+    let mut buf = Vec::new();
+    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(&mut buf, schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let load = parse_identities(&buf, &c, "hr.parquet", Some(IdentityFormat::Parquet), now()).unwrap();
+    assert_eq!(strings(&load.identities, "identity_id"), [Some("P1".into())]);
+    assert_eq!(load.problems.len(), 2);
+    assert!(load.problems[0].starts_with("hr.parquet:2: no identity id"), "{:?}", load.problems);
+    assert!(load.problems[1].contains("`never` is not a date"), "{:?}", load.problems);
+    let e = parse_identities(b"PAR1 nope", &c, "hr.parquet", Some(IdentityFormat::Parquet), now()).unwrap_err();
+    assert!(e.to_string().contains("not a readable Parquet file"), "{e}");
+}
+
+#[tokio::test]
+async fn reads_from_a_storage_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("people.csv");
+    std::fs::write(&path, format!("{HEADER}HR1,a@x.example,b@x.example;c@x.example,1,A,Eng,,active,,employee\n"))
+        .unwrap();
+    let c = cfg(&format!("[identities]\nurl = {:?}\n", path.display().to_string()));
+    let load = read_identities(&c, &BTreeMap::new(), now()).await.unwrap();
+    assert_eq!(load.identities.num_rows(), 1);
+    assert_eq!(strings(&load.identities, "source_file")[0].as_deref(), Some(path.to_str().unwrap()));
+    let alts = load.identities.column_by_name("alternate_emails").unwrap().as_list::<i32>().value(0);
+    assert_eq!(alts.len(), 2);
+    let missing = cfg(&format!("[identities]\nurl = {:?}\n", dir.path().join("nope.csv").display().to_string()));
+    let e = read_identities(&missing, &BTreeMap::new(), now()).await.unwrap_err().to_string();
+    assert!(e.contains("nope.csv") && e.contains("cannot read it"), "{e}");
+}
+
+#[test]
+fn overrides_parse_and_refuse_duplicates() {
+    let b = read_overrides_from(
+        b"account_id,identity_id,service_owner_id,reason\nU1,HR7,,merged account\nU2,,HR3,deploy bot\nU3,,,shared mailbox\n",
+        "owners.csv",
+    )
+    .unwrap();
+    assert_eq!(b.num_rows(), 3);
+    assert_eq!(strings(&b, "identity_id"), [Some("HR7".into()), None, None]);
+    assert_eq!(strings(&b, "service_owner_id"), [None, Some("HR3".into()), None]);
+    let e = read_overrides_from(b"account_id,identity_id\nU1,HR1\nU1,HR2\n", "owners.csv").unwrap_err();
+    assert!(e.to_string().contains("line 3: account `U1` is already overridden on line 2"), "{e}");
+    let e = read_overrides_from(b"user,owner\nU1,HR1\n", "owners.csv").unwrap_err();
+    assert!(e.to_string().contains("must name `account_id`"), "{e}");
+}

@@ -1,0 +1,279 @@
+//! The `Collector` abstraction: what every Slack source provides (its methods, its tables, a
+//! one-call capability probe and a stream of rows), the run context collectors share, and the
+//! discovery of what the token can see (its workspaces) that comes before any of them.
+//!
+//! The pipeline runs the configured sources as data: probe each, then drain each stream into
+//! one lake transaction. Nothing here writes storage.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::arrow::record_batch::RecordBatch;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use lastseen_config::{SlackConfig, Source};
+use lastseen_lake::TableDef;
+use serde::Deserialize;
+use url::Url;
+
+use crate::client::{AuthInfo, SlackClient};
+use crate::error::{IngestError, Result};
+use crate::slack::models::{ResponseMetadata, lenient};
+
+/// One thing a collector stream yields.
+#[derive(Debug)]
+pub enum Item {
+    /// Rows of `table`; snapshot tables go to the run's date, event tables to their event day.
+    Rows { table: &'static TableDef, batch: RecordBatch },
+    /// Publish partition `dt` of `table` even if no rows arrive for it (a day fetched empty).
+    Partition { table: &'static TableDef, dt: NaiveDate },
+    /// An incremental position to publish with the data it covers (epoch seconds).
+    Watermark { key: String, value: i64 },
+}
+
+/// A workspace the token can collect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    pub id: String,
+    pub name: Option<String>,
+    pub domain: Option<String>,
+}
+
+/// What `auth.test` and workspace discovery found out about the token.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub auth: AuthInfo,
+    /// The workspaces to collect: every workspace of the organisation for an org-level Grid
+    /// token (from `admin.teams.list`), otherwise the token's own.
+    pub workspaces: Vec<Workspace>,
+}
+
+impl Scope {
+    /// An Enterprise Grid organisation-wide token.
+    pub fn org_level(&self) -> bool {
+        self.auth.is_enterprise_install
+    }
+
+    pub fn enterprise_id(&self) -> Option<&str> {
+        self.auth.enterprise_id.as_deref()
+    }
+
+    /// `team_id` to send to workspace-scoped methods: required with an org-level token, and
+    /// harmless (Slack ignores it) with a workspace token.
+    pub fn team_param(&self, ws: &Workspace) -> Vec<(&'static str, String)> {
+        vec![("team_id", ws.id.clone())]
+    }
+
+    /// The key of organisation-wide sources (analytics, audit): the Grid organisation, or the
+    /// workspace.
+    pub fn org_key(&self) -> &str {
+        self.enterprise_id().unwrap_or(&self.auth.team_id)
+    }
+
+    /// What kind of token this is, for people reading `lastseen check`.
+    pub fn token_kind(&self) -> &'static str {
+        match (&self.auth.bot_id, self.org_level()) {
+            (Some(_), _) => "bot token",
+            (None, true) => "user token, Enterprise Grid org-level install",
+            (None, false) => "user token",
+        }
+    }
+}
+
+/// Collector settings from `[slack]`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub users_page_size: u32,
+    pub access_logs_page_size: u32,
+    pub access_logs_overlap: Duration,
+    pub scim_base: Url,
+    pub audit_base: Url,
+}
+
+impl From<&SlackConfig> for Settings {
+    fn from(cfg: &SlackConfig) -> Self {
+        Settings {
+            users_page_size: cfg.users_page_size,
+            access_logs_page_size: cfg.access_logs_page_size,
+            access_logs_overlap: cfg.access_logs_overlap,
+            scim_base: cfg.scim_base(),
+            audit_base: cfg.audit_base(),
+        }
+    }
+}
+
+/// Everything a collector needs for one run.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    pub client: Arc<SlackClient>,
+    pub scope: Arc<Scope>,
+    /// The day being collected (UTC).
+    pub date: NaiveDate,
+    /// Stamped on every row (`collected_at`).
+    pub collected_at: DateTime<Utc>,
+    /// The committed watermarks the run starts from.
+    pub watermarks: BTreeMap<String, i64>,
+    pub settings: Settings,
+}
+
+impl RunContext {
+    /// End of the run day (epoch seconds), or `None` when the run day is today (read up to now).
+    pub fn day_end(&self) -> Option<i64> {
+        (self.date < Utc::now().date_naive()).then(|| end_of_day(self.date))
+    }
+}
+
+pub(crate) fn start_of_day(d: NaiveDate) -> i64 {
+    d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp()
+}
+
+pub(crate) fn end_of_day(d: NaiveDate) -> i64 {
+    start_of_day(d) + 86_399
+}
+
+/// A Slack source.
+pub trait Collector: Send + Sync {
+    fn source(&self) -> Source;
+
+    /// The counter labels (Web API methods, `scim.Users`, `audit.logs`) its calls go under.
+    fn methods(&self) -> &'static [&'static str];
+
+    /// The raw tables it writes.
+    fn tables(&self) -> &'static [&'static TableDef];
+
+    /// One cheap call that fails with a capability error (`IngestError::is_capability`) when
+    /// the plan, scopes or token type cannot serve this source. Any other error is a real
+    /// failure (auth, network) and is returned as such.
+    fn probe<'a>(&'a self, ctx: &'a RunContext) -> BoxFuture<'a, Result<()>>;
+
+    /// The source's rows, streamed page by page.
+    fn collect(&self, ctx: Arc<RunContext>) -> BoxStream<'static, Result<Item>>;
+}
+
+/// The collector of every source, in [`Source::ALL`] order.
+pub fn collectors() -> Vec<Box<dyn Collector>> {
+    Source::ALL.iter().map(|s| collector(*s)).collect()
+}
+
+pub fn collector(source: Source) -> Box<dyn Collector> {
+    use crate::slack::*;
+    match source {
+        Source::Workspaces => Box::new(workspaces::WorkspacesCollector),
+        Source::Users => Box::new(users::UsersCollector),
+        Source::Billing => Box::new(billing::BillingCollector),
+        Source::Usergroups => Box::new(usergroups::UsergroupsCollector),
+        Source::Scim => Box::new(scim::ScimCollector),
+        Source::AccessLogs => Box::new(access_logs::AccessLogsCollector),
+        Source::Analytics => Box::new(analytics::AnalyticsCollector),
+        Source::Audit => Box::new(audit::AuditCollector),
+    }
+}
+
+/// The Slack method that lists a Grid organisation's workspaces.
+pub const ADMIN_TEAMS_LIST: &str = "admin.teams.list";
+
+#[derive(Debug, Default, Deserialize)]
+struct TeamsPage {
+    #[serde(default, deserialize_with = "lenient::vec")]
+    teams: Vec<AdminTeam>,
+    #[serde(default, deserialize_with = "lenient::object")]
+    response_metadata: Option<ResponseMetadata>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AdminTeam {
+    #[serde(deserialize_with = "lenient::string")]
+    id: String,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    name: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    domain: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    team_url: Option<String>,
+}
+
+/// `auth.test`, then the workspaces to collect. An org-level Grid token lists the organisation's
+/// workspaces with `admin.teams.list`; every other token collects its own workspace.
+pub async fn discover(client: &SlackClient) -> Result<Scope> {
+    let auth = client.auth_test().await?;
+    let workspaces = if auth.is_enterprise_install {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut params = vec![("limit", "100".to_string())];
+            if let Some(c) = &cursor {
+                params.push(("cursor", c.clone()));
+            }
+            let page: TeamsPage = client.call(ADMIN_TEAMS_LIST, None, &params).await?;
+            client.record_page(ADMIN_TEAMS_LIST, page.teams.len());
+            out.extend(page.teams.into_iter().map(|t| {
+                // The subdomain is the host's first label of `team_url` when `domain` is absent.
+                let domain = t.domain.or_else(|| {
+                    t.team_url
+                        .as_deref()
+                        .and_then(|u| Url::parse(u).ok())
+                        .and_then(|u| u.host_str().and_then(|h| h.split('.').next()).map(str::to_owned))
+                });
+                Workspace { id: t.id, name: t.name, domain }
+            }));
+            match page.response_metadata.and_then(|m| m.next_cursor) {
+                Some(next) if cursor.as_deref() == Some(next.as_str()) => {
+                    return Err(IngestError::Protocol {
+                        method: ADMIN_TEAMS_LIST.into(),
+                        message: "Slack returned the same cursor twice; stopping instead of looping".into(),
+                    });
+                }
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        out
+    } else {
+        vec![Workspace {
+            id: auth.team_id.clone(),
+            name: Some(auth.team.clone()).filter(|s| !s.is_empty()),
+            domain: None,
+        }]
+    };
+    Ok(Scope { auth, workspaces })
+}
+
+/// How a probe ended.
+#[derive(Debug)]
+pub enum Probe {
+    Works,
+    /// The plan, scopes or token type cannot serve the source; the error says which.
+    Unavailable(IngestError),
+}
+
+/// Runs a collector's probe and sorts capability errors from real failures. A probe that gets
+/// an ordinary `ok:false` answer (say `data_not_available` for a day long gone) passed the
+/// plan, scope and token checks, so the source works.
+pub async fn probe(collector: &dyn Collector, ctx: &RunContext) -> Result<Probe> {
+    match collector.probe(ctx).await {
+        Ok(()) => Ok(Probe::Works),
+        Err(e) if e.is_capability() => Ok(Probe::Unavailable(e)),
+        Err(e @ (IngestError::Api { .. } | IngestError::RestApi { .. })) => {
+            tracing::debug!(source = %collector.source(), "probe answered {e}; the source is available");
+            Ok(Probe::Works)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Follows a cursor, failing instead of looping when Slack hands the same cursor back.
+pub(crate) fn next_cursor(method: &str, current: Option<&str>, next: Option<String>) -> Result<Option<String>> {
+    match next {
+        Some(n) if current == Some(n.as_str()) => Err(IngestError::Protocol {
+            method: method.to_owned(),
+            message: "Slack returned the same cursor twice; stopping instead of looping".to_owned(),
+        }),
+        other => Ok(other),
+    }
+}
+
+pub(crate) fn arrow_err(table: &'static TableDef) -> impl Fn(datafusion::arrow::error::ArrowError) -> IngestError {
+    move |source| IngestError::Arrow { table: table.name, source }
+}

@@ -1,0 +1,52 @@
+//! `lastseen backfill --from D --to D`: past days of the sources that keep history.
+
+use anyhow::Context;
+use lastseen_lake::RunStatus;
+
+use crate::backfill::{Backfill, plan};
+use crate::cli::{BackfillArgs, GlobalArgs};
+
+pub async fn run(g: &GlobalArgs, args: &BackfillArgs) -> anyhow::Result<u8> {
+    let cfg = super::load_config(g)?;
+    let token = cfg.slack.token.load().map_err(crate::exit::ConfigProblem::from).context("loading the Slack token")?;
+    let lake = super::open_lake(&cfg)?;
+    let p = plan(&cfg);
+    for src in &p.not_backfillable {
+        println!(
+            "{src}: cannot be backfilled: Slack serves only its current state, not past days; the daily run collects it"
+        );
+    }
+    for h in &p.backfilled {
+        println!("{}: backfilling {} to {} ({})", h.source, args.from, args.to, h.kept);
+    }
+    let progress = crate::logging::progress_enabled(g).then(|| {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.enable_steady_tick(std::time::Duration::from_millis(120));
+        pb
+    });
+    let outcome = crate::backfill::run(
+        Backfill { config: &cfg, lake: &lake, from: args.from, to: args.to, progress: progress.clone() },
+        token,
+    )
+    .await;
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
+    let outcome = outcome?;
+    let m = &outcome.manifest;
+    for (table, t) in &m.tables {
+        println!("{table}: {} rows in {} partition(s)", t.rows, t.partitions);
+    }
+    match outcome.last_seen_dt {
+        Some(dt) => println!("last_seen re-derived for dt={dt}"),
+        None => println!("no users snapshot in the lake yet: last_seen comes with the first `lastseen run`"),
+    }
+    for w in &m.warnings {
+        println!("warning: {w}");
+    }
+    Ok(match m.status {
+        RunStatus::Succeeded => crate::exit::OK,
+        RunStatus::Partial => crate::exit::PARTIAL,
+        RunStatus::Failed => crate::exit::FAILURE,
+    })
+}

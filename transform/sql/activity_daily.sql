@@ -1,0 +1,24 @@
+-- activity_daily for one day: every account some evidence source mentions on that day, whether
+-- any source saw it active, which sources spoke, the earliest and latest use proven, and the
+-- login and message counts where a source gives them (NULL = no source counts them).
+--
+-- `evidence` is the union of the per-source files in sql/evidence/ whose raw table exists.
+-- The latest use's source is chosen by time, then by source priority (finest-grained first).
+--
+-- Parameters: $day DATE, $computed_at TIMESTAMP.
+SELECT
+    'slack'                                                             AS app,
+    account_id                                                          AS account_id,
+    min(workspace_id)                                                   AS workspace_id,
+    bool_or(active)                                                     AS active,
+    array_to_string(array_sort(array_agg(DISTINCT source)), ',')        AS sources,
+    min(first_at)                                                       AS first_at,
+    max(last_at)                                                        AS last_at,
+    first_value(source ORDER BY last_at DESC NULLS LAST, priority ASC)
+        FILTER (WHERE last_at IS NOT NULL)                              AS last_source,
+    sum(logins)                                                         AS logins,
+    sum(messages)                                                       AS messages,
+    $computed_at                                                        AS computed_at
+FROM evidence
+WHERE day = $day
+GROUP BY account_id

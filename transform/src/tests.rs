@@ -1,0 +1,392 @@
+//! Property tests of the transforms on in-memory tables: the incremental `last_seen` fold equals a
+//! full rebuild on random histories, and correlation is independent of input order and never
+//! gives one identity two accounts of a workspace without an override.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, ListArray, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::prelude::SessionContext;
+use lastseen_lake::catalog::{ACCOUNTS, date32};
+use proptest::prelude::*;
+
+use crate::last_seen::{Sources, Step, fold};
+use crate::session::{register_batches, ts};
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+fn day0() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()
+}
+
+fn day(n: u32) -> NaiveDate {
+    day0().checked_add_days(Days::new(u64::from(n))).unwrap()
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 31, 0, 0, 0).unwrap()
+}
+
+/// Batches as sorted JSON lines, without `computed_at` (it differs by design).
+fn lines(batches: &[RecordBatch], drop: &str) -> Vec<String> {
+    let mut buf = Vec::new();
+    {
+        let mut w = datafusion::arrow::json::LineDelimitedWriter::new(&mut buf);
+        for b in batches {
+            let keep: Vec<usize> = (0..b.num_columns()).filter(|&i| b.schema().field(i).name() != drop).collect();
+            w.write(&b.project(&keep).unwrap()).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    let mut out: Vec<String> = String::from_utf8(buf).unwrap().lines().map(str::to_owned).collect();
+    out.sort();
+    out
+}
+
+// ---------------------------------------------------------------- last_seen: incremental = full
+
+#[derive(Debug, Clone)]
+struct Evidence {
+    account: usize,
+    day: u32,
+    active: bool,
+    secs: i64,
+    back: i64,
+    source: usize,
+}
+
+#[derive(Debug, Clone)]
+struct History {
+    accounts: usize,
+    evidence: Vec<Evidence>,
+    runs: Vec<u32>,
+    listed: Vec<u8>,
+}
+
+fn history() -> impl Strategy<Value = History> {
+    (1usize..6).prop_flat_map(|accounts| {
+        let ev = (0..accounts, 0u32..150, any::<bool>(), 0i64..86_400, 0i64..(200 * 86_400), 0usize..3).prop_map(
+            |(account, day, active, secs, back, source)| Evidence { account, day, active, secs, back, source },
+        );
+        (
+            Just(accounts),
+            prop::collection::vec(ev, 0..60),
+            prop::collection::btree_set(0u32..150, 2..7),
+            prop::collection::vec(any::<u8>(), 7),
+        )
+            .prop_map(|(accounts, evidence, runs, listed)| History {
+                accounts,
+                evidence,
+                runs: runs.into_iter().collect(),
+                listed,
+            })
+    })
+}
+
+const SOURCES: [&str; 3] = ["access_logs", "analytics", "audit_logins"];
+
+fn activity_batch(h: &History) -> RecordBatch {
+    // One row per account and day, as activity_daily has.
+    let mut rows: BTreeMap<(usize, u32), &Evidence> = BTreeMap::new();
+    for e in &h.evidence {
+        rows.entry((e.account, e.day)).or_insert(e);
+    }
+    let base = |d: u32| day(d).and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_micros();
+    let mut acc = Vec::new();
+    let mut ws = Vec::new();
+    let mut active = Vec::new();
+    let mut first = Vec::new();
+    let mut last = Vec::new();
+    let mut src = Vec::new();
+    let mut dt = Vec::new();
+    for ((a, d), e) in &rows {
+        acc.push(format!("U{a}"));
+        ws.push(format!("T{}", a % 2));
+        active.push(e.active);
+        let t = base(*d) + e.secs * 1_000_000;
+        first.push(e.active.then_some(t - e.back * 1_000_000));
+        last.push(e.active.then_some(t));
+        src.push(e.active.then_some(SOURCES[e.source]));
+        dt.push(date32(day(*d)));
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("account_id", DataType::Utf8, false),
+        Field::new("workspace_id", DataType::Utf8, true),
+        Field::new("active", DataType::Boolean, false),
+        Field::new("first_at", ts(), true),
+        Field::new("last_at", ts(), true),
+        Field::new("last_source", DataType::Utf8, true),
+        Field::new("dt", DataType::Date32, false),
+    ]));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(acc)),
+        Arc::new(StringArray::from(ws)),
+        Arc::new(BooleanArray::from(active)),
+        Arc::new(TimestampMicrosecondArray::from(first).with_timezone("UTC")),
+        Arc::new(TimestampMicrosecondArray::from(last).with_timezone("UTC")),
+        Arc::new(StringArray::from(src)),
+        Arc::new(Date32Array::from(dt)),
+    ];
+    RecordBatch::try_new(schema, cols).unwrap()
+}
+
+fn listed_batch(h: &History) -> RecordBatch {
+    let (mut ws, mut acc, mut dt) = (Vec::new(), Vec::new(), Vec::new());
+    for (k, r) in h.runs.iter().enumerate() {
+        for a in 0..h.accounts {
+            if h.listed[k] & (1 << a) != 0 {
+                ws.push(format!("T{}", a % 2));
+                acc.push(format!("U{a}"));
+                dt.push(date32(day(*r)));
+            }
+        }
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("workspace_id", DataType::Utf8, false),
+        Field::new("account_id", DataType::Utf8, false),
+        Field::new("dt", DataType::Date32, false),
+    ]));
+    let cols: Vec<ArrayRef> =
+        vec![Arc::new(StringArray::from(ws)), Arc::new(StringArray::from(acc)), Arc::new(Date32Array::from(dt))];
+    RecordBatch::try_new(schema, cols).unwrap()
+}
+
+async fn incremental_vs_full(h: &History) -> Vec<(NaiveDate, Vec<String>, Vec<String>)> {
+    let ctx = SessionContext::new();
+    let act = activity_batch(h);
+    register_batches(&ctx, "act", act.schema(), vec![act]).unwrap();
+    let listed = listed_batch(h);
+    register_batches(&ctx, "acc", listed.schema(), vec![listed]).unwrap();
+    let ls_schema = lastseen_lake::catalog::LAST_SEEN.table_schema();
+    register_batches(&ctx, "ls", Arc::clone(&ls_schema), Vec::new()).unwrap();
+    let src = Sources { activity: "act", accounts: "acc", last_seen: "ls" };
+    let mut out = Vec::new();
+    let mut base = None;
+    for &r in &h.runs {
+        let d = day(r);
+        let step = Step { as_of: d, base, dormant_days: 30, any_source: true, computed_at: now() };
+        let inc = fold(&ctx, src, step).await.unwrap();
+        let full = fold(&ctx, src, Step { base: None, ..step }).await.unwrap();
+        out.push((d, lines(&inc, "computed_at"), lines(&full, "computed_at")));
+        let with_dt: Vec<RecordBatch> = inc.iter().map(|b| crate::session::add_dt(b, &ls_schema, d).unwrap()).collect();
+        register_batches(&ctx, "ls", Arc::clone(&ls_schema), with_dt).unwrap();
+        base = Some(d);
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn incremental_last_seen_equals_a_full_rebuild(h in history()) {
+        for (d, inc, full) in rt().block_on(incremental_vs_full(&h)) {
+            prop_assert_eq!(inc, full, "as of {}", d);
+        }
+    }
+}
+
+#[test]
+fn the_fold_counts_windows_and_states_as_documented() {
+    // One account active on days 0, 40 and 95; folded on day 100 from a base on day 50.
+    let h = History {
+        accounts: 1,
+        evidence: [0, 40, 95]
+            .into_iter()
+            .map(|d| Evidence { account: 0, day: d, active: true, secs: 3600, back: 0, source: 0 })
+            .collect(),
+        runs: vec![50, 100, 140],
+        listed: vec![1, 1, 1, 0, 0, 0, 0],
+    };
+    let steps = rt().block_on(incremental_vs_full(&h));
+    let row = |k: usize| -> serde_json::Value { serde_json::from_str(&steps[k].1[0]).unwrap() };
+    // Day 50: days 40 (in 30) and 0, 40 (in 90).
+    assert_eq!((row(0)["active_days_30"].as_i64(), row(0)["active_days_90"].as_i64()), (Some(1), Some(2)));
+    assert_eq!(row(0)["state"], "active");
+    // Day 100: 95 in 30; 40 and 95 in 90 (day 0 left).
+    assert_eq!((row(1)["active_days_30"].as_i64(), row(1)["active_days_90"].as_i64()), (Some(1), Some(2)));
+    // Day 140: 95 only in 90; last seen 45 days ago, dormant at 30 days.
+    assert_eq!((row(2)["active_days_30"].as_i64(), row(2)["active_days_90"].as_i64()), (Some(0), Some(1)));
+    assert_eq!(row(2)["state"], "dormant");
+    assert_eq!(row(2)["first_seen_at"], "2026-01-01T01:00:00Z");
+    assert_eq!(row(2)["last_seen_at"], "2026-04-06T01:00:00Z");
+    for (_, inc, full) in &steps {
+        assert_eq!(inc, full);
+    }
+}
+
+// ---------------------------------------------------------------- correlation
+
+/// (workspace, account, account type, email) of a generated account.
+type AccountRow<'a> = (String, String, &'a str, Option<String>);
+
+fn accounts_batch(rows: &[AccountRow<'_>]) -> RecordBatch {
+    let n = rows.len();
+    let s = |f: &dyn Fn(&AccountRow<'_>) -> Option<String>| -> ArrayRef {
+        Arc::new(rows.iter().map(f).collect::<StringArray>())
+    };
+    let nulls_s = || -> ArrayRef { Arc::new(StringArray::from(vec![None::<&str>; n])) };
+    let nulls_b = || -> ArrayRef { Arc::new(BooleanArray::from(vec![None; n])) };
+    let nulls_t = || -> ArrayRef { Arc::new(TimestampMicrosecondArray::from(vec![None; n]).with_timezone("UTC")) };
+    let list = || -> ArrayRef { Arc::new(ListArray::new_null(Arc::new(Field::new("item", DataType::Utf8, true)), n)) };
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec!["slack"; n])),
+        s(&|r| Some(r.0.clone())),
+        s(&|r| Some(r.1.clone())),
+        nulls_s(),
+        s(&|r| Some(r.1.to_lowercase())),
+        nulls_s(),
+        s(&|r| r.3.clone()),
+        s(&|r| Some(r.2.to_string())),
+        Arc::new(StringArray::from(vec!["active"; n])),
+        nulls_b(),
+        list(),
+        nulls_b(),
+        nulls_b(),
+        nulls_t(),
+        nulls_t(),
+        list(),
+        Arc::new(TimestampMicrosecondArray::from(vec![0; n]).with_timezone("UTC")),
+    ];
+    RecordBatch::try_new(ACCOUNTS.schema(), cols).unwrap()
+}
+
+#[derive(Debug, Clone)]
+struct Org {
+    /// (workspace, account id, type, email)
+    accounts: Vec<(String, String, &'static str, Option<String>)>,
+    /// CSV lines of identities (without header)
+    identities: Vec<String>,
+    overrides: Vec<(String, String)>,
+}
+
+fn email(k: u8, variant: u8) -> String {
+    let local = format!("p{k}");
+    match variant % 4 {
+        0 => format!("{local}@x.example"),
+        1 => format!("{}@X.example", local.to_uppercase()),
+        2 => format!("{local}+slack@x.example"),
+        _ => format!("{local}@mail.x.example"),
+    }
+}
+
+fn org() -> impl Strategy<Value = Org> {
+    let account =
+        (0u8..2, 0u8..8, 0u8..4, prop::sample::select(vec!["member", "member", "admin", "guest_multi", "bot"]));
+    let identity = (0u8..8, 0u8..4, proptest::option::of((0u8..8, 0u8..4)));
+    (
+        prop::collection::vec(account, 1..14),
+        prop::collection::vec(identity, 1..10),
+        prop::collection::vec((0usize..14, 0usize..10), 0..3),
+    )
+        .prop_map(|(accounts, identities, overrides)| {
+            let accounts: Vec<_> = accounts
+                .into_iter()
+                .enumerate()
+                .map(|(i, (w, k, v, t))| (format!("T{w}"), format!("U{i:02}"), t, (t != "bot").then(|| email(k, v))))
+                .collect();
+            let identities: Vec<String> = identities
+                .iter()
+                .enumerate()
+                .map(|(i, (k, v, alt))| {
+                    let alt = alt.map(|(k, v)| email(k, v)).unwrap_or_default();
+                    format!("HR{i},{},{alt},{i},P {i},Eng,,active,,employee", email(*k, *v))
+                })
+                .collect();
+            let n_acc = accounts.len();
+            let n_id = identities.len();
+            let overrides =
+                overrides.into_iter().map(|(a, i)| (format!("U{:02}", a % n_acc), format!("HR{}", i % n_id))).collect();
+            Org { accounts, identities, overrides }
+        })
+}
+
+const HEADER: &str = "identity_id,email,alternate_email,employee_id,display_name,department,manager_email,status,termination_date,employee_type";
+
+async fn correlate_org(o: &Org, reverse: bool) -> Vec<RecordBatch> {
+    let cfg = lastseen_config::Config::from_toml_str(
+        "[correlation.domain_aliases]\n\"mail.x.example\" = \"x.example\"\n",
+        "test",
+        Vec::<(String, String)>::new(),
+    )
+    .unwrap();
+    let mut accounts = o.accounts.clone();
+    let mut ids = o.identities.clone();
+    if reverse {
+        accounts.reverse();
+        ids.reverse();
+        let half = ids.len() / 2;
+        ids.rotate_left(half);
+    }
+    let csv = format!("{HEADER}\n{}\n", ids.join("\n"));
+    let load = lastseen_ingest::identities::parse_identities(
+        csv.as_bytes(),
+        &cfg.identities,
+        "hr.csv",
+        Some(lastseen_config::IdentityFormat::Csv),
+        now(),
+    )
+    .unwrap();
+    let mut seen = BTreeSet::new();
+    let ov: String =
+        o.overrides.iter().filter(|(a, _)| seen.insert(a.clone())).map(|(a, i)| format!("{a},{i},,manual\n")).collect();
+    let ov = lastseen_ingest::identities::read_overrides_from(
+        format!("account_id,identity_id,service_owner_id,reason\n{ov}").as_bytes(),
+        "owners.csv",
+    )
+    .unwrap();
+    let ctx = SessionContext::new();
+    // The correlation SQL joins SCIM users (absent here: the rules under test are email rules).
+    let scim = &lastseen_lake::catalog::SLACK_SCIM_USERS;
+    crate::session::register_batches(&ctx, scim.name, scim.table_schema(), Vec::new()).unwrap();
+    crate::correlation::correlate(
+        &ctx,
+        &cfg.correlation,
+        vec![accounts_batch(&accounts)],
+        vec![load.identities],
+        vec![ov],
+        day(0),
+        now(),
+    )
+    .await
+    .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn correlation_is_independent_of_input_order(o in org()) {
+        let (a, b) = rt().block_on(async { (correlate_org(&o, false).await, correlate_org(&o, true).await) });
+        prop_assert_eq!(lines(&a, "computed_at"), lines(&b, "computed_at"));
+    }
+
+    #[test]
+    fn an_identity_never_owns_two_accounts_of_a_workspace_without_an_override(o in org()) {
+        let rows = lines(&rt().block_on(correlate_org(&o, false)), "computed_at");
+        prop_assert_eq!(rows.len(), o.accounts.len());
+        let mut owned: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for r in &rows {
+            let v: serde_json::Value = serde_json::from_str(r).unwrap();
+            if v["match_status"] == "matched" && v["rule"] != "override" {
+                *owned.entry((v["workspace_id"].to_string(), v["identity_id"].to_string())).or_default() += 1;
+            }
+            // Service accounts are never orphans, and ambiguity is never resolved by guessing.
+            if v["account_type"] == "bot" && v["rule"] != "override" {
+                prop_assert_eq!(&v["match_status"], "service");
+            }
+            if v["match_status"] == "ambiguous" {
+                prop_assert!(v["identity_id"].is_null() && v["candidates"].is_string());
+            }
+        }
+        for (k, n) in owned {
+            prop_assert!(n <= 1, "{:?} owns {} accounts: {:?}", k, n, rows);
+        }
+    }
+}
