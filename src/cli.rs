@@ -205,7 +205,7 @@ pub struct OutputArgs {
     pub format: Format,
     /// Write to this file instead of stdout. CSV, JSON and table output also get
     /// FILE.provenance.json (parameters, lake version, run id, SQL); Parquet, XLSX and HTML
-    /// carry it inside.
+    /// carry it inside. With `report --split-by`, the folder the files go to.
     #[arg(long, short = 'o', env = "LASTSEEN_OUTPUT", value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Start CSV output with a UTF-8 byte-order mark (what Excel on Windows needs).
@@ -227,6 +227,16 @@ pub enum Format {
     Xlsx,
     /// One self-contained HTML file: charts, the rows, and a provenance footer with the SQL.
     Html,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SplitBy {
+    /// The owner's manager (by e-mail, case-insensitive).
+    Manager,
+    /// The owner's department.
+    Department,
+    /// The account's workspace.
+    Workspace,
 }
 
 #[derive(Debug, Args)]
@@ -265,6 +275,13 @@ pub struct ReportArgs {
     /// Print the report's SQL instead of running it.
     #[arg(long)]
     pub show_sql: bool,
+    /// Write one file per manager (or department, or workspace) into the folder given by
+    /// --output, named after the manager's e-mail (rows without one go to no-manager.EXT), plus
+    /// index.EXT listing each file with its account counts (and, for `review`, how many to
+    /// revoke, investigate and keep). The folder must be new or empty; it appears complete or
+    /// not at all. For the account reports: dormant, orphans, review, terminated.
+    #[arg(long, value_enum, value_name = "BY", requires = "output")]
+    pub split_by: Option<SplitBy>,
     #[command(flatten)]
     pub output: OutputArgs,
 }

@@ -10,6 +10,9 @@ pub enum QueryError {
     #[error("query failed: {0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
 
+    #[error("query failed: {0}")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+
     #[error("cannot write {format} output: {message}")]
     Output { format: String, message: String },
 

@@ -1,5 +1,5 @@
 //! lastseen's query side: a DataFusion session over the committed lake, the report registry
-//! (SQL files in `query/reports/`), and the exporters (table, CSV, JSON lines, Parquet, XLSX,
+//! (SQL files in `query/reports/`), splitting a report per manager, and the exporters (table, CSV, JSON lines, Parquet, XLSX,
 //! HTML) that write results with their provenance.
 
 mod engine;
@@ -7,6 +7,7 @@ mod error;
 pub mod export;
 pub mod format;
 pub mod reports;
+pub mod split;
 
 pub use engine::QueryEngine;
 pub use error::{QueryError, Result};

@@ -124,6 +124,8 @@ pub struct ReportOutput {
     pub charts: Vec<Chart>,
     pub as_of: Option<NaiveDate>,
     pub provenance: Provenance,
+    /// The values bound to the SQL's placeholders, kept to re-run the charts over a subset.
+    pub(crate) binds: Vec<(&'static str, ScalarValue)>,
 }
 
 /// Every built-in report, by name.
@@ -266,7 +268,7 @@ impl ReportDef {
     pub async fn run(&self, engine: &QueryEngine, p: &ReportParams) -> Result<ReportOutput> {
         self.check(p)?;
         let as_of = if self.takes(Param::AsOf) { Some(resolve_as_of(engine, &self.snapshots, p.as_of)?) } else { None };
-        let mut binds: Vec<(&str, ScalarValue)> = Vec::new();
+        let mut binds: Vec<(&'static str, ScalarValue)> = Vec::new();
         let mut shown: Vec<Parameter> = Vec::new();
         let mut bind = |name: &'static str, v: ScalarValue, text: String| {
             binds.push((name, v));
@@ -309,10 +311,10 @@ impl ReportDef {
         provenance.report = Some(self.name.clone());
         provenance.as_of = as_of;
         provenance.parameters = shown;
-        Ok(ReportOutput { data, charts, as_of, provenance })
+        Ok(ReportOutput { data, charts, as_of, provenance, binds })
     }
 
-    async fn charts(
+    pub(crate) async fn charts(
         &self,
         engine: &QueryEngine,
         data: &ResultSet,

@@ -318,3 +318,111 @@ fn every_report_prints_its_sql_and_unknown_names_are_usage_errors() {
     let out = env.cmd().args(["report", "nosuch"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Files of a split pack (side files left out), by name.
+fn pack_files(dir: &std::path::Path, ext: &str) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(&format!(".{ext}")))
+        .collect()
+}
+
+#[test]
+fn review_split_by_manager_gives_each_manager_exactly_their_peoples_accounts() {
+    let env = env_with_runs(400, 35);
+    let org = env.sim().org();
+    let truth = org.ground_truth(end_of(today()));
+    // Identity → its manager's e-mail, read from the simulator's own HR export.
+    let csv = org.identities_csv();
+    let manager_of: BTreeMap<&str, String> =
+        csv.lines().skip(1).map(|l| l.split(',').collect::<Vec<_>>()).map(|f| (f[0], f[6].to_lowercase())).collect();
+    let mut want: BTreeMap<Option<String>, BTreeSet<String>> = BTreeMap::new();
+    for a in truth.accounts.iter().filter(|a| !a.deleted && !is_service(&a.kind)) {
+        let manager = truth.owners.get(&a.id).and_then(|i| manager_of.get(i.as_str())).filter(|m| !m.is_empty());
+        want.entry(manager.cloned()).or_default().insert(a.id.clone());
+    }
+    assert!(want.len() > 10 && want.contains_key(&None), "a test org with managers and unmanaged accounts");
+
+    let whole = report(&env, "review", &["--days", "30"]);
+    let recommendation: BTreeMap<String, Value> =
+        whole.iter().map(|r| (r["account_id"].as_str().unwrap().to_string(), r["recommendation"].clone())).collect();
+    let dir = env.dir.path().join("pack");
+    let out = env
+        .cmd()
+        .args(["report", "review", "--days", "30", "--split-by", "manager", "--format", "json", "--output"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let index = parse_json_lines(&std::fs::read(dir.join("index.jsonl")).unwrap());
+    let files = pack_files(&dir, "jsonl");
+    assert_eq!(files.len(), want.len() + 1, "one file per manager, one for no manager, and the index: {files:?}");
+    let mut got: BTreeMap<Option<String>, BTreeSet<String>> = BTreeMap::new();
+    for entry in &index {
+        let file = entry["file"].as_str().unwrap();
+        let key = entry["manager_email"].as_str().map(str::to_string);
+        assert_eq!(file == "no-manager.jsonl", key.is_none(), "{entry}");
+        let rows = parse_json_lines(&std::fs::read(dir.join(file)).unwrap());
+        assert_eq!(entry["accounts"], rows.len(), "{file}");
+        for rec in ["revoke", "investigate", "keep"] {
+            assert_eq!(entry[rec], rows.iter().filter(|r| r["recommendation"] == rec).count(), "{file} {rec}");
+        }
+        for r in &rows {
+            let id = r["account_id"].as_str().unwrap().to_string();
+            assert_eq!(r["manager_email"].as_str().map(str::to_lowercase), key, "{file}: {r}");
+            assert_eq!(r["recommendation"], recommendation[&id], "{id}: the part says what the whole report says");
+        }
+        // Each part keeps the report's order: revoke, investigate, keep.
+        let rank = |r: &Value| ["revoke", "investigate", "keep"].iter().position(|x| r["recommendation"] == *x);
+        assert!(rows.windows(2).all(|w| rank(&w[0]) <= rank(&w[1])), "{file}");
+        let provenance: Value =
+            serde_json::from_slice(&std::fs::read(dir.join(format!("{file}.provenance.json"))).unwrap()).unwrap();
+        let params = provenance["parameters"].as_array().unwrap();
+        let manager_param = params.iter().find(|p| p["name"] == "manager_email").unwrap();
+        assert_eq!(manager_param["value"].as_str(), Some(key.as_deref().unwrap_or("(none)")));
+        got.insert(key, rows.iter().map(|r| r["account_id"].as_str().unwrap().to_string()).collect());
+    }
+    assert_eq!(got, want, "each manager's file lists exactly the accounts of the people they manage");
+    assert_eq!(
+        files,
+        index.iter().map(|e| e["file"].as_str().unwrap().to_string()).chain(["index.jsonl".into()]).collect()
+    );
+
+    // A second pack into the same folder is refused before anything is written.
+    let before = pack_files(&dir, "jsonl");
+    let again = env
+        .cmd()
+        .args(["report", "review", "--days", "30", "--split-by", "manager", "--format", "csv", "--output"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is not empty"));
+    assert_eq!(pack_files(&dir, "jsonl"), before);
+    assert!(pack_files(&dir, "csv").is_empty());
+
+    // The HTML pack's index links every part, and a report without managers cannot be split.
+    let html = env.dir.path().join("html-pack");
+    let out = env
+        .cmd()
+        .args(["report", "review", "--days", "30", "--split-by", "manager", "-f", "html", "-o"])
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let index_html = std::fs::read_to_string(html.join("index.html")).unwrap();
+    for f in pack_files(&html, "html").iter().filter(|f| *f != "index.html") {
+        assert!(index_html.contains(&format!("<a href=\"{f}\">")), "{f} not linked");
+    }
+    let out = env
+        .cmd()
+        .args(["report", "usage", "--split-by", "manager", "-o"])
+        .arg(env.dir.path().join("u"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no `manager_email` column"));
+    assert!(!env.dir.path().join("u").exists());
+}

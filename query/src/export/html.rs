@@ -118,6 +118,14 @@ fn render(doc: &Document<'_>) -> Result<String> {
     Ok(h)
 }
 
+/// A plain file name next to this one (no path, no scheme, nothing a URL would need to escape):
+/// the only links the report makes, so a cell can never point anywhere else.
+fn is_sibling_file(v: &str) -> bool {
+    !v.is_empty()
+        && !v.starts_with('.')
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '_' | '-'))
+}
+
 fn table(h: &mut String, doc: &Document<'_>) -> Result<()> {
     let rows = doc.data.rows();
     let limit = doc.options.html_max_rows;
@@ -140,6 +148,13 @@ fn table(h: &mut String, doc: &Document<'_>) -> Result<()> {
     }
     h.push_str("</tr></thead><tbody>\n");
     let numeric: Vec<bool> = doc.data.schema.fields().iter().map(|f| f.data_type().is_numeric()).collect();
+    let link: Vec<bool> = doc
+        .data
+        .schema
+        .fields()
+        .iter()
+        .map(|f| doc.options.link_column.as_deref() == Some(f.name().as_str()))
+        .collect();
     let mut left = limit;
     for b in &doc.data.batches {
         if left == 0 {
@@ -153,6 +168,9 @@ fn table(h: &mut String, doc: &Document<'_>) -> Result<()> {
             for (c, col) in cols.iter().enumerate() {
                 if col.is_null(r) {
                     h.push_str("<td class=\"null\"></td>");
+                } else if link[c] && is_sibling_file(col.value(r)) {
+                    let v = escape(col.value(r));
+                    let _ = write!(h, "<td><a href=\"{v}\">{v}</a></td>");
                 } else {
                     let class = if numeric[c] { " class=\"num\"" } else { "" };
                     let _ = write!(h, "<td{class}>{}</td>", escape(col.value(r)));

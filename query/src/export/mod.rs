@@ -53,6 +53,18 @@ impl Format {
         }
     }
 
+    /// The file extension an export in this format gets.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Table => "txt",
+            Format::Csv => "csv",
+            Format::Json => "jsonl",
+            Format::Parquet => "parquet",
+            Format::Xlsx => "xlsx",
+            Format::Html => "html",
+        }
+    }
+
     /// Binary formats are not written to a terminal.
     pub fn is_binary(self) -> bool {
         matches!(self, Format::Parquet | Format::Xlsx)
@@ -116,11 +128,14 @@ pub struct ExportOptions {
     pub xlsx_max_rows: usize,
     /// Rows shown in the HTML report's table; the charts and the provenance cover all rows.
     pub html_max_rows: usize,
+    /// A column holding the file names of sibling exports (a split report's index): the HTML
+    /// report links them.
+    pub link_column: Option<String>,
 }
 
 impl Default for ExportOptions {
     fn default() -> Self {
-        ExportOptions { bom: false, xlsx_max_rows: XLSX_MAX_DATA_ROWS, html_max_rows: 5_000 }
+        ExportOptions { bom: false, xlsx_max_rows: XLSX_MAX_DATA_ROWS, html_max_rows: 5_000, link_column: None }
     }
 }
 
