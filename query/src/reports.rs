@@ -80,7 +80,7 @@ pub struct ChartDef {
 pub struct ReportDef {
     pub name: String,
     pub title: String,
-    /// The file's first comment line.
+    /// The first sentence of the file's first comment paragraph.
     pub summary: String,
     pub params: Vec<ParamDecl>,
     /// Tables that must have a snapshot on the as-of day.
@@ -159,14 +159,21 @@ impl ReportDef {
         };
         // Where the text of the section being read (main query or a chart) goes.
         let mut section = String::new();
+        let mut summary_done = false;
         for (i, line) in text.lines().enumerate() {
             let n = i + 1;
             let Some(directive) = line.trim_start().strip_prefix("--").map(str::trim).and_then(|c| c.strip_prefix('@'))
             else {
-                if def.summary.is_empty()
-                    && let Some(c) = line.trim_start().strip_prefix("--")
-                {
-                    def.summary = c.trim().to_string();
+                // The summary is the first sentence of the file's first comment paragraph.
+                match line.trim_start().strip_prefix("--").map(str::trim) {
+                    Some(c) if !summary_done && !c.is_empty() => {
+                        if !def.summary.is_empty() {
+                            def.summary.push(' ');
+                        }
+                        def.summary.push_str(c);
+                        summary_done = def.summary.contains(". ") || def.summary.ends_with('.');
+                    }
+                    _ => summary_done |= !def.summary.is_empty(),
                 }
                 section.push_str(line);
                 section.push('\n');
@@ -210,6 +217,9 @@ impl ReportDef {
             }
         }
         def.close_section(section);
+        if let Some(end) = def.summary.find(". ") {
+            def.summary.truncate(end + 1);
+        }
         if def.title.is_empty() {
             return Err(bad(1, "missing `-- @title <title>`".into()));
         }
@@ -439,6 +449,9 @@ mod tests {
     fn dormant_declares_its_parameters_and_charts() {
         let r = find("dormant").unwrap();
         assert_eq!(r.title, "Dormant Slack accounts");
+        assert_eq!(r.summary, "dormant: accounts that can still be used but show no evidence of use.");
+        // A first sentence wrapped over two comment lines is read whole, and only it.
+        assert_eq!(find("review").unwrap().summary, "review: the access-review pack.");
         let params: Vec<_> = r.params.iter().map(|d| d.param).collect();
         assert_eq!(params, Param::ALL);
         assert_eq!(r.snapshots, ["last_seen"]);

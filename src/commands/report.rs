@@ -160,7 +160,7 @@ fn listing(defs: &[ReportDef]) -> String {
             let _ = writeln!(s, "    {:<18} {}", p.param.flag(), p.help);
         }
         for c in &d.charts {
-            let _ = writeln!(s, "    chart ({:?}): {}", c.kind, c.title);
+            let _ = writeln!(s, "    {} chart: {}", format!("{:?}", c.kind).to_lowercase(), c.title);
         }
     }
     s
