@@ -4,26 +4,34 @@
 //! backfilled.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use chrono::{NaiveDate, Utc};
+use futures::stream::{self, BoxStream};
+use futures::{StreamExt, TryStreamExt};
 use indicatif::ProgressBar;
 use lastseen_config::{Config, Source};
-use lastseen_ingest::SlackClient;
-use lastseen_ingest::slack::{self, AccessLogWindow};
-use lastseen_lake::catalog::{SLACK_ACCESS_LOGS, SLACK_USERS};
-use lastseen_lake::{Lake, LockGuard, RunKind, RunManifest, RunStatus, total_rows};
+use lastseen_ingest::slack::{self, AccessLogWindow, Item, Past, RunContext, Scope, Settings};
+use lastseen_ingest::{IngestError, SlackClient};
+use lastseen_lake::catalog::SLACK_USERS;
+use lastseen_lake::{Lake, LockGuard, RunKind, RunManifest, RunStatus, SourceStatus, Transaction};
 use secrecy::SecretString;
 
-use crate::pipeline::datafusion_arrow_helpers::max_epoch_seconds;
-use crate::pipeline::{LEASE_TTL, add_tables, drain, end_of_day, start_of_day, watermark_key};
+use crate::pipeline::{LEASE_TTL, add_tables, end_of_day, note_skip, start_of_day};
 
 /// How a history-keeping source is read for a past window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HistoryRead {
-    /// `team.accessLogs` walked back from `before` = the end of the window's last day, stopping
-    /// at entries whose `date_last` is older than the window's first day.
+    /// `team.accessLogs` of every workspace walked back from `before` = the end of the window's
+    /// last day, stopping at entries whose `date_last` is older than the window's first day.
     AccessLogsBefore,
+    /// `admin.analytics.getFile` type=member for each day of the window, each file replacing
+    /// its day's `slack_member_analytics` partition as the daily run does.
+    AnalyticsFiles,
+    /// The Audit Logs API with `oldest` = the start of the window's first day and `latest` =
+    /// the end of its last day; rows go to the UTC day of their `date_create`, merged on `id`.
+    AuditLogsWindow,
 }
 
 /// A source Slack keeps history for, and how far back.
@@ -36,11 +44,25 @@ pub struct HistorySource {
 }
 
 /// The sources that can be backfilled. Sources not listed serve only their current state.
-pub const HISTORY: &[HistorySource] = &[HistorySource {
-    source: Source::AccessLogs,
-    read: HistoryRead::AccessLogsBefore,
-    kept: "team.accessLogs goes back as far as the workspace's access history (paid plans)",
-}];
+pub const HISTORY: &[HistorySource] = &[
+    HistorySource {
+        source: Source::AccessLogs,
+        read: HistoryRead::AccessLogsBefore,
+        kept: "team.accessLogs goes back as far as the workspace's access history (paid plans)",
+    },
+    HistorySource {
+        source: Source::Analytics,
+        read: HistoryRead::AnalyticsFiles,
+        kept: "admin.analytics.getFile keeps one member file per day for 13 months, published a day or two \
+               later (Business+ and Enterprise Grid)",
+    },
+    HistorySource {
+        source: Source::Audit,
+        read: HistoryRead::AuditLogsWindow,
+        kept: "the Audit Logs API keeps login events from the organisation's start, none before March 2018 \
+               (Enterprise Grid, an org owner's org-level token)",
+    },
+];
 
 /// What a backfill of an enabled source set will do.
 #[derive(Debug)]
@@ -75,14 +97,26 @@ pub struct BackfillOutcome {
     pub last_seen_dt: Option<NaiveDate>,
 }
 
-/// The access-log watermark to publish after a backfill that read up to `read_up_to` from
-/// `window_start` on: never earlier than the committed one, and later only when the window
-/// joins the history the committed watermark already covers (otherwise the daily run's next
-/// read would skip the gap between them). `None` = leave it as it is.
+/// The watermark to publish after a backfill that read up to `read_up_to` from `window_start`
+/// on: never earlier than the committed one, and later only when the window joins the history
+/// the committed watermark already covers (otherwise the daily run's next read would skip the
+/// gap between them). `None` = leave it as it is. The same rule holds for every incremental
+/// source (`access_logs/<team>`, `analytics/<org>`, `audit/<org>`).
 fn backfilled_watermark(committed: Option<i64>, read_up_to: Option<i64>, window_start: i64) -> Option<i64> {
     match (committed, read_up_to) {
         (Some(old), Some(new)) if new > old && window_start <= old => Some(new),
         _ => None,
+    }
+}
+
+/// The earliest committed watermark a window starting on `from` joins. The access-log and
+/// audit watermarks are the newest event time stored, so the window must start at or before
+/// it; `analytics/<org>` is the start of the newest day whose whole file is stored, so a window
+/// starting the day after it joins too.
+fn joins_from(read: HistoryRead, from: NaiveDate) -> i64 {
+    match read {
+        HistoryRead::AnalyticsFiles => start_of_day(from.pred_opt().unwrap_or(from)),
+        HistoryRead::AccessLogsBefore | HistoryRead::AuditLogsWindow => start_of_day(from),
     }
 }
 
@@ -104,15 +138,24 @@ pub async fn run(b: Backfill<'_>, token: SecretString) -> anyhow::Result<Backfil
     }
     let started = Utc::now();
     let run_id = lastseen_lake::new_run_id(started);
-    let client = std::sync::Arc::new(SlackClient::new(&b.config.slack, token).context("setting up the Slack client")?);
-    let auth = client.auth_test().await.context("checking the Slack token with auth.test")?;
-    tracing::info!(run_id = %run_id, from = %b.from, to = %b.to, team_id = %auth.team_id, "backfill started");
+    let client = Arc::new(SlackClient::new(&b.config.slack, token).context("setting up the Slack client")?);
+    // The workspaces (access logs are read per workspace) and the organisation key (analytics
+    // and audit), found the way the daily run finds them.
+    let scope = slack::discover(&client).await.context("checking the Slack token with auth.test")?;
+    tracing::info!(
+        run_id = %run_id,
+        from = %b.from,
+        to = %b.to,
+        team_id = %scope.auth.team_id,
+        workspaces = scope.workspaces.len(),
+        "backfill started"
+    );
     let lease = b.lake.acquire_lock(&run_id, LEASE_TTL).await.context("taking the lake lease")?;
     let start = RunManifest {
         kind: RunKind::Backfill { from: b.from, to: b.to },
         ..RunManifest::start(&run_id, b.to, started)
     };
-    match collect_and_commit(&b, &p, &client, &auth.team_id, &lease, start.clone()).await {
+    match collect_and_commit(&b, &p, &client, Arc::new(scope), &lease, start.clone()).await {
         Ok(outcome) => {
             b.lake.write_run_manifest(&outcome.manifest).await.context("writing the run manifest")?;
             lease.release().await.context("releasing the lake lease")?;
@@ -136,57 +179,168 @@ pub async fn run(b: Backfill<'_>, token: SecretString) -> anyhow::Result<Backfil
     }
 }
 
+/// The window's read of one history source, as items for the transaction.
+fn read(
+    h: &HistorySource,
+    ctx: &Arc<RunContext>,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> BoxStream<'static, Result<Past, IngestError>> {
+    match h.read {
+        HistoryRead::AccessLogsBefore => {
+            let window = AccessLogWindow { before: Some(end_of_day(to)), stop_at: Some(start_of_day(from)) };
+            let per_workspace = ctx
+                .scope
+                .workspaces
+                .iter()
+                .map(|ws| slack::access_logs::workspace_items(ctx, ws.id.clone(), window))
+                .collect::<Vec<_>>();
+            stream::select_all(per_workspace).map_ok(Past::Item).boxed()
+        }
+        HistoryRead::AnalyticsFiles => {
+            slack::analytics::backfill_days(Arc::clone(ctx), from.iter_days().take_while(|d| *d <= to).collect())
+        }
+        HistoryRead::AuditLogsWindow => {
+            slack::audit::window(ctx, start_of_day(from), end_of_day(to)).map_ok(Past::Item).boxed()
+        }
+    }
+}
+
+/// What one source's read staged.
+#[derive(Debug, Default)]
+struct Staged {
+    rows: u64,
+    /// The `Item::Watermark`s read: per key, how far the window's read got.
+    read_up_to: BTreeMap<String, i64>,
+    /// Days the source had no data for, by why.
+    unavailable: BTreeMap<&'static str, Vec<NaiveDate>>,
+}
+
+/// Why staging a source stopped: Slack (which may only mean the source is not available to
+/// this plan or token) or the lake.
+enum StageError {
+    Source(IngestError),
+    Lake(anyhow::Error),
+}
+
+/// Stages every item of `reads` in `tx`, as the daily run does.
+async fn stage(
+    tx: &mut Transaction,
+    mut reads: BoxStream<'static, Result<Past, IngestError>>,
+    snapshot_dt: NaiveDate,
+    pb: &ProgressBar,
+    source: Source,
+) -> Result<Staged, StageError> {
+    let mut staged = Staged::default();
+    while let Some(read) = reads.next().await {
+        match read.map_err(StageError::Source)? {
+            Past::Item(Item::Rows { table, batch }) => {
+                staged.rows += batch.num_rows() as u64;
+                pb.set_message(format!("{source}: {} rows", staged.rows));
+                tx.write_spilling(table, snapshot_dt, batch)
+                    .await
+                    .with_context(|| format!("staging rows of {}", table.name))
+                    .map_err(StageError::Lake)?;
+            }
+            Past::Item(Item::Partition { table, dt }) => tx.declare_partition(table, dt),
+            Past::Item(Item::Watermark { key, value }) => {
+                let v = staged.read_up_to.entry(key).or_insert(value);
+                *v = (*v).max(value);
+            }
+            Past::Unavailable { day, why } => staged.unavailable.entry(why).or_default().push(day),
+        }
+    }
+    Ok(staged)
+}
+
+/// Days as `2025-05-01 to 2025-05-03, 2025-05-07`: consecutive days as one range.
+fn describe_days(days: &[NaiveDate]) -> String {
+    let mut sorted = days.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut runs: Vec<(NaiveDate, NaiveDate)> = Vec::new();
+    for d in sorted {
+        match runs.last_mut() {
+            Some((_, last)) if last.succ_opt() == Some(d) => *last = d,
+            _ => runs.push((d, d)),
+        }
+    }
+    runs.iter().map(|(a, z)| if a == z { a.to_string() } else { format!("{a} to {z}") }).collect::<Vec<_>>().join(", ")
+}
+
 async fn collect_and_commit(
     b: &Backfill<'_>,
     p: &Plan,
-    client: &std::sync::Arc<SlackClient>,
-    team_id: &str,
+    client: &Arc<SlackClient>,
+    scope: Arc<Scope>,
     lease: &LockGuard,
     start: RunManifest,
 ) -> anyhow::Result<BackfillOutcome> {
     let pb = b.progress.clone().unwrap_or_else(ProgressBar::hidden);
     let mut tx = b.lake.begin(lease).await?;
+    tx.set_memory_budget(b.config.lake.stage_memory);
+    let ctx = Arc::new(RunContext {
+        client: Arc::clone(client),
+        scope,
+        date: b.to,
+        collected_at: start.started_at,
+        watermarks: tx.base().watermarks.clone(),
+        settings: Settings::from(&b.config.slack),
+    });
     let mut sources = BTreeMap::new();
     let mut warnings = Vec::new();
     for h in &p.backfilled {
-        match h.read {
-            HistoryRead::AccessLogsBefore => {
-                let window = AccessLogWindow { before: Some(end_of_day(b.to)), stop_at: Some(start_of_day(b.from)) };
-                let stream = slack::access_logs(
-                    client.clone(),
-                    team_id.to_string(),
-                    window,
-                    b.config.slack.access_logs_page_size,
-                    Utc::now(),
-                );
-                let mut rep = client.report(&[slack::TEAM_ACCESS_LOGS]);
-                match drain(stream, &pb, "access logs").await {
-                    Ok(batches) => {
-                        rep = client.report(&[slack::TEAM_ACCESS_LOGS]);
-                        rep.rows = total_rows(&batches);
-                        let key = watermark_key(team_id);
-                        let committed = tx.base().watermarks.get(&key).copied();
-                        let read_up_to = max_epoch_seconds(&batches, "date_last")?;
-                        if let Some(wm) = backfilled_watermark(committed, read_up_to, start_of_day(b.from)) {
-                            tx.set_watermark(key, wm);
-                        }
-                        for batch in batches {
-                            tx.write(&SLACK_ACCESS_LOGS, b.to, batch)?;
-                        }
-                    }
-                    Err(e) if e.is_capability() => {
-                        let msg = format!("{} skipped: {e}", h.source);
-                        tracing::warn!("{msg}");
-                        warnings.push(msg);
-                        rep.error = Some(e.to_string());
-                    }
-                    Err(e) => {
-                        return Err(anyhow::Error::new(e).context("reading past access logs (team.accessLogs)"));
+        let collector = slack::collector(h.source);
+        let methods = collector.methods();
+        let began = std::time::Instant::now();
+        let result = stage(&mut tx, read(h, &ctx, b.from, b.to), b.to, &pb, h.source).await;
+        let mut rep = client.report(methods);
+        rep.duration_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
+        rep.workspaces = if h.read == HistoryRead::AccessLogsBefore { ctx.scope.workspaces.len() as u64 } else { 1 };
+        match result {
+            Ok(staged) => {
+                rep.status = Some(SourceStatus::Collected);
+                rep.rows = staged.rows;
+                for (key, read_up_to) in staged.read_up_to {
+                    let committed = tx.base().watermarks.get(&key).copied();
+                    if let Some(wm) = backfilled_watermark(committed, Some(read_up_to), joins_from(h.read, b.from)) {
+                        tx.set_watermark(key, wm);
                     }
                 }
-                sources.insert(h.source.to_string(), rep);
+                for (why, days) in &staged.unavailable {
+                    let msg = format!(
+                        "{}: no data for {} day(s) of the window, {}: {why}; those days stay missing",
+                        h.source,
+                        days.len(),
+                        describe_days(days)
+                    );
+                    tracing::warn!("{msg}");
+                    warnings.push(msg);
+                }
             }
+            // The plan, scopes or token type cannot serve this source: drop what it staged and
+            // go on with the others, as the daily run does.
+            Err(StageError::Source(e)) if e.is_capability() => {
+                for t in collector.tables() {
+                    tx.discard(t);
+                }
+                note_skip(&b.config.slack, h.source, &e, &mut warnings);
+                rep.status = Some(SourceStatus::Skipped);
+                rep.error = Some(e.to_string());
+                rep.duration_ms = 0;
+            }
+            Err(StageError::Source(e)) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "reading {} to {} of source `{}` ({})",
+                    b.from,
+                    b.to,
+                    h.source,
+                    methods.join(", ")
+                )));
+            }
+            Err(StageError::Lake(e)) => return Err(e),
         }
+        sources.insert(h.source.to_string(), rep);
     }
     pb.set_message("committing");
     let raw = tx.commit().await.context("committing the backfilled days")?;
@@ -194,7 +348,7 @@ async fn collect_and_commit(
     add_tables(&mut tables, &raw);
     let mut lake_version = Some(raw.version);
 
-    // last_seen reads the whole access history up to its day, so the newest snapshot is the one
+    // last_seen reads the whole history up to its day, so the newest snapshot is the one
     // backfilled evidence can change; older snapshots keep what was known on their day.
     let snapshot = b.lake.snapshot().await.context("reading the lake's commit log")?;
     let last_seen_dt = snapshot.dates(SLACK_USERS.name).last().copied();
@@ -244,14 +398,57 @@ mod tests {
     }
 
     #[test]
+    fn an_analytics_window_joins_the_stored_day_before_it_and_event_windows_must_overlap() {
+        let d = NaiveDate::from_ymd_opt(2026, 6, 20).unwrap();
+        let stored_day = start_of_day(d - chrono::Days::new(1));
+        // Analytics stored through the day before `d`: a window from `d` on joins it.
+        let from = joins_from(HistoryRead::AnalyticsFiles, d);
+        assert_eq!(backfilled_watermark(Some(stored_day), Some(start_of_day(d)), from), Some(start_of_day(d)));
+        // From the day after that there is a day missing in between.
+        let from = joins_from(HistoryRead::AnalyticsFiles, d + chrono::Days::new(1));
+        assert_eq!(backfilled_watermark(Some(stored_day), Some(start_of_day(d + chrono::Days::new(1))), from), None);
+        // An audit event stored at noon the day before: events after it that day were not read.
+        let noon = stored_day + 43_200;
+        let from = joins_from(HistoryRead::AuditLogsWindow, d);
+        assert_eq!(backfilled_watermark(Some(noon), Some(start_of_day(d) + 60), from), None);
+        let from = joins_from(HistoryRead::AuditLogsWindow, d - chrono::Days::new(1));
+        assert_eq!(backfilled_watermark(Some(noon), Some(start_of_day(d) + 60), from), Some(start_of_day(d) + 60));
+    }
+
+    #[test]
     fn only_sources_listed_as_keeping_history_are_backfilled() {
         let cfg = Config::from_toml_str("", "test", Vec::<(String, String)>::new()).unwrap();
         let p = plan(&cfg);
-        assert_eq!(p.backfilled.iter().map(|h| h.source).collect::<Vec<_>>(), [Source::AccessLogs]);
-        // Every other default source says it cannot be backfilled (member analytics and audit
-        // logs keep history in Slack but have no backfill reader yet).
-        let others: Vec<Source> = cfg.slack.sources.iter().copied().filter(|s| *s != Source::AccessLogs).collect();
-        assert!(others.contains(&Source::Users) && others.contains(&Source::Analytics));
+        let history = [Source::AccessLogs, Source::Analytics, Source::Audit];
+        assert_eq!(p.backfilled.iter().map(|h| h.source).collect::<Vec<_>>(), history);
+        assert_eq!(
+            p.backfilled.iter().map(|h| h.read).collect::<Vec<_>>(),
+            [HistoryRead::AccessLogsBefore, HistoryRead::AnalyticsFiles, HistoryRead::AuditLogsWindow]
+        );
+        assert!(p.backfilled.iter().all(|h| !h.kept.is_empty()));
+        // Every other default source serves only its current state.
+        let others: Vec<Source> = cfg.slack.sources.iter().copied().filter(|s| !history.contains(s)).collect();
+        assert!(others.contains(&Source::Users) && others.contains(&Source::Billing));
         assert_eq!(p.not_backfillable, others);
+
+        // A configured subset keeps its order, split the same way.
+        let cfg = Config::from_toml_str(
+            "[slack]\nsources = [\"audit\", \"users\", \"analytics\"]\n",
+            "test",
+            Vec::<(String, String)>::new(),
+        )
+        .unwrap();
+        let p = plan(&cfg);
+        assert_eq!(p.backfilled.iter().map(|h| h.source).collect::<Vec<_>>(), [Source::Audit, Source::Analytics]);
+        assert_eq!(p.not_backfillable, [Source::Users]);
+    }
+
+    #[test]
+    fn unavailable_days_are_named_as_ranges() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let days = [d("2025-05-29"), d("2025-05-27"), d("2025-05-28"), d("2025-06-01"), d("2025-05-28")];
+        assert_eq!(describe_days(&days), "2025-05-27 to 2025-05-29, 2025-06-01");
+        assert_eq!(describe_days(&[d("2024-12-31")]), "2024-12-31");
+        assert_eq!(describe_days(&[d("2024-12-31"), d("2025-01-01")]), "2024-12-31 to 2025-01-01");
     }
 }

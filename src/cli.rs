@@ -60,9 +60,20 @@ pub enum Command {
     Demo(DemoArgs),
     /// One daily run: collect from Slack, commit to the lake, derive last_seen. What cron calls.
     Run(RunArgs),
-    /// Collect past days from the sources Slack keeps history for (today: access logs), merge
-    /// them into the lake, then re-derive the newest last_seen snapshot. Other sources say they
-    /// cannot be backfilled.
+    /// Collect past days from the sources Slack keeps history for (access_logs, analytics,
+    /// audit), merge them into the lake, then re-derive the newest last_seen snapshot.
+    ///
+    /// What Slack keeps: access_logs (team.accessLogs, per workspace) as far back as the
+    /// workspace's access history, on paid plans; analytics (admin.analytics.getFile, one member
+    /// file per day) 13 months, each day published a day or two later, on Business+ and
+    /// Enterprise Grid; audit (Audit Logs API login events) from the organisation's start, none
+    /// before March 2018, on Enterprise Grid with an org owner's org-level token.
+    ///
+    /// Days Slack does not have are a warning naming them (exit 3). A source the plan, scopes
+    /// or token cannot serve is skipped: with a warning and exit 3 when `slack.sources` lists
+    /// it (and for access_logs), quietly with `sources = "auto"`. The rest is committed either
+    /// way. Re-running a window adds nothing, and no watermark moves back. Other sources say
+    /// they cannot be backfilled.
     Backfill(BackfillArgs),
     /// Run the daily job on the `[daemon]` schedule: catches up missed days on start, never
     /// runs twice at once, serves /healthz and /metrics, stops cleanly on SIGTERM or Ctrl-C.

@@ -49,10 +49,6 @@ pub(crate) fn start_of_day(d: NaiveDate) -> i64 {
     d.and_time(NaiveTime::MIN).and_utc().timestamp()
 }
 
-pub(crate) fn watermark_key(team: &str) -> String {
-    format!("access_logs/{team}")
-}
-
 /// Run one day. The token is passed apart from `run` so it is moved into the client and no
 /// other copy outlives the call.
 pub async fn run_day(run: DayRun<'_>, token: SecretString) -> anyhow::Result<DayOutcome> {
@@ -355,7 +351,12 @@ async fn collect_and_commit(
 
 /// A skipped source is a warning (and makes the run partial) when the configuration expects
 /// it; with `sources = "auto"` an optional source the plan lacks is only logged.
-fn note_skip(cfg: &lastseen_config::SlackConfig, source: Source, e: &IngestError, warnings: &mut Vec<String>) {
+pub(crate) fn note_skip(
+    cfg: &lastseen_config::SlackConfig,
+    source: Source,
+    e: &IngestError,
+    warnings: &mut Vec<String>,
+) {
     if cfg.expects(source) {
         let msg = format!("{source} skipped: {e}");
         tracing::warn!("{msg}");
@@ -392,47 +393,6 @@ pub(crate) fn add_tables(tables: &mut BTreeMap<String, TableReport>, s: &CommitS
         t.files += p.files as u64;
         t.rows += p.rows;
         t.bytes += p.bytes;
-    }
-}
-
-pub(crate) async fn drain(
-    mut stream: futures::stream::BoxStream<'static, Result<datafusion::arrow::record_batch::RecordBatch, IngestError>>,
-    pb: &ProgressBar,
-    what: &str,
-) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>, IngestError> {
-    let mut out = Vec::new();
-    let mut rows = 0usize;
-    while let Some(batch) = stream.next().await {
-        let batch = batch?;
-        rows += batch.num_rows();
-        pb.set_message(format!("{what}: {rows} rows"));
-        out.push(batch);
-    }
-    Ok(out)
-}
-
-/// Small Arrow helpers the orchestration needs.
-pub(crate) mod datafusion_arrow_helpers {
-    use datafusion::arrow::array::AsArray;
-    use datafusion::arrow::compute::max;
-    use datafusion::arrow::datatypes::TimestampMicrosecondType;
-    use datafusion::arrow::record_batch::RecordBatch;
-
-    /// The greatest value of a microsecond timestamp column, in epoch seconds.
-    pub fn max_epoch_seconds(batches: &[RecordBatch], column: &str) -> anyhow::Result<Option<i64>> {
-        let mut best: Option<i64> = None;
-        for b in batches {
-            let col = b.column_by_name(column).ok_or_else(|| anyhow::anyhow!("batch has no column `{column}`"))?;
-            let ts = col
-                .as_primitive_opt::<TimestampMicrosecondType>()
-                .ok_or_else(|| anyhow::anyhow!("`{column}` is not a timestamp"))?;
-            if !ts.is_empty()
-                && let Some(m) = max(ts)
-            {
-                best = Some(best.map_or(m, |b| b.max(m)));
-            }
-        }
-        Ok(best.map(|us| us.div_euclid(1_000_000)))
     }
 }
 

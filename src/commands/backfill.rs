@@ -1,7 +1,7 @@
 //! `lastseen backfill --from D --to D`: past days of the sources that keep history.
 
 use anyhow::Context;
-use lastseen_lake::RunStatus;
+use lastseen_lake::{RunStatus, SourceStatus};
 
 use crate::backfill::{Backfill, plan};
 use crate::cli::{BackfillArgs, GlobalArgs};
@@ -34,6 +34,11 @@ pub async fn run(g: &GlobalArgs, args: &BackfillArgs) -> anyhow::Result<u8> {
     }
     let outcome = outcome?;
     let m = &outcome.manifest;
+    for (source, rep) in &m.sources {
+        if rep.status == Some(SourceStatus::Skipped) {
+            println!("{source}: skipped: {}", rep.error.as_deref().unwrap_or("not available with this plan or token"));
+        }
+    }
     for (table, t) in &m.tables {
         println!("{table}: {} rows in {} partition(s)", t.rows, t.partitions);
     }

@@ -110,6 +110,13 @@ impl Env {
         assert!(out.status.success(), "run {d} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
 
+    /// [`Env::run_day_ok`] with another token (a Grid org token, say).
+    pub fn run_day_ok_as(&self, d: NaiveDate, token: &str) {
+        self.sim().set_now(end_of(d));
+        let out = self.cmd().env("SLACK_TOKEN", token).args(["run", "--date", &d.to_string()]).output().unwrap();
+        assert!(out.status.success(), "run {d} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// Query the lake and return JSON rows.
     pub fn sql(&self, q: &str) -> Vec<serde_json::Value> {
         let out = self.cmd().args(["sql", q, "--format", "json"]).output().unwrap();
@@ -166,6 +173,12 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 /// A minimal HTTP/1.1 GET over loopback, optionally with a bearer token: status and body.
 pub fn http_get(addr: std::net::SocketAddr, path: &str, bearer: Option<&str>) -> (u16, String) {
+    let (status, body) = http_get_bytes(addr, path, bearer);
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// [`http_get`] for binary bodies (the gzip member-analytics files).
+pub fn http_get_bytes(addr: std::net::SocketAddr, path: &str, bearer: Option<&str>) -> (u16, Vec<u8>) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
@@ -173,22 +186,25 @@ pub fn http_get(addr: std::net::SocketAddr, path: &str, bearer: Option<&str>) ->
     write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n").unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
-    let raw = String::from_utf8_lossy(&raw);
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").map_or(raw.len(), |i| i + 4);
+    let (head, body) = raw.split_at(split);
+    let head = String::from_utf8_lossy(head);
     let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     let chunked = head.lines().any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding: chunked"));
-    (status, if chunked { dechunk(body) } else { body.to_string() })
+    (status, if chunked { dechunk(body) } else { body.to_vec() })
 }
 
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = body.windows(2).position(|w| w == b"\r\n") {
+        let size = String::from_utf8_lossy(&body[..eol]);
         let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
+        let rest = &body[eol + 2..];
+        if n == 0 || rest.len() < n {
             break;
         }
-        out.push_str(&rest[..n]);
-        body = rest[n..].strip_prefix("\r\n").unwrap_or(&rest[n..]);
+        out.extend_from_slice(&rest[..n]);
+        body = rest[n..].strip_prefix(b"\r\n").unwrap_or(&rest[n..]);
     }
     out
 }

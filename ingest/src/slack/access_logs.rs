@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use lastseen_config::Source;
 use lastseen_lake::TableDef;
 
-use crate::slack::collector::{Collector, Item, RunContext, start_of_day};
+use crate::slack::collector::{Collector, Item, RunContext, start_of_day, watermark_at_least};
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{ArrayRef, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -209,38 +209,42 @@ impl Collector for AccessLogsCollector {
 
     fn collect(&self, ctx: Arc<RunContext>) -> BoxStream<'static, Result<Item>> {
         let per_workspace = ctx.scope.workspaces.iter().map(|ws| {
-            let team = ws.id.clone();
-            let window = window_for(&ctx, &team);
-            let newest = Arc::new(AtomicI64::new(i64::MIN));
-            let seen = Arc::clone(&newest);
-            let rows = access_logs(
-                Arc::clone(&ctx.client),
-                team.clone(),
-                window,
-                ctx.settings.access_logs_page_size,
-                ctx.collected_at,
-            )
-            .map(move |batch| {
-                let batch = batch?;
-                if let Some(col) = batch.column_by_name("date_last")
-                    && let Some(m) = datafusion::arrow::compute::max(col.as_primitive::<TimestampMicrosecondType>())
-                {
-                    seen.fetch_max(m.div_euclid(1_000_000), Ordering::Relaxed);
-                }
-                Ok(Item::Rows { table: &SLACK_ACCESS_LOGS, batch })
-            });
-            let old = ctx.watermarks.get(&watermark_key(&team)).copied();
-            // After the last page: the newest date_last stored, never moving backwards.
-            let tail = stream::once(async move {
-                let newest = newest.load(Ordering::Relaxed);
-                let value = old.map_or(newest, |o| o.max(newest));
-                Ok((value != i64::MIN).then(|| Item::Watermark { key: watermark_key(&team), value }))
-            })
-            .filter_map(|r: Result<Option<Item>>| async move { r.transpose() });
-            rows.chain(tail).boxed()
+            let window = window_for(&ctx, &ws.id);
+            let old = ctx.watermarks.get(&watermark_key(&ws.id)).copied();
+            watermark_at_least(workspace_items(&ctx, ws.id.clone(), window), old)
         });
         stream::select_all(per_workspace).boxed()
     }
+}
+
+/// The entries of workspace `team` inside `window` as `slack_access_logs` rows, then an
+/// `Item::Watermark` `access_logs/<team>` at the newest `date_last` read (none when nothing
+/// was). The daily collector reads from its watermark on; a backfill reads a past window.
+pub fn workspace_items(ctx: &RunContext, team: String, window: AccessLogWindow) -> BoxStream<'static, Result<Item>> {
+    let newest = Arc::new(AtomicI64::new(i64::MIN));
+    let seen = Arc::clone(&newest);
+    let rows = access_logs(
+        Arc::clone(&ctx.client),
+        team.clone(),
+        window,
+        ctx.settings.access_logs_page_size,
+        ctx.collected_at,
+    )
+    .map(move |batch| {
+        let batch = batch?;
+        if let Some(col) = batch.column_by_name("date_last")
+            && let Some(m) = datafusion::arrow::compute::max(col.as_primitive::<TimestampMicrosecondType>())
+        {
+            seen.fetch_max(m.div_euclid(1_000_000), Ordering::Relaxed);
+        }
+        Ok(Item::Rows { table: &SLACK_ACCESS_LOGS, batch })
+    });
+    let tail = stream::once(async move {
+        let value = newest.load(Ordering::Relaxed);
+        (value != i64::MIN).then(|| Ok(Item::Watermark { key: watermark_key(&team), value }))
+    })
+    .filter_map(std::future::ready);
+    rows.chain(tail).boxed()
 }
 
 /// One `slack_access_logs` batch from a page of entries.

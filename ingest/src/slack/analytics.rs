@@ -2,9 +2,11 @@
 //! per UTC day. A run reads the newest available day plus every day missed since the committed
 //! watermark `analytics/<enterprise or team>` (within Slack's 13 months), each day replacing its
 //! `slack_member_analytics` partition. Files are decoded in chunks off the async threads.
+//! [`backfill_days`] reads chosen past days the same way, for `lastseen backfill`.
 
 use std::io::{BufRead, BufReader};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use bytes::Buf;
 use chrono::{Days, Months, NaiveDate};
@@ -15,7 +17,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use flate2::read::GzDecoder;
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream};
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use lastseen_config::Source;
 use lastseen_lake::TableDef;
 use lastseen_lake::catalog::{SLACK_MEMBER_ANALYTICS, date32};
@@ -23,7 +25,7 @@ use serde::Deserialize;
 
 use crate::client::SlackClient;
 use crate::error::{IngestError, Result};
-use crate::slack::collector::{Collector, Item, RunContext, arrow_err, start_of_day};
+use crate::slack::collector::{Collector, Item, Past, RunContext, arrow_err, start_of_day};
 use crate::slack::models::lenient;
 use crate::slack::{micros, secs_to_micros};
 
@@ -84,12 +86,39 @@ impl Collector for AnalyticsCollector {
     }
 }
 
-/// `Ok(None)` = the day's file is not (or no longer) there.
-async fn fetch(client: &SlackClient, org_key: &str, day: NaiveDate) -> Result<Option<bytes::Bytes>> {
+/// Why Slack has no member-analytics file for a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    /// `file_not_yet_available`: today, and the day or two before it.
+    NotYetPublished,
+    /// `data_not_available`: older than the 13 months Slack keeps, and so is every earlier day.
+    NoLongerKept,
+}
+
+impl Missing {
+    fn why(self) -> &'static str {
+        match self {
+            Missing::NotYetPublished => {
+                "not published yet (`file_not_yet_available`: Slack publishes a day's file a day or two later)"
+            }
+            Missing::NoLongerKept => {
+                "no longer kept (`data_not_available`: Slack keeps member analytics for 13 months)"
+            }
+        }
+    }
+}
+
+/// The day's file, or why Slack has none.
+async fn fetch(
+    client: &SlackClient,
+    org_key: &str,
+    day: NaiveDate,
+) -> Result<std::result::Result<bytes::Bytes, Missing>> {
     let params = vec![("type", "member".to_string()), ("date", day.format("%Y-%m-%d").to_string())];
     match client.get_file(ADMIN_ANALYTICS_GET_FILE, Some(org_key), &params).await {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if matches!(e.slack_code(), Some("file_not_yet_available" | "data_not_available")) => Ok(None),
+        Ok(b) => Ok(Ok(b)),
+        Err(e) if e.slack_code() == Some("file_not_yet_available") => Ok(Err(Missing::NotYetPublished)),
+        Err(e) if e.slack_code() == Some("data_not_available") => Ok(Err(Missing::NoLongerKept)),
         Err(e) => Err(e),
     }
 }
@@ -110,7 +139,7 @@ async fn plan_days(ctx: &RunContext) -> Result<(Vec<(NaiveDate, Option<bytes::By
             // Already stored; nothing newer is published yet.
             return Ok((Vec::new(), None));
         }
-        if let Some(file) = fetch(&ctx.client, org, day).await? {
+        if let Ok(file) = fetch(&ctx.client, org, day).await? {
             newest = Some((day, file));
             break;
         }
@@ -135,36 +164,24 @@ async fn plan_days(ctx: &RunContext) -> Result<(Vec<(NaiveDate, Option<bytes::By
     Ok((days, Some(newest_day)))
 }
 
-/// One day's partition and rows.
+/// One day's partition and rows for the daily run: a day Slack has no file for is a warning on
+/// the source, and stays missing.
 fn day_items(ctx: Arc<RunContext>, day: NaiveDate, file: Option<bytes::Bytes>) -> BoxStream<'static, Result<Item>> {
     async move {
         let file = match file {
-            Some(f) => Some(f),
+            Some(f) => Ok(f),
             None => fetch(&ctx.client, ctx.scope.org_key(), day).await?,
         };
-        let Some(file) = file else {
-            ctx.client.record_warning(
-                ADMIN_ANALYTICS_GET_FILE,
-                format!("member analytics for {day} are no longer available; that day stays missing"),
-            );
-            return Ok(stream::empty().boxed());
-        };
-        let reader = BufReader::new(GzDecoder::new(file.reader()));
-        let client = Arc::clone(&ctx.client);
-        let collected = micros(ctx.collected_at);
-        let rows = stream::try_unfold(Some(reader), move |reader| {
-            let client = Arc::clone(&client);
-            async move {
-                let Some(reader) = reader else { return Ok(None) };
-                let (reader, rows) = tokio::task::spawn_blocking(move || read_chunk(reader, day, collected))
-                    .await
-                    .map_err(|e| IngestError::Setup(format!("decoding member analytics: {e}")))??;
-                client.record_page(ADMIN_ANALYTICS_GET_FILE, rows.as_ref().map_or(0, RecordBatch::num_rows));
-                Ok(rows.map(|batch| (Item::Rows { table: &SLACK_MEMBER_ANALYTICS, batch }, reader)))
+        Ok::<_, IngestError>(match file {
+            Ok(file) => file_items(&ctx, day, file),
+            Err(missing) => {
+                ctx.client.record_warning(
+                    ADMIN_ANALYTICS_GET_FILE,
+                    format!("member analytics for {day}: {}; that day stays missing", missing.why()),
+                );
+                stream::empty().boxed()
             }
-        });
-        let partition = stream::once(async move { Ok(Item::Partition { table: &SLACK_MEMBER_ANALYTICS, dt: day }) });
-        Ok::<_, IngestError>(partition.chain(rows).boxed())
+        })
     }
     .into_stream()
     .flat_map(|r| match r {
@@ -172,6 +189,70 @@ fn day_items(ctx: Arc<RunContext>, day: NaiveDate, file: Option<bytes::Bytes>) -
         Err(e) => stream::once(async move { Err(e) }).boxed(),
     })
     .boxed()
+}
+
+/// Past days for a backfill, newest first, each yielding the daily run's items for that day
+/// (its partition declared, then the file's rows, which replace the partition); then an
+/// `Item::Watermark` `analytics/<org>` at the newest day read (none when no day was). Days
+/// Slack has no file for come as [`Past::Unavailable`]; once one is no longer kept, every
+/// earlier day is reported the same way without asking (Slack keeps 13 months, and the method
+/// is rate limited at Tier 2).
+pub fn backfill_days(ctx: Arc<RunContext>, mut days: Vec<NaiveDate>) -> BoxStream<'static, Result<Past>> {
+    days.sort_unstable_by(|a, b| b.cmp(a));
+    days.dedup();
+    let key = watermark_key(ctx.scope.org_key());
+    let gone = Arc::new(AtomicBool::new(false));
+    let newest = Arc::new(AtomicI64::new(i64::MIN));
+    let seen = Arc::clone(&newest);
+    let reads = stream::iter(days).flat_map(move |day| {
+        let (ctx, gone, seen) = (Arc::clone(&ctx), Arc::clone(&gone), Arc::clone(&seen));
+        async move {
+            let missing = |m: Missing| stream::once(async move { Ok(Past::Unavailable { day, why: m.why() }) }).boxed();
+            if gone.load(Ordering::Relaxed) {
+                return missing(Missing::NoLongerKept);
+            }
+            match fetch(&ctx.client, ctx.scope.org_key(), day).await {
+                Err(e) => stream::once(async move { Err(e) }).boxed(),
+                Ok(Err(m)) => {
+                    if m == Missing::NoLongerKept {
+                        gone.store(true, Ordering::Relaxed);
+                    }
+                    missing(m)
+                }
+                Ok(Ok(file)) => {
+                    seen.fetch_max(start_of_day(day), Ordering::Relaxed);
+                    file_items(&ctx, day, file).map_ok(Past::Item).boxed()
+                }
+            }
+        }
+        .flatten_stream()
+    });
+    let tail = stream::once(async move {
+        let value = newest.load(Ordering::Relaxed);
+        (value != i64::MIN).then(|| Ok(Past::Item(Item::Watermark { key, value })))
+    })
+    .filter_map(std::future::ready);
+    reads.chain(tail).boxed()
+}
+
+/// The partition of `day` (declared even if the file has no rows) and the file's rows.
+fn file_items(ctx: &RunContext, day: NaiveDate, file: bytes::Bytes) -> BoxStream<'static, Result<Item>> {
+    let reader = BufReader::new(GzDecoder::new(file.reader()));
+    let client = Arc::clone(&ctx.client);
+    let collected = micros(ctx.collected_at);
+    let rows = stream::try_unfold(Some(reader), move |reader| {
+        let client = Arc::clone(&client);
+        async move {
+            let Some(reader) = reader else { return Ok(None) };
+            let (reader, rows) = tokio::task::spawn_blocking(move || read_chunk(reader, day, collected))
+                .await
+                .map_err(|e| IngestError::Setup(format!("decoding member analytics: {e}")))??;
+            client.record_page(ADMIN_ANALYTICS_GET_FILE, rows.as_ref().map_or(0, RecordBatch::num_rows));
+            Ok(rows.map(|batch| (Item::Rows { table: &SLACK_MEMBER_ANALYTICS, batch }, reader)))
+        }
+    });
+    let partition = stream::once(async move { Ok(Item::Partition { table: &SLACK_MEMBER_ANALYTICS, dt: day }) });
+    partition.chain(rows).boxed()
 }
 
 type Reader = BufReader<GzDecoder<bytes::buf::Reader<bytes::Bytes>>>;

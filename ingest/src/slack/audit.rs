@@ -2,7 +2,7 @@
 //! `user_login_failed` events (Enterprise Grid), cursor paged per action, incremental from the
 //! committed watermark `audit/<enterprise>` (the newest `date_create` stored; read again
 //! inclusively, since events of that second may have arrived after the last run, and merged on
-//! the event `id`).
+//! the event `id`). [`window`] reads any span, for the daily run and for `lastseen backfill`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -21,7 +21,7 @@ use url::Url;
 
 use crate::client::SlackClient;
 use crate::error::{IngestError, Result};
-use crate::slack::collector::{Collector, Item, RunContext, arrow_err, next_cursor, start_of_day};
+use crate::slack::collector::{Collector, Item, RunContext, arrow_err, next_cursor, start_of_day, watermark_at_least};
 use crate::slack::models::{ResponseMetadata, lenient};
 use crate::slack::{micros, secs_to_micros};
 
@@ -127,37 +127,44 @@ impl Collector for AuditCollector {
     }
 
     fn collect(&self, ctx: Arc<RunContext>) -> BoxStream<'static, Result<Item>> {
-        let org = ctx.scope.org_key().to_owned();
-        let old = ctx.watermarks.get(&watermark_key(&org)).copied();
+        let old = ctx.watermarks.get(&watermark_key(ctx.scope.org_key())).copied();
         let first = ctx.date.checked_sub_days(Days::new(FIRST_RUN_DAYS)).map_or(0, start_of_day);
-        let oldest = old.unwrap_or(first);
         // Slack never returns events from the future, so the end of the run day is a safe
         // upper bound even when the run day is today.
         let latest = crate::slack::collector::end_of_day(ctx.date);
-        let newest = Arc::new(AtomicI64::new(i64::MIN));
-        let collected = micros(ctx.collected_at);
-        let walks = ACTIONS.map(|action| {
-            let st = Walk {
-                client: Arc::clone(&ctx.client),
-                base: ctx.settings.audit_base.clone(),
-                org: org.clone(),
-                action,
-                oldest,
-                latest,
-                cursor: None,
-                done: false,
-            };
-            let newest = Arc::clone(&newest);
-            stream::try_unfold(st, move |st| next_page(st, collected, Arc::clone(&newest))).boxed()
-        });
-        let tail = stream::once(async move {
-            let newest = newest.load(Ordering::Relaxed);
-            let value = old.map_or(newest, |o| o.max(newest));
-            Ok((value != i64::MIN).then(|| Item::Watermark { key: watermark_key(&org), value }))
-        })
-        .filter_map(|r: Result<Option<Item>>| async move { r.transpose() });
-        stream::select_all(walks).chain(tail).boxed()
+        watermark_at_least(window(&ctx, old.unwrap_or(first), latest), old)
     }
+}
+
+/// The login events of every collected action with `oldest <= date_create <= latest` (epoch
+/// seconds, both inclusive, as the API reads them), as `slack_audit_logins` rows, then an
+/// `Item::Watermark` `audit/<org>` at the newest `date_create` read (none when nothing was).
+/// The daily collector reads from its watermark to the end of the run day; a backfill reads a
+/// past window. Each action is paged on its own cursor, all three at once.
+pub fn window(ctx: &RunContext, oldest: i64, latest: i64) -> BoxStream<'static, Result<Item>> {
+    let org = ctx.scope.org_key().to_owned();
+    let newest = Arc::new(AtomicI64::new(i64::MIN));
+    let collected = micros(ctx.collected_at);
+    let walks = ACTIONS.map(|action| {
+        let st = Walk {
+            client: Arc::clone(&ctx.client),
+            base: ctx.settings.audit_base.clone(),
+            org: org.clone(),
+            action,
+            oldest,
+            latest,
+            cursor: None,
+            done: false,
+        };
+        let newest = Arc::clone(&newest);
+        stream::try_unfold(st, move |st| next_page(st, collected, Arc::clone(&newest))).boxed()
+    });
+    let tail = stream::once(async move {
+        let value = newest.load(Ordering::Relaxed);
+        (value != i64::MIN).then(|| Ok(Item::Watermark { key: watermark_key(&org), value }))
+    })
+    .filter_map(std::future::ready);
+    stream::select_all(walks).chain(tail).boxed()
 }
 
 struct Walk {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::record_batch::RecordBatch;
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use lastseen_config::{SlackConfig, Source};
@@ -31,6 +32,34 @@ pub enum Item {
     Partition { table: &'static TableDef, dt: NaiveDate },
     /// An incremental position to publish with the data it covers (epoch seconds).
     Watermark { key: String, value: i64 },
+}
+
+/// What a read of past days (a backfill) yields: the items a daily run would get, and the days
+/// the source has nothing for, which a backfill reports by name instead of failing.
+#[derive(Debug)]
+pub enum Past {
+    Item(Item),
+    /// Slack has no data for `day`; `why` says whether it is gone for good or not there yet.
+    Unavailable {
+        day: NaiveDate,
+        why: &'static str,
+    },
+}
+
+/// Raises every `Item::Watermark` of `items` to at least `committed`: a run of an earlier day
+/// reads an older part of the history, and a watermark must never move back.
+pub(crate) fn watermark_at_least(
+    items: BoxStream<'static, Result<Item>>,
+    committed: Option<i64>,
+) -> BoxStream<'static, Result<Item>> {
+    items
+        .map(move |item| match item {
+            Ok(Item::Watermark { key, value }) => {
+                Ok(Item::Watermark { key, value: committed.map_or(value, |c| c.max(value)) })
+            }
+            other => other,
+        })
+        .boxed()
 }
 
 /// A workspace the token can collect.

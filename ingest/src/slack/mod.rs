@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 
 pub use access_logs::{AccessLogWindow, MAX_PAGES_PER_WINDOW, TEAM_ACCESS_LOGS, access_logs};
 pub use collector::{
-    Collector, Item, Probe, RunContext, Scope, Settings, Workspace, collector, collectors, discover, probe,
+    Collector, Item, Past, Probe, RunContext, Scope, Settings, Workspace, collector, collectors, discover, probe,
 };
 pub use users::{USERS_LIST, users};
 
