@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, BooleanBuilder, StringBuilder, TimestampMicrosecondBuilder};
 use datafusion::arrow::record_batch::RecordBatch;
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream};
-use futures::{FutureExt, StreamExt};
 use lastseen_config::Source;
 use lastseen_lake::TableDef;
 use lastseen_lake::catalog::SLACK_BILLING;
@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::client::SlackClient;
 use crate::error::Result;
-use crate::slack::collector::{Collector, Item, RunContext, arrow_err, next_cursor};
+use crate::slack::collector::{Collector, Item, RunContext, arrow_err, next_cursor, probe_first_workspace};
 use crate::slack::micros;
 use crate::slack::models::{ResponseMetadata, lenient};
 
@@ -56,13 +56,7 @@ impl Collector for BillingCollector {
     }
 
     fn probe<'a>(&'a self, ctx: &'a RunContext) -> BoxFuture<'a, Result<()>> {
-        async move {
-            let Some(ws) = ctx.scope.workspaces.first() else { return Ok(()) };
-            let mut params = ctx.scope.team_param(ws);
-            params.push(("limit", "1".into()));
-            ctx.client.call::<BillablePage>(TEAM_BILLABLE_INFO, Some(&ws.id), &params).await.map(drop)
-        }
-        .boxed()
+        probe_first_workspace::<BillablePage>(ctx, TEAM_BILLABLE_INFO, true)
     }
 
     fn collect(&self, ctx: Arc<RunContext>) -> BoxStream<'static, Result<Item>> {

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::record_batch::RecordBatch;
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
 use lastseen_config::{SlackConfig, Source};
 use lastseen_lake::TableDef;
 use serde::Deserialize;
@@ -152,6 +152,25 @@ impl RunContext {
     pub fn day_end(&self) -> Option<i64> {
         (self.date < Utc::now().date_naive()).then(|| end_of_day(self.date))
     }
+}
+
+/// The capability probe of a per-workspace source: one call of `method` on the first workspace
+/// (with `limit=1` when the method pages by `limit`), which proves plan, scopes and token type
+/// while reading next to nothing. The reply is parsed as `Page` so a malformed one fails here.
+pub(crate) fn probe_first_workspace<'a, Page: serde::de::DeserializeOwned + 'a>(
+    ctx: &'a RunContext,
+    method: &'static str,
+    limit: bool,
+) -> BoxFuture<'a, Result<()>> {
+    async move {
+        let Some(ws) = ctx.scope.workspaces.first() else { return Ok(()) };
+        let mut params = ctx.scope.team_param(ws);
+        if limit {
+            params.push(("limit", "1".into()));
+        }
+        ctx.client.call::<Page>(method, Some(&ws.id), &params).await.map(drop)
+    }
+    .boxed()
 }
 
 pub(crate) fn start_of_day(d: NaiveDate) -> i64 {

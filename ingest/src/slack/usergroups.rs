@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::client::SlackClient;
 use crate::error::Result;
-use crate::slack::collector::{Collector, Item, RunContext, arrow_err};
+use crate::slack::collector::{Collector, Item, RunContext, arrow_err, probe_first_workspace};
 use crate::slack::micros;
 use crate::slack::models::lenient;
 
@@ -76,11 +76,8 @@ impl Collector for UsergroupsCollector {
     }
 
     fn probe<'a>(&'a self, ctx: &'a RunContext) -> BoxFuture<'a, Result<()>> {
-        async move {
-            let Some(ws) = ctx.scope.workspaces.first() else { return Ok(()) };
-            ctx.client.call::<GroupsPage>(USERGROUPS_LIST, Some(&ws.id), &ctx.scope.team_param(ws)).await.map(drop)
-        }
-        .boxed()
+        // usergroups.list does not page: the whole list is the probe.
+        probe_first_workspace::<GroupsPage>(ctx, USERGROUPS_LIST, false)
     }
 
     fn collect(&self, ctx: Arc<RunContext>) -> BoxStream<'static, Result<Item>> {

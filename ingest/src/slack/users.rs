@@ -11,7 +11,7 @@ use datafusion::arrow::array::{ArrayRef, BooleanBuilder, ListBuilder, StringBuil
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream};
-use futures::{FutureExt, StreamExt, TryFutureExt, TryStreamExt};
+use futures::{StreamExt, TryFutureExt, TryStreamExt};
 use lastseen_config::Source;
 use lastseen_lake::TableDef;
 use lastseen_lake::catalog::{SLACK_USERS, utf8_list_item};
@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::client::SlackClient;
 use crate::error::{IngestError, Result};
-use crate::slack::collector::{Collector, Item, RunContext, next_cursor};
+use crate::slack::collector::{Collector, Item, RunContext, next_cursor, probe_first_workspace};
 use crate::slack::models::{EnterpriseUser, ResponseMetadata, User, UsersPage, lenient};
 use crate::slack::{MAX_PAGE_SIZE, micros, secs_to_micros};
 
@@ -171,13 +171,7 @@ impl Collector for UsersCollector {
     }
 
     fn probe<'a>(&'a self, ctx: &'a RunContext) -> BoxFuture<'a, Result<()>> {
-        async move {
-            let Some(ws) = ctx.scope.workspaces.first() else { return Ok(()) };
-            let mut params = ctx.scope.team_param(ws);
-            params.push(("limit", "1".into()));
-            ctx.client.call::<UsersPage>(USERS_LIST, Some(&ws.id), &params).await.map(drop)
-        }
-        .boxed()
+        probe_first_workspace::<UsersPage>(ctx, USERS_LIST, true)
     }
 
     fn collect(&self, ctx: Arc<RunContext>) -> BoxStream<'static, Result<Item>> {
