@@ -156,7 +156,22 @@ fn dockerfile_cargo_build_line_builds_a_binary_that_runs() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let started = std::time::Instant::now();
-    let status = std::process::Command::new(cargo).args(&words[1..]).current_dir(root).status().unwrap();
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(&words[1..]).current_dir(root);
+    // `cargo test` gives this process the package's CARGO_PKG_*/CARGO_MANIFEST_* variables.
+    // Build scripts (ring's, for one) rerun when those change, so a nested build that kept them
+    // would rebuild half the dependency tree instead of reusing a `cargo build --release` made
+    // from a shell, and the next shell build would rebuild it back.
+    for (k, _) in std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v))) {
+        if k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_MANIFEST_")
+            || k.starts_with("CARGO_BIN_EXE_")
+            || matches!(k.as_str(), "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR" | "OUT_DIR")
+        {
+            cmd.env_remove(&k);
+        }
+    }
+    let status = cmd.status().unwrap();
     assert!(status.success(), "`{build}` failed");
     eprintln!("`{build}` took {:.0} s", started.elapsed().as_secs_f64());
 
