@@ -9,21 +9,6 @@ use lastseen_slack_sim::Plan;
 
 use crate::support::{Env, end_of, today};
 
-/// Writes the HR export (optionally edited) and a lastseen.toml naming it, with the alias domain.
-fn configure(env: &Env, edit: impl Fn(String) -> String, extra: &str) -> std::path::PathBuf {
-    let org = env.sim().org();
-    let csv = env.dir.path().join("identities.csv");
-    std::fs::write(&csv, edit(org.identities_csv())).unwrap();
-    let toml = format!(
-        "[identities]\nurl = {:?}\n\n[correlation]\n{extra}\n[correlation.domain_aliases]\n{:?} = {:?}\n",
-        csv.display().to_string(),
-        org.alias_email_domain(),
-        org.email_domain()
-    );
-    std::fs::write(env.dir.path().join("lastseen.toml"), toml).unwrap();
-    csv
-}
-
 fn s(v: &serde_json::Value) -> Option<String> {
     v.as_str().map(str::to_owned)
 }
@@ -35,7 +20,7 @@ fn rows_by_account(env: &Env, q: &str) -> BTreeMap<String, serde_json::Value> {
 #[test]
 fn account_identity_and_last_seen_equal_ground_truth() {
     let env = Env::start(600, Plan::Pro, 21);
-    configure(&env, |c| c, "");
+    env.configure_identities(|c| c, "");
     let days: Vec<NaiveDate> = (0..3).rev().map(|k| today() - Duration::days(k)).collect();
     for d in &days {
         env.run_day_ok(*d);
@@ -157,8 +142,7 @@ fn overrides_decide_and_bad_rows_are_quarantined() {
         ),
     )
     .unwrap();
-    configure(
-        &env,
+    env.configure_identities(
         |c| {
             // One line too few fields, one unparseable date, one without an id.
             c + "HR9999991,broken@x.example\nHR9999992,late@x.example,,1,L L,Eng,,terminated,yesterday,employee\n,noid@x.example,,2,N N,Eng,,active,,employee\n"
@@ -203,7 +187,7 @@ fn overrides_decide_and_bad_rows_are_quarantined() {
 #[test]
 fn an_unusable_identity_file_fails_the_run_naming_the_problem() {
     let env = Env::start(60, Plan::Pro, 9);
-    configure(&env, |c| c.replacen("identity_id,", "person,", 1), "");
+    env.configure_identities(|c| c.replacen("identity_id,", "person,", 1), "");
     let out = env.run_day(today());
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -172,19 +172,10 @@ fn every_report_format_lists_the_ground_truth_and_carries_provenance() {
 fn every_report_runs_through_the_registry_in_every_format() {
     let env = Env::start(500, Plan::Pro, 31);
     // The HR export, so the identity reports (orphans, terminated) have rows.
-    let org = env.sim().org();
-    let csv_path = env.dir.path().join("identities.csv");
-    std::fs::write(&csv_path, org.identities_csv()).unwrap();
-    let toml = format!(
-        "[identities]\nurl = {:?}\n\n[correlation.domain_aliases]\n{:?} = {:?}\n",
-        csv_path.display().to_string(),
-        org.alias_email_domain(),
-        org.email_domain()
-    );
-    std::fs::write(env.dir.path().join("lastseen.toml"), toml).unwrap();
+    env.configure_identities(|c| c, "");
     env.run_day_ok(today() - Duration::days(1));
     env.run_day_ok(today());
-    let truth = org.ground_truth(end_of(today()));
+    let truth = env.sim().org().ground_truth(end_of(today()));
     let (run_id, _) = last_run(&env.lake());
 
     let defs = lastseen_query::reports::builtin().unwrap();

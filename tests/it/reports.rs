@@ -14,16 +14,7 @@ use crate::support::{Env, end_of, parse_json_lines, today};
 /// days ending today.
 fn env_with_runs(users: usize, seed: u64) -> Env {
     let env = Env::start(users, Plan::Pro, seed);
-    let org = env.sim().org();
-    let csv = env.dir.path().join("identities.csv");
-    std::fs::write(&csv, org.identities_csv()).unwrap();
-    let toml = format!(
-        "[identities]\nurl = {:?}\n\n[correlation.domain_aliases]\n{:?} = {:?}\n",
-        csv.display().to_string(),
-        org.alias_email_domain(),
-        org.email_domain()
-    );
-    std::fs::write(env.dir.path().join("lastseen.toml"), toml).unwrap();
+    env.configure_identities(|c| c, "");
     for k in (0..3).rev() {
         env.run_day_ok(today() - Duration::days(k));
     }

@@ -24,6 +24,23 @@ pub struct Env {
 }
 
 impl Env {
+    /// Writes the simulator's HR export (through `edit`) and a lastseen.toml naming it as
+    /// `[identities]`, with the alias domain and `extra` lines under `[correlation]`, as a
+    /// deployment would configure it. Returns the export's path.
+    pub fn configure_identities(&self, edit: impl Fn(String) -> String, extra: &str) -> PathBuf {
+        let org = self.sim().org();
+        let csv = self.dir.path().join("identities.csv");
+        std::fs::write(&csv, edit(org.identities_csv())).unwrap();
+        let toml = format!(
+            "[identities]\nurl = {:?}\n\n[correlation]\n{extra}\n[correlation.domain_aliases]\n{:?} = {:?}\n",
+            csv.display().to_string(),
+            org.alias_email_domain(),
+            org.email_domain()
+        );
+        std::fs::write(self.dir.path().join("lastseen.toml"), toml).unwrap();
+        csv
+    }
+
     pub fn start(users: usize, plan: Plan, seed: u64) -> Env {
         Self::start_with(SimConfig {
             org: OrgSpec::new(seed, users, plan, today(), 120),
