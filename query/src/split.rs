@@ -132,14 +132,15 @@ pub async fn split(
         )));
     };
     let all = concat_batches(&schema, &out.data.batches)?;
-    let keys = cast(all.column(key_idx), &DataType::Utf8)?;
-    let keys = keys.as_any().downcast_ref::<StringArray>().expect("cast to Utf8 gives a StringArray");
+    let raw = cast(all.column(key_idx), &DataType::Utf8)?;
+    let raw = raw.as_any().downcast_ref::<StringArray>().expect("cast to Utf8 gives a StringArray");
+    // The group of each row; the index's SQL groups by the same array.
+    let keys: StringArray = raw.iter().map(|k| k.and_then(|k| by.normalize(k))).collect();
 
     // Row positions per group, in the report's own order, so each part keeps its sort.
     let mut groups: BTreeMap<Option<String>, Vec<u32>> = BTreeMap::new();
-    for row in 0..keys.len() {
-        let key = if keys.is_null(row) { None } else { by.normalize(keys.value(row)) };
-        groups.entry(key).or_default().push(u32::try_from(row).expect("a report fits in u32 rows"));
+    for (row, key) in keys.iter().enumerate() {
+        groups.entry(key.map(str::to_string)).or_default().push(u32::try_from(row).expect("a report fits in u32 rows"));
     }
     let mut ordered: Vec<(Option<String>, Vec<u32>)> = groups.into_iter().collect();
     // BTreeMap puts `None` first; the rows nobody is responsible for read best last.
@@ -169,8 +170,8 @@ pub async fn split(
     Ok(SplitOutput { parts, index })
 }
 
-/// The index, by SQL over the report's rows (as `report`, with the normalised key as
-/// `split_key`) and the parts' files (as `split_files`); the SQL goes into its provenance.
+/// The index, by SQL over the report's rows (as `report`, with `keys`, the normalised key of
+/// each row, as `split_key`) and the parts' files (as `split_files`); the SQL goes into its provenance.
 #[allow(clippy::too_many_arguments, reason = "one private step of `split`, called once")]
 async fn index(
     def: &ReportDef,
@@ -178,16 +179,14 @@ async fn index(
     out: &ReportOutput,
     by: SplitBy,
     all: &RecordBatch,
-    keys: &StringArray,
+    keys: StringArray,
     parts: &[Part],
     extension: &str,
 ) -> Result<ReportOutput> {
-    let normalized: StringArray =
-        (0..keys.len()).map(|r| if keys.is_null(r) { None } else { by.normalize(keys.value(r)) }).collect();
     let mut fields: Vec<Field> = all.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.push(Field::new("split_key", DataType::Utf8, true));
     let mut columns: Vec<ArrayRef> = all.columns().to_vec();
-    columns.push(Arc::new(normalized));
+    columns.push(Arc::new(keys));
     let rows = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
 
     let files = RecordBatch::try_new(
