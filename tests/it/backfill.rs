@@ -200,34 +200,37 @@ fn row(r: &serde_json::Value, cols: &[&str]) -> String {
     cols.iter().map(|c| field(&r[*c])).collect::<Vec<_>>().join("|")
 }
 
-/// The member-analytics columns compared, in the lake's names: the partition, then every
-/// field of the file.
-const ANALYTICS_COLS: [&str; 21] = [
-    "dt",
-    "date",
-    "enterprise_id",
-    "team_id",
-    "user_id",
-    "email",
-    "is_guest",
-    "is_billable_seat",
-    "is_active",
-    "is_active_ios",
-    "is_active_android",
-    "is_active_desktop",
-    "is_active_apps",
-    "is_active_workflows",
-    "is_active_slack_connect",
-    "messages_posted",
-    "channel_messages_posted",
-    "reactions_added",
-    "files_added",
-    "search_count",
-    "date_claimed",
+/// The member-analytics fields compared: (the lake's column, the file's key). Rows also
+/// carry the partition `dt` first and `date_claimed` (epoch seconds, 0 = none) last.
+const ANALYTICS_FIELDS: [(&str, &str); 19] = [
+    ("date", "date"),
+    ("enterprise_id", "enterprise_id"),
+    ("team_id", "team_id"),
+    ("user_id", "user_id"),
+    ("email", "email_address"),
+    ("is_guest", "is_guest"),
+    ("is_billable_seat", "is_billable_seat"),
+    ("is_active", "is_active"),
+    ("is_active_ios", "is_active_ios"),
+    ("is_active_android", "is_active_android"),
+    ("is_active_desktop", "is_active_desktop"),
+    ("is_active_apps", "is_active_apps"),
+    ("is_active_workflows", "is_active_workflows"),
+    ("is_active_slack_connect", "is_active_slack_connect"),
+    ("messages_posted", "messages_posted_count"),
+    ("channel_messages_posted", "channel_messages_posted_count"),
+    ("reactions_added", "reactions_added_count"),
+    ("files_added", "files_added_count"),
+    ("search_count", "search_count"),
 ];
 
+/// The lake columns of a compared row, in order.
+fn analytics_cols() -> Vec<&'static str> {
+    std::iter::once("dt").chain(ANALYTICS_FIELDS.iter().map(|(lake, _)| *lake)).chain(["date_claimed"]).collect()
+}
+
 /// The day's member file straight from the simulator's admin.analytics.getFile (gunzipped
-/// here), as rows in `ANALYTICS_COLS` order; `None` with Slack's error code when there is no
+/// here), as rows in `analytics_cols()` order; `None` with Slack's error code when there is no
 /// file.
 fn api_analytics(env: &Env, token: &str, day: NaiveDate) -> Result<Vec<String>, String> {
     let path = format!("/api/admin.analytics.getFile?type=member&date={day}");
@@ -247,28 +250,8 @@ fn api_analytics(env: &Env, token: &str, day: NaiveDate) -> Result<Vec<String>, 
             let r: serde_json::Value = serde_json::from_str(l).unwrap();
             let claimed = r["date_claimed"].as_i64().filter(|t| *t > 0).map(|t| t.to_string()).unwrap_or_default();
             let mut out = vec![day.to_string()];
-            for k in [
-                "date",
-                "enterprise_id",
-                "team_id",
-                "user_id",
-                "email_address",
-                "is_guest",
-                "is_billable_seat",
-                "is_active",
-                "is_active_ios",
-                "is_active_android",
-                "is_active_desktop",
-                "is_active_apps",
-                "is_active_workflows",
-                "is_active_slack_connect",
-                "messages_posted_count",
-                "channel_messages_posted_count",
-                "reactions_added_count",
-                "files_added_count",
-                "search_count",
-            ] {
-                out.push(field(&r[k]));
+            for (_, key) in ANALYTICS_FIELDS {
+                out.push(field(&r[key]));
             }
             out.push(claimed);
             out.join("|")
@@ -278,19 +261,20 @@ fn api_analytics(env: &Env, token: &str, day: NaiveDate) -> Result<Vec<String>, 
 }
 
 fn lake_analytics(env: &Env, from: NaiveDate, to: NaiveDate) -> Vec<String> {
-    let cols = ANALYTICS_COLS.map(|c| {
-        if c == "date_claimed" {
-            "CAST(to_unixtime(date_claimed) AS BIGINT) AS date_claimed".to_string()
-        } else {
-            c.to_string()
-        }
-    });
+    let names = analytics_cols();
+    let cols: Vec<String> = names
+        .iter()
+        .map(|c| match *c {
+            "date_claimed" => "CAST(to_unixtime(date_claimed) AS BIGINT) AS date_claimed".to_string(),
+            c => c.to_string(),
+        })
+        .collect();
     env.sql(&format!(
         "SELECT {} FROM slack_member_analytics WHERE dt BETWEEN DATE '{from}' AND DATE '{to}'",
         cols.join(", ")
     ))
     .iter()
-    .map(|r| row(r, &ANALYTICS_COLS))
+    .map(|r| row(r, &names))
     .collect()
 }
 
