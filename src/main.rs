@@ -14,6 +14,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    owner_only_files();
     logging::init(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -30,3 +31,13 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Everything lastseen creates (the local lake's files and folders, exports, staging files)
+/// holds personal data: owner-only, 0600 files and 0700 folders. object_store's local store
+/// offers no per-file mode, so the process umask is how its files get it; the exporters also
+/// ask for 0600 themselves.
+fn owner_only_files() {
+    #[cfg(unix)]
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+}
+

@@ -35,6 +35,15 @@ impl Origins {
             .unwrap_or_else(|| self.file.clone())
     }
 
+    /// The environment variable that set `field` (or a table holding it), if one did.
+    pub fn env_var_for(&self, field: &str) -> Option<&str> {
+        self.overrides
+            .iter()
+            .filter(|o| covers(&o.path, field) || covers(field, &o.path))
+            .max_by_key(|o| o.path.len())
+            .map(|o| o.var.as_str())
+    }
+
     pub fn invalid(&self, field: &str, message: impl Into<String>) -> ConfigError {
         ConfigError::Invalid { origin: self.for_field(field), field: field.to_owned(), message: message.into() }
     }

@@ -51,6 +51,9 @@ pub struct RawSlack {
     pub gov: Option<bool>,
     pub scim_url: Option<String>,
     pub audit_url: Option<String>,
+    /// Lets `api_url`, `scim_url` and `audit_url` name hosts other than Slack's (a proxy).
+    /// Honoured only from the file, never from an environment override.
+    pub allow_custom_hosts: Option<bool>,
     pub token_env: Option<String>,
     pub token_file: Option<String>,
     #[serde(default, deserialize_with = "sources")]
@@ -60,6 +63,7 @@ pub struct RawSlack {
     pub access_logs_overlap: Option<DurationText>,
     pub request_timeout: Option<DurationText>,
     pub concurrency: Option<Int>,
+    pub run_deadline: Option<DurationText>,
     pub retry: Option<RawRetry>,
     pub rate_limits: Option<RawRateLimits>,
 }
@@ -73,6 +77,7 @@ pub struct RawRetry {
     pub max_backoff: Option<DurationText>,
     pub min_retry_after: Option<DurationText>,
     pub max_retry_after: Option<DurationText>,
+    pub rate_limit_budget: Option<DurationText>,
 }
 
 /// `[slack.rate_limits]`

@@ -45,8 +45,11 @@ fn defaults() {
             max_backoff: Duration::from_secs(60),
             min_retry_after: Duration::from_secs(1),
             max_retry_after: Duration::from_secs(15 * 60),
+            rate_limit_budget: Duration::from_secs(30 * 60),
         }
     );
+    assert_eq!(s.run_deadline, Duration::from_secs(5 * 3600));
+    assert!(!s.allow_custom_hosts);
     assert!(s.rate_limits.enabled);
     assert_eq!(s.rate_limits.per_minute, [1, 20, 50, 100]);
     assert_eq!(s.rate_limits.per_minute(2), 20);
@@ -471,4 +474,43 @@ fn bad_identity_and_correlation_settings_name_the_field() {
     }
     let e = err("[correlation]\nrules = [{ account = \"mail\", identity = \"email\" }]\n");
     assert!(e.to_string().contains("scim_external_id"), "{e}");
+}
+
+#[test]
+fn the_token_goes_only_to_slack_hosts() {
+    for (text, field) in [
+        ("[slack]\napi_url = \"https://attacker.example/api\"\n", "slack.api_url"),
+        ("[slack]\napi_url = \"https://10.0.0.5/api\"\n", "slack.api_url"),
+        ("[slack]\napi_url = \"https://169.254.169.254/\"\n", "slack.api_url"),
+        ("[slack]\nscim_url = \"https://scim.example/scim\"\n", "slack.scim_url"),
+        ("[slack]\nallow_custom_hosts = true\naudit_url = \"https://169.254.169.254/\"\n", "slack.audit_url"),
+    ] {
+        assert_eq!(err(text).field(), Some(field), "{text}");
+    }
+    let e = Config::from_toml_str("", "lastseen.toml", env(&[("LASTSEEN_SLACK__AUDIT_URL", "https://x.example/")]))
+        .unwrap_err();
+    assert_eq!(e.field(), Some("slack.audit_url"));
+    assert!(e.to_string().contains("LASTSEEN_SLACK__AUDIT_URL"), "{e}");
+
+    // The opt-in works from the file, never from the environment.
+    let c = load("[slack]\nallow_custom_hosts = true\nscim_url = \"https://proxy.example/scim\"\n").unwrap();
+    assert_eq!(c.slack.scim_base().as_str(), "https://proxy.example/scim/v2/");
+    assert_eq!(c.slack.token_hosts(), ["slack.com", "proxy.example", "api.slack.com"]);
+    let e = Config::from_toml_str(
+        "",
+        "lastseen.toml",
+        env(&[("LASTSEEN_SLACK__ALLOW_CUSTOM_HOSTS", "true"), ("LASTSEEN_SLACK__AUDIT_URL", "https://x.example/")]),
+    )
+    .unwrap_err();
+    assert_eq!(e.field(), Some("slack.allow_custom_hosts"));
+    assert!(e.to_string().contains("LASTSEEN_SLACK__ALLOW_CUSTOM_HOSTS"), "{e}");
+}
+
+#[test]
+fn run_deadline_stays_below_the_lease() {
+    assert_eq!(load("[slack]\nrun_deadline = \"10m\"\n").unwrap().slack.run_deadline, Duration::from_secs(600));
+    for bad in ["6h", "0s"] {
+        let e = err(&format!("[slack]\nrun_deadline = \"{bad}\"\n"));
+        assert_eq!(e.field(), Some("slack.run_deadline"), "{bad}");
+    }
 }

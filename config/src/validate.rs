@@ -26,6 +26,10 @@ pub(crate) mod defaults {
     pub const ACCESS_LOGS_OVERLAP: &str = "1d";
     pub const REQUEST_TIMEOUT: &str = "60s";
     pub const CONCURRENCY: i64 = 4;
+    /// Below the lake lease's 6 h (`LEASE_TTL` in src/pipeline.rs), with room for the commit.
+    pub const RUN_DEADLINE: &str = "5h";
+    pub const MAX_RUN_DEADLINE_SECS: u64 = 5 * 3600 + 30 * 60;
+    pub const RATE_LIMIT_BUDGET: &str = "30m";
     pub const MAX_ATTEMPTS: i64 = 8;
     pub const INITIAL_BACKOFF: &str = "500ms";
     pub const MAX_BACKOFF: &str = "60s";
@@ -130,12 +134,25 @@ fn storage(raw: RawStorage, o: &Origins) -> Result<StorageConfig> {
 fn slack(raw: RawSlack, o: &Origins) -> Result<SlackConfig> {
     let gov = raw.gov.unwrap_or(false);
     let default_api = if gov { defaults::GOV_API_URL } else { defaults::API_URL };
+    // Whoever may edit the deployment's environment (or a ConfigMap feeding it) but not read
+    // the token's Secret must not be able to send the token elsewhere: the opt-in counts only
+    // when written in the file.
+    let allow_custom_hosts = raw.allow_custom_hosts.unwrap_or(false);
+    if allow_custom_hosts && let Some(var) = o.env_var_for("slack.allow_custom_hosts") {
+        return Err(o.invalid(
+            "slack.allow_custom_hosts",
+            format!(
+                "can only be set in the configuration file, not by an environment override ({var}); \
+                 it decides where the Slack token may be sent"
+            ),
+        ));
+    }
     let api_url = raw.api_url.as_deref().unwrap_or(default_api);
-    let api_url = slack::api_url(api_url).map_err(|m| o.invalid("slack.api_url", m))?;
+    let api_url = slack::api_url(api_url, allow_custom_hosts).map_err(|m| o.invalid("slack.api_url", m))?;
     let optional_url = |field: &str, value: Option<String>| -> Result<Option<url::Url>> {
         match value.filter(|v| !v.trim().is_empty()) {
             None => Ok(None),
-            Some(v) => slack::api_url(&v).map(Some).map_err(|m| o.invalid(field, m)),
+            Some(v) => slack::api_url(&v, allow_custom_hosts).map(Some).map_err(|m| o.invalid(field, m)),
         }
     };
     let scim_url = optional_url("slack.scim_url", raw.scim_url)?;
@@ -191,6 +208,16 @@ fn slack(raw: RawSlack, o: &Origins) -> Result<SlackConfig> {
     if request_timeout.is_zero() {
         return Err(o.invalid("slack.request_timeout", "must be greater than zero"));
     }
+    let run_deadline = duration(o, "slack.run_deadline", raw.run_deadline, defaults::RUN_DEADLINE)?;
+    if run_deadline.is_zero() || run_deadline > Duration::from_secs(defaults::MAX_RUN_DEADLINE_SECS) {
+        return Err(o.invalid(
+            "slack.run_deadline",
+            format!(
+                "must be greater than zero and at most 5h30m, below the lake lease of 6h (got {})",
+                humantime::format_duration(run_deadline)
+            ),
+        ));
+    }
 
     Ok(SlackConfig {
         api_url,
@@ -200,6 +227,7 @@ fn slack(raw: RawSlack, o: &Origins) -> Result<SlackConfig> {
         gov,
         scim_url,
         audit_url,
+        allow_custom_hosts,
         users_page_size: int(o, "slack.users_page_size", raw.users_page_size, defaults::USERS_PAGE_SIZE, 1, 1000)?,
         access_logs_page_size: int(
             o,
@@ -217,6 +245,7 @@ fn slack(raw: RawSlack, o: &Origins) -> Result<SlackConfig> {
         )?,
         request_timeout,
         concurrency: int(o, "slack.concurrency", raw.concurrency, defaults::CONCURRENCY, 1, 64)?,
+        run_deadline,
         retry: retry(raw.retry.unwrap_or_default(), o)?,
         rate_limits: rate_limits(raw.rate_limits.unwrap_or_default(), o)?,
     })
@@ -249,7 +278,9 @@ fn retry(raw: RawRetry, o: &Origins) -> Result<RetryConfig> {
             ),
         ));
     }
-    Ok(RetryConfig { max_attempts, initial_backoff, max_backoff, min_retry_after, max_retry_after })
+    let rate_limit_budget =
+        duration(o, "slack.retry.rate_limit_budget", raw.rate_limit_budget, defaults::RATE_LIMIT_BUDGET)?;
+    Ok(RetryConfig { max_attempts, initial_backoff, max_backoff, min_retry_after, max_retry_after, rate_limit_budget })
 }
 
 fn rate_limits(raw: RawRateLimits, o: &Origins) -> Result<RateLimitConfig> {

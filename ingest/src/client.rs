@@ -1,19 +1,21 @@
 //! `SlackClient`: the one way this crate talks to the Slack Web API. It owns the HTTP client,
 //! the token (only ever in a sensitive `Authorization` header), response classification,
-//! retries, client-side pacing and the per-method counters that feed the run manifest.
+//! retries, client-side pacing, the bounds on what a server can make it do (body caps, gzip
+//! checks off the async threads, the run deadline) and the per-method counters that feed the
+//! run manifest.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::io::Read;
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use backon::Retryable;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use lastseen_config::SlackConfig;
 use lastseen_lake::SourceReport;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{StatusCode, redirect};
+use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -25,6 +27,19 @@ use crate::rate::RateBudget;
 use crate::retry::RetryPolicy;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest JSON answer read (Web API, SCIM, Audit Logs). The biggest real pages (1,000
+/// users with full profiles, 1,000 SCIM resources, 9,999 audit entries) are a few MiB; a server
+/// sending more is broken or hostile, and reading on would only exhaust memory.
+pub const MAX_JSON_BODY: usize = 64 << 20;
+/// The largest file read (`admin.analytics.getFile`, gzip). A day of member analytics is about
+/// 100 bytes compressed per member, so 1 GiB is some ten million members.
+pub const MAX_FILE_BODY: usize = 1 << 30;
+/// The most a file may inflate to: a gzip bomb stops here instead of running for minutes.
+pub const MAX_FILE_INFLATED: u64 = 16 << 30;
+/// The longest line a (NDJSON) file may hold; a member-analytics row is under 1 KiB. Checked
+/// while validating, so the readers after it never buffer an unbounded line.
+pub const MAX_FILE_LINE: usize = 1 << 20;
 
 /// Warnings kept per method; Slack repeats the same few on every page.
 const MAX_WARNINGS: usize = 20;
@@ -80,6 +95,9 @@ pub struct SlackClient {
     authorization: HeaderValue,
     token_source: String,
     policy: RetryPolicy,
+    /// When the client was built (the run started) and how long its calls may take in all.
+    started: Instant,
+    run_deadline: Duration,
     budget: RateBudget,
     in_flight: Semaphore,
     stats: Mutex<BTreeMap<String, MethodStats>>,
@@ -126,15 +144,28 @@ struct EnvelopeMetadata {
 
 impl SlackClient {
     /// Builds a client for `cfg.api_url` with `token`. The token goes into a header value marked
-    /// sensitive (hyper and reqwest then keep it out of their own debug output) and nowhere else.
+    /// sensitive (hyper and reqwest then keep it out of their own debug output) and nowhere else;
+    /// the `Bearer …` text it is built from is wiped when dropped. (The `HeaderValue` itself
+    /// keeps its bytes in a `Bytes` that cannot be zeroized: the HTTP stack allows no better.)
     pub fn new(cfg: &SlackConfig, token: SecretString) -> Result<SlackClient> {
-        let mut authorization = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).map_err(|_| {
+        let secret = token.expose_secret();
+        let mut bearer = Zeroizing::new(Vec::with_capacity(7 + secret.len()));
+        bearer.extend_from_slice(b"Bearer ");
+        bearer.extend_from_slice(secret.as_bytes());
+        // The error is mapped to one that names the token's source, never its value.
+        let mut authorization = HeaderValue::from_bytes(&bearer).map_err(|_| {
             IngestError::Setup(format!(
                 "the token from {} contains characters that cannot be sent in an HTTP header",
                 cfg.token
             ))
         })?;
+        drop(bearer);
         authorization.set_sensitive(true);
+        tracing::info!(
+            hosts = cfg.token_hosts().join(", "),
+            custom_hosts_allowed = cfg.allow_custom_hosts,
+            "the Slack token is sent only to these hosts"
+        );
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(cfg.request_timeout)
@@ -154,6 +185,8 @@ impl SlackClient {
             authorization,
             token_source: cfg.token.describe(),
             policy: RetryPolicy::from(&cfg.retry),
+            started: Instant::now(),
+            run_deadline: cfg.run_deadline,
             budget: RateBudget::new(&cfg.rate_limits),
             in_flight: Semaphore::new(cfg.concurrency.max(1)),
             stats: Mutex::new(BTreeMap::new()),
@@ -350,38 +383,53 @@ impl SlackClient {
     }
 
     /// One logical request: waits for the (method, team) budget, then attempts it with retries
-    /// per the policy; a 429 pauses the bucket for its `Retry-After`.
+    /// per the policy. Failures other than rate limits use up `max_attempts`; a 429 (or
+    /// `ratelimited`) pauses the bucket for its `Retry-After` and is bounded by
+    /// `rate_limit_budget` of elapsed time instead, so another app hammering the same workspace
+    /// slows the run down without failing it. Nothing starts after the run deadline.
     async fn retrying<T, F, Fut>(&self, method: &str, team: Option<&str>, attempt_once: F) -> Result<T>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        let attempts = AtomicU32::new(0);
-        let (this, attempts_ref, once) = (self, &attempts, &attempt_once);
-        let attempt = move || async move {
-            let waited = this.budget.acquire(method, team).await;
+        let started = Instant::now();
+        let mut backoff = self.policy.backoff();
+        let mut rate_backoff = self.policy.rate_limit_backoff();
+        let mut attempts = 0u32;
+        loop {
+            let waited = self.budget.acquire(method, team).await;
             if !waited.is_zero() {
-                this.update(method, |s| s.rate_wait += waited);
+                self.update(method, |s| s.rate_wait += waited);
             }
-            attempts_ref.fetch_add(1, Ordering::Relaxed);
-            once().await
-        };
-        let result = attempt
-            .retry(self.policy.backoff())
-            .sleep(tokio::time::sleep)
-            .when(IngestError::is_retriable)
-            .adjust(|err, proposed| proposed.map(|d| self.policy.delay_for(err, d)))
-            .notify(|err, wait| self.on_retry(method, team, err, wait))
-            .await;
-        match result {
-            Ok(reply) => Ok(reply),
-            Err(err) if err.is_retriable() => Err(IngestError::RetriesExhausted {
-                method: method.to_owned(),
-                attempts: attempts.load(Ordering::Relaxed),
-                last: Box::new(err),
-            }),
-            Err(err) => Err(err),
+            self.check_deadline(method, Duration::ZERO)?;
+            attempts = attempts.saturating_add(1);
+            let err = match attempt_once().await {
+                Ok(reply) => return Ok(reply),
+                Err(err) if !err.is_retriable() => return Err(err),
+                Err(err) => err,
+            };
+            let wait = if matches!(err, IngestError::RateLimited { .. }) {
+                let proposed = rate_backoff.next().unwrap_or(self.policy.max_backoff);
+                let wait = self.policy.delay_for(&err, proposed);
+                (started.elapsed().saturating_add(wait) <= self.policy.rate_limit_budget).then_some(wait)
+            } else {
+                backoff.next().map(|proposed| self.policy.delay_for(&err, proposed))
+            };
+            let Some(wait) = wait else {
+                return Err(IngestError::RetriesExhausted { method: method.to_owned(), attempts, last: Box::new(err) });
+            };
+            self.check_deadline(method, wait)?;
+            self.on_retry(method, team, &err, wait);
+            tokio::time::sleep(wait).await;
         }
+    }
+
+    /// `Deadline` when `slack.run_deadline` has passed, or would pass during `ahead`.
+    fn check_deadline(&self, method: &str, ahead: Duration) -> Result<()> {
+        if self.started.elapsed().saturating_add(ahead) > self.run_deadline {
+            return Err(IngestError::Deadline { method: method.to_owned(), deadline: self.run_deadline });
+        }
+        Ok(())
     }
 
     fn on_retry(&self, method: &str, team: Option<&str>, err: &IngestError, wait: Duration) {
@@ -403,8 +451,9 @@ impl SlackClient {
         );
     }
 
-    /// Sends one GET and reads the whole body; a 429 becomes `RateLimited` whatever the API.
-    async fn send(&self, method: &str, url: &Url) -> Result<(StatusCode, HeaderMap, Bytes)> {
+    /// Sends one GET and reads the body, up to `cap` bytes; a 429 becomes `RateLimited`
+    /// whatever the API.
+    async fn send(&self, method: &str, url: &Url, cap: usize) -> Result<(StatusCode, HeaderMap, Bytes)> {
         // The semaphore is never closed, so acquiring cannot fail; without a permit the
         // request would still be correct, just less bounded.
         let _permit = self.in_flight.acquire().await.ok();
@@ -426,13 +475,34 @@ impl SlackClient {
             });
         }
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| IngestError::transport(method, &e, true))?;
-        Ok((status, headers, body))
+        let too_large = || IngestError::Decode {
+            method: method.to_owned(),
+            detail: format!(
+                "the answer is larger than {} MiB, more than any real answer; not reading it",
+                cap >> 20
+            ),
+            retriable: false,
+        };
+        let announced = response.content_length().unwrap_or(0);
+        if announced > cap as u64 {
+            return Err(too_large());
+        }
+        // Read chunk by chunk so a server that sends without end is cut off at `cap`, not when
+        // memory runs out.
+        let mut body = BytesMut::with_capacity(usize::try_from(announced).unwrap_or(cap).min(cap));
+        let mut response = response;
+        while let Some(chunk) = response.chunk().await.map_err(|e| IngestError::transport(method, &e, true))? {
+            if body.len().saturating_add(chunk.len()) > cap {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, headers, body.freeze()))
     }
 
     /// One Web API round trip, classified.
     async fn attempt<T: DeserializeOwned>(&self, method: &str, url: &Url) -> Result<Reply<T>> {
-        let (status, headers, body) = self.send(method, url).await?;
+        let (status, headers, body) = self.send(method, url, MAX_JSON_BODY).await?;
         if status != StatusCode::OK {
             return Err(IngestError::Http { method: method.to_owned(), status: status.as_u16() });
         }
@@ -442,7 +512,7 @@ impl SlackClient {
     }
 
     async fn attempt_file(&self, method: &str, url: &Url) -> Result<Bytes> {
-        let (status, headers, body) = self.send(method, url).await?;
+        let (status, headers, body) = self.send(method, url, MAX_FILE_BODY).await?;
         if status != StatusCode::OK {
             return Err(IngestError::Http { method: method.to_owned(), status: status.as_u16() });
         }
@@ -459,20 +529,25 @@ impl SlackClient {
                 retriable: false,
             });
         }
-        // Reading the whole stream once is the only way to know it is complete; it costs CPU,
-        // not memory, and a cut transfer is then retried like any other.
-        let mut decoder = flate2::read::GzDecoder::new(&body[..]);
-        std::io::copy(&mut decoder, &mut std::io::sink()).map_err(|e| IngestError::Decode {
+        // Reading the whole stream once is the only way to know it is complete; a cut transfer
+        // is then retried like any other. It costs CPU, not memory, so it runs on the blocking
+        // pool, never on an async worker, and stops at the caps: a gzip bomb or a line without
+        // end is refused here, before any reader buffers it.
+        let file = body.clone();
+        let checked = tokio::task::spawn_blocking(move || check_gzip(&file, MAX_FILE_INFLATED, MAX_FILE_LINE))
+            .await
+            .map_err(|e| IngestError::Setup(format!("checking the file of {method}: {e}")))?;
+        checked.map_err(|(detail, retriable)| IngestError::Decode {
             method: method.to_owned(),
-            detail: format!("the gzip file is damaged or cut off ({e}; {} bytes)", body.len()),
-            retriable: true,
+            detail: format!("{detail} ({} bytes compressed)", body.len()),
+            retriable,
         })?;
         Ok(body)
     }
 
     /// One SCIM / Audit Logs round trip, classified by HTTP status and error body.
     async fn attempt_rest<T: DeserializeOwned>(&self, label: &str, url: &Url) -> Result<T> {
-        let (status, _headers, body) = self.send(label, url).await?;
+        let (status, _headers, body) = self.send(label, url, MAX_JSON_BODY).await?;
         if status == StatusCode::OK {
             return serde_json::from_slice(&body).map_err(|e| {
                 let retriable =
@@ -561,6 +636,40 @@ impl RestError {
     }
 }
 
+/// Inflates `gzip` without keeping what it inflates to, checking that the stream is complete,
+/// inflates to at most `max_inflated` bytes and has no line longer than `max_line`. The error
+/// says what is wrong and whether downloading again may help (a cut transfer may; a bomb not).
+pub(crate) fn check_gzip(gzip: &[u8], max_inflated: u64, max_line: usize) -> std::result::Result<(), (String, bool)> {
+    let mut decoder = flate2::read::GzDecoder::new(gzip);
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut total, mut line) = (0u64, 0usize);
+    loop {
+        let n = match decoder.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err((format!("the gzip file is damaged or cut off ({e})"), true)),
+        };
+        total += n as u64;
+        if total > max_inflated {
+            return Err((format!("the gzip file inflates to more than {} MiB; refusing it", max_inflated >> 20), false));
+        }
+        // The first piece continues the current line; every later one starts a new line, so
+        // the one before it is complete and checked.
+        let mut pieces = buf[..n].split(|b| *b == b'\n');
+        line = line.saturating_add(pieces.next().map_or(0, <[u8]>::len));
+        for piece in pieces {
+            if line > max_line {
+                break;
+            }
+            line = piece.len();
+        }
+        if line > max_line {
+            return Err((format!("the file has a line longer than {} KiB; refusing it", max_line >> 10), false));
+        }
+    }
+}
+
 fn push_warning(warnings: &mut Vec<String>, warning: String) {
     if warnings.len() < MAX_WARNINGS && !warnings.contains(&warning) {
         warnings.push(warning);
@@ -601,17 +710,20 @@ mod tests {
             gov: false,
             scim_url: None,
             audit_url: None,
+        allow_custom_hosts: false,
             users_page_size: 200,
             access_logs_page_size: 1000,
             access_logs_overlap: Duration::from_secs(86_400),
             request_timeout: Duration::from_secs(5),
             concurrency: 4,
+        run_deadline: Duration::from_secs(600),
             retry: RetryConfig {
                 max_attempts: 3,
                 initial_backoff: Duration::from_millis(1),
                 max_backoff: Duration::from_millis(5),
                 min_retry_after: Duration::from_millis(1),
                 max_retry_after: Duration::from_secs(2),
+                rate_limit_budget: Duration::from_secs(60),
             },
             rate_limits: RateLimitConfig { enabled: false, per_minute: [1, 20, 50, 100] },
         }

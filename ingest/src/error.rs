@@ -127,6 +127,15 @@ pub enum IngestError {
     #[error("{method}: {message}")]
     Protocol { method: String, message: String },
 
+    /// The run's Slack calls took longer than `slack.run_deadline`: stopped before the lake
+    /// lease could expire under the run.
+    #[error(
+        "{method}: the run's Slack calls passed slack.run_deadline ({}); stopping so the lake lease \
+         cannot expire under the run (a server that never ends a listing, or a very slow one)",
+        humantime_secs(*deadline)
+    )]
+    Deadline { method: String, deadline: Duration },
+
     /// A retriable error persisted through every allowed attempt.
     #[error("{method}: gave up after {attempts} attempts; last error: {last}")]
     RetriesExhausted { method: String, attempts: u32, last: Box<IngestError> },
@@ -152,6 +161,10 @@ pub enum IngestError {
         #[source]
         source: lastseen_lake::LakeError,
     },
+}
+
+fn humantime_secs(d: Duration) -> String {
+    format!("{}s", d.as_secs())
 }
 
 impl IngestError {
@@ -204,6 +217,7 @@ impl IngestError {
             | IngestError::Transport { method, .. }
             | IngestError::Decode { method, .. }
             | IngestError::Protocol { method, .. }
+            | IngestError::Deadline { method, .. }
             | IngestError::RetriesExhausted { method, .. } => Some(method),
             IngestError::Setup(_)
             | IngestError::Arrow { .. }

@@ -14,6 +14,7 @@ pub mod identities;
 pub mod rate;
 pub mod retry;
 pub mod slack;
+mod walk;
 
 pub use client::{AuthInfo, MethodStats, SlackClient};
 pub use error::{IngestError, Result, TransportKind};
@@ -24,3 +25,5 @@ pub use slack::{AccessLogWindow, MAX_PAGES_PER_WINDOW, TEAM_ACCESS_LOGS, USERS_L
 
 #[cfg(test)]
 mod sim_tests;
+#[cfg(test)]
+mod hostile_tests;

@@ -1,5 +1,6 @@
-//! The retry policy as data: how many attempts, which backoff, and how a 429's `Retry-After`
-//! overrides it. The loop itself is backon's; this module only supplies the delays.
+//! The retry policy as data: how many attempts, which backoff, how a 429's `Retry-After`
+//! overrides it, and how long rate-limit answers may be waited out. The loop itself is
+//! `SlackClient::retrying`; this module only supplies the delays.
 
 use std::time::Duration;
 
@@ -16,6 +17,9 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     pub min_retry_after: Duration,
     pub max_retry_after: Duration,
+    /// How long one request may keep waiting out rate-limit answers, which do not count
+    /// against `max_attempts`.
+    pub rate_limit_budget: Duration,
 }
 
 impl From<&RetryConfig> for RetryPolicy {
@@ -26,6 +30,7 @@ impl From<&RetryConfig> for RetryPolicy {
             max_backoff: cfg.max_backoff.max(cfg.initial_backoff),
             min_retry_after: cfg.min_retry_after,
             max_retry_after: cfg.max_retry_after.max(cfg.min_retry_after),
+            rate_limit_budget: cfg.rate_limit_budget,
         }
     }
 }
@@ -40,6 +45,12 @@ impl RetryPolicy {
             remaining: self.max_attempts.saturating_sub(1),
             rng: fastrand::Rng::new(),
         }
+    }
+
+    /// The delays after rate-limit answers without a `Retry-After`: the same full-jitter
+    /// curve, without an attempt limit (the time budget bounds them instead).
+    pub fn rate_limit_backoff(&self) -> FullJitter {
+        FullJitter { remaining: u32::MAX, ..self.backoff() }
     }
 
     /// The wait before retrying after `err`, given the backoff's proposal. Slack's
@@ -106,6 +117,7 @@ mod tests {
             max_backoff: Duration::from_secs(1),
             min_retry_after: Duration::from_secs(1),
             max_retry_after: Duration::from_secs(30),
+            rate_limit_budget: Duration::from_secs(60),
         }
     }
 
@@ -140,6 +152,7 @@ mod tests {
             max_backoff: Duration::from_secs(1),
             min_retry_after: Duration::from_secs(5),
             max_retry_after: Duration::from_secs(1),
+            rate_limit_budget: Duration::from_secs(1),
         };
         let p = RetryPolicy::from(&cfg);
         assert_eq!(p.max_attempts, 1);

@@ -1,5 +1,7 @@
 //! The query engine: one DataFusion `SessionContext` with every lake table registered as of the
-//! newest committed version, so every query in a session sees one consistent lake.
+//! newest committed version, so every query in a session sees one consistent lake. Queries are
+//! read-only: the context holds the lake's store with its write credentials, so DDL, DML
+//! (`COPY … TO` included) and statements are refused before planning finishes.
 
 use std::collections::HashMap;
 
@@ -7,10 +9,11 @@ use chrono::NaiveDate;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::metadata::ScalarAndMetadata;
 use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use lastseen_lake::{Lake, LakeTable, Snapshot};
 
-use crate::Result;
+use crate::{QueryError, Result};
 use crate::export::Provenance;
 
 pub struct QueryEngine {
@@ -50,9 +53,12 @@ impl QueryEngine {
         &self.snapshot
     }
 
-    /// Plan `sql`, binding `$name` placeholders from `params`.
+    /// Plan `sql`, binding `$name` placeholders from `params`. Only queries pass: DDL
+    /// (`CREATE`, `DROP`), DML (`INSERT`, `COPY … TO`) and statements (`SET`, transactions) are
+    /// a usage error, so `lastseen sql`, the shell and reports cannot write the lake or local
+    /// files. (URL tables, `SELECT * FROM 'file.csv'`, stay off: DataFusion's default.)
     pub async fn plan(&self, sql: &str, params: &[(&str, ScalarValue)]) -> Result<DataFrame> {
-        let df = self.ctx.sql(sql).await?;
+        let df = self.ctx.sql_with_options(sql, read_only()).await.map_err(refused)?;
         if params.is_empty() {
             return Ok(df);
         }
@@ -61,6 +67,7 @@ impl QueryEngine {
         Ok(df.with_param_values(ParamValues::Map(map))?)
     }
 
+    /// Plan and run `sql` (read-only, as [`Self::plan`]).
     pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
         Ok(self.plan(sql, &[]).await?.collect().await?)
     }
@@ -73,5 +80,23 @@ impl QueryEngine {
     /// The committed snapshot days of `table`, oldest first.
     pub fn dates(&self, table: &str) -> Vec<NaiveDate> {
         self.snapshot.dates(table)
+    }
+}
+
+fn read_only() -> SQLOptions {
+    SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
+}
+
+/// DataFusion's refusal of a writing statement, said in lastseen's terms.
+fn refused(e: datafusion::error::DataFusionError) -> QueryError {
+    let text = e.to_string();
+    let what = ["DDL not supported", "DML not supported", "Statement not supported"].into_iter().find(|m| text.contains(m));
+    match what {
+        Some(_) => QueryError::Usage(format!(
+            "lastseen's SQL is read-only: COPY … TO, CREATE, DROP, INSERT, UPDATE, DELETE and SET are refused \
+             ({}); to save a result, run the query with --output FILE (and --format)",
+            text.trim_start_matches("Error during planning: ")
+        )),
+        None => QueryError::DataFusion(e),
     }
 }

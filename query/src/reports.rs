@@ -27,6 +27,9 @@ use datafusion::datasource::MemTable;
 use crate::export::{Chart, ChartKind, Parameter, Provenance, ResultSet};
 use crate::{QueryEngine, QueryError, Result};
 
+/// The largest `--days` a report takes: a century, as for `lake.retention`.
+pub const MAX_DAYS: u32 = 36_500;
+
 include!(concat!(env!("OUT_DIR"), "/reports.rs"));
 
 /// The parameters a report can declare; each is one command-line option.
@@ -271,6 +274,11 @@ impl ReportDef {
         if self.takes(Param::Days) && p.days.is_none() {
             return Err(QueryError::Usage(format!("report `{}` needs --days", self.name)));
         }
+        // A bound, not only a type: `$as_of - $days` must stay a date, and `usage` expands one
+        // row per day of the range.
+        if let Some(days) = p.days.filter(|d| !(1..=MAX_DAYS).contains(d)) {
+            return Err(QueryError::Usage(format!("--days must be between 1 and {MAX_DAYS} (got {days})")));
+        }
         Ok(())
     }
 
@@ -311,7 +319,9 @@ impl ReportDef {
             }
         }
         if let (Some(d), Some(days)) = (as_of, p.days.filter(|_| self.takes(Param::Days))) {
-            let cutoff = d - Duration::days(i64::from(days));
+            let cutoff = d.checked_sub_signed(Duration::days(i64::from(days))).ok_or_else(|| {
+                QueryError::Usage(format!("--days {days} reaches before the first representable date"))
+            })?;
             bind("cutoff", lastseen_lake::catalog::date_scalar(cutoff), cutoff.to_string());
         }
 
@@ -515,6 +525,17 @@ mod tests {
         let e = find("terminated").unwrap().check(&ReportParams { days: Some(30), ..Default::default() }).unwrap_err();
         assert!(e.to_string().starts_with("report `terminated` does not take --days"), "{e}");
         assert!(find("nope").unwrap_err().to_string().starts_with("no report named `nope`; the reports are: dormant"));
+    }
+
+    #[test]
+    fn days_are_bounded_so_no_date_overflows() {
+        let r = find("dormant").unwrap();
+        for days in [0, 36_501, 4_000_000_000] {
+            let e = r.check(&ReportParams { days: Some(days), ..Default::default() }).unwrap_err();
+            assert!(matches!(e, QueryError::Usage(_)), "{days}: {e}");
+            assert!(e.to_string().contains("between 1 and 36500"), "{e}");
+        }
+        r.check(&ReportParams { days: Some(36_500), ..Default::default() }).unwrap();
     }
 
     #[test]

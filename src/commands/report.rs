@@ -129,7 +129,8 @@ fn check_new_or_empty(dir: &Path) -> anyhow::Result<()> {
 
 /// Every part and the index into `staging`; returns how many files (side files included).
 fn write_parts(split: &SplitOutput, format: Format, o: &OutputArgs, staging: &Path) -> anyhow::Result<usize> {
-    std::fs::create_dir(staging).with_context(|| format!("creating {}", staging.display()))?;
+    // Owner-only (0700): the pack holds personal data; `create` fails if the name is taken.
+    lastseen_query::export::create_private_dir(staging).with_context(|| format!("creating {}", staging.display()))?;
     let options = ExportOptions { bom: o.bom, ..Default::default() };
     let mut files = 0;
     for part in &split.parts {

@@ -11,6 +11,7 @@ mod daemon;
 mod deploy;
 mod e2e;
 mod exports;
+mod hostile;
 mod lake_safety;
 mod operations;
 mod reports;

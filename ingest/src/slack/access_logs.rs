@@ -22,6 +22,7 @@ use futures::stream::{self, BoxStream};
 use lastseen_lake::catalog::SLACK_ACCESS_LOGS;
 
 use crate::client::SlackClient;
+use crate::walk::WalkGuard;
 use crate::error::{IngestError, Result};
 use crate::slack::models::{AccessLogsPage, Login};
 use crate::slack::{MAX_PAGE_SIZE, micros, secs_to_micros};
@@ -52,6 +53,9 @@ struct State {
     page: u32,
     /// Oldest `date_last` seen in the current `before` window: where the next window starts.
     window_oldest: Option<i64>,
+    /// Each (`before`, `page`) is asked for once: a server ignoring `before` sends the walk
+    /// back to a window it already read.
+    guard: WalkGuard,
     done: bool,
 }
 
@@ -78,6 +82,7 @@ pub fn access_logs(
         before: window.before,
         page: 1,
         window_oldest: None,
+        guard: WalkGuard::new(TEAM_ACCESS_LOGS),
         done: false,
     };
     stream::try_unfold(state, next_page).boxed()
@@ -90,7 +95,9 @@ async fn next_page(mut st: State) -> Result<Option<(RecordBatch, State)>> {
         if let Some(before) = st.before {
             params.push(("before", before.to_string()));
         }
+        st.guard.visit(format!("{:?}/{}", st.before, st.page))?;
         let page: AccessLogsPage = st.client.call(TEAM_ACCESS_LOGS, Some(&st.team_id), &params).await?;
+        st.guard.page(page.logins.len())?;
         st.advance(&page);
 
         let keep = |l: &&Login| st.stop_at.is_none_or(|stop| l.date_last >= stop);

@@ -21,7 +21,7 @@ use url::Url;
 
 use crate::client::SlackClient;
 use crate::error::{IngestError, Result};
-use crate::slack::collector::{Collector, Item, RunContext, arrow_err, next_cursor, start_of_day, watermark_at_least};
+use crate::slack::collector::{Collector, Item, RunContext, WalkGuard, arrow_err, next_cursor, start_of_day, watermark_at_least};
 use crate::slack::models::{ResponseMetadata, lenient};
 use crate::slack::{micros, secs_to_micros};
 
@@ -154,6 +154,7 @@ pub fn window(ctx: &RunContext, oldest: i64, latest: i64) -> BoxStream<'static, 
             oldest,
             latest,
             cursor: None,
+            guard: WalkGuard::new(AUDIT_LOGS),
             done: false,
         };
         let newest = Arc::clone(&newest);
@@ -175,6 +176,7 @@ struct Walk {
     oldest: i64,
     latest: i64,
     cursor: Option<String>,
+    guard: WalkGuard,
     done: bool,
 }
 
@@ -191,7 +193,7 @@ async fn next_page(mut st: Walk, collected_at_us: i64, newest: Arc<AtomicI64>) -
         }
         let url = logs_url(&st.base, &params)?;
         let page: LogsPage = st.client.get_rest(AUDIT_LOGS, Some(&st.org), &url).await?;
-        match next_cursor(AUDIT_LOGS, st.cursor.as_deref(), page.response_metadata.and_then(|m| m.next_cursor))? {
+        match next_cursor(&mut st.guard, page.entries.len(), page.response_metadata.and_then(|m| m.next_cursor))? {
             Some(next) => st.cursor = Some(next),
             None => st.done = true,
         }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::client::SlackClient;
 use crate::error::Result;
-use crate::slack::collector::{Collector, Item, RunContext, arrow_err, next_cursor, probe_first_workspace};
+use crate::slack::collector::{Collector, Item, RunContext, WalkGuard, arrow_err, next_cursor, probe_first_workspace};
 use crate::slack::micros;
 use crate::slack::models::{ResponseMetadata, lenient};
 
@@ -62,7 +62,8 @@ impl Collector for BillingCollector {
     fn collect(&self, ctx: Arc<RunContext>) -> BoxStream<'static, Result<Item>> {
         let collected = micros(ctx.collected_at);
         stream::select_all(ctx.scope.workspaces.iter().map(|ws| {
-            let st = Walk { client: Arc::clone(&ctx.client), team: ws.id.clone(), cursor: None, done: false };
+            let guard = WalkGuard::new(TEAM_BILLABLE_INFO);
+            let st = Walk { client: Arc::clone(&ctx.client), team: ws.id.clone(), cursor: None, guard, done: false };
             stream::try_unfold(st, move |st| next_page(st, collected)).boxed()
         }))
         .boxed()
@@ -73,6 +74,7 @@ struct Walk {
     client: Arc<SlackClient>,
     team: String,
     cursor: Option<String>,
+    guard: WalkGuard,
     done: bool,
 }
 
@@ -83,8 +85,8 @@ async fn next_page(mut st: Walk, collected_at_us: i64) -> Result<Option<(Item, W
             params.push(("cursor", c.clone()));
         }
         let page: BillablePage = st.client.call(TEAM_BILLABLE_INFO, Some(&st.team), &params).await?;
-        match next_cursor(TEAM_BILLABLE_INFO, st.cursor.as_deref(), page.response_metadata.and_then(|m| m.next_cursor))?
-        {
+        let rows = page.billable_info.as_ref().map_or(0, |m| m.len());
+        match next_cursor(&mut st.guard, rows, page.response_metadata.and_then(|m| m.next_cursor))? {
             Some(next) => st.cursor = Some(next),
             None => st.done = true,
         }

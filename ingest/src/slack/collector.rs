@@ -22,6 +22,7 @@ use url::Url;
 use crate::client::{AuthInfo, SlackClient};
 use crate::error::{IngestError, Result};
 use crate::slack::models::{ResponseMetadata, lenient};
+pub(crate) use crate::walk::WalkGuard;
 
 /// One thing a collector stream yields.
 #[derive(Debug)]
@@ -249,6 +250,7 @@ pub async fn discover(client: &SlackClient) -> Result<Scope> {
     let workspaces = if auth.is_enterprise_install {
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
+        let mut guard = WalkGuard::new(ADMIN_TEAMS_LIST);
         loop {
             let mut params = vec![("limit", "100".to_string())];
             if let Some(c) = &cursor {
@@ -256,6 +258,7 @@ pub async fn discover(client: &SlackClient) -> Result<Scope> {
             }
             let page: TeamsPage = client.call(ADMIN_TEAMS_LIST, None, &params).await?;
             client.record_page(ADMIN_TEAMS_LIST, page.teams.len());
+            let rows = page.teams.len();
             out.extend(page.teams.into_iter().map(|t| {
                 // The subdomain is the host's first label of `team_url` when `domain` is absent.
                 let domain = t.domain.or_else(|| {
@@ -266,13 +269,7 @@ pub async fn discover(client: &SlackClient) -> Result<Scope> {
                 });
                 Workspace { id: t.id, name: t.name, domain }
             }));
-            match page.response_metadata.and_then(|m| m.next_cursor) {
-                Some(next) if cursor.as_deref() == Some(next.as_str()) => {
-                    return Err(IngestError::Protocol {
-                        method: ADMIN_TEAMS_LIST.into(),
-                        message: "Slack returned the same cursor twice; stopping instead of looping".into(),
-                    });
-                }
+            match next_cursor(&mut guard, rows, page.response_metadata.and_then(|m| m.next_cursor))? {
                 Some(next) => cursor = Some(next),
                 None => break,
             }
@@ -311,15 +308,10 @@ pub async fn probe(collector: &dyn Collector, ctx: &RunContext) -> Result<Probe>
     }
 }
 
-/// Follows a cursor, failing instead of looping when Slack hands the same cursor back.
-pub(crate) fn next_cursor(method: &str, current: Option<&str>, next: Option<String>) -> Result<Option<String>> {
-    match next {
-        Some(n) if current == Some(n.as_str()) => Err(IngestError::Protocol {
-            method: method.to_owned(),
-            message: "Slack returned the same cursor twice; stopping instead of looping".to_owned(),
-        }),
-        other => Ok(other),
-    }
+/// Follows a cursor through the walk's guard ([`crate::walk`]): `Protocol` instead of looping
+/// when a cursor comes back (A→A or A→B→A), or a page cap is reached.
+pub(crate) fn next_cursor(guard: &mut WalkGuard, rows: usize, next: Option<String>) -> Result<Option<String>> {
+    guard.next_cursor(rows, next)
 }
 
 pub(crate) fn arrow_err(table: &'static TableDef) -> impl Fn(datafusion::arrow::error::ArrowError) -> IngestError {

@@ -19,7 +19,7 @@ use url::Url;
 
 use crate::client::SlackClient;
 use crate::error::{IngestError, Result};
-use crate::slack::collector::{Collector, Item, RunContext, arrow_err};
+use crate::slack::collector::{Collector, Item, RunContext, WalkGuard, arrow_err};
 use crate::slack::micros;
 use crate::slack::models::lenient;
 
@@ -139,9 +139,9 @@ impl Collector for ScimCollector {
 
     fn collect(&self, ctx: Arc<RunContext>) -> BoxStream<'static, Result<Item>> {
         let collected = micros(ctx.collected_at);
-        let users = walk::<ScimUser>(Arc::clone(&ctx), SCIM_USERS, "Users")
+        let users = walk(Arc::clone(&ctx), SCIM_USERS, "Users", |u: &ScimUser| u.id.clone())
             .map(move |page| Ok(Item::Rows { table: &SLACK_SCIM_USERS, batch: users_batch(&page?, collected)? }));
-        let groups = walk::<ScimGroup>(Arc::clone(&ctx), SCIM_GROUPS, "Groups")
+        let groups = walk(Arc::clone(&ctx), SCIM_GROUPS, "Groups", |g: &ScimGroup| g.id.clone())
             .map(move |page| Ok(Item::Rows { table: &SLACK_SCIM_GROUPS, batch: groups_batch(&page?, collected)? }));
         stream::select(users, groups).boxed()
     }
@@ -152,6 +152,7 @@ struct Walk {
     base: Url,
     org: String,
     start: usize,
+    guard: WalkGuard,
     done: bool,
 }
 
@@ -160,12 +161,14 @@ fn walk<T: DeserializeOwned + Send + 'static>(
     ctx: Arc<RunContext>,
     label: &'static str,
     resource: &'static str,
+    id: fn(&T) -> String,
 ) -> BoxStream<'static, Result<Vec<T>>> {
     let st = Walk {
         client: Arc::clone(&ctx.client),
         base: ctx.settings.scim_base.clone(),
         org: ctx.scope.org_key().to_owned(),
         start: 1,
+        guard: WalkGuard::new(label),
         done: false,
     };
     stream::try_unfold(st, move |mut st| async move {
@@ -176,6 +179,12 @@ fn walk<T: DeserializeOwned + Send + 'static>(
         let page: ListResponse<T> = st.client.get_rest(label, Some(&st.org), &url).await?;
         st.client.record_page(label, page.resources.len());
         let n = page.resources.len();
+        // A server that ignores startIndex (and sends no totalResults) repeats a page: its first
+        // resource is then one already read.
+        st.guard.page(n)?;
+        if let Some(first) = page.resources.first() {
+            st.guard.visit(id(first))?;
+        }
         st.start += n;
         // An empty page ends the list whatever totalResults says, so a miscount cannot loop.
         st.done = n == 0 || page.total_results.is_some_and(|t| st.start as i64 > t);

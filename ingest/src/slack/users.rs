@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::client::SlackClient;
 use crate::error::{IngestError, Result};
-use crate::slack::collector::{Collector, Item, RunContext, next_cursor, probe_first_workspace};
+use crate::slack::collector::{Collector, Item, RunContext, WalkGuard, next_cursor, probe_first_workspace};
 use crate::slack::models::{EnterpriseUser, ResponseMetadata, User, UsersPage, lenient};
 use crate::slack::{MAX_PAGE_SIZE, micros, secs_to_micros};
 
@@ -34,6 +34,7 @@ struct State {
     limit: String,
     /// `None` before the first page; `Some(cursor)` for the next one.
     cursor: Option<String>,
+    guard: WalkGuard,
     done: bool,
 }
 
@@ -53,8 +54,8 @@ pub fn users(
 
 /// The members of `team_id`, one non-empty page at a time.
 pub fn user_pages(client: Arc<SlackClient>, team_id: String, page_size: u32) -> BoxStream<'static, Result<Vec<User>>> {
-    let state =
-        State { client, team_id, limit: page_size.clamp(1, MAX_PAGE_SIZE).to_string(), cursor: None, done: false };
+    let limit = page_size.clamp(1, MAX_PAGE_SIZE).to_string();
+    let state = State { client, team_id, limit, cursor: None, guard: WalkGuard::new(USERS_LIST), done: false };
     stream::try_unfold(state, next_page).boxed()
 }
 
@@ -67,7 +68,7 @@ async fn next_page(mut st: State) -> Result<Option<(Vec<User>, State)>> {
             params.push(("cursor", cursor.clone()));
         }
         let page: UsersPage = st.client.call(USERS_LIST, Some(&st.team_id), &params).await?;
-        match next_cursor(USERS_LIST, st.cursor.as_deref(), page.next_cursor().map(str::to_owned))? {
+        match next_cursor(&mut st.guard, page.members.len(), page.next_cursor().map(str::to_owned))? {
             None => st.done = true,
             Some(next) => st.cursor = Some(next),
         }
@@ -125,6 +126,7 @@ async fn admin_facts(client: &SlackClient) -> Result<HashMap<String, AdminFacts>
     let mut out = HashMap::new();
     for active in ["true", "false"] {
         let mut cursor: Option<String> = None;
+        let mut guard = WalkGuard::new(ADMIN_USERS_LIST);
         loop {
             let mut params = vec![("limit", "100".to_string()), ("is_active", active.to_string())];
             if let Some(c) = &cursor {
@@ -132,6 +134,7 @@ async fn admin_facts(client: &SlackClient) -> Result<HashMap<String, AdminFacts>
             }
             let page: AdminUsersPage = client.call(ADMIN_USERS_LIST, None, &params).await?;
             client.record_page(ADMIN_USERS_LIST, page.users.len());
+            let rows = page.users.len();
             for u in page.users {
                 // 0 is Slack's "never" for last_active_ts.
                 let facts = AdminFacts {
@@ -141,7 +144,7 @@ async fn admin_facts(client: &SlackClient) -> Result<HashMap<String, AdminFacts>
                 };
                 out.insert(u.id, facts);
             }
-            match next_cursor(ADMIN_USERS_LIST, cursor.as_deref(), page.response_metadata.and_then(|m| m.next_cursor))?
+            match next_cursor(&mut guard, rows, page.response_metadata.and_then(|m| m.next_cursor))?
             {
                 Some(next) => cursor = Some(next),
                 None => break,

@@ -204,21 +204,49 @@ pub fn side_file(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Writes through `<name>.<pid>.tmp` renamed onto `path`. The temporary file is created new
+/// (`O_EXCL`, which never follows a symlink) and owner-only (0600): exports hold personal data,
+/// and a file or symlink planted at the temporary name makes the export fail instead of
+/// truncating whatever the link points to. The rename replaces `path` itself, never a link's
+/// target.
 fn write_atomically(path: &Path, body: impl FnOnce(&mut std::fs::File) -> Result<()>) -> Result<()> {
     let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     tmp_name.push(format!(".{}.tmp", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
-    let result = std::fs::File::create(&tmp)
-        .map_err(|e| QueryError::io(&tmp, e))
-        .and_then(|mut f| {
-            body(&mut f)?;
-            f.sync_all().map_err(|e| QueryError::io(&tmp, e))
-        })
+    // A symlink where the export goes is someone else's redirect, not a place to write.
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(QueryError::io(
+            path,
+            std::io::Error::other("it is a symbolic link; lastseen neither writes through nor replaces one"),
+        ));
+    }
+    let mut file = create_private(&tmp).map_err(|e| QueryError::io(&tmp, e))?;
+    let result = body(&mut file)
+        .and_then(|()| file.sync_all().map_err(|e| QueryError::io(&tmp, e)))
         .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| QueryError::io(path, e)));
     if result.is_err() {
+        // Ours to remove: it was created new above.
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// A new file only the owner can read and write; fails if anything (a symlink included)
+/// already has the name.
+pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// A new folder only the owner can enter; fails if the name is taken.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
 }
 
 fn is_text(t: &DataType) -> bool {

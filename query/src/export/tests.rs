@@ -363,3 +363,80 @@ fn save_writes_the_export_and_its_side_file_and_nothing_else() {
     let e = doc.save(Format::Csv, &dir.path().join("missing/out.csv")).unwrap_err();
     assert!(e.to_string().contains("missing/out.csv") && e.to_string().contains("writable"), "{e}");
 }
+
+#[cfg(unix)]
+#[test]
+fn exports_are_owner_only_and_never_follow_a_planted_symlink() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (data, p) = (fixture(), provenance());
+    let doc = Document { data: &data, provenance: &p, charts: &[], options: &ExportOptions::default() };
+    let out = dir.path().join("out.csv");
+    doc.save(Format::Csv, &out).unwrap();
+    for f in [out.clone(), side_file(&out)] {
+        assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600, "{}", f.display());
+    }
+
+    // A symlink planted at the temporary name: the export fails, the link's target is intact.
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    let next = dir.path().join("next.csv");
+    let tmp = dir.path().join(format!("next.csv.{}.tmp", std::process::id()));
+    std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+    let e = doc.save(Format::Csv, &next).unwrap_err();
+    assert!(e.to_string().contains("next.csv"), "{e}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(!next.exists() && std::fs::symlink_metadata(&tmp).unwrap().file_type().is_symlink());
+
+    // A symlink as the export's own name: refused, the target intact.
+    let link = dir.path().join("link.csv");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let e = doc.save(Format::Csv, &link).unwrap_err();
+    assert!(e.to_string().contains("symbolic link"), "{e}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+}
+
+#[test]
+fn table_output_carries_no_terminal_escape_sequences() {
+    let schema = Arc::new(Schema::new(vec![Field::new("cell", DataType::Utf8, true)]));
+    let hostile = "a\x1b]52;c;ZXZpbA==\x07b";
+    let col: ArrayRef = Arc::new(StringArray::from(vec![Some(hostile), Some("x\u{9b}2J"), None]));
+    let data = ResultSet::new(schema.clone(), vec![RecordBatch::try_new(schema, vec![col]).unwrap()]);
+    let p = provenance();
+    let doc = Document { data: &data, provenance: &p, charts: &[], options: &ExportOptions::default() };
+    let mut out = Vec::new();
+    doc.write(Format::Table, &mut out).unwrap();
+    assert!(!out.iter().any(|b| *b == 0x1b || *b == 0x07), "{out:?}");
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("a\\x1b]52;c;ZXZpbA==\\x07b") && text.contains("x\\u{9b}2J"), "{text}");
+    assert!(!text.contains('\u{9b}'));
+}
+
+#[test]
+fn xlsx_truncates_overlong_cells_and_writes_out_of_range_dates_as_text() {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("note", DataType::Utf8, true),
+        Field::new("dt", DataType::Date32, true),
+        Field::new("at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+    ]));
+    let long = "é".repeat(40_000);
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![Some(long.as_str()), Some("short")])),
+        Arc::new(Date32Array::from(vec![Some(day(1850, 1, 1)), Some(day(2026, 6, 30))])),
+        Arc::new(TimestampMicrosecondArray::from(vec![Some(ts(1800, 6, 1, 12, 0, 0)), None]).with_timezone("UTC")),
+    ];
+    let data = ResultSet::new(schema.clone(), vec![RecordBatch::try_new(schema, cols).unwrap()]);
+    let p = provenance();
+    let doc = Document { data: &data, provenance: &p, charts: &[], options: &ExportOptions::default() };
+    let mut buf = Vec::new();
+    doc.write(Format::Xlsx, &mut buf).unwrap();
+    let mut wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(buf)).unwrap();
+    let sheet = wb.worksheet_range("Data").unwrap();
+    let note = sheet.get((1, 0)).unwrap().to_string();
+    assert_eq!(note.chars().count(), 32_767);
+    assert!(note.starts_with("éé") && note.ends_with(" … [truncated: 40000 characters]"), "{}", &note[note.len() - 60..]);
+    assert_eq!(sheet.get((2, 0)), Some(&Data::String("short".into())));
+    assert_eq!(sheet.get((1, 1)), Some(&Data::String("1850-01-01".into())));
+    assert_eq!(sheet.get((1, 2)), Some(&Data::String("1800-06-01T12:00:00Z".into())));
+    assert!(matches!(sheet.get((2, 1)), Some(Data::DateTime(_))), "{:?}", sheet.get((2, 1)));
+}

@@ -131,7 +131,7 @@ fn data_sheet(ws: &mut Worksheet, doc: &Document<'_>, st: &Styles, rows: &mut Ro
     let last_col = u16::try_from(fields.len().saturating_sub(1)).map_err(|_| err("more than 65,536 columns"))?;
     let mut widths: Vec<usize> = fields.iter().map(|f| f.name().chars().count() + 2).collect();
     for (c, f) in fields.iter().enumerate() {
-        ws.write_string_with_format(0, c as u16, f.name(), &st.header).map_err(err)?;
+        ws.write_string_with_format(0, c as u16, &*fit_cell(f.name()), &st.header).map_err(err)?;
     }
     for i in 0..n {
         let Some((cols, r)) = rows.next()? else { break };
@@ -140,8 +140,9 @@ fn data_sheet(ws: &mut Worksheet, doc: &Document<'_>, st: &Styles, rows: &mut Ro
             let col = c as u16;
             let w = match cells {
                 Cells::Text(a) if a.is_valid(r) => {
-                    ws.write_string_with_format(row, col, a.value(r), &st.text).map_err(err)?;
-                    a.value(r).chars().count()
+                    let text = fit_cell(a.value(r));
+                    ws.write_string_with_format(row, col, &*text, &st.text).map_err(err)?;
+                    text.chars().count()
                 }
                 Cells::Number(a) if a.is_valid(r) => {
                     ws.write_number(row, col, a.value(r)).map_err(err)?;
@@ -151,15 +152,29 @@ fn data_sheet(ws: &mut Worksheet, doc: &Document<'_>, st: &Styles, rows: &mut Ro
                     ws.write_boolean(row, col, a.value(r)).map_err(err)?;
                     6
                 }
-                Cells::Date(a) if a.is_valid(r) => {
-                    let d = excel_date(EXCEL_UNIX_EPOCH + a.value(r) as f64)?;
-                    ws.write_datetime_with_format(row, col, &d, &st.date).map_err(err)?;
-                    10
-                }
+                Cells::Date(a) if a.is_valid(r) => match excel_date(EXCEL_UNIX_EPOCH + a.value(r) as f64) {
+                    Some(d) => {
+                        ws.write_datetime_with_format(row, col, &d, &st.date).map_err(err)?;
+                        10
+                    }
+                    None => {
+                        let text = date_text(a.value(r));
+                        ws.write_string_with_format(row, col, &text, &st.text).map_err(err)?;
+                        text.len()
+                    }
+                },
                 Cells::Timestamp(a) if a.is_valid(r) => {
-                    let d = excel_date(EXCEL_UNIX_EPOCH + a.value(r) as f64 / MICROS_PER_DAY)?;
-                    ws.write_datetime_with_format(row, col, &d, &st.timestamp).map_err(err)?;
-                    19
+                    match excel_date(EXCEL_UNIX_EPOCH + a.value(r) as f64 / MICROS_PER_DAY) {
+                        Some(d) => {
+                            ws.write_datetime_with_format(row, col, &d, &st.timestamp).map_err(err)?;
+                            19
+                        }
+                        None => {
+                            let text = timestamp_text(a.value(r));
+                            ws.write_string_with_format(row, col, &text, &st.text).map_err(err)?;
+                            text.len()
+                        }
+                    }
                 }
                 _ => 0,
             };
@@ -176,8 +191,38 @@ fn data_sheet(ws: &mut Worksheet, doc: &Document<'_>, st: &Styles, rows: &mut Ro
     Ok(())
 }
 
-fn excel_date(serial: f64) -> Result<ExcelDateTime> {
-    ExcelDateTime::from_serial_datetime(serial).map_err(err)
+/// The Excel date of `serial`, or `None` outside Excel's range (1900-01-01 to 9999-12-31):
+/// such a value is written as text rather than failing the whole export.
+fn excel_date(serial: f64) -> Option<ExcelDateTime> {
+    ExcelDateTime::from_serial_datetime(serial).ok()
+}
+
+fn date_text(days: i64) -> String {
+    days.checked_mul(86_400)
+        .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+        .map_or_else(|| format!("{days} days after 1970-01-01"), |d| d.date_naive().to_string())
+}
+
+fn timestamp_text(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map_or_else(|| format!("{micros} µs after 1970-01-01"), |d| d.format("%Y-%m-%dT%H:%M:%S%.fZ").to_string())
+}
+
+/// Excel's limit on the characters of one cell.
+pub(crate) const XLSX_MAX_CELL_CHARS: usize = 32_767;
+
+/// `text` cut to fit one cell, ending with a marker that says how long it was; one long value
+/// (an HR note, a pasted log) must not fail the whole export.
+pub(crate) fn fit_cell(text: &str) -> std::borrow::Cow<'_, str> {
+    let n = text.chars().count();
+    if n <= XLSX_MAX_CELL_CHARS {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let marker = format!(" … [truncated: {n} characters]");
+    let keep = XLSX_MAX_CELL_CHARS - marker.chars().count();
+    let mut out: String = text.chars().take(keep).collect();
+    out.push_str(&marker);
+    std::borrow::Cow::Owned(out)
 }
 
 fn about_sheet(
@@ -194,7 +239,7 @@ fn about_sheet(
     let mut row = 1u32;
     let mut put = |ws: &mut Worksheet, k: &str, v: &str| -> std::result::Result<(), XlsxError> {
         ws.write_string_with_format(row, 0, k, &st.text)?;
-        ws.write_string_with_format(row, 1, v, &st.text)?;
+        ws.write_string_with_format(row, 1, &*fit_cell(v), &st.text)?;
         row += 1;
         Ok(())
     };
