@@ -38,6 +38,6 @@ fn main() -> ExitCode {
 /// ask for 0600 themselves.
 fn owner_only_files() {
     #[cfg(unix)]
-    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let _previous = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
 }
 

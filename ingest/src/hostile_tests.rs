@@ -24,7 +24,6 @@ const TOKEN: &str = "xoxp-HOSTILE-SENTINEL";
 /// One request as the handler sees it.
 #[derive(Debug, Clone)]
 struct Request {
-    path: String,
     query: BTreeMap<String, String>,
     authorization: Option<String>,
 }
@@ -70,7 +69,7 @@ async fn serve(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> (
                     .lines()
                     .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("authorization")))
                     .map(|(_, v)| v.trim().to_owned());
-                let req = Request { path: url.path().to_owned(), query: url.query_pairs().into_owned().collect(), authorization };
+                let req = Request { query: url.query_pairs().into_owned().collect(), authorization };
                 log.lock().unwrap().push(req.clone());
                 let reply = handler(&req);
                 let mut out = format!("HTTP/1.1 {} X\r\nconnection: close\r\ncontent-length: {}\r\n", reply.status, reply.body.len());

@@ -84,7 +84,7 @@ pub async fn read_identities(
     let bytes = lastseen_lake::read_object(url, options)
         .await
         .map_err(|source| IngestError::IdentityRead { file: display_name(url), source })?;
-    parse_identities(&bytes, cfg, &display_name(url), cfg.effective_format(url), loaded_at)
+    parse_export(bytes, cfg, &display_name(url), cfg.effective_format(url), loaded_at)
 }
 
 /// How a file is named in rows and messages: the URL without credentials (config refuses them).
@@ -104,6 +104,17 @@ pub fn parse_identities(
     format: Option<IdentityFormat>,
     loaded_at: DateTime<Utc>,
 ) -> Result<IdentityLoad> {
+    parse_export(bytes::Bytes::copy_from_slice(bytes), cfg, file, format, loaded_at)
+}
+
+/// [`parse_identities`] on the buffer as read, which the Parquet reader uses without a copy.
+fn parse_export(
+    bytes: bytes::Bytes,
+    cfg: &IdentitiesConfig,
+    file: &str,
+    format: Option<IdentityFormat>,
+    loaded_at: DateTime<Utc>,
+) -> Result<IdentityLoad> {
     let bad = |message: String| IngestError::IdentityFile { file: file.to_string(), message };
     let format = format.ok_or_else(|| bad("cannot tell the format from the name; set identities.format".into()))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -113,8 +124,8 @@ pub fn parse_identities(
         )));
     }
     let records = match format {
-        IdentityFormat::Csv => parse::csv(bytes, cfg).map_err(bad)?,
-        IdentityFormat::Jsonl => parse::jsonl(bytes, cfg).map_err(bad)?,
+        IdentityFormat::Csv => parse::csv(&bytes, cfg).map_err(bad)?,
+        IdentityFormat::Jsonl => parse::jsonl(&bytes, cfg).map_err(bad)?,
         IdentityFormat::Parquet => parse::parquet(bytes, cfg).map_err(bad)?,
     };
     build(records, cfg, file, loaded_at)

@@ -100,12 +100,14 @@ pub(crate) fn csv(bytes: &[u8], cfg: &IdentitiesConfig) -> Result<Vec<RawRecord>
 }
 
 pub(crate) fn jsonl(bytes: &[u8], cfg: &IdentitiesConfig) -> Result<Vec<RawRecord>, String> {
-    let text = String::from_utf8_lossy(bytes);
+    // Line by line over the bytes: no second copy of the whole export.
+    let lines = bytes.split(|b| *b == b'\n').map(|l| String::from_utf8_lossy(l.strip_suffix(b"\r").unwrap_or(l)));
     let mapped = cfg.columns.mapped();
     let mut seen = vec![false; mapped.len()];
     let mut objects = 0usize;
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in lines.enumerate() {
+        let line = line.as_ref();
         let line_no = i as u64 + 1;
         if line.trim().is_empty() {
             continue;
@@ -155,8 +157,8 @@ pub(crate) fn jsonl(bytes: &[u8], cfg: &IdentitiesConfig) -> Result<Vec<RawRecor
     Ok(out)
 }
 
-pub(crate) fn parquet(bytes: &[u8], cfg: &IdentitiesConfig) -> Result<Vec<RawRecord>, String> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::copy_from_slice(bytes))
+pub(crate) fn parquet(bytes: Bytes, cfg: &IdentitiesConfig) -> Result<Vec<RawRecord>, String> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .map_err(|e| format!("not a readable Parquet file: {e}"))?;
     let header: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
     let index = resolve(&header, cfg, None)?;
