@@ -40,4 +40,3 @@ fn owner_only_files() {
     #[cfg(unix)]
     let _previous = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
 }
-

@@ -477,10 +477,7 @@ impl SlackClient {
         let headers = response.headers().clone();
         let too_large = || IngestError::Decode {
             method: method.to_owned(),
-            detail: format!(
-                "the answer is larger than {} MiB, more than any real answer; not reading it",
-                cap >> 20
-            ),
+            detail: format!("the answer is larger than {} MiB, more than any real answer; not reading it", cap >> 20),
             retriable: false,
         };
         let announced = response.content_length().unwrap_or(0);
@@ -652,7 +649,10 @@ pub(crate) fn check_gzip(gzip: &[u8], max_inflated: u64, max_line: usize) -> std
         };
         total += n as u64;
         if total > max_inflated {
-            return Err((format!("the gzip file inflates to more than {} MiB; refusing it", max_inflated >> 20), false));
+            return Err((
+                format!("the gzip file inflates to more than {} MiB; refusing it", max_inflated >> 20),
+                false,
+            ));
         }
         // The first piece continues the current line; every later one starts a new line, so
         // the one before it is complete and checked.
@@ -710,13 +710,13 @@ mod tests {
             gov: false,
             scim_url: None,
             audit_url: None,
-        allow_custom_hosts: false,
+            allow_custom_hosts: false,
             users_page_size: 200,
             access_logs_page_size: 1000,
             access_logs_overlap: Duration::from_secs(86_400),
             request_timeout: Duration::from_secs(5),
             concurrency: 4,
-        run_deadline: Duration::from_secs(600),
+            run_deadline: Duration::from_secs(600),
             retry: RetryConfig {
                 max_attempts: 3,
                 initial_backoff: Duration::from_millis(1),

@@ -72,7 +72,11 @@ async fn serve(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> (
                 let req = Request { query: url.query_pairs().into_owned().collect(), authorization };
                 log.lock().unwrap().push(req.clone());
                 let reply = handler(&req);
-                let mut out = format!("HTTP/1.1 {} X\r\nconnection: close\r\ncontent-length: {}\r\n", reply.status, reply.body.len());
+                let mut out = format!(
+                    "HTTP/1.1 {} X\r\nconnection: close\r\ncontent-length: {}\r\n",
+                    reply.status,
+                    reply.body.len()
+                );
                 for (k, v) in &reply.headers {
                     out.push_str(&format!("{k}: {v}\r\n"));
                 }
@@ -150,7 +154,9 @@ async fn a_cursor_cycle_a_b_a_fails_the_source_at_its_first_repeat() {
             None | Some("B") => "A",
             Some(_) => "B",
         };
-        Reply::json(serde_json::json!({"ok": true, "members": [member("U1")], "response_metadata": {"next_cursor": next}}))
+        Reply::json(
+            serde_json::json!({"ok": true, "members": [member("U1")], "response_metadata": {"next_cursor": next}}),
+        )
     })
     .await;
     let c = client(&config(&api));
@@ -166,7 +172,8 @@ async fn a_cursor_cycle_a_b_a_fails_the_source_at_its_first_repeat() {
 async fn a_scim_server_ignoring_start_index_is_caught_on_the_second_page() {
     // Always page 1, with a full page and no totalResults: today's walk would never end.
     let (api, seen) = serve(|_| {
-        let resources: Vec<_> = (0..1000).map(|i| serde_json::json!({"id": format!("U{i}"), "userName": "x"})).collect();
+        let resources: Vec<_> =
+            (0..1000).map(|i| serde_json::json!({"id": format!("U{i}"), "userName": "x"})).collect();
         Reply::json(serde_json::json!({"schemas": [], "Resources": resources}))
     })
     .await;
@@ -181,7 +188,8 @@ async fn a_scim_server_ignoring_start_index_is_caught_on_the_second_page() {
 #[tokio::test]
 async fn access_logs_from_a_server_ignoring_before_stop() {
     let (api, seen) = serve(|_| {
-        let login = |u: &str| serde_json::json!({"user_id": u, "date_first": 1_700_000_000, "date_last": 1_700_000_100});
+        let login =
+            |u: &str| serde_json::json!({"user_id": u, "date_first": 1_700_000_000, "date_last": 1_700_000_100});
         Reply::json(serde_json::json!({"ok": true, "logins": [login("U1"), login("U2")],
             "paging": {"count": 2, "total": 100_000, "page": 1, "pages": 50_000}}))
     })

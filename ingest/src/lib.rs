@@ -24,6 +24,6 @@ pub use slack::models::{AccessLogsPage, Login, Paging, Profile, ResponseMetadata
 pub use slack::{AccessLogWindow, MAX_PAGES_PER_WINDOW, TEAM_ACCESS_LOGS, USERS_LIST, access_logs, users};
 
 #[cfg(test)]
-mod sim_tests;
-#[cfg(test)]
 mod hostile_tests;
+#[cfg(test)]
+mod sim_tests;

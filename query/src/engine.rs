@@ -13,8 +13,8 @@ use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use lastseen_lake::{Lake, LakeTable, Snapshot};
 
-use crate::{QueryError, Result};
 use crate::export::Provenance;
+use crate::{QueryError, Result};
 
 pub struct QueryEngine {
     ctx: SessionContext,
@@ -90,7 +90,8 @@ fn read_only() -> SQLOptions {
 /// DataFusion's refusal of a writing statement, said in lastseen's terms.
 fn refused(e: datafusion::error::DataFusionError) -> QueryError {
     let text = e.to_string();
-    let what = ["DDL not supported", "DML not supported", "Statement not supported"].into_iter().find(|m| text.contains(m));
+    let what =
+        ["DDL not supported", "DML not supported", "Statement not supported"].into_iter().find(|m| text.contains(m));
     match what {
         Some(_) => QueryError::Usage(format!(
             "lastseen's SQL is read-only: COPY … TO, CREATE, DROP, INSERT, UPDATE, DELETE and SET are refused \

@@ -99,7 +99,8 @@ fn sql_the_shell_and_reports_cannot_write() {
 fn table_output_shows_control_characters_as_escapes() {
     let env = Env::start(10, Plan::Pro, 3);
     env.run_day_ok(today());
-    let sql = "SELECT 'a' || chr(27) || ']52;c;ZXZpbA==' || chr(7) || 'b' AS cell, display_name FROM slack_users LIMIT 3";
+    let sql =
+        "SELECT 'a' || chr(27) || ']52;c;ZXZpbA==' || chr(7) || 'b' AS cell, display_name FROM slack_users LIMIT 3";
     let out = env.cmd().args(["sql", sql, "--format", "table"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!out.stdout.iter().any(|b| *b == 0x1b || *b == 0x07), "{}", String::from_utf8_lossy(&out.stdout));

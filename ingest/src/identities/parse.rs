@@ -158,8 +158,8 @@ pub(crate) fn jsonl(bytes: &[u8], cfg: &IdentitiesConfig) -> Result<Vec<RawRecor
 }
 
 pub(crate) fn parquet(bytes: Bytes, cfg: &IdentitiesConfig) -> Result<Vec<RawRecord>, String> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| format!("not a readable Parquet file: {e}"))?;
     let header: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
     let index = resolve(&header, cfg, None)?;
     let reader = builder.build().map_err(|e| format!("cannot read the Parquet file: {e}"))?;

@@ -22,10 +22,10 @@ use futures::stream::{self, BoxStream};
 use lastseen_lake::catalog::SLACK_ACCESS_LOGS;
 
 use crate::client::SlackClient;
-use crate::walk::WalkGuard;
 use crate::error::{IngestError, Result};
 use crate::slack::models::{AccessLogsPage, Login};
 use crate::slack::{MAX_PAGE_SIZE, micros, secs_to_micros};
+use crate::walk::WalkGuard;
 
 /// The Slack method this collector calls.
 pub const TEAM_ACCESS_LOGS: &str = "team.accessLogs";

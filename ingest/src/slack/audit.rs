@@ -21,7 +21,9 @@ use url::Url;
 
 use crate::client::SlackClient;
 use crate::error::{IngestError, Result};
-use crate::slack::collector::{Collector, Item, RunContext, WalkGuard, arrow_err, next_cursor, start_of_day, watermark_at_least};
+use crate::slack::collector::{
+    Collector, Item, RunContext, WalkGuard, arrow_err, next_cursor, start_of_day, watermark_at_least,
+};
 use crate::slack::models::{ResponseMetadata, lenient};
 use crate::slack::{micros, secs_to_micros};
 

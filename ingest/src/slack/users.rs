@@ -144,8 +144,7 @@ async fn admin_facts(client: &SlackClient) -> Result<HashMap<String, AdminFacts>
                 };
                 out.insert(u.id, facts);
             }
-            match next_cursor(&mut guard, rows, page.response_metadata.and_then(|m| m.next_cursor))?
-            {
+            match next_cursor(&mut guard, rows, page.response_metadata.and_then(|m| m.next_cursor))? {
                 Some(next) => cursor = Some(next),
                 None => break,
             }

@@ -33,7 +33,9 @@ pub(super) fn write(data: &ResultSet, out: &mut dyn Write) -> Result<()> {
                 Ok(Arc::new(escaped) as ArrayRef)
             })
             .collect::<Result<Vec<_>>>()?;
-        batches.push(RecordBatch::try_new(Arc::clone(&schema), columns).map_err(|e| QueryError::output(Format::Table, e))?);
+        batches.push(
+            RecordBatch::try_new(Arc::clone(&schema), columns).map_err(|e| QueryError::output(Format::Table, e))?,
+        );
     }
     let t = pretty_format_batches_with_schema(schema, &batches).map_err(|e| QueryError::output(Format::Table, e))?;
     writeln!(out, "{t}").map_err(|e| QueryError::output(Format::Table, e))

@@ -434,7 +434,11 @@ fn xlsx_truncates_overlong_cells_and_writes_out_of_range_dates_as_text() {
     let sheet = wb.worksheet_range("Data").unwrap();
     let note = sheet.get((1, 0)).unwrap().to_string();
     assert_eq!(note.chars().count(), 32_767);
-    assert!(note.starts_with("éé") && note.ends_with(" … [truncated: 40000 characters]"), "{}", &note[note.len() - 60..]);
+    assert!(
+        note.starts_with("éé") && note.ends_with(" … [truncated: 40000 characters]"),
+        "{}",
+        &note[note.len() - 60..]
+    );
     assert_eq!(sheet.get((2, 0)), Some(&Data::String("short".into())));
     assert_eq!(sheet.get((1, 1)), Some(&Data::String("1850-01-01".into())));
     assert_eq!(sheet.get((1, 2)), Some(&Data::String("1800-06-01T12:00:00Z".into())));
