@@ -81,10 +81,38 @@ pub async fn read_identities(
         file: "(none)".into(),
         message: "identities.url is not set".into(),
     })?;
-    let bytes = lastseen_lake::read_object(url, options)
+    let file = display_name(url);
+    let bytes = read_bounded(url, options, &file).await?;
+    // Parsing a large export is CPU work: on the blocking pool, never on an async worker.
+    let (cfg, format) = (cfg.clone(), cfg.effective_format(url));
+    tokio::task::spawn_blocking(move || parse_export(bytes, &cfg, &file, format, loaded_at))
         .await
-        .map_err(|source| IngestError::IdentityRead { file: display_name(url), source })?;
-    parse_export(bytes, cfg, &display_name(url), cfg.effective_format(url), loaded_at)
+        .map_err(|e| IngestError::Setup(format!("parsing the identity export: {e}")))?
+}
+
+/// The largest identity or overrides file read. An HR export is about 200 bytes per person, so
+/// this is millions of people; anything larger is a wrong URL or a hostile file, refused before
+/// it is read rather than after memory runs out.
+pub const MAX_IDENTITY_FILE: u64 = 1 << 30;
+
+/// The object at `url`, refused unread when its size is over [`MAX_IDENTITY_FILE`].
+pub(crate) async fn read_bounded(url: &Url, options: &BTreeMap<String, String>, file: &str) -> Result<bytes::Bytes> {
+    use object_store::ObjectStoreExt;
+    let read_err = |source| IngestError::IdentityRead { file: file.to_owned(), source };
+    let store_err = |source| read_err(lastseen_lake::LakeError::Store { path: file.to_owned(), source });
+    let (store, path) = lastseen_lake::object_store_for(url, options).map_err(read_err)?;
+    let got = store.get(&path).await.map_err(store_err)?;
+    if got.meta.size > MAX_IDENTITY_FILE {
+        return Err(IngestError::IdentityFile {
+            file: file.to_owned(),
+            message: format!(
+                "the file is {} MiB, more than the {} MiB an identity file may have; check identities.url",
+                got.meta.size >> 20,
+                MAX_IDENTITY_FILE >> 20
+            ),
+        });
+    }
+    got.bytes().await.map_err(store_err)
 }
 
 /// How a file is named in rows and messages: the URL without credentials (config refuses them).

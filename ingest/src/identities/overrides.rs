@@ -28,9 +28,7 @@ const COLUMNS: [&str; 4] = ["account_id", "identity_id", "service_owner_id", "re
 /// Read the overrides file at `url`.
 pub async fn read_overrides(url: &Url, options: &BTreeMap<String, String>) -> Result<RecordBatch> {
     let file = super::display_name(url);
-    let bytes = lastseen_lake::read_object(url, options)
-        .await
-        .map_err(|source| IngestError::IdentityRead { file: file.clone(), source })?;
+    let bytes = super::read_bounded(url, options, &file).await?;
     read_overrides_from(&bytes, &file)
 }
 

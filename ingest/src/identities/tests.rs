@@ -219,3 +219,14 @@ fn overrides_parse_and_refuse_duplicates() {
     let e = read_overrides_from(b"user,owner\nU1,HR1\n", "owners.csv").unwrap_err();
     assert!(e.to_string().contains("must name `account_id`"), "{e}");
 }
+
+#[tokio::test]
+async fn an_oversized_export_is_refused_unread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.csv");
+    // Sparse: the size says 1 GiB and a byte, the disk holds nothing.
+    std::fs::File::create(&path).unwrap().set_len(super::MAX_IDENTITY_FILE + 1).unwrap();
+    let c = cfg(&format!("[identities]\nurl = {:?}\n", path.display().to_string()));
+    let e = read_identities(&c, &BTreeMap::new(), now()).await.unwrap_err().to_string();
+    assert!(e.contains("huge.csv") && e.contains("more than the 1024 MiB"), "{e}");
+}
