@@ -112,7 +112,7 @@ pub struct SimulateArgs {
     #[arg(long, env = "LASTSEEN_SIM_SEED", default_value_t = 42)]
     pub seed: u64,
     /// Days of activity history ending today.
-    #[arg(long, env = "LASTSEEN_SIM_HISTORY_DAYS", default_value_t = 90)]
+    #[arg(long, env = "LASTSEEN_SIM_HISTORY_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(0..=3650))]
     pub history_days: u32,
     /// Workspaces (Enterprise Grid only; other plans have one).
     #[arg(long, env = "LASTSEEN_SIM_WORKSPACES", default_value_t = 3)]
@@ -137,13 +137,13 @@ pub struct DemoArgs {
     #[arg(long, env = "LASTSEEN_DEMO_RUNS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=60))]
     pub runs: u32,
     /// Days of activity history the simulated organisation has before the first run.
-    #[arg(long, env = "LASTSEEN_DEMO_HISTORY_DAYS", default_value_t = 120)]
+    #[arg(long, env = "LASTSEEN_DEMO_HISTORY_DAYS", default_value_t = 120, value_parser = clap::value_parser!(u32).range(0..=3650))]
     pub history_days: u32,
     /// Seed of the simulated organisation (same seed, same organisation).
     #[arg(long, env = "LASTSEEN_DEMO_SEED", default_value_t = 42)]
     pub seed: u64,
     /// Dormancy threshold for the printed report, in days.
-    #[arg(long, env = "LASTSEEN_DEMO_DORMANT_DAYS", default_value_t = 30)]
+    #[arg(long, env = "LASTSEEN_DEMO_DORMANT_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub dormant_days: u32,
     /// Rows of the report to print (the rest are summarised).
     #[arg(long, default_value_t = 25)]

@@ -164,4 +164,12 @@ fn numeric_flags_are_bounded() {
         assert_eq!(out.status.code(), Some(2), "--days {days}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+    for args in [
+        ["demo", "--history-days", "4000000000"],
+        ["demo", "--dormant-days", "4000000000"],
+        ["simulate", "--history-days", "4000000000"],
+    ] {
+        let out = env.cmd().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
 }
