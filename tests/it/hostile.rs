@@ -57,6 +57,12 @@ fn slack_urls_that_would_send_the_token_elsewhere_are_refused_with_78() {
     let sim = url::Url::parse(&env.sim().api_url()).unwrap();
     let host = format!("{}:{}", sim.host_str().unwrap(), sim.port().unwrap());
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("token sent to: {host}")));
+    let out = env.run_day(today());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let logged =
+        stderr.lines().find(|l| l.contains("the Slack token is sent only to these hosts")).expect("hosts logged");
+    assert!(logged.contains(&host), "{logged}");
 }
 
 fn lake_files(env: &Env) -> Vec<(std::path::PathBuf, Vec<u8>)> {
