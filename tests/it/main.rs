@@ -12,6 +12,7 @@ mod deploy;
 mod e2e;
 mod exports;
 mod lake_safety;
+mod lifecycle;
 mod operations;
 mod reports;
 mod s3;

@@ -44,6 +44,16 @@ pub enum TransformError {
     Shape { what: String, message: String },
     #[error("cannot derive {table} for {dt}: {message}")]
     Missing { table: &'static str, dt: NaiveDate, message: String },
+    #[error(
+        "identity guard: the identity export has {rows} usable rows, {drop_pct:.1}% fewer than the {previous_rows} \
+         rows of the export used for dt={previous_dt}, more than the allowed {max_pct:.1}% \
+         (lake.max_snapshot_drop = {max_drop}); it was not used and no derived table was updated. Check that \
+         the export is complete (a half-written or partial file?); if the identities really went away, use it \
+         with `lastseen run --force` (env LASTSEEN_FORCE=true)",
+        drop_pct = 100.0 * (*previous_rows as f64 - *rows as f64) / (*previous_rows).max(1) as f64,
+        max_pct = 100.0 * max_drop
+    )]
+    IdentityDrop { rows: u64, previous_dt: NaiveDate, previous_rows: u64, max_drop: f64 },
 }
 
 impl TransformError {
@@ -95,6 +105,9 @@ pub async fn derive_all(
         Some(_) => {
             let load =
                 lastseen_ingest::identities::read_identities(&config.identities, &config.storage.options, now).await?;
+            if let Some(max_drop) = config.lake.max_snapshot_drop {
+                check_identity_drop(&snapshot, until, load.identities.num_rows() as u64, max_drop)?;
+            }
             if !load.problems.is_empty() {
                 let shown = load.problems.iter().take(5).cloned().collect::<Vec<_>>().join("; ");
                 let msg = format!(
@@ -240,6 +253,20 @@ pub async fn derive_all(
         base = Some(d);
     }
     Ok(Derived { summary: tx.commit().await?, warnings })
+}
+
+/// The identity export's mass-change guard, as `slack_users` has one: the reference is the
+/// newest committed `identities` snapshot dated before `dt`, or, when there is none, the one
+/// being replaced. Only usable rows count: quarantined rows are what a half-written file adds.
+fn check_identity_drop(snapshot: &lastseen_lake::Snapshot, dt: NaiveDate, rows: u64, max_drop: f64) -> Result<()> {
+    let Some(table) = snapshot.table(IDENTITIES.name) else { return Ok(()) };
+    let previous = table.partitions.range(..dt).next_back().or_else(|| table.partitions.get_key_value(&dt));
+    let Some((&previous_dt, previous)) = previous else { return Ok(()) };
+    let previous_rows = previous.rows;
+    if rows < previous_rows && (previous_rows - rows) as f64 > max_drop * previous_rows as f64 {
+        return Err(TransformError::IdentityDrop { rows, previous_dt, previous_rows, max_drop });
+    }
+    Ok(())
 }
 
 async fn register_view(ctx: &datafusion::prelude::SessionContext, name: &str, sql: &str) -> Result<()> {
