@@ -168,9 +168,9 @@ fn a_run_manifest_that_cannot_be_written_still_frees_the_lease() {
     let d = today();
     let out = env.run_day(d);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!lease_held(&env.lake()), "a failed manifest write must not leave the lease behind");
     let err = stderr(&out);
     assert!(err.contains("writing the run manifest") && err.contains("the day is committed (lake version"), "{err}");
-    assert!(!lease_held(&env.lake()), "a failed manifest write must not leave the lease behind");
     // The day itself is committed and readable.
     let n = count(&env.sql(&format!("SELECT count(*) AS n FROM slack_users WHERE dt = DATE '{d}'")), "n");
     assert_eq!(n as usize, env.sim().org().accounts().len());
