@@ -234,3 +234,32 @@ fn an_identity_export_that_shrank_fails_the_run_naming_both_counts_unless_forced
     assert!(err.contains(&format!("has {n} usable rows")), "the refusal named the usable rows: {err}");
     assert!(!env.sql(&format!("SELECT dt FROM last_seen WHERE dt = DATE '{d}' LIMIT 1")).is_empty());
 }
+
+#[test]
+fn derived_tables_staged_past_a_tiny_memory_budget_equal_the_unspilled_ones() {
+    // One run of each with the same organisation: one stages every derived table in memory,
+    // the other (1 MiB) spills them to staging files on the way to the commit.
+    let (a, b) = (Env::start(1500, Plan::Pro, 67), Env::start(1500, Plan::Pro, 67));
+    let d = today();
+    for (env, mb) in [(&a, "64"), (&b, "1")] {
+        env.sim().set_now(end_of(d));
+        let out = env
+            .cmd()
+            .env("LASTSEEN_LAKE__STAGE_MEMORY_MB", mb)
+            .args(["run", "--date", &d.to_string()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    for q in [
+        "SELECT workspace_id, account_id, state, CAST(last_seen_at AS VARCHAR) AS t, last_seen_source FROM last_seen \
+         ORDER BY workspace_id, account_id",
+        "SELECT workspace_id, account_id, status, email FROM accounts ORDER BY workspace_id, account_id",
+        "SELECT CAST(dt AS VARCHAR) AS d, workspace_id, account_id, active, last_source FROM activity_daily \
+         ORDER BY dt, workspace_id, account_id",
+    ] {
+        let (x, y) = (a.sql(q), b.sql(q));
+        assert!(!x.is_empty(), "{q}");
+        assert_eq!(x, y, "{q}");
+    }
+}

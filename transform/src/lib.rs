@@ -97,6 +97,11 @@ pub async fn derive_all(
     }
     let ctx = session::context(lake, &snapshot).await?;
     let mut tx = lake.begin(lease).await?;
+    // Derived rows are staged like raw ones: past `lake.stage_memory_mb` they spill to staging
+    // files, so re-folding a long chain (after a backfill) does not hold every day's accounts
+    // and last_seen rows in memory until the commit (audit D6, in part: the chain is still one
+    // commit, and the registered in-memory sources still grow with it).
+    tx.set_memory_budget(config.lake.stage_memory);
     let mut warnings = Vec::new();
 
     // Identities: the export as it is now, stamped on every run day.
@@ -121,9 +126,9 @@ pub async fn derive_all(
             }
             for &dt in &dates {
                 tx.declare_snapshot(&IDENTITIES, dt);
-                tx.write(&IDENTITIES, dt, load.identities.clone())?;
+                tx.write_spilling(&IDENTITIES, dt, load.identities.clone()).await?;
                 tx.declare_snapshot(&IDENTITIES_QUARANTINE, dt);
-                tx.write(&IDENTITIES_QUARANTINE, dt, load.quarantine.clone())?;
+                tx.write_spilling(&IDENTITIES_QUARANTINE, dt, load.quarantine.clone()).await?;
             }
             Some(load.identities)
         }
@@ -143,7 +148,7 @@ pub async fn derive_all(
     for (day, batches) in &activity_new {
         tx.declare_snapshot(&ACTIVITY_DAILY, *day);
         for b in batches {
-            tx.write(&ACTIVITY_DAILY, *day, b.clone())?;
+            tx.write_spilling(&ACTIVITY_DAILY, *day, b.clone()).await?;
             activity_rows.push(session::add_dt(b, &activity_schema, *day)?);
         }
     }
@@ -189,7 +194,7 @@ pub async fn derive_all(
         .await?;
         tx.declare_snapshot(&ACCOUNTS, d);
         for b in &batches {
-            tx.write(&ACCOUNTS, d, b.clone())?;
+            tx.write_spilling(&ACCOUNTS, d, b.clone()).await?;
             accounts_rows.push(session::add_dt(b, &accounts_schema, d)?);
         }
         accounts_by_day.insert(d, batches);
@@ -221,7 +226,7 @@ pub async fn derive_all(
             .await?;
             tx.declare_snapshot(&ACCOUNT_IDENTITY, d);
             for b in rows {
-                tx.write(&ACCOUNT_IDENTITY, d, b)?;
+                tx.write_spilling(&ACCOUNT_IDENTITY, d, b).await?;
             }
         }
     }
@@ -245,7 +250,7 @@ pub async fn derive_all(
         tx.declare_snapshot(&LAST_SEEN, d);
         folded.clear();
         for b in &rows {
-            tx.write(&LAST_SEEN, d, b.clone())?;
+            tx.write_spilling(&LAST_SEEN, d, b.clone()).await?;
             folded.push(session::add_dt(b, &ls_schema, d)?);
         }
         // The next day folds from this one, which is not committed yet.
