@@ -263,3 +263,46 @@ fn derived_tables_staged_past_a_tiny_memory_budget_equal_the_unspilled_ones() {
         assert_eq!(x, y, "{q}");
     }
 }
+
+#[test]
+fn sigterm_during_backfill_exits_nonzero_publishes_nothing_and_frees_the_lease() {
+    // team.accessLogs answers after 30 s: the backfill is reading its window when it is stopped.
+    let slow = FaultRule::new("team.accessLogs", FaultWhen::EveryNth(1), FaultKind::Slow { millis: 30_000 });
+    let env = Env::start_with(SimConfig {
+        org: OrgSpec::new(71, 30, Plan::Pro, today(), 30),
+        rate_limits: RateLimits::Off,
+        faults: vec![slow],
+    });
+    env.sim().set_now(end_of(today()));
+    let from = (today() - Days::new(5)).to_string();
+    let mut child = env
+        .std_cmd()
+        .env("LASTSEEN_SLACK__SOURCES", "users,access_logs")
+        .args(["backfill", "--from", &from, "--to", &today().to_string()])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !lease_held(&env.lake()) {
+        assert!(Instant::now() < deadline, "the backfill never took the lease");
+        assert!(child.try_wait().unwrap().is_none(), "the backfill ended before it was signalled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t0 = Instant::now();
+    assert!(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(15) {
+            let _ = child.kill();
+            panic!("the backfill did not stop within 15 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1), "{status:?}");
+    assert!(!lease_held(&env.lake()), "the lease is released");
+    assert_eq!(newest_version(&env.lake()), None, "nothing was published");
+    let m = env.last_manifest();
+    assert_eq!((m["status"].as_str(), m["kind"]["backfill"].is_object()), (Some("failed"), true), "{m}");
+    assert!(m["error"].as_str().unwrap().contains("interrupted by SIGTERM"), "{m}");
+}
