@@ -45,6 +45,13 @@ pub async fn run(g: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<u8> {
     let runs = lake.recent_run_manifests(recent).await.context("reading the run manifests in _lastseen/runs")?;
     let ok_runs: Vec<_> = runs.iter().filter(|m| m.kind == RunKind::Daily && m.status != RunStatus::Failed).collect();
     let last_ok = ok_runs.iter().max_by_key(|m| (m.date, m.finished_at)).copied();
+    // Set when a shutdown's grace period runs out: the run in progress stops through its own
+    // cancel path (failed manifest, lease released by its guard).
+    let (abandon, mut abandon_rx) = tokio::sync::watch::channel(false);
+    let abandoned: crate::pipeline::Cancel = futures::FutureExt::shared(Box::pin(async move {
+        let _ = abandon_rx.wait_for(|v| *v).await;
+    })
+        as futures::future::BoxFuture<'static, ()>);
     let d = Arc::new(Daemon {
         cfg,
         lake,
@@ -53,6 +60,8 @@ pub async fn run(g: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<u8> {
         current: Mutex::new(None),
         health: health.clone(),
         ok_days: Mutex::new(ok_runs.iter().map(|m| m.date).collect()),
+        abandon,
+        abandoned,
     });
     if let Some(m) = last_ok {
         metrics::record_success_time(m.finished_at);
@@ -148,6 +157,9 @@ struct Daemon {
     health: Arc<Mutex<Health>>,
     /// Days with a successful (or partial) daily run: from the recent manifests, then each run.
     ok_days: Mutex<BTreeSet<NaiveDate>>,
+    /// `true` abandons the run in progress (see `finish_or_abandon`); `abandoned` is its cancel.
+    abandon: tokio::sync::watch::Sender<bool>,
+    abandoned: crate::pipeline::Cancel,
 }
 
 /// Holding the run slot; dropping it frees the slot.
@@ -243,7 +255,14 @@ impl Daemon {
             }
         };
         tracing::info!(%date, "scheduled run starting");
-        let run = DayRun { config: &self.cfg, lake: &self.lake, date, dry_run: false, progress: None, cancel: None };
+        let run = DayRun {
+            config: &self.cfg,
+            lake: &self.lake,
+            date,
+            dry_run: false,
+            progress: None,
+            cancel: Some(self.abandoned.clone()),
+        };
         match run_day(run, token).await {
             Ok(outcome) => {
                 let m = &outcome.manifest;
@@ -272,8 +291,10 @@ impl Daemon {
 
     /// Wait for the run in progress up to the grace period; past it, abandon the run. A run
     /// that is cut off never published a partial version (the commit is one create-only put),
-    /// so the lake stays at its last committed version; its lease is released here so the next
-    /// run, on any host, does not wait for the lease to expire.
+    /// so the lake stays at its last committed version. It is stopped through its cancel, so it
+    /// records a failed manifest and releases its lease itself; only if it does not stop within
+    /// a few seconds is its task aborted and the lease released here, so the next run, on any
+    /// host, does not wait for the lease to expire.
     async fn finish_or_abandon(&self) {
         let current = self.current.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some((date, mut handle)) = current else { return };
@@ -284,6 +305,12 @@ impl Daemon {
         tracing::info!(%date, grace = %humantime_secs(grace), "waiting for the run in progress to finish");
         if tokio::time::timeout(grace, &mut handle).await.is_ok() {
             tracing::info!(%date, "the run in progress finished");
+            return;
+        }
+        let _ = self.abandon.send(true);
+        if tokio::time::timeout(Duration::from_secs(10), &mut handle).await.is_ok() {
+            tracing::warn!(%date, "abandoned the run in progress after the grace period; the lake keeps its last committed version and the next run redoes the day");
+            tracing::info!(%date, "released the abandoned run's lake lease (the run gave it back)");
             return;
         }
         handle.abort();

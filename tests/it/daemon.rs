@@ -348,8 +348,10 @@ fn sigterm_during_a_long_run_abandons_it_after_the_grace_period_and_releases_the
         "{log}"
     );
     assert!(!env.lake().join("_lastseen/lock").exists(), "the next run need not wait for the lease to expire");
-    // Nothing was published and no manifest claims a run: the lake is as it was (empty).
-    assert!(manifests(&env.lake()).is_empty());
+    // Nothing was published; the run recorded itself as failed (interrupted), not as a success.
+    let m = manifests(&env.lake());
+    assert!(!m.is_empty() && m.iter().all(|r| r["status"] == "failed" && r["lake_version"].is_null()), "{m:?}");
+    assert!(m.iter().all(|r| r["error"].as_str().unwrap_or_default().contains("interrupted")), "{m:?}");
     assert!(!env.lake().join("_lastseen/log").exists());
 }
 
