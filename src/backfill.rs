@@ -2,6 +2,9 @@
 //! lease, then the newest `last_seen` snapshot re-derived. Which sources keep history, and how
 //! each is read back in time, is data ([`HISTORY`]); every other source says it cannot be
 //! backfilled.
+//!
+//! Like the daily run, a backfill always gives the lease back (failed, interrupted by
+//! SIGTERM/Ctrl-C through [`Backfill::cancel`], or with a manifest that could not be written).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,7 +21,9 @@ use lastseen_lake::catalog::SLACK_USERS;
 use lastseen_lake::{Lake, LockGuard, RunKind, RunManifest, RunStatus, SourceStatus, Transaction};
 use secrecy::SecretString;
 
-use crate::pipeline::{LEASE_TTL, add_tables, end_of_day, note_skip, start_of_day};
+use crate::pipeline::{
+    Cancel, LEASE_TTL, add_tables, committed_by, end_of_day, note_skip, or_cancelled, start_of_day, write_manifest,
+};
 
 /// How a history-keeping source is read for a past window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +93,8 @@ pub struct Backfill<'a> {
     pub from: NaiveDate,
     pub to: NaiveDate,
     pub progress: Option<ProgressBar>,
+    /// Stops the backfill (SIGTERM/Ctrl-C); `None` runs to the end.
+    pub cancel: Option<Cancel>,
 }
 
 #[derive(Debug)]
@@ -141,7 +148,9 @@ pub async fn run(b: Backfill<'_>, token: SecretString) -> anyhow::Result<Backfil
     let client = Arc::new(SlackClient::new(&b.config.slack, token).context("setting up the Slack client")?);
     // The workspaces (access logs are read per workspace) and the organisation key (analytics
     // and audit), found the way the daily run finds them.
-    let scope = slack::discover(&client).await.context("checking the Slack token with auth.test")?;
+    let scope = or_cancelled(b.cancel.as_ref(), slack::discover(&client))
+        .await?
+        .context("checking the Slack token with auth.test")?;
     tracing::info!(
         run_id = %run_id,
         from = %b.from,
@@ -155,20 +164,34 @@ pub async fn run(b: Backfill<'_>, token: SecretString) -> anyhow::Result<Backfil
         kind: RunKind::Backfill { from: b.from, to: b.to },
         ..RunManifest::start(&run_id, b.to, started)
     };
-    match collect_and_commit(&b, &p, &client, Arc::new(scope), &lease, start.clone()).await {
+    let work = collect_and_commit(&b, &p, &client, Arc::new(scope), &lease, start.clone());
+    match or_cancelled(b.cancel.as_ref(), work).await.and_then(|r| r) {
         Ok(outcome) => {
-            b.lake.write_run_manifest(&outcome.manifest).await.context("writing the run manifest")?;
-            lease.release().await.context("releasing the lake lease")?;
+            // The lease goes back even when the manifest cannot be written.
+            let written = write_manifest(b.lake, &outcome.manifest).await;
+            let released = lease.release().await;
+            written.context("writing the run manifest: the backfilled days are committed, but without a manifest")?;
+            released.context("releasing the lake lease")?;
             Ok(outcome)
         }
         Err(err) => {
+            // The backfilled raw days stay published when their commit landed before the failure.
+            let committed = committed_by(b.lake, &run_id).await;
+            let err = match committed {
+                Some(v) => err.context(format!(
+                    "the backfilled days were committed as lake version {v}, but the backfill did not finish: \
+                     last_seen is not re-derived; the next daily run re-derives the changed days"
+                )),
+                None => err,
+            };
             let failed = RunManifest {
                 finished_at: Utc::now(),
                 status: RunStatus::Failed,
+                lake_version: committed,
                 error: Some(crate::exit::render(&err)),
                 ..start
             };
-            if let Err(e) = b.lake.write_run_manifest(&failed).await {
+            if let Err(e) = write_manifest(b.lake, &failed).await {
                 tracing::warn!(error = %e, "could not record the failed backfill's manifest");
             }
             if let Err(e) = lease.release().await {

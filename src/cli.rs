@@ -153,14 +153,17 @@ pub struct DemoArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The day to collect (UTC), YYYY-MM-DD. Default: today (UTC). A past day is collected as
-    /// far as Slack still shows it (access logs up to the end of that day).
+    /// far as Slack still shows it (access logs up to the end of that day); a day after today
+    /// is a usage error (exit 2).
     #[arg(long, env = "LASTSEEN_RUN_DATE", value_name = "DATE")]
     pub date: Option<NaiveDate>,
     /// Collect and count, but write nothing to the lake.
     #[arg(long, env = "LASTSEEN_DRY_RUN", value_parser = clap::builder::BoolishValueParser::new())]
     pub dry_run: bool,
-    /// Publish the users snapshot even if it shrank by more than `lake.max_snapshot_drop`
-    /// against the previous one (the mass-change guard), e.g. after a real mass offboarding.
+    /// Publish the users snapshot (and use the identity export) even if it shrank by more than
+    /// `lake.max_snapshot_drop` against the previous one (the mass-change guard), e.g. after a
+    /// real mass offboarding; and apply a retention pass the `lake.retention_max_drop` guard
+    /// refused.
     #[arg(long, env = "LASTSEEN_FORCE", value_parser = clap::builder::BoolishValueParser::new())]
     pub force: bool,
 }

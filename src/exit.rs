@@ -2,7 +2,10 @@
 
 /// Everything worked.
 pub const OK: u8 = 0;
-/// The run or command failed; nothing partial was published.
+/// The run or command failed. The lake only ever moves by whole versions, so no version holds
+/// part of a source; but a daily run whose raw commit was published before deriving failed (or
+/// was interrupted) says so in its error ("raw tables committed as lake version N") and in its
+/// manifest's `lake_version`, and `last_seen` for that day appears only when the day is re-run.
 pub const FAILURE: u8 = 1;
 /// A usage error: clap's own code, also used for arguments only a command can judge (an unknown
 /// report, a parameter the report does not take).
@@ -17,12 +20,26 @@ pub const CONFIG: u8 = 78;
 #[error(transparent)]
 pub struct ConfigProblem(#[from] pub lastseen_config::ConfigError);
 
+/// An argument only the command can judge (a `--date` in the future): exit [`USAGE`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageProblem(pub String);
+
+/// SIGTERM or Ctrl-C stopped a `run` or `backfill` before it finished: nothing more was
+/// published, the lease was released, and the command exits [`FAILURE`].
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted by SIGTERM or Ctrl-C; the run stopped before it finished and its lake lease was released")]
+pub struct Interrupted;
+
 pub fn code_for(err: &anyhow::Error) -> u8 {
     if err.chain().any(|e| {
         e.downcast_ref::<ConfigProblem>().is_some() || e.downcast_ref::<lastseen_config::ConfigError>().is_some()
     }) {
         CONFIG
-    } else if err.chain().any(|e| matches!(e.downcast_ref(), Some(lastseen_query::QueryError::Usage(_)))) {
+    } else if err.chain().any(|e| {
+        matches!(e.downcast_ref(), Some(lastseen_query::QueryError::Usage(_)))
+            || e.downcast_ref::<UsageProblem>().is_some()
+    }) {
         USAGE
     } else {
         FAILURE

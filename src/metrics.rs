@@ -3,6 +3,10 @@
 //!
 //! Slack call counts come from the run manifest rather than from hooks in the client, so the
 //! daemon's numbers are exactly what `_lastseen/runs/` records.
+//!
+//! The server is hardened with [`GuardedListener`]: a cap on open connections, an idle timeout
+//! and a lifetime cap per connection, so clients that connect and say nothing (or trickle bytes)
+//! cannot use up the file descriptors a run needs for Slack and the store.
 
 use std::sync::{Arc, Mutex};
 
@@ -110,6 +114,138 @@ pub fn router(health: Arc<Mutex<Health>>, metrics: PrometheusHandle) -> Router {
     Router::new().route("/healthz", get(healthz)).route("/metrics", get(render)).with_state(Served { health, metrics })
 }
 
+/// Connections served at once; more wait in the kernel's backlog until one closes.
+pub const MAX_CONNECTIONS: usize = 64;
+/// A connection with no byte read or written for this long is closed.
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// No connection lives longer than this, however it trickles (a request takes milliseconds).
+pub const CONNECTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A TCP listener for `axum::serve` that limits open connections and closes idle or
+/// long-lived ones (axum's own server has no timeouts).
+pub struct GuardedListener {
+    inner: tokio::net::TcpListener,
+    slots: Arc<tokio::sync::Semaphore>,
+    idle: std::time::Duration,
+    lifetime: std::time::Duration,
+}
+
+impl GuardedListener {
+    pub fn new(
+        inner: tokio::net::TcpListener,
+        max_connections: usize,
+        idle: std::time::Duration,
+        lifetime: std::time::Duration,
+    ) -> Self {
+        GuardedListener { inner, slots: Arc::new(tokio::sync::Semaphore::new(max_connections)), idle, lifetime }
+    }
+}
+
+impl axum::serve::Listener for GuardedListener {
+    type Io = GuardedIo;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        // Wait for a free slot before accepting: past the cap, clients queue in the backlog.
+        let permit = Arc::clone(&self.slots).acquire_owned().await.expect("the semaphore is never closed");
+        let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        let now = tokio::time::Instant::now();
+        let io = GuardedIo {
+            inner: io,
+            idle: self.idle,
+            closes_at: now + self.lifetime,
+            deadline: Box::pin(tokio::time::sleep_until((now + self.idle).min(now + self.lifetime))),
+            _slot: permit,
+        };
+        (io, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A connection that fails with `TimedOut` once idle (or alive) for too long; holds its slot.
+pub struct GuardedIo {
+    inner: tokio::net::TcpStream,
+    idle: std::time::Duration,
+    closes_at: tokio::time::Instant,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl GuardedIo {
+    fn progressed(&mut self) {
+        let next = (tokio::time::Instant::now() + self.idle).min(self.closes_at);
+        self.deadline.as_mut().reset(next);
+    }
+
+    /// `Pending` from the socket: an error if the deadline has passed, else `Pending` (the
+    /// deadline's timer wakes the task).
+    fn pending_or_timeout<T>(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<T>> {
+        match std::future::Future::poll(self.deadline.as_mut(), cx) {
+            std::task::Poll::Ready(()) => std::task::Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connection idle for too long (or open too long)",
+            ))),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for GuardedIo {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        match std::pin::Pin::new(&mut self.inner).poll_read(cx, buf) {
+            std::task::Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    self.progressed();
+                }
+                std::task::Poll::Ready(Ok(()))
+            }
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => self.pending_or_timeout(cx),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for GuardedIo {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match std::pin::Pin::new(&mut self.inner).poll_write(cx, buf) {
+            std::task::Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.progressed();
+                }
+                std::task::Poll::Ready(Ok(n))
+            }
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => self.pending_or_timeout(cx),
+        }
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 async fn healthz(State(s): State<Served>) -> impl IntoResponse {
     let h = s.health.lock().unwrap_or_else(|e| e.into_inner()).clone();
     axum::Json(serde_json::json!({ "status": "ok", "daemon": h }))
@@ -123,6 +259,43 @@ async fn render(State(s): State<Served>) -> impl IntoResponse {
 mod tests {
     use super::*;
     use lastseen_lake::{SourceReport, TableReport};
+
+    /// A client that connects and sends nothing is disconnected after the idle timeout, and past
+    /// the connection cap a new client still gets `/healthz` once an idle one is closed.
+    #[tokio::test]
+    async fn idle_connections_are_closed_and_do_not_starve_healthz() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let idle = std::time::Duration::from_millis(200);
+        let listener = GuardedListener::new(tcp, 2, idle, std::time::Duration::from_secs(30));
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let app = router(Arc::new(Mutex::new(Health::default())), recorder.handle());
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+        // Two silent clients take both slots.
+        let mut silent = Vec::new();
+        for _ in 0..2 {
+            silent.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        // A third asks for /healthz: it is answered once an idle one has been closed.
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut body = String::new();
+        tokio::time::timeout(std::time::Duration::from_secs(20), c.read_to_string(&mut body))
+            .await
+            .expect("healthz answered")
+            .unwrap();
+        assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+        // The silent ones were disconnected by the server (EOF or reset), not left open.
+        for mut s in silent {
+            let mut buf = [0u8; 16];
+            let read =
+                tokio::time::timeout(std::time::Duration::from_secs(20), s.read(&mut buf)).await.expect("closed");
+            assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        }
+        server.abort();
+    }
 
     #[test]
     fn a_run_manifest_becomes_counters_and_gauges() {

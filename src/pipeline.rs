@@ -3,6 +3,11 @@
 //! size), commit the raw tables with their watermarks, derive `last_seen`, and record a run
 //! manifest. Shared by `run` and `demo`. The sources are data (`lastseen_ingest::slack::Collector`),
 //! not branches here.
+//!
+//! A run ends one of three ways, and always gives the lease back: committed (manifest written),
+//! failed, or interrupted (SIGTERM/Ctrl-C through [`DayRun::cancel`]). The lake moves only by
+//! whole versions, so a failed or interrupted run published nothing unless its raw commit had
+//! landed before the failure; the error and the manifest then name that version.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,6 +16,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use futures::StreamExt;
+use futures::future::{BoxFuture, Shared};
 use indicatif::ProgressBar;
 use lastseen_config::{Config, Source};
 use lastseen_ingest::slack::{self, Collector, Item, Probe, RunContext, Scope, Settings};
@@ -25,12 +31,54 @@ type IngestResult<T> = std::result::Result<T, IngestError>;
 /// How long a run may hold the lake lease before another run may assume it died.
 pub(crate) const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 
+/// Resolves when the run must stop (SIGTERM or Ctrl-C); shared so every stage can wait on it.
+pub type Cancel = Shared<BoxFuture<'static, ()>>;
+
+/// A [`Cancel`] that resolves with the first SIGTERM or Ctrl-C. The handlers are installed
+/// here, before the run starts, so a signal at any later point stops it cleanly.
+pub fn cancel_on_signal() -> anyhow::Result<Cancel> {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    let fut: BoxFuture<'static, ()> = Box::pin(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::warn!("SIGTERM or Ctrl-C: stopping the run; nothing more is published");
+    });
+    Ok(futures::FutureExt::shared(fut))
+}
+
+/// `fut`, unless `cancel` resolves first: then [`crate::exit::Interrupted`]. Dropping `fut`
+/// at an await point is safe for the lake: a version is published by one create-only put, so
+/// it either landed or did not.
+pub(crate) async fn or_cancelled<T>(
+    cancel: Option<&Cancel>,
+    fut: impl std::future::Future<Output = T>,
+) -> anyhow::Result<T> {
+    match cancel {
+        None => Ok(fut.await),
+        Some(c) => tokio::select! {
+            biased;
+            () = c.clone() => Err(crate::exit::Interrupted.into()),
+            v = fut => Ok(v),
+        },
+    }
+}
+
 pub struct DayRun<'a> {
     pub config: &'a Config,
     pub lake: &'a Lake,
     pub date: NaiveDate,
     pub dry_run: bool,
     pub progress: Option<ProgressBar>,
+    /// Stops the run (`run` passes SIGTERM/Ctrl-C); `None` runs to the end.
+    pub cancel: Option<Cancel>,
 }
 
 /// What a run produced; `manifest.status` says whether every source worked.
@@ -59,7 +107,9 @@ pub async fn run_day(run: DayRun<'_>, token: SecretString) -> anyhow::Result<Day
         bail!("config `slack.sources` must include `users`: every other table is keyed on the users snapshot");
     }
     let client = Arc::new(SlackClient::new(cfg, token).context("setting up the Slack client")?);
-    let scope = slack::discover(&client).await.context("checking the Slack token with auth.test")?;
+    let scope = or_cancelled(run.cancel.as_ref(), slack::discover(&client))
+        .await?
+        .context("checking the Slack token with auth.test")?;
     tracing::info!(
         run_id = %run_id,
         date = %run.date,
@@ -74,33 +124,85 @@ pub async fn run_day(run: DayRun<'_>, token: SecretString) -> anyhow::Result<Day
     } else {
         Some(run.lake.acquire_lock(&run_id, LEASE_TTL).await.context("taking the lake lease")?)
     };
-    let result = collect_and_commit(&run, &run_id, started, &client, Arc::new(scope), lease.as_ref()).await;
+    let work = collect_and_commit(&run, &run_id, started, &client, Arc::new(scope), lease.as_ref());
+    let result = or_cancelled(run.cancel.as_ref(), work).await.and_then(|r| r);
     let outcome = match result {
         Ok(o) => o,
         Err(err) => {
-            if let Some(lease) = lease {
-                let manifest = RunManifest {
-                    finished_at: Utc::now(),
-                    status: RunStatus::Failed,
-                    error: Some(crate::exit::render(&err)),
-                    sources: source_reports_on_failure(&client, cfg),
-                    ..RunManifest::start(&run_id, run.date, started)
-                };
-                if let Err(e) = run.lake.write_run_manifest(&manifest).await {
-                    tracing::warn!(error = %e, "could not record the failed run's manifest");
-                }
-                if let Err(e) = lease.release().await {
-                    tracing::warn!(error = %e, "could not release the lake lease; it will expire");
-                }
+            let Some(lease) = lease else { return Err(err) };
+            // A raw commit that landed before the failure stays published (a whole version;
+            // the next run re-derives from it): say so rather than suggest nothing changed.
+            let committed = committed_by(run.lake, &run_id).await;
+            let err = match committed {
+                Some(v) => err.context(format!(
+                    "the raw tables of {date} were committed as lake version {v}, but the run did not finish: \
+                     last_seen and the other derived tables for {date} are not updated; re-run \
+                     `lastseen run --date {date}`",
+                    date = run.date
+                )),
+                None => err,
+            };
+            let manifest = RunManifest {
+                finished_at: Utc::now(),
+                status: RunStatus::Failed,
+                lake_version: committed,
+                error: Some(crate::exit::render(&err)),
+                sources: source_reports_on_failure(&client, cfg),
+                ..RunManifest::start(&run_id, run.date, started)
+            };
+            if let Err(e) = write_manifest(run.lake, &manifest).await {
+                tracing::warn!(error = %e, "could not record the failed run's manifest");
+            }
+            if let Err(e) = lease.release().await {
+                tracing::warn!(error = %e, "could not release the lake lease; it will expire");
             }
             return Err(err);
         }
     };
     if let Some(lease) = lease {
-        run.lake.write_run_manifest(&outcome.manifest).await.context("writing the run manifest")?;
-        lease.release().await.context("releasing the lake lease")?;
+        // The lease goes back whether or not the manifest could be written: a lost manifest
+        // must not block the next run (on another host) for the lease's lifetime.
+        let written = write_manifest(run.lake, &outcome.manifest).await;
+        let released = lease.release().await;
+        written.with_context(|| {
+            format!(
+                "writing the run manifest: the day is committed (lake version {}), but without its manifest \
+                 `lastseen tables` and the daemon's catch-up do not know it ran",
+                outcome.manifest.lake_version.map_or_else(|| "none".into(), |v| v.to_string())
+            )
+        })?;
+        released.context("releasing the lake lease")?;
     }
     Ok(outcome)
+}
+
+/// The newest lake version, if `run_id` published it (its raw commit landed before a failure).
+pub(crate) async fn committed_by(lake: &Lake, run_id: &str) -> Option<u64> {
+    match lake.snapshot().await {
+        Ok(s) if s.run_id.as_deref() == Some(run_id) => Some(s.version),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the commit log to see whether the failed run committed");
+            None
+        }
+    }
+}
+
+/// Writes a run manifest, retrying a few times: a transient store error must not lose the record
+/// of a committed day.
+pub(crate) async fn write_manifest(lake: &Lake, m: &RunManifest) -> lastseen_lake::Result<()> {
+    let mut attempt: u32 = 0;
+    loop {
+        attempt += 1;
+        match lake.write_run_manifest(m).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt >= 3 => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "writing the run manifest failed; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(200 * u64::from(attempt))).await;
+            }
+        }
+    }
 }
 
 /// The counters of a failed run, so its manifest still shows what was called and retried.
@@ -190,24 +292,31 @@ async fn collect_and_commit(
     // Every available source streams into one channel; each runs in its own task so decoding
     // and Arrow building use every core, while the client caps requests in flight
     // (`slack.concurrency`) and paces each (method, workspace) bucket.
+    // The tasks are joined after the channel closes: a task that panicked also closes its end,
+    // and without the join its source would look finished and a truncated snapshot would be
+    // committed. Dropping the set (an early return) aborts the collectors.
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<(usize, IngestResult<Item>)>(16);
-    let mut tasks = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut task_source = BTreeMap::new();
     for (i, r) in runs.iter_mut().enumerate().filter(|(_, r)| r.skipped.is_none()) {
         let mut stream = r.collector.collect(Arc::clone(&ctx));
         let sender = sender.clone();
+        let panic_after_first_item = failpoint_collector_panic(r.collector.source());
         r.started = Instant::now();
-        tasks.push(tokio::spawn(async move {
+        let handle = tasks.spawn(async move {
             while let Some(item) = stream.next().await {
                 let failed = item.is_err();
                 if sender.send((i, item)).await.is_err() || failed {
                     break;
                 }
+                if panic_after_first_item {
+                    panic!("failpoint collector_panic: the collector panicked after its first item");
+                }
             }
-        }));
+        });
+        task_source.insert(handle.id(), i);
     }
     drop(sender);
-    // Aborts the collectors when this function returns early (a failed source, a lake error).
-    let _abort = AbortOnDrop(tasks);
 
     let mut tx = match lease {
         Some(lease) => {
@@ -261,6 +370,16 @@ async fn collect_and_commit(
         }
     }
     let done = Instant::now();
+    while let Some(joined) = tasks.join_next().await {
+        let Err(e) = joined else { continue };
+        let r = task_source.get(&e.id()).map(|&i| &runs[i]);
+        let (source, methods) =
+            r.map(|r| (r.collector.source().to_string(), r.collector.methods().join(", "))).unwrap_or_default();
+        let why = if e.is_panic() { format!("panicked: {}", panic_text(e.into_panic())) } else { e.to_string() };
+        bail!(
+            "the collector of source `{source}` ({methods}) {why}; its data may be incomplete, so nothing was committed"
+        );
+    }
 
     let mut sources = BTreeMap::new();
     for r in &mut runs {
@@ -312,14 +431,17 @@ async fn collect_and_commit(
         add_tables(&mut tables, &derived);
         lake_version = Some(derived.version);
         // The day is committed whatever happens here, so a failed retention pass is a
-        // warning (the next run retries it), not a failed run.
+        // warning (the next run retries it), not a failed run. A pass refused by the share
+        // guard makes the run partial (exit 3): it needs an operator, not a retry.
         if !run.config.lake.retention.is_empty() {
             pb.set_message("applying retention");
-            match run.lake.apply_retention(lease, &retention_cutoffs(run.config, run.date)).await {
-                Ok(dropped) => {
-                    if !dropped.is_empty() {
-                        tracing::info!(partitions = dropped.len(), "retention dropped old partitions");
+            let cutoffs = retention_cutoffs(run.config, run.date, Utc::now().date_naive());
+            match run.lake.apply_retention_guarded(lease, &cutoffs, run.config.lake.retention_max_drop).await {
+                Ok(out) => {
+                    if !out.dropped.is_empty() {
+                        tracing::info!(partitions = out.dropped.len(), "retention dropped old partitions");
                     }
+                    warnings.extend(out.refused.iter().map(ToString::to_string));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "retention failed; the next run will retry it");
@@ -366,23 +488,31 @@ pub(crate) fn note_skip(
     }
 }
 
-struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+/// Test hook, compiled into the binary on purpose: `LASTSEEN_TEST_FAILPOINT=collector_panic:<source>`
+/// makes that source's collector task panic after its first item. Neither Slack nor the
+/// simulator can make a collector panic (any input that did would be a bug to fix, not a fault
+/// to simulate), yet the run's handling of a panic must be tested on the real binary.
+fn failpoint_collector_panic(source: Source) -> bool {
+    std::env::var("LASTSEEN_TEST_FAILPOINT").is_ok_and(|v| v == format!("collector_panic:{source}"))
+}
 
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        for t in &self.0 {
-            t.abort();
-        }
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(p) => p.downcast_ref::<&str>().map_or_else(|| "(no message)".into(), |s| (*s).to_string()),
     }
 }
 
-/// Per table, the oldest partition date a run of `date` keeps: `date - days`.
-fn retention_cutoffs(config: &Config, date: NaiveDate) -> BTreeMap<String, NaiveDate> {
+/// Per table, the oldest partition date a run of `date` keeps: `min(date, today) - days`. A run
+/// date in the future (refused by `run`, but a clock can be wrong too) never moves the cutoff
+/// past today.
+fn retention_cutoffs(config: &Config, date: NaiveDate, today: NaiveDate) -> BTreeMap<String, NaiveDate> {
+    let from = date.min(today);
     config
         .lake
         .retention
         .iter()
-        .map(|(table, days)| (table.clone(), date - chrono::Days::new(u64::from(*days))))
+        .map(|(table, days)| (table.clone(), from - chrono::Days::new(u64::from(*days))))
         .collect()
 }
 
@@ -412,8 +542,11 @@ mod tests {
         )
         .unwrap();
         let d = chrono::NaiveDate::from_ymd_opt(2026, 6, 30).unwrap();
-        let cut = super::retention_cutoffs(&cfg, d);
+        let cut = super::retention_cutoffs(&cfg, d, d + chrono::Days::new(3));
         assert_eq!(cut.len(), 1);
+        assert_eq!(cut["slack_access_logs"], chrono::NaiveDate::from_ymd_opt(2025, 5, 26).unwrap());
+        // A run date after today counts back from today.
+        let cut = super::retention_cutoffs(&cfg, d + chrono::Days::new(365 * 40), d);
         assert_eq!(cut["slack_access_logs"], chrono::NaiveDate::from_ymd_opt(2025, 5, 26).unwrap());
     }
 }

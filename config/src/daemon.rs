@@ -197,6 +197,17 @@ mod tests {
     }
 
     #[test]
+    fn the_daemon_listens_on_loopback_unless_told_otherwise() {
+        // /healthz and /metrics have no auth: every interface is a deliberate setting.
+        let c = crate::Config::from_toml_str("", "t", Vec::<(String, String)>::new()).unwrap();
+        assert!(c.daemon.listen.ip().is_loopback(), "{}", c.daemon.listen);
+        let c =
+            crate::Config::from_toml_str("[daemon]\nlisten = \"0.0.0.0:8080\"\n", "t", Vec::<(String, String)>::new())
+                .unwrap();
+        assert!(c.daemon.listen.ip().is_unspecified());
+    }
+
+    #[test]
     fn bad_schedules_say_why() {
         for (text, needle) in [
             ("30 0 * *", "4 fields"),

@@ -95,6 +95,10 @@ pub struct LakeConfig {
     pub max_snapshot_drop: Option<f64>,
     /// Days of partitions kept per table; tables not named keep everything.
     pub retention: std::collections::BTreeMap<String, u32>,
+    /// Retention guard: the largest share (0..=1) of a table's partitions one retention pass may
+    /// drop (a pass dropping a single partition is always allowed: that is the daily case).
+    /// `None` turns the guard off (`lastseen run --force`); the file always yields `Some`.
+    pub retention_max_drop: Option<f64>,
     /// Staged rows a run keeps in memory before spilling them to staging files (bytes).
     pub stage_memory: usize,
 }

@@ -103,6 +103,7 @@ pub struct RawReports {
 #[serde(deny_unknown_fields)]
 pub struct RawLake {
     pub max_snapshot_drop: Option<Number>,
+    pub retention_max_drop: Option<Number>,
     pub stage_memory_mb: Option<Int>,
     /// `[lake.retention]`: table name → days kept. Names are checked during validation so the
     /// error can list the known tables.

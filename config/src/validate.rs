@@ -39,11 +39,15 @@ pub(crate) mod defaults {
     pub const TIERS: [i64; 4] = [1, 20, 50, 100];
     pub const DORMANT_DAYS: i64 = 90;
     pub const MAX_SNAPSHOT_DROP: f64 = 0.2;
+    /// A daily pass drops one partition per table; half of a table at once is a typo'd setting.
+    pub const RETENTION_MAX_DROP: f64 = 0.5;
     /// A century: long enough for any legal hold, short enough that `dt - days` stays a date.
     pub const MAX_RETENTION_DAYS: i64 = 36_500;
     pub const SCHEDULE: &str = "30 0 * * *";
     pub const TIMEZONE: &str = "UTC";
-    pub const LISTEN: &str = "0.0.0.0:8080";
+    /// Loopback: `/healthz` and `/metrics` carry no auth, so reaching them from elsewhere is a
+    /// deliberate setting (the Kubernetes manifests set `0.0.0.0:8080`).
+    pub const LISTEN: &str = "127.0.0.1:8080";
     pub const CATCH_UP_DAYS: i64 = 7;
     pub const SHUTDOWN_GRACE: &str = "60s";
 }
@@ -78,6 +82,13 @@ fn lake(raw: RawLake, o: &Origins) -> Result<LakeConfig> {
             format!("must be a share between 0 and 1, e.g. 0.2 for 20% (got {drop})"),
         ));
     }
+    let retention_max_drop = raw.retention_max_drop.map_or(defaults::RETENTION_MAX_DROP, |n| n.0);
+    if !(0.0..=1.0).contains(&retention_max_drop) {
+        return Err(o.invalid(
+            "lake.retention_max_drop",
+            format!("must be a share between 0 and 1, e.g. 0.5 for 50% (got {retention_max_drop})"),
+        ));
+    }
     let mut retention = BTreeMap::new();
     for (table, days) in raw.retention.unwrap_or_default() {
         let field = format!("lake.retention.{table}");
@@ -89,7 +100,12 @@ fn lake(raw: RawLake, o: &Origins) -> Result<LakeConfig> {
     }
     let stage_memory_mb: usize =
         int(o, "lake.stage_memory_mb", raw.stage_memory_mb, defaults::STAGE_MEMORY_MB, 1, 1024 * 1024)?;
-    Ok(LakeConfig { max_snapshot_drop: Some(drop), retention, stage_memory: stage_memory_mb * 1024 * 1024 })
+    Ok(LakeConfig {
+        max_snapshot_drop: Some(drop),
+        retention,
+        retention_max_drop: Some(retention_max_drop),
+        stage_memory: stage_memory_mb * 1024 * 1024,
+    })
 }
 
 fn daemon(raw: RawDaemon, o: &Origins) -> Result<DaemonConfig> {

@@ -29,7 +29,7 @@ pub use lock::LockGuard;
 pub use log::{DataFile, PartitionState, Snapshot, TableState};
 pub use manifest::{RunKind, RunManifest, RunStatus, SourceReport, SourceStatus, TableReport};
 pub use provider::LakeTable;
-pub use retention::DroppedPartition;
+pub use retention::{DroppedPartition, RefusedRetention, RetentionOutcome};
 pub use store::{Lake, object_store_for, read_object};
 
 /// Rows in a set of batches.

@@ -1,5 +1,9 @@
 //! Run manifests `_lastseen/runs/<run-id>.json`: what one run did, source by source, so an
 //! operator (and `lastseen tables`) can see calls, retries, rate-limit waits, rows and warnings.
+//!
+//! Manifests are a record, not the lake's state: one that cannot be read (cut short by a power
+//! loss, written by a newer lastseen, edited by hand) is skipped with a warning, never an error
+//! that stops a daemon or a report.
 
 use std::collections::BTreeMap;
 
@@ -122,29 +126,98 @@ impl Lake {
         Ok(())
     }
 
-    /// All run manifests, oldest first (run ids sort by start time).
+    /// All readable run manifests, oldest first (run ids sort by start time). Reads every
+    /// manifest ever written: callers that only need the latest runs use
+    /// [`Lake::recent_run_manifests`].
     pub async fn run_manifests(&self) -> Result<Vec<RunManifest>> {
+        self.read_manifests(None).await
+    }
+
+    /// The readable manifests among the newest `n` written (by run id, i.e. start time), oldest
+    /// first: a bounded number of reads however long the lake's history is.
+    pub async fn recent_run_manifests(&self, n: usize) -> Result<Vec<RunManifest>> {
+        self.read_manifests(Some(n)).await
+    }
+
+    async fn read_manifests(&self, newest: Option<usize>) -> Result<Vec<RunManifest>> {
         let prefix = self.path(RUNS_DIR);
         let mut objects: Vec<_> = match self.store().list(Some(&prefix)).try_collect().await {
             Ok(o) => o,
             Err(object_store::Error::NotFound { .. }) => Vec::new(),
             Err(e) => return Err(LakeError::store(&prefix, e)),
         };
+        objects.retain(|o| o.location.as_ref().ends_with(".json"));
         objects.sort_by(|a, b| a.location.cmp(&b.location));
+        if let Some(n) = newest {
+            objects.drain(..objects.len().saturating_sub(n));
+        }
         let mut out = Vec::new();
-        for o in objects.iter().filter(|o| o.location.as_ref().ends_with(".json")) {
-            let bytes = self
-                .store()
-                .get(&o.location)
-                .await
-                .map_err(|e| LakeError::store(&o.location, e))?
-                .bytes()
-                .await
-                .map_err(|e| LakeError::store(&o.location, e))?;
-            let m = serde_json::from_slice(&bytes)
-                .map_err(|source| LakeError::Json { what: format!("run manifest {}", o.location), source })?;
-            out.push(m);
+        for o in &objects {
+            match self.read_manifest(&o.location).await {
+                Ok(m) => out.push(m),
+                Err(e) => tracing::warn!(
+                    manifest = %o.location,
+                    error = %e,
+                    "skipping a run manifest that cannot be read; the lake's data does not depend on it"
+                ),
+            }
         }
         Ok(out)
+    }
+
+    async fn read_manifest(&self, location: &object_store::path::Path) -> Result<RunManifest> {
+        let bytes = self
+            .store()
+            .get(location)
+            .await
+            .map_err(|e| LakeError::store(location, e))?
+            .bytes()
+            .await
+            .map_err(|e| LakeError::store(location, e))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|source| LakeError::Json { what: format!("run manifest {location}"), source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::{DateTime, Utc};
+    use object_store::{ObjectStoreExt, PutPayload};
+
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_manifest_is_skipped_and_recent_reads_only_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(&url::Url::from_directory_path(dir.path()).unwrap(), &BTreeMap::new()).unwrap();
+        for (id, t) in [("20260601T003000Z-a", "2026-06-01T00:30:00Z"), ("20260602T003000Z-b", "2026-06-02T00:30:00Z")]
+        {
+            lake.write_run_manifest(&RunManifest::start(id, at(t).date_naive(), at(t))).await.unwrap();
+        }
+        // Cut short by a power loss, and one with a status a newer lastseen wrote.
+        let put = |name: &str, body: &'static str| {
+            let lake = lake.clone();
+            let path = lake.path(&format!("{RUNS_DIR}/{name}"));
+            async move { lake.store().put(&path, PutPayload::from_static(body.as_bytes())).await.unwrap() }
+        };
+        put("20260601T120000Z-bad.json", "").await;
+        let newer = r#"{"run_id":"x","date":"2026-06-03","started_at":"2026-06-03T00:30:00Z","finished_at":"2026-06-03T00:30:00Z","status":"aborted_by_operator","lake_version":null,"sources":{},"tables":{},"warnings":[],"error":null,"lastseen_version":"9"}"#;
+        put("20260603T003000Z-new.json", newer).await;
+
+        let all = lake.run_manifests().await.unwrap();
+        assert_eq!(
+            all.iter().map(|m| m.run_id.as_str()).collect::<Vec<_>>(),
+            ["20260601T003000Z-a", "20260602T003000Z-b"]
+        );
+        // The newest two written are the good "b" and the unreadable newer one.
+        let recent = lake.recent_run_manifests(2).await.unwrap();
+        assert_eq!(recent.iter().map(|m| m.run_id.as_str()).collect::<Vec<_>>(), ["20260602T003000Z-b"]);
+        assert!(lake.recent_run_manifests(0).await.unwrap().is_empty());
     }
 }

@@ -7,6 +7,8 @@ use crate::backfill::{Backfill, plan};
 use crate::cli::{BackfillArgs, GlobalArgs};
 
 pub async fn run(g: &GlobalArgs, args: &BackfillArgs) -> anyhow::Result<u8> {
+    // Installed first: SIGTERM/Ctrl-C stops the backfill and gives the lease back (exit 1).
+    let cancel = crate::pipeline::cancel_on_signal()?;
     let cfg = super::load_config(g)?;
     let token = cfg.slack.token.load().map_err(crate::exit::ConfigProblem::from).context("loading the Slack token")?;
     let lake = super::open_lake(&cfg)?;
@@ -25,7 +27,14 @@ pub async fn run(g: &GlobalArgs, args: &BackfillArgs) -> anyhow::Result<u8> {
         pb
     });
     let outcome = crate::backfill::run(
-        Backfill { config: &cfg, lake: &lake, from: args.from, to: args.to, progress: progress.clone() },
+        Backfill {
+            config: &cfg,
+            lake: &lake,
+            from: args.from,
+            to: args.to,
+            progress: progress.clone(),
+            cancel: Some(cancel),
+        },
         token,
     )
     .await;

@@ -1,7 +1,10 @@
 //! `lastseen daemon`: the daily run on the configured schedule (tokio-cron-scheduler), missed
-//! days caught up on start, never two runs at once (a single run slot in this process, the lake
-//! lease across processes and machines), `/healthz` and `/metrics`, and a graceful shutdown.
+//! days caught up on start and at every tick (a day that failed is retried by the next tick),
+//! never two runs at once (a single run slot in this process, the lake lease across processes
+//! and machines), `/healthz` and `/metrics` (loopback by default, with connection limits and
+//! timeouts), and a graceful shutdown.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,6 +38,20 @@ pub async fn run(g: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<u8> {
 
     let schedule = cfg.daemon.schedule.clone();
     let health = Arc::new(Mutex::new(Health { schedule: schedule.to_string(), ..Health::default() }));
+    // Only the newest manifests are read (a bounded number of GETs however long the history):
+    // enough for several runs a day over the catch-up window. A day whose success is older
+    // than what is read looks missed at worst, and re-running a day replaces it.
+    let recent = 4 * cfg.daemon.catch_up_days as usize + 16;
+    let runs = lake.recent_run_manifests(recent).await.context("reading the run manifests in _lastseen/runs")?;
+    let ok_runs: Vec<_> = runs.iter().filter(|m| m.kind == RunKind::Daily && m.status != RunStatus::Failed).collect();
+    let last_ok = ok_runs.iter().max_by_key(|m| (m.date, m.finished_at)).copied();
+    // Set when a shutdown's grace period runs out: the run in progress stops through its own
+    // cancel path (failed manifest, lease released by its guard).
+    let (abandon, mut abandon_rx) = tokio::sync::watch::channel(false);
+    let abandoned: crate::pipeline::Cancel = futures::FutureExt::shared(Box::pin(async move {
+        let _ = abandon_rx.wait_for(|v| *v).await;
+    })
+        as futures::future::BoxFuture<'static, ()>);
     let d = Arc::new(Daemon {
         cfg,
         lake,
@@ -42,13 +59,10 @@ pub async fn run(g: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<u8> {
         stopping: AtomicBool::new(false),
         current: Mutex::new(None),
         health: health.clone(),
+        ok_days: Mutex::new(ok_runs.iter().map(|m| m.date).collect()),
+        abandon,
+        abandoned,
     });
-
-    let runs = d.lake.run_manifests().await.context("reading the run manifests in _lastseen/runs")?;
-    let last_ok = runs
-        .iter()
-        .filter(|m| m.kind == RunKind::Daily && m.status != RunStatus::Failed)
-        .max_by_key(|m| (m.date, m.finished_at));
     if let Some(m) = last_ok {
         metrics::record_success_time(m.finished_at);
         d.update_health(|h| h.last_success = Some(m.finished_at));
@@ -58,6 +72,12 @@ pub async fn run(g: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<u8> {
         .await
         .with_context(|| format!("listening on {listen} (daemon.listen) for /healthz and /metrics"))?;
     let addr = listener.local_addr().context("reading the bound address")?;
+    let listener = metrics::GuardedListener::new(
+        listener,
+        metrics::MAX_CONNECTIONS,
+        metrics::IDLE_TIMEOUT,
+        metrics::CONNECTION_LIFETIME,
+    );
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let app = metrics::router(health, prometheus);
@@ -72,8 +92,8 @@ pub async fn run(g: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<u8> {
     });
 
     let now = Utc::now();
-    let days = catch_up_days(
-        last_ok.map(|m| m.date),
+    let days = missed_days(
+        &d.ok_days(),
         schedule.latest_at_or_before(now).map(|t| t.date_naive()),
         now.date_naive(),
         d.cfg.daemon.catch_up_days,
@@ -85,7 +105,7 @@ pub async fn run(g: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<u8> {
             let handle = tokio::spawn(async move { d2.catch_up(days, slot).await });
             d.set_current(first, handle);
         }
-    } else if last_ok.is_none() {
+    } else if d.ok_days().is_empty() {
         tracing::info!("no successful daily run in the lake yet: the first run comes with the schedule");
     }
 
@@ -111,22 +131,19 @@ pub async fn run(g: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<u8> {
     Ok(crate::exit::OK)
 }
 
-/// The days to run on start: those after the last successful daily run, up to the day of the
-/// schedule's latest fire time, no further back than `window` days before `today`; oldest
-/// first. Nothing when the lake has no successful run yet (there is no gap to fill).
-fn catch_up_days(
-    last_ok: Option<NaiveDate>,
-    last_due: Option<NaiveDate>,
-    today: NaiveDate,
-    window: u32,
-) -> Vec<NaiveDate> {
-    let (Some(last_ok), Some(last_due)) = (last_ok, last_due) else { return Vec::new() };
+/// The days to catch up: those without a successful daily run (`ok`), after the first one
+/// known, up to `last_due` (the day of the schedule's latest fire time on start; the day before
+/// the fire day at a tick), no further back than `window` days before `today`; oldest first.
+/// Nothing when the lake has no successful run yet (there is no gap to fill). A day that failed
+/// between two successes is missed too, so the next tick retries it.
+fn missed_days(ok: &BTreeSet<NaiveDate>, last_due: Option<NaiveDate>, today: NaiveDate, window: u32) -> Vec<NaiveDate> {
+    let (Some(&first_ok), Some(last_due)) = (ok.first(), last_due) else { return Vec::new() };
     if window == 0 {
         return Vec::new();
     }
     let earliest = today - chrono::Days::new(u64::from(window));
-    let first = (last_ok + chrono::Days::new(1)).max(earliest);
-    first.iter_days().take_while(|d| *d <= last_due).collect()
+    let first = (first_ok + chrono::Days::new(1)).max(earliest);
+    first.iter_days().take_while(|d| *d <= last_due).filter(|d| !ok.contains(d)).collect()
 }
 
 struct Daemon {
@@ -138,6 +155,11 @@ struct Daemon {
     /// The task executing the current run (or catch-up), so a shutdown can wait for it.
     current: Mutex<Option<(NaiveDate, JoinHandle<()>)>>,
     health: Arc<Mutex<Health>>,
+    /// Days with a successful (or partial) daily run: from the recent manifests, then each run.
+    ok_days: Mutex<BTreeSet<NaiveDate>>,
+    /// `true` abandons the run in progress (see `finish_or_abandon`); `abandoned` is its cancel.
+    abandon: tokio::sync::watch::Sender<bool>,
+    abandoned: crate::pipeline::Cancel,
 }
 
 /// Holding the run slot; dropping it frees the slot.
@@ -167,6 +189,10 @@ impl Daemon {
         f(&mut self.health.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
+    fn ok_days(&self) -> BTreeSet<NaiveDate> {
+        self.ok_days.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     fn try_claim(self: &Arc<Self>, date: NaiveDate) -> Option<RunSlot> {
         if self.stopping.load(Ordering::SeqCst) || self.busy.swap(true, Ordering::SeqCst) {
             return None;
@@ -180,22 +206,27 @@ impl Daemon {
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some((date, handle));
     }
 
-    /// A schedule tick: run the fire time's UTC day, unless a run is going or we are stopping.
+    /// A schedule tick: run the days missed before the fire time's UTC day (a failed day, a
+    /// day skipped while a run was going), oldest first, then that day; unless a run is going
+    /// or we are stopping.
     fn tick(self: &Arc<Self>, fire: DateTime<Utc>) {
         let date = fire.date_naive();
         if self.stopping.load(Ordering::SeqCst) {
             return;
         }
         let Some(slot) = self.try_claim(date) else {
-            tracing::warn!(%date, "skipped: the previous run is still going; this tick's day is not run");
+            tracing::warn!(%date, "skipped: the previous run is still going; the next tick catches this day up");
             metrics::record_skip("skipped_busy");
             return;
         };
+        let mut days =
+            missed_days(&self.ok_days(), date.pred_opt(), Utc::now().date_naive(), self.cfg.daemon.catch_up_days);
+        if !days.is_empty() {
+            tracing::info!(days = ?days.iter().map(|d| d.to_string()).collect::<Vec<_>>(), "catching up missed days");
+        }
+        days.push(date);
         let d = self.clone();
-        let handle = tokio::spawn(async move {
-            d.run_one(date).await;
-            drop(slot);
-        });
+        let handle = tokio::spawn(async move { d.catch_up(days, slot).await });
         self.set_current(date, handle);
     }
 
@@ -224,7 +255,14 @@ impl Daemon {
             }
         };
         tracing::info!(%date, "scheduled run starting");
-        let run = DayRun { config: &self.cfg, lake: &self.lake, date, dry_run: false, progress: None };
+        let run = DayRun {
+            config: &self.cfg,
+            lake: &self.lake,
+            date,
+            dry_run: false,
+            progress: None,
+            cancel: Some(self.abandoned.clone()),
+        };
         match run_day(run, token).await {
             Ok(outcome) => {
                 let m = &outcome.manifest;
@@ -232,6 +270,7 @@ impl Daemon {
                 if m.status == RunStatus::Failed {
                     return Ended::Failed;
                 }
+                self.ok_days.lock().unwrap_or_else(|e| e.into_inner()).insert(date);
                 self.update_health(|h| h.last_success = Some(m.finished_at));
                 Ended::Committed
             }
@@ -252,8 +291,10 @@ impl Daemon {
 
     /// Wait for the run in progress up to the grace period; past it, abandon the run. A run
     /// that is cut off never published a partial version (the commit is one create-only put),
-    /// so the lake stays at its last committed version; its lease is released here so the next
-    /// run, on any host, does not wait for the lease to expire.
+    /// so the lake stays at its last committed version. It is stopped through its cancel, so it
+    /// records a failed manifest and releases its lease itself; only if it does not stop within
+    /// a few seconds is its task aborted and the lease released here, so the next run, on any
+    /// host, does not wait for the lease to expire.
     async fn finish_or_abandon(&self) {
         let current = self.current.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some((date, mut handle)) = current else { return };
@@ -264,6 +305,12 @@ impl Daemon {
         tracing::info!(%date, grace = %humantime_secs(grace), "waiting for the run in progress to finish");
         if tokio::time::timeout(grace, &mut handle).await.is_ok() {
             tracing::info!(%date, "the run in progress finished");
+            return;
+        }
+        let _ = self.abandon.send(true);
+        if tokio::time::timeout(Duration::from_secs(10), &mut handle).await.is_ok() {
+            tracing::warn!(%date, "abandoned the run in progress after the grace period; the lake keeps its last committed version and the next run redoes the day");
+            tracing::info!(%date, "released the abandoned run's lake lease (the run gave it back)");
             return;
         }
         handle.abort();
@@ -329,23 +376,29 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn ok(days: &[&str]) -> BTreeSet<NaiveDate> {
+        days.iter().map(|d| day(d)).collect()
+    }
+
     #[test]
-    fn catch_up_runs_the_days_after_the_last_success_up_to_the_last_due_one() {
+    fn catch_up_runs_the_days_without_a_success_up_to_the_last_due_one() {
         let today = day("2026-06-30");
-        assert_eq!(
-            catch_up_days(Some(day("2026-06-28")), Some(today), today, 7),
-            [day("2026-06-29"), day("2026-06-30")]
-        );
+        assert_eq!(missed_days(&ok(&["2026-06-28"]), Some(today), today, 7), [day("2026-06-29"), day("2026-06-30")]);
         // Today's fire time has not come yet: today waits for the schedule.
-        assert_eq!(catch_up_days(Some(day("2026-06-28")), Some(day("2026-06-29")), today, 7), [day("2026-06-29")]);
+        assert_eq!(missed_days(&ok(&["2026-06-28"]), Some(day("2026-06-29")), today, 7), [day("2026-06-29")]);
         // Up to date, or nothing to compare with: nothing to do.
-        assert!(catch_up_days(Some(today), Some(today), today, 7).is_empty());
-        assert!(catch_up_days(None, Some(today), today, 7).is_empty());
+        assert!(missed_days(&ok(&["2026-06-30"]), Some(today), today, 7).is_empty());
+        assert!(missed_days(&ok(&[]), Some(today), today, 7).is_empty());
         // Only the window's days: a lake idle for a month gets the last 3 days.
         assert_eq!(
-            catch_up_days(Some(day("2026-05-30")), Some(today), today, 3),
+            missed_days(&ok(&["2026-05-30"]), Some(today), today, 3),
             [day("2026-06-27"), day("2026-06-28"), day("2026-06-29"), day("2026-06-30")]
         );
-        assert!(catch_up_days(Some(day("2026-06-28")), Some(today), today, 0).is_empty());
+        assert!(missed_days(&ok(&["2026-06-28"]), Some(today), today, 0).is_empty());
+        // A day that failed between two successes is missed too (the next tick retries it).
+        assert_eq!(
+            missed_days(&ok(&["2026-06-27", "2026-06-30"]), Some(day("2026-06-29")), today, 7),
+            [day("2026-06-28"), day("2026-06-29")]
+        );
     }
 }

@@ -85,7 +85,7 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
             pb.set_message(format!("{day}"));
         }
         let outcome = run_day(
-            DayRun { config: &cfg, lake: &lake, date: day, dry_run: false, progress: bar.clone() },
+            DayRun { config: &cfg, lake: &lake, date: day, dry_run: false, progress: bar.clone(), cancel: None },
             SecretString::from(sim.user_token().to_string()),
         )
         .await

@@ -1,4 +1,5 @@
-//! `lastseen run`: one daily run against the configured Slack.
+//! `lastseen run`: one daily run against the configured Slack. SIGTERM or Ctrl-C stops it
+//! cleanly (nothing more published, lease released, exit 1); a `--date` after today is refused.
 
 use anyhow::Context;
 use chrono::Utc;
@@ -8,22 +9,49 @@ use crate::cli::{GlobalArgs, RunArgs};
 use crate::pipeline::{DayRun, run_day};
 
 pub async fn run(g: &GlobalArgs, args: &RunArgs) -> anyhow::Result<u8> {
+    // Installed first: from here on SIGTERM means "stop and give the lease back".
+    let cancel = crate::pipeline::cancel_on_signal()?;
+    // A day after today would be committed under a future date and, with retention, drop the
+    // history before it: refused before anything is read or written.
+    let today = Utc::now().date_naive();
+    if let Some(d) = args.date
+        && d > today
+    {
+        return Err(crate::exit::UsageProblem(format!(
+            "--date {d} is in the future (today is {today} UTC); a run collects today or a past day, and \
+             nothing was read or written"
+        ))
+        .into());
+    }
     let mut cfg = super::load_config(g)?;
     if args.force {
-        tracing::warn!("--force: the mass-change guard (lake.max_snapshot_drop) is off for this run");
+        tracing::warn!(
+            "--force: the mass-change guards (lake.max_snapshot_drop, for slack_users and the identity export) \
+             and the retention guard (lake.retention_max_drop) are off for this run"
+        );
         cfg.lake.max_snapshot_drop = None;
+        cfg.lake.retention_max_drop = None;
     }
     let token = cfg.slack.token.load().map_err(crate::exit::ConfigProblem::from).context("loading the Slack token")?;
     let lake = super::open_lake(&cfg)?;
-    let date = args.date.unwrap_or_else(|| Utc::now().date_naive());
+    let date = args.date.unwrap_or(today);
     let progress = crate::logging::progress_enabled(g).then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
         pb.enable_steady_tick(std::time::Duration::from_millis(120));
         pb
     });
-    let outcome =
-        run_day(DayRun { config: &cfg, lake: &lake, date, dry_run: args.dry_run, progress: progress.clone() }, token)
-            .await;
+    let outcome = run_day(
+        DayRun {
+            config: &cfg,
+            lake: &lake,
+            date,
+            dry_run: args.dry_run,
+            progress: progress.clone(),
+            cancel: Some(cancel),
+        },
+        token,
+    )
+    .await;
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }

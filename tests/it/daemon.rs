@@ -283,6 +283,52 @@ fn the_daemon_catches_up_missed_days_oldest_first_on_start() {
 }
 
 #[test]
+fn a_day_that_failed_is_caught_up_by_a_later_tick_without_a_restart() {
+    // The run before the daemon makes auth.test call 1; the daemon's first run (its catch-up
+    // of yesterday) makes call 2, which fails as with a revoked token for a moment.
+    let flaky = FaultRule::new("auth.test", FaultWhen::Nth(2), FaultKind::OkFalse { error: "invalid_auth".into() });
+    let env = env_for_today(40, 17, vec![flaky]);
+    let today = real_today();
+    let (two_days_ago, yesterday) = (today - chrono::Days::new(2), today - chrono::Days::new(1));
+    env.run_day_ok(two_days_ago);
+    assert_eq!(env.sim().call_count("auth.test"), 1, "one auth.test per run, so the daemon's first one fails");
+    env.sim().set_now(end_of(today));
+
+    let mut d = Daemon::start(&env, "*/2 * * * * *", &[]);
+    d.wait_for_log("catching up missed days", Duration::from_secs(10));
+    let ok_on = |day: NaiveDate| {
+        manifests(&env.lake())
+            .iter()
+            .any(|r| r["date"].as_str() == Some(day.to_string().as_str()) && r["status"] == "succeeded")
+    };
+    // Before the fix the failed day stayed missing until a restart: ticks ran only their own day.
+    wait_until(Duration::from_secs(120), "yesterday committed by a later tick", || ok_on(yesterday));
+    assert_eq!(d.terminate(Duration::from_secs(60)), Some(0), "{}", d.log.join("\n"));
+    assert!(ok_on(today));
+    assert!(d.log.iter().any(|l| l.contains("run failed")), "the first try failed: {}", d.log.join("\n"));
+    let accounts = env.sim().org().accounts().len() as i64;
+    let rows = env.sql(&format!("SELECT count(*) AS n FROM slack_users WHERE dt = DATE '{yesterday}'"));
+    assert_eq!(count(&rows, "n"), accounts);
+    let seen = env.sql(&format!("SELECT count(*) AS n FROM last_seen WHERE dt = DATE '{yesterday}'"));
+    assert_eq!(count(&seen, "n"), accounts);
+}
+
+#[test]
+fn an_unreadable_run_manifest_does_not_stop_the_daemon_from_starting() {
+    let env = env_for_today(20, 19, Vec::new());
+    env.run_day_ok(real_today());
+    // Zero bytes after a power loss; before the fix the daemon exited 1 at start, every time.
+    std::fs::write(env.lake().join("_lastseen/runs/99991231T000000Z-broken.json"), b"").unwrap();
+    let mut d = Daemon::start(&env, "0 0 1 1 *", &[]);
+    assert!(d.log.iter().any(|l| l.contains("skipping a run manifest")), "{}", d.log.join("\n"));
+    let (status, body) = d.get("/healthz");
+    assert_eq!(status, 200, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(health["daemon"]["last_success"].is_string(), "the good manifest still counts: {body}");
+    assert_eq!(d.terminate(Duration::from_secs(30)), Some(0), "{}", d.log.join("\n"));
+}
+
+#[test]
 fn sigterm_during_a_long_run_abandons_it_after_the_grace_period_and_releases_the_lease() {
     // users.list answers after 30 s; the daemon gets 1 s to finish on SIGTERM.
     let slow = FaultRule::new("users.list", FaultWhen::EveryNth(1), FaultKind::Slow { millis: 30_000 });
@@ -302,8 +348,10 @@ fn sigterm_during_a_long_run_abandons_it_after_the_grace_period_and_releases_the
         "{log}"
     );
     assert!(!env.lake().join("_lastseen/lock").exists(), "the next run need not wait for the lease to expire");
-    // Nothing was published and no manifest claims a run: the lake is as it was (empty).
-    assert!(manifests(&env.lake()).is_empty());
+    // Nothing was published; the run recorded itself as failed (interrupted), not as a success.
+    let m = manifests(&env.lake());
+    assert!(!m.is_empty() && m.iter().all(|r| r["status"] == "failed" && r["lake_version"].is_null()), "{m:?}");
+    assert!(m.iter().all(|r| r["error"].as_str().unwrap_or_default().contains("interrupted")), "{m:?}");
     assert!(!env.lake().join("_lastseen/log").exists());
 }
 

@@ -13,6 +13,7 @@ mod e2e;
 mod exports;
 mod hostile;
 mod lake_safety;
+mod lifecycle;
 mod operations;
 mod reports;
 mod s3;

@@ -95,13 +95,36 @@ fn retention_drops_old_partitions_after_a_successful_run() {
     assert!(!files_before(&env, "slack_access_logs", log_cutoff).is_empty());
 
     env.sim().set_now(end_of(d));
-    let out = env
-        .cmd()
-        .env("LASTSEEN_LAKE__RETENTION__SLACK_ACCESS_LOGS", "30")
-        .env("LASTSEEN_LAKE__RETENTION__SLACK_USERS", "1")
-        .args(["run", "--date", &d.to_string()])
-        .output()
-        .unwrap();
+    let run = |force: bool| {
+        let mut c = env.cmd();
+        c.env("LASTSEEN_LAKE__RETENTION__SLACK_ACCESS_LOGS", "30")
+            .env("LASTSEEN_LAKE__RETENTION__SLACK_USERS", "1")
+            .args(["run", "--date", &d.to_string()]);
+        if force {
+            c.arg("--force");
+        }
+        c.output().unwrap()
+    };
+    // Dropping most of the access-log history at once is refused (retention_max_drop = 0.5):
+    // the run commits its day, drops nothing of that table and exits 3 naming the setting.
+    let access_days = |env: &Env| count(&env.sql("SELECT count(DISTINCT dt) AS n FROM slack_access_logs"), "n");
+    let before = access_days(&env);
+    let files = files_before(&env, "slack_access_logs", log_cutoff);
+    let out = run(false);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("retention refused for `slack_access_logs`")
+            && text.contains("lake.retention_max_drop")
+            && text.contains("--force"),
+        "{text}"
+    );
+    assert!(access_days(&env) >= before, "nothing of slack_access_logs was dropped");
+    assert_eq!(files_before(&env, "slack_access_logs", log_cutoff), files);
+    // One users partition of three is within the share: applied.
+    assert_eq!(count(&env.sql("SELECT count(DISTINCT dt) AS n FROM slack_users"), "n"), 2);
+
+    let out = run(true);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
     assert!(oldest_log(&env) >= log_cutoff);

@@ -44,6 +44,16 @@ pub enum TransformError {
     Shape { what: String, message: String },
     #[error("cannot derive {table} for {dt}: {message}")]
     Missing { table: &'static str, dt: NaiveDate, message: String },
+    #[error(
+        "identity guard: the identity export has {rows} usable rows, {drop_pct:.1}% fewer than the {previous_rows} \
+         rows of the export used for dt={previous_dt}, more than the allowed {max_pct:.1}% \
+         (lake.max_snapshot_drop = {max_drop}); it was not used and no derived table was updated. Check that \
+         the export is complete (a half-written or partial file?); if the identities really went away, use it \
+         with `lastseen run --force` (env LASTSEEN_FORCE=true)",
+        drop_pct = 100.0 * (*previous_rows as f64 - *rows as f64) / (*previous_rows).max(1) as f64,
+        max_pct = 100.0 * max_drop
+    )]
+    IdentityDrop { rows: u64, previous_dt: NaiveDate, previous_rows: u64, max_drop: f64 },
 }
 
 impl TransformError {
@@ -87,6 +97,11 @@ pub async fn derive_all(
     }
     let ctx = session::context(lake, &snapshot).await?;
     let mut tx = lake.begin(lease).await?;
+    // Derived rows are staged like raw ones: past `lake.stage_memory_mb` they spill to staging
+    // files, so re-folding a long chain (after a backfill) does not hold every day's accounts
+    // and last_seen rows in memory until the commit (audit D6, in part: the chain is still one
+    // commit, and the registered in-memory sources still grow with it).
+    tx.set_memory_budget(config.lake.stage_memory);
     let mut warnings = Vec::new();
 
     // Identities: the export as it is now, stamped on every run day.
@@ -95,6 +110,9 @@ pub async fn derive_all(
         Some(_) => {
             let load =
                 lastseen_ingest::identities::read_identities(&config.identities, &config.storage.options, now).await?;
+            if let Some(max_drop) = config.lake.max_snapshot_drop {
+                check_identity_drop(&snapshot, until, load.identities.num_rows() as u64, max_drop)?;
+            }
             if !load.problems.is_empty() {
                 let shown = load.problems.iter().take(5).cloned().collect::<Vec<_>>().join("; ");
                 let msg = format!(
@@ -108,9 +126,9 @@ pub async fn derive_all(
             }
             for &dt in &dates {
                 tx.declare_snapshot(&IDENTITIES, dt);
-                tx.write(&IDENTITIES, dt, load.identities.clone())?;
+                tx.write_spilling(&IDENTITIES, dt, load.identities.clone()).await?;
                 tx.declare_snapshot(&IDENTITIES_QUARANTINE, dt);
-                tx.write(&IDENTITIES_QUARANTINE, dt, load.quarantine.clone())?;
+                tx.write_spilling(&IDENTITIES_QUARANTINE, dt, load.quarantine.clone()).await?;
             }
             Some(load.identities)
         }
@@ -130,7 +148,7 @@ pub async fn derive_all(
     for (day, batches) in &activity_new {
         tx.declare_snapshot(&ACTIVITY_DAILY, *day);
         for b in batches {
-            tx.write(&ACTIVITY_DAILY, *day, b.clone())?;
+            tx.write_spilling(&ACTIVITY_DAILY, *day, b.clone()).await?;
             activity_rows.push(session::add_dt(b, &activity_schema, *day)?);
         }
     }
@@ -176,7 +194,7 @@ pub async fn derive_all(
         .await?;
         tx.declare_snapshot(&ACCOUNTS, d);
         for b in &batches {
-            tx.write(&ACCOUNTS, d, b.clone())?;
+            tx.write_spilling(&ACCOUNTS, d, b.clone()).await?;
             accounts_rows.push(session::add_dt(b, &accounts_schema, d)?);
         }
         accounts_by_day.insert(d, batches);
@@ -208,7 +226,7 @@ pub async fn derive_all(
             .await?;
             tx.declare_snapshot(&ACCOUNT_IDENTITY, d);
             for b in rows {
-                tx.write(&ACCOUNT_IDENTITY, d, b)?;
+                tx.write_spilling(&ACCOUNT_IDENTITY, d, b).await?;
             }
         }
     }
@@ -232,7 +250,7 @@ pub async fn derive_all(
         tx.declare_snapshot(&LAST_SEEN, d);
         folded.clear();
         for b in &rows {
-            tx.write(&LAST_SEEN, d, b.clone())?;
+            tx.write_spilling(&LAST_SEEN, d, b.clone()).await?;
             folded.push(session::add_dt(b, &ls_schema, d)?);
         }
         // The next day folds from this one, which is not committed yet.
@@ -240,6 +258,20 @@ pub async fn derive_all(
         base = Some(d);
     }
     Ok(Derived { summary: tx.commit().await?, warnings })
+}
+
+/// The identity export's mass-change guard, as `slack_users` has one: the reference is the
+/// newest committed `identities` snapshot dated before `dt`, or, when there is none, the one
+/// being replaced. Only usable rows count: quarantined rows are what a half-written file adds.
+fn check_identity_drop(snapshot: &lastseen_lake::Snapshot, dt: NaiveDate, rows: u64, max_drop: f64) -> Result<()> {
+    let Some(table) = snapshot.table(IDENTITIES.name) else { return Ok(()) };
+    let previous = table.partitions.range(..dt).next_back().or_else(|| table.partitions.get_key_value(&dt));
+    let Some((&previous_dt, previous)) = previous else { return Ok(()) };
+    let previous_rows = previous.rows;
+    if rows < previous_rows && (previous_rows - rows) as f64 > max_drop * previous_rows as f64 {
+        return Err(TransformError::IdentityDrop { rows, previous_dt, previous_rows, max_drop });
+    }
+    Ok(())
 }
 
 async fn register_view(ctx: &datafusion::prelude::SessionContext, name: &str, sql: &str) -> Result<()> {
