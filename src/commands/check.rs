@@ -1,12 +1,14 @@
 //! `lastseen check`: who the token is, which workspaces it sees, and for every source whether it
-//! works or why not (scope by name, plan, token type), from the same probes `run` uses.
+//! works or why not (scope by name, plan, token type, a standing condition by Slack's code), from
+//! the same probes and the same table of codes `run` uses; per-workspace sources are probed in
+//! each workspace, so a workspace the run would skip shows here as skipped with its reason.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::Utc;
 use lastseen_config::Source;
-use lastseen_ingest::slack::{self, Probe, RunContext, Settings};
+use lastseen_ingest::slack::{self, Probe, RunContext, Scope, Settings};
 use lastseen_ingest::{IngestError, SlackClient};
 
 use crate::cli::GlobalArgs;
@@ -25,6 +27,10 @@ pub async fn run(g: &GlobalArgs) -> anyhow::Result<u8> {
     println!("user:        {}", auth.user_id);
     let ids: Vec<&str> = scope.workspaces.iter().map(|w| w.id.as_str()).collect();
     println!("workspaces:  {} ({})", ids.len(), ids.join(", "));
+    if !scope.not_granted.is_empty() {
+        let ids: Vec<&str> = scope.not_granted.iter().map(|w| w.id.as_str()).collect();
+        println!("not granted: {} ({})", ids.len(), ids.join(", "));
+    }
     match &auth.scopes {
         Some(s) => println!("scopes:      {}", s.join(", ")),
         None => println!("scopes:      (Slack did not report them)"),
@@ -43,20 +49,34 @@ pub async fn run(g: &GlobalArgs) -> anyhow::Result<u8> {
         let ctx = &ctx;
         async move {
             let c = slack::collector(*s);
-            (*s, slack::probe(c.as_ref(), ctx).await)
+            let whole = slack::probe(c.as_ref(), ctx).await;
+            // A source that works is probed in each workspace on its own, as the run reads it,
+            // so a workspace the run would skip shows up here with its code.
+            let mut parts = Vec::new();
+            if c.per_workspace() && matches!(whole, Ok(Probe::Works)) && ctx.scope.workspaces.len() > 1 {
+                for ws in &ctx.scope.workspaces {
+                    let one = RunContext {
+                        scope: Arc::new(Scope { workspaces: vec![ws.clone()], ..(*ctx.scope).clone() }),
+                        ..ctx.clone()
+                    };
+                    parts.push((ws.id.clone(), slack::probe(c.as_ref(), &one).await));
+                }
+            }
+            (*s, c.per_workspace(), whole, parts)
         }
     }))
     .await;
 
     let mut rows = Vec::new();
     let mut problem = false;
-    for (source, result) in results {
+    for (source, per_workspace, result, parts) in results {
         let configured = cfg.slack.sources.contains(&source);
+        let works = matches!(result, Ok(Probe::Works));
         let (status, why) = match result {
             Ok(Probe::Works) if configured => ("works", String::new()),
             Ok(Probe::Works) => ("off", "works, but not in slack.sources".to_owned()),
             Ok(Probe::Unavailable(e)) => {
-                problem |= configured && cfg.slack.expects(source);
+                problem |= configured && (cfg.slack.expects(source) || e.is_standing());
                 ("skipped", reason(&e))
             }
             Err(e) if e.is_auth() => return Err(anyhow::Error::new(e).context(format!("probing source `{source}`"))),
@@ -66,6 +86,29 @@ pub async fn run(g: &GlobalArgs) -> anyhow::Result<u8> {
             }
         };
         rows.push((source.to_string(), status, why));
+        for (ws, part) in parts {
+            match part {
+                Ok(Probe::Works) => {}
+                Ok(Probe::Unavailable(e)) => {
+                    problem |= configured;
+                    rows.push((source.to_string(), "skipped", format!("workspace {ws}: {}", reason(&e))));
+                }
+                Err(e) => {
+                    problem |= configured;
+                    rows.push((source.to_string(), "error", format!("workspace {ws}: {e}")));
+                }
+            }
+        }
+        if per_workspace && configured && works {
+            for ws in &scope.not_granted {
+                problem = true;
+                rows.push((
+                    source.to_string(),
+                    "skipped",
+                    format!("workspace {}: not granted to the org-wide app (team_access_not_granted)", ws.id),
+                ));
+            }
+        }
     }
     let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(6).max(6);
     println!("{:width$}  {:7}  why", "source", "status");
@@ -85,6 +128,10 @@ fn reason(e: &IngestError) -> String {
         IngestError::TokenType { .. } => format!("needs a user token, not a bot token ({method})"),
         IngestError::PlanUnavailable { code, .. } => format!("not on this Slack plan: {code} ({method})"),
         IngestError::NotPermitted { code, .. } => format!("token not permitted: {code} ({method})"),
+        IngestError::Standing { code, meaning, .. } => format!("{code}: {meaning} ({method})"),
+        e @ IngestError::RetriesExhausted { .. } => {
+            format!("{}: skipped for today ({method}): {e}", e.slack_code().unwrap_or("transitional"))
+        }
         other => other.to_string(),
     }
 }

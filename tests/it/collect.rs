@@ -603,6 +603,7 @@ fn faulty(plan: Plan, seed: u64, faults: Vec<FaultRule>) -> Env {
         org: OrgSpec::new(seed, 250, plan, today(), 120),
         rate_limits: RateLimits::Off,
         faults,
+        conditions: Default::default(),
     })
 }
 
