@@ -292,7 +292,12 @@ async fn collect_and_commit(
         rep.rows = r.rows;
         rep.duration_ms =
             u64::try_from(r.finished.unwrap_or(done).duration_since(r.started).as_millis()).unwrap_or(u64::MAX);
-        let skipped_workspaces = r.parts_skipped.iter().filter(|p| p.workspace.is_some()).count();
+        let skipped_workspaces = ctx
+            .scope
+            .workspaces
+            .iter()
+            .filter(|w| r.parts_skipped.iter().any(|p| p.workspace.as_deref() == Some(w.id.as_str())))
+            .count();
         rep.workspaces = ctx.scope.workspaces.len().saturating_sub(skipped_workspaces) as u64;
         rep.skipped = std::mem::take(&mut r.parts_skipped);
         match &r.skipped {

@@ -33,7 +33,7 @@ pub enum Item {
     /// An incremental position to publish with the data it covers (epoch seconds).
     Watermark { key: String, value: i64 },
     /// Part of the source cannot be read because of a standing condition
-    /// (`error.is_capability()`): one workspace (`Some(team)`), or, with `None`, an
+    /// (`error.is_standing()`): one workspace (`Some(team)`), or, with `None`, an
     /// organisation-wide part such as one audit action. Nothing of that part was yielded; the
     /// rest of the source is collected and the run ends partial (exit 3).
     Skipped { workspace: Option<String>, error: IngestError },
@@ -50,7 +50,7 @@ pub(crate) enum Part<T> {
 }
 
 /// Ends `items` (one workspace's, or one org-wide part's) with `Part::Skipped` when it fails
-/// with a standing condition before yielding anything, so the other workspaces go on. A
+/// with a standing condition (`IngestError::is_standing`) before yielding anything, so the other workspaces go on. A
 /// condition after data was already yielded cannot be undone for that part alone: it passes
 /// through as an error, and the caller skips the whole source (what it staged is discarded).
 pub(crate) fn skip_on_condition<T: Send + 'static>(
@@ -62,7 +62,9 @@ pub(crate) fn skip_on_condition<T: Send + 'static>(
         }
         match items.next().await? {
             Ok(t) => Some((Ok(Part::Data(t)), (items, true, false))),
-            Err(e) if e.is_capability() && !yielded => Some((Ok(Part::Skipped(e)), (items, yielded, true))),
+            // Only a standing condition is a condition of this part; the plan, scopes or token
+            // type not covering the source are the same everywhere, and skip the whole source.
+            Err(e) if e.is_standing() && !yielded => Some((Ok(Part::Skipped(e)), (items, yielded, true))),
             Err(e) => Some((Err(e), (items, yielded, true))),
         }
     })
