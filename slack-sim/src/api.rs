@@ -594,7 +594,7 @@ pub(crate) fn service_flags(ctx: &Ctx<'_>, pos: usize, mut user: Value) -> Value
         && ctx.org().user(pos).kind == Kind::Bot
         && let Some(obj) = user.as_object_mut()
     {
-        let flag = if pos % 2 == 0 { "is_workflow_bot" } else { "is_connector_bot" };
+        let flag = if pos.is_multiple_of(2) { "is_workflow_bot" } else { "is_connector_bot" };
         obj.insert("is_bot".into(), json!(false));
         obj.insert(flag.into(), json!(true));
     }
@@ -859,7 +859,7 @@ async fn access_logs(ctx: &Ctx<'_>) -> Reply {
         // dates and cannot tell them apart. This switch lists by `date_first`, newest first,
         // so a long-lived entry with a fresh `date_last` sits deep in the list.
         let mut v = window.to_vec();
-        v.sort_by(|a, b| b.date_first.cmp(&a.date_first));
+        v.sort_by_key(|e| std::cmp::Reverse(e.date_first));
         by_first = v;
         &by_first[..]
     } else {

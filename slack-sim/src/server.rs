@@ -21,7 +21,8 @@ use tokio::task::JoinHandle;
 use crate::SimError;
 use crate::activity::{Entry, Tally};
 use crate::api::{
-    self, BOT_SCOPES, JSON, MEMBER_SCOPES, ORG_SCOPES, ORG_SCOPES_NO_TEAMS, Params, Reply, TokenInfo, TokenState, TokenType, USER_SCOPES,
+    self, BOT_SCOPES, JSON, MEMBER_SCOPES, ORG_SCOPES, ORG_SCOPES_NO_TEAMS, Params, Reply, TokenInfo, TokenState,
+    TokenType, USER_SCOPES,
 };
 use crate::config::{Conditions, FaultKind, FaultRule, FaultWhen, RateLimits, SimConfig};
 use crate::endpoints::{audit, scim};

@@ -28,7 +28,9 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<u8> {
     let shutdown = shutdown_signal()?;
     let started = Instant::now();
     let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
-    let sim = Simulator::start(SimConfig { org, rate_limits, faults, conditions }, addr).await.context("starting the simulator")?;
+    let sim = Simulator::start(SimConfig { org, rate_limits, faults, conditions }, addr)
+        .await
+        .context("starting the simulator")?;
     println!(
         "slack simulator ready in {:.2}s: {} accounts, plan {plan}",
         started.elapsed().as_secs_f64(),

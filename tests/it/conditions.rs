@@ -137,9 +137,8 @@ fn an_org_wide_app_granted_two_of_three_workspaces_collects_the_two_and_names_th
     let next = d + Days::new(1);
     let out = run(&env, next, &token);
     assert_eq!(out.status.code(), Some(0), "{}", out_text(&out));
-    let filled = env.sql(&format!(
-        "SELECT count(*) AS n FROM slack_access_logs WHERE team_id = '{third}' AND dt <= DATE '{d}'"
-    ));
+    let filled =
+        env.sql(&format!("SELECT count(*) AS n FROM slack_access_logs WHERE team_id = '{third}' AND dt <= DATE '{d}'"));
     assert!(filled[0]["n"].as_i64().unwrap() > 0, "the third workspace's past access logs: {filled:?}");
     assert!(skips(&env.last_manifest(), "access_logs").is_empty());
 }
@@ -213,8 +212,18 @@ fn org_wide_conditions_skip_their_source_and_transitional_codes_are_retried_then
         FaultKind::OkFalse { error: "org_login_required".into() },
     )];
     let cases: Vec<(Conditions, Vec<FaultRule>, &str, &str)> = vec![
-        (Conditions { hide_emails: true, ..Conditions::default() }, vec![], "analytics", "org_level_email_display_disabled"),
-        (Conditions { analytics_disabled: true, ..Conditions::default() }, vec![], "analytics", "member_analytics_disabled"),
+        (
+            Conditions { hide_emails: true, ..Conditions::default() },
+            vec![],
+            "analytics",
+            "org_level_email_display_disabled",
+        ),
+        (
+            Conditions { analytics_disabled: true, ..Conditions::default() },
+            vec![],
+            "analytics",
+            "member_analytics_disabled",
+        ),
         (Conditions::default(), getfile("not_an_enterprise"), "analytics", "not_an_enterprise"),
         (Conditions { scim_refuses_token: true, ..Conditions::default() }, vec![], "scim", "invalid_authentication"),
         (Conditions { audit_refuses_token: true, ..Conditions::default() }, vec![], "audit", "http_401"),
@@ -303,10 +312,10 @@ fn workflow_and_connector_bots_are_service_accounts_never_dormant_people() {
     let out = run(&env, today(), &token);
     assert_eq!(out.status.code(), Some(0), "{}", out_text(&out));
     let truth = env.sim().org().ground_truth(env.sim().now());
-    let bot_ids: BTreeSet<String> =
-        truth.accounts.iter().filter(|a| a.kind == "bot").map(|a| a.id.clone()).collect();
+    let bot_ids: BTreeSet<String> = truth.accounts.iter().filter(|a| a.kind == "bot").map(|a| a.id.clone()).collect();
     assert!(!bot_ids.is_empty());
-    let typed = env.sql("SELECT account_id, account_type FROM accounts WHERE account_type IN ('workflow_bot', 'connector_bot')");
+    let typed = env
+        .sql("SELECT account_id, account_type FROM accounts WHERE account_type IN ('workflow_bot', 'connector_bot')");
     let typed_ids: BTreeSet<String> = typed.iter().map(|r| r["account_id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(typed_ids, bot_ids);
     let dormant = env.dormant_ids(30, None);

@@ -14,7 +14,9 @@ use futures::future::BoxFuture;
 use lastseen_config::Source;
 use lastseen_lake::TableDef;
 
-use crate::slack::collector::{Collector, Item, RunContext, items_or_skip, probe_workspaces, start_of_day, watermark_at_least};
+use crate::slack::collector::{
+    Collector, Item, RunContext, items_or_skip, probe_workspaces, start_of_day, watermark_at_least,
+};
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{ArrayRef, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -191,10 +193,12 @@ impl State {
                         self.mode = Mode::Classic { page: 1 };
                         self.advance_classic(page);
                     }
-                    (next, _) => match crate::slack::collector::next_cursor(TEAM_ACCESS_LOGS, current.as_deref(), next)? {
-                        Some(n) => self.mode = Mode::Cursor(Some(n)),
-                        None => self.done = true,
-                    },
+                    (next, _) => {
+                        match crate::slack::collector::next_cursor(TEAM_ACCESS_LOGS, current.as_deref(), next)? {
+                            Some(n) => self.mode = Mode::Cursor(Some(n)),
+                            None => self.done = true,
+                        }
+                    }
                 }
             }
             Mode::Classic { .. } => self.advance_classic(page),

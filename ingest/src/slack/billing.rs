@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, BooleanBuilder, StringBuilder, TimestampMicrosecondBuilder};
 use datafusion::arrow::record_batch::RecordBatch;
-use futures::{FutureExt, StreamExt, TryFutureExt};
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream};
+use futures::{FutureExt, StreamExt, TryFutureExt};
 use lastseen_config::Source;
 use lastseen_lake::TableDef;
 use lastseen_lake::catalog::SLACK_BILLING;
@@ -137,7 +137,6 @@ fn billing_batch(team: &str, map: &BTreeMap<String, BillableEntry>, collected_at
 #[cfg(test)]
 mod tests {
     use super::*;
-
 
     #[test]
     fn every_field_read_is_in_slacks_recorded_answers() {

@@ -368,7 +368,11 @@ async fn list_teams(client: &SlackClient, method: &'static str, limit: &str) -> 
 pub async fn discover(client: &SlackClient) -> Result<Scope> {
     let auth = client.auth_test().await?;
     if !auth.is_enterprise_install {
-        let own = Workspace { id: auth.team_id.clone(), name: Some(auth.team.clone()).filter(|s| !s.is_empty()), domain: None };
+        let own = Workspace {
+            id: auth.team_id.clone(),
+            name: Some(auth.team.clone()).filter(|s| !s.is_empty()),
+            domain: None,
+        };
         return Ok(Scope { auth, workspaces: vec![own], not_granted: Vec::new() });
     }
     let mut granted = list_teams(client, AUTH_TEAMS_LIST, "1000").await?;
@@ -437,7 +441,6 @@ pub(crate) fn arrow_err(table: &'static TableDef) -> impl Fn(datafusion::arrow::
 mod tests {
     use super::*;
 
-
     /// auth.teams.list (granted workspaces) and admin.teams.list (names, team_url) as recorded.
     #[test]
     fn every_field_read_is_in_slacks_recorded_answers() {
@@ -447,7 +450,10 @@ mod tests {
         assert_eq!(granted.response_metadata.and_then(|m| m.next_cursor).as_deref(), Some(TEXT));
         let all: TeamsPage = parse("api__admin.teams.list.json");
         let t = &all.teams[0];
-        assert_eq!((t.id.as_str(), t.name.as_deref(), t.team_url.as_deref()), ("T00000000", Some(TEXT), Some("https://www.example.com/")));
+        assert_eq!(
+            (t.id.as_str(), t.name.as_deref(), t.team_url.as_deref()),
+            ("T00000000", Some(TEXT), Some("https://www.example.com/"))
+        );
         // `domain` is not in admin.teams.list answers: it comes from `team_url`.
         assert!(t.domain.is_none());
     }

@@ -186,7 +186,6 @@ fn members_batch(team: &str, members: &[(String, Vec<String>)], collected_at_us:
 mod tests {
     use super::*;
 
-
     #[test]
     fn every_field_read_is_in_slacks_recorded_answers() {
         use crate::slack::contract::{TEXT, parse};

@@ -19,7 +19,9 @@ use serde::Deserialize;
 
 use crate::client::SlackClient;
 use crate::error::{IngestError, Result};
-use crate::slack::collector::{Collector, Item, Part, RunContext, next_cursor, probe_first_workspace, skip_on_condition};
+use crate::slack::collector::{
+    Collector, Item, Part, RunContext, next_cursor, probe_first_workspace, skip_on_condition,
+};
 use crate::slack::models::{EnterpriseUser, ResponseMetadata, User, UsersPage, lenient};
 use crate::slack::{MAX_PAGE_SIZE, micros, secs_to_micros};
 
@@ -395,8 +397,14 @@ mod tests {
         use crate::slack::contract::{TEXT, parse, parse_at};
         let page: UsersPage = parse("api__users.list.json");
         let u = &page.members[0];
-        assert_eq!((u.id.as_str(), u.team_id.as_deref(), u.name.as_deref()), ("U00000000", Some("T00000000"), Some(TEXT)));
-        assert_eq!((u.real_name(), u.display_name(), u.email(), u.title()), (Some(TEXT), Some(TEXT), Some(TEXT), Some(TEXT)));
+        assert_eq!(
+            (u.id.as_str(), u.team_id.as_deref(), u.name.as_deref()),
+            ("U00000000", Some("T00000000"), Some(TEXT))
+        );
+        assert_eq!(
+            (u.real_name(), u.display_name(), u.email(), u.title()),
+            (Some(TEXT), Some(TEXT), Some(TEXT), Some(TEXT))
+        );
         assert_eq!(u.bot_id(), Some("B00000000"));
         assert!(u.deleted && u.is_admin && u.is_owner && u.is_primary_owner && u.is_restricted);
         assert!(u.is_ultra_restricted && u.is_bot && u.is_app_user && u.is_workflow_bot);
@@ -410,7 +418,10 @@ mod tests {
 
         let admin: AdminUsersPage = parse("api__admin.users.list.json");
         let a = &admin.users[0];
-        assert_eq!((a.id.as_str(), a.date_created, a.last_active_ts, a.has_sso), ("W00000000", Some(12345), Some(12345), Some(true)));
+        assert_eq!(
+            (a.id.as_str(), a.date_created, a.last_active_ts, a.has_sso),
+            ("W00000000", Some(12345), Some(12345), Some(true))
+        );
         assert_eq!(admin.response_metadata.and_then(|m| m.next_cursor).as_deref(), Some(TEXT));
     }
 }

@@ -115,7 +115,6 @@ fn workspaces_batch(rows: &[(Workspace, Option<String>)], collected_at_us: i64) 
 mod tests {
     use super::*;
 
-
     #[test]
     fn every_field_read_is_in_slacks_recorded_answers() {
         use crate::slack::contract::{TEXT, parse};

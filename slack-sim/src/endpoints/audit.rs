@@ -87,7 +87,12 @@ fn logs(shared: &Shared, headers: &HeaderMap, params: &Params) -> Reply {
         // (java-slack-sdk `test_with_remote_apis/audit/ApiTest.java` `getLogs_dummy`); only an
         // org owner's token is accepted ("Grid organization administrator tokens are not
         // currently supported", Audit Logs API docs).
-        return Reply { status: StatusCode::UNAUTHORIZED, content_type: "text/plain", headers: Vec::new(), body: Vec::new() };
+        return Reply {
+            status: StatusCode::UNAUTHORIZED,
+            content_type: "text/plain",
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
     }
     if !info.scopes.contains(&"auditlogs:read") {
         let mut reply = Reply::json(&json!({

@@ -696,7 +696,9 @@ fn departures(answer: &Value, sample: &Value, path: &str, out: &mut Vec<String>)
                 }
             }
         }
-        (Value::Bool(_), Value::Bool(_)) | (Value::Number(_), Value::Number(_)) | (Value::String(_), Value::String(_)) => {}
+        (Value::Bool(_), Value::Bool(_))
+        | (Value::Number(_), Value::Number(_))
+        | (Value::String(_), Value::String(_)) => {}
         (a, s) => out.push(format!("{path}: {} where Slack sends {}", kind(a), kind(s))),
     }
 }
@@ -734,6 +736,9 @@ fn known_extra(method: &str, departure: &str) -> bool {
         && KNOWN_EXTRAS.iter().any(|(m, key, _)| method.starts_with(m) && departure.contains(&format!("/{key}:")))
 }
 
+/// A Web API call and the sample its answer must fit: (method, arguments, sample file).
+type WebCall<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+
 /// Every simulator answer has only keys the recorded live answer of that method has, with
 /// the types it has: a renamed or retyped simulator field fails here.
 #[tokio::test]
@@ -743,7 +748,7 @@ async fn simulator_answers_fit_the_shapes_recorded_from_live_slack() {
     let team = sim.org().workspace_ids()[0].clone();
     let user = sim.org().accounts().iter().find(|a| a.kind == "member").map(|a| a.id.clone()).unwrap_or_default();
     let t = team.as_str();
-    let web_calls: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+    let web_calls: Vec<WebCall<'_>> = vec![
         ("auth.test", vec![], "api__auth.test.json"),
         ("auth.teams.list", vec![], "api__auth.teams.list.json"),
         ("team.info", vec![], "api__team.info.json"),
@@ -784,7 +789,8 @@ async fn simulator_answers_fit_the_shapes_recorded_from_live_slack() {
             let answer: Value = serde_json::from_slice(&body).unwrap_or_default();
             let mut out = Vec::new();
             departures(&answer, &recorded(&format!("scim__{v}__{file}.json")), "", &mut out);
-            problems.extend(out.into_iter().filter(|d| !known_extra("scim", d)).map(|d| format!("scim {v} {resource}{d}")));
+            problems
+                .extend(out.into_iter().filter(|d| !known_extra("scim", d)).map(|d| format!("scim {v} {resource}{d}")));
         }
     }
     let (status, _, body) = get(format!("{}/logs", sim.audit_url()), Some(&org_token), &[("limit", "50")]).await;
