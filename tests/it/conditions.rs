@@ -38,6 +38,17 @@ fn run(env: &Env, d: chrono::NaiveDate, token: &str) -> std::process::Output {
     env.cmd().env("SLACK_TOKEN", token).args(["run", "--date", &d.to_string()]).output().unwrap()
 }
 
+/// The manifest of the daily run of `d` (run ids of runs in the same second do not sort by time).
+fn manifest_for(env: &Env, d: chrono::NaiveDate) -> Value {
+    let dir = env.lake().join("_lastseen/runs");
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| serde_json::from_slice::<Value>(&std::fs::read(e.path()).unwrap()).unwrap())
+        .find(|m| m["date"] == d.to_string())
+        .unwrap_or_else(|| panic!("no manifest for {d}"))
+}
+
 fn out_text(out: &std::process::Output) -> String {
     format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
@@ -140,7 +151,7 @@ fn an_org_wide_app_granted_two_of_three_workspaces_collects_the_two_and_names_th
     let filled =
         env.sql(&format!("SELECT count(*) AS n FROM slack_access_logs WHERE team_id = '{third}' AND dt <= DATE '{d}'"));
     assert!(filled[0]["n"].as_i64().unwrap() > 0, "the third workspace's past access logs: {filled:?}");
-    assert!(skips(&env.last_manifest(), "access_logs").is_empty());
+    assert!(skips(&manifest_for(&env, next), "access_logs").is_empty());
 }
 
 /// One Web API method answering a documented code for the second workspace only.
@@ -352,6 +363,40 @@ fn access_logs_listed_by_date_first_are_read_fully_and_match_ground_truth() {
         checked += usize::from(a.last_access.is_some());
     }
     assert!(checked > 20, "{checked}");
-    let warned = env.last_manifest()["sources"]["access_logs"]["warnings"].to_string();
+    let warned = manifest_for(&env, d)["sources"]["access_logs"]["warnings"].to_string();
     assert!(warned.contains("not ordered by date_last"), "{warned}");
+}
+
+#[test]
+fn analytics_skipped_while_emails_are_hidden_fill_their_gap_once_the_policy_is_lifted() {
+    let mut env = start(Plan::BusinessPlus, 700, Conditions::default(), Vec::new());
+    let token = env.sim().user_token().to_owned();
+    let d = today();
+    let days = |env: &Env| -> BTreeSet<String> {
+        env.sql("SELECT DISTINCT CAST(dt AS VARCHAR) AS t FROM slack_member_analytics")
+            .iter()
+            .map(|r| r["t"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Day d-3 reads the newest file Slack has then (d-5).
+    let out = run(&env, d - Days::new(3), &token);
+    assert_eq!(out.status.code(), Some(0), "{}", out_text(&out));
+    assert_eq!(days(&env), BTreeSet::from([(d - Days::new(5)).to_string()]));
+
+    // The organisation hides e-mail addresses: analytics are skipped, the rest is committed.
+    restart(&mut env, Conditions { hide_emails: true, ..Conditions::default() });
+    let out = run(&env, d - Days::new(2), &token);
+    assert_eq!(out.status.code(), Some(3), "{}", out_text(&out));
+    assert_eq!(
+        skips(&manifest_for(&env, d - Days::new(2)), "analytics"),
+        vec![("-".to_owned(), "org_level_email_display_disabled".to_owned())]
+    );
+    assert_eq!(days(&env).len(), 1);
+
+    // Lifted: the next run reads from the last stored day on, the skipped days included.
+    restart(&mut env, Conditions::default());
+    let out = run(&env, d, &token);
+    assert_eq!(out.status.code(), Some(0), "{}", out_text(&out));
+    let want: BTreeSet<String> = (2..=5).map(|k| (d - Days::new(k)).to_string()).collect();
+    assert_eq!(days(&env), want);
 }
