@@ -112,10 +112,54 @@ pub async fn run(g: &GlobalArgs) -> anyhow::Result<u8> {
     }
     let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(6).max(6);
     println!("{:width$}  {:7}  why", "source", "status");
+    let logs_work = rows.iter().any(|r| r.0 == Source::AccessLogs.as_str() && r.1 == "works");
     for (source, status, why) in rows {
         println!("{source:width$}  {status:7}  {why}");
     }
+    if logs_work && let Some(ws) = scope.workspaces.first() {
+        println!();
+        println!("access log order: {}", access_log_order(&client, &ws.id, &cfg.slack).await);
+    }
     Ok(if problem { crate::exit::PARTIAL } else { crate::exit::OK })
+}
+
+/// Whether the first two pages of `team`'s access log come in non-increasing `date_last` order.
+/// Slack documents no sort key; the collector reads a whole window when they do not, so this
+/// only tells the operator which case their workspace is (docs/DESIGN.md §2).
+async fn access_log_order(client: &Arc<SlackClient>, team: &str, cfg: &lastseen_config::SlackConfig) -> String {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::TimestampMicrosecondType;
+    use futures::StreamExt;
+    let page = cfg.access_logs_page_size.min(200);
+    let mut pages = lastseen_ingest::access_logs(
+        Arc::clone(client),
+        team.to_owned(),
+        lastseen_ingest::AccessLogWindow::default(),
+        page,
+        Utc::now(),
+    );
+    let mut lasts: Vec<i64> = Vec::new();
+    for _ in 0..2 {
+        match pages.next().await {
+            Some(Ok(batch)) => {
+                if let Some(col) = batch.column_by_name("date_last") {
+                    lasts.extend(col.as_primitive::<TimestampMicrosecondType>().values().iter().copied());
+                }
+            }
+            Some(Err(e)) => return format!("could not read it: {e}"),
+            None => break,
+        }
+    }
+    if lasts.len() < 2 {
+        "too few entries to tell".to_owned()
+    } else if lasts.windows(2).all(|w| w[0] >= w[1]) {
+        format!("by date_last, newest first, over the first {} entries (incremental runs may stop early)", lasts.len())
+    } else {
+        format!(
+            "NOT by date_last over the first {} entries: each run reads the whole window back to its watermark",
+            lasts.len()
+        )
+    }
 }
 
 /// The short reason a source cannot run, naming the scope, plan or token type.

@@ -365,6 +365,9 @@ fn access_logs_listed_by_date_first_are_read_fully_and_match_ground_truth() {
     assert!(checked > 20, "{checked}");
     let warned = manifest_for(&env, d)["sources"]["access_logs"]["warnings"].to_string();
     assert!(warned.contains("not ordered by date_last"), "{warned}");
+    // `check` tells the operator which order their workspace lists in.
+    let (_, stdout) = check(&env, &token);
+    assert!(stdout.contains("access log order: NOT by date_last"), "{stdout}");
 }
 
 #[test]
