@@ -22,7 +22,8 @@ use lastseen_lake::{Lake, LockGuard, RunKind, RunManifest, RunStatus, SourceStat
 use secrecy::SecretString;
 
 use crate::pipeline::{
-    Cancel, LEASE_TTL, add_tables, committed_by, end_of_day, note_skip, or_cancelled, start_of_day, write_manifest,
+    Cancel, LEASE_TTL, add_tables, committed_by, end_of_day, not_granted_skips, note_part_skip, note_skip,
+    or_cancelled, start_of_day, warn_not_granted, whole_source_skip, write_manifest,
 };
 
 /// How a history-keeping source is read for a past window.
@@ -237,6 +238,10 @@ struct Staged {
     read_up_to: BTreeMap<String, i64>,
     /// Days the source had no data for, by why.
     unavailable: BTreeMap<&'static str, Vec<NaiveDate>>,
+    /// Workspaces (or org-wide parts) skipped for a standing condition.
+    parts_skipped: Vec<(Option<String>, IngestError)>,
+    /// Run warnings the source raised (quarantined lines, say).
+    warnings: Vec<String>,
 }
 
 /// Why staging a source stopped: Slack (which may only mean the source is not available to
@@ -266,6 +271,8 @@ async fn stage(
                     .map_err(StageError::Lake)?;
             }
             Past::Item(Item::Partition { table, dt }) => tx.declare_partition(table, dt),
+            Past::Item(Item::Skipped { workspace, error }) => staged.parts_skipped.push((workspace, error)),
+            Past::Item(Item::Warning(msg)) => staged.warnings.push(msg),
             Past::Item(Item::Watermark { key, value }) => {
                 let v = staged.read_up_to.entry(key).or_insert(value);
                 *v = (*v).max(value);
@@ -324,6 +331,18 @@ async fn collect_and_commit(
             Ok(staged) => {
                 rep.status = Some(SourceStatus::Collected);
                 rep.rows = staged.rows;
+                for msg in &staged.warnings {
+                    let msg = format!("{}: {msg}", h.source);
+                    tracing::warn!("{msg}");
+                    warnings.push(msg);
+                }
+                for (workspace, e) in &staged.parts_skipped {
+                    note_part_skip(h.source, workspace.clone(), e, &mut rep.skipped, &mut warnings);
+                }
+                if collector.per_workspace() {
+                    warn_not_granted(&ctx.scope, &[h.source], &mut warnings);
+                    rep.skipped.extend(not_granted_skips(&ctx.scope));
+                }
                 for (key, read_up_to) in staged.read_up_to {
                     let committed = tx.base().watermarks.get(&key).copied();
                     if let Some(wm) = backfilled_watermark(committed, Some(read_up_to), joins_from(h.read, b.from)) {
@@ -351,6 +370,7 @@ async fn collect_and_commit(
                 rep.status = Some(SourceStatus::Skipped);
                 rep.error = Some(e.to_string());
                 rep.duration_ms = 0;
+                rep.skipped.push(whole_source_skip(&e));
             }
             Err(StageError::Source(e)) => {
                 return Err(anyhow::Error::new(e).context(format!(

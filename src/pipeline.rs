@@ -22,7 +22,7 @@ use lastseen_config::{Config, Source};
 use lastseen_ingest::slack::{self, Collector, Item, Probe, RunContext, Scope, Settings};
 use lastseen_ingest::{IngestError, SlackClient};
 use lastseen_lake::{
-    CommitSummary, Lake, Partitioning, RunManifest, RunStatus, SourceReport, SourceStatus, TableReport,
+    CommitSummary, Lake, Partitioning, RunManifest, RunStatus, SkipReport, SourceReport, SourceStatus, TableReport,
 };
 use secrecy::SecretString;
 
@@ -225,6 +225,9 @@ struct SourceRun {
     started: Instant,
     finished: Option<Instant>,
     skipped: Option<IngestError>,
+    /// Workspaces (or org-wide parts) skipped for a standing condition while the rest of the
+    /// source was collected.
+    parts_skipped: Vec<SkipReport>,
 }
 
 async fn collect_and_commit(
@@ -281,7 +284,19 @@ async fn collect_and_commit(
             started: Instant::now(),
             finished: None,
             skipped,
+            parts_skipped: Vec::new(),
         });
+    }
+    // Workspaces of the organisation the org-wide app was not granted: every per-workspace
+    // source skips them, reported once as a warning and per source in the manifest.
+    let per_workspace: Vec<Source> = runs
+        .iter()
+        .filter(|r| r.skipped.is_none() && r.collector.per_workspace())
+        .map(|r| r.collector.source())
+        .collect();
+    warn_not_granted(&ctx.scope, &per_workspace, &mut warnings);
+    for r in runs.iter_mut().filter(|r| r.skipped.is_none() && r.collector.per_workspace()) {
+        r.parts_skipped.extend(not_granted_skips(&ctx.scope));
     }
     if let Some(users) = runs.iter().find(|r| r.collector.source() == Source::Users)
         && let Some(e) = &users.skipped
@@ -351,6 +366,14 @@ async fn collect_and_commit(
                 }
             }
             Ok(Item::Watermark { key, value }) => r.watermarks.push((key, value)),
+            Ok(Item::Warning(msg)) => {
+                let msg = format!("{}: {msg}", r.collector.source());
+                tracing::warn!("{msg}");
+                warnings.push(msg);
+            }
+            Ok(Item::Skipped { workspace, error }) => {
+                note_part_skip(r.collector.source(), workspace, &error, &mut r.parts_skipped, &mut warnings);
+            }
             // The plan or token turned out not to cover this source half-way (one workspace
             // of several, say): drop what it staged and skip it, like a failed probe.
             Err(e) if e.is_capability() => {
@@ -388,12 +411,21 @@ async fn collect_and_commit(
         rep.rows = r.rows;
         rep.duration_ms =
             u64::try_from(r.finished.unwrap_or(done).duration_since(r.started).as_millis()).unwrap_or(u64::MAX);
-        rep.workspaces = ctx.scope.workspaces.len() as u64;
+        let skipped_workspaces = ctx
+            .scope
+            .workspaces
+            .iter()
+            .filter(|w| r.parts_skipped.iter().any(|p| p.workspace.as_deref() == Some(w.id.as_str())))
+            .count();
+        rep.workspaces = ctx.scope.workspaces.len().saturating_sub(skipped_workspaces) as u64;
+        rep.skipped = std::mem::take(&mut r.parts_skipped);
         match &r.skipped {
             Some(e) => {
                 rep.status = Some(SourceStatus::Skipped);
                 rep.error = Some(e.to_string());
                 rep.duration_ms = 0;
+                rep.workspaces = 0;
+                rep.skipped.push(whole_source_skip(e));
             }
             None => {
                 rep.status = Some(SourceStatus::Collected);
@@ -472,14 +504,15 @@ async fn collect_and_commit(
 }
 
 /// A skipped source is a warning (and makes the run partial) when the configuration expects
-/// it; with `sources = "auto"` an optional source the plan lacks is only logged.
+/// it or a standing condition of the organisation skips it (`IngestError::is_standing`); with
+/// `sources = "auto"` an optional source the plan, scopes or token type lack is only logged.
 pub(crate) fn note_skip(
     cfg: &lastseen_config::SlackConfig,
     source: Source,
     e: &IngestError,
     warnings: &mut Vec<String>,
 ) {
-    if cfg.expects(source) {
+    if cfg.expects(source) || e.is_standing() {
         let msg = format!("{source} skipped: {e}");
         tracing::warn!("{msg}");
         warnings.push(msg);
@@ -494,6 +527,66 @@ pub(crate) fn note_skip(
 /// to simulate), yet the run's handling of a panic must be tested on the real binary.
 fn failpoint_collector_panic(source: Source) -> bool {
     std::env::var("LASTSEEN_TEST_FAILPOINT").is_ok_and(|v| v == format!("collector_panic:{source}"))
+}
+
+/// The manifest entry of a source skipped as a whole.
+pub(crate) fn whole_source_skip(e: &IngestError) -> SkipReport {
+    SkipReport { workspace: None, code: e.slack_code().unwrap_or("unavailable").to_owned(), reason: e.to_string() }
+}
+
+/// One workspace (or org-wide part) of a source skipped for a standing condition: recorded for
+/// the manifest and warned about by source, workspace and code, whatever `slack.sources`
+/// says (the source itself works, so the operator expects this workspace too); the run ends
+/// partial (exit 3).
+pub(crate) fn note_part_skip(
+    source: Source,
+    workspace: Option<String>,
+    e: &IngestError,
+    parts: &mut Vec<SkipReport>,
+    warnings: &mut Vec<String>,
+) {
+    let code = e.slack_code().unwrap_or("unavailable").to_owned();
+    let msg = match &workspace {
+        Some(ws) => format!("{source} skipped for workspace {ws} (`{code}`): {e}"),
+        None => format!("{source}: part skipped (`{code}`): {e}"),
+    };
+    tracing::warn!(%source, workspace = workspace.as_deref().unwrap_or("-"), %code, "{msg}");
+    warnings.push(msg);
+    parts.push(SkipReport { workspace, code, reason: e.to_string() });
+}
+
+/// The `team_access_not_granted` entries a per-workspace source records for the workspaces an
+/// org-wide app was not granted (known when `admin.teams.list` answered).
+pub(crate) fn not_granted_skips(scope: &Scope) -> Vec<SkipReport> {
+    scope
+        .not_granted
+        .iter()
+        .map(|ws| SkipReport {
+            workspace: Some(ws.id.clone()),
+            code: "team_access_not_granted".into(),
+            reason: format!("workspace {} is not granted to the org-wide app", ws.id),
+        })
+        .collect()
+}
+
+/// One warning per workspace the org-wide app was not granted, naming the per-workspace
+/// `sources` that skip it.
+pub(crate) fn warn_not_granted(scope: &Scope, sources: &[Source], warnings: &mut Vec<String>) {
+    if sources.is_empty() {
+        return;
+    }
+    let names: Vec<&str> = sources.iter().map(|s| s.as_str()).collect();
+    for ws in &scope.not_granted {
+        let name = ws.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+        let msg = format!(
+            "workspace {}{name} is not granted to the org-wide app (`team_access_not_granted`): {} skipped for \
+             it; an org admin can add the app to the workspace",
+            ws.id,
+            names.join(", ")
+        );
+        tracing::warn!(workspace = %ws.id, code = "team_access_not_granted", "{msg}");
+        warnings.push(msg);
+    }
 }
 
 fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {

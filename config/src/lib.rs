@@ -78,6 +78,7 @@ pub const LAKE_TABLES: &[&str] = &[
     "slack_scim_users",
     "slack_scim_groups",
     "slack_member_analytics",
+    "slack_member_analytics_quarantine",
     "slack_audit_logins",
     "identities",
     "identities_quarantine",

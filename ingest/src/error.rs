@@ -93,6 +93,17 @@ pub enum IngestError {
     )]
     NotPermitted { method: String, code: String, status: u16 },
 
+    /// A standing condition Slack documents for this method, org or workspace (see
+    /// [`STANDING_CODES`]): the source is skipped for that workspace (or the organisation),
+    /// never the run.
+    #[error("{method}: `{code}`: {meaning}; skipped until that changes")]
+    Standing { method: String, code: String, meaning: String },
+
+    /// A code Slack documents as "intermittently unavailable until the transition is complete":
+    /// retried within the run; when retries run out, skipped for the day.
+    #[error("{method}: `{code}`: {meaning}")]
+    Transitional { method: String, code: String, meaning: String },
+
     /// A SCIM / Audit Logs error status with an error code this client cannot fix by retrying.
     #[error("{method}: HTTP {status} `{code}`; this source fails")]
     RestApi { method: String, code: String, status: u16 },
@@ -171,9 +182,10 @@ impl IngestError {
     /// Whether another attempt of the same request may succeed.
     pub fn is_retriable(&self) -> bool {
         match self {
-            IngestError::RateLimited { .. } | IngestError::SlackTransient { .. } | IngestError::Transport { .. } => {
-                true
-            }
+            IngestError::RateLimited { .. }
+            | IngestError::SlackTransient { .. }
+            | IngestError::Transport { .. }
+            | IngestError::Transitional { .. } => true,
             IngestError::Http { status, .. } => *status >= 500 || *status == 408,
             IngestError::Decode { retriable, .. } => *retriable,
             _ => false,
@@ -182,14 +194,78 @@ impl IngestError {
 
     /// Whether the error means "this token or plan cannot serve this source": the run should
     /// skip the source with this message as a warning rather than fail as a whole.
+    ///
+    /// A transitional code that outlasted every retry counts too: skipped for the day.
     pub fn is_capability(&self) -> bool {
-        matches!(
-            self,
+        match self {
             IngestError::MissingScope { .. }
-                | IngestError::TokenType { .. }
-                | IngestError::PlanUnavailable { .. }
-                | IngestError::NotPermitted { .. }
-        )
+            | IngestError::TokenType { .. }
+            | IngestError::PlanUnavailable { .. }
+            | IngestError::NotPermitted { .. }
+            | IngestError::Standing { .. } => true,
+            IngestError::RetriesExhausted { last, .. } => matches!(**last, IngestError::Transitional { .. }),
+            _ => false,
+        }
+    }
+
+    /// A standing condition of the table (or a transitional one that outlasted its retries),
+    /// as opposed to the plan, scope or token type simply not covering a source: worth a
+    /// warning (and exit 3) even for a source `sources = "auto"` does not insist on.
+    pub fn is_standing(&self) -> bool {
+        match self {
+            IngestError::Standing { .. } => true,
+            IngestError::RetriesExhausted { last, .. } => matches!(**last, IngestError::Transitional { .. }),
+            _ => false,
+        }
+    }
+
+    /// Whether the condition belongs to one workspace (another workspace of the same org
+    /// token may well answer): a probe tries the next workspace instead of skipping the source.
+    pub fn is_workspace_level(&self) -> bool {
+        match self {
+            IngestError::Standing { code, method, .. } => {
+                matches!(code.as_str(), "team_access_not_granted" | "invalid_team_id")
+                    || (method == "team.billableInfo" && code == "invalid_auth")
+            }
+            _ => false,
+        }
+    }
+
+    /// A rejected token on SCIM or the Audit Logs API, after `auth.test` accepted the same
+    /// token: the token is valid but not allowed on that API (Audit takes only an org owner's
+    /// token with `auditlogs:read`; SCIM an admin's with `admin`). Slack answers 401 there (an
+    /// empty body from Audit, `{"Errors":{…}}` from SCIM v1 and v2: java-slack-sdk
+    /// `test_with_remote_apis/audit/ApiTest.java` `getLogs_dummy`, `scim2/ApiTest.java`), so
+    /// it is a standing condition of the source, not a failed run. Other errors pass through.
+    pub fn refused_rest_token(self) -> IngestError {
+        match self {
+            IngestError::Auth { method, code, .. } => IngestError::Standing {
+                method,
+                code,
+                meaning: "the token works for the Web API but is not allowed on this API (the Audit Logs API \
+                          takes only an org owner's user token with auditlogs:read from an org-level install; \
+                          SCIM a workspace or org admin's token with the admin scope)"
+                    .to_owned(),
+            },
+            other => other,
+        }
+    }
+
+    /// `team.billableInfo` with an org-level token answers `invalid_auth` for a workspace the
+    /// org owner is not a member of ("passing the team_id parameter will result in an
+    /// invalid_auth error if the org owner is not part of the team", Slack's team.billableInfo
+    /// page). After `auth.test` succeeded that is a standing condition of the workspace.
+    pub fn billing_owner_not_in_workspace(self) -> IngestError {
+        match self {
+            IngestError::Auth { method, code, .. } if code == "invalid_auth" => IngestError::Standing {
+                method,
+                code,
+                meaning: "with an org-level token Slack answers this for a workspace the org owner is not a \
+                          member of; add the owner to the workspace to collect its billing"
+                    .to_owned(),
+            },
+            other => other,
+        }
     }
 
     /// Whether the token itself was rejected (every other source will fail the same way).
@@ -212,6 +288,8 @@ impl IngestError {
             | IngestError::SlackTransient { method, .. }
             | IngestError::Api { method, .. }
             | IngestError::NotPermitted { method, .. }
+            | IngestError::Standing { method, .. }
+            | IngestError::Transitional { method, .. }
             | IngestError::RestApi { method, .. }
             | IngestError::Http { method, .. }
             | IngestError::Transport { method, .. }
@@ -233,6 +311,8 @@ impl IngestError {
             | IngestError::PlanUnavailable { code, .. }
             | IngestError::SlackTransient { code, .. }
             | IngestError::NotPermitted { code, .. }
+            | IngestError::Standing { code, .. }
+            | IngestError::Transitional { code, .. }
             | IngestError::RestApi { code, .. }
             | IngestError::Api { code, .. } => Some(code),
             IngestError::MissingScope { .. } => Some("missing_scope"),
@@ -266,7 +346,15 @@ impl IngestError {
             "fatal_error" | "internal_error" | "service_unavailable" | "request_timeout" => {
                 IngestError::SlackTransient { method, code: code.to_owned() }
             }
-            _ => IngestError::Api { method, code: code.to_owned() },
+            _ => match standing(code) {
+                Some((Condition::Skip, meaning)) => {
+                    IngestError::Standing { method, code: code.to_owned(), meaning: meaning.to_owned() }
+                }
+                Some((Condition::Transitional, meaning)) => {
+                    IngestError::Transitional { method, code: code.to_owned(), meaning: meaning.to_owned() }
+                }
+                None => IngestError::Api { method, code: code.to_owned() },
+            },
         }
     }
 
@@ -283,6 +371,73 @@ impl IngestError {
         IngestError::Transport { method: method.to_owned(), kind, detail: error_chain(err) }
     }
 }
+
+/// How the failure model treats a documented code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    /// Skip the source for that workspace (or the organisation, for org-wide sources), with a
+    /// warning naming source, workspace and code; the run commits the rest and exits 3.
+    Skip,
+    /// Retry within the run; if it persists, skip for the day like [`Condition::Skip`].
+    Transitional,
+}
+
+/// The one table of standing conditions, used by `run`, `backfill`, `daemon` and `check`
+/// alike (they all classify through [`IngestError::from_slack_code`]). Plan, scope and token
+/// type codes (`missing_scope`, `paid_only`, …) have their own variants above.
+///
+/// Sources: the error tables of `admin.analytics.getFile` (docs.slack.dev and the older
+/// api.slack.com page), `admin.teams.list` (`not_an_admin`), `team.accessLogs`
+/// (`invalid_team_id`), and Slack's common errors on nearly every method (`access_denied`,
+/// `accesslimited`, `ekm_access_denied`, `enterprise_is_restricted`, `no_permission`,
+/// `team_access_not_granted`, `two_factor_setup_required`); see docs/DESIGN.md §2.
+pub const STANDING_CODES: &[(&str, Condition, &str)] = &[
+    (
+        "team_access_not_granted",
+        Condition::Skip,
+        "the org-wide app is not granted this workspace; an org admin can add the app to it",
+    ),
+    ("invalid_team_id", Condition::Skip, "the workspace is not valid for this token (not granted to the org-wide app)"),
+    ("not_an_admin", Condition::Skip, "the token's user is not an admin here; use an admin's or owner's token"),
+    ("not_an_enterprise", Condition::Skip, "the method works only on an Enterprise Grid organisation"),
+    ("no_permission", Condition::Skip, "the token's user lacks the permission this method needs"),
+    ("access_denied", Condition::Skip, "Slack denied access to the resource"),
+    ("accesslimited", Condition::Skip, "access to this method is limited on this workspace"),
+    ("ekm_access_denied", Condition::Skip, "administrators suspended the ability to post a message (EKM)"),
+    ("enterprise_is_restricted", Condition::Skip, "the method cannot be called from an Enterprise organisation"),
+    (
+        "org_level_email_display_disabled",
+        Condition::Skip,
+        "member analytics are unavailable for organisations with a 'Hide email addresses' policy",
+    ),
+    ("member_analytics_disabled", Condition::Skip, "member analytics are disabled for this organisation"),
+    (
+        "user_cannot_manage_public_channels",
+        Condition::Skip,
+        "the token's user may not manage public channels, which this method requires",
+    ),
+    ("two_factor_setup_required", Condition::Skip, "the token's user must set up two-factor authentication"),
+    (
+        "org_login_required",
+        Condition::Transitional,
+        "the workspace is migrating into the organisation; retried, and skipped for the day if it persists",
+    ),
+    (
+        "team_added_to_org",
+        Condition::Transitional,
+        "the workspace is being added to the organisation; retried, and skipped for the day if it persists",
+    ),
+];
+
+/// The condition and its meaning for `code`, if it is a standing or transitional one.
+pub fn standing(code: &str) -> Option<(Condition, &'static str)> {
+    STANDING_CODES.iter().find(|(c, _, _)| *c == code).map(|(_, k, m)| (*k, *m))
+}
+
+/// Answers that prove a probe passed Slack's plan, scope and token checks: the call was
+/// understood and refused only on its argument (the probe's date). Any other `ok:false` code
+/// is not proof that the source works.
+pub const PROBE_PASSED: &[&str] = &["data_not_available", "invalid_date", "file_not_yet_available", "file_not_found"];
 
 /// One line from an error and its sources, because reqwest's top-level message ("error sending
 /// request") hides the useful part ("connection refused"). reqwest errors carry the URL, which
@@ -326,10 +481,40 @@ mod tests {
         }
         assert!(matches!(code("not_allowed_token_type"), IngestError::TokenType { .. }));
         assert!(code("not_allowed_token_type").to_string().contains("xoxp-"));
-        let e = code("no_permission");
+        let e = code("no_such_code_anywhere");
         assert!(matches!(e, IngestError::Api { .. }) && !e.is_retriable() && !e.is_capability());
-        assert_eq!(e.slack_code(), Some("no_permission"));
+        assert_eq!(e.slack_code(), Some("no_such_code_anywhere"));
         assert_eq!(e.method(), Some("users.list"));
+        // Every code the failure model names: a skip, never a retry or a failed run.
+        for c in [
+            "team_access_not_granted",
+            "invalid_team_id",
+            "not_an_admin",
+            "not_an_enterprise",
+            "no_permission",
+            "access_denied",
+            "accesslimited",
+            "ekm_access_denied",
+            "enterprise_is_restricted",
+            "org_level_email_display_disabled",
+            "member_analytics_disabled",
+            "user_cannot_manage_public_channels",
+            "two_factor_setup_required",
+        ] {
+            let e = code(c);
+            assert!(matches!(e, IngestError::Standing { .. }) && e.is_capability() && !e.is_retriable(), "{c}");
+            assert_eq!(e.slack_code(), Some(c));
+            assert!(e.to_string().contains(c), "{e}");
+        }
+        assert!(code("team_access_not_granted").is_workspace_level());
+        assert!(!code("not_an_admin").is_workspace_level());
+        // Transitional: retried, and once retries run out, skipped for the day.
+        for c in ["org_login_required", "team_added_to_org"] {
+            let e = code(c);
+            assert!(e.is_retriable() && !e.is_capability(), "{c}");
+            let out = IngestError::RetriesExhausted { method: "users.list".into(), attempts: 3, last: Box::new(e) };
+            assert!(out.is_capability() && !out.is_retriable(), "{c}");
+        }
     }
 
     #[test]

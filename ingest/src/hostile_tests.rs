@@ -135,7 +135,11 @@ fn context(cfg: &SlackConfig) -> Arc<RunContext> {
     };
     Arc::new(RunContext {
         client: client(cfg),
-        scope: Arc::new(Scope { auth, workspaces: vec![Workspace { id: "T1".into(), name: None, domain: None }] }),
+        scope: Arc::new(Scope {
+            auth,
+            workspaces: vec![Workspace { id: "T1".into(), name: None, domain: None }],
+            not_granted: Vec::new(),
+        }),
         date: NaiveDate::from_ymd_opt(2025, 3, 31).unwrap(),
         collected_at: Utc.with_ymd_and_hms(2025, 3, 31, 23, 0, 0).unwrap(),
         watermarks: BTreeMap::new(),

@@ -39,7 +39,12 @@ async fn start_with(
     faults: Vec<FaultRule>,
     rate_limits: RateLimits,
 ) -> RunningSim {
-    let config = SimConfig { org: OrgSpec::new(7, users, plan, today(), history_days), rate_limits, faults };
+    let config = SimConfig {
+        org: OrgSpec::new(7, users, plan, today(), history_days),
+        rate_limits,
+        faults,
+        conditions: Default::default(),
+    };
     Simulator::start(config, "127.0.0.1:0".parse().unwrap()).await.unwrap()
 }
 

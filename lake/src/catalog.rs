@@ -140,6 +140,11 @@ static SLACK_USERS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         timestamp("last_active_at", true),
         timestamp("created_at", true),
         boolean("has_sso", true),
+        // Version 3 (additive): Slack's workflow and connector bots (`is_workflow_bot`,
+        // `is_connector_bot` in real users.list/users.info answers), service accounts whatever
+        // `is_bot` says. Null in files written before.
+        boolean("is_workflow_bot", true),
+        boolean("is_connector_bot", true),
     ]))
 });
 
@@ -316,6 +321,16 @@ static IDENTITIES_QUARANTINE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+static SLACK_MEMBER_ANALYTICS_QUARANTINE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("date", DataType::Date32, false),
+        Field::new("line", DataType::Int64, false),
+        utf8("reason", false),
+        utf8("record", true),
+        Field::new("collected_at", ts(), false),
+    ]))
+});
+
 static ACCOUNTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         utf8("app", false),
@@ -379,7 +394,8 @@ pub static SLACK_USERS: TableDef = TableDef {
     write_mode: WriteMode::Replace,
     sort_key: &["team_id", "user_id"],
     // 2: enterprise_id, workspace_ids, last_active_at, created_at, has_sso.
-    version: 2,
+    // 3: is_workflow_bot, is_connector_bot.
+    version: 3,
     mass_change_guard: true,
 };
 
@@ -464,6 +480,20 @@ pub static SLACK_MEMBER_ANALYTICS: TableDef = TableDef {
     partitioning: Partitioning::EventDate { column: "date" },
     write_mode: WriteMode::Replace,
     sort_key: &["team_id", "user_id"],
+    version: 1,
+    mass_change_guard: false,
+};
+
+/// Lines of a member-analytics file that could not be read (malformed JSON, no user id): the
+/// file's day, the line number, why, and the line's text (cut at 1000 characters). Fetching
+/// the day again replaces them, like the day's rows.
+pub static SLACK_MEMBER_ANALYTICS_QUARANTINE: TableDef = TableDef {
+    name: "slack_member_analytics_quarantine",
+    description: "Member analytics file lines refused, per file date: line number, reason, the line's text",
+    schema: &SLACK_MEMBER_ANALYTICS_QUARANTINE_SCHEMA,
+    partitioning: Partitioning::EventDate { column: "date" },
+    write_mode: WriteMode::Replace,
+    sort_key: &["line"],
     version: 1,
     mass_change_guard: false,
 };
@@ -583,6 +613,7 @@ pub static TABLES: &[&TableDef] = &[
     &SLACK_SCIM_USERS,
     &SLACK_SCIM_GROUPS,
     &SLACK_MEMBER_ANALYTICS,
+    &SLACK_MEMBER_ANALYTICS_QUARANTINE,
     &SLACK_AUDIT_LOGINS,
     &IDENTITIES,
     &IDENTITIES_QUARANTINE,

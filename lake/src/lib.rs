@@ -27,7 +27,7 @@ pub use commit::{CommitSummary, DEFAULT_STAGE_MEMORY, PartitionWrite, Transactio
 pub use error::{LakeError, Result};
 pub use lock::LockGuard;
 pub use log::{DataFile, PartitionState, Snapshot, TableState};
-pub use manifest::{RunKind, RunManifest, RunStatus, SourceReport, SourceStatus, TableReport};
+pub use manifest::{RunKind, RunManifest, RunStatus, SkipReport, SourceReport, SourceStatus, TableReport};
 pub use provider::LakeTable;
 pub use retention::{DroppedPartition, RefusedRetention, RetentionOutcome};
 pub use store::{Lake, object_store_for, read_object};

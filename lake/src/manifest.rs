@@ -68,6 +68,22 @@ pub struct SourceReport {
     pub warnings: Vec<String>,
     /// Why the source produced nothing, when it failed or was skipped.
     pub error: Option<String>,
+    /// What of the source was not collected, and why: a workspace (or, with no workspace, the
+    /// whole source or an organisation-wide part of it) and Slack's code.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkipReport>,
+}
+
+/// One part of a source skipped for a standing condition (docs/DESIGN.md §2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SkipReport {
+    /// The workspace skipped; `None` for the whole source or an organisation-wide part.
+    pub workspace: Option<String>,
+    /// Slack's code (`team_access_not_granted`, `missing_scope`, `http_401`, …).
+    pub code: String,
+    /// The full message: what failed and what to do.
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

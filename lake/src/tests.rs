@@ -42,6 +42,8 @@ fn users(ids: &[&str]) -> RecordBatch {
     cols.push(Arc::new(TimestampMicrosecondArray::from(vec![None; n]).with_timezone("UTC")));
     cols.push(Arc::new(TimestampMicrosecondArray::from(vec![None; n]).with_timezone("UTC")));
     cols.push(Arc::new(BooleanArray::from(vec![None; n])));
+    // Version 3: is_workflow_bot, is_connector_bot.
+    cols.extend((0..2).map(|_| Arc::new(BooleanArray::from(vec![None; n])) as ArrayRef));
     RecordBatch::try_new(SLACK_USERS.schema(), cols).unwrap()
 }
 

@@ -20,7 +20,7 @@
 --   workspace_id, workspace_name   the account's home workspace (slack_workspaces of as_of)
 --   account_id, username, email, display_name   from the users snapshot (`accounts`)
 --   account_type     primary_owner | owner | admin | member | guest_multi | guest_single |
---                    bot | app | slackbot
+--                    bot | app | slackbot | workflow_bot | connector_bot
 --   roles            the Slack roles that type carries (a primary owner is also owner and admin)
 --   status           active | invited (deactivated accounts are never listed)
 --   billable         Slack bills the seat (team.billableInfo); NULL where the plan has no billing
@@ -117,7 +117,7 @@ acct AS (
            ON m.email = lower(i.manager_email)
     WHERE a.dt = CAST($as_of AS DATE)
       AND a.status <> 'deactivated'
-      AND ($include_bots OR a.account_type NOT IN ('bot', 'app', 'slackbot'))
+      AND ($include_bots OR a.account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot'))
       AND NOT ($exclude_guests AND a.account_type IN ('guest_multi', 'guest_single'))
       AND ($workspace IS NULL OR a.workspace_id = $workspace
            OR COALESCE(array_has(a.workspace_ids, $workspace), false))
@@ -157,7 +157,7 @@ SELECT
         + CASE WHEN billable THEN 1 ELSE 0 END                      AS risk,
     CASE
         WHEN owner_terminated THEN 'revoke'
-        WHEN account_type IN ('bot', 'app', 'slackbot') THEN 'investigate'
+        WHEN account_type IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot') THEN 'investigate'
         WHEN state = 'unknown' THEN 'investigate'
         ELSE 'revoke'
     END                                                             AS recommended_action,
@@ -165,7 +165,7 @@ SELECT
         WHEN owner_terminated
             THEN 'owner ' || identity_id || ' terminated'
                  || COALESCE(' on ' || CAST(termination_date AS VARCHAR), '')
-        WHEN account_type IN ('bot', 'app', 'slackbot')
+        WHEN account_type IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot')
             THEN 'service account: its use is not observable; confirm it is still needed'
         WHEN state = 'unknown' THEN 'no activity source covers ' || CAST(CAST($as_of AS DATE) AS VARCHAR)
         WHEN status = 'invited' AND last_seen_at IS NULL THEN 'invitation never accepted'

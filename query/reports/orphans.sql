@@ -61,7 +61,7 @@ LEFT JOIN last_seen AS ls
        ON ls.dt = a.dt AND ls.app = a.app AND ls.account_id = a.account_id
 WHERE a.dt = CAST($as_of AS DATE)
   AND a.status <> 'deactivated'
-  AND a.account_type NOT IN ('bot', 'app', 'slackbot')
+  AND a.account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot')
   AND ai.match_status IN ('orphan', 'no_owner')
   AND NOT ($exclude_guests AND a.account_type IN ('guest_multi', 'guest_single'))
   AND ($workspace IS NULL OR a.workspace_id = $workspace

@@ -138,7 +138,7 @@ acct AS (
            ON ig.user_id = a.account_id
     WHERE a.dt = CAST($as_of AS DATE)
       AND a.status <> 'deactivated'
-      AND ($include_bots OR a.account_type NOT IN ('bot', 'app', 'slackbot'))
+      AND ($include_bots OR a.account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot'))
       AND NOT ($exclude_guests AND a.account_type IN ('guest_multi', 'guest_single'))
       AND ($workspace IS NULL OR a.workspace_id = $workspace
            OR COALESCE(array_has(a.workspace_ids, $workspace), false))
@@ -149,7 +149,7 @@ decided AS (
         acct.*,
         CASE
             WHEN owner_terminated THEN 'revoke'
-            WHEN account_type IN ('bot', 'app', 'slackbot') THEN 'investigate'
+            WHEN account_type IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot') THEN 'investigate'
             WHEN last_seen_at IS NULL AND state = 'unknown' THEN 'investigate'
             WHEN dormant THEN 'revoke'
             WHEN match_status IN ('orphan', 'no_owner', 'ambiguous') THEN 'investigate'
@@ -159,7 +159,7 @@ decided AS (
             WHEN owner_terminated
                 THEN 'owner ' || owner_identity_id || ' terminated'
                      || COALESCE(' on ' || CAST(termination_date AS VARCHAR), '')
-            WHEN account_type IN ('bot', 'app', 'slackbot')
+            WHEN account_type IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot')
                 THEN 'service account: its use is not observable; confirm it is still needed'
             WHEN last_seen_at IS NULL AND state = 'unknown'
                 THEN 'no activity source covers ' || CAST(CAST($as_of AS DATE) AS VARCHAR)

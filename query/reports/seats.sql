@@ -57,7 +57,7 @@ WITH people AS (
            ON i.dt = a.dt AND i.identity_id = ai.identity_id
     WHERE a.dt = CAST($as_of AS DATE)
       AND a.status <> 'deactivated'
-      AND ($include_bots OR a.account_type NOT IN ('bot', 'app', 'slackbot'))
+      AND ($include_bots OR a.account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot'))
       AND NOT ($exclude_guests AND a.account_type IN ('guest_multi', 'guest_single'))
       AND ($workspace IS NULL OR a.workspace_id = $workspace
            OR COALESCE(array_has(a.workspace_ids, $workspace), false))

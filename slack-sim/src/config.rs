@@ -9,12 +9,85 @@ pub struct SimConfig {
     pub org: OrgSpec,
     pub rate_limits: RateLimits,
     pub faults: Vec<FaultRule>,
+    /// Standing conditions of the organisation or token (what real organisations live with).
+    pub conditions: Conditions,
 }
 
 impl SimConfig {
-    /// No rate limits and no faults: the well-behaved Slack.
+    /// No rate limits, no faults and no standing conditions: the well-behaved Slack.
     pub fn new(org: OrgSpec) -> Self {
-        Self { org, rate_limits: RateLimits::Off, faults: Vec::new() }
+        Self { org, rate_limits: RateLimits::Off, faults: Vec::new(), conditions: Conditions::default() }
+    }
+}
+
+/// Standing conditions Slack documents, each a switch (`[conditions]` in a faults file). Unlike
+/// faults they are not transient: every call they concern answers the same way. Each cites the
+/// documentation or contract data it reproduces.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Conditions {
+    /// Grid: the org-wide app is granted only these workspaces (indices into the organisation's
+    /// workspaces); `None` = all. `auth.teams.list` lists only these, and workspace-scoped
+    /// methods answer `team_access_not_granted` for the others. ("the app won't actually be
+    /// added to any workspaces yet", Slack's org-wide apps reference; `auth.teams.list`:
+    /// "Obtain a full list of workspaces your org-wide app has been approved for".)
+    pub granted_workspaces: Option<Vec<usize>>,
+    /// The organisation's "Hide email addresses" policy: `admin.analytics.getFile` answers
+    /// `org_level_email_display_disabled` (its docs.slack.dev error table).
+    pub hide_emails: bool,
+    /// Member analytics switched off: `admin.analytics.getFile` answers
+    /// `member_analytics_disabled` (same error table).
+    pub analytics_disabled: bool,
+    /// Workspaces (indices) the org owner whose org token this is is not a member of:
+    /// `team.billableInfo` with that `team_id` answers `invalid_auth` ("passing the team_id
+    /// parameter will result in an invalid_auth error if the org owner is not part of the
+    /// team", Slack's team.billableInfo page).
+    pub owner_missing_from: Vec<usize>,
+    /// SCIM refuses the token: HTTP 401 `{"Errors":{"description":"invalid_authentication",
+    /// "code":401}}` on v1 and v2 (java-slack-sdk `test_with_remote_apis/scim*/ApiTest.java`).
+    pub scim_refuses_token: bool,
+    /// The Audit Logs API refuses the token (an org admin's, not an owner's): HTTP 401 with no
+    /// body (java-slack-sdk `test_with_remote_apis/audit/ApiTest.java` `getLogs_dummy`).
+    pub audit_refuses_token: bool,
+    /// Audit actions answered with HTTP 400 as no longer supported (java-slack-sdk audit
+    /// `ApiTest.java` `verifyAllActions`).
+    pub audit_unsupported_actions: Vec<String>,
+    /// Every member-analytics file carries one malformed line (a truncated JSON object) after
+    /// its first row: real files are "often very large" NDJSON (java-slack-sdk
+    /// `AdminAnalyticsGetFileResponse.java`), and one bad line must not sink a day.
+    pub analytics_bad_line: bool,
+    /// Member-analytics rows carry `enterprise_user_id` instead of `user_id`, the name Slack's
+    /// field guide uses ("The canonical, organization-wide user ID this row concerns", older
+    /// api.slack.com admin.analytics.getFile page).
+    pub analytics_enterprise_user_id: bool,
+    /// `team.accessLogs` lists entries by `date_first` (newest first) instead of `date_last`:
+    /// Slack documents no sort key ("Set the before parameter to the oldest timestamp
+    /// returned", team.accessLogs page), so either order is possible.
+    pub access_logs_by_date_first: bool,
+    /// The organisation's bot users are workflow and connector bots (`is_workflow_bot`,
+    /// `is_connector_bot`, with `is_bot: false`): see `api::service_flags`.
+    pub workflow_bots: bool,
+    /// Listed per workspace: a Web API method answers an error code for one workspace (an org
+    /// token's `team_id`). For the codes of Slack's common error table (`not_an_admin`,
+    /// `access_denied`, `no_permission`, `ekm_access_denied`, …, as republished on hexdocs
+    /// `slack_kit` "Common Errors") that one workspace can answer while others do not.
+    pub workspace_errors: Vec<WorkspaceError>,
+}
+
+/// One `Conditions::workspace_errors` entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceError {
+    pub method: String,
+    /// Index into the organisation's workspaces.
+    pub workspace: usize,
+    pub error: String,
+}
+
+impl Conditions {
+    /// Whether an org-wide app was granted workspace `ws`.
+    pub fn granted(&self, ws: usize) -> bool {
+        self.granted_workspaces.as_ref().is_none_or(|g| g.contains(&ws))
     }
 }
 
@@ -93,6 +166,23 @@ pub fn load_faults(path: impl AsRef<std::path::Path>) -> Result<Vec<FaultRule>, 
 struct FaultFile {
     #[serde(default)]
     faults: Vec<FaultRule>,
+    #[serde(default)]
+    conditions: Conditions,
+}
+
+/// The `[conditions]` of a faults file (TOML, or a JSON object with `"conditions"`); none when
+/// the file is a bare JSON list of fault rules.
+pub fn load_conditions(path: impl AsRef<std::path::Path>) -> Result<Conditions, crate::SimError> {
+    let path = path.as_ref();
+    let bad = |why: String| crate::SimError::InvalidConfig(format!("fault file {}: {why}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml")) {
+        toml::from_str::<FaultFile>(&text).map(|f| f.conditions).map_err(|e| bad(e.to_string()))
+    } else if text.trim_start().starts_with('[') {
+        Ok(Conditions::default())
+    } else {
+        serde_json::from_str::<FaultFile>(&text).map(|f| f.conditions).map_err(|e| bad(e.to_string()))
+    }
 }
 
 fn parse_faults(text: &str, toml_syntax: bool) -> Result<Vec<FaultRule>, String> {
@@ -162,6 +252,15 @@ mod tests {
 
         let dir = std::env::temp_dir().join(format!("slack-sim-faults-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
+        let with_conditions = format!(
+            "{toml_text}\n[conditions]\ngranted_workspaces = [0, 2]\nhide_emails = true\n\
+             [[conditions.workspace_errors]]\nmethod = \"users.list\"\nworkspace = 1\nerror = \"not_an_admin\"\n"
+        );
+        let c = toml::from_str::<FaultFile>(&with_conditions).map(|f| f.conditions).unwrap_or_default();
+        assert_eq!(c.granted_workspaces, Some(vec![0, 2]));
+        assert!(c.hide_emails && !c.granted(1) && c.granted(2));
+        assert_eq!(c.workspace_errors[0].error, "not_an_admin");
+        assert!(toml::from_str::<FaultFile>("[conditions]\nhide_email = true\n").is_err(), "typos are refused");
         let file = dir.join("faults.toml");
         let _ = std::fs::write(&file, toml_text);
         assert_eq!(load_faults(&file).map(|r| r.len()).ok(), Some(2));

@@ -19,7 +19,9 @@ mod server;
 
 use std::net::SocketAddr;
 
-pub use config::{FaultKind, FaultRule, FaultWhen, RateLimits, SimConfig, load_faults};
+pub use config::{
+    Conditions, FaultKind, FaultRule, FaultWhen, RateLimits, SimConfig, WorkspaceError, load_conditions, load_faults,
+};
 pub use org::{GroundTruth, GroundTruthAccount, Org, OrgSpec, Plan};
 pub use server::{RunningSim, Simulator};
 

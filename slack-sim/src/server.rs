@@ -21,9 +21,10 @@ use tokio::task::JoinHandle;
 use crate::SimError;
 use crate::activity::{Entry, Tally};
 use crate::api::{
-    self, BOT_SCOPES, JSON, MEMBER_SCOPES, ORG_SCOPES, Params, Reply, TokenInfo, TokenState, TokenType, USER_SCOPES,
+    self, BOT_SCOPES, JSON, MEMBER_SCOPES, ORG_SCOPES, ORG_SCOPES_NO_TEAMS, Params, Reply, TokenInfo, TokenState,
+    TokenType, USER_SCOPES,
 };
-use crate::config::{FaultKind, FaultRule, FaultWhen, RateLimits, SimConfig};
+use crate::config::{Conditions, FaultKind, FaultRule, FaultWhen, RateLimits, SimConfig};
 use crate::endpoints::{audit, scim};
 use crate::org::{Kind, Org, Plan};
 use crate::ratelimit::RateLimiter;
@@ -37,6 +38,7 @@ pub(crate) struct Shared {
     pub org: Arc<Org>,
     pub tokens: Vec<TokenInfo>,
     pub limiter: Option<RateLimiter>,
+    pub conditions: Conditions,
     faults: Vec<FaultRule>,
     clock: AtomicI64,
     calls: Mutex<HashMap<String, u64>>,
@@ -148,6 +150,12 @@ fn make_tokens(org: &Org) -> Vec<TokenInfo> {
             org_level: true,
             ..user(format!("xoxp-sim-org-{}", secret(6)), ORG_SCOPES, TokenState::Active)
         });
+        // The same install without `admin.teams:read`: it can list only the workspaces the
+        // app was granted (`auth.teams.list`, no scope needed).
+        tokens.push(TokenInfo {
+            org_level: true,
+            ..user(format!("xoxp-sim-org-noteams-{}", secret(7)), ORG_SCOPES_NO_TEAMS, TokenState::Active)
+        });
     }
     tokens
 }
@@ -186,6 +194,7 @@ impl Simulator {
             org,
             limiter,
             faults: config.faults,
+            conditions: config.conditions,
             clock: AtomicI64::new(default_now),
             calls: Mutex::new(HashMap::new()),
             access_cache: tokio::sync::Mutex::new(None),
@@ -263,6 +272,11 @@ impl RunningSim {
     /// `auditlogs:read` and the admin scopes); workspace-scoped methods need `team_id` with it.
     pub fn org_token(&self) -> Option<&str> {
         self.shared.tokens.iter().find(|t| t.org_level).map(|t| t.token.as_str())
+    }
+
+    /// Enterprise Grid only: the org-wide install's token without `admin.teams:read`.
+    pub fn org_token_without_teams_scope(&self) -> Option<&str> {
+        self.shared.tokens.iter().filter(|t| t.org_level).nth(1).map(|t| t.token.as_str())
     }
 
     /// An owner's user token with `users:read`, `users:read.email`, `team:read` and `admin`.

@@ -33,7 +33,12 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
     );
     let spec = OrgSpec::new(args.seed, args.users, Plan::Pro, today, args.history_days);
     let sim = Simulator::start(
-        SimConfig { org: spec, rate_limits: RateLimits::Tiers { scale: f64::from(RATE_SCALE) }, faults: Vec::new() },
+        SimConfig {
+            org: spec,
+            rate_limits: RateLimits::Tiers { scale: f64::from(RATE_SCALE) },
+            faults: Vec::new(),
+            conditions: Default::default(),
+        },
         "127.0.0.1:0".parse().expect("valid socket address"),
     )
     .await

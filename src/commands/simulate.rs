@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use chrono::Utc;
-use lastseen_slack_sim::{OrgSpec, Plan, RateLimits, SimConfig, Simulator, load_faults};
+use lastseen_slack_sim::{OrgSpec, Plan, RateLimits, SimConfig, Simulator, load_conditions, load_faults};
 
 use crate::cli::SimulateArgs;
 
@@ -17,15 +17,20 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<u8> {
     }
     let rate_limits =
         if args.rate_scale > 0.0 { RateLimits::Tiers { scale: args.rate_scale } } else { RateLimits::Off };
-    let faults = match &args.faults {
-        Some(path) => load_faults(path).with_context(|| format!("loading faults from {}", path.display()))?,
-        None => Vec::new(),
+    let (faults, conditions) = match &args.faults {
+        Some(path) => (
+            load_faults(path).with_context(|| format!("loading faults from {}", path.display()))?,
+            load_conditions(path).with_context(|| format!("loading [conditions] from {}", path.display()))?,
+        ),
+        None => (Vec::new(), Default::default()),
     };
     // Handlers first: a SIGTERM right after the URLs are printed must stop the server cleanly.
     let shutdown = shutdown_signal()?;
     let started = Instant::now();
     let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
-    let sim = Simulator::start(SimConfig { org, rate_limits, faults }, addr).await.context("starting the simulator")?;
+    let sim = Simulator::start(SimConfig { org, rate_limits, faults, conditions }, addr)
+        .await
+        .context("starting the simulator")?;
     println!(
         "slack simulator ready in {:.2}s: {} accounts, plan {plan}",
         started.elapsed().as_secs_f64(),

@@ -465,15 +465,16 @@ fn grid_backfill_moves_watermarks_forward_only_over_joined_windows_and_names_day
     let stdout = text(&out.stdout);
     assert!(
         stdout.contains(
-            "warning: analytics: no data for 3 day(s) of the window, 2025-05-27 to 2025-05-29: no longer kept"
+            "warning: analytics: no data for 3 day(s) of the window, 2025-05-27 to 2025-05-29: no file (`file_not_found`"
         ),
         "{stdout}"
     );
     let m = backfill_manifest(&env, from, to);
     assert_eq!(m["status"], "partial", "{m}");
     assert_eq!(m["warnings"].as_array().unwrap().len(), 1, "{m}");
-    // Newest first: three files, then one `data_not_available`, and no call for older days.
-    assert_eq!(env.sim().call_count("admin.analytics.getFile") - calls_before, 4);
+    // Newest first: three files, then three `file_not_found` days (past the 13 months Slack
+    // keeps; only `data_not_available`, "before the API became available", stops the walk).
+    assert_eq!(env.sim().call_count("admin.analytics.getFile") - calls_before, 6);
     let mut want = BTreeSet::new();
     for day in from.iter_days().take_while(|x| *x <= to) {
         match api_analytics(&env, &token, day) {
@@ -482,7 +483,7 @@ fn grid_backfill_moves_watermarks_forward_only_over_joined_windows_and_names_day
                 want.extend(rows);
             }
             Err(code) => {
-                assert_eq!(code, "data_not_available", "{day}");
+                assert_eq!(code, "file_not_found", "{day}");
                 assert!(day < date("2025-05-30"), "{day} should be kept");
             }
         }

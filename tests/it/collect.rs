@@ -169,6 +169,8 @@ fn check(env: &Env, token: &str, extra: &[(&str, &str)]) -> (Option<i32>, Vec<(S
         .lines()
         .skip_while(|l| !l.starts_with("source"))
         .skip(1)
+        // The table ends at a blank line (the access-log order note follows it).
+        .take_while(|l| !l.trim().is_empty())
         .map(|l| {
             let mut parts = l.split_whitespace();
             let (s, st) = (parts.next().unwrap().to_owned(), parts.next().unwrap().to_owned());
@@ -603,6 +605,7 @@ fn faulty(plan: Plan, seed: u64, faults: Vec<FaultRule>) -> Env {
         org: OrgSpec::new(seed, 250, plan, today(), 120),
         rate_limits: RateLimits::Off,
         faults,
+        conditions: Default::default(),
     })
 }
 

@@ -24,6 +24,7 @@ fn env_for_today(users: usize, seed: u64, faults: Vec<FaultRule>) -> Env {
         org: OrgSpec::new(seed, users, Plan::Pro, real_today(), 30),
         rate_limits: RateLimits::Off,
         faults,
+        conditions: Default::default(),
     })
 }
 

@@ -128,6 +128,7 @@ fn sigterm_during_run_exits_nonzero_publishes_nothing_and_frees_the_lease() {
         org: OrgSpec::new(47, 30, Plan::Pro, today(), 30),
         rate_limits: RateLimits::Off,
         faults: vec![slow],
+        conditions: Default::default(),
     });
     env.sim().set_now(end_of(today()));
     let mut child = env.std_cmd().args(["run", "--date", &today().to_string()]).spawn().unwrap();
@@ -272,6 +273,7 @@ fn sigterm_during_backfill_exits_nonzero_publishes_nothing_and_frees_the_lease()
         org: OrgSpec::new(71, 30, Plan::Pro, today(), 30),
         rate_limits: RateLimits::Off,
         faults: vec![slow],
+        conditions: Default::default(),
     });
     env.sim().set_now(end_of(today()));
     let from = (today() - Days::new(5)).to_string();

@@ -5,6 +5,7 @@ mod support;
 
 mod backfill;
 mod collect;
+mod conditions;
 mod config_cli;
 mod correlation;
 mod daemon;

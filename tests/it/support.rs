@@ -46,6 +46,7 @@ impl Env {
             org: OrgSpec::new(seed, users, plan, today(), 120),
             rate_limits: RateLimits::Off,
             faults: Vec::new(),
+            conditions: Default::default(),
         })
     }
 

@@ -17,6 +17,10 @@ SELECT
     u.email                                                          AS email,
     CASE
         WHEN u.user_id = 'USLACKBOT'  THEN 'slackbot'
+        -- Workflow and connector bots are service accounts whatever is_bot says (null in
+        -- snapshots collected before the columns existed).
+        WHEN COALESCE(u.is_workflow_bot, false)  THEN 'workflow_bot'
+        WHEN COALESCE(u.is_connector_bot, false) THEN 'connector_bot'
         WHEN u.is_bot                 THEN 'bot'
         WHEN u.is_app_user            THEN 'app'
         WHEN u.is_primary_owner       THEN 'primary_owner'

@@ -98,7 +98,7 @@ fn rule_sql(order: usize, rule: &CorrelationRule, aliases: &std::collections::BT
     let i = normalise(col, &rule.normalize, aliases);
     format!(
         "SELECT {order} AS rule_order, {name} AS rule, a.workspace_id, a.account_id, i.identity_id, a.v AS matched_value \
-         FROM (SELECT a.workspace_id, a.account_id, {a} AS v FROM acct AS a WHERE a.account_type NOT IN ('bot', 'app', 'slackbot')) AS a \
+         FROM (SELECT a.workspace_id, a.account_id, {a} AS v FROM acct AS a WHERE a.account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot')) AS a \
          JOIN (SELECT i.identity_id, {i} AS v FROM {source}) AS i ON a.v = i.v \
          WHERE a.v IS NOT NULL AND a.v <> ''",
         name = quote_literal(&rule.name()),
@@ -165,28 +165,28 @@ SELECT
         WHEN o.account_id IS NOT NULL AND o.identity_id IS NOT NULL THEN 'matched'
         WHEN o.account_id IS NOT NULL AND o.service_owner_id IS NOT NULL THEN 'service'
         WHEN o.account_id IS NOT NULL THEN 'no_owner'
-        WHEN a.account_type IN ('bot', 'app', 'slackbot') THEN 'service'
+        WHEN a.account_type IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot') THEN 'service'
         WHEN d.n > 1 OR sh.identity_id IS NOT NULL THEN 'ambiguous'
         WHEN d.n = 1 THEN 'matched'
         ELSE 'orphan'
     END AS match_status,
     CASE
         WHEN o.account_id IS NOT NULL THEN o.identity_id
-        WHEN a.account_type IN ('bot', 'app', 'slackbot') THEN NULL
+        WHEN a.account_type IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot') THEN NULL
         WHEN d.n = 1 AND sh.identity_id IS NULL THEN d.identity_id
     END AS identity_id,
     CASE
         WHEN o.account_id IS NOT NULL THEN 'override'
-        WHEN a.account_type IN ('bot', 'app', 'slackbot') THEN NULL
+        WHEN a.account_type IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot') THEN NULL
         ELSE d.rule
     END AS rule,
     CASE
         WHEN o.account_id IS NOT NULL THEN o.reason
-        WHEN a.account_type IN ('bot', 'app', 'slackbot') THEN NULL
+        WHEN a.account_type IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot') THEN NULL
         ELSE d.matched_value
     END AS matched_value,
     CASE
-        WHEN o.account_id IS NOT NULL OR a.account_type IN ('bot', 'app', 'slackbot') THEN NULL
+        WHEN o.account_id IS NOT NULL OR a.account_type IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot') THEN NULL
         WHEN d.n > 1 OR sh.identity_id IS NOT NULL THEN d.candidates
     END AS candidates,
     o.service_owner_id AS service_owner_id,

@@ -1,7 +1,8 @@
-//! The access-logs collector: `team.accessLogs` classic paging walked back in time, including
-//! the restart that Slack's 100-page cap per `before` window requires, one
+//! The access-logs collector: `team.accessLogs` in cursor mode (classic paging, with the
+//! restart Slack's 100-page cap per `before` window requires, only as a fallback), one
 //! `slack_access_logs` Arrow batch per page; incremental per workspace from the committed
-//! watermark `access_logs/<team>` (the newest `date_last` stored).
+//! watermark `access_logs/<team>` (the newest `date_last` stored), without relying on an
+//! undocumented sort order (see [`access_logs`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -13,7 +14,9 @@ use futures::future::BoxFuture;
 use lastseen_config::Source;
 use lastseen_lake::TableDef;
 
-use crate::slack::collector::{Collector, Item, RunContext, start_of_day, watermark_at_least};
+use crate::slack::collector::{
+    Collector, Item, RunContext, items_or_skip, probe_workspaces, start_of_day, watermark_at_least,
+};
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{ArrayRef, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -38,9 +41,21 @@ pub const MAX_PAGES_PER_WINDOW: u32 = 100;
 pub struct AccessLogWindow {
     /// Epoch seconds, inclusive upper bound on `date_last`; `None` = now.
     pub before: Option<i64>,
-    /// Epoch seconds: keep only entries with `date_last >= stop_at`, and stop walking once a
-    /// page's oldest `date_last` is older. `None` = read the whole history Slack keeps.
+    /// Epoch seconds: keep only entries with `date_last >= stop_at`, and stop walking at a page
+    /// wholly older while the entries come in `date_last` order. `None` = read the whole
+    /// history Slack keeps.
     pub stop_at: Option<i64>,
+}
+
+/// How the walk pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Mode {
+    /// `limit` + `cursor` (with `before`), what Slack recommends (it warns
+    /// `use_cursor_pagination_instead` on `count`/`page`). `None` before the first page.
+    Cursor(Option<String>),
+    /// `count` + `page`, at most 100 pages per `before` window: the fallback when Slack
+    /// answers a cursor request without a cursor block but with classic paging.
+    Classic { page: u32 },
 }
 
 struct State {
@@ -50,21 +65,32 @@ struct State {
     stop_at: Option<i64>,
     collected_at: i64,
     before: Option<i64>,
-    page: u32,
-    /// Oldest `date_last` seen in the current `before` window: where the next window starts.
+    mode: Mode,
+    /// Oldest `date_last` seen in the current `before` window: where the next classic window
+    /// starts.
     window_oldest: Option<i64>,
-    /// Each (`before`, `page`) is asked for once: a server ignoring `before` sends the walk
-    /// back to a window it already read.
+    /// Caps the walk; in classic mode each (`before`, `page`) is asked for once: a server
+    /// ignoring `before` sends the walk back to a window it already read.
     guard: WalkGuard,
+    /// The last entry's `date_last` of the previous page, to check the order across pages.
+    last_seen: Option<i64>,
+    /// Slack documents no sort key: once a page is seen out of `date_last` order, the early
+    /// stop is off and the window is read to its end.
+    unordered: bool,
     done: bool,
 }
 
-/// Access-log entries of `team_id` inside `window`, newest first, one batch per non-empty page,
-/// in the `slack_access_logs` schema.
+/// Access-log entries of `team_id` inside `window`, one batch per non-empty page, in the
+/// `slack_access_logs` schema, in cursor mode (classic paging only as a fallback).
 ///
-/// One `before` window holds at most 100 pages; when page 100 is reached and more remain, the
-/// walk restarts at page 1 with `before` = the oldest `date_last` seen. That bound is
-/// inclusive, so entries on the boundary second can appear twice; the lake de-duplicates on
+/// The walk may stop early (the rest of the list older than `stop_at`) only while every entry
+/// read so far came in non-increasing `date_last` order, and only at a page wholly older than
+/// `stop_at`. Slack does not document the order ("Set the before parameter to the oldest
+/// timestamp returned"); listed by `date_first`, a steady user's entry with a fresh
+/// `date_last` can sit deep in the list, so a page out of order turns the early stop off and
+/// the window is read fully (a warning says so). Rows older than `stop_at` are dropped either
+/// way. In classic mode one `before` window holds at most 100 pages; at page 100 the walk
+/// restarts with `before` = the oldest `date_last` seen. Entries read twice merge on
 /// (team_id, user_id, ip, user_agent, date_first).
 pub fn access_logs(
     client: Arc<SlackClient>,
@@ -80,9 +106,11 @@ pub fn access_logs(
         stop_at: window.stop_at,
         collected_at: micros(collected_at),
         before: window.before,
-        page: 1,
+        mode: Mode::Cursor(None),
         window_oldest: None,
         guard: WalkGuard::new(TEAM_ACCESS_LOGS),
+        last_seen: None,
+        unordered: false,
         done: false,
     };
     stream::try_unfold(state, next_page).boxed()
@@ -90,15 +118,27 @@ pub fn access_logs(
 
 async fn next_page(mut st: State) -> Result<Option<(RecordBatch, State)>> {
     while !st.done {
-        let mut params =
-            vec![("count", st.page_size.to_string()), ("page", st.page.to_string()), ("team_id", st.team_id.clone())];
+        let mut params = vec![("team_id", st.team_id.clone())];
+        match &st.mode {
+            Mode::Cursor(cursor) => {
+                params.push(("limit", st.page_size.to_string()));
+                if let Some(c) = cursor {
+                    params.push(("cursor", c.clone()));
+                }
+            }
+            Mode::Classic { page } => {
+                params.extend([("count", st.page_size.to_string()), ("page", page.to_string())]);
+            }
+        }
         if let Some(before) = st.before {
             params.push(("before", before.to_string()));
         }
-        st.guard.visit(format!("{:?}/{}", st.before, st.page))?;
+        if let Mode::Classic { page } = &st.mode {
+            st.guard.visit(format!("{:?}/{page}", st.before))?;
+        }
         let page: AccessLogsPage = st.client.call(TEAM_ACCESS_LOGS, Some(&st.team_id), &params).await?;
-        st.guard.page(page.logins.len())?;
-        st.advance(&page);
+        st.check_order(&page);
+        st.advance(&page)?;
 
         let keep = |l: &&Login| st.stop_at.is_none_or(|stop| l.date_last >= stop);
         let rows: Vec<&Login> = page.logins.iter().filter(keep).collect();
@@ -112,26 +152,82 @@ async fn next_page(mut st: State) -> Result<Option<(RecordBatch, State)>> {
 }
 
 impl State {
+    /// Notes a page whose entries are not in non-increasing `date_last` order (within it, or
+    /// against the previous page's last entry).
+    fn check_order(&mut self, page: &AccessLogsPage) {
+        let mut prev = self.last_seen;
+        let mut ordered = true;
+        for l in &page.logins {
+            if prev.is_some_and(|p| l.date_last > p) {
+                ordered = false;
+            }
+            prev = Some(l.date_last);
+        }
+        self.last_seen = prev.or(self.last_seen);
+        if !ordered && !self.unordered {
+            self.unordered = true;
+            if self.stop_at.is_some() {
+                self.client.record_warning(
+                    TEAM_ACCESS_LOGS,
+                    format!(
+                        "team {}: access-log entries are not ordered by date_last; the whole window is read \
+                         instead of stopping at the last run's position",
+                        self.team_id
+                    ),
+                );
+            }
+        }
+    }
+
     /// Decides where the walk goes after `page`.
-    fn advance(&mut self, page: &AccessLogsPage) {
+    fn advance(&mut self, page: &AccessLogsPage) -> Result<()> {
         let Some(page_oldest) = page.logins.iter().map(|l| l.date_last).min() else {
             self.done = true;
-            return;
+            return Ok(());
         };
+        let page_newest = page.logins.iter().map(|l| l.date_last).max().unwrap_or(page_oldest);
         self.window_oldest = Some(self.window_oldest.map_or(page_oldest, |o| o.min(page_oldest)));
-        if self.stop_at.is_some_and(|stop| page_oldest < stop) {
+        if !self.unordered && self.stop_at.is_some_and(|stop| page_newest < stop) {
             self.done = true;
-            return;
+            return Ok(());
         }
+        match &self.mode {
+            Mode::Cursor(current) => {
+                let next = page.response_metadata.as_ref().and_then(|m| m.next_cursor.clone());
+                match (next, page.paging) {
+                    (None, Some(_)) if current.is_none() && page.response_metadata.is_none() => {
+                        // The cursor request was answered the classic way: page classically
+                        // from page 2 (this was page 1).
+                        self.mode = Mode::Classic { page: 1 };
+                        self.guard.visit(format!("{:?}/1", self.before))?;
+                        self.guard.page(page.logins.len())?;
+                        self.advance_classic(page);
+                    }
+                    (next, _) => match self.guard.next_cursor(page.logins.len(), next)? {
+                        Some(n) => self.mode = Mode::Cursor(Some(n)),
+                        None => self.done = true,
+                    },
+                }
+            }
+            Mode::Classic { .. } => {
+                self.guard.page(page.logins.len())?;
+                self.advance_classic(page);
+            }
+        }
+        Ok(())
+    }
+
+    fn advance_classic(&mut self, page: &AccessLogsPage) {
+        let Mode::Classic { page: current } = self.mode else { return };
         let more = match page.paging.and_then(|p| p.pages) {
-            Some(pages) => i64::from(self.page) < pages,
+            Some(pages) => i64::from(current) < pages,
             // Without a paging block, a full page is the only hint that another may follow.
             None => page.logins.len() >= self.page_size as usize,
         };
         if !more {
             self.done = true;
-        } else if self.page < MAX_PAGES_PER_WINDOW {
-            self.page += 1;
+        } else if current < MAX_PAGES_PER_WINDOW {
+            self.mode = Mode::Classic { page: current + 1 };
         } else {
             self.restart_window();
         }
@@ -165,7 +261,9 @@ impl State {
             "team.accessLogs: 100-page window exhausted, continuing with an earlier `before`"
         );
         self.before = Some(next);
-        self.page = 1;
+        self.mode = Mode::Classic { page: 1 };
+        // A new window starts again from the newest entry: the order check restarts too.
+        self.last_seen = None;
     }
 }
 
@@ -205,13 +303,18 @@ impl Collector for AccessLogsCollector {
     }
 
     fn probe<'a>(&'a self, ctx: &'a RunContext) -> BoxFuture<'a, Result<()>> {
-        async move {
-            let Some(ws) = ctx.scope.workspaces.first() else { return Ok(()) };
-            let mut params = ctx.scope.team_param(ws);
-            params.extend([("count", "1".to_string()), ("page", "1".to_string())]);
-            ctx.client.call::<AccessLogsPage>(TEAM_ACCESS_LOGS, Some(&ws.id), &params).await.map(drop)
-        }
-        .boxed()
+        probe_workspaces(ctx, move |ws| {
+            async move {
+                let mut params = ctx.scope.team_param(ws);
+                params.push(("limit", "1".to_string()));
+                ctx.client.call::<AccessLogsPage>(TEAM_ACCESS_LOGS, Some(&ws.id), &params).await.map(drop)
+            }
+            .boxed()
+        })
+    }
+
+    fn per_workspace(&self) -> bool {
+        true
     }
 
     fn collect(&self, ctx: Arc<RunContext>) -> BoxStream<'static, Result<Item>> {
@@ -230,6 +333,7 @@ impl Collector for AccessLogsCollector {
 pub fn workspace_items(ctx: &RunContext, team: String, window: AccessLogWindow) -> BoxStream<'static, Result<Item>> {
     let newest = Arc::new(AtomicI64::new(i64::MIN));
     let seen = Arc::clone(&newest);
+    let team_for_skip = team.clone();
     let rows = access_logs(
         Arc::clone(&ctx.client),
         team.clone(),
@@ -251,7 +355,9 @@ pub fn workspace_items(ctx: &RunContext, team: String, window: AccessLogWindow) 
         (value != i64::MIN).then(|| Ok(Item::Watermark { key: watermark_key(&team), value }))
     })
     .filter_map(std::future::ready);
-    rows.chain(tail).boxed()
+    // A standing condition of this workspace skips it alone; it publishes no watermark, so
+    // the next run reads its gap (Slack keeps the history).
+    items_or_skip(Some(team_for_skip), rows.chain(tail).boxed())
 }
 
 /// One `slack_access_logs` batch from a page of entries.

@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use bytes::Buf;
 use chrono::{Days, Months, NaiveDate};
@@ -20,7 +20,7 @@ use futures::stream::{self, BoxStream};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use lastseen_config::Source;
 use lastseen_lake::TableDef;
-use lastseen_lake::catalog::{SLACK_MEMBER_ANALYTICS, date32};
+use lastseen_lake::catalog::{SLACK_MEMBER_ANALYTICS, SLACK_MEMBER_ANALYTICS_QUARANTINE, date32};
 use serde::Deserialize;
 
 use crate::client::SlackClient;
@@ -40,7 +40,7 @@ pub fn watermark_key(org_key: &str) -> String {
     format!("analytics/{org_key}")
 }
 
-static TABLES: [&TableDef; 1] = [&SLACK_MEMBER_ANALYTICS];
+static TABLES: [&TableDef; 2] = [&SLACK_MEMBER_ANALYTICS, &SLACK_MEMBER_ANALYTICS_QUARANTINE];
 
 /// The `analytics` source.
 #[derive(Debug)]
@@ -77,7 +77,9 @@ impl Collector for AnalyticsCollector {
                 Err(e) => stream::once(async move { Err(e) }).boxed(),
                 Ok((ctx, days, watermark)) => {
                     let key = watermark_key(ctx.scope.org_key());
-                    let files = stream::iter(days).flat_map(move |(day, file)| day_items(Arc::clone(&ctx), day, file));
+                    let gone = Arc::new(AtomicBool::new(false));
+                    let files = stream::iter(days)
+                        .flat_map(move |(day, file)| day_items(Arc::clone(&ctx), day, file, Arc::clone(&gone)));
                     let tail = stream::iter(watermark.map(|d| Ok(Item::Watermark { key, value: start_of_day(d) })));
                     files.chain(tail).boxed()
                 }
@@ -91,8 +93,13 @@ impl Collector for AnalyticsCollector {
 enum Missing {
     /// `file_not_yet_available`: today, and the day or two before it.
     NotYetPublished,
-    /// `data_not_available`: older than the 13 months Slack keeps, and so is every earlier day.
-    NoLongerKept,
+    /// `file_not_found`: "The analytics data for the date specified weren't found".
+    NotFound,
+    /// `invalid_date` for a well-formed date: at the edge of what Slack keeps.
+    InvalidDate,
+    /// `data_not_available`: "The date was before the API became available"; so is every
+    /// earlier day, so a walk back stops here.
+    BeforeApi,
 }
 
 impl Missing {
@@ -101,8 +108,16 @@ impl Missing {
             Missing::NotYetPublished => {
                 "not published yet (`file_not_yet_available`: Slack publishes a day's file a day or two later)"
             }
-            Missing::NoLongerKept => {
-                "no longer kept (`data_not_available`: Slack keeps member analytics for 13 months)"
+            Missing::NotFound => {
+                "no file (`file_not_found`: Slack has no member analytics for the day, as for days at the edge \
+                 of the 13 months it keeps or before an upgrade to a paid plan)"
+            }
+            Missing::InvalidDate => {
+                "no file (`invalid_date`: Slack refused the day, as it does at the edge of the 13 months it keeps)"
+            }
+            Missing::BeforeApi => {
+                "before the API existed (`data_not_available`: the day is before admin.analytics.getFile became \
+                 available, and so is every earlier day)"
             }
         }
     }
@@ -117,8 +132,13 @@ async fn fetch(
     let params = vec![("type", "member".to_string()), ("date", day.format("%Y-%m-%d").to_string())];
     match client.get_file(ADMIN_ANALYTICS_GET_FILE, Some(org_key), &params).await {
         Ok(b) => Ok(Ok(b)),
-        Err(e) if e.slack_code() == Some("file_not_yet_available") => Ok(Err(Missing::NotYetPublished)),
-        Err(e) if e.slack_code() == Some("data_not_available") => Ok(Err(Missing::NoLongerKept)),
+        Err(e @ IngestError::Api { .. }) => match e.slack_code() {
+            Some("file_not_yet_available") => Ok(Err(Missing::NotYetPublished)),
+            Some("file_not_found") => Ok(Err(Missing::NotFound)),
+            Some("invalid_date") => Ok(Err(Missing::InvalidDate)),
+            Some("data_not_available") => Ok(Err(Missing::BeforeApi)),
+            _ => Err(e),
+        },
         Err(e) => Err(e),
     }
 }
@@ -164,22 +184,39 @@ async fn plan_days(ctx: &RunContext) -> Result<(Vec<(NaiveDate, Option<bytes::By
     Ok((days, Some(newest_day)))
 }
 
-/// One day's partition and rows for the daily run: a day Slack has no file for is a warning on
-/// the source, and stays missing.
-fn day_items(ctx: Arc<RunContext>, day: NaiveDate, file: Option<bytes::Bytes>) -> BoxStream<'static, Result<Item>> {
+/// One day's partition and rows for the daily run. A day Slack has no file for stays
+/// missing: not yet published is a note on the source; no file (`file_not_found`,
+/// `invalid_date`) or before the API (`data_not_available`, which also stops the walk back
+/// through older days, `gone`) is a run warning.
+fn day_items(
+    ctx: Arc<RunContext>,
+    day: NaiveDate,
+    file: Option<bytes::Bytes>,
+    gone: Arc<AtomicBool>,
+) -> BoxStream<'static, Result<Item>> {
     async move {
+        if gone.load(Ordering::Relaxed) {
+            return Ok(stream::empty().boxed());
+        }
         let file = match file {
             Some(f) => Ok(f),
             None => fetch(&ctx.client, ctx.scope.org_key(), day).await?,
         };
         Ok::<_, IngestError>(match file {
             Ok(file) => file_items(&ctx, day, file),
-            Err(missing) => {
+            Err(Missing::NotYetPublished) => {
                 ctx.client.record_warning(
                     ADMIN_ANALYTICS_GET_FILE,
-                    format!("member analytics for {day}: {}; that day stays missing", missing.why()),
+                    format!("member analytics for {day}: {}; that day stays missing", Missing::NotYetPublished.why()),
                 );
                 stream::empty().boxed()
+            }
+            Err(missing) => {
+                if missing == Missing::BeforeApi {
+                    gone.store(true, Ordering::Relaxed);
+                }
+                let msg = format!("member analytics for {day}: {}; that day stays missing", missing.why());
+                stream::once(async move { Ok(Item::Warning(msg)) }).boxed()
             }
         })
     }
@@ -195,8 +232,8 @@ fn day_items(ctx: Arc<RunContext>, day: NaiveDate, file: Option<bytes::Bytes>) -
 /// (its partition declared, then the file's rows, which replace the partition); then an
 /// `Item::Watermark` `analytics/<org>` at the newest day read (none when no day was). Days
 /// Slack has no file for come as [`Past::Unavailable`]; once one is no longer kept, every
-/// earlier day is reported the same way without asking (Slack keeps 13 months, and the method
-/// is rate limited at Tier 2).
+/// earlier day is reported the same way without asking (it is before the API existed, and the
+/// method is rate limited at Tier 2).
 pub fn backfill_days(ctx: Arc<RunContext>, mut days: Vec<NaiveDate>) -> BoxStream<'static, Result<Past>> {
     days.sort_unstable_by(|a, b| b.cmp(a));
     days.dedup();
@@ -209,12 +246,12 @@ pub fn backfill_days(ctx: Arc<RunContext>, mut days: Vec<NaiveDate>) -> BoxStrea
         async move {
             let missing = |m: Missing| stream::once(async move { Ok(Past::Unavailable { day, why: m.why() }) }).boxed();
             if gone.load(Ordering::Relaxed) {
-                return missing(Missing::NoLongerKept);
+                return missing(Missing::BeforeApi);
             }
             match fetch(&ctx.client, ctx.scope.org_key(), day).await {
                 Err(e) => stream::once(async move { Err(e) }).boxed(),
                 Ok(Err(m)) => {
-                    if m == Missing::NoLongerKept {
+                    if m == Missing::BeforeApi {
                         gone.store(true, Ordering::Relaxed);
                     }
                     missing(m)
@@ -235,35 +272,75 @@ pub fn backfill_days(ctx: Arc<RunContext>, mut days: Vec<NaiveDate>) -> BoxStrea
     reads.chain(tail).boxed()
 }
 
-/// The partition of `day` (declared even if the file has no rows) and the file's rows.
+/// The partitions of `day` (declared even if the file has no rows, so a fetch replaces what
+/// an earlier one stored), the file's rows, the lines it could not read into
+/// `slack_member_analytics_quarantine`, and a warning naming how many there were.
 fn file_items(ctx: &RunContext, day: NaiveDate, file: bytes::Bytes) -> BoxStream<'static, Result<Item>> {
     let reader = BufReader::new(GzDecoder::new(file.reader()));
     let client = Arc::clone(&ctx.client);
     let collected = micros(ctx.collected_at);
-    let rows = stream::try_unfold(Some(reader), move |reader| {
-        let client = Arc::clone(&client);
+    let refused = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&refused);
+    let rows = stream::try_unfold(Some((reader, 0u64)), move |state| {
+        let (client, counted) = (Arc::clone(&client), Arc::clone(&counted));
         async move {
-            let Some(reader) = reader else { return Ok(None) };
-            let (reader, rows) = tokio::task::spawn_blocking(move || read_chunk(reader, day, collected))
+            let Some((reader, line_no)) = state else { return Ok(None) };
+            let chunk = tokio::task::spawn_blocking(move || read_chunk(reader, line_no, day, collected))
                 .await
                 .map_err(|e| IngestError::Setup(format!("decoding member analytics: {e}")))??;
-            client.record_page(ADMIN_ANALYTICS_GET_FILE, rows.as_ref().map_or(0, RecordBatch::num_rows));
-            Ok(rows.map(|batch| (Item::Rows { table: &SLACK_MEMBER_ANALYTICS, batch }, reader)))
+            client.record_page(ADMIN_ANALYTICS_GET_FILE, chunk.rows.as_ref().map_or(0, RecordBatch::num_rows));
+            let mut items = Vec::new();
+            if let Some(batch) = chunk.rows {
+                items.push(Item::Rows { table: &SLACK_MEMBER_ANALYTICS, batch });
+            }
+            if let Some(batch) = chunk.quarantined {
+                counted.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                items.push(Item::Rows { table: &SLACK_MEMBER_ANALYTICS_QUARANTINE, batch });
+            }
+            Ok(Some((items, chunk.reader.map(|r| (r, chunk.line_no)))))
         }
-    });
-    let partition = stream::once(async move { Ok(Item::Partition { table: &SLACK_MEMBER_ANALYTICS, dt: day }) });
-    partition.chain(rows).boxed()
+    })
+    .map_ok(|items| stream::iter(items.into_iter().map(Ok::<Item, IngestError>)))
+    .try_flatten();
+    let partitions = stream::iter([
+        Ok::<Item, IngestError>(Item::Partition { table: &SLACK_MEMBER_ANALYTICS, dt: day }),
+        Ok(Item::Partition { table: &SLACK_MEMBER_ANALYTICS_QUARANTINE, dt: day }),
+    ]);
+    let tail = stream::once(async move {
+        let n = refused.load(Ordering::Relaxed);
+        (n > 0).then(|| {
+            Ok(Item::Warning(format!(
+                "member analytics for {day}: {n} line(s) could not be read and are in \
+                 slack_member_analytics_quarantine (line number, reason, text); the day's other rows are stored"
+            )))
+        })
+    })
+    .filter_map(std::future::ready);
+    partitions.chain(rows).chain(tail).boxed()
 }
 
 type Reader = BufReader<GzDecoder<bytes::buf::Reader<bytes::Bytes>>>;
 
-/// Up to `CHUNK` rows; `None` reader once the file is exhausted.
-fn read_chunk(
-    mut reader: Reader,
-    day: NaiveDate,
-    collected_at_us: i64,
-) -> Result<(Option<Reader>, Option<RecordBatch>)> {
+/// What one chunk of a file gave.
+struct Chunk {
+    /// `None` once the file is exhausted.
+    reader: Option<Reader>,
+    /// Lines read so far (the next line's number is `line_no + 1`).
+    line_no: u64,
+    rows: Option<RecordBatch>,
+    quarantined: Option<RecordBatch>,
+}
+
+/// The longest line text kept in the quarantine table.
+const QUARANTINE_TEXT: usize = 1000;
+
+/// Up to `CHUNK` rows. A line that is not a JSON object of the row's shape, or has no user id,
+/// is quarantined with its number and reason instead of failing the file: one bad line in a
+/// file of an organisation's every member must not lose the day (nor, retried, every later
+/// run). A file that cannot be decompressed at all still fails.
+fn read_chunk(mut reader: Reader, mut line_no: u64, day: NaiveDate, collected_at_us: i64) -> Result<Chunk> {
     let mut rows = Vec::with_capacity(CHUNK);
+    let mut bad: Vec<(i64, String, String)> = Vec::new();
     let mut line = String::new();
     let mut more = true;
     while rows.len() < CHUNK {
@@ -277,18 +354,44 @@ fn read_chunk(
             more = false;
             break;
         }
+        line_no += 1;
         if line.trim().is_empty() {
             continue;
         }
-        let row: Row = serde_json::from_str(&line).map_err(|e| IngestError::Decode {
-            method: ADMIN_ANALYTICS_GET_FILE.into(),
-            detail: format!("a row of the member analytics file of {day}: {e}"),
-            retriable: false,
-        })?;
-        rows.push(row);
+        let number = i64::try_from(line_no).unwrap_or(i64::MAX);
+        let text = || line.trim_end().chars().take(QUARANTINE_TEXT).collect::<String>();
+        match serde_json::from_str::<Row>(&line) {
+            Ok(row) if row.id().is_some() => rows.push(row),
+            Ok(_) => bad.push((number, "no user_id or enterprise_user_id".into(), text())),
+            Err(e) => bad.push((number, format!("not a member row: {e}"), text())),
+        }
     }
-    let batch = if rows.is_empty() { None } else { Some(analytics_batch(&rows, day, collected_at_us)?) };
-    Ok((more.then_some(reader), batch))
+    let rows = if rows.is_empty() { None } else { Some(analytics_batch(&rows, day, collected_at_us)?) };
+    let quarantined = if bad.is_empty() { None } else { Some(quarantine_batch(&bad, day, collected_at_us)?) };
+    Ok(Chunk { reader: more.then_some(reader), line_no, rows, quarantined })
+}
+
+fn quarantine_batch(bad: &[(i64, String, String)], day: NaiveDate, collected_at_us: i64) -> Result<RecordBatch> {
+    let mut date = Date32Builder::with_capacity(bad.len());
+    let mut line = Int64Builder::with_capacity(bad.len());
+    let (mut reason, mut record) = (StringBuilder::new(), StringBuilder::new());
+    let mut collected = TimestampMicrosecondBuilder::with_capacity(bad.len()).with_timezone("UTC");
+    for (n, why, text) in bad {
+        date.append_value(date32(day));
+        line.append_value(*n);
+        reason.append_value(why);
+        record.append_value(text);
+        collected.append_value(collected_at_us);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(date.finish()),
+        Arc::new(line.finish()),
+        Arc::new(reason.finish()),
+        Arc::new(record.finish()),
+        Arc::new(collected.finish()),
+    ];
+    RecordBatch::try_new(SLACK_MEMBER_ANALYTICS_QUARANTINE.schema(), columns)
+        .map_err(arrow_err(&SLACK_MEMBER_ANALYTICS_QUARANTINE))
 }
 
 /// One NDJSON line of a member file.
@@ -298,8 +401,12 @@ struct Row {
     enterprise_id: Option<String>,
     #[serde(default, deserialize_with = "lenient::opt_string")]
     team_id: Option<String>,
-    #[serde(deserialize_with = "lenient::string")]
-    user_id: String,
+    /// The id is `user_id` in Slack's sample lines and `enterprise_user_id` in its field guide
+    /// ("The canonical, organization-wide user ID this row concerns"); either is accepted.
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    user_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    enterprise_user_id: Option<String>,
     #[serde(default, deserialize_with = "lenient::opt_string")]
     email_address: Option<String>,
     #[serde(default, deserialize_with = "lenient::opt_bool")]
@@ -334,6 +441,12 @@ struct Row {
     date_claimed: Option<i64>,
 }
 
+impl Row {
+    fn id(&self) -> Option<&str> {
+        self.user_id.as_deref().or(self.enterprise_user_id.as_deref()).filter(|s| !s.is_empty())
+    }
+}
+
 fn analytics_batch(rows: &[Row], day: NaiveDate, collected_at_us: i64) -> Result<RecordBatch> {
     let n = rows.len();
     let s = || StringBuilder::with_capacity(n, n * 12);
@@ -351,7 +464,8 @@ fn analytics_batch(rows: &[Row], day: NaiveDate, collected_at_us: i64) -> Result
         date.append_value(d);
         ent.append_option(r.enterprise_id.as_deref());
         team.append_option(r.team_id.as_deref());
-        user.append_value(&r.user_id);
+        // read_chunk keeps only rows with an id.
+        user.append_value(r.id().unwrap_or_default());
         email.append_option(r.email_address.as_deref());
         guest.append_option(r.is_guest);
         billable.append_option(r.is_billable_seat);
@@ -412,12 +526,35 @@ mod tests {
         let file = bytes::Bytes::from(gz.finish().unwrap());
         let day = NaiveDate::from_ymd_opt(2025, 1, 2).unwrap();
         let reader = BufReader::new(GzDecoder::new(file.reader()));
-        let (reader, first) = read_chunk(reader, day, 0).unwrap();
-        assert_eq!(first.unwrap().num_rows(), CHUNK);
-        let (reader, second) = read_chunk(reader.unwrap(), day, 0).unwrap();
-        let second = second.unwrap();
-        assert_eq!(second.num_rows(), 5);
-        assert_eq!(second.schema(), SLACK_MEMBER_ANALYTICS.schema());
-        assert!(reader.is_none());
+        let first = read_chunk(reader, 0, day, 0).unwrap();
+        assert_eq!(first.rows.unwrap().num_rows(), CHUNK);
+        let second = read_chunk(first.reader.unwrap(), first.line_no, day, 0).unwrap();
+        let rows = second.rows.unwrap();
+        assert_eq!(rows.num_rows(), 5);
+        assert_eq!(rows.schema(), SLACK_MEMBER_ANALYTICS.schema());
+        assert!(second.reader.is_none() && second.quarantined.is_none());
+    }
+
+    #[test]
+    fn bad_lines_are_quarantined_with_their_number_and_either_id_key_is_read() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        writeln!(gz, r#"{{"user_id":"U1","is_active":true}}"#).unwrap();
+        writeln!(gz, r#"{{"user_id":"#).unwrap();
+        writeln!(gz, r#"{{"enterprise_user_id":"W2","is_active":false}}"#).unwrap();
+        writeln!(gz, r#"{{"is_active":true}}"#).unwrap();
+        let file = bytes::Bytes::from(gz.finish().unwrap());
+        let day = NaiveDate::from_ymd_opt(2025, 1, 2).unwrap();
+        let chunk = read_chunk(BufReader::new(GzDecoder::new(file.reader())), 0, day, 0).unwrap();
+        use datafusion::arrow::array::{Array, AsArray};
+        let rows = chunk.rows.unwrap();
+        let ids = rows.column_by_name("user_id").unwrap().as_string::<i32>();
+        assert_eq!((ids.len(), ids.value(0), ids.value(1)), (2, "U1", "W2"));
+        let q = chunk.quarantined.unwrap();
+        assert_eq!(q.schema(), SLACK_MEMBER_ANALYTICS_QUARANTINE.schema());
+        let lines = q.column_by_name("line").unwrap().as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        assert_eq!(lines.values().to_vec(), vec![2, 4]);
+        let reason = q.column_by_name("reason").unwrap().as_string::<i32>();
+        assert!(reason.value(0).starts_with("not a member row"), "{}", reason.value(0));
+        assert_eq!(reason.value(1), "no user_id or enterprise_user_id");
     }
 }

@@ -6,17 +6,19 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, BooleanBuilder, StringBuilder, TimestampMicrosecondBuilder};
 use datafusion::arrow::record_batch::RecordBatch;
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream};
+use futures::{FutureExt, StreamExt, TryFutureExt};
 use lastseen_config::Source;
 use lastseen_lake::TableDef;
 use lastseen_lake::catalog::SLACK_BILLING;
 use serde::Deserialize;
 
 use crate::client::SlackClient;
-use crate::error::Result;
-use crate::slack::collector::{Collector, Item, RunContext, WalkGuard, arrow_err, next_cursor, probe_first_workspace};
+use crate::error::{IngestError, Result};
+use crate::slack::collector::{
+    Collector, Item, RunContext, WalkGuard, arrow_err, items_or_skip, next_cursor, probe_workspaces,
+};
 use crate::slack::micros;
 use crate::slack::models::{ResponseMetadata, lenient};
 
@@ -56,18 +58,38 @@ impl Collector for BillingCollector {
     }
 
     fn probe<'a>(&'a self, ctx: &'a RunContext) -> BoxFuture<'a, Result<()>> {
-        probe_first_workspace::<BillablePage>(ctx, TEAM_BILLABLE_INFO, true)
+        let org = ctx.scope.org_level();
+        probe_workspaces(ctx, move |ws| {
+            async move {
+                let params = vec![("team_id", ws.id.clone()), ("limit", "1".to_string())];
+                ctx.client.call::<BillablePage>(TEAM_BILLABLE_INFO, Some(&ws.id), &params).await.map(drop)
+            }
+            .map_err(move |e| classify(e, org))
+            .boxed()
+        })
+    }
+
+    fn per_workspace(&self) -> bool {
+        true
     }
 
     fn collect(&self, ctx: Arc<RunContext>) -> BoxStream<'static, Result<Item>> {
         let collected = micros(ctx.collected_at);
+        let org = ctx.scope.org_level();
         stream::select_all(ctx.scope.workspaces.iter().map(|ws| {
             let guard = WalkGuard::new(TEAM_BILLABLE_INFO);
-            let st = Walk { client: Arc::clone(&ctx.client), team: ws.id.clone(), cursor: None, guard, done: false };
-            stream::try_unfold(st, move |st| next_page(st, collected)).boxed()
+            let st =
+                Walk { client: Arc::clone(&ctx.client), team: ws.id.clone(), cursor: None, guard, done: false, org };
+            items_or_skip(Some(ws.id.clone()), stream::try_unfold(st, move |st| next_page(st, collected)).boxed())
         }))
         .boxed()
     }
+}
+
+/// With an org-level token, `invalid_auth` here means the org owner is not in the workspace
+/// (`auth.test` already accepted the token): a standing condition of that workspace.
+fn classify(e: IngestError, org_level: bool) -> IngestError {
+    if org_level { e.billing_owner_not_in_workspace() } else { e }
 }
 
 struct Walk {
@@ -76,6 +98,7 @@ struct Walk {
     cursor: Option<String>,
     guard: WalkGuard,
     done: bool,
+    org: bool,
 }
 
 async fn next_page(mut st: Walk, collected_at_us: i64) -> Result<Option<(Item, Walk)>> {
@@ -84,7 +107,8 @@ async fn next_page(mut st: Walk, collected_at_us: i64) -> Result<Option<(Item, W
         if let Some(c) = &st.cursor {
             params.push(("cursor", c.clone()));
         }
-        let page: BillablePage = st.client.call(TEAM_BILLABLE_INFO, Some(&st.team), &params).await?;
+        let page: BillablePage =
+            st.client.call(TEAM_BILLABLE_INFO, Some(&st.team), &params).await.map_err(|e| classify(e, st.org))?;
         let rows = page.billable_info.as_ref().map_or(0, |m| m.len());
         match next_cursor(&mut st.guard, rows, page.response_metadata.and_then(|m| m.next_cursor))? {
             Some(next) => st.cursor = Some(next),
@@ -113,4 +137,18 @@ fn billing_batch(team: &str, map: &BTreeMap<String, BillableEntry>, collected_at
     let columns: Vec<ArrayRef> =
         vec![Arc::new(t.finish()), Arc::new(u.finish()), Arc::new(active.finish()), Arc::new(collected.finish())];
     RecordBatch::try_new(SLACK_BILLING.schema(), columns).map_err(arrow_err(&SLACK_BILLING))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_read_is_in_slacks_recorded_answers() {
+        let page: BillablePage = crate::slack::contract::parse("api__team.billableInfo.json");
+        let map = page.billable_info.unwrap();
+        assert_eq!(map.keys().collect::<Vec<_>>(), ["U00000000", "U00000001"]);
+        assert!(map.values().all(|e| e.billing_active));
+        assert_eq!(page.response_metadata.and_then(|m| m.next_cursor).as_deref(), Some(crate::slack::contract::TEXT));
+    }
 }

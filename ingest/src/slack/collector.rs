@@ -20,7 +20,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::client::{AuthInfo, SlackClient};
-use crate::error::{IngestError, Result};
+use crate::error::{IngestError, PROBE_PASSED, Result};
 use crate::slack::models::{ResponseMetadata, lenient};
 pub(crate) use crate::walk::WalkGuard;
 
@@ -33,6 +33,58 @@ pub enum Item {
     Partition { table: &'static TableDef, dt: NaiveDate },
     /// An incremental position to publish with the data it covers (epoch seconds).
     Watermark { key: String, value: i64 },
+    /// Part of the source cannot be read because of a standing condition
+    /// (`error.is_standing()`): one workspace (`Some(team)`), or, with `None`, an
+    /// organisation-wide part such as one audit action. Nothing of that part was yielded; the
+    /// rest of the source is collected and the run ends partial (exit 3).
+    Skipped { workspace: Option<String>, error: IngestError },
+    /// Something the operator must know while the source itself is collected (a day Slack has
+    /// no file for, lines quarantined): a run warning, and the run ends partial (exit 3).
+    Warning(String),
+}
+
+/// What a per-workspace stream yields once wrapped by [`skip_on_condition`].
+pub(crate) enum Part<T> {
+    Data(T),
+    /// The workspace's first answer was a standing condition: nothing of it was read.
+    Skipped(IngestError),
+}
+
+/// Ends `items` (one workspace's, or one org-wide part's) with `Part::Skipped` when it fails
+/// with a standing condition (`IngestError::is_standing`) before yielding anything, so the other workspaces go on. A
+/// condition after data was already yielded cannot be undone for that part alone: it passes
+/// through as an error, and the caller skips the whole source (what it staged is discarded).
+pub(crate) fn skip_on_condition<T: Send + 'static>(
+    items: BoxStream<'static, Result<T>>,
+) -> BoxStream<'static, Result<Part<T>>> {
+    futures::stream::unfold((items, false, false), |(mut items, yielded, done)| async move {
+        if done {
+            return None;
+        }
+        match items.next().await? {
+            Ok(t) => Some((Ok(Part::Data(t)), (items, true, false))),
+            // Only a standing condition is a condition of this part; the plan, scopes or token
+            // type not covering the source are the same everywhere, and skip the whole source.
+            Err(e) if e.is_standing() && !yielded => Some((Ok(Part::Skipped(e)), (items, yielded, true))),
+            Err(e) => Some((Err(e), (items, yielded, true))),
+        }
+    })
+    .boxed()
+}
+
+/// [`skip_on_condition`] for a stream of items of workspace (or part) `workspace`.
+pub(crate) fn items_or_skip(
+    workspace: Option<String>,
+    items: BoxStream<'static, Result<Item>>,
+) -> BoxStream<'static, Result<Item>> {
+    skip_on_condition(items)
+        .map(move |p| {
+            p.map(|p| match p {
+                Part::Data(i) => i,
+                Part::Skipped(error) => Item::Skipped { workspace: workspace.clone(), error },
+            })
+        })
+        .boxed()
 }
 
 /// What a read of past days (a backfill) yields: the items a daily run would get, and the days
@@ -75,9 +127,13 @@ pub struct Workspace {
 #[derive(Debug, Clone)]
 pub struct Scope {
     pub auth: AuthInfo,
-    /// The workspaces to collect: every workspace of the organisation for an org-level Grid
-    /// token (from `admin.teams.list`), otherwise the token's own.
+    /// The workspaces to collect: for an org-level Grid token the workspaces the org-wide app
+    /// was granted (`auth.teams.list`, no scope needed), otherwise the token's own.
     pub workspaces: Vec<Workspace>,
+    /// Workspaces of the organisation the org-wide app was not granted: listed by
+    /// `admin.teams.list` (when the token has `admin.teams:read`) but not by `auth.teams.list`.
+    /// Reported as skipped (`team_access_not_granted`) by every per-workspace source.
+    pub not_granted: Vec<Workspace>,
 }
 
 impl Scope {
@@ -163,13 +219,37 @@ pub(crate) fn probe_first_workspace<'a, Page: serde::de::DeserializeOwned + 'a>(
     method: &'static str,
     limit: bool,
 ) -> BoxFuture<'a, Result<()>> {
-    async move {
-        let Some(ws) = ctx.scope.workspaces.first() else { return Ok(()) };
-        let mut params = ctx.scope.team_param(ws);
-        if limit {
-            params.push(("limit", "1".into()));
+    probe_workspaces(ctx, move |ws| {
+        async move {
+            let mut params = ctx.scope.team_param(ws);
+            if limit {
+                params.push(("limit", "1".into()));
+            }
+            ctx.client.call::<Page>(method, Some(&ws.id), &params).await.map(drop)
         }
-        ctx.client.call::<Page>(method, Some(&ws.id), &params).await.map(drop)
+        .boxed()
+    })
+}
+
+/// Runs `call` on the workspaces in order until one answers with anything but a
+/// workspace-level condition (`team_access_not_granted`, say): that answer is the probe's.
+/// A condition of one workspace is reported by the collection, per workspace; only when every
+/// workspace has one is the whole source unavailable (the first workspace's error says why).
+pub(crate) fn probe_workspaces<'a>(
+    ctx: &'a RunContext,
+    call: impl Fn(&'a Workspace) -> BoxFuture<'a, Result<()>> + Send + 'a,
+) -> BoxFuture<'a, Result<()>> {
+    async move {
+        let mut first = None;
+        for ws in &ctx.scope.workspaces {
+            match call(ws).await {
+                Err(e) if e.is_workspace_level() => {
+                    first.get_or_insert(e);
+                }
+                other => return other,
+            }
+        }
+        first.map_or(Ok(()), Err)
     }
     .boxed()
 }
@@ -197,6 +277,12 @@ pub trait Collector: Send + Sync {
     /// failure (auth, network) and is returned as such.
     fn probe<'a>(&'a self, ctx: &'a RunContext) -> BoxFuture<'a, Result<()>>;
 
+    /// Whether the source reads each workspace on its own (and so can skip one workspace while
+    /// collecting the others); organisation-wide sources answer false.
+    fn per_workspace(&self) -> bool {
+        false
+    }
+
     /// The source's rows, streamed page by page.
     fn collect(&self, ctx: Arc<RunContext>) -> BoxStream<'static, Result<Item>>;
 }
@@ -220,8 +306,10 @@ pub fn collector(source: Source) -> Box<dyn Collector> {
     }
 }
 
-/// The Slack method that lists a Grid organisation's workspaces.
+/// The Slack method that lists a Grid organisation's workspaces (needs `admin.teams:read`).
 pub const ADMIN_TEAMS_LIST: &str = "admin.teams.list";
+/// The workspaces an org-wide app was granted (no scope needed, Tier 2, cursor paged).
+pub const AUTH_TEAMS_LIST: &str = "auth.teams.list";
 
 #[derive(Debug, Default, Deserialize)]
 struct TeamsPage {
@@ -231,6 +319,7 @@ struct TeamsPage {
     response_metadata: Option<ResponseMetadata>,
 }
 
+/// A team of `admin.teams.list` or `auth.teams.list` (the latter has no `domain`/`team_url`).
 #[derive(Debug, Default, Deserialize)]
 struct AdminTeam {
     #[serde(deserialize_with = "lenient::string")]
@@ -243,46 +332,73 @@ struct AdminTeam {
     team_url: Option<String>,
 }
 
-/// `auth.test`, then the workspaces to collect. An org-level Grid token lists the organisation's
-/// workspaces with `admin.teams.list`; every other token collects its own workspace.
+/// Every team of a cursor-paged teams method.
+async fn list_teams(client: &SlackClient, method: &'static str, limit: &str) -> Result<Vec<Workspace>> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut guard = WalkGuard::new(method);
+    loop {
+        let mut params = vec![("limit", limit.to_string())];
+        if let Some(c) = &cursor {
+            params.push(("cursor", c.clone()));
+        }
+        let page: TeamsPage = client.call(method, None, &params).await?;
+        client.record_page(method, page.teams.len());
+        let rows = page.teams.len();
+        out.extend(page.teams.into_iter().map(|t| {
+            // The subdomain is the host's first label of `team_url` when `domain` is absent.
+            let domain = t.domain.or_else(|| {
+                t.team_url
+                    .as_deref()
+                    .and_then(|u| Url::parse(u).ok())
+                    .and_then(|u| u.host_str().and_then(|h| h.split('.').next()).map(str::to_owned))
+            });
+            Workspace { id: t.id, name: t.name.filter(|n| !n.is_empty()), domain }
+        }));
+        match next_cursor(&mut guard, rows, page.response_metadata.and_then(|m| m.next_cursor))? {
+            Some(next) => cursor = Some(next),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// `auth.test`, then the workspaces to collect. An org-level Grid token collects the
+/// workspaces the org-wide app was granted (`auth.teams.list`: "Obtain a full list of
+/// workspaces your org-wide app has been approved for", no scope required); an org-wide app is
+/// not automatically in every workspace. `admin.teams.list` only adds names, domains and the
+/// workspaces not granted, when the token has `admin.teams:read`; it is never a precondition.
+/// Every other token collects its own workspace.
 pub async fn discover(client: &SlackClient) -> Result<Scope> {
     let auth = client.auth_test().await?;
-    let workspaces = if auth.is_enterprise_install {
-        let mut out = Vec::new();
-        let mut cursor: Option<String> = None;
-        let mut guard = WalkGuard::new(ADMIN_TEAMS_LIST);
-        loop {
-            let mut params = vec![("limit", "100".to_string())];
-            if let Some(c) = &cursor {
-                params.push(("cursor", c.clone()));
-            }
-            let page: TeamsPage = client.call(ADMIN_TEAMS_LIST, None, &params).await?;
-            client.record_page(ADMIN_TEAMS_LIST, page.teams.len());
-            let rows = page.teams.len();
-            out.extend(page.teams.into_iter().map(|t| {
-                // The subdomain is the host's first label of `team_url` when `domain` is absent.
-                let domain = t.domain.or_else(|| {
-                    t.team_url
-                        .as_deref()
-                        .and_then(|u| Url::parse(u).ok())
-                        .and_then(|u| u.host_str().and_then(|h| h.split('.').next()).map(str::to_owned))
-                });
-                Workspace { id: t.id, name: t.name, domain }
-            }));
-            match next_cursor(&mut guard, rows, page.response_metadata.and_then(|m| m.next_cursor))? {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
-        out
-    } else {
-        vec![Workspace {
+    if !auth.is_enterprise_install {
+        let own = Workspace {
             id: auth.team_id.clone(),
             name: Some(auth.team.clone()).filter(|s| !s.is_empty()),
             domain: None,
-        }]
-    };
-    Ok(Scope { auth, workspaces })
+        };
+        return Ok(Scope { auth, workspaces: vec![own], not_granted: Vec::new() });
+    }
+    let mut granted = list_teams(client, AUTH_TEAMS_LIST, "1000").await?;
+    let mut not_granted = Vec::new();
+    match list_teams(client, ADMIN_TEAMS_LIST, "100").await {
+        Ok(all) => {
+            for t in all {
+                match granted.iter_mut().find(|g| g.id == t.id) {
+                    Some(g) => {
+                        g.name = g.name.take().or(t.name);
+                        g.domain = g.domain.take().or(t.domain);
+                    }
+                    None => not_granted.push(t),
+                }
+            }
+        }
+        Err(e) if e.is_auth() => return Err(e),
+        Err(e) => tracing::info!(
+            "{ADMIN_TEAMS_LIST} unavailable ({e}); workspace names come from {AUTH_TEAMS_LIST} and workspaces \
+             not granted to the app cannot be listed"
+        ),
+    }
+    Ok(Scope { auth, workspaces: granted, not_granted })
 }
 
 /// How a probe ended.
@@ -293,14 +409,15 @@ pub enum Probe {
     Unavailable(IngestError),
 }
 
-/// Runs a collector's probe and sorts capability errors from real failures. A probe that gets
-/// an ordinary `ok:false` answer (say `data_not_available` for a day long gone) passed the
-/// plan, scope and token checks, so the source works.
+/// Runs a collector's probe and sorts capability errors (standing conditions included) from
+/// real failures. Only an answer that proves Slack's checks passed and refused just the
+/// probe's argument ([`PROBE_PASSED`]: `data_not_available` for a day long gone, say) counts
+/// as "works"; any other code is returned as the error it is.
 pub async fn probe(collector: &dyn Collector, ctx: &RunContext) -> Result<Probe> {
     match collector.probe(ctx).await {
         Ok(()) => Ok(Probe::Works),
         Err(e) if e.is_capability() => Ok(Probe::Unavailable(e)),
-        Err(e @ (IngestError::Api { .. } | IngestError::RestApi { .. })) => {
+        Err(e @ IngestError::Api { .. }) if e.slack_code().is_some_and(|c| PROBE_PASSED.contains(&c)) => {
             tracing::debug!(source = %collector.source(), "probe answered {e}; the source is available");
             Ok(Probe::Works)
         }
@@ -316,4 +433,26 @@ pub(crate) fn next_cursor(guard: &mut WalkGuard, rows: usize, next: Option<Strin
 
 pub(crate) fn arrow_err(table: &'static TableDef) -> impl Fn(datafusion::arrow::error::ArrowError) -> IngestError {
     move |source| IngestError::Arrow { table: table.name, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// auth.teams.list (granted workspaces) and admin.teams.list (names, team_url) as recorded.
+    #[test]
+    fn every_field_read_is_in_slacks_recorded_answers() {
+        use crate::slack::contract::{TEXT, parse};
+        let granted: TeamsPage = parse("api__auth.teams.list.json");
+        assert_eq!((granted.teams[0].id.as_str(), granted.teams[0].name.as_deref()), ("T00000000", Some(TEXT)));
+        assert_eq!(granted.response_metadata.and_then(|m| m.next_cursor).as_deref(), Some(TEXT));
+        let all: TeamsPage = parse("api__admin.teams.list.json");
+        let t = &all.teams[0];
+        assert_eq!(
+            (t.id.as_str(), t.name.as_deref(), t.team_url.as_deref()),
+            ("T00000000", Some(TEXT), Some("https://www.example.com/"))
+        );
+        // `domain` is not in admin.teams.list answers: it comes from `team_url`.
+        assert!(t.domain.is_none());
+    }
 }

@@ -6,6 +6,8 @@ pub mod analytics;
 pub mod audit;
 pub mod billing;
 pub mod collector;
+#[cfg(test)]
+pub(crate) mod contract;
 pub mod models;
 pub mod scim;
 pub mod usergroups;

@@ -56,6 +56,13 @@ pub struct User {
     pub is_bot: bool,
     #[serde(default, deserialize_with = "lenient::flag")]
     pub is_app_user: bool,
+    /// A workflow's bot user (real answers carry it: java-slack-sdk `users.list.json`,
+    /// `users.info.json` samples); a service account even when `is_bot` is false.
+    #[serde(default, deserialize_with = "lenient::flag")]
+    pub is_workflow_bot: bool,
+    /// A connector's bot user (`users.info.json` sample); a service account too.
+    #[serde(default, deserialize_with = "lenient::flag")]
+    pub is_connector_bot: bool,
     #[serde(default, deserialize_with = "lenient::flag")]
     pub is_invited_user: bool,
     #[serde(default, deserialize_with = "lenient::flag")]
@@ -136,6 +143,9 @@ pub struct AccessLogsPage {
     pub logins: Vec<Login>,
     #[serde(default, deserialize_with = "lenient::object")]
     pub paging: Option<Paging>,
+    /// Cursor mode (`limit` + `cursor`): the next page's cursor.
+    #[serde(default, deserialize_with = "lenient::object")]
+    pub response_metadata: Option<ResponseMetadata>,
 }
 
 /// Classic paging block.
@@ -376,5 +386,19 @@ mod tests {
         assert_eq!((l.date_first, l.date_last, l.count), (1_422_922_864, 1_422_922_900, Some(3)));
         assert!(l.username.is_none() && l.ip.is_none() && l.user_agent.is_none());
         assert!(serde_json::from_str::<AccessLogsPage>(r#"{"logins":[{"user_id":"U1","date_first":1}]}"#).is_err());
+    }
+
+    #[test]
+    fn every_access_log_field_read_is_in_slacks_recorded_answer() {
+        use crate::slack::contract::{TEXT, parse};
+        let page: AccessLogsPage = parse("api__team.accessLogs.json");
+        let l = &page.logins[0];
+        assert_eq!((l.user_id.as_str(), l.username.as_deref()), ("U00000000", Some(TEXT)));
+        assert_eq!((l.date_first, l.date_last, l.count), (12345, 12345, Some(12345)));
+        for f in [&l.ip, &l.user_agent, &l.isp, &l.country, &l.region] {
+            assert_eq!(f.as_deref(), Some(TEXT));
+        }
+        assert_eq!(page.paging.and_then(|p| p.pages), Some(12345));
+        assert_eq!(page.response_metadata.and_then(|m| m.next_cursor).as_deref(), Some(TEXT));
     }
 }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::client::SlackClient;
 use crate::error::Result;
-use crate::slack::collector::{Collector, Item, RunContext, arrow_err, probe_first_workspace};
+use crate::slack::collector::{Collector, Item, RunContext, arrow_err, items_or_skip, probe_first_workspace};
 use crate::slack::micros;
 use crate::slack::models::lenient;
 
@@ -80,18 +80,23 @@ impl Collector for UsergroupsCollector {
         probe_first_workspace::<GroupsPage>(ctx, USERGROUPS_LIST, false)
     }
 
+    fn per_workspace(&self) -> bool {
+        true
+    }
+
     fn collect(&self, ctx: Arc<RunContext>) -> BoxStream<'static, Result<Item>> {
         let collected = micros(ctx.collected_at);
         stream::select_all(ctx.scope.workspaces.iter().map(|ws| {
             let client = Arc::clone(&ctx.client);
             let team = ws.id.clone();
-            async move { workspace_groups(&client, &team, collected).await }
+            let items = async move { workspace_groups(&client, &team, collected).await }
                 .into_stream()
                 .flat_map(|r| match r {
                     Ok(items) => stream::iter(items.into_iter().map(Ok)).boxed(),
                     Err(e) => stream::once(async move { Err(e) }).boxed(),
                 })
-                .boxed()
+                .boxed();
+            items_or_skip(Some(ws.id.clone()), items)
         }))
         .boxed()
     }
@@ -175,4 +180,22 @@ fn members_batch(team: &str, members: &[(String, Vec<String>)], collected_at_us:
     let columns: Vec<ArrayRef> =
         vec![Arc::new(t.finish()), Arc::new(g.finish()), Arc::new(u.finish()), Arc::new(collected.finish())];
     RecordBatch::try_new(SLACK_USERGROUP_MEMBERS.schema(), columns).map_err(arrow_err(&SLACK_USERGROUP_MEMBERS))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_read_is_in_slacks_recorded_answers() {
+        use crate::slack::contract::{TEXT, parse};
+        let page: GroupsPage = parse("api__usergroups.list.json");
+        let g = &page.usergroups[0];
+        assert_eq!((g.id.as_str(), g.team_id.as_deref()), ("S00000000", Some("T00000000")));
+        assert_eq!((g.handle.as_deref(), g.name.as_deref()), (Some(TEXT), Some(TEXT)));
+        assert_eq!((g.date_delete, g.user_count), (Some(12345), Some(12345)));
+        assert_eq!(g.users.as_ref().and_then(|u| u.as_array()).map(Vec::len), Some(2));
+        let users: GroupUsers = parse("api__usergroups.users.list.json");
+        assert_eq!(users.users, [TEXT]);
+    }
 }

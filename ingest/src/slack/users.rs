@@ -19,7 +19,9 @@ use serde::Deserialize;
 
 use crate::client::SlackClient;
 use crate::error::{IngestError, Result};
-use crate::slack::collector::{Collector, Item, RunContext, WalkGuard, next_cursor, probe_first_workspace};
+use crate::slack::collector::{
+    Collector, Item, Part, RunContext, WalkGuard, next_cursor, probe_first_workspace, skip_on_condition,
+};
 use crate::slack::models::{EnterpriseUser, ResponseMetadata, User, UsersPage, lenient};
 use crate::slack::{MAX_PAGE_SIZE, micros, secs_to_micros};
 
@@ -176,6 +178,10 @@ impl Collector for UsersCollector {
         probe_first_workspace::<UsersPage>(ctx, USERS_LIST, true)
     }
 
+    fn per_workspace(&self) -> bool {
+        true
+    }
+
     fn collect(&self, ctx: Arc<RunContext>) -> BoxStream<'static, Result<Item>> {
         let setup = async move {
             let admin = if ctx.scope.org_level() {
@@ -199,9 +205,11 @@ impl Collector for UsersCollector {
                 admin: Arc::new(admin),
             };
             // Every workspace at once; the client's concurrency cap and rate buckets pace them.
+            // A workspace with a standing condition (not granted to the app, say) is skipped
+            // alone; the others are read.
             let pages = stream::select_all(ctx.scope.workspaces.iter().map(|ws| {
                 let team = ws.id.clone();
-                user_pages(Arc::clone(&ctx.client), ws.id.clone(), ctx.settings.users_page_size)
+                skip_on_condition(user_pages(Arc::clone(&ctx.client), ws.id.clone(), ctx.settings.users_page_size))
                     .map_ok(move |page| (team.clone(), page))
             }));
             let grid = ctx.scope.enterprise_id().is_some();
@@ -213,7 +221,11 @@ impl Collector for UsersCollector {
             let mut seen: HashSet<String> = HashSet::new();
             let page_extras = extras.clone();
             let items = pages.map(move |page| {
-                let (team, mut members) = page?;
+                let (team, part) = page?;
+                let mut members = match part {
+                    Part::Data(members) => members,
+                    Part::Skipped(error) => return Ok(Some(Item::Skipped { workspace: Some(team), error })),
+                };
                 members.retain(|u| {
                     if grid && u.enterprise_user.is_none() {
                         let mut d = waiting.lock().unwrap_or_else(PoisonError::into_inner);
@@ -274,6 +286,7 @@ pub fn users_batch(members: &[User], team_id: &str, extras: &Extras) -> Result<R
     let mut enterprise = text();
     let mut workspaces = ListBuilder::new(StringBuilder::new()).with_field(utf8_list_item());
     let mut has_sso = flag();
+    let (mut workflow_bot, mut connector_bot) = (flag(), flag());
 
     for u in members {
         team.append_value(u.team_id.as_deref().unwrap_or(team_id));
@@ -308,6 +321,8 @@ pub fn users_batch(members: &[User], team_id: &str, extras: &Extras) -> Result<R
         last_active.append_option(facts.last_active_at_us);
         created.append_option(facts.created_at_us);
         has_sso.append_option(facts.has_sso);
+        workflow_bot.append_value(u.is_workflow_bot);
+        connector_bot.append_value(u.is_connector_bot);
     }
 
     // Same order as the catalog schema; `try_new` checks types and nullability against it.
@@ -339,6 +354,8 @@ pub fn users_batch(members: &[User], team_id: &str, extras: &Extras) -> Result<R
         Arc::new(last_active.finish()),
         Arc::new(created.finish()),
         Arc::new(has_sso.finish()),
+        Arc::new(workflow_bot.finish()),
+        Arc::new(connector_bot.finish()),
     ];
     RecordBatch::try_new(SLACK_USERS.schema(), columns)
         .map_err(|source| IngestError::Arrow { table: SLACK_USERS.name, source })
@@ -373,5 +390,40 @@ mod tests {
         let invited = batch.column_by_name("is_invited_user").unwrap().as_boolean();
         assert!(!invited.value(0) && invited.value(1));
         assert!(batch.column_by_name("has_2fa").unwrap().is_null(1));
+    }
+
+    /// Every field the users collector reads is in Slack's recorded answers with the type the
+    /// model expects (contract samples; `crate::slack::contract`).
+    #[test]
+    fn every_field_read_is_in_slacks_recorded_answers() {
+        use crate::slack::contract::{TEXT, parse, parse_at};
+        let page: UsersPage = parse("api__users.list.json");
+        let u = &page.members[0];
+        assert_eq!(
+            (u.id.as_str(), u.team_id.as_deref(), u.name.as_deref()),
+            ("U00000000", Some("T00000000"), Some(TEXT))
+        );
+        assert_eq!(
+            (u.real_name(), u.display_name(), u.email(), u.title()),
+            (Some(TEXT), Some(TEXT), Some(TEXT), Some(TEXT))
+        );
+        assert_eq!(u.bot_id(), Some("B00000000"));
+        assert!(u.deleted && u.is_admin && u.is_owner && u.is_primary_owner && u.is_restricted);
+        assert!(u.is_ultra_restricted && u.is_bot && u.is_app_user && u.is_workflow_bot);
+        assert_eq!((u.tz.as_deref(), u.has_2fa, u.updated), (Some(TEXT), Some(true), Some(12345)));
+        let e = u.enterprise_user.as_ref().unwrap();
+        assert_eq!((e.enterprise_id.as_deref(), e.teams.as_slice()), (Some("E00000000"), &[TEXT.to_owned()][..]));
+        assert_eq!(page.next_cursor(), Some(TEXT));
+        // users.list's recorded union lacks these three; users.info (the same user object) has them.
+        let u: User = parse_at("api__users.info.json", "/user");
+        assert!(u.is_invited_user && u.is_stranger && u.is_connector_bot);
+
+        let admin: AdminUsersPage = parse("api__admin.users.list.json");
+        let a = &admin.users[0];
+        assert_eq!(
+            (a.id.as_str(), a.date_created, a.last_active_ts, a.has_sso),
+            ("W00000000", Some(12345), Some(12345), Some(true))
+        );
+        assert_eq!(admin.response_metadata.and_then(|m| m.next_cursor).as_deref(), Some(TEXT));
     }
 }

@@ -110,3 +110,17 @@ fn workspaces_batch(rows: &[(Workspace, Option<String>)], collected_at_us: i64) 
     ];
     RecordBatch::try_new(SLACK_WORKSPACES.schema(), columns).map_err(arrow_err(&SLACK_WORKSPACES))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_read_is_in_slacks_recorded_answers() {
+        use crate::slack::contract::{TEXT, parse};
+        let info: TeamInfo = parse("api__team.info.json");
+        let t = info.team.unwrap();
+        assert_eq!((t.id.as_str(), t.name.as_deref(), t.domain.as_deref()), ("T00000000", Some(TEXT), Some(TEXT)));
+        assert_eq!(t.enterprise_id.as_deref(), Some("E00000000"));
+    }
+}

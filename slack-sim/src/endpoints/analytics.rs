@@ -14,6 +14,9 @@ use crate::api::{Ctx, Reply};
 use crate::rng::{below, day_hash};
 
 const D_COUNTS: u64 = 0x800;
+/// The first day the simulator treats as "after the API became available". Slack does not
+/// publish the date; the method appeared in 2020, so any earlier day is safely before it.
+const API_START: NaiveDate = NaiveDate::from_ymd_opt(2020, 1, 1).expect("a valid date");
 const D_IOS: u64 = 0x801;
 
 pub(crate) fn get_file(ctx: &Ctx<'_>) -> Reply {
@@ -36,14 +39,23 @@ pub(crate) fn get_file(ctx: &Ctx<'_>) -> Reply {
     if date >= today.pred_opt().unwrap_or(today) {
         return Reply::error("file_not_yet_available");
     }
-    if today.checked_sub_months(Months::new(13)).is_some_and(|oldest| date < oldest) {
+    if date < API_START {
+        // "The date was before the API became available" (slack-api-ref
+        // admin.analytics.getFile.json).
         return Reply::error("data_not_available");
+    }
+    if today.checked_sub_months(Months::new(13)).is_some_and(|oldest| date < oldest) {
+        // Retention is "a rolling 13-month basis"; which code a day past it returns is not
+        // documented. `file_not_found` ("The analytics data for the date specified weren't
+        // found") is the documented code that fits; `data_not_available` means something else.
+        return Reply::error("file_not_found");
     }
     let day = org.day_of(date.and_hms_opt(12, 0, 0).map_or(0, |t| t.and_utc().timestamp())) as i32;
     let day_text = date.to_string();
     let enterprise = org.enterprise_id().unwrap_or_default();
     let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
     let mut buf = Vec::new();
+    let mut bad_line_written = false;
     for pos in 0..org.len() {
         let u = org.user(pos);
         // Members only: no bots, no one not yet joined, no one already deactivated that day.
@@ -77,8 +89,22 @@ pub(crate) fn get_file(ctx: &Ctx<'_>) -> Reply {
             "search_count": if active { below(h >> 32, 6) } else { 0 },
             "date_claimed": org.date_created(pos),
         });
+        let mut row = row;
+        if ctx.shared.conditions.analytics_enterprise_user_id
+            && let Some(obj) = row.as_object_mut()
+            && let Some(id) = obj.remove("user_id")
+        {
+            // Slack's field guide names the column `enterprise_user_id` ("The canonical,
+            // organization-wide user ID this row concerns", older api.slack.com page).
+            obj.insert("enterprise_user_id".into(), id);
+        }
         let _ = serde_json::to_writer(&mut gz, &row);
         let _ = gz.write_all(b"\n");
+        if ctx.shared.conditions.analytics_bad_line && !bad_line_written {
+            // One damaged line after the first row (`Conditions::analytics_bad_line`).
+            let _ = gz.write_all(b"{\"date\":\"broken\",\"user_id\":\n");
+            bad_line_written = true;
+        }
     }
     let body = gz.finish().unwrap_or_default();
     Reply { status: StatusCode::OK, content_type: "application/gzip", headers: Vec::new(), body }.with_header(

@@ -82,6 +82,18 @@ fn logs(shared: &Shared, headers: &HeaderMap, params: &Params) -> Reply {
     if org.spec().plan != Plan::Enterprise {
         return fail(StatusCode::FORBIDDEN, "feature_not_enabled");
     }
+    if shared.conditions.audit_refuses_token {
+        // "status: 401, no response body" for a token the Audit Logs API does not accept
+        // (java-slack-sdk `test_with_remote_apis/audit/ApiTest.java` `getLogs_dummy`); only an
+        // org owner's token is accepted ("Grid organization administrator tokens are not
+        // currently supported", Audit Logs API docs).
+        return Reply {
+            status: StatusCode::UNAUTHORIZED,
+            content_type: "text/plain",
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+    }
     if !info.scopes.contains(&"auditlogs:read") {
         let mut reply = Reply::json(&json!({
             "ok": false, "error": "missing_scope", "needed": "auditlogs:read", "provided": info.scopes.join(","),
@@ -106,6 +118,13 @@ fn logs(shared: &Shared, headers: &HeaderMap, params: &Params) -> Reply {
     };
     if !(1..=9999).contains(&limit) {
         return fail(StatusCode::BAD_REQUEST, "invalid_limit");
+    }
+    if let Some(a) = params.get("action")
+        && shared.conditions.audit_unsupported_actions.iter().any(|u| u == a)
+    {
+        // An action Slack no longer supports answers HTTP 400 (java-slack-sdk audit
+        // `ApiTest.java` `verifyAllActions`: "seems to be no longer supported" on 400).
+        return fail(StatusCode::BAD_REQUEST, "invalid_action");
     }
     let action = match params.get("action") {
         None => None,
@@ -236,7 +255,9 @@ fn entry_json(org: &Org, e: &Event) -> Value {
         "context": {
             "location": {"type": "workspace", "id": ws.id, "name": ws.name, "domain": ws.domain},
             "ua": org.entry_agent(&entry), "ip_address": org.entry_ip(&entry),
-            "session_id": (h >> 20) % 10_000_000_000_000,
+            // A string in the answers recorded from live Slack (contract sample
+            // `audit__v1__logs.json`), although the docs' example shows a number.
+            "session_id": ((h >> 20) % 10_000_000_000_000).to_string(),
         },
     })
 }

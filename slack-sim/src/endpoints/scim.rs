@@ -22,15 +22,12 @@ enum Version {
     V2,
 }
 
-fn error(version: Version, status: StatusCode, description: &str) -> Reply {
-    let body = match version {
-        Version::V1 => json!({"Errors": {"description": description, "code": status.as_u16()}}),
-        Version::V2 => json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
-            "detail": description,
-            "status": status.as_u16().to_string(),
-        }),
-    };
+/// Slack's SCIM error body. v2 uses the v1 shape too, not RFC 7644's `detail`/`status`: the
+/// java-slack-sdk remote test `test_with_remote_apis/scim2/ApiTest.java` reads
+/// `{"Errors":{"description":"invalid_authentication","code":401}}` from live v2, and the
+/// recorded sample `scim__v2__Users.json` carries `Errors`.
+fn error(_version: Version, status: StatusCode, description: &str) -> Reply {
+    let body = json!({"Errors": {"description": description, "code": status.as_u16()}});
     let mut reply = Reply::json(&body);
     reply.status = status;
     reply
@@ -115,6 +112,11 @@ fn answer(
     let org = &shared.org;
     if !matches!(org.spec().plan, Plan::BusinessPlus | Plan::Enterprise) {
         return error(version, StatusCode::FORBIDDEN, "feature_not_enabled");
+    }
+    if shared.conditions.scim_refuses_token {
+        // A token valid for the Web API that SCIM does not accept: 401 with the SCIM error body
+        // (java-slack-sdk `test_with_remote_apis/scim/ApiTest.java` and `scim2/ApiTest.java`).
+        return error(version, StatusCode::UNAUTHORIZED, "invalid_authentication");
     }
     if info.kind == TokenType::Bot || !info.scopes.contains(&"admin") {
         return error(version, StatusCode::FORBIDDEN, "permission_denied");

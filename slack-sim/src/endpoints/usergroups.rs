@@ -97,8 +97,10 @@ fn group_json(ctx: &Ctx<'_>, g: &Group, members: &[usize], with_users: bool, wit
         "is_section": false, "is_visible": true,
     });
     if with_count {
-        // Slack's docs show `user_count` as a string and SDKs see numbers: serve both.
-        v["user_count"] = if below(h, 3) == 0 { json!(members.len().to_string()) } else { json!(members.len()) };
+        // Slack's docs show `user_count` as a string, but the answers recorded from live Slack
+        // carry a number (contract sample `api__usergroups.list.json`): the newer evidence wins.
+        // The collector still reads both.
+        v["user_count"] = json!(members.len());
         v["channel_count"] = json!(below(h >> 8, 5));
     }
     if with_users {

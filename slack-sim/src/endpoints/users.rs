@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::api::{Ctx, Reply, user_json};
+use crate::api::{Ctx, Reply, service_flags, user_json};
 
 pub(crate) fn users_info(ctx: &Ctx<'_>) -> Reply {
     let Some(user) = ctx.params.get("user") else {
@@ -16,5 +16,6 @@ pub(crate) fn users_info(ctx: &Ctx<'_>) -> Reply {
         return Reply::error("user_not_found");
     };
     let with_email = ctx.info.scopes.contains(&"users:read.email");
-    Reply::json(&json!({"ok": true, "user": user_json(org, pos, with_email, ctx.params.flag("include_locale"))}))
+    let user = user_json(org, pos, with_email, ctx.params.flag("include_locale"));
+    Reply::json(&json!({"ok": true, "user": service_flags(ctx, pos, user)}))
 }
