@@ -160,9 +160,9 @@ impl Lake {
             let newest = self.newest_lease().await?;
             let next = match &newest {
                 None => 1,
-                Some((n, Ok(cur))) if cur.live() => {
+                Some((_, Ok(cur))) if cur.live() => {
                     return Err(LakeError::Locked {
-                        holder: format!("{} (lease generation {n})", cur.run_id),
+                        holder: cur.run_id.clone(),
                         expires_at: cur.expires_at.to_rfc3339(),
                     });
                 }

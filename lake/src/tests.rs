@@ -231,9 +231,10 @@ async fn a_batch_with_the_wrong_schema_is_refused_naming_the_column() {
 #[tokio::test]
 async fn concurrent_publishers_cannot_both_win_a_version() {
     let (_dir, lake) = file_lake();
-    let snap = crate::log::Snapshot { version: 1, ..Default::default() };
+    let snap = crate::log::Snapshot { version: 1, run_id: Some("a".into()), ..Default::default() };
     assert!(lake.try_publish(&snap).await.unwrap());
-    assert!(!lake.try_publish(&snap).await.unwrap(), "the second create of version 1 must lose");
+    let other = crate::log::Snapshot { run_id: Some("b".into()), ..snap.clone() };
+    assert!(!lake.try_publish(&other).await.unwrap(), "the second create of version 1 must lose");
     let p = lake.path("_lastseen/log/00000000000000000001.json");
     assert!(lake.store().head(&p).await.is_ok());
 }
