@@ -92,7 +92,10 @@ fn lake(raw: RawLake, o: &Origins) -> Result<LakeConfig> {
     if !(Duration::from_secs(1)..=Duration::from_secs(24 * 3600)).contains(&lease_ttl) {
         return Err(o.invalid(
             "lake.lease_ttl",
-            format!("must be between 1s and 1d (got {}); \"2m\" suits most stores", humantime::format_duration(lease_ttl)),
+            format!(
+                "must be between 1s and 1d (got {}); \"2m\" suits most stores",
+                humantime::format_duration(lease_ttl)
+            ),
         ));
     }
     Ok(LakeConfig {

@@ -513,8 +513,8 @@ async fn write_marker(
     };
     let rel = format!("{INFLIGHT_DIR}/{file_prefix}.json");
     let path = lake.path(&rel);
-    let body =
-        serde_json::to_vec_pretty(&marker).map_err(|source| LakeError::Json { what: "in-flight marker".into(), source })?;
+    let body = serde_json::to_vec_pretty(&marker)
+        .map_err(|source| LakeError::Json { what: "in-flight marker".into(), source })?;
     lake.store().put(&path, body.into()).await.map_err(|e| LakeError::store(&path, e))?;
     Ok(())
 }

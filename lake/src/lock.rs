@@ -119,10 +119,8 @@ impl Lake {
             Err(object_store::Error::NotFound { .. }) => Vec::new(),
             Err(e) => return Err(LakeError::store(&prefix, e)),
         };
-        let Some(newest) = objects
-            .iter()
-            .filter_map(|m| m.location.filename()?.strip_suffix(".json")?.parse::<u64>().ok())
-            .max()
+        let Some(newest) =
+            objects.iter().filter_map(|m| m.location.filename()?.strip_suffix(".json")?.parse::<u64>().ok()).max()
         else {
             return Ok(None);
         };

@@ -467,7 +467,12 @@ mod wrappers {
 
     #[async_trait]
     impl ObjectStore for Wrapped {
-        async fn put_opts(&self, location: &Path, payload: PutPayload, mut opts: PutOptions) -> object_store::Result<PutResult> {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: PutPayload,
+            mut opts: PutOptions,
+        ) -> object_store::Result<PutResult> {
             pass_gate(&self.faults, location, false).await;
             let (ignore, ambiguous, refuse, fail) = {
                 let mut f = self.faults.lock().unwrap();
@@ -480,19 +485,29 @@ mod wrappers {
                 return Err(err("injected put failure"));
             }
             if refuse {
-                return Err(object_store::Error::AlreadyExists { path: location.to_string(), source: "refused".into() });
+                return Err(object_store::Error::AlreadyExists {
+                    path: location.to_string(),
+                    source: "refused".into(),
+                });
             }
             if ignore && matches!(opts.mode, PutMode::Create) {
                 opts.mode = PutMode::Overwrite;
             }
             let r = self.inner.put_opts(location, payload, opts).await?;
             if ambiguous {
-                return Err(object_store::Error::AlreadyExists { path: location.to_string(), source: "retried".into() });
+                return Err(object_store::Error::AlreadyExists {
+                    path: location.to_string(),
+                    source: "retried".into(),
+                });
             }
             Ok(r)
         }
 
-        async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> object_store::Result<Box<dyn MultipartUpload>> {
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
             self.inner.put_multipart_opts(location, opts).await
         }
 

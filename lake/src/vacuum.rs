@@ -68,7 +68,11 @@ impl Lake {
             .superseded
             .iter()
             .map(|s| s.path.as_str())
-            .chain(snap.tables.values().flat_map(|t| t.partitions.values().flat_map(|p| p.files.iter().map(|f| f.path.as_str()))))
+            .chain(
+                snap.tables
+                    .values()
+                    .flat_map(|t| t.partitions.values().flat_map(|p| p.files.iter().map(|f| f.path.as_str()))),
+            )
             .collect();
         let mut markers = Vec::new();
         let dir = self.path(INFLIGHT_DIR);

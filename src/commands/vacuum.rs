@@ -11,8 +11,7 @@ pub async fn run(g: &GlobalArgs, args: &VacuumArgs) -> anyhow::Result<u8> {
     let run_id = format!("vacuum-{}", lastseen_lake::new_run_id(Utc::now()));
     // Deleting needs the lease like a commit does; a dry run takes it too, so what it lists is
     // what an --apply at the same moment would delete.
-    let lease =
-        lake.acquire_lock(&run_id, cfg.lake.lease_ttl).await.context("taking the lake lease for vacuum")?;
+    let lease = lake.acquire_lock(&run_id, cfg.lake.lease_ttl).await.context("taking the lake lease for vacuum")?;
     let keep = cfg.lake.keep_superseded;
     let result = lake.vacuum(&lease, keep, !args.apply).await;
     if let Err(e) = lease.release().await {

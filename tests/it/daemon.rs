@@ -289,7 +289,9 @@ fn sigterm_during_a_long_run_abandons_it_after_the_grace_period_and_releases_the
     let env = env_for_today(20, 21, vec![slow]);
     let mut d = Daemon::start(&env, "*/2 * * * * *", &[("LASTSEEN_DAEMON__SHUTDOWN_GRACE", "1s")]);
     d.wait_for_log("scheduled run starting", Duration::from_secs(30));
-    wait_until(Duration::from_secs(20), "the run to take the lake lease", || crate::lake_safety::lease_held(&env.lake()));
+    wait_until(Duration::from_secs(20), "the run to take the lake lease", || {
+        crate::lake_safety::lease_held(&env.lake())
+    });
 
     let t0 = Instant::now();
     assert_eq!(d.terminate(Duration::from_secs(20)), Some(0), "{}", d.log.join("\n"));
