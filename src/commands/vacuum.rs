@@ -41,8 +41,8 @@ pub async fn run(g: &GlobalArgs, args: &VacuumArgs) -> anyhow::Result<u8> {
 fn humanize(d: std::time::Duration) -> String {
     let s = d.as_secs();
     match s {
-        _ if s % 86_400 == 0 && s > 0 => format!("{}d", s / 86_400),
-        _ if s % 3600 == 0 && s > 0 => format!("{}h", s / 3600),
+        _ if s > 0 && s.is_multiple_of(86_400) => format!("{}d", s / 86_400),
+        _ if s > 0 && s.is_multiple_of(3600) => format!("{}h", s / 3600),
         _ => format!("{s}s"),
     }
 }
