@@ -202,3 +202,35 @@ fn a_run_killed_between_file_write_and_commit_leaves_the_previous_content() {
     let truth = env.sim().org().ground_truth(end_of(d));
     assert_eq!(env.dormant_ids(30, None), truth.dormant(30));
 }
+
+#[test]
+fn vacuum_lists_by_default_and_deletes_with_apply_only_past_the_window() {
+    let env = Env::start(100, Plan::Pro, 23);
+    let d = today() - Duration::days(1);
+    env.run_day_ok(d);
+    env.run_day_ok(d);
+    // Default window (7 days): the re-run's superseded files stay, and vacuum has nothing to do.
+    let (on_disk, listed) = files_on_disk_and_listed(&env);
+    assert!(on_disk > listed, "{on_disk} on disk, {listed} listed");
+    let out = env.cmd().args(["vacuum", "--apply"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(files_on_disk_and_listed(&env), (on_disk, listed));
+
+    // No window: a plain `vacuum` only lists them ...
+    let no_window = |args: &[&str]| {
+        let out = env.cmd().env("LASTSEEN_LAKE__KEEP_SUPERSEDED", "0s").args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dry = no_window(&["vacuum"]);
+    let listed_for_deletion = dry.lines().filter(|l| l.starts_with("would delete ") && l.ends_with(".parquet")).count();
+    assert_eq!(listed_for_deletion as u64, on_disk - listed, "{dry}");
+    assert!(dry.contains("dry run: nothing was deleted"), "{dry}");
+    assert_eq!(files_on_disk_and_listed(&env), (on_disk, listed));
+    // ... and `--apply` deletes exactly those; the data reads the same.
+    let before = table_counts(&env);
+    let applied = no_window(&["vacuum", "--apply"]);
+    assert!(applied.lines().filter(|l| l.starts_with("deleted ")).count() == listed_for_deletion, "{applied}");
+    assert_eq!(files_on_disk_and_listed(&env), (listed, listed));
+    assert_eq!(table_counts(&env), before);
+}
