@@ -424,6 +424,8 @@ mod wrappers {
         pub refuse_create: bool,
         /// Matching puts fail.
         pub fail_put: bool,
+        /// Counts aborted multipart uploads.
+        pub aborts: Arc<std::sync::atomic::AtomicUsize>,
     }
 
     #[derive(Debug)]
@@ -462,6 +464,28 @@ mod wrappers {
         if let Some((reached, open)) = gate {
             let _ = reached.send(());
             let _ = open.await;
+        }
+    }
+
+    #[derive(Debug)]
+    struct CountingUpload {
+        inner: Box<dyn MultipartUpload>,
+        aborts: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    #[async_trait]
+    impl MultipartUpload for CountingUpload {
+        fn put_part(&mut self, data: PutPayload) -> object_store::UploadPart {
+            self.inner.put_part(data)
+        }
+
+        async fn complete(&mut self) -> object_store::Result<PutResult> {
+            self.inner.complete().await
+        }
+
+        async fn abort(&mut self) -> object_store::Result<()> {
+            self.aborts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.abort().await
         }
     }
 
@@ -508,7 +532,8 @@ mod wrappers {
             location: &Path,
             opts: PutMultipartOptions,
         ) -> object_store::Result<Box<dyn MultipartUpload>> {
-            self.inner.put_multipart_opts(location, opts).await
+            let inner = self.inner.put_multipart_opts(location, opts).await?;
+            Ok(Box::new(CountingUpload { inner, aborts: Arc::clone(&self.faults.lock().unwrap().aborts) }))
         }
 
         async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
@@ -815,4 +840,37 @@ async fn a_truncated_newest_log_version_is_skipped_and_the_next_commit_repairs_t
     let body = std::fs::read(&v3).unwrap();
     std::fs::write(&v3, &body[..body.len() / 2]).unwrap();
     assert_eq!(lake.snapshot().await.unwrap().version, 1);
+}
+
+#[tokio::test]
+async fn an_unfinished_multipart_upload_is_aborted_and_a_finished_one_is_not() {
+    use datafusion::parquet::arrow::async_writer::AsyncFileWriter;
+    let aborts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let store = Wrapped::new(
+        Arc::new(object_store::memory::InMemory::new()),
+        Faults { aborts: Arc::clone(&aborts), ..Default::default() },
+    );
+    let lake = lake_over(store);
+    let count = || aborts.load(std::sync::atomic::Ordering::SeqCst);
+    // Past the writer's 10 MiB buffer, so a multipart upload is under way; then the write fails
+    // (here: the writer is dropped unfinished, as on any error path).
+    let mut w = crate::writer::AbortingWriter::new(&lake, "t/dt=2026-03-01/part-x-00000.parquet");
+    w.write(bytes::Bytes::from(vec![7u8; 11 << 20])).await.unwrap();
+    drop(w);
+    for _ in 0..1000 {
+        if count() > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(count(), 1, "the abandoned upload is aborted");
+    let mut w = crate::writer::AbortingWriter::new(&lake, "t/dt=2026-03-01/part-y-00000.parquet");
+    w.write(bytes::Bytes::from(vec![7u8; 11 << 20])).await.unwrap();
+    w.complete().await.unwrap();
+    drop(w);
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(count(), 1, "a completed upload is not aborted");
+    assert!(lake.store().head(&lake.path("t/dt=2026-03-01/part-y-00000.parquet")).await.is_ok());
 }

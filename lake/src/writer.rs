@@ -28,13 +28,13 @@ use crate::{Lake, LakeError, Result};
 /// unfinished (a failed encode, a failed part, a cancelled run). S3 keeps the parts of an
 /// upload that is neither completed nor aborted, and bills for them, until a bucket lifecycle
 /// rule removes them.
-struct AbortingWriter {
+pub(crate) struct AbortingWriter {
     inner: Option<BufWriter>,
     done: bool,
 }
 
 impl AbortingWriter {
-    fn new(lake: &Lake, rel: &str) -> Self {
+    pub(crate) fn new(lake: &Lake, rel: &str) -> Self {
         AbortingWriter { inner: Some(BufWriter::new(Arc::clone(lake.store()), lake.path(rel))), done: false }
     }
 }
