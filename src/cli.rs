@@ -92,6 +92,11 @@ pub enum Command {
     /// Per table: partitions, first and last day, rows, bytes and files; then the last
     /// successful run and its warnings. Reads only the commit log and run manifests.
     Tables(TablesArgs),
+    /// Delete what no reader can still need: data files superseded longer ago than
+    /// `lake.keep_superseded` (default 7 days), files of runs that died before publishing once
+    /// that window has passed, their staging files, and old log versions. Also runs after each
+    /// daily run. Without --apply it only lists what it would delete.
+    Vacuum(VacuumArgs),
     /// Serve the Slack simulator on its own, for experiments: prints its base URLs and a token
     /// per kind, then serves until Ctrl-C or SIGTERM.
     Simulate(SimulateArgs),
@@ -184,6 +189,15 @@ pub struct DaemonArgs {
     /// the bound address is logged).
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct VacuumArgs {
+    /// Delete the files; without it, only list them. The window is `lake.keep_superseded`
+    /// (env LASTSEEN_LAKE__KEEP_SUPERSEDED, e.g. "2d"): a reader (a report, `lastseen sql`,
+    /// another engine) still using a version older than that may fail once its files are gone.
+    #[arg(long)]
+    pub apply: bool,
 }
 
 #[derive(Debug, Args)]

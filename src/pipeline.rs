@@ -28,8 +28,10 @@ use secrecy::SecretString;
 
 type IngestResult<T> = std::result::Result<T, IngestError>;
 
-/// How long a run may hold the lake lease before another run may assume it died.
-pub(crate) const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+/// The lake lease's expiry where no config is at hand (`lake.lease_ttl` otherwise). The lease
+/// renews itself every third of it while the run is alive, so this is how long a killed run
+/// blocks the next one, not how long a run may take.
+pub(crate) const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Resolves when the run must stop (SIGTERM or Ctrl-C); shared so every stage can wait on it.
 pub type Cancel = Shared<BoxFuture<'static, ()>>;
@@ -122,7 +124,7 @@ pub async fn run_day(run: DayRun<'_>, token: SecretString) -> anyhow::Result<Day
     let lease = if run.dry_run {
         None
     } else {
-        Some(run.lake.acquire_lock(&run_id, LEASE_TTL).await.context("taking the lake lease")?)
+        Some(run.lake.acquire_lock(&run_id, run.config.lake.lease_ttl).await.context("taking the lake lease")?)
     };
     let work = collect_and_commit(&run, &run_id, started, &client, Arc::new(scope), lease.as_ref());
     let result = or_cancelled(run.cancel.as_ref(), work).await.and_then(|r| r);
@@ -480,6 +482,12 @@ async fn collect_and_commit(
                     other_warnings.push(format!("retention failed: {e}"));
                 }
             }
+        }
+        // Files superseded longer ago than `lake.keep_superseded`; a failure is retried next run.
+        pb.set_message("vacuuming superseded files");
+        if let Err(e) = run.lake.vacuum(lease, run.config.lake.keep_superseded, false).await {
+            tracing::warn!(error = %e, "vacuum failed; the next run will retry it");
+            other_warnings.push(format!("vacuum failed: {e}"));
         }
     }
     let status = if warnings.is_empty() { RunStatus::Succeeded } else { RunStatus::Partial };

@@ -102,6 +102,12 @@ pub struct LakeConfig {
     pub retention_max_drop: Option<f64>,
     /// Staged rows a run keeps in memory before spilling them to staging files (bytes).
     pub stage_memory: usize,
+    /// How long files a newer version superseded, and files of runs that died, stay on storage
+    /// before `vacuum` deletes them: the longest a reader may keep using an older version.
+    pub keep_superseded: std::time::Duration,
+    /// Expiry of the lake lease; the holder renews it every third of this while it runs, so it
+    /// is how long a killed run blocks the next, not how long a run may take.
+    pub lease_ttl: std::time::Duration,
 }
 
 // Validation only lets finite values through, so equality on the share is reflexive.

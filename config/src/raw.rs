@@ -105,6 +105,10 @@ pub struct RawLake {
     pub max_snapshot_drop: Option<Number>,
     pub retention_max_drop: Option<Number>,
     pub stage_memory_mb: Option<Int>,
+    /// How long superseded files stay before `vacuum` deletes them, e.g. "7d".
+    pub keep_superseded: Option<DurationText>,
+    /// Expiry of the lake lease (renewed by a heartbeat), e.g. "2m".
+    pub lease_ttl: Option<DurationText>,
     /// `[lake.retention]`: table name → days kept. Names are checked during validation so the
     /// error can list the known tables.
     pub retention: Option<BTreeMap<String, Int>>,

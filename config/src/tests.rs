@@ -514,3 +514,22 @@ fn run_deadline_stays_below_the_lease() {
         assert_eq!(e.field(), Some("slack.run_deadline"), "{bad}");
     }
 }
+
+#[test]
+fn lake_keep_window_and_lease_ttl_defaults_overrides_and_bounds() {
+    let c = load("").unwrap();
+    assert_eq!(c.lake.keep_superseded, Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(c.lake.lease_ttl, Duration::from_secs(120));
+    let c = load("[lake]\nkeep_superseded = \"12h\"\nlease_ttl = \"30s\"\n").unwrap();
+    assert_eq!(c.lake.keep_superseded, Duration::from_secs(12 * 3600));
+    assert_eq!(c.lake.lease_ttl, Duration::from_secs(30));
+    let c = Config::from_toml_str("", "t", env(&[("LASTSEEN_LAKE__KEEP_SUPERSEDED", "0s")])).unwrap();
+    assert_eq!(c.lake.keep_superseded, Duration::ZERO);
+    for (text, field) in [
+        ("[lake]\nlease_ttl = \"10ms\"\n", "lake.lease_ttl"),
+        ("[lake]\nkeep_superseded = \"a week\"\n", "lake.keep_superseded"),
+    ] {
+        let e = load(text).unwrap_err();
+        assert_eq!(e.field(), Some(field), "{e}");
+    }
+}

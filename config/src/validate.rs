@@ -19,6 +19,8 @@ pub(crate) mod defaults {
     pub const API_URL: &str = "https://slack.com/api";
     pub const GOV_API_URL: &str = "https://slack-gov.com/api";
     pub const STAGE_MEMORY_MB: i64 = 64;
+    pub const KEEP_SUPERSEDED: &str = "7d";
+    pub const LEASE_TTL: &str = "2m";
     pub const TOKEN_ENV: &str = "SLACK_TOKEN";
     pub const SOURCES: &[&str] = &["auto"];
     pub const USERS_PAGE_SIZE: i64 = 200;
@@ -100,11 +102,24 @@ fn lake(raw: RawLake, o: &Origins) -> Result<LakeConfig> {
     }
     let stage_memory_mb: usize =
         int(o, "lake.stage_memory_mb", raw.stage_memory_mb, defaults::STAGE_MEMORY_MB, 1, 1024 * 1024)?;
+    let keep_superseded = duration(o, "lake.keep_superseded", raw.keep_superseded, defaults::KEEP_SUPERSEDED)?;
+    let lease_ttl = duration(o, "lake.lease_ttl", raw.lease_ttl, defaults::LEASE_TTL)?;
+    if !(Duration::from_secs(1)..=Duration::from_secs(24 * 3600)).contains(&lease_ttl) {
+        return Err(o.invalid(
+            "lake.lease_ttl",
+            format!(
+                "must be between 1s and 1d (got {}); \"2m\" suits most stores",
+                humantime::format_duration(lease_ttl)
+            ),
+        ));
+    }
     Ok(LakeConfig {
         max_snapshot_drop: Some(drop),
         retention,
         retention_max_drop: Some(retention_max_drop),
         stage_memory: stage_memory_mb * 1024 * 1024,
+        keep_superseded,
+        lease_ttl,
     })
 }
 

@@ -7,10 +7,18 @@
 //! rows (plus, for merge tables, its committed files) go through one streaming DataFusion plan
 //! into the partition's new files; the staging folder is removed once the version is published.
 //!
-//! Crash safety comes from the order: files first, then the single create-only put of the log
-//! version, then cleanup. A crash before the put leaves the previous version as the lake (the new
-//! files are unlisted garbage the next commit removes); a crash after it leaves the new version
-//! with some superseded files still on disk, which the next commit also removes.
+//! Crash safety comes from the order: an in-flight marker naming the partitions the commit will
+//! write (`_lastseen/inflight/<run>-<txn>.json`), then the files, then the single create-only
+//! put of the log version. A crash before the put leaves the previous version as the lake (the
+//! new files are unlisted; `vacuum` removes them through the marker once the run is over and the
+//! keep window has passed); a crash after it leaves the new version. Nothing is deleted at
+//! commit: the files a version stops listing are recorded in it as superseded and stay on
+//! storage for `lake.keep_superseded`, so a reader still scanning an older version keeps working.
+//! Only the run's own staging folder is removed after the publish.
+//!
+//! Fencing: before the publish the commit checks that its run still holds the newest lease
+//! generation, renewed within its TTL, and that the version it builds on was not published by a
+//! newer generation; otherwise it fails with `LeaseLost` and publishes nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,11 +31,29 @@ use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
 use crate::catalog::{Partitioning, TableDef, WriteMode};
+use crate::lock::LeaseState;
 use crate::log::{DataFile, PartitionState, Snapshot};
 use crate::{Lake, LakeError, LockGuard, Result, writer};
 
 /// Where spilled rows wait for the commit: `_lastseen/staging/<run-id>/…`.
 pub(crate) const STAGING_DIR: &str = "_lastseen/staging";
+/// In-flight markers: which partitions a commit is writing files into, so the files of a run
+/// that died before publishing can be found without deleting "whatever is unlisted".
+pub(crate) const INFLIGHT_DIR: &str = "_lastseen/inflight";
+/// Publishing races lost in a row before a commit gives up (the lease makes even one unlikely).
+const MAX_PUBLISH_ATTEMPTS: u32 = 6;
+
+/// What `_lastseen/inflight/<run>-<txn>.json` records.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct InflightMarker {
+    pub run_id: String,
+    /// Data files of this commit are named `part-<file_prefix>-<n>.parquet`.
+    pub file_prefix: String,
+    pub lease_generation: u64,
+    pub started_at: chrono::DateTime<Utc>,
+    /// Partition folders (relative to the lake root) the commit writes into.
+    pub partitions: Vec<String>,
+}
 
 /// The default in-memory budget of a transaction's staged rows (Arrow bytes).
 pub const DEFAULT_STAGE_MEMORY: usize = 64 * 1024 * 1024;
@@ -37,7 +63,10 @@ pub const DEFAULT_STAGE_MEMORY: usize = 64 * 1024 * 1024;
 pub struct Transaction {
     lake: Lake,
     run_id: String,
+    lease: std::sync::Arc<LeaseState>,
     base: Snapshot,
+    /// The number the next version must take (above a damaged newest version, if any).
+    next_version: u64,
     pending: BTreeMap<(&'static str, NaiveDate), Pending>,
     watermarks: BTreeMap<String, i64>,
     /// The mass-change guard's allowed drop (0..=1) for tables that have one; `None` = off.
@@ -92,23 +121,43 @@ impl CommitSummary {
     }
 }
 
-/// Test hook: `LASTSEEN_TEST_FAILPOINT=<name>` aborts the process at that point of a commit, the
-/// way a `kill -9` would, so crash recovery can be tested against the real binary.
-fn failpoint(name: &str) {
-    if std::env::var("LASTSEEN_TEST_FAILPOINT").is_ok_and(|v| v == name) {
-        eprintln!("lastseen: failpoint `{name}` reached, aborting");
-        std::process::abort();
+/// Test hook for crash recovery against the real binary. `LASTSEEN_TEST_FAILPOINT=<name>`
+/// aborts the process at that point (no destructor, flush or release runs, as with a crash);
+/// `<name>:pause` prints the same line and then stops the process in place, so a test can
+/// deliver a real SIGKILL at exactly that point. Names: `after_data_write`, `after_log_put`
+/// (alias `after_commit`), `mid_cleanup`, `mid_vacuum`. Compiled into every build: the tests
+/// drive the shipped binary, and the check is one environment lookup per point.
+pub(crate) fn failpoint(name: &str) {
+    let Ok(v) = std::env::var("LASTSEEN_TEST_FAILPOINT") else { return };
+    let (point, pause) = match v.strip_suffix(":pause") {
+        Some(p) => (p, true),
+        None => (v.as_str(), false),
+    };
+    let hit = point == name || (point == "after_commit" && name == "after_log_put");
+    if !hit {
+        return;
     }
+    eprintln!("lastseen: failpoint `{name}` reached");
+    if pause {
+        // Block this thread (and with it the commit) until the test kills the process.
+        loop {
+            std::thread::park();
+        }
+    }
+    std::process::abort();
 }
 
 impl Lake {
-    /// Start a transaction. Holding the lease is required: the cleanup after a commit removes
-    /// unlisted files, which is only safe when no other writer is mid-commit.
+    /// Start a transaction. Holding the lease is required: the commit fences on it (no
+    /// publish once another run has taken the lease over).
     pub async fn begin(&self, lease: &LockGuard) -> Result<Transaction> {
+        let (base, next_version) = self.head().await?;
         Ok(Transaction {
             lake: self.clone(),
             run_id: lease.run_id().to_string(),
-            base: self.snapshot().await?,
+            lease: lease.state(),
+            base,
+            next_version,
             pending: BTreeMap::new(),
             watermarks: BTreeMap::new(),
             max_snapshot_drop: None,
@@ -333,26 +382,35 @@ impl Transaction {
 
     /// Write every staged partition and publish them, with the watermarks, as one new version.
     pub async fn commit(self) -> Result<CommitSummary> {
-        let Transaction { lake, run_id, base, pending, watermarks, max_snapshot_drop, .. } = self;
+        let Transaction { lake, run_id, lease, base, next_version, pending, watermarks, max_snapshot_drop, .. } = self;
         // Guarded partitions first, so a refused snapshot stops the commit before any file is
         // written (the sort is stable: otherwise table and date order).
         let mut pending: Vec<_> = pending.into_iter().collect();
         pending.sort_by_key(|(_, p)| !p.def.mass_change_guard);
+        if let Some(max_drop) = max_snapshot_drop {
+            for ((_, dt), p) in &pending {
+                if p.def.mass_change_guard {
+                    // Guarded tables replace their partition, so the staged rows are the result.
+                    debug_assert!(matches!(p.def.write_mode, WriteMode::Replace));
+                    check_snapshot_drop(&base, p.def, *dt, p.rows(), max_drop)?;
+                }
+            }
+        }
+        // A run that already lost the lease writes nothing.
+        lake.check_lease(&lease).await?;
+        let txn = uuid::Uuid::new_v4().simple().to_string();
+        let file_prefix = format!("{run_id}-{}", &txn[..8]);
+        if !pending.is_empty() {
+            write_marker(&lake, &run_id, &file_prefix, &lease, &pending).await?;
+        }
         let mut staged: Vec<(PartitionWrite, PartitionState)> = Vec::new();
         for ((table, dt), p) in pending {
             let existing = match (p.def.write_mode, base.partition(table, dt)) {
                 (WriteMode::Merge { .. }, Some(part)) => part.files.as_slice(),
                 _ => &[],
             };
-            if p.def.mass_change_guard
-                && let Some(max_drop) = max_snapshot_drop
-            {
-                // Guarded tables replace their partition, so the staged rows are the result.
-                debug_assert!(matches!(p.def.write_mode, WriteMode::Replace));
-                check_snapshot_drop(&base, p.def, dt, p.rows(), max_drop)?;
-            }
             let rows = writer::prepare_stream(&lake, p.def, existing, &p.spilled, p.batches).await?;
-            let files = writer::write_stream(&lake, p.def, dt, &run_id, rows).await?;
+            let files = writer::write_stream(&lake, p.def, dt, &file_prefix, rows).await?;
             let n_rows = files.iter().map(|f| f.rows).sum();
             let write = PartitionWrite {
                 table: table.to_string(),
@@ -366,25 +424,53 @@ impl Transaction {
         }
         failpoint("after_data_write");
 
+        let generation = lease.generation();
         let mut latest = base.clone();
+        let mut number = next_version;
+        let mut attempt = 0;
         let published = loop {
+            attempt += 1;
+            // Fencing: only the holder of the newest lease generation publishes, and never over
+            // a version a newer generation published.
+            lake.check_lease(&lease).await?;
+            if let Some(newer) = latest.lease_generation.filter(|g| *g > generation) {
+                return Err(LakeError::LeaseLost {
+                    run_id: run_id.clone(),
+                    generation,
+                    reason: format!("version {} was published under lease generation {newer}", latest.version),
+                });
+            }
+            let now = Utc::now();
             let mut next = latest.clone();
-            next.version = latest.version + 1;
-            next.committed_at = Some(Utc::now());
+            next.version = number;
+            next.committed_at = Some(now);
             next.run_id = Some(run_id.clone());
+            next.lease_generation = Some(generation);
             for (w, state) in &staged {
                 let def = crate::catalog::table(&w.table)?;
                 let t = next.tables.entry(w.table.clone()).or_default();
                 t.schema_version = def.version;
-                t.partitions.insert(w.dt, state.clone());
+                if let Some(old) = t.partitions.insert(w.dt, state.clone()) {
+                    let kept: BTreeSet<&str> = state.files.iter().map(|f| f.path.as_str()).collect();
+                    let gone: Vec<DataFile> =
+                        old.files.into_iter().filter(|f| !kept.contains(f.path.as_str())).collect();
+                    next.supersede(&gone, now);
+                }
             }
             next.watermarks.extend(watermarks.iter().map(|(k, v)| (k.clone(), *v)));
             if lake.try_publish(&next).await? {
                 break next;
             }
+            if attempt >= MAX_PUBLISH_ATTEMPTS {
+                return Err(LakeError::Conflict {
+                    version: number,
+                    what: format!("the lake ({attempt} publish attempts in a row lost races)"),
+                });
+            }
+            tokio::time::sleep(backoff(attempt)).await;
             // Someone else published first. Safe to rebase only if they touched none of our
             // partitions: our merges were computed from `base`.
-            latest = lake.snapshot().await?;
+            (latest, number) = lake.head().await?;
             for (w, _) in &staged {
                 if latest.partition(&w.table, w.dt) != base.partition(&w.table, w.dt) {
                     return Err(LakeError::Conflict {
@@ -394,32 +480,70 @@ impl Transaction {
                 }
             }
         };
-        failpoint("after_commit");
+        failpoint("after_log_put");
 
-        cleanup(&lake, &latest, &published, &staged).await;
-        remove_staging(&lake).await;
-        lake.prune_log(published.version).await;
+        remove_own_staging(&lake, &run_id).await;
         Ok(CommitSummary { version: published.version, partitions: staged.into_iter().map(|(w, _)| w).collect() })
     }
 }
 
-/// Remove every staging file: this run's are merged into the published version, and any others
-/// belong to runs that died (the lease guarantees no other writer is staging now). Best effort.
-async fn remove_staging(lake: &Lake) {
-    let dir = lake.path(STAGING_DIR);
+/// Jittered exponential backoff between publish attempts: 20 ms doubling, capped at 2 s, so
+/// two writers that keep colliding drift apart.
+fn backoff(attempt: u32) -> std::time::Duration {
+    let cap = 20u64.saturating_mul(1 << attempt.min(7)).min(2_000);
+    let jitter = (uuid::Uuid::new_v4().as_u128() % u128::from(cap)) as u64;
+    std::time::Duration::from_millis(cap / 2 + jitter / 2)
+}
+
+/// Record, before any data file is written, which partitions this commit writes into and how
+/// its files are named, so `vacuum` can find them if the run dies before publishing.
+async fn write_marker(
+    lake: &Lake,
+    run_id: &str,
+    file_prefix: &str,
+    lease: &LeaseState,
+    pending: &[((&'static str, NaiveDate), Pending)],
+) -> Result<()> {
+    let marker = InflightMarker {
+        run_id: run_id.to_string(),
+        file_prefix: file_prefix.to_string(),
+        lease_generation: lease.generation(),
+        started_at: Utc::now(),
+        partitions: pending.iter().map(|((t, dt), _)| Lake::partition_dir(t, *dt)).collect(),
+    };
+    let rel = format!("{INFLIGHT_DIR}/{file_prefix}.json");
+    let path = lake.path(&rel);
+    let body = serde_json::to_vec_pretty(&marker)
+        .map_err(|source| LakeError::Json { what: "in-flight marker".into(), source })?;
+    lake.store().put(&path, body.into()).await.map_err(|e| LakeError::store(&path, e))?;
+    Ok(())
+}
+
+/// Remove this run's staging folder: its rows are in the published version. Other runs'
+/// folders are left alone (a live writer could own one); `vacuum` removes those of runs that
+/// are over. Best effort.
+async fn remove_own_staging(lake: &Lake, run_id: &str) {
+    let dir = lake.path(&format!("{STAGING_DIR}/{run_id}"));
     let objects = match lake.store().list(Some(&dir)).try_collect::<Vec<_>>().await {
         Ok(o) => o,
-        Err(object_store::Error::NotFound { .. }) => return,
+        Err(object_store::Error::NotFound { .. }) => Vec::new(),
         Err(e) => {
-            tracing::warn!(dir = %dir, error = %e, "could not list staging files for cleanup");
+            tracing::warn!(dir = %dir, error = %e, "could not list this run's staging files for cleanup");
             return;
         }
     };
+    let mut first = true;
     for o in objects {
         match lake.store().delete(&o.location).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => tracing::warn!(file = %o.location, error = %e, "could not remove staging file"),
         }
+        if std::mem::take(&mut first) {
+            failpoint("mid_cleanup");
+        }
+    }
+    if first {
+        failpoint("mid_cleanup");
     }
 }
 
@@ -442,43 +566,4 @@ fn check_snapshot_drop(base: &Snapshot, def: &TableDef, dt: NaiveDate, rows: u64
         });
     }
     Ok(())
-}
-
-/// Remove files of the touched partitions that the published version does not list: the ones it
-/// superseded and any left by a run that died before publishing. Best effort; a leftover is
-/// invisible to lastseen and removed by a later commit.
-async fn cleanup(lake: &Lake, previous: &Snapshot, published: &Snapshot, staged: &[(PartitionWrite, PartitionState)]) {
-    for (w, _) in staged {
-        let keep: BTreeSet<&str> = published
-            .partition(&w.table, w.dt)
-            .map(|p| p.files.iter().map(|f| f.path.as_str()).collect())
-            .unwrap_or_default();
-        let mut doomed: BTreeSet<String> = previous
-            .partition(&w.table, w.dt)
-            .map(|p| p.files.iter().map(|f| f.path.clone()).filter(|f| !keep.contains(f.as_str())).collect())
-            .unwrap_or_default();
-        let dir = lake.path(&Lake::partition_dir(&w.table, w.dt));
-        match lake.store().list(Some(&dir)).try_collect::<Vec<_>>().await {
-            Ok(objects) => {
-                for o in objects {
-                    if let Some(rel) = lake.relative(&o.location)
-                        && rel.ends_with(".parquet")
-                        && !keep.contains(rel.as_str())
-                    {
-                        doomed.insert(rel);
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(dir = %dir, error = %e, "could not list partition for cleanup"),
-        }
-        for rel in doomed {
-            let path = lake.path(&rel);
-            match lake.store().delete(&path).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {
-                    tracing::debug!(file = %rel, "removed unlisted file")
-                }
-                Err(e) => tracing::warn!(file = %rel, error = %e, "could not remove superseded file"),
-            }
-        }
-    }
 }

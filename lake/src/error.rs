@@ -56,7 +56,8 @@ pub enum LakeError {
 
     #[error(
         "the lake is locked by run {holder} (until {expires_at}); another lastseen run is writing. \
-         Wait for it to finish, or delete `_lastseen/lock` if that run is known to be dead"
+         Wait for it to finish; a run that died is taken over once its lease expires (its heartbeat \
+         stops renewing it)"
     )]
     Locked { holder: String, expires_at: String },
 
@@ -74,6 +75,21 @@ pub enum LakeError {
         max_pct = 100.0 * max_drop
     )]
     SnapshotDrop { table: String, dt: NaiveDate, rows: u64, previous_dt: NaiveDate, previous_rows: u64, max_drop: f64 },
+
+    #[error(
+        "storage at `{url}` does not honour create-only puts: a second create of `{probe}` was accepted \
+         (an S3-compatible server that ignores `If-None-Match: *`). The lake lease and the commit log \
+         need it, or two runs could both publish and lose data; nothing was written. Put the lake on \
+         a store that honours conditional puts (AWS S3, GCS, Azure Blob, a local disk, or an \
+         S3-compatible server version that implements `If-None-Match` on PUT)"
+    )]
+    CreateOnlyIgnored { url: String, probe: String },
+
+    #[error(
+        "run {run_id} lost the lake lease (generation {generation}): {reason}. Another run took it over, \
+         so this run stopped without publishing; re-run when the other run has finished"
+    )]
+    LeaseLost { run_id: String, generation: u64, reason: String },
 
     #[error("the commit log is corrupt at `{path}`: {message}")]
     CorruptLog { path: String, message: String },

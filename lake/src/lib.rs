@@ -4,15 +4,20 @@
 //! This crate is the only code that writes storage. Layout under the storage URL:
 //!
 //! ```text
-//! <table>/dt=YYYY-MM-DD/part-<run-id>-<n>.parquet   Hive layout, readable by any engine
+//! <table>/dt=YYYY-MM-DD/part-<run-id>-<txn>-<n>.parquet  Hive layout; which files count is in the log
 //! _lastseen/log/<version>.json                       commit log: each version is a full snapshot of
-//!                                                    which files make up each partition, plus watermarks
+//!                                                    which files make up each partition, plus watermarks,
+//!                                                    the lease generation and the superseded files
 //! _lastseen/runs/<run-id>.json                       run manifests
-//! _lastseen/lock                                     single-flight lease
+//! _lastseen/lease/<generation>.json                  single-writer lease, one record per generation
+//! _lastseen/inflight/<run-id>-<txn>.json             which partitions a commit writes into (for vacuum)
+//! _lastseen/staging/<run-id>/                        spilled rows of a run in progress
+//! _lastseen/probe/                                   the create-only check's short-lived key
 //! ```
 
 pub mod catalog;
 mod commit;
+mod durable;
 mod error;
 mod lock;
 pub mod log;
@@ -20,17 +25,19 @@ pub mod manifest;
 mod provider;
 mod retention;
 mod store;
+mod vacuum;
 mod writer;
 
 pub use catalog::{PARTITION_COLUMN, Partitioning, TABLES, TableDef, WriteMode};
 pub use commit::{CommitSummary, DEFAULT_STAGE_MEMORY, PartitionWrite, Transaction};
 pub use error::{LakeError, Result};
 pub use lock::LockGuard;
-pub use log::{DataFile, PartitionState, Snapshot, TableState};
+pub use log::{DataFile, PartitionState, Snapshot, Superseded, TableState};
 pub use manifest::{RunKind, RunManifest, RunStatus, SkipReport, SourceReport, SourceStatus, TableReport};
 pub use provider::LakeTable;
 pub use retention::{DroppedPartition, RefusedRetention, RetentionOutcome};
 pub use store::{Lake, object_store_for, read_object};
+pub use vacuum::{DEFAULT_KEEP_SUPERSEDED, VacuumReport};
 
 /// Rows in a set of batches.
 pub fn total_rows(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> u64 {

@@ -3,8 +3,18 @@
 //! A version is written once with a create-only put (`If-None-Match: *` on S3, a hard link on a
 //! local disk), so exactly one writer can publish version N and a reader always sees a whole
 //! version. Data files are written before the version that lists them; a file no version lists is
-//! not part of the lake (lastseen's readers never see it, and the next commit removes it).
-//! Watermarks live in the same version as the data they cover, so they can never run ahead of it.
+//! not part of the lake (lastseen's readers never see it; `vacuum` removes it once its run is
+//! over and the keep window has passed). Watermarks live in the same version as the data they
+//! cover, so they can never run ahead of it.
+//!
+//! A version also records the lease generation of the run that published it (a publish over a
+//! version with a higher generation is refused: that run lost the lease) and the files that
+//! versions since the keep window have superseded, with when, so `vacuum` deletes a file only
+//! once no reader of a version younger than the window can still need it.
+//!
+//! A torn or empty newest version (a power cut on a disk that lost the write) is skipped with a
+//! warning: readers get the newest readable version, and the next commit publishes above the
+//! damaged one, which repairs the log.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Lake, LakeError, Result};
 
 pub(crate) const LOG_DIR: &str = "_lastseen/log";
-/// Versions older than this many are removed after a commit; readers only ever need the newest.
+/// Versions kept below the newest whatever their age: the fallback when the newest is damaged.
 const KEEP_VERSIONS: u64 = 20;
 
 /// One version of the lake: which files make up every partition of every table.
@@ -28,6 +38,24 @@ pub struct Snapshot {
     pub tables: BTreeMap<String, TableState>,
     /// Incremental-source positions (epoch seconds), advanced with the data they cover.
     pub watermarks: BTreeMap<String, i64>,
+    /// The lease generation of the run that published this version (absent before leases
+    /// were generation-numbered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_generation: Option<u64>,
+    /// Files this or an earlier version stopped listing, kept on storage until `vacuum` finds
+    /// them older than the keep window: readers of older versions may still be scanning them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superseded: Vec<Superseded>,
+}
+
+/// A data file no longer part of the lake, waiting out the keep window before deletion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Superseded {
+    pub path: String,
+    /// When the version that stopped listing it was built.
+    pub since: DateTime<Utc>,
+    /// That version.
+    pub version: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -61,6 +89,18 @@ impl Snapshot {
         self.tables.get(table).and_then(|t| t.partitions.get(&dt))
     }
 
+    /// Whether any partition of any table lists `path`.
+    pub fn lists(&self, path: &str) -> bool {
+        self.tables.values().any(|t| t.partitions.values().any(|p| p.files.iter().any(|f| f.path == path)))
+    }
+
+    /// Record `files` as superseded by version `self.version` at `now` (they stay on storage
+    /// until `vacuum` finds them older than the keep window).
+    pub fn supersede<'a>(&mut self, files: impl IntoIterator<Item = &'a DataFile>, now: DateTime<Utc>) {
+        let version = self.version;
+        self.superseded.extend(files.into_iter().map(|f| Superseded { path: f.path.clone(), since: now, version }));
+    }
+
     /// The committed snapshot days of a table, oldest first.
     pub fn dates(&self, table: &str) -> Vec<NaiveDate> {
         self.tables.get(table).map(|t| t.partitions.keys().copied().collect()).unwrap_or_default()
@@ -76,26 +116,55 @@ fn parse_version(name: &str) -> Option<u64> {
 }
 
 impl Lake {
-    /// All committed version numbers, ascending.
-    async fn versions(&self) -> Result<Vec<u64>> {
+    /// All committed version numbers with when their file was written, ascending.
+    async fn version_objects(&self) -> Result<Vec<(u64, DateTime<Utc>)>> {
         let prefix = self.path(LOG_DIR);
         let objects: Vec<_> = match self.store().list(Some(&prefix)).try_collect().await {
             Ok(o) => o,
             Err(object_store::Error::NotFound { .. }) => Vec::new(),
             Err(e) => return Err(LakeError::store(&prefix, e)),
         };
-        let mut versions: Vec<u64> =
-            objects.iter().filter_map(|m| m.location.filename().and_then(parse_version)).collect();
+        let mut versions: Vec<(u64, DateTime<Utc>)> = objects
+            .iter()
+            .filter_map(|m| m.location.filename().and_then(parse_version).map(|v| (v, m.last_modified)))
+            .collect();
         versions.sort_unstable();
         Ok(versions)
     }
 
-    /// The newest committed snapshot (version 0, empty, for a new lake).
+    /// The newest committed snapshot (version 0, empty, for a new lake). A damaged newest
+    /// version is skipped with a warning (see [`Lake::head`]).
     pub async fn snapshot(&self) -> Result<Snapshot> {
-        match self.versions().await?.last() {
-            None => Ok(Snapshot::default()),
-            Some(&v) => self.read_version(v).await,
+        Ok(self.head().await?.0)
+    }
+
+    /// The newest readable snapshot, and the number the next version must take (one above the
+    /// newest listed, readable or not, so a commit after a damaged version repairs the log).
+    pub(crate) async fn head(&self) -> Result<(Snapshot, u64)> {
+        let versions = self.version_objects().await?;
+        let Some(&(newest, _)) = versions.last() else { return Ok((Snapshot::default(), 1)) };
+        let mut first_error = None;
+        for &(v, _) in versions.iter().rev() {
+            match self.read_version(v).await {
+                Ok(snap) => {
+                    if let Some(e) = &first_error {
+                        tracing::warn!(
+                            newest,
+                            using = v,
+                            error = %e,
+                            "the newest commit log version is damaged (torn or empty after a power cut?); \
+                             reading the newest readable version instead. The next commit publishes above it"
+                        );
+                    }
+                    return Ok((snap, newest + 1));
+                }
+                Err(e @ LakeError::CorruptLog { .. }) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
+            }
         }
+        Err(first_error.expect("at least one version was read"))
     }
 
     pub(crate) async fn read_version(&self, version: u64) -> Result<Snapshot> {
@@ -124,22 +193,42 @@ impl Lake {
         let body = serde_json::to_vec_pretty(snapshot)
             .map_err(|source| LakeError::Json { what: "commit log version".into(), source })?;
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-        match self.store().put_opts(&path, PutPayload::from(body), opts).await {
+        match self.store().put_opts(&path, PutPayload::from(body.clone()), opts).await {
             Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(false),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                // A create the store applied but whose answer was lost (object_store retries a
+                // 5xx, and the retry meets our own object) is ours: the bytes tell, since every
+                // version carries its run id and build time.
+                let ours = match self.store().get(&path).await {
+                    Ok(r) => r.bytes().await.is_ok_and(|b| b.as_ref() == body.as_slice()),
+                    Err(_) => false,
+                };
+                Ok(ours)
+            }
             Err(e) => Err(LakeError::store(&path, e)),
         }
     }
 
-    /// Remove log versions no reader needs any more (best effort).
+    /// Remove log versions at least [`KEEP_VERSIONS`] below `newest` whose file is older than
+    /// the default keep window (best effort).
     pub(crate) async fn prune_log(&self, newest: u64) {
-        let Ok(versions) = self.versions().await else { return };
-        for v in versions.into_iter().filter(|v| v + KEEP_VERSIONS <= newest) {
+        let keep = chrono::Duration::from_std(crate::DEFAULT_KEEP_SUPERSEDED).unwrap_or(chrono::Duration::days(7));
+        self.prune_log_before(newest, Utc::now() - keep).await;
+    }
+
+    /// Remove log versions at least [`KEEP_VERSIONS`] below `newest` written before `cutoff`:
+    /// an engine reading an older version's file list may need it until then. Returns how many.
+    pub(crate) async fn prune_log_before(&self, newest: u64, cutoff: DateTime<Utc>) -> usize {
+        let Ok(versions) = self.version_objects().await else { return 0 };
+        let mut n = 0;
+        for (v, _) in versions.into_iter().filter(|(v, w)| v + KEEP_VERSIONS <= newest && *w <= cutoff) {
             let path = self.path(&version_path(v));
-            if let Err(e) = self.store().delete(&path).await {
-                tracing::debug!(%path, error = %e, "could not prune old log version");
+            match self.store().delete(&path).await {
+                Ok(()) => n += 1,
+                Err(e) => tracing::debug!(%path, error = %e, "could not prune old log version"),
             }
         }
+        n
     }
 }
 

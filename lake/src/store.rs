@@ -17,6 +17,9 @@ pub struct Lake {
     store: Arc<dyn ObjectStore>,
     root: Path,
     store_url: ObjectStoreUrl,
+    /// Set once the store has shown that it refuses a second create-only put (see
+    /// [`Lake::verify_create_only`]); shared by clones so a process probes once.
+    create_only_checked: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Lake {
@@ -38,9 +41,66 @@ impl Lake {
                 .map_err(|e| bad(format!("cannot create directory {}: {e}", path.display())))?;
         }
         let (store, root) = object_store_for(url, options)?;
+        // A local lake gets fsync (object_store's local store never syncs): a version must
+        // survive a power cut once it counts as published.
+        let store: Arc<dyn ObjectStore> =
+            if url.scheme() == "file" { Arc::new(crate::durable::DurableLocal::new(store)) } else { store };
+        Self::assemble(url, store, root)
+    }
+
+    /// A lake over an already built object store, rooted at `url`'s path. For tests that wrap a
+    /// real store (to gate or break some of its operations) and for embedding.
+    pub fn with_store(url: &Url, store: Arc<dyn ObjectStore>) -> Result<Lake> {
+        let root = Path::from(url.path().trim_matches('/'));
+        Self::assemble(url, store, root)
+    }
+
+    fn assemble(url: &Url, store: Arc<dyn ObjectStore>, root: Path) -> Result<Lake> {
+        let bad = |message: String| LakeError::Url { url: url.to_string(), message };
         let store_url = ObjectStoreUrl::parse(format!("{}://{}", url.scheme(), url.host_str().unwrap_or("")))
             .map_err(|e| bad(e.to_string()))?;
-        Ok(Lake { url: url.clone(), store, root, store_url })
+        Ok(Lake {
+            url: url.clone(),
+            store,
+            root,
+            store_url,
+            create_only_checked: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        })
+    }
+
+    /// Check that the store really refuses a second create-only put of the same key, which the
+    /// lease and the commit log rely on for "exactly one writer wins". Some S3-compatible
+    /// servers accept `If-None-Match: *` and ignore it; on such a store two runs would both
+    /// "win" and the second publish would overwrite the first. Probes once per process (a key
+    /// under `_lastseen/probe/`, removed afterwards); called before the lease is first taken, so
+    /// read-only commands never need write access.
+    pub async fn verify_create_only(&self) -> Result<()> {
+        use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+        use std::sync::atomic::Ordering;
+        if self.create_only_checked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let rel = format!("_lastseen/probe/{}", uuid::Uuid::new_v4().simple());
+        let path = self.path(&rel);
+        let create = || PutOptions { mode: PutMode::Create, ..Default::default() };
+        self.store
+            .put_opts(&path, PutPayload::from_static(b"first"), create())
+            .await
+            .map_err(|e| LakeError::store(&path, e))?;
+        let second = self.store.put_opts(&path, PutPayload::from_static(b"second"), create()).await;
+        let cleanup = self.store.delete(&path).await;
+        match second {
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {}
+            Ok(_) => {
+                return Err(LakeError::CreateOnlyIgnored { url: self.url.to_string(), probe: rel });
+            }
+            Err(e) => return Err(LakeError::store(&path, e)),
+        }
+        if let Err(e) = cleanup {
+            tracing::debug!(%path, error = %e, "could not remove the create-only probe");
+        }
+        self.create_only_checked.store(true, Ordering::Release);
+        Ok(())
     }
 
     pub fn url(&self) -> &Url {

@@ -122,8 +122,11 @@ async fn rerunning_a_snapshot_day_replaces_it() {
         })
         .collect();
     assert_eq!(ids, vec!["U2", "U4"]);
-    assert_eq!(parquet_files(&lake).await.len(), 1, "the superseded file is removed");
     assert_eq!(lake.snapshot().await.unwrap().version, 2);
+    assert_eq!(parquet_files(&lake).await.len(), 2, "the superseded file stays for readers of version 1");
+    let lease = lake.acquire_lock("v", Duration::from_secs(60)).await.unwrap();
+    lake.vacuum(&lease, Duration::ZERO, false).await.unwrap();
+    assert_eq!(parquet_files(&lake).await.len(), 1, "vacuum removes it after the window");
 }
 
 #[tokio::test]
@@ -175,28 +178,6 @@ async fn merge_tables_keep_the_newest_row_per_key_and_split_by_event_day() {
 }
 
 #[tokio::test]
-async fn unpublished_files_are_invisible_and_removed_by_the_next_commit() {
-    let (_dir, lake) = file_lake();
-    let lease = lake.acquire_lock("r1", Duration::from_secs(60)).await.unwrap();
-    let mut tx = lake.begin(&lease).await.unwrap();
-    tx.write(&SLACK_USERS, day(1), users(&["U1"])).unwrap();
-    tx.commit().await.unwrap();
-    // A run that died after writing its files and before publishing them.
-    let rows = crate::writer::prepare(&lake, &SLACK_USERS, &[], vec![users(&["U7", "U8"])]).await.unwrap();
-    crate::writer::write_files(&lake, &SLACK_USERS, day(1), "dead-run", &rows).await.unwrap();
-    assert_eq!(parquet_files(&lake).await.len(), 2);
-    assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, 1, "the dead run's file is not data");
-
-    let mut tx = lake.begin(&lease).await.unwrap();
-    tx.write(&SLACK_USERS, day(1), users(&["U1", "U2"])).unwrap();
-    tx.commit().await.unwrap();
-    let files = parquet_files(&lake).await;
-    assert_eq!(files.len(), 1, "{files:?}");
-    assert!(!files[0].contains("dead-run"));
-    assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, 2);
-}
-
-#[tokio::test]
 async fn the_lease_is_exclusive_until_released() {
     let (_dir, lake) = file_lake();
     let a = lake.acquire_lock("run-a", Duration::from_secs(60)).await.unwrap();
@@ -220,15 +201,13 @@ async fn a_lease_abandoned_by_this_process_can_be_released_without_its_guard() {
     let b = lake.acquire_lock("run-b", Duration::from_secs(60)).await.unwrap();
 
     // Another process's lease is left alone.
-    b.release().await.unwrap();
-    let lock = dir.path().join("_lastseen/lock");
-    let other = serde_json::json!({
-        "run_id": "run-elsewhere", "host": "another-host", "pid": 1,
-        "acquired_at": "2026-01-01T00:00:00Z", "expires_at": "2999-01-01T00:00:00Z"
-    });
-    std::fs::write(&lock, other.to_string()).unwrap();
+    let other = dir.path().join(format!("_lastseen/lease/{:020}.json", b.generation()));
+    let mut rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&other).unwrap()).unwrap();
+    drop(b);
+    rec["process"] = serde_json::json!("another-process");
+    std::fs::write(&other, rec.to_string()).unwrap();
     assert_eq!(lake.release_lock_held_by_this_process().await.unwrap(), None);
-    assert!(lock.exists());
+    assert!(matches!(lake.acquire_lock("run-c", Duration::from_secs(60)).await, Err(LakeError::Locked { .. })));
 }
 
 #[tokio::test]
@@ -254,9 +233,10 @@ async fn a_batch_with_the_wrong_schema_is_refused_naming_the_column() {
 #[tokio::test]
 async fn concurrent_publishers_cannot_both_win_a_version() {
     let (_dir, lake) = file_lake();
-    let snap = crate::log::Snapshot { version: 1, ..Default::default() };
+    let snap = crate::log::Snapshot { version: 1, run_id: Some("a".into()), ..Default::default() };
     assert!(lake.try_publish(&snap).await.unwrap());
-    assert!(!lake.try_publish(&snap).await.unwrap(), "the second create of version 1 must lose");
+    let other = crate::log::Snapshot { run_id: Some("b".into()), ..snap.clone() };
+    assert!(!lake.try_publish(&other).await.unwrap(), "the second create of version 1 must lose");
     let p = lake.path("_lastseen/log/00000000000000000001.json");
     assert!(lake.store().head(&p).await.is_ok());
 }
@@ -407,4 +387,492 @@ async fn a_discarded_table_is_not_published() {
     let snap = lake.snapshot().await.unwrap();
     assert!(snap.table(SLACK_ACCESS_LOGS.name).is_none());
     assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, 1);
+}
+
+// ---- Concurrency, crashes and operator mistakes (issue 13) ----------------------------------
+
+mod wrappers {
+    //! Object stores that misbehave on purpose, below the lake: real stores (in memory) with one
+    //! operation gated, broken or made ambiguous.
+
+    use std::fmt;
+    use std::sync::{Arc, Mutex};
+
+    use async_trait::async_trait;
+    use futures::StreamExt;
+    use futures::stream::BoxStream;
+    use object_store::path::Path;
+    use object_store::{
+        CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt,
+        PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    };
+    use tokio::sync::oneshot;
+
+    /// What a wrapper does to a write (put or delete) of a matching path.
+    #[derive(Default)]
+    pub struct Faults {
+        /// Path substring whose writes are affected.
+        pub matching: String,
+        /// The first write for which `gate_when(path, is_delete)` holds waits here: it reports on
+        /// `reached`, then waits for `open`.
+        pub gate: Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>,
+        pub gate_when: Option<fn(&str, bool) -> bool>,
+        /// Every create-only put is applied as a plain overwrite (a server ignoring If-None-Match).
+        pub ignore_create: bool,
+        /// The first matching create-only put is applied, then answered `AlreadyExists` (a 5xx
+        /// retried by the client whose retry meets its own object).
+        pub ambiguous_create: bool,
+        /// Matching create-only puts are refused with `AlreadyExists` without writing.
+        pub refuse_create: bool,
+        /// Matching puts fail.
+        pub fail_put: bool,
+        /// Counts aborted multipart uploads.
+        pub aborts: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    #[derive(Debug)]
+    pub struct Wrapped {
+        pub inner: Arc<dyn ObjectStore>,
+        faults: Arc<Mutex<Faults>>,
+    }
+
+    impl fmt::Debug for Faults {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Faults").field("matching", &self.matching).finish()
+        }
+    }
+
+    impl fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "Wrapped({})", self.inner)
+        }
+    }
+
+    impl Wrapped {
+        pub fn new(inner: Arc<dyn ObjectStore>, faults: Faults) -> Arc<Self> {
+            Arc::new(Wrapped { inner, faults: Arc::new(Mutex::new(faults)) })
+        }
+    }
+
+    fn err(what: &str) -> object_store::Error {
+        object_store::Error::Generic { store: "Wrapped", source: what.to_string().into() }
+    }
+
+    async fn pass_gate(faults: &Mutex<Faults>, location: &Path, delete: bool) {
+        let gate = {
+            let mut f = faults.lock().unwrap();
+            if f.gate_when.is_some_and(|when| when(location.as_ref(), delete)) { f.gate.take() } else { None }
+        };
+        if let Some((reached, open)) = gate {
+            let _ = reached.send(());
+            let _ = open.await;
+        }
+    }
+
+    #[derive(Debug)]
+    struct CountingUpload {
+        inner: Box<dyn MultipartUpload>,
+        aborts: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    #[async_trait]
+    impl MultipartUpload for CountingUpload {
+        fn put_part(&mut self, data: PutPayload) -> object_store::UploadPart {
+            self.inner.put_part(data)
+        }
+
+        async fn complete(&mut self) -> object_store::Result<PutResult> {
+            self.inner.complete().await
+        }
+
+        async fn abort(&mut self) -> object_store::Result<()> {
+            self.aborts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.abort().await
+        }
+    }
+
+    #[async_trait]
+    impl ObjectStore for Wrapped {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: PutPayload,
+            mut opts: PutOptions,
+        ) -> object_store::Result<PutResult> {
+            pass_gate(&self.faults, location, false).await;
+            let (ignore, ambiguous, refuse, fail) = {
+                let mut f = self.faults.lock().unwrap();
+                let m = location.as_ref().contains(&f.matching);
+                let create = matches!(opts.mode, PutMode::Create);
+                let ambiguous = m && create && std::mem::take(&mut f.ambiguous_create);
+                (f.ignore_create, ambiguous, m && create && f.refuse_create, m && f.fail_put)
+            };
+            if fail {
+                return Err(err("injected put failure"));
+            }
+            if refuse {
+                return Err(object_store::Error::AlreadyExists {
+                    path: location.to_string(),
+                    source: "refused".into(),
+                });
+            }
+            if ignore && matches!(opts.mode, PutMode::Create) {
+                opts.mode = PutMode::Overwrite;
+            }
+            let r = self.inner.put_opts(location, payload, opts).await?;
+            if ambiguous {
+                return Err(object_store::Error::AlreadyExists {
+                    path: location.to_string(),
+                    source: "retried".into(),
+                });
+            }
+            Ok(r)
+        }
+
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            let inner = self.inner.put_multipart_opts(location, opts).await?;
+            Ok(Box::new(CountingUpload { inner, aborts: Arc::clone(&self.faults.lock().unwrap().aborts) }))
+        }
+
+        async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+            self.inner.get_opts(location, options).await
+        }
+
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, object_store::Result<Path>>,
+        ) -> BoxStream<'static, object_store::Result<Path>> {
+            let inner = Arc::clone(&self.inner);
+            let faults = Arc::clone(&self.faults);
+            locations
+                .then(move |loc| {
+                    let inner = Arc::clone(&inner);
+                    let faults = Arc::clone(&faults);
+                    async move {
+                        let loc = loc?;
+                        pass_gate(&faults, &loc, true).await;
+                        inner.delete(&loc).await.map(|()| loc)
+                    }
+                })
+                .boxed()
+        }
+
+        fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.inner.list(prefix)
+        }
+
+        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+
+        async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+}
+
+use wrappers::{Faults, Wrapped};
+
+fn mem_url() -> url::Url {
+    url::Url::parse("memory:///lake").unwrap()
+}
+
+/// A lake over `store` (the same objects as every other lake over it).
+fn lake_over(store: Arc<dyn object_store::ObjectStore>) -> Lake {
+    Lake::with_store(&mem_url(), store).unwrap()
+}
+
+async fn commit_day(lake: &Lake, lease: &crate::LockGuard, dt: NaiveDate, ids: &[&str]) -> crate::Result<u64> {
+    let mut tx = lake.begin(lease).await?;
+    tx.write(&SLACK_USERS, dt, users(ids))?;
+    Ok(tx.commit().await?.version)
+}
+
+#[tokio::test]
+async fn two_contenders_racing_for_a_stale_lease_end_with_one_holder() {
+    let store: Arc<dyn object_store::ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let plain = lake_over(Arc::clone(&store));
+    // A run that died: its lease expired at once.
+    drop(plain.acquire_lock("dead-run", Duration::ZERO).await.unwrap());
+
+    // B's takeover write (before generations: the delete of the stale lease; now: the create
+    // of the next generation) waits at a gate until A is done.
+    let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
+    let (open_tx, open_rx) = tokio::sync::oneshot::channel();
+    let takeover: fn(&str, bool) -> bool =
+        |path, delete| (delete && path.contains("_lastseen/lock")) || (!delete && path.contains("_lastseen/lease/"));
+    let gated = Wrapped::new(
+        Arc::clone(&store),
+        Faults { gate: Some((reached_tx, open_rx)), gate_when: Some(takeover), ..Default::default() },
+    );
+    let lake_b = lake_over(gated);
+    let b = tokio::spawn(async move { lake_b.acquire_lock("run-b", Duration::from_secs(60)).await });
+    reached_rx.await.unwrap();
+    // A, ungated, judges the same lease stale and takes over.
+    let a = plain.acquire_lock("run-a", Duration::from_secs(60)).await;
+    open_tx.send(()).unwrap();
+    let b = b.await.unwrap();
+    let holders: Vec<&str> = [&a, &b].iter().filter_map(|r| r.as_ref().ok().map(|g| g.run_id())).collect();
+    assert_eq!(holders, vec!["run-a"], "exactly one holder; B got {:?}", b.as_ref().err());
+    assert!(matches!(&b, Err(LakeError::Locked { holder, .. }) if holder.contains("run-a")), "{b:?}");
+}
+
+#[tokio::test]
+async fn a_holder_whose_lease_was_taken_over_cannot_publish() {
+    let (_dir, lake) = file_lake();
+    // A's lease lapsed (its heartbeat stalled; here a zero TTL): B takes it over and commits.
+    let a = lake.acquire_lock("run-a", Duration::ZERO).await.unwrap();
+    let b = lake.acquire_lock("run-b", Duration::from_secs(60)).await.unwrap();
+    commit_day(&lake, &b, day(1), &["U1"]).await.unwrap();
+    // A, still holding its guard, tries to publish.
+    let before = lake.snapshot().await.unwrap();
+    match commit_day(&lake, &a, day(2), &["U2"]).await {
+        Err(LakeError::LeaseLost { run_id, reason, .. }) => {
+            assert_eq!(run_id, "run-a");
+            assert!(reason.contains("run-b"), "{reason}");
+        }
+        other => panic!("expected LeaseLost, got {other:?}"),
+    }
+    assert_eq!(lake.snapshot().await.unwrap(), before, "nothing published by the run that lost the lease");
+    assert!(a.ensure_held().await.is_err());
+    b.ensure_held().await.unwrap();
+    assert_eq!(lake.snapshot().await.unwrap().lease_generation, Some(b.generation()));
+    b.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_heartbeat_renews_the_lease_and_stops_once_it_is_taken_over() {
+    let (dir, lake) = file_lake();
+    let a = lake.acquire_lock("run-a", Duration::from_secs(60)).await.unwrap();
+    let rec_path = dir.path().join(format!("_lastseen/lease/{:020}.json", a.generation()));
+    let read = || serde_json::from_slice::<serde_json::Value>(&std::fs::read(&rec_path).unwrap()).unwrap();
+    let expires = || read()["expires_at"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    let first = expires();
+    a.renew().await.unwrap();
+    let renewed = expires();
+    assert!(renewed > first, "{renewed} after {first}");
+    // Another host judged A's record expired (A's clock or heartbeat stalled) and took over.
+    let mut rec = read();
+    rec["expires_at"] = serde_json::json!("2000-01-01T00:00:00Z");
+    std::fs::write(&rec_path, rec.to_string()).unwrap();
+    let b = lake.acquire_lock("run-b", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(b.generation(), a.generation() + 1);
+    assert!(matches!(a.renew().await, Err(LakeError::LeaseLost { .. })));
+    assert!(matches!(a.ensure_held().await, Err(LakeError::LeaseLost { .. })));
+    // A's release leaves B's lease alone.
+    a.release().await.unwrap();
+    assert!(matches!(lake.acquire_lock("run-c", Duration::from_secs(60)).await, Err(LakeError::Locked { .. })));
+    b.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_store_that_ignores_create_only_is_refused_before_the_lease() {
+    let store = Wrapped::new(
+        Arc::new(object_store::memory::InMemory::new()),
+        Faults { ignore_create: true, ..Default::default() },
+    );
+    let lake = lake_over(store);
+    let err = lake.acquire_lock("r", Duration::from_secs(60)).await.unwrap_err();
+    assert!(matches!(err, LakeError::CreateOnlyIgnored { .. }), "{err:?}");
+    let msg = err.to_string();
+    for needle in ["memory:///lake", "If-None-Match", "_lastseen/probe/", "nothing was written"] {
+        assert!(msg.contains(needle), "{needle} missing from: {msg}");
+    }
+    // A store that honours it passes, and the probe leaves nothing behind.
+    let (_dir, good) = file_lake();
+    good.verify_create_only().await.unwrap();
+    let left: Vec<_> = good.store().list(Some(&good.path("_lastseen/probe"))).try_collect().await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test]
+async fn an_ambiguous_create_only_put_that_succeeded_counts_as_ours() {
+    for what in ["_lastseen/log/", "_lastseen/lease/"] {
+        let store = Wrapped::new(
+            Arc::new(object_store::memory::InMemory::new()),
+            Faults { matching: what.into(), ambiguous_create: true, ..Default::default() },
+        );
+        let lake = lake_over(store);
+        let lease = lake.acquire_lock("r", Duration::from_secs(60)).await.unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(commit_day(&lake, &lease, day(1), &["U1"]).await.unwrap(), 1, "{what}");
+        lease.release().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_publish_that_keeps_losing_gives_up_with_a_conflict() {
+    let store = Wrapped::new(
+        Arc::new(object_store::memory::InMemory::new()),
+        Faults { matching: "_lastseen/log/".into(), refuse_create: true, ..Default::default() },
+    );
+    let lake = lake_over(store);
+    let lease = lake.acquire_lock("r", Duration::from_secs(60)).await.unwrap();
+    let err = commit_day(&lake, &lease, day(1), &["U1"]).await.unwrap_err();
+    assert!(matches!(err, LakeError::Conflict { .. }), "{err:?}");
+    assert!(err.to_string().contains("lost races"), "{err}");
+}
+
+#[tokio::test]
+async fn a_reader_holding_a_version_keeps_reading_while_the_next_commits_and_vacuum_runs() {
+    let (_dir, lake) = file_lake();
+    let lease = lake.acquire_lock("r", Duration::from_secs(60)).await.unwrap();
+    commit_day(&lake, &lease, day(1), &["U1", "U2", "U3"]).await.unwrap();
+    // A long report, an open shell or another engine: planned on version 1.
+    let ctx = SessionContext::new();
+    LakeTable::register_all(&ctx, &lake, &lake.snapshot().await.unwrap()).unwrap();
+    // Version 2 replaces the day, and the daily vacuum runs with a window.
+    commit_day(&lake, &lease, day(1), &["U4"]).await.unwrap();
+    let report = lake.vacuum(&lease, Duration::from_secs(3600), false).await.unwrap();
+    assert!(report.superseded_files.is_empty(), "{report:?}");
+    let rows = ctx.sql("SELECT count(*) FROM slack_users").await.unwrap().collect().await.unwrap();
+    assert_eq!(
+        datafusion::arrow::array::AsArray::as_primitive::<datafusion::arrow::datatypes::Int64Type>(rows[0].column(0))
+            .value(0),
+        3,
+        "the reader of version 1 still reads version 1"
+    );
+    assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, 1);
+    assert_eq!(parquet_files(&lake).await.len(), 2, "the superseded file waits out the window");
+
+    // Past the window (here: none), vacuum deletes it and forgets it.
+    let dry = lake.vacuum(&lease, Duration::ZERO, true).await.unwrap();
+    assert_eq!(dry.superseded_files.len(), 1);
+    assert_eq!(parquet_files(&lake).await.len(), 2, "a dry run deletes nothing");
+    let report = lake.vacuum(&lease, Duration::ZERO, false).await.unwrap();
+    assert_eq!(report.superseded_files, dry.superseded_files);
+    assert_eq!(parquet_files(&lake).await.len(), 1);
+    let snap = lake.snapshot().await.unwrap();
+    assert!(snap.superseded.is_empty(), "{:?}", snap.superseded);
+    assert_eq!(Some(snap.version), report.version);
+    assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, 1);
+    assert_eq!(lake.vacuum(&lease, Duration::ZERO, false).await.unwrap(), crate::VacuumReport::default());
+}
+
+#[tokio::test]
+async fn files_of_a_commit_that_never_published_are_vacuumed_through_its_marker_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = url::Url::from_directory_path(dir.path()).unwrap();
+    let lake = Lake::open(&url, &BTreeMap::new()).unwrap();
+    let lease = lake.acquire_lock("r1", Duration::from_secs(60)).await.unwrap();
+    commit_day(&lake, &lease, day(1), &["U1"]).await.unwrap();
+    lease.release().await.unwrap();
+
+    // A run that died after writing its files into dt=1 and dt=2, before publishing: here its
+    // log put fails.
+    let broken = Wrapped::new(
+        Arc::clone(lake.store()),
+        Faults { matching: "_lastseen/log/".into(), fail_put: true, ..Default::default() },
+    );
+    let dead = Lake::with_store(&url, broken).unwrap();
+    let lease = dead.acquire_lock("dead-run", Duration::from_secs(60)).await.unwrap();
+    let mut tx = dead.begin(&lease).await.unwrap();
+    tx.write(&SLACK_USERS, day(1), users(&["U7", "U8"])).unwrap();
+    tx.write(&SLACK_USERS, day(2), users(&["U9"])).unwrap();
+    assert!(tx.commit().await.is_err());
+    lease.release().await.unwrap();
+    // And a stray file no marker accounts for (not lastseen's, or from an older version).
+    let rows = crate::writer::prepare(&lake, &SLACK_USERS, &[], vec![users(&["X"])]).await.unwrap();
+    crate::writer::write_files(&lake, &SLACK_USERS, day(1), "unknown", &rows).await.unwrap();
+    assert_eq!(parquet_files(&lake).await.len(), 4);
+    assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, 1, "unpublished files are not data");
+
+    // The next run commits only dt=3; vacuum then removes the dead run's files in dt=1 and dt=2.
+    let lease = lake.acquire_lock("r2", Duration::from_secs(60)).await.unwrap();
+    commit_day(&lake, &lease, day(3), &["U1"]).await.unwrap();
+    let within = lake.vacuum(&lease, Duration::from_secs(3600), false).await.unwrap();
+    assert!(within.orphan_files.is_empty(), "within the window nothing goes: {within:?}");
+    let report = lake.vacuum(&lease, Duration::ZERO, false).await.unwrap();
+    assert_eq!(report.orphan_files.len(), 2, "{report:?}");
+    assert!(report.orphan_files.iter().all(|f| f.contains("part-dead-run-")), "{report:?}");
+    let files = parquet_files(&lake).await;
+    assert!(!files.iter().any(|f| f.contains("dead-run")), "{files:?}");
+    assert!(files.iter().any(|f| f.contains("part-unknown-")), "an unaccounted file is never deleted: {files:?}");
+    assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, 2);
+    let markers: Vec<_> = lake.store().list(Some(&lake.path("_lastseen/inflight"))).try_collect().await.unwrap();
+    assert!(markers.is_empty(), "settled markers are removed: {markers:?}");
+}
+
+#[tokio::test]
+async fn a_commit_removes_only_its_own_staging_folder() {
+    let (_dir, lake) = file_lake();
+    // Another run's spill files (a live writer elsewhere, or a dead run vacuum has not reached).
+    let other = lake.path("_lastseen/staging/other-run/slack_users/dt=2026-03-01/spill-000000.parquet");
+    lake.store().put(&other, bytes::Bytes::from_static(b"x").into()).await.unwrap();
+    let lease = lake.acquire_lock("spill", Duration::from_secs(60)).await.unwrap();
+    let mut tx = lake.begin(&lease).await.unwrap();
+    tx.set_memory_budget(1);
+    tx.write_spilling(&SLACK_USERS, day(1), users(&["U1"])).await.unwrap();
+    assert!(tx.spill_count() > 0);
+    tx.commit().await.unwrap();
+    let left: Vec<String> = lake
+        .store()
+        .list(Some(&lake.path("_lastseen/staging")))
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(left, vec![other.to_string()], "only this run's staging is removed");
+    // Vacuum takes the other run's folder once the window has passed.
+    assert_eq!(lake.vacuum(&lease, Duration::from_secs(3600), false).await.unwrap().staging_files, 0);
+    assert_eq!(lake.vacuum(&lease, Duration::ZERO, false).await.unwrap().staging_files, 1);
+}
+
+#[tokio::test]
+async fn a_truncated_newest_log_version_is_skipped_and_the_next_commit_repairs_the_log() {
+    let (dir, lake) = file_lake();
+    let lease = lake.acquire_lock("r", Duration::from_secs(60)).await.unwrap();
+    commit_day(&lake, &lease, day(1), &["U1"]).await.unwrap();
+    commit_day(&lake, &lease, day(2), &["U1", "U2"]).await.unwrap();
+    // A power cut: the newest version survived with zero length.
+    std::fs::write(dir.path().join("_lastseen/log/00000000000000000002.json"), b"").unwrap();
+    let snap = lake.snapshot().await.unwrap();
+    assert_eq!(snap.version, 1, "the newest readable version");
+    assert_eq!(snap.dates("slack_users"), vec![day(1)]);
+    // The next commit publishes above the damaged one.
+    assert_eq!(commit_day(&lake, &lease, day(3), &["U3"]).await.unwrap(), 3);
+    let snap = lake.snapshot().await.unwrap();
+    assert_eq!((snap.version, snap.dates("slack_users")), (3, vec![day(1), day(3)]));
+    assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, 2);
+    // Half a version (torn mid-write) is as unreadable as an empty one.
+    let v3 = dir.path().join("_lastseen/log/00000000000000000003.json");
+    let body = std::fs::read(&v3).unwrap();
+    std::fs::write(&v3, &body[..body.len() / 2]).unwrap();
+    assert_eq!(lake.snapshot().await.unwrap().version, 1);
+}
+
+#[tokio::test]
+async fn an_unfinished_multipart_upload_is_aborted_and_a_finished_one_is_not() {
+    use datafusion::parquet::arrow::async_writer::AsyncFileWriter;
+    let aborts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let store = Wrapped::new(
+        Arc::new(object_store::memory::InMemory::new()),
+        Faults { aborts: Arc::clone(&aborts), ..Default::default() },
+    );
+    let lake = lake_over(store);
+    let count = || aborts.load(std::sync::atomic::Ordering::SeqCst);
+    // Past the writer's 10 MiB buffer, so a multipart upload is under way; then the write fails
+    // (here: the writer is dropped unfinished, as on any error path).
+    let mut w = crate::writer::AbortingWriter::new(&lake, "t/dt=2026-03-01/part-x-00000.parquet");
+    w.write(bytes::Bytes::from(vec![7u8; 11 << 20])).await.unwrap();
+    drop(w);
+    for _ in 0..1000 {
+        if count() > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(count(), 1, "the abandoned upload is aborted");
+    let mut w = crate::writer::AbortingWriter::new(&lake, "t/dt=2026-03-01/part-y-00000.parquet");
+    w.write(bytes::Bytes::from(vec![7u8; 11 << 20])).await.unwrap();
+    w.complete().await.unwrap();
+    drop(w);
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(count(), 1, "a completed upload is not aborted");
+    assert!(lake.store().head(&lake.path("t/dt=2026-03-01/part-y-00000.parquet")).await.is_ok());
 }

@@ -17,11 +17,61 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 #[cfg(test)]
 use futures::TryStreamExt;
+use futures::future::BoxFuture;
 use object_store::buffered::BufWriter;
 
 use crate::catalog::{TableDef, WriteMode};
 use crate::log::DataFile;
 use crate::{Lake, LakeError, Result};
+
+/// The Parquet writer's sink: a `BufWriter` that aborts its multipart upload when dropped
+/// unfinished (a failed encode, a failed part, a cancelled run). S3 keeps the parts of an
+/// upload that is neither completed nor aborted, and bills for them, until a bucket lifecycle
+/// rule removes them.
+pub(crate) struct AbortingWriter {
+    inner: Option<BufWriter>,
+    done: bool,
+}
+
+impl AbortingWriter {
+    pub(crate) fn new(lake: &Lake, rel: &str) -> Self {
+        AbortingWriter { inner: Some(BufWriter::new(Arc::clone(lake.store()), lake.path(rel))), done: false }
+    }
+}
+
+impl datafusion::parquet::arrow::async_writer::AsyncFileWriter for AbortingWriter {
+    fn write(&mut self, bs: bytes::Bytes) -> BoxFuture<'_, datafusion::parquet::errors::Result<()>> {
+        Box::pin(async move {
+            let w = self.inner.as_mut().expect("writer present until dropped");
+            w.put(bs).await.map_err(|e| datafusion::parquet::errors::ParquetError::External(Box::new(e)))
+        })
+    }
+
+    fn complete(&mut self) -> BoxFuture<'_, datafusion::parquet::errors::Result<()>> {
+        Box::pin(async move {
+            use tokio::io::AsyncWriteExt;
+            let w = self.inner.as_mut().expect("writer present until dropped");
+            w.shutdown().await.map_err(|e| datafusion::parquet::errors::ParquetError::External(Box::new(e)))?;
+            self.done = true;
+            Ok(())
+        })
+    }
+}
+
+impl Drop for AbortingWriter {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if let (Some(mut w), Ok(rt)) = (self.inner.take(), tokio::runtime::Handle::try_current()) {
+            rt.spawn(async move {
+                if let Err(e) = w.abort().await {
+                    tracing::warn!(error = %e, "could not abort an unfinished multipart upload");
+                }
+            });
+        }
+    }
+}
 
 /// Start a new file once the current one reaches this size: big enough for few files per day,
 /// small enough that one file never dominates a reader's memory.
@@ -149,7 +199,7 @@ pub(crate) async fn write_staging(lake: &Lake, def: &TableDef, rel: &str, batche
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("zstd level 1 is valid")))
         .set_statistics_enabled(EnabledStatistics::None)
         .build();
-    let w = BufWriter::new(Arc::clone(lake.store()), lake.path(rel));
+    let w = AbortingWriter::new(lake, rel);
     let mut w = AsyncArrowWriter::try_new(w, Arc::clone(&schema), Some(props))
         .map_err(|source| LakeError::Parquet { path: rel.to_string(), source })?;
     let mut rows = 0u64;
@@ -160,19 +210,21 @@ pub(crate) async fn write_staging(lake: &Lake, def: &TableDef, rel: &str, batche
     finish(lake, rel.to_string(), w, rows).await
 }
 
-/// Encode a stream of rows into new files of partition `dt`, rolled by size.
+/// Encode a stream of rows into new files of partition `dt`, rolled by size, named
+/// `part-<file_prefix>-<n>.parquet` (the prefix is the run id plus a per-commit id, so no two
+/// commits ever write the same name and no file a version lists is ever overwritten).
 pub(crate) async fn write_stream(
     lake: &Lake,
     def: &TableDef,
     dt: NaiveDate,
-    run_id: &str,
+    file_prefix: &str,
     mut batches: SendableRecordBatchStream,
 ) -> Result<Vec<DataFile>> {
     let schema = def.schema();
     let props = writer_properties(def, &schema);
     let dir = Lake::partition_dir(def.name, dt);
     let mut files = Vec::new();
-    let mut current: Option<(String, AsyncArrowWriter<BufWriter>, u64)> = None;
+    let mut current: Option<(String, AsyncArrowWriter<AbortingWriter>, u64)> = None;
     let context = format!("merging and sorting rows of `{}`", def.name);
     while let Some(batch) = batches.next().await {
         let batch = batch.map_err(|e| LakeError::df(&context, e))?;
@@ -181,8 +233,8 @@ pub(crate) async fn write_stream(
         }
         let batch = &batch;
         if current.is_none() {
-            let rel = format!("{dir}/part-{run_id}-{:05}.parquet", files.len());
-            let w = BufWriter::new(Arc::clone(lake.store()), lake.path(&rel));
+            let rel = format!("{dir}/part-{file_prefix}-{:05}.parquet", files.len());
+            let w = AbortingWriter::new(lake, &rel);
             let w = AsyncArrowWriter::try_new(w, Arc::clone(&schema), Some(props.clone()))
                 .map_err(|source| LakeError::Parquet { path: rel.clone(), source })?;
             current = Some((rel, w, 0));
@@ -201,7 +253,7 @@ pub(crate) async fn write_stream(
     Ok(files)
 }
 
-async fn finish(lake: &Lake, rel: String, w: AsyncArrowWriter<BufWriter>, rows: u64) -> Result<DataFile> {
+async fn finish(lake: &Lake, rel: String, w: AsyncArrowWriter<AbortingWriter>, rows: u64) -> Result<DataFile> {
     w.close().await.map_err(|source| LakeError::Parquet { path: rel.clone(), source })?;
     let path = lake.path(&rel);
     let bytes = object_store::ObjectStoreExt::head(lake.store().as_ref(), &path)

@@ -10,6 +10,7 @@ mod shell;
 mod simulate;
 mod sql;
 mod tables;
+mod vacuum;
 mod validate;
 
 use std::io::Write;
@@ -33,6 +34,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Validate => validate::run(&cli.global),
         Command::Tables(args) => tables::run(&cli.global, args).await,
         Command::Simulate(args) => simulate::run(args).await,
+        Command::Vacuum(args) => vacuum::run(&cli.global, args).await,
     }
 }
 

@@ -691,6 +691,7 @@ fn a_run_killed_mid_collection_is_followed_by_a_run_without_gaps_or_duplicates()
         .std_cmd()
         .env("LASTSEEN_SLACK__ACCESS_LOGS_PAGE_SIZE", "50")
         .env("LASTSEEN_LAKE__STAGE_MEMORY_MB", "1")
+        .env("LASTSEEN_LAKE__LEASE_TTL", "1s")
         .args(["run", "--date", &d.to_string()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -705,8 +706,15 @@ fn a_run_killed_mid_collection_is_followed_by_a_run_without_gaps_or_duplicates()
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(!env.lake().join("_lastseen/log").exists(), "nothing was committed by the killed run");
+    // The killed run's lease expires one TTL after its last renewal; its staging files go to
+    // the next run's vacuum (no keep window here).
+    crate::lake_safety::wait_out_lease(&env);
 
-    let small = [("LASTSEEN_SLACK__ACCESS_LOGS_PAGE_SIZE", "200"), ("LASTSEEN_LAKE__STAGE_MEMORY_MB", "1")];
+    let small = [
+        ("LASTSEEN_SLACK__ACCESS_LOGS_PAGE_SIZE", "200"),
+        ("LASTSEEN_LAKE__STAGE_MEMORY_MB", "1"),
+        ("LASTSEEN_LAKE__KEEP_SUPERSEDED", "0s"),
+    ];
     let out = run(&env, d, env.sim().user_token(), &small);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = run(&clean, d, clean.sim().user_token(), &small);

@@ -203,7 +203,7 @@ fn the_daemon_runs_on_its_schedule_serves_health_and_metrics_and_stops_on_sigter
 
     assert_eq!(d.terminate(Duration::from_secs(60)), Some(0), "log:\n{}", d.log.join("\n"));
     assert!(d.log.iter().any(|l| l.contains("daemon stopped")), "{}", d.log.join("\n"));
-    assert!(!env.lake().join("_lastseen/lock").exists(), "the lease is released");
+    assert!(!crate::lake_safety::lease_held(&env.lake()), "the lease is released");
     // The lake is whole: every committed day reads back with one snapshot of the organisation.
     let rows = env.sql(&format!("SELECT count(*) AS n FROM slack_users WHERE dt = DATE '{}'", real_today()));
     assert_eq!(count(&rows, "n") as usize, accounts);
@@ -249,7 +249,7 @@ fn a_second_daemon_on_the_same_lake_skips_the_overlapping_run_without_failing() 
     // Only committed runs left manifests, and none failed: the loser of each race wrote nothing.
     let m = manifests(&env.lake());
     assert!(!m.is_empty() && m.iter().all(|r| r["status"] == "succeeded"), "{m:?}");
-    assert!(!env.lake().join("_lastseen/lock").exists());
+    assert!(!crate::lake_safety::lease_held(&env.lake()));
 }
 
 #[test]
@@ -337,7 +337,7 @@ fn sigterm_during_a_long_run_abandons_it_after_the_grace_period_and_releases_the
     let mut d = Daemon::start(&env, "*/2 * * * * *", &[("LASTSEEN_DAEMON__SHUTDOWN_GRACE", "1s")]);
     d.wait_for_log("scheduled run starting", Duration::from_secs(30));
     wait_until(Duration::from_secs(20), "the run to take the lake lease", || {
-        env.lake().join("_lastseen/lock").exists()
+        crate::lake_safety::lease_held(&env.lake())
     });
 
     let t0 = Instant::now();
@@ -348,7 +348,7 @@ fn sigterm_during_a_long_run_abandons_it_after_the_grace_period_and_releases_the
         log.contains("abandoned the run in progress") && log.contains("released the abandoned run's lake lease"),
         "{log}"
     );
-    assert!(!env.lake().join("_lastseen/lock").exists(), "the next run need not wait for the lease to expire");
+    assert!(!crate::lake_safety::lease_held(&env.lake()), "the next run need not wait for the lease to expire");
     // Nothing was published; the run recorded itself as failed (interrupted), not as a success.
     let m = manifests(&env.lake());
     assert!(!m.is_empty() && m.iter().all(|r| r["status"] == "failed" && r["lake_version"].is_null()), "{m:?}");

@@ -1,9 +1,103 @@
 //! Re-runs and interrupted runs never duplicate or lose committed rows.
 
-use chrono::Duration;
+use std::collections::BTreeMap;
+use std::io::BufRead;
+
+use chrono::{Duration, NaiveDate};
 use lastseen_slack_sim::Plan;
 
-use crate::support::{Env, count, end_of, files_under, today};
+use crate::support::{Env, count, end_of, files_under, parse_json_lines, today};
+
+/// `[lake]` settings that make vacuum delete at once (so leftovers can be checked on disk) and
+/// let the next run take over a killed run's lease after a second.
+fn configure_short_windows(env: &Env) {
+    std::fs::write(env.dir.path().join("lastseen.toml"), "[lake]\nkeep_superseded = \"0s\"\nlease_ttl = \"1s\"\n")
+        .unwrap();
+}
+
+/// Parquet files on disk and the files the lake lists.
+fn files_on_disk_and_listed(env: &Env) -> (u64, u64) {
+    let parquet =
+        files_under(&env.lake()).into_iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).count();
+    let out = env.cmd().args(["tables", "--format", "json"]).output().unwrap();
+    let listed: u64 = parse_json_lines(&out.stdout).iter().map(|r| r["files"].as_u64().unwrap()).sum();
+    (parquet as u64, listed)
+}
+
+/// Every table's rows, sorted, without the collection and computation timestamps (which differ
+/// between two runs of the same day by design).
+fn contents(env: &Env) -> BTreeMap<String, Vec<String>> {
+    let out = env.cmd().args(["tables", "--format", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut all = BTreeMap::new();
+    for t in parse_json_lines(&out.stdout) {
+        let table = t["table"].as_str().unwrap().to_string();
+        let mut rows: Vec<String> = env
+            .sql(&format!("SELECT * FROM {table}"))
+            .into_iter()
+            .map(|mut r| {
+                if let Some(o) = r.as_object_mut() {
+                    o.remove("collected_at");
+                    o.remove("computed_at");
+                }
+                r.to_string()
+            })
+            .collect();
+        rows.sort();
+        all.insert(table, rows);
+    }
+    all
+}
+
+/// `lastseen run --date d` stopped at `point` and killed there with SIGKILL; then waits out the
+/// lease the killed run held (it can no longer renew it).
+fn run_killed_at(env: &Env, d: NaiveDate, point: &str) {
+    env.sim().set_now(end_of(d));
+    let mut child = env
+        .std_cmd()
+        .env("LASTSEEN_TEST_FAILPOINT", format!("{point}:pause"))
+        .args(["run", "--date", &d.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let marker = format!("failpoint `{point}` reached");
+    let mut log = Vec::new();
+    let reached = stderr.lines().map_while(Result::ok).any(|l| {
+        let hit = l.contains(&marker);
+        log.push(l);
+        hit
+    });
+    assert!(reached, "the run ended without reaching failpoint {point}:\n{}", log.join("\n"));
+    child.kill().unwrap(); // SIGKILL
+    assert!(!child.wait().unwrap().success());
+    wait_out_lease(env);
+}
+
+/// Whether a live run holds the lake lease at `lake`: its newest generation record is neither
+/// released nor expired.
+pub(crate) fn lease_held(lake: &std::path::Path) -> bool {
+    let Some(newest) = files_under(&lake.join("_lastseen/lease")).into_iter().max() else { return false };
+    let Ok(rec) = serde_json::from_slice::<serde_json::Value>(&std::fs::read(newest).unwrap_or_default()) else {
+        return false;
+    };
+    let expires: chrono::DateTime<chrono::Utc> = rec["expires_at"].as_str().unwrap_or_default().parse().unwrap();
+    rec["released"] != true && expires > chrono::Utc::now()
+}
+
+/// A killed run cannot release or renew its lease: the next run takes it over once it has
+/// expired. Waits until the newest lease record's expiry has passed.
+pub(crate) fn wait_out_lease(env: &Env) {
+    // The record's expiry is the last renewal plus the TTL; wait until it has passed.
+    let lease_dir = env.lake().join("_lastseen/lease");
+    let newest = files_under(&lease_dir).into_iter().max().expect("a lease record");
+    let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(newest).unwrap()).unwrap();
+    let expires: chrono::DateTime<chrono::Utc> = rec["expires_at"].as_str().unwrap().parse().unwrap();
+    if let Ok(wait) = (expires - chrono::Utc::now() + Duration::milliseconds(50)).to_std() {
+        std::thread::sleep(wait);
+    }
+}
 
 fn table_counts(env: &Env) -> (i64, i64, i64) {
     let users = count(&env.sql("SELECT count(*) AS n FROM slack_users"), "n");
@@ -15,6 +109,7 @@ fn table_counts(env: &Env) -> (i64, i64, i64) {
 #[test]
 fn rerunning_a_day_replaces_it_without_duplicates() {
     let env = Env::start(200, Plan::Pro, 5);
+    configure_short_windows(&env);
     let d = today() - Duration::days(1);
     env.run_day_ok(d);
     let first = table_counts(&env);
@@ -30,17 +125,40 @@ fn rerunning_a_day_replaces_it_without_duplicates() {
          GROUP BY dt, team_id, user_id, ip, user_agent, date_first HAVING count(*) > 1)",
     );
     assert_eq!(count(&dup_logs, "n"), 0);
-    // Superseded files are gone: the files on disk are exactly the files the lake lists.
-    let parquet =
-        files_under(&env.lake()).into_iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")).count();
-    let out = env.cmd().args(["tables", "--format", "json"]).output().unwrap();
-    let listed: u64 = crate::support::parse_json_lines(&out.stdout).iter().map(|r| r["files"].as_u64().unwrap()).sum();
-    assert_eq!(parquet as u64, listed);
+    // With no keep window, the vacuum after each run removed the superseded files: the files
+    // on disk are exactly the files the lake lists.
+    let (on_disk, listed) = files_on_disk_and_listed(&env);
+    assert_eq!(on_disk, listed);
+}
+
+#[test]
+fn a_run_killed_at_any_failpoint_and_rerun_gives_exactly_the_rows_of_a_clean_run() {
+    let d = today() - Duration::days(1);
+    let clean = Env::start(150, Plan::Pro, 21);
+    configure_short_windows(&clean);
+    clean.run_day_ok(d);
+    clean.run_day_ok(d);
+    let expected = contents(&clean);
+    assert!(expected.get("slack_users").is_some_and(|r| r.len() >= 150), "{:?}", expected.keys());
+    assert!(expected.get("last_seen").is_some_and(|r| !r.is_empty()));
+
+    for point in ["after_data_write", "after_log_put", "mid_cleanup", "mid_vacuum"] {
+        let env = Env::start(150, Plan::Pro, 21);
+        configure_short_windows(&env);
+        env.run_day_ok(d);
+        run_killed_at(&env, d, point);
+        env.run_day_ok(d);
+        assert_eq!(contents(&env), expected, "killed at {point}, then re-run");
+        // The run after the crash settled its leftovers: nothing on disk the lake does not list.
+        let (on_disk, listed) = files_on_disk_and_listed(&env);
+        assert_eq!(on_disk, listed, "leftovers after a kill at {point}");
+    }
 }
 
 #[test]
 fn a_run_killed_between_file_write_and_commit_leaves_the_previous_content() {
     let env = Env::start(200, Plan::Pro, 9);
+    configure_short_windows(&env);
     let d = today();
     env.sim().set_now(end_of(d - Duration::days(3)));
     // First, a committed run of day D as Slack looked three days earlier.
@@ -68,8 +186,12 @@ fn a_run_killed_between_file_write_and_commit_leaves_the_previous_content() {
         before_users
     );
 
-    // The next run takes over the dead run's lease, commits, and removes the leftovers.
+    // The next run takes over the dead run's lease once it expired, commits, and (no keep
+    // window here) its vacuum removes the leftovers.
+    wait_out_lease(&env);
     env.run_day_ok(d);
+    let (on_disk, listed) = files_on_disk_and_listed(&env);
+    assert_eq!(on_disk, listed, "the killed run's files are vacuumed");
     let after = table_counts(&env);
     assert!(after.1 > before.1, "the completed run should add the newer access logs");
     let dup_logs = env.sql(
@@ -79,4 +201,36 @@ fn a_run_killed_between_file_write_and_commit_leaves_the_previous_content() {
     assert_eq!(count(&dup_logs, "n"), 0);
     let truth = env.sim().org().ground_truth(end_of(d));
     assert_eq!(env.dormant_ids(30, None), truth.dormant(30));
+}
+
+#[test]
+fn vacuum_lists_by_default_and_deletes_with_apply_only_past_the_window() {
+    let env = Env::start(100, Plan::Pro, 23);
+    let d = today() - Duration::days(1);
+    env.run_day_ok(d);
+    env.run_day_ok(d);
+    // Default window (7 days): the re-run's superseded files stay, and vacuum has nothing to do.
+    let (on_disk, listed) = files_on_disk_and_listed(&env);
+    assert!(on_disk > listed, "{on_disk} on disk, {listed} listed");
+    let out = env.cmd().args(["vacuum", "--apply"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(files_on_disk_and_listed(&env), (on_disk, listed));
+
+    // No window: a plain `vacuum` only lists them ...
+    let no_window = |args: &[&str]| {
+        let out = env.cmd().env("LASTSEEN_LAKE__KEEP_SUPERSEDED", "0s").args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dry = no_window(&["vacuum"]);
+    let listed_for_deletion = dry.lines().filter(|l| l.starts_with("would delete ") && l.ends_with(".parquet")).count();
+    assert_eq!(listed_for_deletion as u64, on_disk - listed, "{dry}");
+    assert!(dry.contains("dry run: nothing was deleted"), "{dry}");
+    assert_eq!(files_on_disk_and_listed(&env), (on_disk, listed));
+    // ... and `--apply` deletes exactly those; the data reads the same.
+    let before = table_counts(&env);
+    let applied = no_window(&["vacuum", "--apply"]);
+    assert!(applied.lines().filter(|l| l.starts_with("deleted ")).count() == listed_for_deletion, "{applied}");
+    assert_eq!(files_on_disk_and_listed(&env), (listed, listed));
+    assert_eq!(table_counts(&env), before);
 }

@@ -15,10 +15,7 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Whether a run holds the lake lease (the lease object of `lake/src/lock.rs`).
-fn lease_held(lake: &Path) -> bool {
-    lake.join("_lastseen/lock").exists()
-}
+use crate::lake_safety::lease_held;
 
 /// The newest published log version's file name, if any.
 fn newest_version(lake: &Path) -> Option<String> {
