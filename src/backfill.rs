@@ -22,7 +22,7 @@ use lastseen_lake::{Lake, LockGuard, RunKind, RunManifest, RunStatus, SourceStat
 use secrecy::SecretString;
 
 use crate::pipeline::{
-    Cancel, LEASE_TTL, add_tables, committed_by, end_of_day, not_granted_skips, note_part_skip, note_skip,
+    Cancel, add_tables, committed_by, end_of_day, not_granted_skips, note_part_skip, note_skip,
     or_cancelled, start_of_day, warn_not_granted, whole_source_skip, write_manifest,
 };
 
@@ -160,7 +160,7 @@ pub async fn run(b: Backfill<'_>, token: SecretString) -> anyhow::Result<Backfil
         workspaces = scope.workspaces.len(),
         "backfill started"
     );
-    let lease = b.lake.acquire_lock(&run_id, LEASE_TTL).await.context("taking the lake lease")?;
+    let lease = b.lake.acquire_lock(&run_id, b.config.lake.lease_ttl).await.context("taking the lake lease")?;
     let start = RunManifest {
         kind: RunKind::Backfill { from: b.from, to: b.to },
         ..RunManifest::start(&run_id, b.to, started)

@@ -28,11 +28,6 @@ use secrecy::SecretString;
 
 type IngestResult<T> = std::result::Result<T, IngestError>;
 
-/// The lake lease's expiry where no config is at hand (`lake.lease_ttl` otherwise). The lease
-/// renews itself every third of it while the run is alive, so this is how long a killed run
-/// blocks the next one, not how long a run may take.
-pub(crate) const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(120);
-
 /// Resolves when the run must stop (SIGTERM or Ctrl-C); shared so every stage can wait on it.
 pub type Cancel = Shared<BoxFuture<'static, ()>>;
 
