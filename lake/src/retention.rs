@@ -142,7 +142,8 @@ impl Lake {
                     continue;
                 }
                 for (dt, p) in std::mem::replace(&mut t.partitions, keep) {
-                    dropped.push((DroppedPartition { table: table.clone(), dt, rows: p.rows, files: p.files.len() }, p));
+                    dropped
+                        .push((DroppedPartition { table: table.clone(), dt, rows: p.rows, files: p.files.len() }, p));
                 }
             }
             if dropped.is_empty() {

@@ -245,6 +245,7 @@ fn check_reports_that_the_lakes_store_honours_create_only_puts() {
     assert!(words[1].starts_with("file://") && words[1].contains(env.lake().to_str().unwrap()), "{line}");
     assert_eq!(words[2..], ["ok", "(create-only", "puts", "honoured)"], "{line}");
     // The probe cleans up after itself: check leaves no object in the lake.
-    let left: Vec<_> = files_under(&env.lake()).into_iter().filter(|p| p.to_string_lossy().contains("_lastseen/probe")).collect();
+    let left: Vec<_> =
+        files_under(&env.lake()).into_iter().filter(|p| p.to_string_lossy().contains("_lastseen/probe")).collect();
     assert!(left.is_empty(), "{left:?}");
 }

@@ -396,7 +396,8 @@ proptest! {
 #[test]
 fn an_identity_export_that_shrank_past_the_share_is_refused_naming_both_counts() {
     use lastseen_lake::{PartitionState, Snapshot, TableState};
-    let part = |rows: u64| PartitionState { files: Vec::new(), rows, run_id: "r".into(), committed_at: now(), version: 1 };
+    let part =
+        |rows: u64| PartitionState { files: Vec::new(), rows, run_id: "r".into(), committed_at: now(), version: 1 };
     let mut snap = Snapshot::default();
     snap.tables.insert(
         "identities".into(),
