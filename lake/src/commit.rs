@@ -419,7 +419,8 @@ impl Transaction {
                 files: files.len(),
                 bytes: files.iter().map(|f| f.bytes).sum(),
             };
-            let state = PartitionState { files, rows: n_rows, run_id: run_id.clone(), committed_at: Utc::now() };
+            let state =
+                PartitionState { files, rows: n_rows, run_id: run_id.clone(), committed_at: Utc::now(), version: 0 };
             staged.push((write, state));
         }
         failpoint("after_data_write");
@@ -433,13 +434,7 @@ impl Transaction {
             // Fencing: only the holder of the newest lease generation publishes, and never over
             // a version a newer generation published.
             lake.check_lease(&lease).await?;
-            if let Some(newer) = latest.lease_generation.filter(|g| *g > generation) {
-                return Err(LakeError::LeaseLost {
-                    run_id: run_id.clone(),
-                    generation,
-                    reason: format!("version {} was published under lease generation {newer}", latest.version),
-                });
-            }
+            check_generation(&latest, &run_id, generation)?;
             let now = Utc::now();
             let mut next = latest.clone();
             next.version = number;
@@ -450,6 +445,9 @@ impl Transaction {
                 let def = crate::catalog::table(&w.table)?;
                 let t = next.tables.entry(w.table.clone()).or_default();
                 t.schema_version = def.version;
+                // The version stamp, not `committed_at`, orders partitions (D18): it is the same
+                // on every machine, whatever its clock.
+                let state = PartitionState { version: number, ..state.clone() };
                 if let Some(old) = t.partitions.insert(w.dt, state.clone()) {
                     let kept: BTreeSet<&str> = state.files.iter().map(|f| f.path.as_str()).collect();
                     let gone: Vec<DataFile> =
@@ -485,6 +483,20 @@ impl Transaction {
         remove_own_staging(&lake, &run_id).await;
         Ok(CommitSummary { version: published.version, partitions: staged.into_iter().map(|(w, _)| w).collect() })
     }
+}
+
+/// Fencing on the log: a run never publishes over a version that a newer lease generation
+/// published (it lost the lease, even if its own record still looks current to it). Every
+/// publish path (commit, retention, vacuum) calls this on the version it builds on.
+pub(crate) fn check_generation(latest: &Snapshot, run_id: &str, generation: u64) -> Result<()> {
+    if let Some(newer) = latest.lease_generation.filter(|g| *g > generation) {
+        return Err(LakeError::LeaseLost {
+            run_id: run_id.to_string(),
+            generation,
+            reason: format!("version {} was published under lease generation {newer}", latest.version),
+        });
+    }
+    Ok(())
 }
 
 /// Jittered exponential backoff between publish attempts: 20 ms doubling, capped at 2 s, so

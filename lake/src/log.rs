@@ -69,7 +69,13 @@ pub struct PartitionState {
     pub files: Vec<DataFile>,
     pub rows: u64,
     pub run_id: String,
+    /// Wall-clock time of the committing machine: for people. Never compared across runs.
     pub committed_at: DateTime<Utc>,
+    /// The log version that wrote this partition's content (0 in logs written before it was
+    /// recorded). Derived tables compare it with their inputs' to decide what is stale: unlike
+    /// `committed_at` it does not depend on which machine's clock stamped it (D18).
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// A committed Parquet file; `path` is relative to the lake root.

@@ -1,22 +1,22 @@
 //! Retention: dropping partitions older than a per-table cutoff from the lake, as one new log
-//! version, then deleting their files.
+//! version. Their files are not deleted here: the version records them as superseded, and
+//! `vacuum` deletes them once the keep window has passed, so a reader still holding an older
+//! version keeps reading them.
 //!
 //! Two guards keep a mistake (a typo'd `[lake.retention]`, a wrong clock) from destroying
 //! history Slack will not give back: a table's newest partition is never dropped, and a pass
 //! that would drop more than `max_drop` of a table's partitions (and more than one: the daily
 //! case) drops nothing of that table and reports it as refused.
 //!
-//! Same order as a commit, for the same crash safety: the version that no longer lists the
-//! partitions is published first, the files are deleted after. A crash in between leaves
-//! unlisted files that no lastseen reader sees; every pass also sweeps partition folders older
-//! than the cutoff that the log no longer lists, so the next pass deletes them.
+//! The version is published like a commit's: fenced on the lease (the run must hold the newest
+//! generation, and the version it builds on must not come from a newer one), numbered above the
+//! newest version listed (a torn one included), with a create-only put.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{NaiveDate, Utc};
-use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
 
+use crate::commit::check_generation;
 use crate::{Lake, LakeError, LockGuard, Result};
 
 /// Publishing races lost in a row before giving up; the lease makes even one unlikely.
@@ -79,8 +79,8 @@ fn exceeds_share(would_drop: usize, partitions: usize, max_drop: Option<f64>) ->
 impl Lake {
     /// Drop every partition of each table dated before that table's cutoff (`dt < cutoff`).
     /// Tables not named keep everything. Publishes one new version when anything is dropped
-    /// (none otherwise), then deletes the dropped partitions' files. Holding the lease is
-    /// required, as for a commit: deleting files is only safe when no writer is mid-commit.
+    /// (none otherwise) that records the dropped partitions' files as superseded; `vacuum`
+    /// deletes them after the keep window. Holding the lease is required, as for a commit.
     /// The table's newest partition is kept whatever its date. No share guard: see
     /// [`Lake::apply_retention_guarded`].
     pub async fn apply_retention(
@@ -103,11 +103,20 @@ impl Lake {
         for table in cutoffs.keys() {
             crate::catalog::table(table)?;
         }
+        let generation = lease.generation();
         let mut attempts = 0;
-        let (snapshot, dropped, refused) = loop {
+        let (published, dropped, refused) = loop {
             attempts += 1;
-            let latest = self.snapshot().await?;
+            // The same fencing as a commit: still the newest lease generation, and never over a
+            // version a newer generation published.
+            lease.ensure_held().await?;
+            // `head`, not `snapshot`: the number to take is one above the newest version listed,
+            // readable or not, so a pass after a torn version publishes above it.
+            let (latest, number) = self.head().await?;
+            check_generation(&latest, lease.run_id(), generation)?;
             let mut next = latest.clone();
+            next.version = number;
+            let now = Utc::now();
             let mut dropped = Vec::new();
             let mut refused = Vec::new();
             for (table, cutoff) in cutoffs {
@@ -138,74 +147,31 @@ impl Lake {
                 }
             }
             if dropped.is_empty() {
-                break (latest, dropped, refused);
+                break (None, dropped, refused);
             }
-            next.version = latest.version + 1;
-            next.committed_at = Some(Utc::now());
+            // The files stay on storage, recorded as superseded: a reader still scanning an
+            // older version keeps them until `vacuum` finds them past the keep window.
+            next.supersede(dropped.iter().flat_map(|(_, p)| p.files.iter()), now);
+            next.committed_at = Some(now);
             next.run_id = Some(lease.run_id().to_string());
+            next.lease_generation = Some(generation);
             if self.try_publish(&next).await? {
-                break (next, dropped, refused);
+                break (Some(next.version), dropped, refused);
             }
             if attempts >= MAX_ATTEMPTS {
-                return Err(LakeError::Conflict { version: latest.version + 1, what: "retention".into() });
+                return Err(LakeError::Conflict { version: number, what: "retention".into() });
             }
         };
-        let mut doomed: BTreeSet<String> =
-            dropped.iter().flat_map(|(_, p)| p.files.iter().map(|f| f.path.clone())).collect();
-        for (table, cutoff) in cutoffs.iter().filter(|(t, _)| !refused.iter().any(|r| &r.table == *t)) {
-            doomed.extend(self.unlisted_files_before(&snapshot, table, *cutoff).await);
-        }
-        for rel in doomed {
-            match self.store().delete(&self.path(&rel)).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => tracing::warn!(file = %rel, error = %e, "could not delete a file dropped by retention"),
-            }
-        }
         for (d, _) in &dropped {
             tracing::info!(table = %d.table, dt = %d.dt, rows = d.rows, files = d.files, "retention dropped partition");
         }
         for r in &refused {
             tracing::warn!("{r}");
         }
-        if !dropped.is_empty() {
-            self.prune_log(snapshot.version).await;
+        if let Some(version) = published {
+            self.prune_log(version).await;
         }
         Ok(RetentionOutcome { dropped: dropped.into_iter().map(|(d, _)| d).collect(), refused })
-    }
-
-    /// Parquet files in `<table>/dt=D/` folders with `D < cutoff` that `snapshot` does not list
-    /// (best effort: a listing failure is logged and leaves them for the next pass).
-    async fn unlisted_files_before(&self, snapshot: &crate::Snapshot, table: &str, cutoff: NaiveDate) -> Vec<String> {
-        let dir = self.path(table);
-        let listing = match self.store().list_with_delimiter(Some(&dir)).await {
-            Ok(l) => l,
-            Err(object_store::Error::NotFound { .. }) => return Vec::new(),
-            Err(e) => {
-                tracing::warn!(dir = %dir, error = %e, "could not list table folder for retention");
-                return Vec::new();
-            }
-        };
-        let prefix = format!("{}=", crate::PARTITION_COLUMN);
-        let mut out = Vec::new();
-        for folder in listing.common_prefixes {
-            let Some(dt) = folder
-                .filename()
-                .and_then(|f| f.strip_prefix(&prefix))
-                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-            else {
-                continue;
-            };
-            if dt >= cutoff || snapshot.partition(table, dt).is_some() {
-                continue;
-            }
-            match self.store().list(Some(&folder)).try_collect::<Vec<_>>().await {
-                Ok(objects) => out.extend(
-                    objects.iter().filter_map(|o| self.relative(&o.location)).filter(|rel| rel.ends_with(".parquet")),
-                ),
-                Err(e) => tracing::warn!(dir = %folder, error = %e, "could not list a dropped partition"),
-            }
-        }
-        out
     }
 }
 

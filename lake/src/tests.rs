@@ -1,6 +1,6 @@
 //! Commit-protocol tests on real object stores (local disk and in-memory).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -293,15 +293,17 @@ async fn mass_change_guard_refuses_a_shrunken_snapshot_before_writing_anything()
 }
 
 #[tokio::test]
-async fn retention_drops_old_partitions_from_the_log_and_deletes_their_files() {
+async fn retention_drops_old_partitions_from_the_log_and_vacuum_deletes_their_files() {
     let (_dir, lake) = file_lake();
     for d in 1..=5 {
         commit_users(&lake, day(d), &["U1", "U2"], None).await.unwrap();
     }
-    // A run that died before publishing a file into a partition retention will drop.
-    let rows = crate::writer::prepare(&lake, &SLACK_USERS, &[], vec![users(&["U9"])]).await.unwrap();
-    crate::writer::write_files(&lake, &SLACK_USERS, day(2), "dead-run", &rows).await.unwrap();
-
+    let files_before = parquet_files(&lake).await;
+    let before = lake.snapshot().await.unwrap();
+    let dropped_files: BTreeSet<String> = (1..=3)
+        .flat_map(|d| before.partition("slack_users", day(d)).unwrap().files.iter().map(|f| f.path.clone()))
+        .collect();
+    assert_eq!(dropped_files.len(), 3);
     let lease = lake.acquire_lock("retention", Duration::from_secs(60)).await.unwrap();
     let cutoffs = BTreeMap::from([("slack_users".to_string(), day(4))]);
     let dropped = lake.apply_retention(&lease, &cutoffs).await.unwrap();
@@ -312,10 +314,12 @@ async fn retention_drops_old_partitions_from_the_log_and_deletes_their_files() {
     let snap = lake.snapshot().await.unwrap();
     assert_eq!(snap.dates("slack_users"), vec![day(4), day(5)]);
     assert_eq!(snap.dates("slack_access_logs"), vec![day(1)], "tables without a cutoff keep everything");
-    let files = parquet_files(&lake).await;
-    for d in ["01", "02", "03"] {
-        assert!(!files.iter().any(|f| f.contains(&format!("slack_users/dt=2026-03-{d}"))), "dt {d} left in {files:?}");
-    }
+    assert_eq!(snap.lease_generation, Some(lease.generation()), "published under the lease");
+    // Nothing deleted: the dropped files are recorded as superseded by this version.
+    assert_eq!(parquet_files(&lake).await, files_before);
+    let superseded: BTreeSet<String> =
+        snap.superseded.iter().filter(|s| s.version == snap.version).map(|s| s.path.clone()).collect();
+    assert_eq!(superseded, dropped_files);
     assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, 4);
 
     // Nothing older left: no new version.
@@ -324,6 +328,106 @@ async fn retention_drops_old_partitions_from_the_log_and_deletes_their_files() {
     assert_eq!(lake.snapshot().await.unwrap().version, version);
     let err = lake.apply_retention(&lease, &BTreeMap::from([("nope".to_string(), day(1))])).await.unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
+
+    // Vacuum past the window deletes the dropped partitions' files.
+    let report = lake.vacuum(&lease, Duration::ZERO, false).await.unwrap();
+    assert!(dropped_files.iter().all(|f| report.superseded_files.contains(f)), "{report:?}");
+    let left = parquet_files(&lake).await;
+    for d in ["01", "02", "03"] {
+        assert!(!left.iter().any(|f| f.contains(&format!("slack_users/dt=2026-03-{d}"))), "dt {d} left in {left:?}");
+    }
+    assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, 4);
+}
+
+#[tokio::test]
+async fn a_reader_holding_a_version_keeps_reading_a_partition_retention_drops() {
+    let (_dir, lake) = file_lake();
+    let lease = lake.acquire_lock("r", Duration::from_secs(60)).await.unwrap();
+    commit_day(&lake, &lease, day(1), &["U1", "U2", "U3"]).await.unwrap();
+    commit_day(&lake, &lease, day(2), &["U1"]).await.unwrap();
+    // A long report planned on version N, which still lists day 1.
+    let held = lake.snapshot().await.unwrap();
+    let ctx = SessionContext::new();
+    LakeTable::register_all(&ctx, &lake, &held).unwrap();
+    // The rows themselves, not `count(*)`: a count is answered from the listed row counts
+    // without opening the files.
+    let read_held = || async {
+        let batches = ctx.sql("SELECT user_id FROM slack_users ORDER BY user_id").await?.collect().await?;
+        Ok::<_, datafusion::error::DataFusionError>(
+            batches
+                .iter()
+                .flat_map(|b| {
+                    datafusion::arrow::array::AsArray::as_string::<i32>(b.column(0))
+                        .iter()
+                        .map(|v| v.unwrap().to_string())
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>(),
+        )
+    };
+    let all = ["U1", "U1", "U2", "U3"].map(String::from).to_vec();
+    assert_eq!(read_held().await.unwrap(), all);
+
+    // Version N+1 drops day 1; the daily vacuum runs with a window.
+    let cutoffs = BTreeMap::from([("slack_users".to_string(), day(2))]);
+    let out = lake.apply_retention_guarded(&lease, &cutoffs, None).await.unwrap();
+    assert_eq!(out.dropped.iter().map(|d| d.dt).collect::<Vec<_>>(), [day(1)]);
+    assert_eq!(lake.snapshot().await.unwrap().version, held.version + 1);
+    assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, 1, "new readers see N+1");
+    let report = lake.vacuum(&lease, Duration::from_secs(3600), false).await.unwrap();
+    assert!(report.superseded_files.is_empty(), "{report:?}");
+    assert_eq!(
+        read_held().await.map_err(|e| e.to_string()),
+        Ok(all),
+        "the reader of version N still reads the dropped day"
+    );
+
+    // Past the window (here: none), vacuum deletes the dropped day's file and forgets it.
+    let day1 = held.partition("slack_users", day(1)).unwrap().files.iter().map(|f| f.path.clone()).collect::<Vec<_>>();
+    let report = lake.vacuum(&lease, Duration::ZERO, false).await.unwrap();
+    assert_eq!(report.superseded_files, day1);
+    assert!(!parquet_files(&lake).await.iter().any(|f| day1.iter().any(|d| f.ends_with(d.as_str()))));
+    assert!(lake.snapshot().await.unwrap().superseded.is_empty());
+}
+
+#[tokio::test]
+async fn retention_after_a_torn_newest_version_publishes_above_it() {
+    let (dir, lake) = file_lake();
+    let lease = lake.acquire_lock("r", Duration::from_secs(60)).await.unwrap();
+    for d in 1..=3 {
+        commit_day(&lake, &lease, day(d), &["U1"]).await.unwrap();
+    }
+    // A power cut left version 4 torn (another run's commit, say).
+    std::fs::write(dir.path().join("_lastseen/log/00000000000000000004.json"), b"{\"vers").unwrap();
+    assert_eq!(lake.snapshot().await.unwrap().version, 3);
+    let cutoffs = BTreeMap::from([("slack_users".to_string(), day(2))]);
+    let out = lake.apply_retention_guarded(&lease, &cutoffs, None).await.unwrap();
+    assert_eq!(out.dropped.len(), 1);
+    let snap = lake.snapshot().await.unwrap();
+    assert_eq!((snap.version, snap.dates("slack_users")), (5, vec![day(2), day(3)]));
+    // Each partition records the version that wrote it (not the one that carried it over).
+    let versions: Vec<u64> = snap.table("slack_users").unwrap().partitions.values().map(|p| p.version).collect();
+    assert_eq!(versions, [2, 3]);
+}
+
+#[tokio::test]
+async fn retention_publishes_nothing_once_a_newer_lease_generation_has_published() {
+    let (dir, lake) = file_lake();
+    let old = lake.acquire_lock("old", Duration::from_secs(60)).await.unwrap();
+    commit_day(&lake, &old, day(1), &["U1"]).await.unwrap();
+    commit_day(&lake, &old, day(2), &["U1"]).await.unwrap();
+    let version = lake.snapshot().await.unwrap().version;
+    // Another host judged the old run's record expired (it was paused) and took over.
+    let rec_path = dir.path().join(format!("_lastseen/lease/{:020}.json", old.generation()));
+    let mut rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&rec_path).unwrap()).unwrap();
+    rec["expires_at"] = serde_json::json!("2000-01-01T00:00:00Z");
+    std::fs::write(&rec_path, rec.to_string()).unwrap();
+    let cutoffs = BTreeMap::from([("slack_users".to_string(), day(2))]);
+    let newer = lake.acquire_lock("newer", Duration::from_secs(60)).await.unwrap();
+    commit_day(&lake, &newer, day(3), &["U1"]).await.unwrap();
+    let err = lake.apply_retention_guarded(&old, &cutoffs, None).await.unwrap_err();
+    assert!(matches!(err, LakeError::LeaseLost { .. }), "{err:?}");
+    assert_eq!(lake.snapshot().await.unwrap().version, version + 1, "retention published nothing");
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
-//! Vacuum: the only place lake data files are deleted (retention aside), and only files no
-//! reader can still need.
+//! Vacuum: the only place lake data files are deleted, and only files no reader can still need.
+//! (Commits and retention record what they drop as superseded; they never delete.)
 //!
 //! A file is deleted when it is (a) recorded as superseded by a version built longer ago than
 //! the keep window (`lake.keep_superseded`, default 7 days), or (b) a file of a commit whose
@@ -198,6 +198,7 @@ impl Lake {
         for _ in 0..5 {
             lease.ensure_held().await?;
             let (latest, number) = self.head().await?;
+            crate::commit::check_generation(&latest, lease.run_id(), lease.generation())?;
             let mut next = latest.clone();
             next.superseded.retain(|s| !gone.contains(&s.path));
             next.version = number;

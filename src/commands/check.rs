@@ -2,6 +2,7 @@
 //! works or why not (scope by name, plan, token type, a standing condition by Slack's code), from
 //! the same probes and the same table of codes `run` uses; per-workspace sources are probed in
 //! each workspace, so a workspace the run would skip shows here as skipped with its reason.
+//! Last, whether the configured lake's store honours the create-only puts a run relies on.
 
 use std::sync::Arc;
 
@@ -120,7 +121,27 @@ pub async fn run(g: &GlobalArgs) -> anyhow::Result<u8> {
         println!();
         println!("access log order: {}", access_log_order(&client, &ws.id, &cfg.slack).await);
     }
+    println!();
+    let (lake, lake_ok) = lake_line(&cfg).await;
+    problem |= !lake_ok;
+    println!("lake:        {lake}");
     Ok(if problem { crate::exit::PARTIAL } else { crate::exit::OK })
+}
+
+/// The configured lake and whether its store honours create-only puts, which the lease and the
+/// commit log need (the probe `run` makes before taking the lease), so an operator learns it
+/// before the first run rather than from a refused one.
+async fn lake_line(cfg: &lastseen_config::Config) -> (String, bool) {
+    let url = &cfg.storage.url;
+    let lake = match super::open_lake(cfg) {
+        Ok(l) => l,
+        Err(e) => return (format!("{url} error: {e:#}"), false),
+    };
+    match lake.verify_create_only().await {
+        Ok(()) => (format!("{url} ok (create-only puts honoured)"), true),
+        Err(e @ lastseen_lake::LakeError::CreateOnlyIgnored { .. }) => (format!("{url} refused: {e}"), false),
+        Err(e) => (format!("{url} error: {e}"), false),
+    }
 }
 
 /// Whether the first two pages of `team`'s access log come in non-increasing `date_last` order.

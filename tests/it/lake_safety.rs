@@ -234,3 +234,18 @@ fn vacuum_lists_by_default_and_deletes_with_apply_only_past_the_window() {
     assert_eq!(files_on_disk_and_listed(&env), (listed, listed));
     assert_eq!(table_counts(&env), before);
 }
+
+#[test]
+fn check_reports_that_the_lakes_store_honours_create_only_puts() {
+    let env = Env::start(20, Plan::Pro, 5);
+    let out = env.cmd().arg("check").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().find(|l| l.starts_with("lake:")).unwrap_or_else(|| panic!("no lake line in {stdout}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert!(words[1].starts_with("file://") && words[1].contains(env.lake().to_str().unwrap()), "{line}");
+    assert_eq!(words[2..], ["ok", "(create-only", "puts", "honoured)"], "{line}");
+    // The probe cleans up after itself: check leaves no object in the lake.
+    let left: Vec<_> =
+        files_under(&env.lake()).into_iter().filter(|p| p.to_string_lossy().contains("_lastseen/probe")).collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -98,13 +98,25 @@ pub fn dirty_days(snapshot: &Snapshot, until: NaiveDate) -> BTreeSet<NaiveDate> 
             if p.rows == 0 {
                 continue;
             }
-            let fresh = snapshot.partition(ACTIVITY_DAILY.name, *dt).is_some_and(|a| a.committed_at >= p.committed_at);
+            let fresh = snapshot.partition(ACTIVITY_DAILY.name, *dt).is_some_and(|a| derived_after(a, p));
             if !fresh {
                 out.insert(*dt);
             }
         }
     }
     out
+}
+
+/// Whether derived partition `derived` was written after input partition `input`. Log versions
+/// are compared, not `committed_at`: two machines' clocks disagree (a backfill from a laptop
+/// behind the daemon's clock must still mark its day stale). A partition from a log written
+/// before versions were recorded has version 0, older than any stamped one; only when both are
+/// unstamped do the timestamps decide.
+fn derived_after(derived: &lastseen_lake::PartitionState, input: &lastseen_lake::PartitionState) -> bool {
+    if derived.version == 0 && input.version == 0 {
+        return derived.committed_at >= input.committed_at;
+    }
+    derived.version >= input.version
 }
 
 /// Whether any evidence source can speak for day `d`: its table has committed rows on or before

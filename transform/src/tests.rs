@@ -396,7 +396,8 @@ proptest! {
 #[test]
 fn an_identity_export_that_shrank_past_the_share_is_refused_naming_both_counts() {
     use lastseen_lake::{PartitionState, Snapshot, TableState};
-    let part = |rows: u64| PartitionState { files: Vec::new(), rows, run_id: "r".into(), committed_at: now() };
+    let part =
+        |rows: u64| PartitionState { files: Vec::new(), rows, run_id: "r".into(), committed_at: now(), version: 1 };
     let mut snap = Snapshot::default();
     snap.tables.insert(
         "identities".into(),
@@ -417,4 +418,32 @@ fn an_identity_export_that_shrank_past_the_share_is_refused_naming_both_counts()
     crate::check_identity_drop(&snap, day(2), 5000, 0.0).unwrap();
     crate::check_identity_drop(&Snapshot::default(), day(3), 1, 0.2).unwrap();
     assert!(crate::check_identity_drop(&snap, day(1), 10, 0.5).is_err());
+}
+
+// ---------------------------------------------------------------- staleness across clocks (D18)
+
+#[test]
+fn a_day_recommitted_after_its_activity_is_stale_even_if_the_committing_clock_was_behind() {
+    use lastseen_lake::{PartitionState, Snapshot, TableState};
+    let part = |version: u64, committed_at: DateTime<Utc>| PartitionState {
+        files: Vec::new(),
+        rows: 5,
+        run_id: "r".into(),
+        committed_at,
+        version,
+    };
+    let table = |p: PartitionState| TableState { schema_version: 1, partitions: BTreeMap::from([(day(1), p)]) };
+    let mut snap = Snapshot::default();
+    // The daemon (clock an hour ahead) derived activity_daily for day 1 in version 5; then a
+    // backfill from a laptop re-wrote that day's access logs in version 6, stamped earlier.
+    snap.tables.insert("activity_daily".into(), table(part(5, now() + chrono::Duration::hours(1))));
+    snap.tables.insert("slack_access_logs".into(), table(part(6, now())));
+    assert_eq!(crate::activity::dirty_days(&snap, day(1)), BTreeSet::from([day(1)]));
+    // Derived after the evidence (a higher version) is fresh, whatever the clocks say.
+    snap.tables.insert("activity_daily".into(), table(part(7, now() - chrono::Duration::hours(1))));
+    assert!(crate::activity::dirty_days(&snap, day(1)).is_empty());
+    // A log from before versions were stamped falls back to the timestamps.
+    snap.tables.insert("activity_daily".into(), table(part(0, now() + chrono::Duration::hours(1))));
+    snap.tables.insert("slack_access_logs".into(), table(part(0, now())));
+    assert!(crate::activity::dirty_days(&snap, day(1)).is_empty());
 }
