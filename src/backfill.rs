@@ -22,8 +22,8 @@ use lastseen_lake::{Lake, LockGuard, RunKind, RunManifest, RunStatus, SourceStat
 use secrecy::SecretString;
 
 use crate::pipeline::{
-    Cancel, add_tables, committed_by, end_of_day, not_granted_skips, note_part_skip, note_skip,
-    or_cancelled, start_of_day, warn_not_granted, whole_source_skip, write_manifest,
+    Cancel, add_tables, committed_by, end_of_day, not_granted_skips, note_part_skip, note_skip, or_cancelled,
+    start_of_day, warn_not_granted, whole_source_skip, write_manifest,
 };
 
 /// How a history-keeping source is read for a past window.
