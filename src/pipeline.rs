@@ -34,18 +34,9 @@ pub type Cancel = Shared<BoxFuture<'static, ()>>;
 /// A [`Cancel`] that resolves with the first SIGTERM or Ctrl-C. The handlers are installed
 /// here, before the run starts, so a signal at any later point stops it cleanly.
 pub fn cancel_on_signal() -> anyhow::Result<Cancel> {
-    #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    let ctrl_c = tokio::signal::ctrl_c();
+    let signal = crate::commands::shutdown_signal()?;
     let fut: BoxFuture<'static, ()> = Box::pin(async move {
-        #[cfg(unix)]
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-        #[cfg(not(unix))]
-        let _ = ctrl_c.await;
+        signal.await;
         tracing::warn!("SIGTERM or Ctrl-C: stopping the run; nothing more is published");
     });
     Ok(futures::FutureExt::shared(fut))

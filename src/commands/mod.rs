@@ -8,6 +8,7 @@ mod report;
 mod run;
 mod shell;
 mod simulate;
+pub(crate) use simulate::shutdown_signal;
 mod sql;
 mod tables;
 mod vacuum;

@@ -65,7 +65,7 @@ fn sim_base(api_url: &str) -> &str {
 
 /// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when
 /// the future is first polled.
-pub(super) fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+pub(crate) fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
