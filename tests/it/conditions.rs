@@ -200,7 +200,8 @@ fn each_standing_code_of_one_workspace_skips_that_source_for_that_workspace_only
         assert_eq!(warnings.len(), 1, "{code}: {warnings:?}");
         let w = warnings[0].as_str().unwrap();
         assert!(w.contains(source) && w.contains(&ws) && w.contains(code), "{w}");
-        assert!(tables(&env).contains(code), "{code}");
+        let listing = tables(&env);
+        assert!(listing.contains(code) && listing.contains(&ws) && listing.contains(source), "{code}: {listing}");
         let (exit, stdout) = check(&env, &token);
         assert_eq!(exit, Some(3), "{code}: {stdout}");
         assert!(check_row(&stdout, source, "skipped", &[ws.as_str(), code]), "{code}: {stdout}");
@@ -252,7 +253,8 @@ fn org_wide_conditions_skip_their_source_and_transitional_codes_are_retried_then
         let warnings = m["warnings"].as_array().unwrap();
         assert_eq!(warnings.len(), 1, "{code}: {warnings:?}");
         assert!(warnings[0].as_str().unwrap().contains(code), "{warnings:?}");
-        assert!(tables(&env).contains(code), "{code}");
+        let listing = tables(&env);
+        assert!(listing.contains(code) && listing.contains(source), "{code}: {listing}");
         let (exit, stdout) = check(&env, &token);
         assert_eq!(exit, Some(3), "{code}: {stdout}");
         assert!(check_row(&stdout, source, "skipped", &[code]), "{code}: {stdout}");

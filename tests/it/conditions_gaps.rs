@@ -254,3 +254,75 @@ fn access_logs_answered_the_classic_way_match_ground_truth() {
     assert!(a.len() > 50, "{}", a.len());
     assert_eq!(a, b);
 }
+
+#[test]
+fn scim_answering_403_with_its_error_body_is_skipped_and_named() {
+    // A bot token: SCIM needs a user token with the `admin` scope (Slack's SCIM API page), and
+    // the simulator answers 403 `{"Errors":{"description":"permission_denied","code":403}}`.
+    let env = start(Plan::Enterprise, 940, Conditions::default(), Vec::new());
+    let token = env.sim().bot_token().to_owned();
+    let sources = [("LASTSEEN_SLACK__SOURCES", "users,scim")];
+    env.sim().set_now(end_of(today()));
+    let out = env
+        .cmd()
+        .env("SLACK_TOKEN", &token)
+        .envs(sources)
+        .args(["run", "--date", &today().to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", out_text(&out));
+    let m = manifest_for(&env, today());
+    assert_eq!(m["sources"]["users"]["status"], "collected");
+    assert_eq!(m["sources"]["scim"]["status"], "skipped");
+    assert_eq!(skips(&m, "scim"), vec![("-".to_owned(), "permission_denied".to_owned())]);
+    let listing = tables(&env);
+    assert!(listing.contains("permission_denied") && listing.contains("scim"), "{listing}");
+    assert!(count(&env.sql("SELECT count(*) AS n FROM slack_users"), "n") > 0);
+    let out = env.cmd().env("SLACK_TOKEN", &token).envs(sources).arg("check").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert!(check_row(&stdout, "scim", "skipped", &["permission_denied"]), "{stdout}");
+}
+
+/// Each access-log entry of `ws` (user, ip, agent, first access) with its newest `date_last`
+/// and count: what Slack holds, however the reads were spread over days.
+fn access_rows(env: &Env, ws: &str) -> Vec<serde_json::Value> {
+    env.sql(&format!(
+        "SELECT user_id, ip, user_agent, CAST(date_first AS VARCHAR) AS f, CAST(max(date_last) AS VARCHAR) AS l, \
+         max(count) AS n FROM slack_access_logs WHERE team_id = '{ws}' \
+         GROUP BY user_id, ip, user_agent, date_first ORDER BY user_id, ip, user_agent, f"
+    ))
+}
+
+#[test]
+fn access_logs_refused_for_one_workspace_fill_its_gap_once_allowed() {
+    let denied = Conditions {
+        workspace_errors: vec![WorkspaceError {
+            method: "team.accessLogs".into(),
+            workspace: 1,
+            error: "not_an_admin".into(),
+        }],
+        ..Conditions::default()
+    };
+    let mut env = start(Plan::Enterprise, 950, denied, Vec::new());
+    let ws = env.sim().org().workspace_ids()[1].clone();
+    let token = token_of(&env);
+    let d = today();
+    let out = run(&env, d - Days::new(1), &token);
+    assert_eq!(out.status.code(), Some(3), "{}", out_text(&out));
+    assert_eq!(skips(&manifest_for(&env, d - Days::new(1)), "access_logs"), vec![(ws.clone(), "not_an_admin".into())]);
+    assert!(access_rows(&env, &ws).is_empty());
+
+    restart(&mut env, Conditions::default());
+    let out = run(&env, d, &token);
+    assert_eq!(out.status.code(), Some(0), "{}", out_text(&out));
+    // Ground truth: a lake that read the workspace on both days.
+    let clean = start(Plan::Enterprise, 950, Conditions::default(), Vec::new());
+    for day in [d - Days::new(1), d] {
+        let out = run(&clean, day, &token_of(&clean));
+        assert_eq!(out.status.code(), Some(0), "{}", out_text(&out));
+    }
+    let (got, want) = (access_rows(&env, &ws), access_rows(&clean, &ws));
+    assert!(want.len() > 10, "{}", want.len());
+    assert_eq!(got, want);
+}
