@@ -407,7 +407,16 @@ impl Transaction {
     /// Write every staged partition and publish them, with the watermarks, as one new version.
     pub async fn commit(self) -> Result<CommitSummary> {
         let Transaction {
-            lake, run_id, lease, base, next_version, mut pending, watermarks, max_snapshot_drop, carry_forward, ..
+            lake,
+            run_id,
+            lease,
+            base,
+            next_version,
+            mut pending,
+            watermarks,
+            max_snapshot_drop,
+            carry_forward,
+            ..
         } = self;
         // Carried rows count for the guard like collected ones: the comparison is like with like.
         for ((table, dt), (def, skipped)) in carry_forward {
@@ -587,7 +596,11 @@ async fn remove_own_staging(lake: &Lake, run_id: &str) {
 
 /// The previous snapshot of `def` for partition `dt`: the newest committed one dated before
 /// `dt` (yesterday's for a daily run), or, when there is none, the partition being replaced.
-fn reference_snapshot<'a>(base: &'a Snapshot, def: &TableDef, dt: NaiveDate) -> Option<(NaiveDate, &'a PartitionState)> {
+fn reference_snapshot<'a>(
+    base: &'a Snapshot,
+    def: &TableDef,
+    dt: NaiveDate,
+) -> Option<(NaiveDate, &'a PartitionState)> {
     let table = base.table(def.name)?;
     let previous = table.partitions.range(..dt).next_back().or_else(|| table.partitions.get_key_value(&dt));
     previous.map(|(d, p)| (*d, p))

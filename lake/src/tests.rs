@@ -902,11 +902,19 @@ async fn commit_skipping(
     batch: RecordBatch,
     skipped: &[&str],
     max_drop: Option<f64>,
+    spill: bool,
 ) -> crate::Result<()> {
     let lease = lake.acquire_lock("r", Duration::from_secs(60)).await.unwrap();
     let mut tx = lake.begin(&lease).await.unwrap();
     tx.guard_snapshots(max_drop);
-    tx.write(&SLACK_USERS, dt, batch).unwrap();
+    if spill {
+        // Every staged row goes to a staging file: the carried rows are checked against those.
+        tx.set_memory_budget(1);
+        tx.write_spilling(&SLACK_USERS, dt, batch).await.unwrap();
+        assert!(tx.spill_count() > 0);
+    } else {
+        tx.write(&SLACK_USERS, dt, batch).unwrap();
+    }
     tx.carry_forward_skipped(&SLACK_USERS, dt, skipped.iter().map(|s| (*s).to_owned()));
     let result = tx.commit().await.map(|_| ());
     lease.release().await.unwrap();
@@ -925,14 +933,14 @@ async fn rows_of_skipped_workspaces_are_carried_forward_and_count_for_the_guard(
         ("T2", "U6", Some(&["T2"])),
         ("T1", "U7", Some(&["T1"])),
     ];
-    commit_skipping(&lake, day(1), users_in(yesterday, ts(1, 5)), &[], Some(0.2)).await.unwrap();
+    commit_skipping(&lake, day(1), users_in(yesterday, ts(1, 5)), &[], Some(0.2), false).await.unwrap();
     // Today T2 is skipped. U6 joined T1 and is listed there; U5 (T3) and U7 (T1) are gone.
     let today: &[(&str, &str, Option<&[&str]>)] =
         &[("T1", "U1", Some(&["T1"])), ("T2", "U3", Some(&["T1", "T2"])), ("T2", "U6", Some(&["T1", "T2"]))];
     // 7 → 5 with the carried rows (28.6%): over 20%, refused; without them it would be 3.
-    let err = commit_skipping(&lake, day(2), users_in(today, ts(2, 5)), &["T2"], Some(0.2)).await.unwrap_err();
+    let err = commit_skipping(&lake, day(2), users_in(today, ts(2, 5)), &["T2"], Some(0.2), false).await.unwrap_err();
     assert!(matches!(err, LakeError::SnapshotDrop { rows: 5, previous_rows: 7, .. }), "{err:?}");
-    commit_skipping(&lake, day(2), users_in(today, ts(2, 5)), &["T2"], Some(0.3)).await.unwrap();
+    commit_skipping(&lake, day(2), users_in(today, ts(2, 5)), &["T2"], Some(0.3), false).await.unwrap();
     let b = query(
         &lake,
         "SELECT team_id || '/' || user_id || '@' || CAST(CAST(collected_at AS BIGINT) AS VARCHAR) AS r \
@@ -957,7 +965,14 @@ async fn rows_of_skipped_workspaces_are_carried_forward_and_count_for_the_guard(
         format!("T2/U6@{new}"),
     ];
     assert_eq!(got, want);
+    // The same with today's rows spilled to staging files: U6 still once.
+    commit_skipping(&lake, day(2), users_in(today, ts(2, 5)), &["T2"], Some(0.3), true).await.unwrap();
+    assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users WHERE dt = DATE '2026-03-02'").await, 5);
+    assert_eq!(
+        scalar(&lake, "SELECT count(*) FROM slack_users WHERE dt = DATE '2026-03-02' AND user_id = 'U6'").await,
+        1
+    );
     // Nothing skipped: nothing carried.
-    commit_skipping(&lake, day(3), users_in(today, ts(3, 5)), &[], None).await.unwrap();
+    commit_skipping(&lake, day(3), users_in(today, ts(3, 5)), &[], None, false).await.unwrap();
     assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users WHERE dt = DATE '2026-03-03'").await, 3);
 }

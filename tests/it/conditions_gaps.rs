@@ -54,10 +54,12 @@ fn accounts_on(env: &Env, d: NaiveDate) -> BTreeMap<String, (String, String)> {
 
 /// The accounts of the day's users snapshot listed only in workspace `ws`.
 fn only_in(env: &Env, d: NaiveDate, other: &str) -> BTreeSet<String> {
-    env.sql(&format!("SELECT user_id FROM slack_users WHERE dt = DATE '{d}' AND NOT array_has(workspace_ids, '{other}')"))
-        .iter()
-        .map(|r| r["user_id"].as_str().unwrap().to_owned())
-        .collect()
+    env.sql(&format!(
+        "SELECT user_id FROM slack_users WHERE dt = DATE '{d}' AND NOT array_has(workspace_ids, '{other}')"
+    ))
+    .iter()
+    .map(|r| r["user_id"].as_str().unwrap().to_owned())
+    .collect()
 }
 
 #[test]
@@ -139,9 +141,9 @@ fn audit_ids(env: &Env, from: NaiveDate, to: NaiveDate) -> BTreeSet<String> {
     env.sql(&format!(
         "SELECT id FROM slack_audit_logins WHERE CAST(date_create AS DATE) BETWEEN DATE '{from}' AND DATE '{to}'"
     ))
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_owned())
-        .collect()
+    .iter()
+    .map(|r| r["id"].as_str().unwrap().to_owned())
+    .collect()
 }
 
 #[test]

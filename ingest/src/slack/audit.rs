@@ -209,9 +209,10 @@ async fn next_page(mut st: Walk, collected_at_us: i64, newest: Arc<AtomicI64>) -
         }
         let url = logs_url(&st.base, &params)?;
         let action = st.action;
-        let page: LogsPage = st.client.get_rest(AUDIT_LOGS, Some(&st.org), &url).await.map_err(|e| {
-            if unsupported_action(&e) { action_skipped(&e, action) } else { e.refused_rest_token() }
-        })?;
+        let page: LogsPage =
+            st.client.get_rest(AUDIT_LOGS, Some(&st.org), &url).await.map_err(|e| {
+                if unsupported_action(&e) { action_skipped(&e, action) } else { e.refused_rest_token() }
+            })?;
         match next_cursor(&mut st.guard, page.entries.len(), page.response_metadata.and_then(|m| m.next_cursor))? {
             Some(next) => st.cursor = Some(next),
             None => st.done = true,
