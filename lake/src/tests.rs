@@ -951,7 +951,7 @@ async fn rows_of_skipped_workspaces_are_carried_forward_and_count_for_the_guard(
         .iter()
         .flat_map(|b| {
             let c = datafusion::arrow::array::AsArray::as_string::<i32>(b.column(0));
-            (0..c.len()).map(|i| c.value(i).to_owned()).collect::<Vec<_>>()
+            (0..datafusion::arrow::array::Array::len(c)).map(|i| c.value(i).to_owned()).collect::<Vec<_>>()
         })
         .collect();
     let (old, new) = (ts(1, 5), ts(2, 5));
