@@ -950,7 +950,10 @@ async fn rows_of_skipped_workspaces_are_carried_forward_and_count_for_the_guard(
     let got: Vec<String> = b
         .iter()
         .flat_map(|b| {
-            let c = datafusion::arrow::array::AsArray::as_string::<i32>(b.column(0));
+            // The concatenation may come back as a string view: read it as plain Utf8.
+            let col =
+                datafusion::arrow::compute::cast(b.column(0), &datafusion::arrow::datatypes::DataType::Utf8).unwrap();
+            let c = datafusion::arrow::array::AsArray::as_string::<i32>(&col);
             (0..datafusion::arrow::array::Array::len(c)).map(|i| c.value(i).to_owned()).collect::<Vec<_>>()
         })
         .collect();
