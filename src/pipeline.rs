@@ -406,6 +406,9 @@ async fn collect_and_commit(
             .filter(|w| r.parts_skipped.iter().any(|p| p.workspace.as_deref() == Some(w.id.as_str())))
             .count();
         rep.workspaces = ctx.scope.workspaces.len().saturating_sub(skipped_workspaces) as u64;
+        // Workspaces skipped today (not granted included) keep their previous users rows in
+        // the day's snapshot, and the mass-change guard compares like with like (DESIGN §2).
+        let skipped_ids: Vec<String> = r.parts_skipped.iter().filter_map(|p| p.workspace.clone()).collect();
         rep.skipped = std::mem::take(&mut r.parts_skipped);
         match &r.skipped {
             Some(e) => {
@@ -421,6 +424,9 @@ async fn collect_and_commit(
                     // A snapshot collected empty is still that day's snapshot.
                     for t in r.collector.tables().iter().filter(|t| t.partitioning == Partitioning::Snapshot) {
                         tx.declare_snapshot(t, run.date);
+                        if t.mass_change_guard {
+                            tx.carry_forward_skipped(t, run.date, skipped_ids.iter().cloned());
+                        }
                     }
                     for (k, v) in &r.watermarks {
                         tx.set_watermark(k.clone(), *v);

@@ -71,6 +71,9 @@ pub struct Transaction {
     watermarks: BTreeMap<String, i64>,
     /// The mass-change guard's allowed drop (0..=1) for tables that have one; `None` = off.
     max_snapshot_drop: Option<f64>,
+    /// Snapshot partitions whose source skipped some workspaces for a standing condition: the
+    /// previous snapshot's rows of only those workspaces are carried into the new one.
+    carry_forward: BTreeMap<(&'static str, NaiveDate), (&'static TableDef, BTreeSet<String>)>,
     /// Staged rows kept in memory before they are spilled to staging files.
     memory_budget: usize,
     /// Arrow bytes of all in-memory staged batches.
@@ -161,6 +164,7 @@ impl Lake {
             pending: BTreeMap::new(),
             watermarks: BTreeMap::new(),
             max_snapshot_drop: None,
+            carry_forward: BTreeMap::new(),
             memory_budget: DEFAULT_STAGE_MEMORY,
             in_memory: 0,
             spills: 0,
@@ -371,6 +375,26 @@ impl Transaction {
         self.max_snapshot_drop = max_drop;
     }
 
+    /// The source of snapshot `def` skipped `workspaces` today for a standing condition (issue
+    /// 12): at commit, the rows of the previous snapshot (the guard's reference) that belong
+    /// only to those workspaces (`workspace_ids`, or `team_id` where that is empty) and whose
+    /// key was not collected today are carried into partition `dt` unchanged, `collected_at`
+    /// included. So an account of a skipped workspace neither vanishes from the day's snapshot
+    /// as if removed nor trips the mass-change guard, while a real shrink of a collected
+    /// workspace still does. The table must have `team_id` and `workspace_ids` columns.
+    pub fn carry_forward_skipped(
+        &mut self,
+        def: &'static TableDef,
+        dt: NaiveDate,
+        workspaces: impl IntoIterator<Item = String>,
+    ) {
+        debug_assert_eq!(def.partitioning, Partitioning::Snapshot, "{} is not a snapshot table", def.name);
+        let set: BTreeSet<String> = workspaces.into_iter().collect();
+        if !set.is_empty() {
+            self.carry_forward.entry((def.name, dt)).or_insert_with(|| (def, BTreeSet::new())).1.extend(set);
+        }
+    }
+
     /// Rows staged per table, before merge/de-duplication (what `--dry-run` reports).
     pub fn staged_rows(&self) -> BTreeMap<&'static str, u64> {
         let mut m = BTreeMap::new();
@@ -382,7 +406,30 @@ impl Transaction {
 
     /// Write every staged partition and publish them, with the watermarks, as one new version.
     pub async fn commit(self) -> Result<CommitSummary> {
-        let Transaction { lake, run_id, lease, base, next_version, pending, watermarks, max_snapshot_drop, .. } = self;
+        let Transaction {
+            lake,
+            run_id,
+            lease,
+            base,
+            next_version,
+            mut pending,
+            watermarks,
+            max_snapshot_drop,
+            carry_forward,
+            ..
+        } = self;
+        // Carried rows count for the guard like collected ones: the comparison is like with like.
+        for ((table, dt), (def, skipped)) in carry_forward {
+            let Some(p) = pending.get_mut(&(table, dt)) else { continue };
+            let Some((_, previous)) = reference_snapshot(&base, def, dt) else { continue };
+            let carried = carried_rows(&lake, def, &previous.files, p, &skipped).await?;
+            let n = crate::total_rows(&carried);
+            if n > 0 {
+                tracing::info!(table, %dt, rows = n, workspaces = ?skipped, "carried rows of skipped workspaces forward");
+            }
+            p.bytes += carried.iter().map(RecordBatch::get_array_memory_size).sum::<usize>();
+            p.batches.extend(carried);
+        }
         // Guarded partitions first, so a refused snapshot stops the commit before any file is
         // written (the sort is stable: otherwise table and date order).
         let mut pending: Vec<_> = pending.into_iter().collect();
@@ -559,12 +606,87 @@ async fn remove_own_staging(lake: &Lake, run_id: &str) {
     }
 }
 
-/// The mass-change guard. The reference is the newest committed snapshot dated before `dt`
-/// (yesterday's for a daily run), or, when there is none, the partition being replaced.
-fn check_snapshot_drop(base: &Snapshot, def: &TableDef, dt: NaiveDate, rows: u64, max_drop: f64) -> Result<()> {
-    let Some(table) = base.table(def.name) else { return Ok(()) };
+/// The previous snapshot of `def` for partition `dt`: the newest committed one dated before
+/// `dt` (yesterday's for a daily run), or, when there is none, the partition being replaced.
+fn reference_snapshot<'a>(
+    base: &'a Snapshot,
+    def: &TableDef,
+    dt: NaiveDate,
+) -> Option<(NaiveDate, &'a PartitionState)> {
+    let table = base.table(def.name)?;
     let previous = table.partitions.range(..dt).next_back().or_else(|| table.partitions.get_key_value(&dt));
-    let Some((&previous_dt, previous)) = previous else { return Ok(()) };
+    previous.map(|(d, p)| (*d, p))
+}
+
+/// The rows of `previous` that belong only to `skipped` workspaces and whose sort key (the
+/// table's identity of a row) is not among the rows staged in `p`.
+async fn carried_rows(
+    lake: &Lake,
+    def: &TableDef,
+    previous: &[DataFile],
+    p: &Pending,
+    skipped: &BTreeSet<String>,
+) -> Result<Vec<RecordBatch>> {
+    use datafusion::datasource::MemTable;
+    use datafusion::prelude::{ParquetReadOptions, SessionContext};
+    let schema = def.schema();
+    for col in ["team_id", "workspace_ids"] {
+        if schema.index_of(col).is_err() {
+            return Err(LakeError::Schema {
+                table: def.name.into(),
+                message: format!("rows of skipped workspaces cannot be carried forward without a `{col}` column"),
+            });
+        }
+    }
+    if previous.is_empty() {
+        return Ok(Vec::new());
+    }
+    let what = format!("carrying rows of skipped workspaces forward in `{}`", def.name);
+    let err = |e| LakeError::df(&what, e);
+    let ctx = SessionContext::new();
+    ctx.register_object_store(lake.store_url().as_ref(), std::sync::Arc::clone(lake.store()));
+    let url = |f: &DataFile| format!("{}{}", lake.store_url().as_str(), lake.path(&f.path));
+    let read = |files: &[DataFile]| {
+        let urls: Vec<String> = files.iter().map(url).collect();
+        let opts = ParquetReadOptions::default().schema(&schema);
+        let ctx = &ctx;
+        async move { ctx.read_parquet(urls, opts).await }
+    };
+    ctx.register_table("prev", read(previous).await.map_err(err)?.into_view()).map_err(err)?;
+    let mem = MemTable::try_new(std::sync::Arc::clone(&schema), vec![p.batches.clone()]).map_err(err)?;
+    ctx.register_table("cur_mem", std::sync::Arc::new(mem)).map_err(err)?;
+    let mut cur = "SELECT * FROM cur_mem".to_string();
+    if !p.spilled.is_empty() {
+        ctx.register_table("cur_spilled", read(&p.spilled).await.map_err(err)?.into_view()).map_err(err)?;
+        cur.push_str(" UNION ALL SELECT * FROM cur_spilled");
+    }
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let list = skipped.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ");
+    let key = def.sort_key.iter().map(|c| format!("c.\"{c}\" = prev.\"{c}\"")).collect::<Vec<_>>().join(" AND ");
+    let sql = format!(
+        "SELECT prev.* FROM prev \
+         WHERE cardinality(array_except(\
+             CASE WHEN prev.workspace_ids IS NULL OR cardinality(prev.workspace_ids) = 0 \
+                  THEN make_array(prev.team_id) ELSE prev.workspace_ids END, \
+             make_array({list}))) = 0 \
+         AND NOT EXISTS (SELECT 1 FROM ({cur}) AS c WHERE {key})"
+    );
+    let df = ctx.sql(&sql).await.map_err(err)?;
+    let batches = df.collect().await.map_err(err)?;
+    // The plan's schema may differ in field metadata or nullability from the catalog's: rebuild.
+    batches
+        .into_iter()
+        .filter(|b| b.num_rows() > 0)
+        .map(|b| {
+            RecordBatch::try_new(std::sync::Arc::clone(&schema), b.columns().to_vec())
+                .map_err(|e| LakeError::arrow(&what, e))
+        })
+        .collect()
+}
+
+/// The mass-change guard, against [`reference_snapshot`].
+fn check_snapshot_drop(base: &Snapshot, def: &TableDef, dt: NaiveDate, rows: u64, max_drop: f64) -> Result<()> {
+    let Some((previous_dt, previous)) = reference_snapshot(base, def, dt) else { return Ok(()) };
     let previous_rows = previous.rows;
     // Compared in rows rather than as a ratio, so an empty previous snapshot never divides by 0.
     if rows < previous_rows && (previous_rows - rows) as f64 > max_drop * previous_rows as f64 {

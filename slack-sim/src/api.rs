@@ -798,7 +798,10 @@ async fn access_logs(ctx: &Ctx<'_>) -> Reply {
         Some(Some(b)) => b,
         Some(None) => return Reply::error("invalid_arguments"),
     };
-    let cursor_mode = params.get("cursor").is_some() || params.get("limit").is_some();
+    // A workspace switched to the classic answer ignores `limit`/`cursor` (see
+    // `Conditions::access_logs_classic`).
+    let classic_only = shared.conditions.access_logs_classic.contains(&ctx.ws);
+    let cursor_mode = !classic_only && (params.get("cursor").is_some() || params.get("limit").is_some());
     let mut offset = 0usize;
     let per_page;
     if cursor_mode {

@@ -64,6 +64,14 @@ pub struct Conditions {
     /// Slack documents no sort key ("Set the before parameter to the oldest timestamp
     /// returned", team.accessLogs page), so either order is possible.
     pub access_logs_by_date_first: bool,
+    /// Workspaces (indices; 0 outside a Grid) whose `team.accessLogs` answers the classic way
+    /// only: `limit` and `cursor` are ignored, `count` (default 100) and `page` are honoured,
+    /// and the answer carries the `paging` block (`count`, `total`, `page`, `pages`) and no
+    /// `response_metadata`. That is the method as it was before cursor paging was added in
+    /// May 2023 ("If specified, result is returned using a cursor-based approach instead of a
+    /// classic one", team.accessLogs page; `paging` as in the contract sample
+    /// `api__team.accessLogs.json` and the team.accessLogs page's example response).
+    pub access_logs_classic: Vec<usize>,
     /// The organisation's bot users are workflow and connector bots (`is_workflow_bot`,
     /// `is_connector_bot`, with `is_bot: false`): see `api::service_flags`.
     pub workflow_bots: bool,

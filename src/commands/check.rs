@@ -100,6 +100,13 @@ pub async fn run(g: &GlobalArgs) -> anyhow::Result<u8> {
                 }
             }
         }
+        // Audit actions Slack no longer supports are skipped one by one by the run.
+        if source == Source::Audit && configured && works {
+            for (_, e) in slack::audit::unsupported_actions(&ctx).await.unwrap_or_default() {
+                problem = true;
+                rows.push((source.to_string(), "skipped", reason(&e)));
+            }
+        }
         if per_workspace && configured && works {
             for ws in &scope.not_granted {
                 problem = true;

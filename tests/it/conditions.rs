@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::support::{Env, end_of, today};
 
-fn start(plan: Plan, seed: u64, conditions: Conditions, faults: Vec<FaultRule>) -> Env {
+pub(crate) fn start(plan: Plan, seed: u64, conditions: Conditions, faults: Vec<FaultRule>) -> Env {
     let mut org = OrgSpec::new(seed, 60, plan, today(), 40);
     if plan == Plan::Enterprise {
         org.workspaces = 3;
@@ -24,7 +24,7 @@ fn start(plan: Plan, seed: u64, conditions: Conditions, faults: Vec<FaultRule>) 
 
 /// Replaces the simulator (same organisation) with one under `conditions`: a condition that
 /// clears, or appears, between two runs.
-fn restart(env: &mut Env, conditions: Conditions) {
+pub(crate) fn restart(env: &mut Env, conditions: Conditions) {
     let spec = env.sim().org().spec().clone();
     if let Some(old) = env.sim.take() {
         env.rt.block_on(old.shutdown());
@@ -33,13 +33,13 @@ fn restart(env: &mut Env, conditions: Conditions) {
     env.sim = Some(env.rt.block_on(Simulator::start(cfg, "127.0.0.1:0".parse().unwrap())).unwrap());
 }
 
-fn run(env: &Env, d: chrono::NaiveDate, token: &str) -> std::process::Output {
+pub(crate) fn run(env: &Env, d: chrono::NaiveDate, token: &str) -> std::process::Output {
     env.sim().set_now(end_of(d));
     env.cmd().env("SLACK_TOKEN", token).args(["run", "--date", &d.to_string()]).output().unwrap()
 }
 
 /// The manifest of the daily run of `d` (run ids of runs in the same second do not sort by time).
-fn manifest_for(env: &Env, d: chrono::NaiveDate) -> Value {
+pub(crate) fn manifest_for(env: &Env, d: chrono::NaiveDate) -> Value {
     let dir = env.lake().join("_lastseen/runs");
     std::fs::read_dir(&dir)
         .unwrap()
@@ -49,12 +49,12 @@ fn manifest_for(env: &Env, d: chrono::NaiveDate) -> Value {
         .unwrap_or_else(|| panic!("no manifest for {d}"))
 }
 
-fn out_text(out: &std::process::Output) -> String {
+pub(crate) fn out_text(out: &std::process::Output) -> String {
     format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 /// `(workspace or "-", code)` of every skip the manifest records for `source`.
-fn skips(m: &Value, source: &str) -> Vec<(String, String)> {
+pub(crate) fn skips(m: &Value, source: &str) -> Vec<(String, String)> {
     m["sources"][source]["skipped"]
         .as_array()
         .map(|a| {
@@ -66,7 +66,7 @@ fn skips(m: &Value, source: &str) -> Vec<(String, String)> {
 }
 
 /// Every source of the run except `except` was collected with nothing skipped.
-fn others_clean(m: &Value, except: &str) {
+pub(crate) fn others_clean(m: &Value, except: &str) {
     for (name, rep) in m["sources"].as_object().unwrap() {
         if name != except {
             assert_eq!(rep["status"], "collected", "{name}: {rep}");
@@ -76,26 +76,26 @@ fn others_clean(m: &Value, except: &str) {
 }
 
 /// `lastseen check` stdout and exit code.
-fn check(env: &Env, token: &str) -> (Option<i32>, String) {
+pub(crate) fn check(env: &Env, token: &str) -> (Option<i32>, String) {
     let out = env.cmd().env("SLACK_TOKEN", token).arg("check").output().unwrap();
     (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Whether `check` has a row `source  status  …` whose reason contains every one of `parts`.
-fn check_row(stdout: &str, source: &str, status: &str, parts: &[&str]) -> bool {
+pub(crate) fn check_row(stdout: &str, source: &str, status: &str, parts: &[&str]) -> bool {
     stdout.lines().any(|l| {
         let mut w = l.split_whitespace();
         w.next() == Some(source) && w.next() == Some(status) && parts.iter().all(|p| l.contains(p))
     })
 }
 
-fn tables(env: &Env) -> String {
+pub(crate) fn tables(env: &Env) -> String {
     let out = env.cmd().args(["tables", "--format", "json"]).output().unwrap();
     assert!(out.status.success(), "{}", out_text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn distinct(env: &Env, sql: &str) -> BTreeSet<String> {
+pub(crate) fn distinct(env: &Env, sql: &str) -> BTreeSet<String> {
     env.sql(sql).iter().map(|r| r["t"].as_str().unwrap().to_owned()).collect()
 }
 
@@ -200,7 +200,8 @@ fn each_standing_code_of_one_workspace_skips_that_source_for_that_workspace_only
         assert_eq!(warnings.len(), 1, "{code}: {warnings:?}");
         let w = warnings[0].as_str().unwrap();
         assert!(w.contains(source) && w.contains(&ws) && w.contains(code), "{w}");
-        assert!(tables(&env).contains(code), "{code}");
+        let listing = tables(&env);
+        assert!(listing.contains(code) && listing.contains(&ws) && listing.contains(source), "{code}: {listing}");
         let (exit, stdout) = check(&env, &token);
         assert_eq!(exit, Some(3), "{code}: {stdout}");
         assert!(check_row(&stdout, source, "skipped", &[ws.as_str(), code]), "{code}: {stdout}");
@@ -252,7 +253,8 @@ fn org_wide_conditions_skip_their_source_and_transitional_codes_are_retried_then
         let warnings = m["warnings"].as_array().unwrap();
         assert_eq!(warnings.len(), 1, "{code}: {warnings:?}");
         assert!(warnings[0].as_str().unwrap().contains(code), "{warnings:?}");
-        assert!(tables(&env).contains(code), "{code}");
+        let listing = tables(&env);
+        assert!(listing.contains(code) && listing.contains(source), "{code}: {listing}");
         let (exit, stdout) = check(&env, &token);
         assert_eq!(exit, Some(3), "{code}: {stdout}");
         assert!(check_row(&stdout, source, "skipped", &[code]), "{code}: {stdout}");

@@ -6,6 +6,7 @@ mod support;
 mod backfill;
 mod collect;
 mod conditions;
+mod conditions_gaps;
 mod config_cli;
 mod correlation;
 mod daemon;
