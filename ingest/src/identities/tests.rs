@@ -230,3 +230,61 @@ async fn an_oversized_export_is_refused_unread() {
     let e = read_identities(&c, &BTreeMap::new(), now()).await.unwrap_err().to_string();
     assert!(e.contains("huge.csv") && e.contains("more than the 1024 MiB"), "{e}");
 }
+
+const BIG_EXPORT_CHILD: &str = "LASTSEEN_TEST_BIG_EXPORT_CHILD";
+const BIG_ROWS: usize = 20_000;
+const NOTES: usize = 10_000;
+
+/// Run in a child process by [`a_large_export_is_streamed_not_read_whole`], so its peak memory
+/// is its own: writes a 200 MB CSV export, most of it in a column no mapping reads, and loads it.
+#[test]
+fn big_export_child() {
+    let Some(dir) = std::env::var_os(BIG_EXPORT_CHILD) else { return };
+    let path = std::path::Path::new(&dir).join("big.csv");
+    {
+        use std::io::Write;
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        writeln!(w, "{},notes", HEADER.trim_end()).unwrap();
+        let notes = "n".repeat(NOTES);
+        for i in 0..BIG_ROWS {
+            writeln!(w, "HR{i},p{i}@x.example,,{i},Person {i},Eng,,active,,employee,{notes}").unwrap();
+        }
+        w.flush().unwrap();
+    }
+    let size = std::fs::metadata(&path).unwrap().len();
+    println!("SIZE={size}");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let c = cfg(&format!("[identities]\nurl = {:?}\n", path.display().to_string()));
+    let load = rt.block_on(read_identities(&c, &BTreeMap::new(), now())).unwrap();
+    println!("ROWS={}", load.identities.num_rows());
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    println!("PEAK {}", status.lines().find(|l| l.starts_with("VmHWM:")).unwrap());
+}
+
+#[test]
+fn a_large_export_is_streamed_not_read_whole() {
+    if !std::path::Path::new("/proc/self/status").exists() {
+        return; // peak RSS is read from procfs (Linux)
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "identities::tests::big_export_child", "--nocapture", "--test-threads=1"])
+        .env(BIG_EXPORT_CHILD, dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("ROWS={BIG_ROWS}\n")), "{stdout}");
+    // The harness prints the test's name on the line the first output continues.
+    let size: u64 = stdout.lines().find_map(|l| l.split_once("SIZE=")).unwrap().1.parse().unwrap();
+    assert!(size > 200_000_000, "{size}");
+    let kb: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("PEAK VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak in {stdout}"));
+    // The rows kept are a few MB; the file is 200 MB. Reading it whole (or keeping each row's
+    // text) would be at least the file's size.
+    println!("peak RSS {kb} kB for a {size}-byte export");
+    assert!(kb < 100 * 1024, "peak RSS {kb} kB for a {size}-byte export");
+}
