@@ -282,7 +282,9 @@ impl<'a> Collector<'a> {
             Some(list) => list,
             None => r.values[slot("alternate_emails")]
                 .as_deref()
-                .map(|v| v.split(cfg.list_separator).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                .map(|v| {
+                    v.split(cfg.list_separator).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+                })
                 .unwrap_or_default(),
         };
         r.values[0] = Some(id);

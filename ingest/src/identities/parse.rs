@@ -11,15 +11,15 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::async_reader::AsyncFileReader;
 use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use futures::future::BoxFuture;
 use futures::{FutureExt, TryStreamExt};
-use object_store::ObjectStoreExt;
 use lastseen_config::IdentitiesConfig;
+use object_store::ObjectStoreExt;
 
 use super::{ATTRS, RawRecord, slot};
 
@@ -246,9 +246,8 @@ pub(crate) async fn parquet_object(
     sink: &mut Sink<'_>,
 ) -> Result<(), String> {
     let reader = StoreFile { store, path, size };
-    let builder = ParquetRecordBatchStreamBuilder::new(reader)
-        .await
-        .map_err(|e| format!("not a readable Parquet file: {e}"))?;
+    let builder =
+        ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| format!("not a readable Parquet file: {e}"))?;
     let header: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
     let index = resolve(&header, cfg, None)?;
     let mut stream = builder.build().map_err(|e| format!("cannot read the Parquet file: {e}"))?;

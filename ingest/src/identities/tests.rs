@@ -301,11 +301,13 @@ async fn parquet_jsonl_and_empty_exports_stream_from_a_storage_url() {
         Field::new("identity_id", DataType::Utf8, true),
         Field::new("email", DataType::Utf8, true),
     ]));
-    let props = datafusion::parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(2)).build();
+    let props =
+        datafusion::parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(2)).build();
     let mut buf = Vec::new();
     let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(&mut buf, Arc::clone(&schema), Some(props)).unwrap();
     let ids = vec![Some("P1"), Some("P2"), None, Some("P4"), Some("P5")];
-    let cols: Vec<ArrayRef> = vec![Arc::new(StringArray::from(ids)), Arc::new(StringArray::from(vec![Some("a@x.example"); 5]))];
+    let cols: Vec<ArrayRef> =
+        vec![Arc::new(StringArray::from(ids)), Arc::new(StringArray::from(vec![Some("a@x.example"); 5]))];
     w.write(&RecordBatch::try_new(schema, cols).unwrap()).unwrap();
     w.close().unwrap();
     std::fs::write(dir.path().join("hr.parquet"), &buf).unwrap();
@@ -316,7 +318,11 @@ async fn parquet_jsonl_and_empty_exports_stream_from_a_storage_url() {
     let load = read_identities(&c, &BTreeMap::new(), now()).await.unwrap();
     assert_eq!(strings(&load.identities, "identity_id"), ["P1", "P2", "P4", "P5"].map(|s| Some(s.to_owned())));
     assert_eq!(load.problems.len(), 1);
-    assert!(load.problems[0].ends_with("hr.parquet:3: no identity id (column `identity_id` is empty)"), "{:?}", load.problems);
+    assert!(
+        load.problems[0].ends_with("hr.parquet:3: no identity id (column `identity_id` is empty)"),
+        "{:?}",
+        load.problems
+    );
 
     // A JSONL line over the cap is quarantined by line number, the lines around it still read.
     let long = format!("{{\"identity_id\": \"X\", \"pad\": \"{}\"}}", "p".repeat(parse::MAX_JSONL_LINE));
@@ -330,7 +336,11 @@ async fn parquet_jsonl_and_empty_exports_stream_from_a_storage_url() {
     let load = read_identities(&c, &BTreeMap::new(), now()).await.unwrap();
     assert_eq!(strings(&load.identities, "identity_id"), [Some("A".into()), Some("B".into())]);
     assert_eq!(load.problems.len(), 1);
-    assert!(load.problems[0].ends_with("hr.jsonl:2: the line is longer than 1024 KiB; it was skipped"), "{:?}", load.problems);
+    assert!(
+        load.problems[0].ends_with("hr.jsonl:2: the line is longer than 1024 KiB; it was skipped"),
+        "{:?}",
+        load.problems
+    );
 
     for (name, body) in [("empty.csv", "\n \n"), ("empty.jsonl", ""), ("empty.parquet", "")] {
         std::fs::write(dir.path().join(name), body).unwrap();
