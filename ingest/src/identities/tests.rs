@@ -348,3 +348,35 @@ async fn parquet_jsonl_and_empty_exports_stream_from_a_storage_url() {
         assert!(e.contains(name) && e.contains("the file is empty"), "{e}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_that_fails_or_passes_the_cap_mid_stream_fails_the_file() {
+    use futures::StreamExt;
+    let first = bytes::Bytes::from(format!("{HEADER}A,a@x.example,,1,A,Eng,,active,,employee\n"));
+    let cap = first.len() as u64 + 1;
+    let chunks =
+        move |last: object_store::Result<bytes::Bytes>| futures::stream::iter(vec![Ok(first.clone()), last]).boxed();
+    // More bytes than the cap (a file that grew after its size was checked).
+    let (reader, task) = stream::pump(chunks.clone()(Ok(bytes::Bytes::from_static(b"B,b@x.example\n"))), cap);
+    let read = tokio::task::spawn_blocking(move || {
+        let mut reader = reader;
+        parse::csv(&mut reader, &cfg(""), &mut |_| {})
+    });
+    let e = read.await.unwrap().unwrap_err();
+    assert!(e.contains("the read stopped"), "{e}");
+    assert!(matches!(task.await.unwrap(), Err(stream::PumpError::TooLarge)));
+
+    // A store error mid-read stops the parser (never a quarantined row) and is reported.
+    let failure = object_store::Error::Generic { store: "test", source: "connection reset".into() };
+    let (reader, task) = stream::pump(chunks(Err(failure)), MAX_IDENTITY_FILE);
+    let mut rows = 0;
+    let read = tokio::task::spawn_blocking(move || {
+        let mut reader = reader;
+        let r = parse::csv(&mut reader, &cfg(""), &mut |_| rows += 1);
+        (r, rows)
+    });
+    let (r, rows) = read.await.unwrap();
+    assert!(r.unwrap_err().contains("the read stopped"));
+    assert_eq!(rows, 1);
+    assert!(matches!(task.await.unwrap(), Err(stream::PumpError::Store(_))));
+}
