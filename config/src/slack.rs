@@ -38,7 +38,10 @@ pub struct SlackConfig {
     pub access_logs_overlap: Duration,
     pub request_timeout: Duration,
     pub concurrency: usize,
-    /// How long the Slack calls of one run may take in all; shorter than the lake lease.
+    /// How long the Slack calls of one run may take in all (at most 24 h). The lake lease is
+    /// renewed by a heartbeat while the run lives, so this, not the lease, bounds how long a
+    /// slow or hostile server can hold the lake; the commit and derive phase that follows is the
+    /// lake's own work and is not cut (a commit is never abandoned half-way through a deadline).
     pub run_deadline: Duration,
     pub retry: RetryConfig,
     pub rate_limits: RateLimitConfig,

@@ -507,11 +507,14 @@ fn the_token_goes_only_to_slack_hosts() {
 }
 
 #[test]
-fn run_deadline_stays_below_the_lease() {
+fn run_deadline_is_bounded_by_a_day_not_by_the_old_lease() {
     assert_eq!(load("[slack]\nrun_deadline = \"10m\"\n").unwrap().slack.run_deadline, Duration::from_secs(600));
-    for bad in ["6h", "0s"] {
+    // The lease is renewed by a heartbeat: a deadline longer than the old 6 h lease is fine.
+    assert_eq!(load("[slack]\nrun_deadline = \"8h\"\n").unwrap().slack.run_deadline, Duration::from_secs(8 * 3600));
+    for bad in ["25h", "0s"] {
         let e = err(&format!("[slack]\nrun_deadline = \"{bad}\"\n"));
         assert_eq!(e.field(), Some("slack.run_deadline"), "{bad}");
+        assert!(e.to_string().contains("at most 24h") && !e.to_string().contains("6h"), "{e}");
     }
 }
 

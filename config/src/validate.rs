@@ -28,9 +28,12 @@ pub(crate) mod defaults {
     pub const ACCESS_LOGS_OVERLAP: &str = "1d";
     pub const REQUEST_TIMEOUT: &str = "60s";
     pub const CONCURRENCY: i64 = 4;
-    /// Below the lake lease's 6 h (`LEASE_TTL` in src/pipeline.rs), with room for the commit.
+    /// The lake lease is a short record renewed by a heartbeat while the run lives, so it no
+    /// longer bounds a run: this deadline is what stops a Slack server that never ends a listing
+    /// from holding the lake. At most a day, so a hung run cannot skip a daily schedule's next
+    /// run for more than one day.
     pub const RUN_DEADLINE: &str = "5h";
-    pub const MAX_RUN_DEADLINE_SECS: u64 = 5 * 3600 + 30 * 60;
+    pub const MAX_RUN_DEADLINE_SECS: u64 = 24 * 3600;
     pub const RATE_LIMIT_BUDGET: &str = "30m";
     pub const MAX_ATTEMPTS: i64 = 8;
     pub const INITIAL_BACKOFF: &str = "500ms";
@@ -244,7 +247,8 @@ fn slack(raw: RawSlack, o: &Origins) -> Result<SlackConfig> {
         return Err(o.invalid(
             "slack.run_deadline",
             format!(
-                "must be greater than zero and at most 5h30m, below the lake lease of 6h (got {})",
+                "must be greater than zero and at most 24h: it bounds how long a run's Slack calls may \
+                 hold the lake, whose lease is renewed while the run lives (got {})",
                 humantime::format_duration(run_deadline)
             ),
         ));

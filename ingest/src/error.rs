@@ -138,11 +138,11 @@ pub enum IngestError {
     #[error("{method}: {message}")]
     Protocol { method: String, message: String },
 
-    /// The run's Slack calls took longer than `slack.run_deadline`: stopped before the lake
-    /// lease could expire under the run.
+    /// The run's Slack calls took longer than `slack.run_deadline`: stopped so a server that
+    /// never ends a listing cannot hold the lake (its lease is renewed while the run lives).
     #[error(
-        "{method}: the run's Slack calls passed slack.run_deadline ({}); stopping so the lake lease \
-         cannot expire under the run (a server that never ends a listing, or a very slow one)",
+        "{method}: the run's Slack calls passed slack.run_deadline ({}); stopping so the run does \
+         not hold the lake forever (a server that never ends a listing, or a very slow one)",
         humantime_secs(*deadline)
     )]
     Deadline { method: String, deadline: Duration },

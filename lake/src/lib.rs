@@ -36,7 +36,7 @@ pub use log::{DataFile, PartitionState, Snapshot, Superseded, TableState};
 pub use manifest::{RunKind, RunManifest, RunStatus, SkipReport, SourceReport, SourceStatus, TableReport};
 pub use provider::LakeTable;
 pub use retention::{DroppedPartition, RefusedRetention, RetentionOutcome};
-pub use store::{Lake, object_store_for, read_object};
+pub use store::{Lake, object_store_for};
 pub use vacuum::{DEFAULT_KEEP_SUPERSEDED, VacuumReport};
 
 /// Rows in a set of batches.

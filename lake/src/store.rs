@@ -158,11 +158,3 @@ pub fn object_store_for(url: &Url, options: &BTreeMap<String, String>) -> Result
         }
     })
 }
-
-/// The whole content of the single object at `url` (an input file, not a lake table).
-pub async fn read_object(url: &Url, options: &BTreeMap<String, String>) -> Result<bytes::Bytes> {
-    use object_store::ObjectStoreExt;
-    let (store, path) = object_store_for(url, options)?;
-    let got = store.get(&path).await.map_err(|e| LakeError::store(url.as_str(), e))?;
-    got.bytes().await.map_err(|e| LakeError::store(url.as_str(), e))
-}

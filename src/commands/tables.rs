@@ -22,12 +22,9 @@ pub async fn run(g: &GlobalArgs, args: &TablesArgs) -> anyhow::Result<u8> {
 
     let tables = tables_columns(&snapshot);
     let run = run_columns(last);
-    let mut out: Box<dyn Write> = match &args.output.output {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating output file {}", path.display()))?,
-        )),
-        None => Box::new(std::io::stdout().lock()),
-    };
+    // Built in memory (one row per table) and written the way exports are: a planted symlink
+    // at --output is refused, the file is owner-only and appears whole or not at all.
+    let mut out: Vec<u8> = Vec::new();
     match args.output.format {
         Format::Table => {
             lastseen_query::format::write(&[batch(tables)?], Format::Table.into(), &mut out)?;
@@ -56,7 +53,13 @@ pub async fn run(g: &GlobalArgs, args: &TablesArgs) -> anyhow::Result<u8> {
             lastseen_query::format::write(&[batch(cols)?], format.into(), &mut out)?;
         }
     }
-    out.flush().context("writing the output")?;
+    match &args.output.output {
+        Some(path) => lastseen_query::export::save_bytes(path, &out)?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&out).and_then(|()| stdout.flush()).context("writing the output")?;
+        }
+    }
     Ok(crate::exit::OK)
 }
 

@@ -160,6 +160,28 @@ fn lake_and_exports_are_owner_only_and_symlinks_are_not_followed() {
     }
 }
 
+#[cfg(unix)]
+#[test]
+fn tables_output_refuses_a_planted_symlink_and_is_owner_only() {
+    let env = Env::start(10, Plan::Pro, 6);
+    env.run_day_ok(today());
+    let victim = env.dir.path().join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    let link = env.dir.path().join("tables.csv");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let out = env.cmd().args(["tables", "--format", "csv", "--output"]).arg(&link).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("symbolic link"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+
+    let file = env.dir.path().join("tables-ok.csv");
+    let out = env.cmd().args(["tables", "--format", "csv", "--output"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(mode(&file), 0o600);
+    assert!(std::fs::read_to_string(&file).unwrap().lines().any(|l| l.starts_with("slack_users,")));
+}
+
 #[test]
 fn numeric_flags_are_bounded() {
     let env = Env::start(10, Plan::Pro, 5);

@@ -8,6 +8,7 @@
 
 mod overrides;
 mod parse;
+mod stream;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -72,46 +73,104 @@ pub struct IdentityLoad {
 }
 
 /// Read the export `cfg.url` (which must be set) with `options` for its object store.
+///
+/// The file is streamed, never held whole: CSV and JSONL go through a bounded channel to the
+/// parser on the blocking pool, Parquet is read by row groups with ranged reads. Only the parsed
+/// rows (the mapped columns, not the raw text of usable rows) are collected.
 pub async fn read_identities(
     cfg: &IdentitiesConfig,
     options: &BTreeMap<String, String>,
     loaded_at: DateTime<Utc>,
 ) -> Result<IdentityLoad> {
+    use object_store::ObjectStoreExt;
     let url = cfg.url.as_ref().ok_or_else(|| IngestError::IdentityFile {
         file: "(none)".into(),
         message: "identities.url is not set".into(),
     })?;
     let file = display_name(url);
-    let bytes = read_bounded(url, options, &file).await?;
-    // Parsing a large export is CPU work: on the blocking pool, never on an async worker.
-    let (cfg, format) = (cfg.clone(), cfg.effective_format(url));
-    tokio::task::spawn_blocking(move || parse_export(bytes, &cfg, &file, format, loaded_at))
-        .await
-        .map_err(|e| IngestError::Setup(format!("parsing the identity export: {e}")))?
+    let bad = |message: String| IngestError::IdentityFile { file: file.clone(), message };
+    let read_err = |source| IngestError::IdentityRead { file: file.clone(), source };
+    let store_err = |source| read_err(lastseen_lake::LakeError::Store { path: file.clone(), source });
+    let format = cfg
+        .effective_format(url)
+        .ok_or_else(|| bad("cannot tell the format from the name; set identities.format".into()))?;
+    let (store, path) = lastseen_lake::object_store_for(url, options).map_err(read_err)?;
+    if format == IdentityFormat::Parquet {
+        let mut collector = Collector::new(cfg);
+        let meta = store.head(&path).await.map_err(store_err)?;
+        check_size(meta.size, &file)?;
+        if meta.size == 0 {
+            return Err(bad(empty_message(cfg, format)));
+        }
+        parse::parquet_object(store, path, meta.size, cfg, &mut |r| collector.push(r)).await.map_err(bad)?;
+        return collector.finish(&file, loaded_at);
+    }
+    let got = store.get(&path).await.map_err(store_err)?;
+    check_size(got.meta.size, &file)?;
+    let (mut reader, pump) = stream::pump(got.into_stream(), MAX_IDENTITY_FILE);
+    // Parsing is CPU work and the reader blocks: on the blocking pool, never on an async worker.
+    let parsing = {
+        let (cfg, file) = (cfg.clone(), file.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut collector = Collector::new(&cfg);
+            let parsed = match format {
+                IdentityFormat::Csv => parse::csv(&mut reader, &cfg, &mut |r| collector.push(r)),
+                _ => parse::jsonl(std::io::BufReader::new(&mut reader), &cfg, &mut |r| collector.push(r)),
+            };
+            let parsed = parsed.map_err(|message| {
+                reader.drain();
+                let message = if reader.saw_content { message } else { empty_message(&cfg, format) };
+                IngestError::IdentityFile { file: file.clone(), message }
+            });
+            drop(reader);
+            parsed.and_then(|()| collector.finish(&file, loaded_at))
+        })
+    };
+    let parsed = parsing.await.map_err(|e| IngestError::Setup(format!("parsing the identity export: {e}")))?;
+    // A failed read outranks what the parser made of the truncated input.
+    match pump.await.map_err(|e| IngestError::Setup(format!("reading the identity export: {e}")))? {
+        Ok(()) => parsed,
+        Err(stream::PumpError::Store(source)) => Err(store_err(source)),
+        Err(stream::PumpError::TooLarge) => Err(too_large(&file)),
+    }
 }
 
-/// The largest identity or overrides file read. An HR export is about 200 bytes per person, so
-/// this is millions of people; anything larger is a wrong URL or a hostile file, refused before
-/// it is read rather than after memory runs out.
+/// The largest identity or overrides file read. The raw bytes are streamed, but the parsed
+/// rows are collected (about 200 bytes per person, so this is millions of people) and the read
+/// takes time; anything larger is a wrong URL or a hostile file, refused before it is read
+/// (by its reported size) or as soon as the stream passes it.
 pub const MAX_IDENTITY_FILE: u64 = 1 << 30;
 
-/// The object at `url`, refused unread when its size is over [`MAX_IDENTITY_FILE`].
+fn too_large(file: &str) -> IngestError {
+    IngestError::IdentityFile {
+        file: file.to_owned(),
+        message: format!(
+            "the file is more than the {} MiB an identity file may have; check identities.url",
+            MAX_IDENTITY_FILE >> 20
+        ),
+    }
+}
+
+fn check_size(size: u64, file: &str) -> Result<()> {
+    if size > MAX_IDENTITY_FILE { Err(too_large(file)) } else { Ok(()) }
+}
+
+fn empty_message(cfg: &IdentitiesConfig, format: IdentityFormat) -> String {
+    format!(
+        "the file is empty: expected a {format} export with at least the identity id column `{}`",
+        cfg.columns.identity_id
+    )
+}
+
+/// The object at `url` whole (the small, hand-edited overrides file only), refused unread when
+/// its size is over [`MAX_IDENTITY_FILE`].
 pub(crate) async fn read_bounded(url: &Url, options: &BTreeMap<String, String>, file: &str) -> Result<bytes::Bytes> {
     use object_store::ObjectStoreExt;
     let read_err = |source| IngestError::IdentityRead { file: file.to_owned(), source };
     let store_err = |source| read_err(lastseen_lake::LakeError::Store { path: file.to_owned(), source });
     let (store, path) = lastseen_lake::object_store_for(url, options).map_err(read_err)?;
     let got = store.get(&path).await.map_err(store_err)?;
-    if got.meta.size > MAX_IDENTITY_FILE {
-        return Err(IngestError::IdentityFile {
-            file: file.to_owned(),
-            message: format!(
-                "the file is {} MiB, more than the {} MiB an identity file may have; check identities.url",
-                got.meta.size >> 20,
-                MAX_IDENTITY_FILE >> 20
-            ),
-        });
-    }
+    check_size(got.meta.size, file)?;
     got.bytes().await.map_err(store_err)
 }
 
@@ -132,31 +191,19 @@ pub fn parse_identities(
     format: Option<IdentityFormat>,
     loaded_at: DateTime<Utc>,
 ) -> Result<IdentityLoad> {
-    parse_export(bytes::Bytes::copy_from_slice(bytes), cfg, file, format, loaded_at)
-}
-
-/// [`parse_identities`] on the buffer as read, which the Parquet reader uses without a copy.
-fn parse_export(
-    bytes: bytes::Bytes,
-    cfg: &IdentitiesConfig,
-    file: &str,
-    format: Option<IdentityFormat>,
-    loaded_at: DateTime<Utc>,
-) -> Result<IdentityLoad> {
     let bad = |message: String| IngestError::IdentityFile { file: file.to_string(), message };
     let format = format.ok_or_else(|| bad("cannot tell the format from the name; set identities.format".into()))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(bad(format!(
-            "the file is empty: expected a {format} export with at least the identity id column `{}`",
-            cfg.columns.identity_id
-        )));
+        return Err(bad(empty_message(cfg, format)));
     }
-    let records = match format {
-        IdentityFormat::Csv => parse::csv(&bytes, cfg).map_err(bad)?,
-        IdentityFormat::Jsonl => parse::jsonl(&bytes, cfg).map_err(bad)?,
-        IdentityFormat::Parquet => parse::parquet(bytes, cfg).map_err(bad)?,
-    };
-    build(records, cfg, file, loaded_at)
+    let mut collector = Collector::new(cfg);
+    let mut sink = |r| collector.push(r);
+    match format {
+        IdentityFormat::Csv => parse::csv(bytes, cfg, &mut sink).map_err(bad)?,
+        IdentityFormat::Jsonl => parse::jsonl(bytes, cfg, &mut sink).map_err(bad)?,
+        IdentityFormat::Parquet => parse::parquet(bytes::Bytes::copy_from_slice(bytes), cfg, &mut sink).map_err(bad)?,
+    }
+    collector.finish(file, loaded_at)
 }
 
 /// A parsed, validated identity.
@@ -181,37 +228,44 @@ fn parse_date(v: &str, format: &str) -> Option<NaiveDate> {
         .or_else(|| DateTime::parse_from_rfc3339(v).ok().map(|t| t.with_timezone(&Utc).date_naive()))
 }
 
-fn build(
-    records: Vec<RawRecord>,
-    cfg: &IdentitiesConfig,
-    file: &str,
-    loaded_at: DateTime<Utc>,
-) -> Result<IdentityLoad> {
-    let n = records.len();
-    let mut good: Vec<Identity> = Vec::with_capacity(n);
-    let mut refused: Vec<Refused> = Vec::new();
-    let sep = cfg.list_separator;
-    for mut r in records {
+/// Validates records as the parser yields them, keeping only what the tables need: the raw
+/// text of a record is kept only when the record is refused, so the memory held is the parsed
+/// rows, not the file.
+struct Collector<'a> {
+    cfg: &'a IdentitiesConfig,
+    records: usize,
+    good: Vec<Identity>,
+    refused: Vec<Refused>,
+}
+
+impl<'a> Collector<'a> {
+    fn new(cfg: &'a IdentitiesConfig) -> Self {
+        Collector { cfg, records: 0, good: Vec::new(), refused: Vec::new() }
+    }
+
+    fn push(&mut self, mut r: RawRecord) {
+        let cfg = self.cfg;
+        self.records += 1;
         if let Some(reason) = r.error.take() {
-            refused.push(Refused { line: r.line, identity_id: r.values[0].take(), reason, text: r.text });
-            continue;
+            self.refused.push(Refused { line: r.line, identity_id: r.values[0].take(), reason, text: r.text });
+            return;
         }
         let id = r.values[0].take();
         let Some(id) = id else {
-            refused.push(Refused {
+            self.refused.push(Refused {
                 line: r.line,
                 identity_id: None,
                 reason: format!("no identity id (column `{}` is empty)", cfg.columns.identity_id),
                 text: r.text,
             });
-            continue;
+            return;
         };
         let termination = match r.values[slot("termination_date")].as_deref() {
             None => None,
             Some(v) => match parse_date(v, &cfg.date_format) {
                 Some(d) => Some(d),
                 None => {
-                    refused.push(Refused {
+                    self.refused.push(Refused {
                         line: r.line,
                         identity_id: Some(id),
                         reason: format!(
@@ -220,7 +274,7 @@ fn build(
                         ),
                         text: r.text,
                     });
-                    continue;
+                    return;
                 }
             },
         };
@@ -228,49 +282,54 @@ fn build(
             Some(list) => list,
             None => r.values[slot("alternate_emails")]
                 .as_deref()
-                .map(|v| v.split(sep).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                .map(|v| {
+                    v.split(cfg.list_separator).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+                })
                 .unwrap_or_default(),
         };
         r.values[0] = Some(id);
-        good.push(Identity { line: r.line, values: r.values, alternates, termination });
+        self.good.push(Identity { line: r.line, values: r.values, alternates, termination });
     }
 
-    // A repeated id cannot be resolved by picking one: every copy is quarantined and the export
-    // has to be fixed, so no account is tied to the wrong record.
-    let mut lines_of: HashMap<&str, Vec<u64>> = HashMap::new();
-    for g in &good {
-        lines_of.entry(g.values[0].as_deref().expect("set above")).or_default().push(g.line);
-    }
-    let dup: HashMap<String, Vec<u64>> =
-        lines_of.into_iter().filter(|(_, l)| l.len() > 1).map(|(k, l)| (k.to_owned(), l)).collect();
-    let (good, dups): (Vec<Identity>, Vec<Identity>) =
-        good.into_iter().partition(|g| !dup.contains_key(g.values[0].as_deref().unwrap_or_default()));
-    for d in dups {
-        let id = d.values[0].clone().unwrap_or_default();
-        let lines = dup[&id].iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
-        refused.push(Refused {
-            line: d.line,
-            reason: format!("identity id `{id}` appears on several lines ({lines}); every copy is quarantined"),
-            identity_id: Some(id),
-            text: String::new(),
-        });
-    }
-    refused.sort_by_key(|r| r.line);
+    fn finish(self, file: &str, loaded_at: DateTime<Utc>) -> Result<IdentityLoad> {
+        let Collector { records: n, good, mut refused, .. } = self;
+        // A repeated id cannot be resolved by picking one: every copy is quarantined and the export
+        // has to be fixed, so no account is tied to the wrong record.
+        let mut lines_of: HashMap<&str, Vec<u64>> = HashMap::new();
+        for g in &good {
+            lines_of.entry(g.values[0].as_deref().expect("set above")).or_default().push(g.line);
+        }
+        let dup: HashMap<String, Vec<u64>> =
+            lines_of.into_iter().filter(|(_, l)| l.len() > 1).map(|(k, l)| (k.to_owned(), l)).collect();
+        let (good, dups): (Vec<Identity>, Vec<Identity>) =
+            good.into_iter().partition(|g| !dup.contains_key(g.values[0].as_deref().unwrap_or_default()));
+        for d in dups {
+            let id = d.values[0].clone().unwrap_or_default();
+            let lines = dup[&id].iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+            refused.push(Refused {
+                line: d.line,
+                reason: format!("identity id `{id}` appears on several lines ({lines}); every copy is quarantined"),
+                identity_id: Some(id),
+                text: String::new(),
+            });
+        }
+        refused.sort_by_key(|r| r.line);
 
-    let problems: Vec<String> = refused.iter().map(|r| format!("{file}:{}: {}", r.line, r.reason)).collect();
-    if good.is_empty() {
-        let first = problems.first().map(|p| format!(" (first: {p})")).unwrap_or_default();
-        return Err(IngestError::IdentityFile {
-            file: file.to_string(),
-            message: format!("no usable identity: {n} record(s) read, {} quarantined{first}", refused.len()),
-        });
+        let problems: Vec<String> = refused.iter().map(|r| format!("{file}:{}: {}", r.line, r.reason)).collect();
+        if good.is_empty() {
+            let first = problems.first().map(|p| format!(" (first: {p})")).unwrap_or_default();
+            return Err(IngestError::IdentityFile {
+                file: file.to_string(),
+                message: format!("no usable identity: {n} record(s) read, {} quarantined{first}", refused.len()),
+            });
+        }
+        Ok(IdentityLoad {
+            identities: identities_batch(&good, file, loaded_at)?,
+            quarantine: quarantine_batch(&refused, file, loaded_at)?,
+            records: n,
+            problems,
+        })
     }
-    Ok(IdentityLoad {
-        identities: identities_batch(&good, file, loaded_at)?,
-        quarantine: quarantine_batch(&refused, file, loaded_at)?,
-        records: n,
-        problems,
-    })
 }
 
 fn arrow_err(table: &'static str) -> impl Fn(datafusion::arrow::error::ArrowError) -> IngestError {

@@ -230,3 +230,153 @@ async fn an_oversized_export_is_refused_unread() {
     let e = read_identities(&c, &BTreeMap::new(), now()).await.unwrap_err().to_string();
     assert!(e.contains("huge.csv") && e.contains("more than the 1024 MiB"), "{e}");
 }
+
+const BIG_EXPORT_CHILD: &str = "LASTSEEN_TEST_BIG_EXPORT_CHILD";
+const BIG_ROWS: usize = 20_000;
+const NOTES: usize = 10_000;
+
+/// Run in a child process by [`a_large_export_is_streamed_not_read_whole`], so its peak memory
+/// is its own: writes a 200 MB CSV export, most of it in a column no mapping reads, and loads it.
+#[test]
+fn big_export_child() {
+    let Some(dir) = std::env::var_os(BIG_EXPORT_CHILD) else { return };
+    let path = std::path::Path::new(&dir).join("big.csv");
+    {
+        use std::io::Write;
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        writeln!(w, "{},notes", HEADER.trim_end()).unwrap();
+        let notes = "n".repeat(NOTES);
+        for i in 0..BIG_ROWS {
+            writeln!(w, "HR{i},p{i}@x.example,,{i},Person {i},Eng,,active,,employee,{notes}").unwrap();
+        }
+        w.flush().unwrap();
+    }
+    let size = std::fs::metadata(&path).unwrap().len();
+    println!("SIZE={size}");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let c = cfg(&format!("[identities]\nurl = {:?}\n", path.display().to_string()));
+    let load = rt.block_on(read_identities(&c, &BTreeMap::new(), now())).unwrap();
+    println!("ROWS={}", load.identities.num_rows());
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    println!("PEAK {}", status.lines().find(|l| l.starts_with("VmHWM:")).unwrap());
+}
+
+#[test]
+fn a_large_export_is_streamed_not_read_whole() {
+    if !std::path::Path::new("/proc/self/status").exists() {
+        return; // peak RSS is read from procfs (Linux)
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "identities::tests::big_export_child", "--nocapture", "--test-threads=1"])
+        .env(BIG_EXPORT_CHILD, dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("ROWS={BIG_ROWS}\n")), "{stdout}");
+    // The harness prints the test's name on the line the first output continues.
+    let size: u64 = stdout.lines().find_map(|l| l.split_once("SIZE=")).unwrap().1.parse().unwrap();
+    assert!(size > 200_000_000, "{size}");
+    let kb: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("PEAK VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak in {stdout}"));
+    // The rows kept are a few MB; the file is 200 MB. Reading it whole (or keeping each row's
+    // text) would be at least the file's size.
+    println!("peak RSS {kb} kB for a {size}-byte export");
+    assert!(kb < 100 * 1024, "peak RSS {kb} kB for a {size}-byte export");
+}
+
+#[tokio::test]
+async fn parquet_jsonl_and_empty_exports_stream_from_a_storage_url() {
+    use datafusion::arrow::array::{ArrayRef, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| cfg(&format!("[identities]\nurl = {:?}\n", dir.path().join(name).display().to_string()));
+
+    // Several row groups, read with ranged reads: rows are numbered across them.
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("identity_id", DataType::Utf8, true),
+        Field::new("email", DataType::Utf8, true),
+    ]));
+    let props =
+        datafusion::parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(2)).build();
+    let mut buf = Vec::new();
+    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(&mut buf, Arc::clone(&schema), Some(props)).unwrap();
+    let ids = vec![Some("P1"), Some("P2"), None, Some("P4"), Some("P5")];
+    let cols: Vec<ArrayRef> =
+        vec![Arc::new(StringArray::from(ids)), Arc::new(StringArray::from(vec![Some("a@x.example"); 5]))];
+    w.write(&RecordBatch::try_new(schema, cols).unwrap()).unwrap();
+    w.close().unwrap();
+    std::fs::write(dir.path().join("hr.parquet"), &buf).unwrap();
+    let only = "[identities.columns]\nemployee_id = \"\"\ndisplay_name = \"\"\ndepartment = \"\"\nmanager = \"\"\nstatus = \"\"\n\
+                termination_date = \"\"\nemployee_type = \"\"\nalternate_emails = \"\"\nusername = \"\"\n";
+    let mut c = cfg(only);
+    c.url = at("hr.parquet").url;
+    let load = read_identities(&c, &BTreeMap::new(), now()).await.unwrap();
+    assert_eq!(strings(&load.identities, "identity_id"), ["P1", "P2", "P4", "P5"].map(|s| Some(s.to_owned())));
+    assert_eq!(load.problems.len(), 1);
+    assert!(
+        load.problems[0].ends_with("hr.parquet:3: no identity id (column `identity_id` is empty)"),
+        "{:?}",
+        load.problems
+    );
+
+    // A JSONL line over the cap is quarantined by line number, the lines around it still read.
+    let long = format!("{{\"identity_id\": \"X\", \"pad\": \"{}\"}}", "p".repeat(parse::MAX_JSONL_LINE));
+    std::fs::write(
+        dir.path().join("hr.jsonl"),
+        format!("{{\"identity_id\": \"A\", \"email\": \"a@x.example\"}}\n{long}\n{{\"identity_id\": \"B\"}}\n"),
+    )
+    .unwrap();
+    let mut c = cfg(only);
+    c.url = at("hr.jsonl").url;
+    let load = read_identities(&c, &BTreeMap::new(), now()).await.unwrap();
+    assert_eq!(strings(&load.identities, "identity_id"), [Some("A".into()), Some("B".into())]);
+    assert_eq!(load.problems.len(), 1);
+    assert!(
+        load.problems[0].ends_with("hr.jsonl:2: the line is longer than 1024 KiB; it was skipped"),
+        "{:?}",
+        load.problems
+    );
+
+    for (name, body) in [("empty.csv", "\n \n"), ("empty.jsonl", ""), ("empty.parquet", "")] {
+        std::fs::write(dir.path().join(name), body).unwrap();
+        let e = read_identities(&at(name), &BTreeMap::new(), now()).await.unwrap_err().to_string();
+        assert!(e.contains(name) && e.contains("the file is empty"), "{e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_that_fails_or_passes_the_cap_mid_stream_fails_the_file() {
+    use futures::StreamExt;
+    let first = bytes::Bytes::from(format!("{HEADER}A,a@x.example,,1,A,Eng,,active,,employee\n"));
+    let cap = first.len() as u64 + 1;
+    let chunks =
+        move |last: object_store::Result<bytes::Bytes>| futures::stream::iter(vec![Ok(first.clone()), last]).boxed();
+    // More bytes than the cap (a file that grew after its size was checked).
+    let (reader, task) = stream::pump(chunks.clone()(Ok(bytes::Bytes::from_static(b"B,b@x.example\n"))), cap);
+    let read = tokio::task::spawn_blocking(move || {
+        let mut reader = reader;
+        parse::csv(&mut reader, &cfg(""), &mut |_| {})
+    });
+    let e = read.await.unwrap().unwrap_err();
+    assert!(e.contains("the read stopped"), "{e}");
+    assert!(matches!(task.await.unwrap(), Err(stream::PumpError::TooLarge)));
+
+    // A store error mid-read stops the parser (never a quarantined row) and is reported.
+    let failure = object_store::Error::Generic { store: "test", source: "connection reset".into() };
+    let (reader, task) = stream::pump(chunks(Err(failure)), MAX_IDENTITY_FILE);
+    let mut rows = 0;
+    let read = tokio::task::spawn_blocking(move || {
+        let mut reader = reader;
+        let r = parse::csv(&mut reader, &cfg(""), &mut |_| rows += 1);
+        (r, rows)
+    });
+    let (r, rows) = read.await.unwrap();
+    assert!(r.unwrap_err().contains("the read stopped"));
+    assert_eq!(rows, 1);
+    assert!(matches!(task.await.unwrap(), Err(stream::PumpError::Store(_))));
+}

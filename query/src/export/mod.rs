@@ -197,6 +197,12 @@ impl Document<'_> {
     }
 }
 
+/// Write `bytes` to `path` the way exports are written (new owner-only temporary file renamed
+/// into place, a symlink at `path` refused): for command output that is not a [`Document`].
+pub fn save_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomically(path, |file| file.write_all(bytes).map_err(|e| QueryError::io(path, e)))
+}
+
 /// Where the provenance of a CSV, JSON-lines or table export to `path` goes.
 pub fn side_file(path: &Path) -> PathBuf {
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
