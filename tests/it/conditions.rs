@@ -340,19 +340,7 @@ fn access_logs_listed_by_date_first_are_read_fully_and_match_ground_truth() {
     let order = Conditions { access_logs_by_date_first: true, ..Conditions::default() };
     let env = start(Plan::Pro, 600, order, Vec::new());
     let token = env.sim().user_token().to_owned();
-    let small = [("LASTSEEN_SLACK__ACCESS_LOGS_PAGE_SIZE", "20")];
-    let d = today();
-    for day in [d - Days::new(1), d] {
-        env.sim().set_now(end_of(day));
-        let out = env
-            .cmd()
-            .env("SLACK_TOKEN", &token)
-            .envs(small)
-            .args(["run", "--date", &day.to_string()])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", out_text(&out));
-    }
+    let d = run_two_days_with_small_access_log_pages(&env);
     let truth = env.sim().org().ground_truth(end_of(d));
     let got = env.sql(
         "SELECT user_id, CAST(to_unixtime(max(date_last)) AS BIGINT) AS last FROM slack_access_logs GROUP BY user_id",
@@ -404,4 +392,24 @@ fn analytics_skipped_while_emails_are_hidden_fill_their_gap_once_the_policy_is_l
     assert_eq!(out.status.code(), Some(0), "{}", out_text(&out));
     let want: BTreeSet<String> = (2..=5).map(|k| (d - Days::new(k)).to_string()).collect();
     assert_eq!(days(&env), want);
+}
+
+/// Runs yesterday and today with 20-entry access-log pages (so the walk spans many pages),
+/// each expected to exit 0; returns today.
+pub(crate) fn run_two_days_with_small_access_log_pages(env: &Env) -> chrono::NaiveDate {
+    let token = env.sim().user_token().to_owned();
+    let small = [("LASTSEEN_SLACK__ACCESS_LOGS_PAGE_SIZE", "20")];
+    let d = today();
+    for day in [d - Days::new(1), d] {
+        env.sim().set_now(end_of(day));
+        let out = env
+            .cmd()
+            .env("SLACK_TOKEN", &token)
+            .envs(small)
+            .args(["run", "--date", &day.to_string()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", out_text(&out));
+    }
+    d
 }

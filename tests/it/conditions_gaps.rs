@@ -9,7 +9,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{Days, NaiveDate};
 use lastseen_slack_sim::{Conditions, OrgSpec, Plan, RateLimits, SimConfig, Simulator, WorkspaceError};
 
-use crate::conditions::{check, check_row, manifest_for, out_text, restart, run, skips, start, tables};
+use crate::conditions::{
+    check, check_row, manifest_for, out_text, restart, run, run_two_days_with_small_access_log_pages, skips, start,
+    tables,
+};
 use crate::support::{Env, count, end_of, today};
 
 /// A Grid of two workspaces with `users` accounts (seeded: the same seed gives the same
@@ -208,20 +211,8 @@ fn access_logs_answered_the_classic_way_match_ground_truth() {
     // `api__team.accessLogs.json` carries `paging` {count, total, page, pages}).
     let classic = Conditions { access_logs_classic: vec![0], ..Conditions::default() };
     let env = start(Plan::Pro, 930, classic, Vec::new());
-    let token = env.sim().user_token().to_owned();
     let small = [("LASTSEEN_SLACK__ACCESS_LOGS_PAGE_SIZE", "20")];
-    let d = today();
-    for day in [d - Days::new(1), d] {
-        env.sim().set_now(end_of(day));
-        let out = env
-            .cmd()
-            .env("SLACK_TOKEN", &token)
-            .envs(small)
-            .args(["run", "--date", &day.to_string()])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", out_text(&out));
-    }
+    let d = run_two_days_with_small_access_log_pages(&env);
     // More than one classic page was read (the first answer was not the whole log).
     assert!(env.sim().call_count("team.accessLogs") > 3, "{}", env.sim().call_count("team.accessLogs"));
     let truth = env.sim().org().ground_truth(end_of(d));
