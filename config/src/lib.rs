@@ -102,6 +102,9 @@ pub struct LakeConfig {
     pub retention_max_drop: Option<f64>,
     /// Staged rows a run keeps in memory before spilling them to staging files (bytes).
     pub stage_memory: usize,
+    /// The memory pool of the derivation's DataFusion plans (bytes): sorts and aggregations past
+    /// it spill to the OS temporary directory; a plan that cannot spill fails naming the limit.
+    pub derive_memory: usize,
     /// How long files a newer version superseded, and files of runs that died, stay on storage
     /// before `vacuum` deletes them: the longest a reader may keep using an older version.
     pub keep_superseded: std::time::Duration,

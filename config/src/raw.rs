@@ -105,6 +105,7 @@ pub struct RawLake {
     pub max_snapshot_drop: Option<Number>,
     pub retention_max_drop: Option<Number>,
     pub stage_memory_mb: Option<Int>,
+    pub derive_memory_mb: Option<Int>,
     /// How long superseded files stay before `vacuum` deletes them, e.g. "7d".
     pub keep_superseded: Option<DurationText>,
     /// Expiry of the lake lease (renewed by a heartbeat), e.g. "2m".

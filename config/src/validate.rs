@@ -19,6 +19,7 @@ pub(crate) mod defaults {
     pub const API_URL: &str = "https://slack.com/api";
     pub const GOV_API_URL: &str = "https://slack-gov.com/api";
     pub const STAGE_MEMORY_MB: i64 = 64;
+    pub const DERIVE_MEMORY_MB: i64 = 512;
     pub const KEEP_SUPERSEDED: &str = "7d";
     pub const LEASE_TTL: &str = "2m";
     pub const TOKEN_ENV: &str = "SLACK_TOKEN";
@@ -105,6 +106,8 @@ fn lake(raw: RawLake, o: &Origins) -> Result<LakeConfig> {
     }
     let stage_memory_mb: usize =
         int(o, "lake.stage_memory_mb", raw.stage_memory_mb, defaults::STAGE_MEMORY_MB, 1, 1024 * 1024)?;
+    let derive_memory_mb: usize =
+        int(o, "lake.derive_memory_mb", raw.derive_memory_mb, defaults::DERIVE_MEMORY_MB, 16, 1024 * 1024)?;
     let keep_superseded = duration(o, "lake.keep_superseded", raw.keep_superseded, defaults::KEEP_SUPERSEDED)?;
     let lease_ttl = duration(o, "lake.lease_ttl", raw.lease_ttl, defaults::LEASE_TTL)?;
     if !(Duration::from_secs(1)..=Duration::from_secs(24 * 3600)).contains(&lease_ttl) {
@@ -121,6 +124,7 @@ fn lake(raw: RawLake, o: &Origins) -> Result<LakeConfig> {
         retention,
         retention_max_drop: Some(retention_max_drop),
         stage_memory: stage_memory_mb * 1024 * 1024,
+        derive_memory: derive_memory_mb * 1024 * 1024,
         keep_superseded,
         lease_ttl,
     })

@@ -300,6 +300,22 @@ impl Transaction {
         Ok(())
     }
 
+    /// The rows staged so far for `def`, readable by a query before the commit: every staged
+    /// batch of the table is spilled to its staging file first, so reading them back does not
+    /// hold them in memory. The derivation reads the `activity_daily` days it re-derived this way
+    /// while it re-folds `last_seen` over them. The files stay part of the commit as before.
+    pub async fn staged_table(&mut self, def: &'static TableDef) -> Result<crate::LakeTable> {
+        let keys: Vec<_> = self.pending.keys().filter(|(t, _)| *t == def.name).copied().collect();
+        let mut files = Vec::new();
+        for key in keys {
+            self.spill(key).await?;
+            if let Some(p) = self.pending.get(&key) {
+                files.extend(p.spilled.iter().map(|f| (key.1, f.clone())));
+            }
+        }
+        Ok(crate::LakeTable::from_files(&self.lake, def, files))
+    }
+
     /// Drop everything staged for `def` (a source that turned out to be unavailable half-way):
     /// its partitions are not part of this commit. Spilled files go with the staging folder.
     pub fn discard(&mut self, def: &TableDef) {

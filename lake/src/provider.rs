@@ -44,6 +44,12 @@ impl LakeTable {
         LakeTable { def, table_schema: def.table_schema(), files, lake: lake.clone() }
     }
 
+    /// A table of `def`'s schema over exactly `files` (partition day, file), e.g. the staging
+    /// files of a transaction that is not committed yet (see [`crate::Transaction::staged_table`]).
+    pub fn from_files(lake: &Lake, def: &'static TableDef, files: Vec<(NaiveDate, DataFile)>) -> LakeTable {
+        LakeTable { def, table_schema: def.table_schema(), files, lake: lake.clone() }
+    }
+
     /// Register the lake's object store and every catalog table (as of `snapshot`) in `ctx`.
     pub fn register_all(ctx: &SessionContext, lake: &Lake, snapshot: &Snapshot) -> Result<()> {
         ctx.register_object_store(lake.store_url().as_ref(), Arc::clone(lake.store()));

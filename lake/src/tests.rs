@@ -444,6 +444,45 @@ async fn a_declared_snapshot_with_no_rows_is_published_as_an_empty_day() {
 }
 
 #[tokio::test]
+async fn staged_rows_are_readable_before_the_commit_from_staging_files_only() {
+    let (_dir, lake) = file_lake();
+    let lease = lake.acquire_lock("staged", Duration::from_secs(60)).await.unwrap();
+    let mut tx = lake.begin(&lease).await.unwrap();
+    // A budget that holds everything in memory: the read-back must still come from files.
+    tx.set_memory_budget(1 << 30);
+    tx.write_spilling(&SLACK_USERS, day(1), users(&["U1", "U2"])).await.unwrap();
+    tx.write_spilling(&SLACK_USERS, day(2), users(&["U3"])).await.unwrap();
+    tx.write_spilling(&SLACK_ACCESS_LOGS, day(1), logs(&[("U1", "ip", ts(1, 0), ts(1, 5))], 0)).await.unwrap();
+    assert_eq!(tx.spill_count(), 0);
+    let staged = tx.staged_table(&SLACK_USERS).await.unwrap();
+    // Only the asked table was spilled, one file per partition.
+    assert_eq!(tx.spill_count(), 2);
+    let ctx = SessionContext::new();
+    ctx.register_object_store(lake.store_url().as_ref(), Arc::clone(lake.store()));
+    ctx.register_table("staged", Arc::new(staged)).unwrap();
+    let b = ctx
+        .sql("SELECT user_id, CAST(dt AS VARCHAR) FROM staged ORDER BY user_id")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let rows: Vec<String> = datafusion::arrow::util::pretty::pretty_format_batches(&b)
+        .unwrap()
+        .to_string()
+        .lines()
+        .filter(|l| l.starts_with("| U"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(rows, ["| U1 | 2026-03-01 |", "| U2 | 2026-03-01 |", "| U3 | 2026-03-02 |"]);
+    // Nothing is published yet; the commit still publishes every staged row exactly once.
+    assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, 0);
+    tx.commit().await.unwrap();
+    assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, 3);
+    assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_access_logs").await, 1);
+}
+
+#[tokio::test]
 async fn spilled_rows_commit_exactly_once_and_their_staging_files_are_removed() {
     let (_dir, lake) = file_lake();
     let lease = lake.acquire_lock("spill", Duration::from_secs(60)).await.unwrap();

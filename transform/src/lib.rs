@@ -28,6 +28,10 @@ use lastseen_lake::{CommitSummary, Lake, LockGuard};
 
 pub const ACCOUNTS_SQL: &str = include_str!("../sql/accounts.sql");
 
+/// Days of evidence read by one `activity_daily` plan: bounds the evidence held in memory when a
+/// backfill re-derives many days, while a daily run (one or two dirty days) stays one plan.
+const ACTIVITY_DAYS_PER_PLAN: usize = 7;
+
 #[derive(Debug, thiserror::Error)]
 pub enum TransformError {
     #[error(transparent)]
@@ -36,6 +40,15 @@ pub enum TransformError {
     Identities(#[from] lastseen_ingest::IngestError),
     #[error("query engine error while {what}: {source}")]
     Plan {
+        what: String,
+        #[source]
+        source: Box<datafusion::error::DataFusionError>,
+    },
+    #[error(
+        "query engine ran out of memory while {what}: {source}. The derivation's plans share a pool of \
+         `lake.derive_memory_mb` (env LASTSEEN_LAKE__DERIVE_MEMORY_MB); raise it"
+    )]
+    Memory {
         what: String,
         #[source]
         source: Box<datafusion::error::DataFusionError>,
@@ -58,6 +71,9 @@ pub enum TransformError {
 
 impl TransformError {
     pub(crate) fn df(what: impl Into<String>, source: datafusion::error::DataFusionError) -> Self {
+        if matches!(source.find_root(), datafusion::error::DataFusionError::ResourcesExhausted(_)) {
+            return TransformError::Memory { what: what.into(), source: Box::new(source) };
+        }
         TransformError::Plan { what: what.into(), source: Box::new(source) }
     }
 }
@@ -95,12 +111,11 @@ pub async fn derive_all(
             });
         }
     }
-    let ctx = session::context(lake, &snapshot).await?;
+    let ctx = session::context(lake, &snapshot, config.lake.derive_memory).await?;
     let mut tx = lake.begin(lease).await?;
     // Derived rows are staged like raw ones: past `lake.stage_memory_mb` they spill to staging
-    // files, so re-folding a long chain (after a backfill) does not hold every day's accounts
-    // and last_seen rows in memory until the commit (audit D6, in part: the chain is still one
-    // commit, and the registered in-memory sources still grow with it).
+    // files. With the day-at-a-time loops below, re-deriving a year after a backfill holds one
+    // day's accounts and last_seen rows and a week of evidence, not the whole chain (audit D6).
     tx.set_memory_budget(config.lake.stage_memory);
     let mut warnings = Vec::new();
 
@@ -140,19 +155,25 @@ pub async fn derive_all(
         _ => None,
     };
 
-    // activity_daily for every day whose evidence changed.
+    // activity_daily for every day whose evidence changed, a few days per plan (a backfill of a
+    // year re-derives every day), staged as it comes; the fold below reads the staged days back
+    // from their staging files rather than from memory.
     let dirty = activity::dirty_days(&snapshot, until);
-    let activity_new = activity::derive(&ctx, &dirty, now).await?;
-    let activity_schema = ACTIVITY_DAILY.table_schema();
-    let mut activity_rows = Vec::new();
-    for (day, batches) in &activity_new {
-        tx.declare_snapshot(&ACTIVITY_DAILY, *day);
-        for b in batches {
-            tx.write_spilling(&ACTIVITY_DAILY, *day, b.clone()).await?;
-            activity_rows.push(session::add_dt(b, &activity_schema, *day)?);
+    let dirty_list: Vec<NaiveDate> = dirty.iter().copied().collect();
+    for chunk in dirty_list.chunks(ACTIVITY_DAYS_PER_PLAN) {
+        let days: BTreeSet<NaiveDate> = chunk.iter().copied().collect();
+        for (day, batches) in activity::derive(&ctx, &days, now).await? {
+            tx.declare_snapshot(&ACTIVITY_DAILY, day);
+            for b in batches {
+                tx.write_spilling(&ACTIVITY_DAILY, day, b).await?;
+            }
         }
     }
-    session::register_batches(&ctx, "activity_new", Arc::clone(&activity_schema), activity_rows)?;
+    let _ = ctx.deregister_table("evidence");
+    let staged_activity = tx.staged_table(&ACTIVITY_DAILY).await?;
+    let _ = ctx.deregister_table("activity_new");
+    ctx.register_table("activity_new", Arc::new(staged_activity))
+        .map_err(|e| TransformError::df("registering activity_new", e))?;
     let not_dirty = if dirty.is_empty() {
         String::new()
     } else {
@@ -178,13 +199,28 @@ pub async fn derive_all(
                 .filter(|d| *d >= first_dirty && *d <= until && snapshot.partition(SLACK_USERS.name, *d).is_some()),
         );
     }
+    let usable_rules = correlation::usable_rules(&config.correlation);
+    let skipped: Vec<String> = config
+        .correlation
+        .rules
+        .iter()
+        .filter(|r| !usable_rules.iter().any(|(_, u)| u == r))
+        .map(|r| r.name())
+        .collect();
+    if identities.is_some() && !skipped.is_empty() {
+        tracing::info!(rules = %skipped.join(", "), "correlation rules skipped: this build has no SCIM table");
+    }
 
-    // accounts for every chain day.
+    // One chain day at a time: accounts, correlation (run days), then last_seen folded from the
+    // previous day's snapshot. Only that day's accounts and the previous day's last_seen rows
+    // are held; each is staged (and spilled past the budget) as soon as it is derived.
     let accounts_schema = ACCOUNTS.table_schema();
-    let mut accounts_rows = Vec::new();
-    let mut accounts_by_day = std::collections::BTreeMap::new();
+    let ls_schema = LAST_SEEN.table_schema();
+    let first = *chain.first().expect("chain holds the run days");
+    let mut base = committed_ls.iter().copied().rfind(|d| *d < first);
+    register_view(&ctx, "last_seen_src", "SELECT * FROM last_seen").await?;
     for &d in &chain {
-        let batches = session::run(
+        let accounts = session::run(
             &ctx,
             &format!("deriving accounts for {d}"),
             ACCOUNTS_SQL,
@@ -193,31 +229,19 @@ pub async fn derive_all(
         )
         .await?;
         tx.declare_snapshot(&ACCOUNTS, d);
-        for b in &batches {
+        let mut accounts_rows = Vec::with_capacity(accounts.len());
+        for b in &accounts {
             tx.write_spilling(&ACCOUNTS, d, b.clone()).await?;
             accounts_rows.push(session::add_dt(b, &accounts_schema, d)?);
         }
-        accounts_by_day.insert(d, batches);
-    }
-    session::register_batches(&ctx, "accounts_src", Arc::clone(&accounts_schema), accounts_rows)?;
+        // The fold reads the day's accounts only (`dt = d`).
+        session::register_batches(&ctx, "accounts_src", Arc::clone(&accounts_schema), accounts_rows)?;
 
-    // Correlation for the run days.
-    if let Some(identities) = &identities {
-        let skipped: Vec<String> = config
-            .correlation
-            .rules
-            .iter()
-            .filter(|r| !correlation::usable_rules(&config.correlation).iter().any(|(_, u)| u == r))
-            .map(|r| r.name())
-            .collect();
-        if !skipped.is_empty() {
-            tracing::info!(rules = %skipped.join(", "), "correlation rules skipped: this build has no SCIM table");
-        }
-        for &d in &dates {
+        if let (Some(identities), true) = (&identities, dates.contains(&d)) {
             let rows = correlation::correlate(
                 &ctx,
                 &config.correlation,
-                accounts_by_day[&d].clone(),
+                accounts,
                 vec![identities.clone()],
                 overrides.clone().into_iter().collect(),
                 d,
@@ -229,15 +253,7 @@ pub async fn derive_all(
                 tx.write_spilling(&ACCOUNT_IDENTITY, d, b).await?;
             }
         }
-    }
 
-    // last_seen, folded day after day from the newest committed snapshot before the chain.
-    let ls_schema = LAST_SEEN.table_schema();
-    let first = *chain.first().expect("chain holds the run days");
-    let mut base = committed_ls.iter().copied().rfind(|d| *d < first);
-    let mut folded: Vec<RecordBatch> = Vec::new();
-    register_view(&ctx, "last_seen_src", "SELECT * FROM last_seen").await?;
-    for &d in &chain {
         let step = last_seen::Step {
             as_of: d,
             base,
@@ -248,13 +264,13 @@ pub async fn derive_all(
         let src = last_seen::Sources { activity: "activity_src", accounts: "accounts_src", last_seen: "last_seen_src" };
         let rows = last_seen::fold(&ctx, src, step).await?;
         tx.declare_snapshot(&LAST_SEEN, d);
-        folded.clear();
-        for b in &rows {
-            tx.write_spilling(&LAST_SEEN, d, b.clone()).await?;
-            folded.push(session::add_dt(b, &ls_schema, d)?);
+        let mut folded = Vec::with_capacity(rows.len());
+        for b in rows {
+            folded.push(session::add_dt(&b, &ls_schema, d)?);
+            tx.write_spilling(&LAST_SEEN, d, b).await?;
         }
         // The next day folds from this one, which is not committed yet.
-        session::register_batches(&ctx, "last_seen_src", Arc::clone(&ls_schema), folded.clone())?;
+        session::register_batches(&ctx, "last_seen_src", Arc::clone(&ls_schema), folded)?;
         base = Some(d);
     }
     Ok(Derived { summary: tx.commit().await?, warnings })
@@ -281,6 +297,10 @@ async fn register_view(ctx: &datafusion::prelude::SessionContext, name: &str, sq
     Ok(())
 }
 
+/// The derivation's memory pool when no configuration is at hand (the `lake.derive_memory_mb`
+/// default).
+pub const DEFAULT_DERIVE_MEMORY: usize = 512 << 20;
+
 /// `last_seen` as of `as_of` rebuilt from every committed `activity_daily` day, ignoring the
 /// committed `last_seen` snapshots: what the incremental fold must equal (tests and benchmarks
 /// compare the two). Needs the committed `accounts` snapshot of `as_of`.
@@ -291,7 +311,7 @@ pub async fn rebuild_last_seen(
     now: DateTime<Utc>,
 ) -> Result<Vec<RecordBatch>> {
     let snapshot = lake.snapshot().await?;
-    let ctx = session::context(lake, &snapshot).await?;
+    let ctx = session::context(lake, &snapshot, DEFAULT_DERIVE_MEMORY).await?;
     let step = last_seen::Step {
         as_of,
         base: None,

@@ -12,6 +12,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::common::metadata::ScalarAndMetadata;
 use datafusion::datasource::MemTable;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use lastseen_lake::catalog::{PARTITION_COLUMN, SLACK_USERS, TABLES, partition_field};
 use lastseen_lake::{Lake, LakeTable, Snapshot};
@@ -94,9 +96,16 @@ pub(crate) fn catalog_has_column(table: &str, column: &str) -> bool {
     TABLES.iter().find(|t| t.name == table).is_some_and(|t| t.schema().index_of(column).is_ok())
 }
 
-/// A session over `snapshot` with stand-ins and `users_src` registered.
-pub(crate) async fn context(lake: &Lake, snapshot: &Snapshot) -> Result<SessionContext> {
-    let ctx = SessionContext::new_with_config(SessionConfig::new());
+/// A session over `snapshot` with stand-ins and `users_src` registered, whose plans share a
+/// memory pool of `memory` bytes: sorts and aggregations past it spill to the OS temporary
+/// directory, and a plan that cannot spill fails with DataFusion's "resources exhausted" error
+/// instead of the process growing without bound.
+pub(crate) async fn context(lake: &Lake, snapshot: &Snapshot, memory: usize) -> Result<SessionContext> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(FairSpillPool::new(memory)))
+        .build_arc()
+        .map_err(|e| TransformError::df("creating the query engine's runtime", e))?;
+    let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
     LakeTable::register_all(&ctx, lake, snapshot)?;
     for (name, schema) in CONTRACT_TABLES.iter() {
         if !in_catalog(name) {

@@ -447,3 +447,17 @@ fn a_day_recommitted_after_its_activity_is_stale_even_if_the_committing_clock_wa
     snap.tables.insert("slack_access_logs".into(), table(part(0, now())));
     assert!(crate::activity::dirty_days(&snap, day(1)).is_empty());
 }
+
+/// A plan that outgrows the derivation's memory pool fails naming the setting that sizes it,
+/// even when DataFusion wraps the error in context.
+#[test]
+fn running_out_of_the_memory_pool_names_the_setting() {
+    use datafusion::error::DataFusionError;
+    let exhausted = DataFusionError::ResourcesExhausted("Failed to allocate additional 8.0 MB for HashJoin".into());
+    let wrapped = DataFusionError::Context("joining".into(), Box::new(exhausted));
+    let e = crate::TransformError::df("deriving last_seen for 2026-03-01", wrapped);
+    assert!(matches!(e, crate::TransformError::Memory { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains("lake.derive_memory_mb") && text.contains("LASTSEEN_LAKE__DERIVE_MEMORY_MB"), "{text}");
+    assert!(text.contains("deriving last_seen for 2026-03-01"), "{text}");
+}

@@ -13,6 +13,10 @@
 //! lastseen-bench-last-seen incremental DIR                  fold today from yesterday
 //! lastseen-bench-last-seen full DIR                         rebuild today from every day
 //! lastseen-bench-last-seen report NAME DIR [RUNS] [DAYS]    run a report RUNS times (5), --days DAYS (90)
+//! lastseen-bench-last-seen history DIR [DAYS]               add what DAYS (365) daily runs leave:
+//!     a slack_users and a last_seen snapshot per day (the re-derivation's chain)
+//! lastseen-bench-last-seen rederive DIR                     late evidence for the first history
+//!     day, then `derive_all` for today: re-derives that day and re-folds every day after it
 //! ```
 
 use std::sync::Arc;
@@ -26,7 +30,8 @@ use datafusion::arrow::array::{
 };
 use datafusion::prelude::SessionContext;
 use lastseen_lake::catalog::{
-    ACCOUNT_IDENTITY, ACCOUNTS, ACTIVITY_DAILY, IDENTITIES, LAST_SEEN, SLACK_WORKSPACES, TableDef,
+    ACCOUNT_IDENTITY, ACCOUNTS, ACTIVITY_DAILY, IDENTITIES, LAST_SEEN, SLACK_ACCESS_LOGS, SLACK_USERS,
+    SLACK_WORKSPACES, TableDef,
 };
 use lastseen_lake::{Lake, LakeTable};
 use lastseen_query::QueryEngine;
@@ -475,6 +480,110 @@ async fn report(name: &str, dir: &str, runs: usize, days: u32) -> anyhow::Result
     Ok(())
 }
 
+/// The `slack_users` snapshot of day `d` for the same organisation as [`accounts_batch`].
+fn users_batch(accounts: u64, d: NaiveDate) -> anyhow::Result<RecordBatch> {
+    let n = accounts as usize;
+    let ids = 0..accounts;
+    let flag = |f: fn(u64) -> bool| -> ArrayRef {
+        Arc::new(BooleanArray::from(ids.clone().map(|a| Some(f(a))).collect::<Vec<_>>()))
+    };
+    batch_of(&SLACK_USERS, n, |name| {
+        Some(match name {
+            "team_id" => strings(ids.clone().map(workspace).collect()),
+            "user_id" => strings(ids.clone().map(|a| format!("U{a:010}")).collect()),
+            "name" => strings(ids.clone().map(|a| format!("user{a}")).collect()),
+            "real_name" => strings(ids.clone().map(|a| format!("User {a}")).collect()),
+            "email" => {
+                Arc::new(StringArray::from(ids.clone().map(|a| (!service(a)).then(|| email(a))).collect::<Vec<_>>()))
+            }
+            "deleted" => flag(|a| status(a) == "deactivated"),
+            "is_admin" => flag(|a| account_type(a) == "admin"),
+            "is_owner" => flag(|a| matches!(account_type(a), "owner" | "primary_owner")),
+            "is_primary_owner" => flag(|a| account_type(a) == "primary_owner"),
+            "is_restricted" => flag(|a| account_type(a).starts_with("guest")),
+            "is_ultra_restricted" => flag(|a| account_type(a) == "guest_single"),
+            "is_bot" => flag(|a| account_type(a) == "bot"),
+            "is_app_user" => flag(|a| account_type(a) == "app"),
+            "is_invited_user" => flag(|a| status(a) == "invited"),
+            "is_stranger" => flag(|_| false),
+            "has_2fa" => flag(|a| mix(a ^ 2).is_multiple_of(2)),
+            "collected_at" => timestamps(vec![micros(d, 1); n]),
+            _ => return None,
+        })
+    })
+}
+
+/// What a year of daily runs leaves besides activity: a `slack_users` and a `last_seen`
+/// snapshot per day for the last `days` days. The `last_seen` rows are today's (the
+/// re-derivation recomputes them; only their existence puts a day in the chain).
+async fn history(dir: &str, accounts: u64, days: u64) -> anyhow::Result<()> {
+    let lake = open(dir).await?;
+    let lease = lake.acquire_lock("bench-history", std::time::Duration::from_secs(3600)).await?;
+    let t = Instant::now();
+    let ctx = SessionContext::new();
+    LakeTable::register_all(&ctx, &lake, &lake.snapshot().await?)?;
+    let sql = format!("SELECT * EXCEPT (dt) FROM last_seen WHERE dt = DATE '{}'", today());
+    let ls = ctx.sql(&sql).await?.collect().await?;
+    anyhow::ensure!(rows(&ls) > 0, "no last_seen for {}: run `generate` first", today());
+    let mut day = today().checked_sub_days(Days::new(days - 1)).context("date")?;
+    while day <= today() {
+        let mut tx = lake.begin(&lease).await?;
+        for _ in 0..10 {
+            if day > today() {
+                break;
+            }
+            tx.declare_snapshot(&SLACK_USERS, day);
+            tx.write(&SLACK_USERS, day, users_batch(accounts, day)?)?;
+            if day < today() {
+                tx.declare_snapshot(&LAST_SEEN, day);
+                for b in &ls {
+                    tx.write(&LAST_SEEN, day, b.clone())?;
+                }
+            }
+            day = day.succ_opt().context("date")?;
+        }
+        tx.commit().await?;
+        eprintln!("slack_users and last_seen snapshots up to {day}: {:.1}s", t.elapsed().as_secs_f64());
+    }
+    lease.release().await?;
+    Ok(())
+}
+
+/// Late evidence for the first day that has a `slack_users` snapshot (one access-log entry, as a
+/// backfill of that day commits), then `derive_all` for today with the default configuration:
+/// what `lastseen backfill` does after collecting. Run under `/usr/bin/time -v`.
+async fn rederive(dir: &str) -> anyhow::Result<()> {
+    let lake = open(dir).await?;
+    let lease = lake.acquire_lock("bench-rederive", std::time::Duration::from_secs(3600)).await?;
+    let snapshot = lake.snapshot().await?;
+    let first = *snapshot.dates(SLACK_USERS.name).first().context("no slack_users: run `history` first")?;
+    let chain = snapshot.dates(LAST_SEEN.name).iter().filter(|d| **d >= first).count();
+    let mut tx = lake.begin(&lease).await?;
+    let at = micros(first, 12);
+    let entry = batch_of(&SLACK_ACCESS_LOGS, 1, |name| {
+        Some(match name {
+            "team_id" => strings(vec!["T0000001".into()]),
+            "user_id" => strings(vec![format!("U{:010}", 1)]),
+            "date_first" | "date_last" | "collected_at" => timestamps(vec![at]),
+            "count" => Arc::new(Int64Array::from(vec![1])),
+            _ => return None,
+        })
+    })?;
+    tx.write(&SLACK_ACCESS_LOGS, first, entry)?;
+    tx.commit().await?;
+    let config = lastseen_config::Config::load(None)?;
+    let t = Instant::now();
+    let derived = lastseen_transform::derive_all(&lake, &lease, &[today()], Utc::now(), &config).await?;
+    let secs = t.elapsed().as_secs_f64();
+    lease.release().await?;
+    let by_table = derived.summary.rows_by_table();
+    println!(
+        "re-derived from {first}: {chain} last_seen days in {secs:.1}s (lake version {}): {by_table:?}",
+        derived.summary.version
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -495,9 +604,16 @@ async fn main() -> anyhow::Result<()> {
             let days = args.get(5).map_or(Ok(90), |s| s.parse())?;
             report(name, dir, runs, days).await
         }
+        Some("history") => {
+            let dir = args.get(2).context("history DIR [ACCOUNTS] [DAYS]")?;
+            let accounts = args.get(3).map_or(Ok(500_000), |s| s.parse())?;
+            let days = args.get(4).map_or(Ok(365), |s| s.parse())?;
+            history(dir, accounts, days).await
+        }
+        Some("rederive") => rederive(args.get(2).context("rederive DIR")?).await,
         _ => bail!(
             "usage: lastseen-bench-last-seen generate DIR [ACCOUNTS] [DAYS] [SNAPSHOT_DAYS] | incremental DIR | \
-             full DIR | report NAME DIR [RUNS] [DAYS]"
+             full DIR | report NAME DIR [RUNS] [DAYS] | history DIR [ACCOUNTS] [DAYS] | rederive DIR"
         ),
     }
 }
