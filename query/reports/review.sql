@@ -40,6 +40,9 @@
 --                     claim it (ambiguous)
 --     6. keep         in use and owned by an identity not terminated (or no identity export is
 --                     configured, which the reason says)
+--   decision, decided_by, note   for the reviewer to fill in: `decision` starts as
+--                    'proposed: <recommendation>' (not yet decided); write revoke, keep or
+--                    investigate, your name in decided_by, then `lastseen review import FILE`
 --
 -- Sorted: revoke, then investigate, then keep; privileged first within each; then account id.
 --
@@ -185,7 +188,10 @@ SELECT
     last_seen_at, last_seen_source, days_since_last_seen, active_days_30, active_days_90, state,
     owner_identity_id, owner_name, owner_email, department, employee_type, owner_status,
     termination_date, manager_email, manager_name, match_status, match_rule,
-    privileged, guest, recommendation, reason
+    privileged, guest, recommendation, reason,
+    'proposed: ' || recommendation                                  AS decision,
+    CAST(NULL AS VARCHAR)                                           AS decided_by,
+    CAST(NULL AS VARCHAR)                                           AS note
 FROM decided
 ORDER BY CASE recommendation WHEN 'revoke' THEN 0 WHEN 'investigate' THEN 1 ELSE 2 END,
          privileged DESC, workspace_id, account_id;
