@@ -4,6 +4,9 @@
 -- answer); who approved it, who ran it, why (a single action's --reason), the evidence the plan
 -- carried (the reviewer's decision, last use, state) and when it was intended and completed.
 --
+-- Parameters: none (it lists the whole journal; filter the export, or query
+-- `deprovision_actions` with `lastseen sql`).
+--
 -- Columns:
 --   plan_id, account_id, workspace_id, username, email, action
 --   outcome, detail, http_status, slack_error   the journaled outcome

@@ -20,6 +20,7 @@ use crate::exit::UsageProblem;
 fn usage(e: DeprovisionError) -> anyhow::Error {
     match e {
         DeprovisionError::Usage(m) | DeprovisionError::Refused(m) => UsageProblem(m).into(),
+        e @ (DeprovisionError::Cap { .. } | DeprovisionError::File { .. }) => UsageProblem(e.to_string()).into(),
         other => other.into(),
     }
 }

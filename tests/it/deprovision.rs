@@ -535,3 +535,89 @@ fn the_write_budget_draws_no_429_under_slacks_real_limits() {
     assert_eq!(totals["rate_limited"], 0, "{totals}");
     assert_eq!(env.sim().scim_write_log().len(), chosen.len());
 }
+
+#[test]
+fn an_xlsx_review_is_read_back_with_its_provenance_and_bad_rows_are_named() {
+    use calamine::{Data, Reader, Xlsx, open_workbook};
+    let env = Env::start(300, Plan::BusinessPlus, 1512);
+    let ctx = Ctx::new(&env);
+    ctx.run_day(today());
+    let export = ctx.path("review.xlsx");
+    let out = ctx.cmd().args(["report", "review", "--days", "30", "--format", "xlsx", "--output"]).arg(&export).output().unwrap();
+    ok(&out, "xlsx export");
+    let mut wb: Xlsx<_> = open_workbook(&export).unwrap();
+    let data: Vec<Vec<Data>> = wb.worksheet_range("Data").unwrap().rows().map(<[Data]>::to_vec).collect();
+    let about: Vec<Vec<Data>> = wb.worksheet_range("About").unwrap().rows().map(<[Data]>::to_vec).collect();
+    let col = |name: &str| data[0].iter().position(|c| c.to_string() == name).unwrap();
+    let (acc, typ, rec, dec, by, email) =
+        (col("account_id"), col("account_type"), col("recommendation"), col("decision"), col("decided_by"), col("email"));
+    assert!(data[1][dec].to_string().starts_with("proposed: "), "the proposal is marked undecided");
+    let members: Vec<usize> = (1..data.len())
+        .filter(|&i| data[i][rec].to_string() == "revoke" && data[i][typ].to_string() == "member")
+        .take(3)
+        .collect();
+    assert_eq!(members.len(), 3);
+    let mut filled = data.clone();
+    let (good, unknown, edited) = (members[0], members[1], members[2]);
+    filled[good][dec] = Data::String("revoke".into());
+    filled[good][by] = Data::String("dan".into());
+    filled[unknown][dec] = Data::String("maybe".into());
+    filled[unknown][by] = Data::String("dan".into());
+    filled[edited][dec] = Data::String("revoke".into());
+    filled[edited][by] = Data::String("dan".into());
+    filled[edited][email] = Data::String("someone.else@example.com".into());
+
+    let path = ctx.path("filled.xlsx");
+    let mut out_wb = rust_xlsxwriter::Workbook::new();
+    for (name, rows) in [("Data", &filled), ("About", &about)] {
+        let ws = out_wb.add_worksheet();
+        ws.set_name(name).unwrap();
+        for (r, row) in rows.iter().enumerate() {
+            for (c, cell) in row.iter().enumerate() {
+                let (r, c) = (r as u32, c as u16);
+                match cell {
+                    Data::Empty => {}
+                    Data::Float(f) => drop(ws.write_number(r, c, *f).unwrap()),
+                    Data::Int(i) => drop(ws.write_number(r, c, *i as f64).unwrap()),
+                    Data::Bool(b) => drop(ws.write_boolean(r, c, *b).unwrap()),
+                    Data::DateTime(d) => drop(ws.write_number(r, c, d.as_f64()).unwrap()),
+                    other => drop(ws.write_string(r, c, other.to_string()).unwrap()),
+                }
+            }
+        }
+    }
+    out_wb.save(&path).unwrap();
+
+    // Unusable rows are named by file and line (the spreadsheet's row number), nothing imported.
+    let out = ctx.import(&path);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let at = |i: usize| format!("filled.xlsx:{}: account {}", i + 1, data[i][acc]);
+    assert!(err.contains(&format!("{}: decision \"maybe\" is not one of revoke, keep, investigate", at(unknown))), "{err}");
+    assert!(err.contains(&format!("{}: email edited", at(edited))), "{err}");
+    assert!(ctx.sql("SELECT count(*) AS n FROM review_decisions")[0]["n"] == 0);
+    // With --skip-bad-rows the good one is imported, the rest still listed (exit 3).
+    let out = ctx.cmd().args(["review", "import", "--skip-bad-rows"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let stored = ctx.sql("SELECT account_id, decision, decided_by, source_line, report FROM review_decisions");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["account_id"], data[good][acc].to_string());
+    assert_eq!(stored[0]["decided_by"], "dan");
+    assert_eq!(stored[0]["source_line"], good as i64 + 1);
+    // Importing the same file again adds nothing.
+    let out = ctx.cmd().args(["review", "import", "--skip-bad-rows"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(ctx.sql("SELECT count(*) AS n FROM review_decisions")[0]["n"], 1);
+    // A CSV without its provenance file is refused, naming what is missing.
+    let (csv, _) = ctx.export_review(30, "other.csv");
+    std::fs::remove_file(lastseen_deprovision_side(&csv)).unwrap();
+    let out = ctx.import(&csv);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("provenance file"));
+}
+
+fn lastseen_deprovision_side(csv: &Path) -> PathBuf {
+    let mut name = csv.as_os_str().to_owned();
+    name.push(".provenance.json");
+    PathBuf::from(name)
+}
