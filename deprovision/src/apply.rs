@@ -60,7 +60,8 @@ impl Approved {
         self.plan.verify()?;
         if Self::hash(&self.plan.plan_id, &self.approvals, self.expires_at) != self.approval_hash {
             return Err(DeprovisionError::Refused(
-                "the approval was edited after it was given (approvers or expiry changed); approve the plan again".into(),
+                "the approval was edited after it was given (approvers or expiry changed); approve the plan again"
+                    .into(),
             ));
         }
         if self.approvals.is_empty() {
@@ -90,7 +91,9 @@ pub fn approve(input: &Path, approver: &str, valid_for: Duration, now: DateTime<
         let a = Approved::load(input)?;
         a.verify(now)?;
         if a.approvals.iter().any(|x| x.approver.eq_ignore_ascii_case(approver)) {
-            return Err(DeprovisionError::Usage(format!("{approver} already approved this plan: a second approver must be someone else")));
+            return Err(DeprovisionError::Usage(format!(
+                "{approver} already approved this plan: a second approver must be someone else"
+            )));
         }
         // A second approval never extends the first one's expiry.
         let exp = a.expires_at.min(expires_at);
@@ -227,7 +230,20 @@ pub async fn apply(journal: &Journal, slack: &Slack, approved: &Approved, opts: 
     let two_approvers = approved.approvals.len() >= 2;
     let approvers = approved.approvers().join(", ");
     let actions: Vec<Action> = plan.planned().cloned().collect();
-    run(journal, slack, &plan.plan_id, &actions, plan.body.source.as_of, &newest, plan.body.allow_privileged, two_approvers, &approvers, None, opts).await
+    run(
+        journal,
+        slack,
+        &plan.plan_id,
+        &actions,
+        plan.body.source.as_of,
+        &newest,
+        plan.body.allow_privileged,
+        two_approvers,
+        &approvers,
+        None,
+        opts,
+    )
+    .await
 }
 
 fn fmt_day(d: Option<NaiveDate>) -> String {
@@ -368,9 +384,20 @@ async fn run(
             line(if opts.execute { "done" } else { "would_settle" }, detail);
             continue;
         }
-        let guards = plan::guards(a.kind, &a.account_id, &live, &slack.auth.user_id, as_of, newest.get(&a.account_id).copied(), allow_privileged);
-        let mut refusals: Vec<String> =
-            guards.iter().filter(|g| g.verdict == Verdict::Refuse).map(|g| format!("{}: {}", g.guard, g.detail)).collect();
+        let guards = plan::guards(
+            a.kind,
+            &a.account_id,
+            &live,
+            &slack.auth.user_id,
+            as_of,
+            newest.get(&a.account_id).copied(),
+            allow_privileged,
+        );
+        let mut refusals: Vec<String> = guards
+            .iter()
+            .filter(|g| g.verdict == Verdict::Refuse)
+            .map(|g| format!("{}: {}", g.guard, g.detail))
+            .collect();
         if a.privileged && !two_approvers {
             refusals.push("not_privileged: an owner or admin needs a second approver (approve the file again)".into());
         }
@@ -382,7 +409,8 @@ async fn run(
             line(if opts.execute { "skipped" } else { "would_skip" }, detail);
             continue;
         }
-        let warnings: Vec<String> = guards.iter().filter(|g| g.verdict == Verdict::Warn).map(|g| g.detail.clone()).collect();
+        let warnings: Vec<String> =
+            guards.iter().filter(|g| g.verdict == Verdict::Warn).map(|g| g.detail.clone()).collect();
         if !opts.execute {
             let mut detail = format!("would {} {} {}", a.call.method, a.call.path, a.call.body);
             if !warnings.is_empty() {
@@ -442,16 +470,29 @@ async fn send_verified(
                 });
             }
             Ok(ans) if ans.status == 429 => {
-                let wait = ans.retry_after.unwrap_or(Duration::from_secs(1)).clamp(Duration::from_secs(1), Duration::from_secs(60));
+                let wait = ans
+                    .retry_after
+                    .unwrap_or(Duration::from_secs(1))
+                    .clamp(Duration::from_secs(1), Duration::from_secs(60));
                 if started.elapsed() + wait > opts.max_rate_wait {
-                    return Ok(("failed", format!("still rate limited after {:?}", started.elapsed()), status, ans.code));
+                    return Ok((
+                        "failed",
+                        format!("still rate limited after {:?}", started.elapsed()),
+                        status,
+                        ans.code,
+                    ));
                 }
                 tracing::warn!(account = %a.account_id, wait_s = wait.as_secs(), "SCIM answered 429; waiting");
                 budget.pause(wait).await;
             }
             Ok(ans) if ans.status < 500 => {
                 let code = ans.code.clone();
-                return Ok(("failed", format!("Slack refused: HTTP {} {}", ans.status, code.clone().unwrap_or_default()), status, code));
+                return Ok((
+                    "failed",
+                    format!("Slack refused: HTTP {} {}", ans.status, code.clone().unwrap_or_default()),
+                    status,
+                    code,
+                ));
             }
             other => {
                 // A 5xx or no answer: the write may or may not have happened. Read first.
@@ -464,7 +505,12 @@ async fn send_verified(
                     return Ok(("done", format!("{what}, but a read shows active:{target}"), status, None));
                 }
                 if attempts >= opts.max_attempts {
-                    return Ok(("failed", format!("{what} after {attempts} attempts; the state is unchanged"), status, None));
+                    return Ok((
+                        "failed",
+                        format!("{what} after {attempts} attempts; the state is unchanged"),
+                        status,
+                        None,
+                    ));
                 }
                 tracing::warn!(account = %a.account_id, "{what}; state unchanged, retrying");
                 tokio::time::sleep(Duration::from_millis(200 * u64::from(attempts))).await;

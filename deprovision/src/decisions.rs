@@ -156,9 +156,7 @@ fn origin_from_json(text: &str) -> std::result::Result<ReviewOrigin, String> {
         serde_json::from_str(text).map_err(|e| format!("its provenance file is not valid JSON: {e}"))?;
     let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
     let report = s("report").ok_or("its provenance names no report")?;
-    let as_of = s("as_of")
-        .and_then(|d| d.parse().ok())
-        .ok_or("its provenance has no as_of date")?;
+    let as_of = s("as_of").and_then(|d| d.parse().ok()).ok_or("its provenance has no as_of date")?;
     let lake_version = v.get("lake_version").and_then(|x| x.as_u64()).ok_or("its provenance has no lake_version")?;
     let mut parameters = BTreeMap::new();
     for p in v.get("parameters").and_then(|x| x.as_array()).into_iter().flatten() {
@@ -211,10 +209,8 @@ fn read_xlsx(path: &Path) -> std::result::Result<(Sheet, ReviewOrigin), String> 
     let as_of = fields.get("As of").and_then(|d| d.parse().ok()).ok_or("its About sheet has no As of date")?;
     let lake_version =
         fields.get("Lake version").and_then(|v| v.parse().ok()).ok_or("its About sheet has no lake version")?;
-    let parameters = fields
-        .iter()
-        .filter_map(|(k, v)| k.strip_prefix("Parameter ").map(|n| (n.to_owned(), v.clone())))
-        .collect();
+    let parameters =
+        fields.iter().filter_map(|(k, v)| k.strip_prefix("Parameter ").map(|n| (n.to_owned(), v.clone()))).collect();
     let run_id = fields.get("Run id").filter(|r| r.as_str() != "none").cloned();
     let origin = ReviewOrigin { report, as_of, lake_version, run_id, parameters };
     // Data, Data 2, …: one header row each (large reviews span sheets).
@@ -317,7 +313,11 @@ fn check_rows(sheet: &Sheet, review: &ReviewIndex, reviewer: Option<&str>, out: 
             out.problems.push(format!(
                 "{at}: account {account}: {} edited (expected {}); key columns must stay as exported",
                 edited.join(", "),
-                edited.iter().map(|k| format!("{k}={:?}", expected[k].as_deref().unwrap_or(""))).collect::<Vec<_>>().join(", ")
+                edited
+                    .iter()
+                    .map(|k| format!("{k}={:?}", expected[k].as_deref().unwrap_or("")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
             continue;
         }
@@ -329,9 +329,8 @@ fn check_rows(sheet: &Sheet, review: &ReviewIndex, reviewer: Option<&str>, out: 
                 continue;
             }
             None => {
-                out.problems.push(format!(
-                    "{at}: account {account}: decision {raw:?} is not one of revoke, keep, investigate"
-                ));
+                out.problems
+                    .push(format!("{at}: account {account}: decision {raw:?} is not one of revoke, keep, investigate"));
                 continue;
             }
         };

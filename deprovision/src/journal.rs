@@ -122,9 +122,8 @@ pub async fn load(engine: &QueryEngine, plan_id: &str) -> Result<Vec<Entry>> {
 }
 
 fn to_batch(entries: &[Entry]) -> Result<RecordBatch> {
-    let s = |f: &dyn Fn(&Entry) -> Option<String>| -> ArrayRef {
-        Arc::new(entries.iter().map(f).collect::<StringArray>())
-    };
+    let s =
+        |f: &dyn Fn(&Entry) -> Option<String>| -> ArrayRef { Arc::new(entries.iter().map(f).collect::<StringArray>()) };
     let columns: Vec<ArrayRef> = vec![
         s(&|e| Some(e.entry_id.clone())),
         s(&|e| Some(e.plan_id.clone())),

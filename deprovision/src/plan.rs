@@ -233,8 +233,15 @@ pub async fn candidates(engine: &QueryEngine, opts: &PlanOptions) -> Result<(Sou
         let mut list = Vec::new();
         for b in &out.data.batches {
             let c = |n: &str| text_col(b, n);
-            let (id, ws, user, email, seen, src, state) =
-                (c("account_id"), c("workspace_id"), c("username"), c("email"), c("last_seen_at"), c("last_seen_source"), c("state"));
+            let (id, ws, user, email, seen, src, state) = (
+                c("account_id"),
+                c("workspace_id"),
+                c("username"),
+                c("email"),
+                c("last_seen_at"),
+                c("last_seen_source"),
+                c("state"),
+            );
             for i in 0..b.num_rows() {
                 let Some(account_id) = cell(id.as_ref(), i) else { continue };
                 list.push(Candidate {
@@ -282,7 +289,8 @@ pub async fn candidates(engine: &QueryEngine, opts: &PlanOptions) -> Result<(Sou
                      FROM review_decisions WHERE review_id = $review) AS d \
                LEFT JOIN last_seen AS ls ON ls.dt = d.review_as_of AND ls.account_id = d.account_id \
                WHERE d.rn = 1 ORDER BY d.account_id";
-    let found = rows(engine, sql, &[("review", datafusion::common::ScalarValue::Utf8(Some(review_id.clone())))]).await?;
+    let found =
+        rows(engine, sql, &[("review", datafusion::common::ScalarValue::Utf8(Some(review_id.clone())))]).await?;
     let as_of = found
         .first()
         .and_then(|r| get(r, "as_of"))
@@ -399,7 +407,10 @@ pub fn guards(
                 (Some(seen), Some(end)) if seen > end => put(
                     "no_activity_after_as_of",
                     Refuse,
-                    format!("used on {} after the review's as-of {as_of}: the decision is stale", seen.format("%Y-%m-%d %H:%M")),
+                    format!(
+                        "used on {} after the review's as-of {as_of}: the decision is stale",
+                        seen.format("%Y-%m-%d %H:%M")
+                    ),
                 ),
                 _ => put("no_activity_after_as_of", Pass, String::new()),
             }

@@ -38,3 +38,9 @@ LEFT JOIN intent AS i
        ON i.plan_id = o.plan_id AND i.account_id = o.account_id AND i.action = o.action
 WHERE o.rn = 1
 ORDER BY completed_at, o.plan_id, o.account_id, o.action;
+
+-- @chart bar Outcomes by action
+SELECT action || ': ' || outcome AS outcome, count(*) AS accounts
+FROM report
+GROUP BY 1
+ORDER BY 1;

@@ -104,7 +104,11 @@ impl Org {
         // A SCIM deactivation ends every session; nothing is accessed until a re-activation.
         let mut i = first;
         while i < out.len() {
-            if self.active_at(pos, out[i].at) { i += 1 } else { out.swap_remove(i); }
+            if self.active_at(pos, out[i].at) {
+                i += 1
+            } else {
+                out.swap_remove(i);
+            }
         }
     }
 

@@ -563,6 +563,7 @@ async fn identities(State(shared): State<Arc<Shared>>) -> Response {
 async fn scim_writes(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
     let params = Params::parse(query.as_deref(), &HeaderMap::new(), &[]);
     let user = params.get("user");
-    let log: Vec<ScimWrite> = shared.scim_write_log().into_iter().filter(|w| user.is_none_or(|u| w.user == u)).collect();
+    let log: Vec<ScimWrite> =
+        shared.scim_write_log().into_iter().filter(|w| user.is_none_or(|u| w.user == u)).collect();
     axum::Json(json!({"ok": true, "count": log.len(), "writes": log})).into_response()
 }

@@ -26,12 +26,7 @@ fn usage(e: DeprovisionError) -> anyhow::Error {
 }
 
 async fn connect(cfg: &lastseen_config::Config) -> anyhow::Result<Slack> {
-    let token = cfg
-        .slack
-        .token
-        .load()
-        .map_err(crate::exit::ConfigProblem::from)
-        .context("loading the Slack token")?;
+    let token = cfg.slack.token.load().map_err(crate::exit::ConfigProblem::from).context("loading the Slack token")?;
     let client = Arc::new(SlackClient::new(&cfg.slack, token).context("setting up the Slack client")?);
     Slack::connect(&cfg.slack, client).await.context("checking the Slack token with auth.test")
 }

@@ -385,7 +385,10 @@ fn sql_from_a_file_any_format_and_usage_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("report `orphans` does not take --department"));
     let out = env.cmd().args(["report", "nope"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no report named `nope`; the reports are: deprovisioned, dormant"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no report named `nope`; the reports are: deprovisioned, dormant")
+    );
     let list = String::from_utf8(run_ok(env.cmd().args(["report", "--list"])).stdout).unwrap();
     assert!(list.starts_with("deprovisioned  Deprovisioned accounts\n") && list.contains("--exclude-guests"), "{list}");
     let sql = String::from_utf8(run_ok(env.cmd().args(["report", "dormant", "--show-sql"])).stdout).unwrap();

@@ -13,12 +13,12 @@ use chrono::DateTime;
 use serde_json::{Value, json};
 
 use crate::api::{Params, Reply, TokenInfo, TokenState, TokenType};
-use crate::org::Kind;
-use crate::server::{ScimWrite, WriteLock};
 use crate::endpoints::usergroups::{self, Group};
+use crate::org::Kind;
 use crate::org::{Org, Plan};
 use crate::ratelimit::Tier;
 use crate::server::{FaultPlan, Shared, plan_fault};
+use crate::server::{ScimWrite, WriteLock};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Version {
@@ -273,7 +273,12 @@ fn write(
     if deactivate_only {
         // "DELETE /Users/<id> Sets a Slack user to deactivated" (docs.slack.dev/reference/
         // scim-api); the answer has no body.
-        return Reply { status: StatusCode::NO_CONTENT, content_type: crate::api::JSON, headers: Vec::new(), body: Vec::new() };
+        return Reply {
+            status: StatusCode::NO_CONTENT,
+            content_type: crate::api::JSON,
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
     }
     // The PATCH answer is the user resource as it now is (docs.slack.dev/reference/scim-api).
     Reply::json(&user_resource(org, version, pos))
@@ -287,8 +292,11 @@ fn write(
 fn patch_active(version: Version, body: &[u8]) -> Result<bool, Reply> {
     let bad = |what: &str| error(version, StatusCode::BAD_REQUEST, what);
     let v: Value = serde_json::from_slice(body).map_err(|_| bad("invalid_syntax"))?;
-    let schemas: Vec<&str> =
-        v.get("schemas").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let schemas: Vec<&str> = v
+        .get("schemas")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     match version {
         Version::V2 => {
             if !schemas.contains(&"urn:ietf:params:scim:api:messages:2.0:PatchOp") {
