@@ -458,12 +458,25 @@ async fn send_verified(
         match answer {
             Ok(ans) if (200..300).contains(&ans.status) => {
                 let shown = ans.body.get("active").and_then(serde_json::Value::as_bool);
-                return Ok(if shown == Some(target) {
-                    ("done", format!("Slack answered {} with active:{target}", ans.status), status, None)
+                if shown == Some(target) {
+                    return Ok(("done", format!("Slack answered {} with active:{target}", ans.status), status, None));
+                }
+                // An answer cut short or without the resource: only a read can say what happened.
+                let live = slack.read(&a.account_id, a.workspace_id.as_deref()).await?;
+                return Ok(if live.found && live.active == target {
+                    (
+                        "done",
+                        format!("Slack answered {} unreadably; a read shows active:{target}", ans.status),
+                        status,
+                        None,
+                    )
                 } else {
                     (
                         "failed",
-                        format!("Slack answered {} but the user resource does not show active:{target}", ans.status),
+                        format!(
+                            "Slack answered {} but neither the answer nor a read shows active:{target}",
+                            ans.status
+                        ),
                         status,
                         None,
                     )

@@ -143,7 +143,7 @@ async fn slack_refuses_owners_bots_unknown_users_and_the_wrong_dialect() {
 
 #[tokio::test]
 async fn a_second_write_to_the_same_user_meanwhile_gets_429() {
-    let slow = FaultRule::new("scim.Users", FaultWhen::Nth(1), FaultKind::Slow { millis: 1500 });
+    let slow = FaultRule::new("scim.Users.write", FaultWhen::Nth(1), FaultKind::Slow { millis: 1500 });
     let sim = start(Plan::BusinessPlus, RateLimits::Off, vec![slow]).await;
     let token = writer_token(&sim);
     let user = first_of(&sim, Kind::Member);

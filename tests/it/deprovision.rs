@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use chrono::NaiveDate;
-use lastseen_slack_sim::{OrgSpec, Plan, RateLimits, SimConfig};
+use lastseen_slack_sim::{FaultKind, FaultRule, FaultWhen, OrgSpec, Plan, RateLimits, SimConfig};
 use serde_json::Value;
 
 use crate::support::{Env, end_of, http_get, parse_json_lines, today};
@@ -327,7 +327,7 @@ fn planned(seed: u64, pick: impl Fn(&[BTreeMap<String, String>]) -> Vec<String>,
     let env = Env::start(300, Plan::BusinessPlus, seed);
     let plan = {
         let ctx = Ctx::new(&env);
-        ctx.run_day(today());
+        ctx.run_day(today().pred_opt().unwrap());
         let (csv, rows) = ctx.export_review(30, "review.csv");
         let ids = pick(&rows);
         assert!(!ids.is_empty());
@@ -449,8 +449,14 @@ fn an_edited_or_expired_plan_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("approval was edited"));
     assert!(env.sim().scim_write_log().is_empty());
-    // The untouched approval still applies.
-    let (out, lines) = ctx.apply("apply", &approved, &["--execute"]);
+    // Stale: a daily run collected newer evidence after the plan was made.
+    ctx.run_day(today());
+    let (out, _) = ctx.apply("apply", &approved, &["--execute"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the plan is stale"));
+    assert!(env.sim().scim_write_log().is_empty());
+    // The untouched approval applies once the guards may re-check the newest evidence.
+    let (out, lines) = ctx.apply("apply", &approved, &["--execute", "--allow-stale"]);
     ok(&out, "apply");
     assert_eq!(outcomes(&lines).values().filter(|o| *o == "done").count(), 3);
 }
@@ -650,4 +656,38 @@ fn lastseen_deprovision_side(csv: &Path) -> PathBuf {
     let mut name = csv.as_os_str().to_owned();
     name.push(".provenance.json");
     PathBuf::from(name)
+}
+
+#[test]
+fn a_5xx_is_retried_only_after_a_read_and_a_cut_answer_is_settled_by_one() {
+    // The 1st write answers 503 without being made; the 3rd is made but its answer is cut short.
+    let faults = vec![
+        FaultRule::new("scim.Users.write", FaultWhen::Nth(1), FaultKind::Status(503)),
+        FaultRule::new("scim.Users.write", FaultWhen::Nth(3), FaultKind::Truncated),
+    ];
+    let env = Env::start_with(SimConfig {
+        org: OrgSpec::new(1513, 300, Plan::BusinessPlus, today(), 120),
+        rate_limits: RateLimits::Off,
+        faults,
+        conditions: Default::default(),
+    });
+    let ctx = Ctx::new(&env);
+    ctx.run_day(today());
+    let (csv, rows) = ctx.export_review(30, "review.csv");
+    let chosen = ids_of(&rows, is_revoke_member, 2);
+    fill(&csv, &revoke_all(&chosen));
+    ok(&ctx.import(&csv), "import");
+    let (out, plan_path) = ctx.plan(&[]);
+    ok(&out, "plan");
+    let approved = ctx.approve(&plan_path, "carol");
+    let (out, lines) = ctx.apply("apply", &approved, &["--execute"]);
+    ok(&out, "apply");
+    assert_eq!(outcomes(&lines).values().filter(|o| *o == "done").count(), 2, "{lines:?}");
+    // Three write requests reached Slack; each account was changed by exactly one accepted write.
+    assert_eq!(env.sim().call_count("scim.Users.write"), 3);
+    for id in &chosen {
+        assert_eq!(env.sim().scim_writes(id), 1, "{id}");
+    }
+    let details: Vec<&str> = lines.iter().filter_map(|l| l["detail"].as_str()).collect();
+    assert!(details.iter().any(|d| d.contains("unreadably; a read shows active:false")), "{details:?}");
 }

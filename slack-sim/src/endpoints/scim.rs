@@ -75,7 +75,9 @@ async fn serve(
         "v2" => Version::V2,
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
-    let key = format!("scim.{resource}");
+    // Writes have their own fault counter (`scim.Users.write`), so a test can fail the n-th
+    // write whatever reads came before it.
+    let key = if method == Method::GET { format!("scim.{resource}") } else { format!("scim.{resource}.write") };
     let mut reply = match plan_fault(&shared, &key) {
         FaultPlan::Answer(reply) => reply,
         FaultPlan::Run { delay_ms, post } if method != Method::GET => {
