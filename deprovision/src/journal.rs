@@ -62,7 +62,19 @@ impl Journal {
             return Ok(());
         }
         let run_id = lastseen_lake::new_run_id(Utc::now());
-        let lease = self.lake.acquire_lock(&run_id, self.lease_ttl).await?;
+        // A daily run may hold the lease for a while: wait for it (up to two lease lifetimes)
+        // rather than fail between a call and its outcome.
+        let give_up = tokio::time::Instant::now() + self.lease_ttl * 2;
+        let lease = loop {
+            match self.lake.acquire_lock(&run_id, self.lease_ttl).await {
+                Ok(lease) => break lease,
+                Err(lastseen_lake::LakeError::Locked { holder, .. }) if tokio::time::Instant::now() < give_up => {
+                    tracing::info!(holder, "the lake lease is held; waiting to journal");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         let result = async {
             let mut tx = self.lake.begin(&lease).await?;
             tx.write(&DEPROVISION_ACTIONS, Utc::now().date_naive(), to_batch(entries)?)?;

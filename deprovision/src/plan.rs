@@ -523,3 +523,94 @@ pub fn check_cap(planned: usize, cap: &Cap) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live() -> LiveAccount {
+        LiveAccount { found: true, active: true, ..Default::default() }
+    }
+
+    fn refused(g: &[GuardResult]) -> Vec<&str> {
+        g.iter().filter(|g| g.verdict == Verdict::Refuse).map(|g| g.guard.as_str()).collect()
+    }
+
+    #[test]
+    fn each_guard_refuses_its_case_and_only_it() {
+        let day = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+        let g = |l: &LiveAccount, account: &str, newest: Option<DateTime<Utc>>, allow: bool| {
+            guards(Kind::Deactivate, account, l, "UTOKEN", day, newest, allow)
+        };
+        assert!(refused(&g(&live(), "U1", None, false)).is_empty());
+        assert_eq!(refused(&g(&LiveAccount::default(), "U1", None, false)), ["found"]);
+        assert_eq!(refused(&g(&LiveAccount { active: false, ..live() }, "U1", None, false)), ["active"]);
+        assert_eq!(refused(&g(&LiveAccount { is_bot: true, ..live() }, "U1", None, false)), ["not_a_bot"]);
+        assert_eq!(refused(&live_primary()), ["not_primary_owner"]);
+        assert_eq!(refused(&g(&LiveAccount { is_admin: true, ..live() }, "U1", None, false)), ["not_privileged"]);
+        assert!(refused(&g(&LiveAccount { is_admin: true, ..live() }, "U1", None, true)).is_empty());
+        assert_eq!(refused(&g(&live(), "UTOKEN", None, false)), ["not_token_user"]);
+        let later = day.succ_opt().unwrap().and_hms_opt(9, 0, 0).unwrap().and_utc();
+        let same_day = day.and_hms_opt(23, 0, 0).unwrap().and_utc();
+        assert_eq!(refused(&g(&live(), "U1", Some(later), false)), ["no_activity_after_as_of"]);
+        assert!(refused(&g(&live(), "U1", Some(same_day), false)).is_empty());
+        let idp = g(&LiveAccount { external_id: Some("00u1".into()), ..live() }, "U1", None, false);
+        assert!(refused(&idp).is_empty());
+        assert!(idp.iter().any(|r| r.guard == "not_idp_managed" && r.verdict == Verdict::Warn));
+
+        fn live_primary() -> Vec<GuardResult> {
+            let l = LiveAccount {
+                is_primary_owner: true,
+                is_owner: true,
+                is_admin: true,
+                found: true,
+                active: true,
+                ..Default::default()
+            };
+            // Even allowed, the primary owner stays refused.
+            guards(Kind::Deactivate, "U1", &l, "UTOKEN", NaiveDate::MIN, None, true)
+        }
+    }
+
+    #[test]
+    fn the_cap_counts_and_shares() {
+        let cap = Cap { max_actions: 10, max_share: 0.1, active_accounts: 50 };
+        assert!(check_cap(5, &cap).is_ok());
+        assert!(matches!(check_cap(6, &cap), Err(DeprovisionError::Cap { .. })));
+        assert!(matches!(check_cap(11, &Cap { max_share: 1.0, ..cap.clone() }), Err(DeprovisionError::Cap { .. })));
+        assert!(check_cap(0, &Cap { active_accounts: 0, ..cap }).is_ok());
+    }
+
+    #[test]
+    fn any_edit_changes_the_hash() {
+        let body = PlanBody {
+            format: PLAN_FORMAT,
+            created_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            source: Source {
+                kind: "decisions".into(),
+                review_id: Some("r".into()),
+                as_of: NaiveDate::from_ymd_opt(2026, 6, 1).unwrap(),
+                lake_version: 7,
+                newest_evidence_day: None,
+            },
+            target: Target {
+                scim_base: "https://api.slack.com/scim/v2/".into(),
+                scim_version: "v2".into(),
+                team_id: "T1".into(),
+                enterprise_id: None,
+                token_user: "U0".into(),
+            },
+            allow_privileged: false,
+            cap: Cap { max_actions: 500, max_share: 0.2, active_accounts: 100 },
+            actions: Vec::new(),
+        };
+        let plan = Plan::seal(body.clone());
+        plan.verify().unwrap();
+        let text = serde_json::to_string(&plan).unwrap();
+        let back: Plan = serde_json::from_str(&text).unwrap();
+        back.verify().unwrap();
+        let mut edited = back.clone();
+        edited.body.cap.max_share = 0.9;
+        assert!(matches!(edited.verify(), Err(DeprovisionError::Refused(_))));
+    }
+}

@@ -360,11 +360,45 @@ fn guard_refuses_owners_and_admins_unless_allowed() {
         assert!(refused_by(&plan, id).contains("not_privileged"), "{a}");
     }
     // Allowed: planned, but marked for a second approver.
-    let (_env, plan) = planned(1503, pick, &["--allow-privileged"]);
+    let (env, plan) = planned(1503, pick, &["--allow-privileged"]);
     for a in plan["actions"].as_array().unwrap() {
         assert_eq!(a["planned"], true, "{a}");
         assert_eq!(a["privileged"], true);
     }
+    let ctx = Ctx::new(&env);
+    let approved = ctx.approve(&ctx.path("plan.json"), "carol");
+    let (out, lines) = ctx.apply("apply", &approved, &["--execute"]);
+    ok(&out, "apply with one approver");
+    assert!(outcomes(&lines).values().all(|o| o == "skipped"), "{lines:?}");
+    assert!(env.sim().scim_write_log().is_empty());
+    // The same person cannot approve twice; a second person can.
+    let again =
+        ctx.cmd().args(["deprovision", "approve"]).arg(&approved).args(["--approver", "Carol"]).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    let out = ctx
+        .cmd()
+        .args(["deprovision", "approve"])
+        .arg(&approved)
+        .args(["--approver", "dave", "-o"])
+        .arg(ctx.path("two.json"))
+        .output()
+        .unwrap();
+    ok(&out, "second approval");
+    // Skipped actions are re-checked on the next apply: now both approvals are there.
+    let (out, lines) = ctx.apply("apply", &ctx.path("two.json"), &["--execute"]);
+    // Slack itself refuses to deactivate an owner over SCIM: that one fails (exit 3), the
+    // admin is deactivated.
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let o = outcomes(&lines);
+    let role = |who: &str| {
+        let a = plan["actions"].as_array().unwrap().iter().find(|a| a["guards"].to_string().contains(who)).unwrap();
+        a["account_id"].as_str().unwrap().to_owned()
+    };
+    let (owner, admin) = (role("an owner"), role("an admin"));
+    let (owner, admin) = (owner.as_str(), admin.as_str());
+    assert_eq!((o[owner].as_str(), o[admin].as_str()), ("failed", "done"), "{lines:?}");
+    assert!(lines.iter().any(|l| l["detail"].as_str().is_some_and(|d| d.contains("cannot_modify_owner"))), "{lines:?}");
+    assert_eq!(env.sim().scim_writes(admin), 1);
 }
 
 #[test]
