@@ -72,6 +72,19 @@ impl<'a> Ctx<'a> {
         (path, rows)
     }
 
+    /// `report review` as JSON on day `d`, by account.
+    fn review_rows(&self, d: NaiveDate) -> BTreeMap<String, Value> {
+        let out = self
+            .cmd()
+            .args(["report", "review", "--days", "30", "--as-of", &d.to_string(), "--format", "json"])
+            .output()
+            .unwrap();
+        parse_json_lines(ok(&out, "review").as_bytes())
+            .into_iter()
+            .map(|r| (r["account_id"].as_str().unwrap().to_owned(), r))
+            .collect()
+    }
+
     fn import(&self, file: &Path) -> Output {
         self.cmd().args(["review", "import"]).arg(file).output().unwrap()
     }
@@ -213,6 +226,13 @@ fn whole_loop(plan: Plan, seed: u64) {
         ctx.sql("SELECT account_id, decision, decided_by, source_line FROM review_decisions ORDER BY account_id");
     assert_eq!(stored.len(), 10);
     assert!(stored.iter().all(|r| r["source_line"].as_i64().unwrap() > 1));
+    // The review now shows the decisions as pending.
+    let review = ctx.review_rows(day);
+    for id in &chosen {
+        let prev = review[id]["previous_decision"].as_str().unwrap();
+        assert!(prev.starts_with("revoke by alice@example.com (imported "), "{prev}");
+        assert!(review[id]["action_status"].is_null());
+    }
 
     let (out, plan_path) = ctx.plan(&[]);
     ok(&out, "plan");
@@ -272,6 +292,12 @@ fn whole_loop(plan: Plan, seed: u64) {
     assert!(outcomes(&lines).values().all(|x| x == "already_done"));
     assert_eq!(env.sim().scim_write_log().len(), 8);
 
+    // The review of that day shows them applied.
+    let review = ctx.review_rows(day);
+    for id in &chosen {
+        let status = review[id]["action_status"].as_str().unwrap();
+        assert!(status.starts_with("deactivate: done ("), "{status}");
+    }
     // The next daily run: exactly those accounts newly deactivated, and no longer billable.
     let before = ctx.deactivated(day);
     ctx.run_day(next);
