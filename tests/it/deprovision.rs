@@ -279,6 +279,15 @@ fn whole_loop(plan: Plan, seed: u64) {
 
     let (out, lines) = ctx.apply("apply", &approved, &["--execute"]);
     ok(&out, "apply after the crash");
+    // The token is in no file and no output of the loop.
+    for text in [
+        std::fs::read_to_string(&plan_path).unwrap(),
+        std::fs::read_to_string(&approved).unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ] {
+        assert!(!text.contains(&ctx.token), "the token leaked");
+    }
     let o = outcomes(&lines);
     assert_eq!(o.values().filter(|x| *x == "done").count(), 8, "{o:?}");
     // Exactly one write per account, the interrupted one settled by a read.
