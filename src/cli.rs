@@ -100,6 +100,131 @@ pub enum Command {
     /// Serve the Slack simulator on its own, for experiments: prints its base URLs and a token
     /// per kind, then serves until Ctrl-C or SIGTERM.
     Simulate(SimulateArgs),
+    /// Access-review decisions: `review import FILE` reads a filled-in `report review` export
+    /// (CSV with its .provenance.json, or XLSX) into the `review_decisions` table.
+    #[command(subcommand)]
+    Review(ReviewCommand),
+    /// Deactivate accounts through SCIM the safe way: plan (guards re-read live), approve (hash,
+    /// approver, expiry), apply (dry-run unless --execute; journaled, resumable), undo.
+    #[command(subcommand)]
+    Deprovision(DeprovisionCommand),
+    /// One account: `account disable|enable ACCOUNT --reason TEXT` through the same guards and
+    /// journal as a plan (dry-run unless --execute).
+    #[command(subcommand)]
+    Account(AccountCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// Read reviewers' decisions from a filled-in review export and commit them to the lake.
+    Import(ReviewImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewImportArgs {
+    /// The filled-in export: review.csv (with review.csv.provenance.json next to it) or review.xlsx.
+    pub file: PathBuf,
+    /// Who decided, for rows whose `decided_by` is empty.
+    #[arg(long, value_name = "NAME")]
+    pub reviewer: Option<String>,
+    /// Commit the usable rows even if some cannot be used (they are listed either way; exit 3).
+    #[arg(long)]
+    pub skip_bad_rows: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeprovisionCommand {
+    /// Write a plan: per account the SCIM call, the evidence and each guard's live verdict.
+    /// Writes nothing to Slack.
+    Plan(DeprovisionPlanArgs),
+    /// Approve a plan (or add a second approver to an approved plan).
+    Approve(DeprovisionApproveArgs),
+    /// Apply an approved plan. Dry-run unless --execute.
+    Apply(DeprovisionApplyArgs),
+    /// Re-activate what a plan deactivated (per the journal). Dry-run unless --execute.
+    Undo(DeprovisionApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeprovisionPlanArgs {
+    /// Where to write the plan (JSON).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: PathBuf,
+    /// The review whose `revoke` decisions to plan (its review_id); default: the newest imported.
+    #[arg(long, value_name = "ID", conflicts_with = "dormant_days")]
+    pub review: Option<String>,
+    /// Plan from the dormant report (no evidence of use in N days) instead of review decisions.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub dormant_days: Option<u32>,
+    /// Let owners (never the primary owner) and admins into the plan; they then need two approvers.
+    #[arg(long)]
+    pub allow_privileged: bool,
+    /// The cap: at most this many deactivations per plan.
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    pub max_actions: usize,
+    /// The cap: at most this share (0..1) of the active accounts per plan.
+    #[arg(long, default_value_t = 0.2, value_name = "SHARE")]
+    pub max_share: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct DeprovisionApproveArgs {
+    /// The plan (or an approved plan, to add a second approver).
+    pub plan: PathBuf,
+    /// Who approves.
+    #[arg(long, value_name = "NAME")]
+    pub approver: String,
+    /// Hours the approval stays valid.
+    #[arg(long, default_value_t = 72, value_name = "HOURS", value_parser = clap::value_parser!(u64).range(1..=720))]
+    pub valid_hours: u64,
+    /// Where to write the approved plan; default: PLAN with `.approved.json`.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeprovisionApplyArgs {
+    /// The approved plan.
+    pub approved: PathBuf,
+    /// Really call Slack and journal; without it, a dry-run that only reads.
+    #[arg(long)]
+    pub execute: bool,
+    /// Apply although the lake has newer evidence than the plan (the guards re-check it).
+    #[arg(long)]
+    pub allow_stale: bool,
+    /// Write budget per minute (Slack allows 180/min per operation and 600/min org-wide, shared
+    /// with the IdP).
+    #[arg(long, default_value_t = 60, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=150))]
+    pub rate: u32,
+    /// Who runs it, for the journal; default: $USER.
+    #[arg(long, value_name = "NAME")]
+    pub actor: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Deactivate one account (SCIM PATCH active:false).
+    Disable(AccountArgs),
+    /// Re-activate one account (SCIM PATCH active:true).
+    Enable(AccountArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AccountArgs {
+    /// The Slack user id (U… or W…).
+    pub account: String,
+    /// Why: recorded in the journal.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+    /// Really call Slack and journal; without it, a dry-run.
+    #[arg(long)]
+    pub execute: bool,
+    /// Allow an owner (never the primary owner) or admin.
+    #[arg(long)]
+    pub allow_privileged: bool,
+    /// Who runs it, for the journal; default: $USER.
+    #[arg(long, value_name = "NAME")]
+    pub actor: Option<String>,
 }
 
 #[derive(Debug, Args)]

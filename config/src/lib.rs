@@ -85,6 +85,8 @@ pub const LAKE_TABLES: &[&str] = &[
     "accounts",
     "account_identity",
     "activity_daily",
+    "review_decisions",
+    "deprovision_actions",
 ];
 
 /// Validated `[lake]`.

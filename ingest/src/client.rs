@@ -114,6 +114,17 @@ impl fmt::Debug for SlackClient {
     }
 }
 
+/// One SCIM answer as [`SlackClient::send_rest_once`] read it.
+#[derive(Debug, Clone)]
+pub struct RestAnswer {
+    pub status: u16,
+    /// A 429's `Retry-After`.
+    pub retry_after: Option<Duration>,
+    pub body: serde_json::Value,
+    /// The error code of an error body (`Errors.description`, `detail` or `error`).
+    pub code: Option<String>,
+}
+
 /// A decoded answer plus the headers a caller may need.
 struct Reply<T> {
     body: T,
@@ -353,6 +364,47 @@ impl SlackClient {
     pub async fn get_rest<T: DeserializeOwned>(&self, label: &str, team: Option<&str>, url: &Url) -> Result<T> {
         self.check_rest_url(label, url)?;
         self.retrying(label, team, || self.attempt_rest::<T>(label, url)).await
+    }
+
+    /// One SCIM request (any method, an optional JSON body) with no retry: the caller decides,
+    /// because a write must not be repeated blindly (deprovisioning re-reads before retrying).
+    /// Returns the status, the `Retry-After` of a 429, and the JSON body (`Null` when empty or
+    /// not JSON). The token goes only in the sensitive header, as for every other call.
+    pub async fn send_rest_once(
+        &self,
+        label: &str,
+        method: reqwest::Method,
+        url: &Url,
+        body: Option<&serde_json::Value>,
+    ) -> Result<RestAnswer> {
+        self.check_rest_url(label, url)?;
+        self.check_deadline(label, Duration::ZERO)?;
+        let _permit = self.in_flight.acquire().await.ok();
+        self.update(label, |s| s.calls += 1);
+        tracing::debug!(method = label, http = %method, url = url.as_str(), "calling Slack");
+        let mut request = self.http.request(method, url.clone()).header(AUTHORIZATION, self.authorization.clone());
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(serde_json::to_vec(body).unwrap_or_default());
+        }
+        let response = request.send().await.map_err(|e| IngestError::transport(label, &e, false))?;
+        let status = response.status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            self.update(label, |s| s.rate_limited += 1);
+        }
+        let retry_after = retry_after(response.headers());
+        let bytes = response.bytes().await.map_err(|e| IngestError::transport(label, &e, true))?;
+        if bytes.len() > MAX_JSON_BODY {
+            return Err(IngestError::Decode {
+                method: label.to_owned(),
+                detail: "the answer is larger than any real SCIM answer".into(),
+                retriable: false,
+            });
+        }
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        let code = RestError::parse(&bytes).code;
+        Ok(RestAnswer { status: status.as_u16(), retry_after, body: json, code })
     }
 
     /// Calls a Web API method that answers with a file (`admin.analytics.getFile`): the bytes

@@ -16,7 +16,7 @@ pub mod retry;
 pub mod slack;
 mod walk;
 
-pub use client::{AuthInfo, MethodStats, SlackClient};
+pub use client::{AuthInfo, MethodStats, RestAnswer, SlackClient};
 pub use error::{IngestError, Result, TransportKind};
 pub use rate::{RateBudget, tier_for};
 pub use retry::{FullJitter, RetryPolicy};

@@ -601,6 +601,77 @@ pub static ACTIVITY_DAILY: TableDef = TableDef {
     mass_change_guard: false,
 };
 
+static REVIEW_DECISIONS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("review_id", false),
+        utf8("report", false),
+        Field::new("review_as_of", DataType::Date32, false),
+        int64("review_lake_version", false),
+        utf8("review_run_id", true),
+        utf8("source_file", false),
+        utf8("file_sha256", false),
+        int64("source_line", false),
+        utf8("workspace_id", true),
+        utf8("account_id", false),
+        utf8("username", true),
+        utf8("email", true),
+        utf8("recommendation", true),
+        utf8("decision", false),
+        utf8("decided_by", false),
+        utf8("note", true),
+        timestamp("imported_at", false),
+    ]))
+});
+
+static DEPROVISION_ACTIONS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("entry_id", false),
+        utf8("plan_id", false),
+        utf8("account_id", false),
+        utf8("workspace_id", true),
+        utf8("username", true),
+        utf8("email", true),
+        utf8("action", false),
+        utf8("phase", false),
+        utf8("outcome", true),
+        utf8("detail", true),
+        int64("http_status", true),
+        utf8("slack_error", true),
+        utf8("call", true),
+        utf8("evidence", true),
+        utf8("approvers", true),
+        utf8("actor", true),
+        utf8("reason", true),
+        timestamp("at", false),
+    ]))
+});
+
+/// Reviewers' decisions read back from a filled-in `review` export (`lastseen review import`).
+pub static REVIEW_DECISIONS: TableDef = TableDef {
+    name: "review_decisions",
+    description: "Access-review decisions imported from filled-in review exports: who, what, file, line, review",
+    schema: &REVIEW_DECISIONS_SCHEMA,
+    partitioning: Partitioning::EventDate { column: "imported_at" },
+    // Importing the same file again adds nothing.
+    write_mode: WriteMode::Merge { key: &["file_sha256", "account_id"], latest_by: "imported_at" },
+    sort_key: &["review_id", "account_id"],
+    version: 1,
+    mass_change_guard: false,
+};
+
+/// The deprovisioning journal: one row per intent and per outcome, never rewritten in meaning.
+pub static DEPROVISION_ACTIONS: TableDef = TableDef {
+    name: "deprovision_actions",
+    description: "Deprovisioning journal: intent and outcome of every SCIM (de)activation, by plan and account",
+    schema: &DEPROVISION_ACTIONS_SCHEMA,
+    partitioning: Partitioning::EventDate { column: "at" },
+    // Each entry has its own id: merging keeps every entry (append-only).
+    write_mode: WriteMode::Merge { key: &["entry_id"], latest_by: "at" },
+    sort_key: &["plan_id", "account_id", "at"],
+    version: 1,
+    mass_change_guard: false,
+};
+
 /// Every table, in the order `lastseen tables` lists them.
 pub static TABLES: &[&TableDef] = &[
     &SLACK_USERS,
@@ -620,6 +691,8 @@ pub static TABLES: &[&TableDef] = &[
     &ACCOUNTS,
     &ACCOUNT_IDENTITY,
     &ACTIVITY_DAILY,
+    &REVIEW_DECISIONS,
+    &DEPROVISION_ACTIONS,
 ];
 
 pub fn table(name: &str) -> crate::Result<&'static TableDef> {

@@ -40,6 +40,13 @@
 --                     claim it (ambiguous)
 --     6. keep         in use and owned by an identity not terminated (or no identity export is
 --                     configured, which the reason says)
+--   previous_decision  the newest imported decision for the account ("revoke by alice (imported
+--                    2026-06-29)"), NULL when none: a decision still pending shows here
+--   action_status    the newest deprovisioning outcome ("deactivate: done (2026-06-30)",
+--                    "deactivate: skipped (…)"), NULL when nothing was attempted
+--   decision, decided_by, note   for the reviewer to fill in: `decision` starts as
+--                    'proposed: <recommendation>' (not yet decided); write revoke, keep or
+--                    investigate, your name in decided_by, then `lastseen review import FILE`
 --
 -- Sorted: revoke, then investigate, then keep; privileged first within each; then account id.
 --
@@ -72,6 +79,23 @@ idp_groups AS (
     FROM slack_scim_groups
     WHERE dt = CAST($as_of AS DATE) AND member_user_id IS NOT NULL
     GROUP BY member_user_id
+),
+previous AS (
+    -- The newest decision imported for the account (`lastseen review import`), from any review.
+    SELECT account_id AS decided_account_id,
+           decision || ' by ' || decided_by || ' (imported ' || CAST(CAST(imported_at AS DATE) AS VARCHAR) || ')'
+               AS previous_decision
+    FROM (SELECT *, row_number() OVER (PARTITION BY account_id ORDER BY imported_at DESC) AS rn
+          FROM review_decisions) AS d
+    WHERE rn = 1
+),
+acted AS (
+    -- The newest journaled deprovisioning outcome for the account.
+    SELECT account_id AS acted_account_id,
+           action || ': ' || outcome || ' (' || CAST(CAST(at AS DATE) AS VARCHAR) || ')' AS action_status
+    FROM (SELECT *, row_number() OVER (PARTITION BY account_id ORDER BY at DESC, entry_id DESC) AS rn
+          FROM deprovision_actions WHERE phase = 'outcome') AS j
+    WHERE rn = 1
 ),
 acct AS (
     SELECT
@@ -185,8 +209,14 @@ SELECT
     last_seen_at, last_seen_source, days_since_last_seen, active_days_30, active_days_90, state,
     owner_identity_id, owner_name, owner_email, department, employee_type, owner_status,
     termination_date, manager_email, manager_name, match_status, match_rule,
-    privileged, guest, recommendation, reason
+    privileged, guest, recommendation, reason,
+    previous_decision, action_status,
+    'proposed: ' || recommendation                                  AS decision,
+    CAST(NULL AS VARCHAR)                                           AS decided_by,
+    CAST(NULL AS VARCHAR)                                           AS note
 FROM decided
+LEFT JOIN previous ON decided_account_id = account_id
+LEFT JOIN acted ON acted_account_id = account_id
 ORDER BY CASE recommendation WHEN 'revoke' THEN 0 WHEN 'investigate' THEN 1 ELSE 2 END,
          privileged DESC, workspace_id, account_id;
 

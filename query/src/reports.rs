@@ -477,11 +477,16 @@ mod tests {
         assert!(!r.query.contains("@chart") && r.query.contains("FROM accounts AS a"));
     }
 
+    fn takes_nothing(reports: &[ReportDef], name: &str) -> bool {
+        reports.iter().find(|r| r.name == name).is_some_and(|r| r.params.is_empty())
+    }
+
     #[test]
     fn every_builtin_report_is_registered_with_its_parameters() {
         let reports = builtin().unwrap();
         let names: Vec<_> = reports.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["dormant", "orphans", "review", "seats", "terminated", "usage"]);
+        assert_eq!(names, ["deprovisioned", "dormant", "orphans", "review", "seats", "terminated", "usage"]);
+        assert!(takes_nothing(&reports, "deprovisioned"));
         let takes = |name: &str| -> Vec<Param> {
             reports.iter().find(|r| r.name == name).unwrap().params.iter().map(|d| d.param).collect()
         };
@@ -524,7 +529,12 @@ mod tests {
         assert!(r.check(&ReportParams::default()).unwrap_err().to_string().contains("needs --days"));
         let e = find("terminated").unwrap().check(&ReportParams { days: Some(30), ..Default::default() }).unwrap_err();
         assert!(e.to_string().starts_with("report `terminated` does not take --days"), "{e}");
-        assert!(find("nope").unwrap_err().to_string().starts_with("no report named `nope`; the reports are: dormant"));
+        assert!(
+            find("nope")
+                .unwrap_err()
+                .to_string()
+                .starts_with("no report named `nope`; the reports are: deprovisioned, dormant")
+        );
     }
 
     #[test]

@@ -99,6 +99,20 @@ impl Org {
 
     /// Every access the account made on day index `day`, appended to `out` (unsorted).
     pub(crate) fn day_accesses(&self, pos: usize, day: i32, out: &mut Vec<Access>) {
+        let first = out.len();
+        self.model_accesses(pos, day, out);
+        // A SCIM deactivation ends every session; nothing is accessed until a re-activation.
+        let mut i = first;
+        while i < out.len() {
+            if self.active_at(pos, out[i].at) {
+                i += 1
+            } else {
+                out.swap_remove(i);
+            }
+        }
+    }
+
+    fn model_accesses(&self, pos: usize, day: i32, out: &mut Vec<Access>) {
         let u = self.user(pos);
         if !self.active_on(u, day) {
             return;

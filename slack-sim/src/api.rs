@@ -698,11 +698,11 @@ pub(crate) fn user_json(org: &Org, pos: usize, with_email: bool, include_locale:
     user.insert("id".into(), json!(u.id));
     user.insert("team_id".into(), json!(home));
     user.insert("name".into(), json!(u.name));
-    user.insert("deleted".into(), json!(u.deleted));
+    user.insert("deleted".into(), json!(org.is_deleted(pos)));
     user.insert("color".into(), json!(format!("{:06x}", mix(seed, pos as u64, T_COLOR) & 0xFF_FFFF)));
     user.insert("real_name".into(), json!(real_name));
     // Deactivated accounts come back without their time zone.
-    if !u.deleted {
+    if !org.is_deleted(pos) {
         user.insert("tz".into(), json!(zone.tz));
         user.insert("tz_label".into(), json!(zone.label));
         user.insert("tz_offset".into(), json!(zone.offset));

@@ -74,7 +74,8 @@ impl Org {
         let terminated = if fate == Fate::Ambiguous {
             // Whose termination would it be? Neither record is known to be the account's.
             None
-        } else if let Some(day) = self.deleted_day(pos) {
+        } else if let Some(day) = self.generated_deleted_day(pos) {
+            // HR does not learn from Slack: only the generated offboarding counts here.
             // Offboarding usually follows HR within a day or two, and HR says so for most.
             (unit(mix(seed, pos as u64, T_TERMINATED)) < 0.9).then(|| term_day(day - 1))
         } else if pos != 0 && unit(mix(seed, pos as u64, T_TERMINATED)) < 0.04 {
@@ -90,7 +91,7 @@ impl Org {
     /// human (guests included), and in no HR record by email or alias.
     pub(crate) fn is_orphan(&self, pos: usize) -> bool {
         let u = self.user(pos);
-        u.kind.is_human() && !u.deleted && self.identity(pos).fate == Fate::Orphan
+        u.kind.is_human() && !self.is_deleted(pos) && self.identity(pos).fate == Fate::Orphan
     }
 
     /// The identity id correlation must give the account, if exactly one record is its own.
@@ -104,8 +105,7 @@ impl Org {
 
     /// Not deactivated, yet HR says the person left on or before `as_of`.
     pub(crate) fn is_terminated_active(&self, pos: usize, as_of: NaiveDate) -> bool {
-        let u = self.user(pos);
-        !u.deleted && self.identity(pos).terminated.is_some_and(|d| d <= as_of)
+        !self.is_deleted(pos) && self.identity(pos).terminated.is_some_and(|d| d <= as_of)
     }
 
     /// The HR export as CSV with a header: `identity_id, email, alternate_email, employee_id,

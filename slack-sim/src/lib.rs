@@ -23,7 +23,7 @@ pub use config::{
     Conditions, FaultKind, FaultRule, FaultWhen, RateLimits, SimConfig, WorkspaceError, load_conditions, load_faults,
 };
 pub use org::{GroundTruth, GroundTruthAccount, Org, OrgSpec, Plan};
-pub use server::{RunningSim, Simulator};
+pub use server::{RunningSim, ScimWrite, Simulator};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -43,3 +43,5 @@ pub enum SimError {
 
 #[cfg(test)]
 mod http_tests;
+#[cfg(test)]
+mod scim_write_tests;

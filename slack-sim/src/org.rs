@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{PoisonError, RwLock};
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -194,6 +195,7 @@ const T_HOME_WS: u64 = 20;
 const T_OTHER_WS: u64 = 21;
 const T_DEPARTMENT: u64 = 22;
 const T_CREATED: u64 = 23;
+const T_EXTERNAL_ID: u64 = 24;
 
 /// The generated organisation. Immutable once built.
 pub struct Org {
@@ -213,6 +215,11 @@ pub struct Org {
     start_weekday: u32,
     id_key: u64,
     name_offset: u64,
+    /// What SCIM writes changed since generation: per position, its `active` transitions in
+    /// time order (`(active, epoch seconds)`). Every read (users.list, SCIM, billing, analytics,
+    /// access logs, ground truth) goes through [`Org::is_deleted`] / [`Org::deleted_day`] /
+    /// [`Org::active_at`], so a deactivation is visible everywhere from the moment it is made.
+    scim_changes: RwLock<HashMap<usize, Vec<(bool, i64)>>>,
 }
 
 impl fmt::Debug for Org {
@@ -283,6 +290,7 @@ impl Org {
             start_weekday: start.weekday().num_days_from_monday(),
             id_key: mix(seed, 4, T_TEAM),
             name_offset: mix(seed, 5, T_TEAM) % 4096,
+            scim_changes: RwLock::new(HashMap::new()),
         };
 
         let mut bot_names: HashMap<&'static str, u32> = HashMap::new();
@@ -539,11 +547,65 @@ impl Org {
         self.workspace_mask(pos) & (1 << ws) != 0
     }
 
-    /// The day index an account was deactivated on, if it was.
+    /// The day index an account was deactivated on, if it is deactivated now (generated so, or
+    /// by a SCIM write; a SCIM re-activation clears it).
     pub(crate) fn deleted_day(&self, pos: usize) -> Option<i32> {
+        if let Some(&(active, at)) = self.scim_last_change(pos).as_ref() {
+            return (!active).then(|| i32::try_from(self.day_of(at)).unwrap_or(i32::MAX));
+        }
+        self.generated_deleted_day(pos)
+    }
+
+    /// The day index the generated organisation deactivated the account on, whatever SCIM did since.
+    pub(crate) fn generated_deleted_day(&self, pos: usize) -> Option<i32> {
         let u = &self.users[pos];
         u.deleted
             .then(|| below(mix(self.seed(), pos as u64, T_DELETED_DAY), u64::from(self.spec.history_days) + 1) as i32)
+    }
+
+    /// Whether the account is deactivated now: its generated state, or the last SCIM write.
+    pub(crate) fn is_deleted(&self, pos: usize) -> bool {
+        match self.scim_last_change(pos) {
+            Some((active, _)) => !active,
+            None => self.users[pos].deleted,
+        }
+    }
+
+    fn scim_last_change(&self, pos: usize) -> Option<(bool, i64)> {
+        let changes = self.scim_changes.read().unwrap_or_else(PoisonError::into_inner);
+        changes.get(&pos).and_then(|v| v.last().copied())
+    }
+
+    /// False while a SCIM write had the account deactivated at `at`: no access can happen then
+    /// (Slack signs a deactivated user out of every session: "Deactivating a member's account
+    /// will sign them out of all Slack apps", help article 204475027).
+    pub(crate) fn active_at(&self, pos: usize, at: i64) -> bool {
+        let changes = self.scim_changes.read().unwrap_or_else(PoisonError::into_inner);
+        match changes.get(&pos) {
+            None => true,
+            Some(v) => v.iter().rev().find(|(_, t)| *t <= at).is_none_or(|(active, _)| *active),
+        }
+    }
+
+    /// Records a SCIM write that set `active` at epoch `at`. Returns whether it changed the state.
+    pub(crate) fn set_active(&self, pos: usize, active: bool, at: i64) -> bool {
+        let was = !self.is_deleted(pos);
+        if was == active {
+            return false;
+        }
+        let mut changes = self.scim_changes.write().unwrap_or_else(PoisonError::into_inner);
+        changes.entry(pos).or_default().push((active, at));
+        true
+    }
+
+    /// Whether the customer's IdP provisioned this account (a non-empty SCIM `externalId`):
+    /// "externalId … An identifier for the user as defined by the provisioning client", RFC 7643
+    /// §3.1; Slack echoes what the IdP set (contract sample `scim__v2__Users.json` carries the
+    /// attribute). Here a deterministic 30% of the people, never bots.
+    pub(crate) fn external_id(&self, pos: usize) -> Option<String> {
+        let u = &self.users[pos];
+        (u.kind.is_human() && unit(mix(self.seed(), pos as u64, T_EXTERNAL_ID)) < 0.3)
+            .then(|| format!("00u{:016x}", mix(self.seed(), pos as u64, T_EXTERNAL_ID + 1)))
     }
 
     /// The account's department, which also decides its user groups.
@@ -621,7 +683,7 @@ impl Org {
             name: u.name.to_string(),
             email: self.email(pos),
             kind: u.kind.as_str().to_owned(),
-            deleted: u.deleted,
+            deleted: self.is_deleted(pos),
             invited: u.invited,
             last_access,
         }

@@ -12,6 +12,10 @@ pub(crate) enum Tier {
     Tier4,
     /// A method-specific rate in calls per minute (SCIM's org-wide limits).
     PerMinute(u32),
+    /// A rate in calls per minute with a documented burst: SCIM's write limits
+    /// (docs.slack.dev/reference/scim-api/rate-limits: org-wide writes 600/min burst 180;
+    /// create, update and delete a user 180/min burst 20 each).
+    Burst(u32, u32),
 }
 
 impl Tier {
@@ -20,7 +24,7 @@ impl Tier {
             Tier::Tier2 => 20.0,
             Tier::Tier3 => 50.0,
             Tier::Tier4 => 100.0,
-            Tier::PerMinute(n) => f64::from(n),
+            Tier::PerMinute(n) | Tier::Burst(n, _) => f64::from(n),
         }
     }
 }
@@ -48,7 +52,10 @@ impl RateLimiter {
     /// is available (at least 1, as Slack never sends `Retry-After: 0`).
     pub(crate) fn acquire(&self, method: &str, team: &str, tier: Tier) -> Result<(), u64> {
         let rate = tier.per_minute() * self.scale / 60.0;
-        let capacity = (rate * BURST_SECONDS).max(MIN_BURST);
+        let capacity = match tier {
+            Tier::Burst(_, burst) => (f64::from(burst) * self.scale).max(MIN_BURST),
+            _ => (rate * BURST_SECONDS).max(MIN_BURST),
+        };
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         let bucket =

@@ -1,7 +1,7 @@
 //! The HTTP server: routing, the simulated clock, call counters, fault injection, the access-log
 //! cache and the `/_sim/*` control endpoints.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,11 +44,56 @@ pub(crate) struct Shared {
     calls: Mutex<HashMap<String, u64>>,
     /// Pages are fetched many times at one clock value; building the entries is the costly part.
     access_cache: tokio::sync::Mutex<Option<CachedLog>>,
+    /// Users with a SCIM write in progress (Slack allows one at a time per user).
+    scim_writing: Mutex<HashSet<usize>>,
+    /// Every SCIM user write Slack accepted, in order: what tests count.
+    scim_writes: Mutex<Vec<ScimWrite>>,
+}
+
+/// One accepted SCIM write to a user.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ScimWrite {
+    pub user: String,
+    /// `v1` or `v2`: the path and body dialect the client used.
+    pub version: String,
+    /// `PATCH` or `DELETE`.
+    pub method: String,
+    /// The `active` value written.
+    pub active: bool,
+}
+
+/// Holds one user's SCIM write lock until dropped.
+pub(crate) struct WriteLock<'a> {
+    shared: &'a Shared,
+    pos: usize,
+}
+
+impl<'a> WriteLock<'a> {
+    pub(crate) fn take(shared: &'a Shared, pos: usize) -> Option<WriteLock<'a>> {
+        let taken = shared.scim_writing.lock().unwrap_or_else(|e| e.into_inner()).insert(pos);
+        // Built only when taken: a lock dropped on refusal would release the holder's.
+        if taken { Some(WriteLock { shared, pos }) } else { None }
+    }
+}
+
+impl Drop for WriteLock<'_> {
+    fn drop(&mut self) {
+        let mut writing = self.shared.scim_writing.lock().unwrap_or_else(|e| e.into_inner());
+        writing.remove(&self.pos);
+    }
 }
 
 impl Shared {
     pub(crate) fn now(&self) -> i64 {
         self.clock.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn record_scim_write(&self, write: ScimWrite) {
+        self.scim_writes.lock().unwrap_or_else(|e| e.into_inner()).push(write);
+    }
+
+    fn scim_write_log(&self) -> Vec<ScimWrite> {
+        self.scim_writes.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub(crate) fn record_call(&self, method: &str) -> u64 {
@@ -198,6 +243,8 @@ impl Simulator {
             clock: AtomicI64::new(default_now),
             calls: Mutex::new(HashMap::new()),
             access_cache: tokio::sync::Mutex::new(None),
+            scim_writing: Mutex::new(HashSet::new()),
+            scim_writes: Mutex::new(Vec::new()),
         });
         // GovSlack serves the same API under its own host; here, under `/gov`.
         let slack = Router::new()
@@ -211,6 +258,7 @@ impl Simulator {
             .route("/_sim/clock", get(get_clock).post(set_clock))
             .route("/_sim/ground_truth", get(ground_truth))
             .route("/_sim/identities.csv", get(identities))
+            .route("/_sim/scim_writes", get(scim_writes))
             .with_state(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -321,6 +369,17 @@ impl RunningSim {
     pub fn call_count(&self, method: &str) -> u64 {
         let calls = self.shared.calls.lock().unwrap_or_else(|e| e.into_inner());
         calls.get(method).copied().unwrap_or(0)
+    }
+
+    /// SCIM writes Slack accepted for `user` (a `PATCH active` or a `DELETE`), retries and
+    /// no-op writes included: what "exactly once" is checked against.
+    pub fn scim_writes(&self, user: &str) -> u64 {
+        self.shared.scim_write_log().iter().filter(|w| w.user == user).count() as u64
+    }
+
+    /// Every accepted SCIM user write, in order.
+    pub fn scim_write_log(&self) -> Vec<ScimWrite> {
+        self.shared.scim_write_log()
     }
 
     pub async fn shutdown(mut self) {
@@ -497,4 +556,14 @@ async fn identities(State(shared): State<Arc<Shared>>) -> Response {
         Ok(csv) => ([(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response(),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "identities failed").into_response(),
     }
+}
+
+/// `GET /_sim/scim_writes[?user=U…]`: the accepted SCIM user writes (all, or one user's) and
+/// their count, for tests that drive the binary from outside the process.
+async fn scim_writes(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
+    let params = Params::parse(query.as_deref(), &HeaderMap::new(), &[]);
+    let user = params.get("user");
+    let log: Vec<ScimWrite> =
+        shared.scim_write_log().into_iter().filter(|w| user.is_none_or(|u| w.user == u)).collect();
+    axum::Json(json!({"ok": true, "count": log.len(), "writes": log})).into_response()
 }

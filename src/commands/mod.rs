@@ -4,6 +4,7 @@ mod backfill;
 mod check;
 mod daemon;
 mod demo;
+mod deprovision;
 mod report;
 mod run;
 mod shell;
@@ -36,6 +37,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Tables(args) => tables::run(&cli.global, args).await,
         Command::Simulate(args) => simulate::run(args).await,
         Command::Vacuum(args) => vacuum::run(&cli.global, args).await,
+        Command::Review(cmd) => deprovision::review(&cli.global, cmd).await,
+        Command::Deprovision(cmd) => deprovision::run(&cli.global, cmd).await,
+        Command::Account(cmd) => deprovision::account(&cli.global, cmd).await,
     }
 }
 

@@ -11,6 +11,7 @@ mod config_cli;
 mod correlation;
 mod daemon;
 mod deploy;
+mod deprovision;
 mod e2e;
 mod exports;
 mod hostile;

@@ -66,7 +66,7 @@ pub(crate) fn users_list(ctx: &Ctx<'_>) -> Reply {
     let keep = |pos: usize| {
         let u = org.user(pos);
         u.kind != Kind::Slackbot
-            && u.deleted != want_active
+            && org.is_deleted(pos) != want_active
             && (!only_guests || u.kind.is_guest())
             && (org_wide || org.in_workspace(pos, ws))
     };
@@ -91,7 +91,7 @@ pub(crate) fn users_list(ctx: &Ctx<'_>) -> Reply {
                 "is_admin": owner || u.kind == Kind::Admin, "is_owner": owner,
                 "is_primary_owner": u.kind == Kind::PrimaryOwner, "is_restricted": u.kind.is_guest(),
                 "is_ultra_restricted": u.kind == Kind::GuestSingle, "is_bot": !u.kind.is_human(),
-                "is_active": !u.deleted, "roles": [role], "workspaces": workspaces,
+                "is_active": !org.is_deleted(pos), "roles": [role], "workspaces": workspaces,
             });
             if let Some(day) = org.deleted_day(pos) {
                 v["deactivated_ts"] = json!(org.start_epoch() + i64::from(day) * 86_400);

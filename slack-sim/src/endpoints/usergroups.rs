@@ -62,7 +62,7 @@ pub(crate) fn members(org: &Org, ws: usize) -> Vec<Vec<usize>> {
     let mut out = vec![Vec::new(); GROUPS_PER_WORKSPACE];
     for pos in 0..org.len() {
         let u = org.user(pos);
-        if !u.kind.is_human() || u.deleted || !org.in_workspace(pos, ws) {
+        if !u.kind.is_human() || org.is_deleted(pos) || !org.in_workspace(pos, ws) {
             continue;
         }
         if !u.kind.is_guest() {
