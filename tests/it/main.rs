@@ -20,4 +20,5 @@ mod operations;
 mod reports;
 mod s3;
 mod secrets;
+mod serve;
 mod simulate;
