@@ -153,6 +153,42 @@ mod tests {
     use super::*;
     use secrecy::ExposeSecret;
 
+    fn load(toml: &str) -> Result<crate::Config> {
+        crate::Config::from_toml_str(toml, "t.toml", Vec::<(String, String)>::new())
+    }
+
+    #[test]
+    fn defaults_are_loopback_without_users() {
+        let c = load("").unwrap().serve;
+        assert_eq!(c.listen.to_string(), "127.0.0.1:5433");
+        assert!(c.is_loopback() && c.tls.is_none() && c.users.is_empty() && !c.in_daemon);
+        assert_eq!(c.query_memory, 512 << 20);
+        assert_eq!(c.query_timeout, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn off_loopback_needs_tls_and_tls_needs_both_files() {
+        let e = load("[serve]\nlisten = \"0.0.0.0:5433\"\n").unwrap_err();
+        assert_eq!(e.field(), Some("serve.listen"));
+        assert!(e.to_string().contains("TLS"), "{e}");
+        let ok = load("[serve]\nlisten = \"0.0.0.0:5433\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n").unwrap();
+        assert_eq!(ok.serve.tls, Some(TlsFiles { cert: "c.pem".into(), key: "k.pem".into() }));
+        assert_eq!(load("[serve]\ntls_cert = \"c.pem\"\n").unwrap_err().field(), Some("serve.tls_key"));
+    }
+
+    #[test]
+    fn users_need_exactly_one_password_source_and_unique_names() {
+        let one = "[[serve.users]]\nname = \"ana\"\npassword_env = \"ANA_PW\"\n";
+        let c = load(one).unwrap().serve;
+        assert_eq!(c.users, vec![ServeUser { name: "ana".into(), password: PasswordSource::Env("ANA_PW".into()) }]);
+        let e = load("[[serve.users]]\nname = \"ana\"\n").unwrap_err();
+        assert_eq!(e.field(), Some("serve.users[0].password_env"));
+        let e = load(&format!("{one}{one}")).unwrap_err();
+        assert_eq!(e.field(), Some("serve.users[1].name"));
+        let e = load("[[serve.users]]\nname = \"ana\"\npassword = \"x\"\n").unwrap_err();
+        assert!(e.to_string().contains("password"), "{e}");
+    }
+
     #[test]
     fn password_from_env_never_echoed() {
         let src = PasswordSource::Env("P".into());

@@ -5,7 +5,6 @@
 //! functions those tools call (`version()`, `format_type`, `has_table_privilege`, …).
 //! `information_schema` is DataFusion's own.
 
-use std::any::Any;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -481,11 +480,20 @@ fn list_of_text() -> DataType {
     DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)))
 }
 
+/// The element type of the array types listed in `known_types`.
 fn element_oid(t: &Type) -> i32 {
-    match t.kind() {
-        pgwire::api::Kind::Array(inner) => inner.oid() as i32,
-        _ => 0,
-    }
+    let pairs = [
+        (Type::BOOL_ARRAY, Type::BOOL),
+        (Type::INT2_ARRAY, Type::INT2),
+        (Type::INT4_ARRAY, Type::INT4),
+        (Type::INT8_ARRAY, Type::INT8),
+        (Type::TEXT_ARRAY, Type::TEXT),
+        (Type::VARCHAR_ARRAY, Type::VARCHAR),
+        (Type::FLOAT8_ARRAY, Type::FLOAT8),
+        (Type::DATE_ARRAY, Type::DATE),
+        (Type::TIMESTAMPTZ_ARRAY, Type::TIMESTAMPTZ),
+    ];
+    pairs.iter().find(|(a, _)| a == t).map_or(0, |(_, e)| e.oid() as i32)
 }
 
 /// A function of the catalogue: fixed answer, or computed per row from its first argument.
@@ -533,9 +541,6 @@ impl ScalarValueKey {
 }
 
 impl ScalarUDFImpl for CatalogFn {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
     fn name(&self) -> &str {
         &self.name
     }

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::error::DataFusionError;
@@ -329,9 +329,9 @@ fn show_response(name: &str, value: &str, format: &Format) -> PgWireResult<Respo
     let field = FieldInfo::new(name.to_owned(), None, None, Type::TEXT, format.format_for(0));
     let fields = Arc::new(vec![field]);
     let mut encoder = DataRowEncoder::new(Arc::clone(&fields));
-    encoder.encode_field(value)?;
-    let row = encoder.finish();
-    Ok(Response::Query(QueryResponse::new(fields, stream::iter(vec![row]))))
+    encoder.encode_field(&value.to_owned())?;
+    let row = encoder.take_row();
+    Ok(Response::Query(QueryResponse::new(fields, stream::iter(vec![Ok(row)]))))
 }
 
 fn user_error(code: &str, message: String) -> PgWireError {
@@ -499,7 +499,7 @@ fn decode(portal: &Portal<Stmt>, i: usize, wire: &Type) -> PgWireResult<ScalarVa
         )
     } else if *wire == Type::TIMESTAMPTZ {
         ScalarValue::TimestampMicrosecond(
-            portal.parameter::<DateTime<Utc>>(i, wire)?.map(|t| t.timestamp_micros()),
+            portal.parameter::<DateTime<FixedOffset>>(i, wire)?.map(|t| t.timestamp_micros()),
             Some("UTC".into()),
         )
     } else {
