@@ -14,7 +14,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    CastKind, DataType, Expr, Function, Ident, ObjectName, Statement, Value, visit_expressions_mut,
+    CastKind, DataType, Expr, Function, Ident, ObjectName, ObjectNamePart, Select, SelectItem,
+    SelectItemQualifiedWildcardKind, Statement, Value, VisitMut, VisitorMut,
 };
 
 /// The OIDs Postgres gives its catalogue relations (fixed since 8.x).
@@ -72,20 +73,65 @@ pub fn rewrite_text(sql: &str) -> String {
     out
 }
 
-/// AST rewrite, after parsing: `reg*` casts and 1-based array bounds.
+/// AST rewrite, after parsing: `reg*` casts, 1-based array bounds, `pg_*` relations without a
+/// schema (Postgres finds them through the implicit `pg_catalog` on the search path), and
+/// `SELECT x.col, x.*` (DBeaver's style; DataFusion refuses the duplicate name, so the explicit
+/// column goes and the wildcard still returns it, under the same name).
 pub fn rewrite(statement: &mut Statement) {
-    let _ = visit_expressions_mut(statement, |e: &mut Expr| {
+    let _ = statement.visit(&mut Compat);
+}
+
+struct Compat;
+
+impl VisitorMut for Compat {
+    type Break = ();
+
+    fn pre_visit_relation(&mut self, relation: &mut ObjectName) -> ControlFlow<()> {
+        if let [ObjectNamePart::Identifier(ident)] = relation.0.as_slice()
+            && ident.quote_style.is_none()
+            && ident.value.to_lowercase().starts_with("pg_")
+        {
+            *relation = ObjectName::from(vec![Ident::new("pg_catalog"), ident.clone()]);
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<()> {
+        let wildcards: Vec<String> = select
+            .projection
+            .iter()
+            .filter_map(|item| match item {
+                SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), _) => {
+                    Some(name.to_string().to_lowercase())
+                }
+                _ => None,
+            })
+            .collect();
+        if !wildcards.is_empty() {
+            select.projection.retain(|item| match item {
+                SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) if parts.len() == 2 => {
+                    !wildcards.contains(&parts[0].value.to_lowercase())
+                }
+                _ => true,
+            });
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
         rewrite_expr(e);
-        ControlFlow::<()>::Continue(())
-    });
+        ControlFlow::Continue(())
+    }
 }
 
 fn rewrite_expr(e: &mut Expr) {
     match e {
-        Expr::Cast {
-            kind: CastKind::DoubleColon | CastKind::Cast, expr, data_type: DataType::Custom(name, _), ..
-        } => {
-            let ty = name.to_string().to_lowercase();
+        Expr::Cast { kind: CastKind::DoubleColon | CastKind::Cast, expr, data_type, .. } => {
+            let ty = match data_type {
+                DataType::Regclass => "regclass".to_owned(),
+                DataType::Custom(name, _) => name.to_string().to_lowercase(),
+                _ => return,
+            };
             let ty = ty.trim_start_matches("pg_catalog.");
             if !["regclass", "regproc", "regprocedure", "regtype", "regnamespace", "regrole", "oid"].contains(&ty) {
                 return;
@@ -147,5 +193,28 @@ mod tests {
             rewrite_text("SELECT quote_ident(table_schema) IN ('x')"),
             "SELECT quote_ident(table_schema) IN ('x')"
         );
+    }
+}
+
+#[cfg(test)]
+mod ast_tests {
+    use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+
+    fn rewritten(sql: &str) -> String {
+        let mut s = DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {}).unwrap().pop_front().unwrap();
+        if let DfStatement::Statement(st) = &mut s {
+            super::rewrite(st);
+        }
+        s.to_string()
+    }
+
+    #[test]
+    fn regclass_literals_become_oids_and_pg_tables_get_their_schema() {
+        assert_eq!(
+            rewritten("SELECT n.oid, n.* FROM pg_namespace n WHERE d.classoid = 'pg_namespace'::regclass"),
+            "SELECT n.* FROM pg_catalog.pg_namespace n WHERE d.classoid = 2615"
+        );
+        assert_eq!(rewritten("SELECT array_upper(a, 1), array_lower(a, 1)"), "SELECT array_length(a, 1), 1");
     }
 }
