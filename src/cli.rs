@@ -78,6 +78,12 @@ pub enum Command {
     /// Run the daily job on the `[daemon]` schedule: catches up missed days on start, never
     /// runs twice at once, serves /healthz and /metrics, stops cleanly on SIGTERM or Ctrl-C.
     Daemon(DaemonArgs),
+    /// Serve the lake over the Postgres wire protocol, read-only, for psql, DBeaver, Metabase,
+    /// Grafana and Python: the newest committed version (picked up without a restart), the
+    /// report views (report_dormant, …) and enough of pg_catalog for schema browsers. TLS is
+    /// required off loopback, logins are SCRAM-SHA-256 for the `[[serve.users]]`, every query
+    /// has a memory limit and a timeout and is logged with its user. Stops on SIGTERM/Ctrl-C.
+    Serve(ServeArgs),
     /// Run SQL over the lake's tables (`lastseen tables` lists them), or open an interactive
     /// SQL shell when no query is given.
     Sql(SqlArgs),
@@ -312,6 +318,14 @@ pub struct BackfillArgs {
 pub struct DaemonArgs {
     /// Address for /healthz and /metrics, overriding `daemon.listen` (port 0 picks a free port;
     /// the bound address is logged).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on, overriding `serve.listen` (port 0 picks a free port; the bound
+    /// address is printed). Off loopback it needs serve.tls_cert and serve.tls_key.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
 }

@@ -28,6 +28,10 @@ pub enum ConfigError {
     /// The Slack token could not be loaded. The message never contains the token itself.
     #[error("slack token: {message}")]
     Token { message: String },
+
+    /// A `[serve]` password could not be loaded. The message never contains the password.
+    #[error("serve password: {message}")]
+    Secret { message: String },
 }
 
 impl ConfigError {

@@ -8,6 +8,7 @@ mod error;
 mod identity;
 mod overrides;
 pub mod raw;
+mod serve;
 mod slack;
 mod storage;
 mod token;
@@ -26,6 +27,7 @@ pub use identity::{
     Normalize,
 };
 pub use raw::RawConfig;
+pub use serve::{MIN_PASSWORD_CHARS, PasswordSource, ServeConfig, ServeUser, TlsFiles};
 pub use slack::{RateLimitConfig, RetryConfig, SlackConfig, Source, UnknownSource};
 pub use storage::{StorageConfig, parse_storage_url};
 pub use token::TokenSource;
@@ -53,6 +55,8 @@ pub struct Config {
     /// `[correlation]`: how accounts are tied to identities.
     pub correlation: CorrelationConfig,
     pub daemon: DaemonConfig,
+    /// `[serve]`: `lastseen serve`, the lake over the Postgres wire protocol.
+    pub serve: ServeConfig,
     /// Where the file part came from: the path as given, `lastseen.toml`, or `defaults`.
     pub origin: String,
 }

@@ -22,6 +22,31 @@ pub struct RawConfig {
     pub identities: Option<RawIdentities>,
     pub correlation: Option<RawCorrelation>,
     pub daemon: Option<RawDaemon>,
+    pub serve: Option<RawServe>,
+}
+
+/// `[serve]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServe {
+    pub listen: Option<String>,
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    pub users: Option<Vec<RawServeUser>>,
+    pub max_connections: Option<Int>,
+    pub query_memory_mb: Option<Int>,
+    pub query_timeout: Option<DurationText>,
+    pub refresh: Option<DurationText>,
+    pub in_daemon: Option<bool>,
+}
+
+/// `[[serve.users]]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServeUser {
+    pub name: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<String>,
 }
 
 /// `[daemon]`

@@ -8,7 +8,10 @@ use std::time::Duration;
 use crate::daemon::{DaemonConfig, Schedule};
 use crate::error::Result;
 use crate::overrides::Origins;
-use crate::raw::{DurationText, Int, RawConfig, RawDaemon, RawLake, RawRateLimits, RawRetry, RawSlack, RawStorage};
+use crate::raw::{
+    DurationText, Int, RawConfig, RawDaemon, RawLake, RawRateLimits, RawRetry, RawServe, RawSlack, RawStorage,
+};
+use crate::serve::{PasswordSource, ServeConfig, ServeUser, TlsFiles};
 use crate::slack::{self, RateLimitConfig, RetryConfig, SlackConfig, Source};
 use crate::storage::{self, StorageConfig};
 use crate::token::TokenSource;
@@ -56,6 +59,12 @@ pub(crate) mod defaults {
     pub const LISTEN: &str = "127.0.0.1:8080";
     pub const CATCH_UP_DAYS: i64 = 7;
     pub const SHUTDOWN_GRACE: &str = "60s";
+    /// Loopback, one above Postgres' own 5432 so both can run on one host.
+    pub const SERVE_LISTEN: &str = "127.0.0.1:5433";
+    pub const SERVE_MAX_CONNECTIONS: i64 = 16;
+    pub const SERVE_QUERY_MEMORY_MB: i64 = 512;
+    pub const SERVE_QUERY_TIMEOUT: &str = "5m";
+    pub const SERVE_REFRESH: &str = "30s";
 }
 
 pub(crate) fn validate(raw: RawConfig, origins: &Origins) -> Result<Config> {
@@ -76,6 +85,7 @@ pub(crate) fn validate(raw: RawConfig, origins: &Origins) -> Result<Config> {
         identities: crate::identity::validate_identities(raw.identities.unwrap_or_default(), origins)?,
         correlation: crate::identity::validate_correlation(raw.correlation.unwrap_or_default(), origins)?,
         daemon: daemon(raw.daemon.unwrap_or_default(), origins)?,
+        serve: serve(raw.serve.unwrap_or_default(), origins)?,
         origin: origins.file.clone(),
     })
 }
@@ -147,6 +157,90 @@ fn daemon(raw: RawDaemon, o: &Origins) -> Result<DaemonConfig> {
         listen,
         catch_up_days: int(o, "daemon.catch_up_days", raw.catch_up_days, defaults::CATCH_UP_DAYS, 0, 400)?,
         shutdown_grace: duration(o, "daemon.shutdown_grace", raw.shutdown_grace, defaults::SHUTDOWN_GRACE)?,
+    })
+}
+
+fn serve(raw: RawServe, o: &Origins) -> Result<ServeConfig> {
+    let listen = raw.listen.as_deref().unwrap_or(defaults::SERVE_LISTEN);
+    let listen: std::net::SocketAddr = listen.trim().parse().map_err(|_| {
+        o.invalid(
+            "serve.listen",
+            format!("`{listen}` is not an address with a port; write e.g. \"127.0.0.1:5433\" or \"0.0.0.0:5433\""),
+        )
+    })?;
+    let path = |field: &str, v: &str| -> Result<PathBuf> {
+        if v.trim().is_empty() {
+            Err(o.invalid(field, "is empty; give the path of a PEM file"))
+        } else {
+            Ok(PathBuf::from(v))
+        }
+    };
+    let tls = match (raw.tls_cert.as_deref(), raw.tls_key.as_deref()) {
+        (Some(c), Some(k)) => Some(TlsFiles { cert: path("serve.tls_cert", c)?, key: path("serve.tls_key", k)? }),
+        (None, None) => None,
+        (Some(_), None) => return Err(o.invalid("serve.tls_key", "is missing: tls_cert needs its private key")),
+        (None, Some(_)) => return Err(o.invalid("serve.tls_cert", "is missing: tls_key needs its certificate")),
+    };
+    if tls.is_none() && !listen.ip().is_loopback() {
+        return Err(o.invalid(
+            "serve.listen",
+            format!(
+                "`{listen}` is not a loopback address, so the listener needs TLS: set serve.tls_cert and \
+                 serve.tls_key (passwords and data must not cross the network in plaintext)"
+            ),
+        ));
+    }
+    let mut users: Vec<ServeUser> = Vec::new();
+    for (i, u) in raw.users.unwrap_or_default().into_iter().enumerate() {
+        let field = |k: &str| format!("serve.users[{i}].{k}");
+        let name = u.name.unwrap_or_default();
+        let valid = !name.is_empty()
+            && name.len() <= 63
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+        if !valid {
+            return Err(o.invalid(&field("name"), format!("`{name}` is not a user name (1-63 of a-z, 0-9, _ - .)")));
+        }
+        if users.iter().any(|x| x.name == name) {
+            return Err(o.invalid(&field("name"), format!("user `{name}` is listed twice")));
+        }
+        let password = match (u.password_env, u.password_file) {
+            (Some(env), None) if is_env_name(&env) => PasswordSource::Env(env),
+            (Some(env), None) => {
+                return Err(o.invalid(&field("password_env"), format!("`{env}` is not an environment variable name")));
+            }
+            (None, Some(file)) => PasswordSource::File(path(&field("password_file"), &file)?),
+            _ => {
+                return Err(o.invalid(
+                    &field("password_env"),
+                    "give exactly one of password_env or password_file (a password is never written in this file)",
+                ));
+            }
+        };
+        users.push(ServeUser { name, password });
+    }
+    let query_memory_mb: usize =
+        int(o, "serve.query_memory_mb", raw.query_memory_mb, defaults::SERVE_QUERY_MEMORY_MB, 16, 1 << 20)?;
+    let query_timeout = duration(o, "serve.query_timeout", raw.query_timeout, defaults::SERVE_QUERY_TIMEOUT)?;
+    if query_timeout.is_zero() {
+        return Err(o.invalid("serve.query_timeout", "must be more than 0"));
+    }
+    let refresh = duration(o, "serve.refresh", raw.refresh, defaults::SERVE_REFRESH)?;
+    Ok(ServeConfig {
+        listen,
+        tls,
+        users,
+        max_connections: int(
+            o,
+            "serve.max_connections",
+            raw.max_connections,
+            defaults::SERVE_MAX_CONNECTIONS,
+            1,
+            4096,
+        )?,
+        query_memory: query_memory_mb << 20,
+        query_timeout,
+        refresh,
+        in_daemon: raw.in_daemon.unwrap_or(false),
     })
 }
 

@@ -83,12 +83,14 @@ impl QueryEngine {
     }
 }
 
-fn read_only() -> SQLOptions {
+/// The options every lastseen query is planned with: no DDL, DML or statements. `lastseen serve`
+/// checks its plans against the same options.
+pub fn read_only() -> SQLOptions {
     SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
 }
 
 /// DataFusion's refusal of a writing statement, said in lastseen's terms.
-fn refused(e: datafusion::error::DataFusionError) -> QueryError {
+pub fn refused(e: datafusion::error::DataFusionError) -> QueryError {
     let text = e.to_string();
     let what =
         ["DDL not supported", "DML not supported", "Statement not supported"].into_iter().find(|m| text.contains(m));

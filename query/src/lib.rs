@@ -9,7 +9,7 @@ pub mod format;
 pub mod reports;
 pub mod split;
 
-pub use engine::QueryEngine;
+pub use engine::{QueryEngine, read_only, refused};
 pub use error::{QueryError, Result};
 pub use export::{Document, ExportOptions, Format, Provenance, ResultSet};
 pub use format::OutputFormat;

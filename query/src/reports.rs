@@ -23,6 +23,7 @@ use std::sync::Arc;
 use chrono::{Duration, NaiveDate};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
+use datafusion::prelude::DataFrame;
 
 use crate::export::{Chart, ChartKind, Parameter, Provenance, ResultSet};
 use crate::{QueryEngine, QueryError, Result};
@@ -284,6 +285,30 @@ impl ReportDef {
 
     /// Run the report and its charts over `engine`'s lake version.
     pub async fn run(&self, engine: &QueryEngine, p: &ReportParams) -> Result<ReportOutput> {
+        let (as_of, binds, shown) = self.bind(engine, p)?;
+        let data = ResultSet::collect(engine.plan(&self.query, &binds).await?).await?;
+        let charts = self.charts(engine, &data, &binds).await?;
+        let mut provenance = engine.provenance(&self.title, &self.sql).await?;
+        provenance.report = Some(self.name.clone());
+        provenance.as_of = as_of;
+        provenance.parameters = shown;
+        Ok(ReportOutput { data, charts, as_of, provenance, binds })
+    }
+
+    /// The report's main query with `p` bound, not yet run: what `lastseen serve` registers as
+    /// the view `report_<name>`. Returns the as-of day it was bound to.
+    pub async fn plan(&self, engine: &QueryEngine, p: &ReportParams) -> Result<(DataFrame, Option<NaiveDate>)> {
+        let (as_of, binds, _) = self.bind(engine, p)?;
+        Ok((engine.plan(&self.query, &binds).await?, as_of))
+    }
+
+    /// The values bound to the SQL's placeholders and how provenance shows them.
+    #[allow(clippy::type_complexity)]
+    fn bind(
+        &self,
+        engine: &QueryEngine,
+        p: &ReportParams,
+    ) -> Result<(Option<NaiveDate>, Vec<(&'static str, ScalarValue)>, Vec<Parameter>)> {
         self.check(p)?;
         let as_of = if self.takes(Param::AsOf) { Some(resolve_as_of(engine, &self.snapshots, p.as_of)?) } else { None };
         let mut binds: Vec<(&'static str, ScalarValue)> = Vec::new();
@@ -324,14 +349,7 @@ impl ReportDef {
             })?;
             bind("cutoff", lastseen_lake::catalog::date_scalar(cutoff), cutoff.to_string());
         }
-
-        let data = ResultSet::collect(engine.plan(&self.query, &binds).await?).await?;
-        let charts = self.charts(engine, &data, &binds).await?;
-        let mut provenance = engine.provenance(&self.title, &self.sql).await?;
-        provenance.report = Some(self.name.clone());
-        provenance.as_of = as_of;
-        provenance.parameters = shown;
-        Ok(ReportOutput { data, charts, as_of, provenance, binds })
+        Ok((as_of, binds, shown))
     }
 
     pub(crate) async fn charts(

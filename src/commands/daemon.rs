@@ -30,6 +30,9 @@ pub async fn run(g: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<u8> {
     drop(cfg.slack.token.load().map_err(ConfigProblem::from).context("loading the Slack token")?);
     let lake = super::open_lake(&cfg)?;
     let listen = args.listen.unwrap_or(cfg.daemon.listen);
+    // `serve.in_daemon`: the Postgres listener of `lastseen serve` in this process too, checked
+    // (users, TLS) before anything starts.
+    let pg = if cfg.serve.in_daemon { Some(super::serve::bind(&cfg, lake.clone()).await?) } else { None };
 
     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
@@ -91,6 +94,20 @@ pub async fn run(g: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<u8> {
         }
     });
 
+    let (stop_pg, pg_stopped) = tokio::sync::oneshot::channel::<()>();
+    let pg = pg.map(|server| {
+        tokio::spawn(async move {
+            if let Err(e) = server
+                .run(async move {
+                    let _ = pg_stopped.await;
+                })
+                .await
+            {
+                tracing::error!(error = %e, "the Postgres listener stopped");
+            }
+        })
+    });
+
     let now = Utc::now();
     let days = missed_days(
         &d.ok_days(),
@@ -127,6 +144,10 @@ pub async fn run(g: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<u8> {
     d.finish_or_abandon().await;
     let _ = stop_http.send(());
     let _ = server.await;
+    let _ = stop_pg.send(());
+    if let Some(pg) = pg {
+        let _ = pg.await;
+    }
     tracing::info!("daemon stopped");
     Ok(crate::exit::OK)
 }

@@ -7,6 +7,7 @@ mod demo;
 mod deprovision;
 mod report;
 mod run;
+mod serve;
 mod shell;
 mod simulate;
 pub(crate) use simulate::shutdown_signal;
@@ -31,6 +32,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => run::run(&cli.global, args).await,
         Command::Backfill(args) => backfill::run(&cli.global, args).await,
         Command::Daemon(args) => daemon::run(&cli.global, args).await,
+        Command::Serve(args) => serve::run(&cli.global, args).await,
         Command::Sql(args) => sql::run(&cli.global, args).await,
         Command::Report(args) => report::run(&cli.global, args).await,
         Command::Validate => validate::run(&cli.global),

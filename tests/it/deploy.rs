@@ -64,7 +64,16 @@ fn example_s3_config_parses() {
 #[test]
 fn kubernetes_manifests_parse_with_the_expected_kinds_and_settings() {
     let m = manifests();
-    assert_eq!(m.keys().map(String::as_str).collect::<Vec<_>>(), ["ConfigMap", "CronJob", "Deployment", "Secret"]);
+    assert_eq!(
+        m.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["ConfigMap", "CronJob", "Deployment", "Secret", "Service"]
+    );
+
+    // `lastseen serve` inside the daemon: the Service selects the daemon's pods on 5433.
+    let svc = &m["Service"];
+    let daemon_labels = at(&m["Deployment"], "spec.template.metadata.labels");
+    assert_eq!(at(svc, "spec.selector"), daemon_labels, "the Service selects the daemon Deployment's pods");
+    assert_eq!(at(svc, "spec.ports.0.targetPort").as_u64(), Some(5433));
 
     let secret = &m["Secret"];
     let secret_name = at(secret, "metadata.name").as_str().unwrap();

@@ -21,4 +21,5 @@ mod operations;
 mod reports;
 mod s3;
 mod secrets;
+mod serve;
 mod simulate;

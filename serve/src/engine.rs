@@ -1,0 +1,127 @@
+//! The engine side of `lastseen serve` (the server side is [`crate::handler`]): one prepared
+//! session per committed lake version, swapped in when a newer version appears, and a fresh
+//! per-query session on top of it that carries the query's memory limit.
+//!
+//! A statement is planned against the version current when it arrives, and its plan holds that
+//! version's table providers, so a query keeps reading the version it started on even when a
+//! newer one is published while it runs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::GreedyMemoryPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::SessionContext;
+use lastseen_lake::Lake;
+use lastseen_query::reports::{self, Param};
+use lastseen_query::{QueryEngine, ReportParams};
+use tokio::sync::Mutex;
+
+use crate::error::Result;
+
+/// One lake version, ready to plan against: the lake tables, the report views and the
+/// Postgres catalogue.
+pub struct Prepared {
+    pub engine: QueryEngine,
+    pub version: u64,
+}
+
+/// Limits every query runs under.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub query_memory: usize,
+    pub query_timeout: Duration,
+}
+
+/// The newest committed lake version, looked for at most every `refresh`.
+pub struct Versions {
+    lake: Lake,
+    refresh: Duration,
+    dormant_days: u32,
+    pub limits: Limits,
+    current: Mutex<(Arc<Prepared>, Instant)>,
+}
+
+impl Versions {
+    pub async fn open(lake: Lake, refresh: Duration, dormant_days: u32, limits: Limits) -> Result<Versions> {
+        let prepared = prepare(&lake, dormant_days).await?;
+        tracing::info!(version = prepared.version, "serving lake version");
+        Ok(Versions { lake, refresh, dormant_days, limits, current: Mutex::new((Arc::new(prepared), Instant::now())) })
+    }
+
+    /// The version new statements plan against. A failure to look for a newer version keeps
+    /// serving the one we have (and says so in the log): the lake being briefly unreachable
+    /// must not stop analysts reading the committed data they already see.
+    pub async fn current(&self) -> Arc<Prepared> {
+        let mut guard = self.current.lock().await;
+        if guard.1.elapsed() >= self.refresh {
+            guard.1 = Instant::now();
+            match self.lake.snapshot().await {
+                Ok(s) if s.version != guard.0.version => match prepare_at(&self.lake, s, self.dormant_days).await {
+                    Ok(p) => {
+                        tracing::info!(version = p.version, previous = guard.0.version, "serving a new lake version");
+                        guard.0 = Arc::new(p);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a new lake version could not be prepared; serving the previous one")
+                    }
+                },
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "looking for a new lake version failed; serving the previous one"),
+            }
+        }
+        Arc::clone(&guard.0)
+    }
+
+    /// A session over `p` for one query: the same tables and views, its own memory pool of
+    /// `query_memory` bytes and no spilling to disk, so a query past the limit fails alone
+    /// ("resources exhausted") instead of starving the others or filling the disk.
+    pub fn session(&self, p: &Prepared) -> Result<SessionContext> {
+        let base = p.engine.context();
+        let runtime = RuntimeEnvBuilder::from_runtime_env(base.runtime_env().as_ref())
+            .with_memory_pool(Arc::new(GreedyMemoryPool::new(self.limits.query_memory)))
+            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
+            .build_arc()?;
+        let state = SessionStateBuilder::new_from_existing(base.state()).with_runtime_env(runtime).build();
+        Ok(SessionContext::new_with_state(state))
+    }
+}
+
+async fn prepare(lake: &Lake, dormant_days: u32) -> Result<Prepared> {
+    let snapshot = lake.snapshot().await.map_err(lastseen_query::QueryError::from)?;
+    prepare_at(lake, snapshot, dormant_days).await
+}
+
+async fn prepare_at(lake: &Lake, snapshot: lastseen_lake::Snapshot, dormant_days: u32) -> Result<Prepared> {
+    let version = snapshot.version;
+    let engine = QueryEngine::at(lake, snapshot)?;
+    register_reports(&engine, dormant_days).await;
+    crate::catalog::register(engine.context()).await?;
+    Ok(Prepared { engine, version })
+}
+
+/// Every report as the view `report_<name>` with its default parameters (the newest snapshot
+/// day, `reports.dormant_days`), so a dashboard can use it without copying SQL. A report whose
+/// tables have no snapshot yet gets no view until a version that has one.
+async fn register_reports(engine: &QueryEngine, dormant_days: u32) {
+    let defs = match reports::builtin() {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "the reports could not be loaded; no report views");
+            return;
+        }
+    };
+    for def in defs {
+        let params = ReportParams { days: def.takes(Param::Days).then_some(dormant_days), ..Default::default() };
+        let name = format!("report_{}", def.name);
+        match def.plan(engine, &params).await {
+            Ok((df, as_of)) => match engine.context().register_table(name.as_str(), df.into_view()) {
+                Ok(_) => tracing::debug!(view = name, ?as_of, "report view"),
+                Err(e) => tracing::warn!(view = name, error = %e, "report view not registered"),
+            },
+            Err(e) => tracing::info!(view = name, reason = %e, "no report view for this lake version"),
+        }
+    }
+}
