@@ -29,9 +29,9 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::common::ScalarValue;
-use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
 use datafusion::parquet::arrow::arrow_reader::statistics::StatisticsConverter;
-use datafusion::parquet::arrow::async_reader::ParquetObjectReader;
+use datafusion::parquet::arrow::parquet_to_arrow_schema;
+use datafusion::parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
 use deltalake_core::kernel::engine::arrow_conversion::TryFromArrow;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties, TableReference};
 use deltalake_core::kernel::{
@@ -41,6 +41,7 @@ use deltalake_core::logstore::{LogStoreRef, StorageConfig, default_logstore};
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use deltalake_core::table::state::DeltaTableState;
 use futures::StreamExt;
+use object_store::ObjectStoreExt;
 use object_store::prefix::PrefixStore;
 use serde_json::{Value, json};
 
@@ -378,13 +379,17 @@ impl Lake {
     /// `nullCount` and `minValues`/`maxValues` of the columns Delta readers skip files with.
     async fn file_stats(&self, def: &TableDef, f: &DataFile) -> Result<Value> {
         let path = self.path(&f.path);
-        let reader = ParquetObjectReader::new(Arc::clone(self.store()), path.clone()).with_file_size(f.bytes);
-        let builder = ParquetRecordBatchStreamBuilder::new(reader)
-            .await
-            .map_err(|source| LakeError::Parquet { path: path.to_string(), source })?;
-        let meta = Arc::clone(builder.metadata());
-        let arrow_schema = Arc::clone(builder.schema());
-        let parquet_schema = builder.parquet_schema();
+        let parquet_err = |source| LakeError::Parquet { path: path.to_string(), source };
+        // The footer: its length and magic in the last 8 bytes, the metadata before them.
+        let size = f.bytes;
+        let tail = self.store().get_range(&path, size.saturating_sub(8)..size).await.map_err(|e| LakeError::store(&path, e))?;
+        let len = FooterTail::try_from(&tail[..]).map_err(parquet_err)?.metadata_length() as u64;
+        let start = size.saturating_sub(8 + len);
+        let footer = self.store().get_range(&path, start..size - 8).await.map_err(|e| LakeError::store(&path, e))?;
+        let meta = ParquetMetaDataReader::decode_metadata(&footer).map_err(parquet_err)?;
+        let parquet_schema = meta.file_metadata().schema_descr();
+        let arrow_schema = parquet_to_arrow_schema(parquet_schema, meta.file_metadata().key_value_metadata())
+            .map_err(parquet_err)?;
         let row_groups = meta.row_groups();
         let rows: u64 = row_groups.iter().map(|rg| rg.num_rows() as u64).sum();
         let (mut mins, mut maxs, mut nulls) = (serde_json::Map::new(), serde_json::Map::new(), serde_json::Map::new());

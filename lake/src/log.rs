@@ -207,6 +207,7 @@ impl Lake {
                 return Err(gone(format!("its file `{path}` was deleted by vacuum")));
             }
         }
+        drop(heads);
         Ok(snap)
     }
 
