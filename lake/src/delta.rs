@@ -97,6 +97,10 @@ pub struct DeltaSync {
     pub committed: Vec<(String, u64)>,
 }
 
+/// A file in a Delta log's current state: its path as the log writes it, size and partition
+/// values (what its `remove` must repeat).
+type DeltaFile = (String, i64, HashMap<String, Option<String>>);
+
 fn delta_err(table: &str, what: &str, e: impl std::fmt::Display) -> LakeError {
     LakeError::Delta { table: table.to_string(), message: format!("{what}: {e}") }
 }
@@ -152,10 +156,8 @@ impl Lake {
 
     /// The newest state of `table`'s Delta log, or `None` when it has none yet.
     pub(crate) async fn delta_state(&self, table: &str, log_store: &LogStoreRef) -> Result<Option<DeltaTableState>> {
-        let exists = log_store
-            .is_delta_table_location()
-            .await
-            .map_err(|e| delta_err(table, "listing the Delta log", e))?;
+        let exists =
+            log_store.is_delta_table_location().await.map_err(|e| delta_err(table, "listing the Delta log", e))?;
         if !exists {
             return Ok(None);
         }
@@ -221,7 +223,12 @@ impl Lake {
             if let Some(v) = txn.filter(|v| *v > snap.version as i64) {
                 // Only when the newest lastseen version is damaged and readers fell back to an
                 // older one: never take the Delta view backwards.
-                tracing::warn!(table, delta_txn = v, lake_version = snap.version, "the Delta log is ahead of the readable lake version; left as is");
+                tracing::warn!(
+                    table,
+                    delta_txn = v,
+                    lake_version = snap.version,
+                    "the Delta log is ahead of the readable lake version; left as is"
+                );
                 return Ok(None);
             }
             // Already at this version: only a changed property (config) may still need a commit.
@@ -237,7 +244,7 @@ impl Lake {
             }
         }
         // The files the Delta log lists now.
-        let mut current: BTreeMap<String, (String, i64, HashMap<String, Option<String>>)> = BTreeMap::new();
+        let mut current: BTreeMap<String, DeltaFile> = BTreeMap::new();
         if let Some(st) = &state {
             for f in st.log_data().iter() {
                 let raw = f.path().to_string();
@@ -263,7 +270,9 @@ impl Lake {
                         .with_schema(&schema)
                         .map_err(|e| delta_err(table, "updating the table schema", e))?;
                     for (k, v) in &config {
-                        m = m.add_config_key(k.clone(), v.clone()).map_err(|e| delta_err(table, "setting a property", e))?;
+                        m = m
+                            .add_config_key(k.clone(), v.clone())
+                            .map_err(|e| delta_err(table, "setting a property", e))?;
                     }
                     Some(m)
                 }
@@ -382,14 +391,18 @@ impl Lake {
         let parquet_err = |source| LakeError::Parquet { path: path.to_string(), source };
         // The footer: its length and magic in the last 8 bytes, the metadata before them.
         let size = f.bytes;
-        let tail = self.store().get_range(&path, size.saturating_sub(8)..size).await.map_err(|e| LakeError::store(&path, e))?;
+        let tail = self
+            .store()
+            .get_range(&path, size.saturating_sub(8)..size)
+            .await
+            .map_err(|e| LakeError::store(&path, e))?;
         let len = FooterTail::try_from(&tail[..]).map_err(parquet_err)?.metadata_length() as u64;
         let start = size.saturating_sub(8 + len);
         let footer = self.store().get_range(&path, start..size - 8).await.map_err(|e| LakeError::store(&path, e))?;
         let meta = ParquetMetaDataReader::decode_metadata(&footer).map_err(parquet_err)?;
         let parquet_schema = meta.file_metadata().schema_descr();
-        let arrow_schema = parquet_to_arrow_schema(parquet_schema, meta.file_metadata().key_value_metadata())
-            .map_err(parquet_err)?;
+        let arrow_schema =
+            parquet_to_arrow_schema(parquet_schema, meta.file_metadata().key_value_metadata()).map_err(parquet_err)?;
         let row_groups = meta.row_groups();
         let rows: u64 = row_groups.iter().map(|rg| rg.num_rows() as u64).sum();
         let (mut mins, mut maxs, mut nulls) = (serde_json::Map::new(), serde_json::Map::new(), serde_json::Map::new());
@@ -413,11 +426,11 @@ impl Lake {
             let all_null = |i: usize| {
                 null_counts.as_ref().is_some_and(|n| !n.is_null(i) && n.value(i) == row_groups[i].num_rows() as u64)
             };
-            if let (Some(lo), Some(hi)) = (fold(&lo, true, &all_null), fold(&hi, false, &all_null)) {
-                if let (Some(l), Some(h)) = (stat_json(&lo, true), stat_json(&hi, false)) {
-                    mins.insert(name.clone(), l);
-                    maxs.insert(name.clone(), h);
-                }
+            if let (Some(lo), Some(hi)) = (fold(&lo, true, &all_null), fold(&hi, false, &all_null))
+                && let (Some(l), Some(h)) = (stat_json(&lo, true), stat_json(&hi, false))
+            {
+                mins.insert(name.clone(), l);
+                maxs.insert(name.clone(), h);
             }
         }
         Ok(json!({"numRecords": rows.max(f.rows), "minValues": mins, "maxValues": maxs, "nullCount": nulls}))
@@ -478,7 +491,9 @@ fn stat_json(v: &ScalarValue, min: bool) -> Option<Value> {
         ScalarValue::Int64(Some(x)) => Some(json!(x)),
         ScalarValue::Int32(Some(x)) => Some(json!(x)),
         ScalarValue::Utf8(Some(s)) if s.chars().count() <= MAX_STAT_STRING => Some(json!(s)),
-        ScalarValue::Date32(Some(d)) => crate::catalog::from_date32(*d).map(|d| json!(d.format("%Y-%m-%d").to_string())),
+        ScalarValue::Date32(Some(d)) => {
+            crate::catalog::from_date32(*d).map(|d| json!(d.format("%Y-%m-%d").to_string()))
+        }
         ScalarValue::TimestampMicrosecond(Some(us), _) => {
             let ms = if min { us.div_euclid(1000) } else { (us + 999).div_euclid(1000) };
             let t = DateTime::<Utc>::from_timestamp_millis(ms)?;

@@ -178,7 +178,8 @@ fn other_engines_read_exactly_the_committed_state_through_the_delta_logs() {
     let out = env.dir.path().join("expected");
     std::fs::create_dir_all(&out).unwrap();
     let check = Check { env: &env, script: checker(env.dir.path()), python, out, n: Default::default() };
-    let (d0, d1, d2, d3) = (today() - Duration::days(3), today() - Duration::days(2), today() - Duration::days(1), today());
+    let (d0, d1, d2, d3) =
+        (today() - Duration::days(3), today() - Duration::days(2), today() - Duration::days(1), today());
 
     // A normal run, then a re-run of the same day (replaces its partitions: remove + add).
     env.run_day_ok(d0);
@@ -221,7 +222,12 @@ fn other_engines_read_exactly_the_committed_state_through_the_delta_logs() {
     // A crash before lastseen's put: the Delta logs are untouched, byte for byte.
     let logs = delta_logs(&env.lake());
     env.sim().set_now(end_of(d3));
-    let out = env.cmd().env("LASTSEEN_TEST_FAILPOINT", "after_data_write").args(["run", "--date", &d3.to_string()]).output().unwrap();
+    let out = env
+        .cmd()
+        .env("LASTSEEN_TEST_FAILPOINT", "after_data_write")
+        .args(["run", "--date", &d3.to_string()])
+        .output()
+        .unwrap();
     assert!(!out.status.success(), "the failpoint must abort the run");
     assert_eq!(delta_logs(&env.lake()).keys().collect::<Vec<_>>(), logs.keys().collect::<Vec<_>>());
     assert!(delta_logs(&env.lake()) == logs, "a run that crashed before its commit changed a Delta log");
@@ -256,9 +262,16 @@ fn other_engines_read_exactly_the_committed_state_through_the_delta_logs() {
     // be read (a clear error), and every engine still reads the newest state.
     let out = env.cmd().env("LASTSEEN_LAKE__KEEP_SUPERSEDED", "0s").args(["vacuum", "--apply"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = env.cmd().args(["sql", "SELECT count(*) FROM slack_users", "--lake-version", &v_first.to_string()]).output().unwrap();
+    let out = env
+        .cmd()
+        .args(["sql", "SELECT count(*) FROM slack_users", "--lake-version", &v_first.to_string()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("lake version {v_first} cannot be read")) && err.contains("deleted by vacuum"), "{err}");
+    assert!(
+        err.contains(&format!("lake version {v_first} cannot be read")) && err.contains("deleted by vacuum"),
+        "{err}"
+    );
     check.all_tables("after vacuum", None);
 }
