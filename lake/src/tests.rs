@@ -1180,3 +1180,39 @@ async fn a_version_whose_files_were_vacuumed_cannot_be_read() {
     let err = lake.snapshot_at(99).await.unwrap_err().to_string();
     assert!(err.contains("not in the commit log"), "{err}");
 }
+
+#[tokio::test]
+async fn vacuum_keeps_a_superseded_file_while_a_delta_log_still_references_it() {
+    let inner: Arc<dyn object_store::ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let healthy = lake_over(Arc::clone(&inner));
+    // Delta writes fail on this one: its commits publish lastseen's version only.
+    let no_delta = lake_over(Wrapped::new(
+        Arc::clone(&inner),
+        Faults { matching: "_delta_log/".into(), fail_put: true, ..Default::default() },
+    ));
+    let lease = healthy.acquire_lock("r1", Duration::from_secs(60)).await.unwrap();
+    commit_day(&healthy, &lease, day(1), &["U1"]).await.unwrap();
+    lease.release().await.unwrap();
+    let v1_files = delta_view(&healthy, "slack_users").await.0;
+    assert_eq!(v1_files, listed(&healthy, "slack_users").await);
+
+    let lease = no_delta.acquire_lock("r2", Duration::from_secs(60)).await.unwrap();
+    commit_day(&no_delta, &lease, day(1), &["U2"]).await.unwrap();
+    assert_eq!(delta_view(&no_delta, "slack_users").await.0, v1_files, "the Delta view stayed behind");
+    let old = format!("slack_users/{}", v1_files.iter().next().unwrap());
+    // lastseen's log alone would let vacuum delete the replaced file at once; the Delta log
+    // still lists it, so it stays.
+    let report = no_delta.vacuum(&lease, Duration::ZERO, false).await.unwrap();
+    assert!(report.superseded_files.is_empty(), "{report:?}");
+    assert!(inner.head(&healthy.path(&old)).await.is_ok());
+    lease.release().await.unwrap();
+
+    // Once the Delta log has caught up (removed it) and the window has passed, it goes.
+    let lease = healthy.acquire_lock("r3", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(delta_view(&healthy, "slack_users").await.0, listed(&healthy, "slack_users").await);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let report = healthy.vacuum(&lease, Duration::ZERO, false).await.unwrap();
+    assert_eq!(report.superseded_files, vec![old.clone()]);
+    assert!(inner.head(&healthy.path(&old)).await.is_err());
+    lease.release().await.unwrap();
+}
