@@ -361,6 +361,11 @@ pub struct SqlArgs {
     /// The shell's history file. Default: $HOME/.lastseen_history.
     #[arg(long, env = "LASTSEEN_HISTORY", value_name = "FILE")]
     pub history: Option<PathBuf>,
+    /// Read this lake version instead of the newest: the version an export's provenance names
+    /// (`lake_version`), so a signed-off review can be re-run. Works while its files are kept
+    /// (`lake.keep_superseded` after they were replaced); otherwise a clear error.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub lake_version: Option<u64>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -449,6 +454,11 @@ pub struct ReportArgs {
     /// not at all. For the account reports: dormant, orphans, review, terminated.
     #[arg(long, value_enum, value_name = "BY", requires = "output")]
     pub split_by: Option<SplitBy>,
+    /// Read this lake version instead of the newest: the version an export's provenance names
+    /// (`lake_version`), so a signed-off review can be re-run. Works while its files are kept
+    /// (`lake.keep_superseded` after they were replaced); otherwise a clear error.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub lake_version: Option<u64>,
     #[command(flatten)]
     pub output: OutputArgs,
 }

@@ -117,6 +117,9 @@ pub struct LakeConfig {
     /// Expiry of the lake lease; the holder renews it every third of this while it runs, so it
     /// is how long a killed run blocks the next, not how long a run may take.
     pub lease_ttl: std::time::Duration,
+    /// `delta.logRetentionDuration` of every table's Delta log: how long other engines can
+    /// time-travel to an older Delta version (its files are kept for `keep_superseded`).
+    pub delta_log_retention: std::time::Duration,
 }
 
 // Validation only lets finite values through, so equality on the share is reflexive.

@@ -135,6 +135,8 @@ pub struct RawLake {
     pub keep_superseded: Option<DurationText>,
     /// Expiry of the lake lease (renewed by a heartbeat), e.g. "2m".
     pub lease_ttl: Option<DurationText>,
+    /// How long each table's Delta log keeps old entries (time travel), e.g. "30d".
+    pub delta_log_retention: Option<DurationText>,
     /// `[lake.retention]`: table name → days kept. Names are checked during validation so the
     /// error can list the known tables.
     pub retention: Option<BTreeMap<String, Int>>,

@@ -25,6 +25,7 @@ pub(crate) mod defaults {
     pub const DERIVE_MEMORY_MB: i64 = 512;
     pub const KEEP_SUPERSEDED: &str = "7d";
     pub const LEASE_TTL: &str = "2m";
+    pub const DELTA_LOG_RETENTION: &str = "30d";
     pub const TOKEN_ENV: &str = "SLACK_TOKEN";
     pub const SOURCES: &[&str] = &["auto"];
     pub const USERS_PAGE_SIZE: i64 = 200;
@@ -120,6 +121,8 @@ fn lake(raw: RawLake, o: &Origins) -> Result<LakeConfig> {
         int(o, "lake.derive_memory_mb", raw.derive_memory_mb, defaults::DERIVE_MEMORY_MB, 16, 1024 * 1024)?;
     let keep_superseded = duration(o, "lake.keep_superseded", raw.keep_superseded, defaults::KEEP_SUPERSEDED)?;
     let lease_ttl = duration(o, "lake.lease_ttl", raw.lease_ttl, defaults::LEASE_TTL)?;
+    let delta_log_retention =
+        duration(o, "lake.delta_log_retention", raw.delta_log_retention, defaults::DELTA_LOG_RETENTION)?;
     if !(Duration::from_secs(1)..=Duration::from_secs(24 * 3600)).contains(&lease_ttl) {
         return Err(o.invalid(
             "lake.lease_ttl",
@@ -137,6 +140,7 @@ fn lake(raw: RawLake, o: &Origins) -> Result<LakeConfig> {
         derive_memory: derive_memory_mb * 1024 * 1024,
         keep_superseded,
         lease_ttl,
+        delta_log_retention,
     })
 }
 

@@ -544,6 +544,9 @@ impl Transaction {
         failpoint("after_log_put");
 
         remove_own_staging(&lake, &run_id).await;
+        // The Delta view of every changed table follows lastseen's version; a failure there
+        // leaves it behind until the next command that takes the lease catches it up.
+        lake.sync_delta_logged(&lease).await;
         Ok(CommitSummary { version: published.version, partitions: staged.into_iter().map(|(w, _)| w).collect() })
     }
 }

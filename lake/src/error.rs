@@ -93,6 +93,19 @@ pub enum LakeError {
 
     #[error("the commit log is corrupt at `{path}`: {message}")]
     CorruptLog { path: String, message: String },
+
+    #[error(
+        "the Delta log of table `{table}` ({table}/_delta_log): {message}. lastseen's own log is unaffected; \
+         if the Delta log is damaged, move `{table}/_delta_log` away and the next run rebuilds it"
+    )]
+    Delta { table: String, message: String },
+
+    #[error(
+        "lake version {version} cannot be read: {reason}. Versions stay readable for `lake.keep_superseded` \
+         after they were replaced (`lastseen tables` shows the newest); use a newer version or the exported \
+         evidence"
+    )]
+    VersionGone { version: u64, reason: String },
 }
 
 impl LakeError {

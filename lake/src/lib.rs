@@ -13,10 +13,12 @@
 //! _lastseen/inflight/<run-id>-<txn>.json             which partitions a commit writes into (for vacuum)
 //! _lastseen/staging/<run-id>/                        spilled rows of a run in progress
 //! _lastseen/probe/                                   the create-only check's short-lived key
+//! <table>/_delta_log/                                the Delta Lake view of each table (delta.rs)
 //! ```
 
 pub mod catalog;
 mod commit;
+mod delta;
 mod durable;
 mod error;
 mod lock;
@@ -30,6 +32,7 @@ mod writer;
 
 pub use catalog::{PARTITION_COLUMN, Partitioning, TABLES, TableDef, WriteMode};
 pub use commit::{CommitSummary, DEFAULT_STAGE_MEMORY, PartitionWrite, Transaction};
+pub use delta::{DEFAULT_DELTA_LOG_RETENTION, DELTA_APP_ID, DELTA_CHECKPOINT_INTERVAL, DeltaSettings, DeltaSync};
 pub use error::{LakeError, Result};
 pub use lock::LockGuard;
 pub use log::{DataFile, PartitionState, Snapshot, Superseded, TableState};

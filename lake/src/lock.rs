@@ -198,7 +198,12 @@ impl Lake {
             };
             if won {
                 self.prune_leases(next).await;
-                return Ok(self.guard(rec, ttl, started));
+                let guard = self.guard(rec, ttl, started);
+                // Catch-up: a run killed between lastseen's put and the Delta commits left the
+                // Delta view behind (and a lake from before Delta logs has none); the holder of
+                // the lease brings every table up to the newest version first.
+                self.sync_delta_logged(&guard.state()).await;
+                return Ok(guard);
             }
         }
         Err(LakeError::Locked { holder: "another run (contended)".into(), expires_at: "unknown".into() })

@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
@@ -171,6 +171,44 @@ impl Lake {
             }
         }
         Err(first_error.expect("at least one version was read"))
+    }
+
+    /// Lake version `version`, for reading it again (an auditor re-running a review pack on the
+    /// version its provenance names). Fails with [`LakeError::VersionGone`] when its log entry
+    /// was pruned or any file it lists was deleted by `vacuum`: a partial version is never read.
+    pub async fn snapshot_at(&self, version: u64) -> Result<Snapshot> {
+        let gone = |reason: String| LakeError::VersionGone { version, reason };
+        let snap = match self.read_version(version).await {
+            Ok(s) => s,
+            Err(LakeError::Store { source: object_store::Error::NotFound { .. }, .. }) => {
+                let versions = self.version_objects().await?;
+                return Err(gone(match (versions.first(), versions.last()) {
+                    (Some((first, _)), Some((last, _))) => {
+                        format!("it is not in the commit log (versions {first} to {last} are)")
+                    }
+                    _ => "the lake has no commit log yet".to_string(),
+                }));
+            }
+            Err(e) => return Err(e),
+        };
+        let files: Vec<&DataFile> =
+            snap.tables.values().flat_map(|t| t.partitions.values().flat_map(|p| p.files.iter())).collect();
+        let mut heads = futures::stream::iter(files.into_iter().map(|f| async move {
+            let path = self.path(&f.path);
+            match self.store().head(&path).await {
+                Ok(_) => Ok(None),
+                Err(object_store::Error::NotFound { .. }) => Ok(Some(f.path.clone())),
+                Err(e) => Err(LakeError::store(&path, e)),
+            }
+        }))
+        .buffer_unordered(16);
+        while let Some(r) = heads.next().await {
+            if let Some(path) = r? {
+                return Err(gone(format!("its file `{path}` was deleted by vacuum")));
+            }
+        }
+        drop(heads);
+        Ok(snap)
     }
 
     pub(crate) async fn read_version(&self, version: u64) -> Result<Snapshot> {

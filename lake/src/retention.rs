@@ -169,6 +169,7 @@ impl Lake {
             tracing::warn!("{r}");
         }
         if let Some(version) = published {
+            self.sync_delta_logged(&lease.state()).await;
             self.prune_log(version).await;
         }
         Ok(RetentionOutcome { dropped: dropped.into_iter().map(|(d, _)| d).collect(), refused })

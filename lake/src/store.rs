@@ -20,6 +20,8 @@ pub struct Lake {
     /// Set once the store has shown that it refuses a second create-only put (see
     /// [`Lake::verify_create_only`]); shared by clones so a process probes once.
     create_only_checked: Arc<std::sync::atomic::AtomicBool>,
+    /// The Delta table properties published with each table's Delta log.
+    pub(crate) delta: crate::DeltaSettings,
 }
 
 impl std::fmt::Debug for Lake {
@@ -65,6 +67,7 @@ impl Lake {
             root,
             store_url,
             create_only_checked: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            delta: crate::DeltaSettings::default(),
         })
     }
 

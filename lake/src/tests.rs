@@ -1122,3 +1122,136 @@ async fn rows_of_skipped_workspaces_are_carried_forward_and_count_for_the_guard(
     commit_skipping(&lake, day(3), users_in(today, ts(3, 5)), &[], None, false).await.unwrap();
     assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users WHERE dt = DATE '2026-03-03'").await, 3);
 }
+
+/// The files (relative to the table), `txn` version and Delta version of a table's Delta log.
+async fn delta_view(lake: &Lake, table: &str) -> (BTreeSet<String>, Option<i64>, u64, Vec<serde_json::Value>) {
+    let log_store = lake.delta_log_store(table).unwrap();
+    let st = lake.delta_state(table, &log_store).await.unwrap().expect("a Delta log");
+    let files = st.log_data().iter().map(|f| f.path().to_string()).collect();
+    let stats = st.log_data().iter().map(|f| serde_json::from_str(&f.stats().unwrap()).unwrap()).collect();
+    let txn = st.transaction_version(log_store.as_ref(), crate::DELTA_APP_ID).await.unwrap();
+    (files, txn, st.version(), stats)
+}
+
+/// The files lastseen lists for `table`, relative to the table.
+async fn listed(lake: &Lake, table: &str) -> BTreeSet<String> {
+    let snap = lake.snapshot().await.unwrap();
+    snap.table(table)
+        .unwrap()
+        .partitions
+        .values()
+        .flat_map(|p| p.files.iter().map(|f| f.path.strip_prefix(&format!("{table}/")).unwrap().to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn each_commit_publishes_the_changed_tables_to_their_delta_logs_idempotently() {
+    let (_dir, lake) = file_lake();
+    for ids in [&["U1", "U2", "U3"][..], &["U2", "U4"][..]] {
+        let lease = lake.acquire_lock("r", Duration::from_secs(60)).await.unwrap();
+        let mut tx = lake.begin(&lease).await.unwrap();
+        tx.write(&SLACK_USERS, day(1), users(ids)).unwrap();
+        tx.commit().await.unwrap();
+        lease.release().await.unwrap();
+    }
+    let (files, txn, version, stats) = delta_view(&lake, "slack_users").await;
+    assert_eq!(files, listed(&lake, "slack_users").await, "Delta lists exactly lastseen's files");
+    assert_eq!((txn, version), (Some(2), 1), "one Delta commit per lastseen version, txn = lake version");
+    assert_eq!(stats[0]["numRecords"], 2);
+    assert_eq!(stats[0]["minValues"]["user_id"], "U2");
+    assert_eq!(stats[0]["maxValues"]["user_id"], "U4");
+    assert_eq!(stats[0]["nullCount"]["email"], 2);
+
+    // Idempotent: taking the lease again publishes nothing (the txn is current).
+    let lease = lake.acquire_lock("again", Duration::from_secs(60)).await.unwrap();
+    let sync = lake.sync_delta(&lease.state()).await.unwrap();
+    assert!(sync.committed.is_empty(), "{sync:?}");
+    assert_eq!(delta_view(&lake, "slack_users").await.2, 1);
+
+    // The replaced file is referenced by the Delta log within the keep window, not after it.
+    let snap = lake.snapshot().await.unwrap();
+    let old = &snap.superseded[0].path;
+    let inside = lake.delta_referenced(&snap, chrono::Utc::now() - chrono::Duration::hours(1)).await.unwrap();
+    assert!(inside.contains(old), "{inside:?}");
+    let after = lake.delta_referenced(&snap, chrono::Utc::now() + chrono::Duration::seconds(1)).await.unwrap();
+    assert!(!after.contains(old));
+    assert_eq!(after.len(), 1);
+    lease.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lake_without_delta_logs_is_converted_when_the_lease_is_taken() {
+    let (dir, lake) = file_lake();
+    let lease = lake.acquire_lock("r", Duration::from_secs(60)).await.unwrap();
+    let mut tx = lake.begin(&lease).await.unwrap();
+    tx.write(&SLACK_USERS, day(1), users(&["U1", "U2"])).unwrap();
+    tx.write(&SLACK_USERS, day(2), users(&["U1"])).unwrap();
+    tx.commit().await.unwrap();
+    lease.release().await.unwrap();
+    // As a lake written before Delta logs existed (or one whose Delta log was moved away).
+    std::fs::remove_dir_all(dir.path().join("slack_users/_delta_log")).unwrap();
+    let parquet_before = parquet_files(&lake).await;
+
+    let lease = lake.acquire_lock("next", Duration::from_secs(60)).await.unwrap();
+    let (files, txn, version, _) = delta_view(&lake, "slack_users").await;
+    assert_eq!(files, listed(&lake, "slack_users").await);
+    assert_eq!((txn, version), (Some(1), 0));
+    assert_eq!(parquet_files(&lake).await, parquet_before, "no data is copied");
+    lease.release().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_version_whose_files_were_vacuumed_cannot_be_read() {
+    let (_dir, lake) = file_lake();
+    for ids in [&["U1"][..], &["U2"][..]] {
+        let lease = lake.acquire_lock("r", Duration::from_secs(60)).await.unwrap();
+        let mut tx = lake.begin(&lease).await.unwrap();
+        tx.write(&SLACK_USERS, day(1), users(ids)).unwrap();
+        tx.commit().await.unwrap();
+        lease.release().await.unwrap();
+    }
+    assert_eq!(lake.snapshot_at(1).await.unwrap().version, 1);
+    let lease = lake.acquire_lock("v", Duration::from_secs(60)).await.unwrap();
+    lake.vacuum(&lease, Duration::ZERO, false).await.unwrap();
+    lease.release().await.unwrap();
+    let err = lake.snapshot_at(1).await.unwrap_err().to_string();
+    assert!(err.contains("lake version 1 cannot be read") && err.contains("deleted by vacuum"), "{err}");
+    let err = lake.snapshot_at(99).await.unwrap_err().to_string();
+    assert!(err.contains("not in the commit log"), "{err}");
+}
+
+#[tokio::test]
+async fn vacuum_keeps_a_superseded_file_while_a_delta_log_still_references_it() {
+    let inner: Arc<dyn object_store::ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let healthy = lake_over(Arc::clone(&inner));
+    // Delta writes fail on this one: its commits publish lastseen's version only.
+    let no_delta = lake_over(Wrapped::new(
+        Arc::clone(&inner),
+        Faults { matching: "_delta_log/".into(), fail_put: true, ..Default::default() },
+    ));
+    let lease = healthy.acquire_lock("r1", Duration::from_secs(60)).await.unwrap();
+    commit_day(&healthy, &lease, day(1), &["U1"]).await.unwrap();
+    lease.release().await.unwrap();
+    let v1_files = delta_view(&healthy, "slack_users").await.0;
+    assert_eq!(v1_files, listed(&healthy, "slack_users").await);
+
+    let lease = no_delta.acquire_lock("r2", Duration::from_secs(60)).await.unwrap();
+    commit_day(&no_delta, &lease, day(1), &["U2"]).await.unwrap();
+    assert_eq!(delta_view(&no_delta, "slack_users").await.0, v1_files, "the Delta view stayed behind");
+    let old = format!("slack_users/{}", v1_files.iter().next().unwrap());
+    // lastseen's log alone would let vacuum delete the replaced file at once; the Delta log
+    // still lists it, so it stays.
+    let report = no_delta.vacuum(&lease, Duration::ZERO, false).await.unwrap();
+    assert!(report.superseded_files.is_empty(), "{report:?}");
+    assert!(inner.head(&healthy.path(&old)).await.is_ok());
+    lease.release().await.unwrap();
+
+    // Once the Delta log has caught up (removed it) and the window has passed, it goes.
+    let lease = healthy.acquire_lock("r3", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(delta_view(&healthy, "slack_users").await.0, listed(&healthy, "slack_users").await);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let report = healthy.vacuum(&lease, Duration::ZERO, false).await.unwrap();
+    assert_eq!(report.superseded_files, vec![old.clone()]);
+    assert!(inner.head(&healthy.path(&old)).await.is_err());
+    lease.release().await.unwrap();
+}

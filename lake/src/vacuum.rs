@@ -8,7 +8,9 @@
 //! "whatever is unlisted". Staging folders of other runs go after the same window. Log versions
 //! older than the window (beyond the newest 20) go too. Every batch of deletes is fenced on the
 //! lease, and the pass is idempotent: a crash half-way leaves the superseded records in place,
-//! so the next pass deletes the rest (files already gone count as deleted).
+//! so the next pass deletes the rest (files already gone count as deleted). The Delta logs
+//! (`delta.rs`) are the second reader to honour: a file a Delta log lists, or removed within the
+//! window, stays too.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -53,12 +55,21 @@ impl Lake {
         let mut report = VacuumReport::default();
         lease.ensure_held().await?;
         let (snap, _) = self.head().await?;
+        // Neither log may still reference a file vacuum deletes: bring the Delta logs up to
+        // this version first, then keep whatever a Delta log lists or removed within the window
+        // (its remove can be younger than lastseen's record when the Delta view caught up late).
+        // An unreadable Delta log stops the pass: nothing is deleted on a guess.
+        if !dry_run {
+            self.sync_delta_logged(&lease.state()).await;
+        }
+        let delta_refs = self.delta_referenced(&snap, cutoff).await?;
 
-        // (a) Superseded files past the window, not listed again by the newest version.
+        // (a) Superseded files past the window, not listed again by the newest version nor
+        // referenced by a Delta log within the window.
         let expired: BTreeSet<String> = snap
             .superseded
             .iter()
-            .filter(|s| s.since <= cutoff && !snap.lists(&s.path))
+            .filter(|s| s.since <= cutoff && !snap.lists(&s.path) && !delta_refs.contains(&s.path))
             .map(|s| s.path.clone())
             .collect();
         report.superseded_files = expired.iter().cloned().collect();
@@ -108,7 +119,7 @@ impl Lake {
                         .iter()
                         .filter(|f| f.location.filename().is_some_and(|n| n.starts_with(&prefix)))
                         .filter_map(|f| self.relative(&f.location))
-                        .filter(|rel| !known.contains(rel.as_str())),
+                        .filter(|rel| !known.contains(rel.as_str()) && !delta_refs.contains(rel)),
                 );
             }
             report.orphan_files.extend(files.iter().cloned());

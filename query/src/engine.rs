@@ -35,6 +35,13 @@ impl QueryEngine {
         Self::at(lake, snapshot)
     }
 
+    /// A session over lake version `version` (`--lake-version`): the state a report or an
+    /// export recorded in its provenance, while its files are kept.
+    pub async fn open_version(lake: &Lake, version: u64) -> Result<QueryEngine> {
+        let snapshot = lake.snapshot_at(version).await?;
+        Self::at(lake, snapshot)
+    }
+
     pub fn at(lake: &Lake, snapshot: Snapshot) -> Result<QueryEngine> {
         let config = SessionConfig::new()
             .with_information_schema(true)

@@ -55,8 +55,12 @@ pub fn load_config(g: &crate::cli::GlobalArgs) -> anyhow::Result<Config> {
 }
 
 pub fn open_lake(cfg: &Config) -> anyhow::Result<Lake> {
-    Lake::open(&cfg.storage.url, &cfg.storage.options)
-        .with_context(|| format!("opening the lake at {}", cfg.storage.url))
+    let lake = Lake::open(&cfg.storage.url, &cfg.storage.options)
+        .with_context(|| format!("opening the lake at {}", cfg.storage.url))?;
+    Ok(lake.with_delta_settings(lastseen_lake::DeltaSettings {
+        keep_superseded: cfg.lake.keep_superseded,
+        log_retention: cfg.lake.delta_log_retention,
+    }))
 }
 
 impl From<Format> for lastseen_query::Format {

@@ -37,7 +37,10 @@ pub async fn run(g: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<u8> {
         check_new_or_empty(dir)?;
     }
     let lake = super::open_lake(&cfg)?;
-    let engine = lastseen_query::QueryEngine::open(&lake).await?;
+    let engine = match args.lake_version {
+        Some(v) => lastseen_query::QueryEngine::open_version(&lake, v).await?,
+        None => lastseen_query::QueryEngine::open(&lake).await?,
+    };
     let out = def.run(&engine, &params).await?;
     tracing::info!(report = %def.name, as_of = ?out.as_of, rows = out.data.rows(), "report");
     if let Some(as_of) = out.as_of {

@@ -16,7 +16,10 @@ pub async fn run(g: &GlobalArgs, args: &SqlArgs) -> anyhow::Result<u8> {
         (None, None) => None,
     };
     let lake = super::open_lake(&cfg)?;
-    let engine = lastseen_query::QueryEngine::open(&lake).await?;
+    let engine = match args.lake_version {
+        Some(v) => lastseen_query::QueryEngine::open_version(&lake, v).await?,
+        None => lastseen_query::QueryEngine::open(&lake).await?,
+    };
     let Some(query) = query else {
         return super::shell::run(&engine, args).await;
     };

@@ -10,6 +10,7 @@ mod conditions_gaps;
 mod config_cli;
 mod correlation;
 mod daemon;
+mod delta;
 mod deploy;
 mod deprovision;
 mod e2e;
