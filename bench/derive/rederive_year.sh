@@ -18,7 +18,7 @@
 # Build first: cargo build --release -p lastseen-bench-last-seen (or the debug build, see
 # BENCH_BIN). LAKE=<dir> re-uses a lake built before (re-deriving it again is the same work:
 # each run adds new late evidence for the first day); KEEP=1 keeps the one built here. The lake
-# takes about 15 GB at full size. Results: bench/RESULTS.md.
+# takes about 8 GB at full size. Results: bench/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BENCH_BIN:-target/release/lastseen-bench-last-seen}
