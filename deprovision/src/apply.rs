@@ -162,27 +162,6 @@ impl Summary {
     }
 }
 
-/// Test hook for crash recovery against the real binary (`LASTSEEN_TEST_FAILPOINT=<name>[:pause]`,
-/// as the lake's): `deprovision_after_intent` (intent journaled, nothing sent) and
-/// `deprovision_after_call` (Slack answered, the outcome not yet journaled).
-fn failpoint(name: &str) {
-    let Ok(v) = std::env::var("LASTSEEN_TEST_FAILPOINT") else { return };
-    let (point, pause) = match v.strip_suffix(":pause") {
-        Some(p) => (p, true),
-        None => (v.as_str(), false),
-    };
-    if point != name {
-        return;
-    }
-    eprintln!("lastseen: failpoint `{name}` reached");
-    if pause {
-        loop {
-            std::thread::park();
-        }
-    }
-    std::process::abort();
-}
-
 /// The journal's state per (account, action): done, or an intent without an outcome.
 #[derive(Debug, Default)]
 struct Past {
@@ -420,9 +399,9 @@ async fn run(
             continue;
         }
         journal.append(&[entry("intent", None, format!("{} {}", a.call.method, a.call.path))]).await?;
-        failpoint("deprovision_after_intent");
+        lastseen_lake::failpoint("deprovision_after_intent");
         let (outcome, detail, status, code) = send_verified(slack, a, target, &mut budget, opts).await?;
-        failpoint("deprovision_after_call");
+        lastseen_lake::failpoint("deprovision_after_call");
         let mut e = entry("outcome", Some(outcome), detail.clone());
         e.http_status = status.map(i64::from);
         e.slack_error = code;

@@ -128,9 +128,10 @@ impl CommitSummary {
 /// aborts the process at that point (no destructor, flush or release runs, as with a crash);
 /// `<name>:pause` prints the same line and then stops the process in place, so a test can
 /// deliver a real SIGKILL at exactly that point. Names: `after_data_write`, `after_log_put`
-/// (alias `after_commit`), `mid_cleanup`, `mid_vacuum`. Compiled into every build: the tests
-/// drive the shipped binary, and the check is one environment lookup per point.
-pub(crate) fn failpoint(name: &str) {
+/// (alias `after_commit`), `mid_cleanup`, `mid_vacuum`, `mid_delta`, and the deprovisioning
+/// journal's `deprovision_after_intent`, `deprovision_after_call`. Compiled into every build: the
+/// tests drive the shipped binary, and the check is one environment lookup per point.
+pub fn failpoint(name: &str) {
     let Ok(v) = std::env::var("LASTSEEN_TEST_FAILPOINT") else { return };
     let (point, pause) = match v.strip_suffix(":pause") {
         Some(p) => (p, true),

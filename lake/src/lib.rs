@@ -31,7 +31,7 @@ mod vacuum;
 mod writer;
 
 pub use catalog::{PARTITION_COLUMN, Partitioning, TABLES, TableDef, WriteMode};
-pub use commit::{CommitSummary, DEFAULT_STAGE_MEMORY, PartitionWrite, Transaction};
+pub use commit::{CommitSummary, DEFAULT_STAGE_MEMORY, PartitionWrite, Transaction, failpoint};
 pub use delta::{DEFAULT_DELTA_LOG_RETENTION, DELTA_APP_ID, DELTA_CHECKPOINT_INTERVAL, DeltaSettings, DeltaSync};
 pub use error::{LakeError, Result};
 pub use lock::LockGuard;

@@ -140,31 +140,6 @@ fn delta_logs(lake: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         .collect()
 }
 
-/// `lastseen run --date d` stopped at failpoint `point` and killed there (SIGKILL).
-fn run_killed_at(env: &Env, d: NaiveDate, point: &str) {
-    env.sim().set_now(end_of(d));
-    let mut child = env
-        .std_cmd()
-        .env("LASTSEEN_TEST_FAILPOINT", format!("{point}:pause"))
-        .args(["run", "--date", &d.to_string()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let marker = format!("failpoint `{point}` reached");
-    let mut log = Vec::new();
-    let reached = stderr.lines().map_while(Result::ok).any(|l| {
-        let hit = l.contains(&marker);
-        log.push(l);
-        hit
-    });
-    assert!(reached, "the run ended without reaching failpoint {point}:\n{}", log.join("\n"));
-    child.kill().unwrap();
-    assert!(!child.wait().unwrap().success());
-    crate::lake_safety::wait_out_lease(env);
-}
-
 #[test]
 fn other_engines_read_exactly_the_committed_state_through_the_delta_logs() {
     let Some(python) = python() else {
@@ -206,7 +181,7 @@ fn other_engines_read_exactly_the_committed_state_through_the_delta_logs() {
     // Killed between lastseen's put and the Delta commits: other engines still read exactly
     // the previous version, and the next run catches the Delta logs up.
     let before = lake_head(&env.lake());
-    run_killed_at(&env, d3, "after_log_put");
+    crate::lake_safety::run_killed_at(&env, d3, "after_log_put");
     assert!(lake_head(&env.lake()) > before, "the killed run should have published its version");
     check.all_tables("after a kill between the two commits: Delta shows the previous version", Some(before));
     // Catch-up: the next command that takes the lease (here `vacuum`, a dry run that commits
@@ -215,7 +190,7 @@ fn other_engines_read_exactly_the_committed_state_through_the_delta_logs() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     check.all_tables("after the catch-up by the next command taking the lease", None);
     // Killed after the first table's Delta commit; the next run finishes the others.
-    run_killed_at(&env, d3, "mid_delta");
+    crate::lake_safety::run_killed_at(&env, d3, "mid_delta");
     env.run_day_ok(d3);
     check.all_tables("after the run following the kills", None);
 

@@ -51,7 +51,7 @@ fn contents(env: &Env) -> BTreeMap<String, Vec<String>> {
 
 /// `lastseen run --date d` stopped at `point` and killed there with SIGKILL; then waits out the
 /// lease the killed run held (it can no longer renew it).
-fn run_killed_at(env: &Env, d: NaiveDate, point: &str) {
+pub(crate) fn run_killed_at(env: &Env, d: NaiveDate, point: &str) {
     env.sim().set_now(end_of(d));
     let mut child = env
         .std_cmd()
