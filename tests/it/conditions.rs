@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use chrono::Days;
+use chrono::{Days, NaiveDate};
 use lastseen_slack_sim::{
     Conditions, FaultKind, FaultRule, FaultWhen, OrgSpec, Plan, RateLimits, SimConfig, Simulator, WorkspaceError,
 };

@@ -8,10 +8,9 @@
 //! `deltalake` (`.ci/run` installs them); otherwise it says it was skipped.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use chrono::{Duration, NaiveDate};
+use chrono::Duration;
 use lastseen_slack_sim::Plan;
 
 use crate::support::{Env, count, end_of, files_under, parse_json_lines, today};
