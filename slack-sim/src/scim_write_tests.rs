@@ -169,9 +169,10 @@ async fn the_update_bucket_bursts_twenty_then_answers_429_with_retry_after() {
     let members: Vec<String> = (0..org.len())
         .filter(|&p| org.user(p).kind == Kind::Member && !org.is_deleted(p))
         .map(|p| org.user(p).id.to_string())
-        .take(25)
+        .take(80)
         .collect();
     let mut statuses = Vec::new();
+    let started = std::time::Instant::now();
     for user in &members {
         let (status, retry, _) = patch(&sim, &token, user, false).await;
         statuses.push(status);
@@ -180,7 +181,11 @@ async fn the_update_bucket_bursts_twenty_then_answers_429_with_retry_after() {
             break;
         }
     }
-    // docs.slack.dev/reference/scim-api/rate-limits: update a user, burst 20.
-    assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 20, "{statuses:?}");
+    // docs.slack.dev/reference/scim-api/rate-limits: update a user, burst 20, refilled at
+    // 180/min (3/s). On a loaded machine the calls take a while, and the bucket refills by the
+    // time elapsed: that many more may pass, no more.
+    let refilled = (started.elapsed().as_secs_f64() * 3.0).ceil() as usize;
+    let ok = statuses.iter().filter(|&&s| s == 200).count();
+    assert!((20..=20 + refilled).contains(&ok), "{ok} accepted, refill allows {refilled} over 20: {statuses:?}");
     assert_eq!(statuses.last(), Some(&429));
 }

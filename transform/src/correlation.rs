@@ -203,14 +203,17 @@ LEFT JOIN shared AS sh ON sh.workspace_id = d.workspace_id AND sh.identity_id = 
 pub async fn correlate(
     ctx: &datafusion::prelude::SessionContext,
     cfg: &CorrelationConfig,
-    accounts: Vec<datafusion::arrow::record_batch::RecordBatch>,
+    accounts: std::sync::Arc<dyn datafusion::catalog::TableProvider>,
     identities: Vec<datafusion::arrow::record_batch::RecordBatch>,
     overrides: Vec<datafusion::arrow::record_batch::RecordBatch>,
     dt: chrono::NaiveDate,
     now: chrono::DateTime<chrono::Utc>,
 ) -> crate::Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
-    use lastseen_lake::catalog::{ACCOUNT_IDENTITY, ACCOUNTS, IDENTITIES};
-    session::register_batches(ctx, "corr_accounts", ACCOUNTS.schema(), accounts)?;
+    use lastseen_lake::catalog::{ACCOUNT_IDENTITY, IDENTITIES};
+    // The day's accounts as a table (the derivation passes its staged rows, not a copy in memory).
+    let _ = ctx.deregister_table("corr_accounts");
+    ctx.register_table("corr_accounts", accounts)
+        .map_err(|e| crate::TransformError::df("registering corr_accounts", e))?;
     session::register_batches(ctx, "corr_identities", IDENTITIES.schema(), identities)?;
     let ov_schema = std::sync::Arc::clone(&lastseen_ingest::identities::OVERRIDES_SCHEMA);
     session::register_batches(ctx, "corr_overrides", ov_schema, overrides)?;

@@ -50,6 +50,22 @@ async fn view(ctx: &SessionContext, name: &str, sql: &str) -> Result<()> {
 
 /// The `last_seen` rows (file schema) as of `step.as_of`.
 pub async fn fold(ctx: &SessionContext, src: Sources<'_>, step: Step) -> Result<Vec<RecordBatch>> {
+    let what = format!("deriving last_seen for {}", step.as_of);
+    let mut stream = fold_stream(ctx, src, step).await?;
+    let mut out = Vec::new();
+    while let Some(b) = session::next_batch(&mut stream, &LAST_SEEN.schema(), &what).await? {
+        out.push(b);
+    }
+    Ok(out)
+}
+
+/// [`fold`] as a stream of result batches (each to be cast with `session::next_batch`), so the
+/// derivation can stage them as they come instead of holding the day's snapshot.
+pub async fn fold_stream(
+    ctx: &SessionContext,
+    src: Sources<'_>,
+    step: Step,
+) -> Result<datafusion::execution::SendableRecordBatchStream> {
     let d = step.as_of;
     match step.base {
         Some(p) => {
@@ -82,5 +98,5 @@ pub async fn fold(ctx: &SessionContext, src: Sources<'_>, step: Step) -> Result<
         ("any_source", datafusion::common::ScalarValue::Boolean(Some(step.any_source))),
         ("computed_at", session::timestamp(step.computed_at)),
     ];
-    session::run(ctx, &format!("deriving last_seen for {d}"), LAST_SEEN_SQL, &params, &LAST_SEEN.schema()).await
+    session::stream(ctx, &format!("deriving last_seen for {d}"), LAST_SEEN_SQL, &params).await
 }

@@ -212,36 +212,41 @@ pub async fn derive_all(
     }
 
     // One chain day at a time: accounts, correlation (run days), then last_seen folded from the
-    // previous day's snapshot. Only that day's accounts and the previous day's last_seen rows
-    // are held; each is staged (and spilled past the budget) as soon as it is derived.
-    let accounts_schema = ACCOUNTS.table_schema();
-    let ls_schema = LAST_SEEN.table_schema();
+    // previous day's snapshot. No day is held in memory as a whole: each plan's batches are
+    // staged as they are produced (spilling past `lake.stage_memory_mb`), and the next step reads
+    // the staged rows back from their staging files (issue 18: a 500,000-account day is ~100 MiB
+    // of Arrow per table, and holding accounts, the base and the new last_seen at once was most
+    // of the daily run's peak).
+    let accounts_schema = ACCOUNTS.schema();
+    let ls_schema = LAST_SEEN.schema();
     let first = *chain.first().expect("chain holds the run days");
     let mut base = committed_ls.iter().copied().rfind(|d| *d < first);
     register_view(&ctx, "last_seen_src", "SELECT * FROM last_seen").await?;
     for &d in &chain {
-        let accounts = session::run(
-            &ctx,
-            &format!("deriving accounts for {d}"),
-            ACCOUNTS_SQL,
-            &[("dt", session::date(d))],
-            &ACCOUNTS.schema(),
-        )
-        .await?;
         tx.declare_snapshot(&ACCOUNTS, d);
-        let mut accounts_rows = Vec::with_capacity(accounts.len());
-        for b in &accounts {
-            tx.write_spilling(&ACCOUNTS, d, b.clone()).await?;
-            accounts_rows.push(session::add_dt(b, &accounts_schema, d)?);
+        let what = format!("deriving accounts for {d}");
+        let mut stream = session::stream(&ctx, &what, ACCOUNTS_SQL, &[("dt", session::date(d))]).await?;
+        while let Some(b) = session::next_batch(&mut stream, &accounts_schema, &what).await? {
+            tx.write_spilling(&ACCOUNTS, d, b).await?;
         }
-        // The fold reads the day's accounts only (`dt = d`).
-        session::register_batches(&ctx, "accounts_src", Arc::clone(&accounts_schema), accounts_rows)?;
+        drop(stream);
+        // The fold and the correlation read the day's accounts only (`dt = d`).
+        let staged_accounts = Arc::new(tx.staged_table(&ACCOUNTS).await?);
+        let _ = ctx.deregister_table("accounts_src");
+        ctx.register_table("accounts_src", staged_accounts)
+            .map_err(|e| TransformError::df("registering accounts_src", e))?;
 
         if let (Some(identities), true) = (&identities, dates.contains(&d)) {
+            let cols = ACCOUNTS.schema().fields().iter().map(|f| format!("\"{}\"", f.name())).collect::<Vec<_>>();
+            let day_accounts = ctx
+                .sql(&format!("SELECT {} FROM accounts_src WHERE dt = DATE '{d}'", cols.join(", ")))
+                .await
+                .map_err(|e| TransformError::df(format!("reading the accounts of {d}"), e))?
+                .into_view();
             let rows = correlation::correlate(
                 &ctx,
                 &config.correlation,
-                accounts,
+                day_accounts,
                 vec![identities.clone()],
                 overrides.clone().into_iter().collect(),
                 d,
@@ -262,15 +267,18 @@ pub async fn derive_all(
             computed_at: now,
         };
         let src = last_seen::Sources { activity: "activity_src", accounts: "accounts_src", last_seen: "last_seen_src" };
-        let rows = last_seen::fold(&ctx, src, step).await?;
         tx.declare_snapshot(&LAST_SEEN, d);
-        let mut folded = Vec::with_capacity(rows.len());
-        for b in rows {
-            folded.push(session::add_dt(&b, &ls_schema, d)?);
+        let what = format!("deriving last_seen for {d}");
+        let mut stream = last_seen::fold_stream(&ctx, src, step).await?;
+        while let Some(b) = session::next_batch(&mut stream, &ls_schema, &what).await? {
             tx.write_spilling(&LAST_SEEN, d, b).await?;
         }
-        // The next day folds from this one, which is not committed yet.
-        session::register_batches(&ctx, "last_seen_src", Arc::clone(&ls_schema), folded)?;
+        drop(stream);
+        // The next day folds from this one, which is not committed yet: read it from staging.
+        let staged_ls = Arc::new(tx.staged_table(&LAST_SEEN).await?);
+        let _ = ctx.deregister_table("last_seen_src");
+        ctx.register_table("last_seen_src", staged_ls)
+            .map_err(|e| TransformError::df("registering last_seen_src", e))?;
         base = Some(d);
     }
     Ok(Derived { summary: tx.commit().await?, warnings })

@@ -15,7 +15,7 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use lastseen_lake::catalog::{PARTITION_COLUMN, SLACK_USERS, TABLES, partition_field};
+use lastseen_lake::catalog::{SLACK_USERS, TABLES, partition_field};
 use lastseen_lake::{Lake, LakeTable, Snapshot};
 
 use crate::{Result, TransformError};
@@ -163,6 +163,43 @@ pub(crate) async fn run(
     batches.into_iter().filter(|b| b.num_rows() > 0).map(|b| conform(&b, schema, what)).collect()
 }
 
+/// Run `sql` with `$name` parameters as a stream of result batches, so a day of 500,000
+/// accounts is never held as a whole: the derivation stages each batch as it comes (spilling
+/// past `lake.stage_memory_mb`) and later steps read the staged rows back. Each batch still has
+/// to go through [`conform`].
+pub(crate) async fn stream(
+    ctx: &SessionContext,
+    what: &str,
+    sql: &str,
+    params: &[(&str, ScalarValue)],
+) -> Result<datafusion::execution::SendableRecordBatchStream> {
+    let map: HashMap<String, ScalarAndMetadata> =
+        params.iter().map(|(k, v)| ((*k).to_string(), v.clone().into())).collect();
+    let df = ctx.sql(sql).await.map_err(|e| TransformError::df(what, e))?;
+    let df = if map.is_empty() {
+        df
+    } else {
+        df.with_param_values(datafusion::common::ParamValues::Map(map)).map_err(|e| TransformError::df(what, e))?
+    };
+    df.execute_stream().await.map_err(|e| TransformError::df(what, e))
+}
+
+/// The next non-empty batch of `stream`, cast to `schema`.
+pub(crate) async fn next_batch(
+    stream: &mut datafusion::execution::SendableRecordBatchStream,
+    schema: &SchemaRef,
+    what: &str,
+) -> Result<Option<RecordBatch>> {
+    use futures::StreamExt;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| TransformError::df(what, e))?;
+        if batch.num_rows() > 0 {
+            return Ok(Some(conform(&batch, schema, what)?));
+        }
+    }
+    Ok(None)
+}
+
 /// The SQL's result types are DataFusion's choice (string views, nullability, naive
 /// timestamps); the catalog's schema is the contract, so each column is cast to it.
 pub(crate) fn conform(batch: &RecordBatch, schema: &SchemaRef, what: &str) -> Result<RecordBatch> {
@@ -188,12 +225,15 @@ pub(crate) fn conform(batch: &RecordBatch, schema: &SchemaRef, what: &str) -> Re
 }
 
 /// `batch` (a file-schema batch of a snapshot table) with the `dt` column appended.
+#[cfg(test)]
 pub(crate) fn add_dt(batch: &RecordBatch, table_schema: &SchemaRef, dt: chrono::NaiveDate) -> Result<RecordBatch> {
     let mut cols = batch.columns().to_vec();
     let d = lastseen_lake::catalog::date32(dt);
     cols.push(Arc::new(datafusion::arrow::array::Date32Array::from(vec![d; batch.num_rows()])));
-    RecordBatch::try_new(Arc::clone(table_schema), cols)
-        .map_err(|e| TransformError::Shape { what: format!("adding {PARTITION_COLUMN}"), message: e.to_string() })
+    RecordBatch::try_new(Arc::clone(table_schema), cols).map_err(|e| TransformError::Shape {
+        what: format!("adding {}", lastseen_lake::catalog::PARTITION_COLUMN),
+        message: e.to_string(),
+    })
 }
 
 pub(crate) fn date(d: chrono::NaiveDate) -> ScalarValue {

@@ -348,7 +348,13 @@ async fn correlate_org(o: &Org, reverse: bool) -> Vec<RecordBatch> {
     crate::correlation::correlate(
         &ctx,
         &cfg.correlation,
-        vec![accounts_batch(&accounts)],
+        std::sync::Arc::new(
+            datafusion::datasource::MemTable::try_new(
+                lastseen_lake::catalog::ACCOUNTS.schema(),
+                vec![vec![accounts_batch(&accounts)]],
+            )
+            .unwrap(),
+        ),
         vec![load.identities],
         vec![ov],
         day(0),
