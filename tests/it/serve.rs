@@ -466,8 +466,8 @@ fn serve_runs_the_catalogue_queries_of_dbeaver_metabase_and_grafana() {
             Err(e) => failures.push(format!("{name}\n  -> {e}")),
         }
     }
-    assert!(answers.len() >= 20, "recorded queries missing: {:?}", answers.keys());
     assert!(failures.is_empty(), "{} catalogue queries failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(answers.len() >= 20, "recorded queries missing: {:?}", answers.keys());
 
     // The answers make sense: tables and views with their columns and Postgres types, no
     // indexes, constraints or foreign keys (lastseen has none), keywords, type look-ups.
