@@ -160,9 +160,7 @@ impl VisitorMut for Compat {
 
 fn rewrite_expr(e: &mut Expr) {
     match e {
-        Expr::Cast { kind: CastKind::DoubleColon | CastKind::Cast, expr, data_type, .. }
-            if matches!(data_type, DataType::Array(_)) =>
-        {
+        Expr::Cast { kind: CastKind::DoubleColon | CastKind::Cast, expr, data_type: DataType::Array(_), .. } => {
             if let Expr::Value(v) = expr.as_ref()
                 && let Value::SingleQuotedString(text) = &v.value
                 && let Some(items) = array_literal(text)
@@ -302,7 +300,7 @@ mod ast_tests {
         );
         assert_eq!(
             rewritten("SELECT x FROM pg_catalog.pg_get_keywords() WHERE w <> ALL ('{a,\"null\"}'::text[])"),
-            "SELECT x FROM pg_get_keywords() WHERE w <> ALL (make_array('a', 'null'))"
+            "SELECT x FROM pg_get_keywords() WHERE w <> ALL(make_array('a', 'null'))"
         );
         assert_eq!(
             rewritten("SELECT CAST(CAST(format('%I.%I', s, t) AS REGCLASS) AS OID) FROM information_schema.columns"),

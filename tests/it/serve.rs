@@ -1,8 +1,10 @@
 //! `lastseen serve` (issue 16) with real clients: the Debian `psql` and psycopg, over loopback,
 //! on a lake the simulator filled. Logins (right and wrong password), TLS (refused without it
 //! off loopback, `sslmode=verify-full` against a test CA), read-only refusals, the per-query
-//! memory limit, row-for-row equality with `lastseen sql`, the report views, and the catalogue
-//! queries DBeaver, Metabase (pgjdbc) and Grafana send.
+//! memory limit, the query timeout, the connection limit, the listener inside `lastseen daemon`,
+//! row-for-row equality with `lastseen sql`, the report views, Grafana's time series over
+//! `report_usage`, and the catalogue queries DBeaver, pgjdbc, Metabase and Grafana send
+//! (`serve_queries/`, recorded from their sources; also bound over the extended protocol).
 //!
 //! psql must be on PATH (`.ci/run` installs postgresql-client); psycopg runs when
 //! `LASTSEEN_TEST_PYTHON` names a python with it installed (`.ci/run` sets it), else that test
@@ -560,6 +562,23 @@ with psycopg.connect(dsn, password=password) as conn:
     assert cur.fetchone()[0] > 0, "a bound date matched nothing"
     cur.execute("SELECT count(*) FROM report_dormant")
     cur.fetchone()
+    # DBeaver's and pgjdbc's catalogue queries as they send them: prepared, parameters bound
+    # (psycopg binds server-side, over the extended protocol, as pgjdbc does).
+    import pathlib
+    queries = pathlib.Path(sys.argv[4])
+    for name, literal, bound in [
+        ("dbeaver_tables.sql", "c.relnamespace=2200", 2200),
+        ("dbeaver_columns.sql", "c.relnamespace=2200", 2200),
+        ("dbeaver_constraints.sql", "t.relnamespace=2200", 2200),
+        ("dbeaver_indexes.sql", "c.relnamespace=2200", 2200),
+        ("dbeaver_types.sql", "t.typnamespace=11", 11),
+        ("pgjdbc_type_info.sql", "pg_type.oid = 1184", 1184),
+    ]:
+        sql = "\n".join(l for l in (queries / name).read_text().splitlines() if not l.startswith("--"))
+        assert literal in sql, name
+        cur.execute(sql.replace(literal, literal.rsplit("=", 1)[0] + "= %s").replace("%'", "%%'"), (bound,))
+        rows = cur.fetchall()
+        assert (len(rows) == 0) == (name in ("dbeaver_constraints.sql", "dbeaver_indexes.sql")), (name, rows[:3])
     try:
         cur.execute("CREATE TABLE t (a int)")
         sys.exit("CREATE was accepted")
@@ -569,6 +588,7 @@ print("ok")
 "#;
     let out = Command::new(python)
         .args(["-c", script, &s.addr.port().to_string(), PASSWORD, &expected_rows])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/serve_queries"))
         .output()
         .unwrap();
     assert!(
