@@ -29,7 +29,7 @@ pub struct ServeConfig {
     pub tls: Option<TlsFiles>,
     /// Who may log in (SCRAM-SHA-256). Empty: the server refuses to start.
     pub users: Vec<ServeUser>,
-    /// Connections served at once; more wait in the kernel's backlog.
+    /// Connections served at once; one more is refused with "too many clients" (53300).
     pub max_connections: usize,
     /// Memory one query may use for sorts, joins and aggregations (bytes); past it the query
     /// fails alone ("resources exhausted") and the server keeps serving.

@@ -72,10 +72,14 @@ impl AuthSource for Users {
 pub struct Login {
     inner: SASLAuthStartupHandler<DefaultServerParameterProvider>,
     require_tls: bool,
+    /// Set when the server already serves `serve.max_connections` connections: this one is
+    /// refused at its first message with Postgres' own "too many clients" error, so the client
+    /// says why at once instead of hanging in the kernel's backlog.
+    full: Option<usize>,
 }
 
 impl Login {
-    pub fn new(users: Arc<Users>, certificate_pem: Option<&[u8]>, require_tls: bool) -> Login {
+    pub fn new(users: Arc<Users>, certificate_pem: Option<&[u8]>, require_tls: bool, full: Option<usize>) -> Login {
         let mut scram = ScramAuth::new(users);
         scram.set_iterations(ITERATIONS);
         if let Some(pem) = certificate_pem {
@@ -92,7 +96,7 @@ impl Login {
         params.time_zone = "UTC".into();
         params.date_style = "ISO, MDY".into();
         let inner = SASLAuthStartupHandler::new(Arc::new(params)).with_scram(scram);
-        Login { inner, require_tls }
+        Login { inner, require_tls, full }
     }
 }
 
@@ -104,6 +108,17 @@ impl StartupHandler for Login {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if let Some(max) = self.full {
+            tracing::warn!(peer = %client.socket_addr(), max, "refused a connection: serve.max_connections reached");
+            return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".into(),
+                "53300".into(),
+                format!(
+                    "sorry, too many clients already: this lastseen server serves at most {max} connections at once \
+                     (serve.max_connections); try again when one closes"
+                ),
+            ))));
+        }
         if self.require_tls && !client.is_secure() {
             tracing::warn!(peer = %client.socket_addr(), "refused a connection without TLS");
             return Err(PgWireError::UserError(Box::new(ErrorInfo::new(

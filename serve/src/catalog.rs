@@ -3,7 +3,8 @@
 //! session's own tables and views (so they always describe the served lake version), empty
 //! tables for the catalogues lastseen has no use for (indexes, constraints, …), and the
 //! functions those tools call (`version()`, `format_type`, `has_table_privilege`, …).
-//! `information_schema` is DataFusion's own.
+//! `information_schema`'s views the tools read are lastseen's own, in `pg_information_schema`
+//! ([`crate::compat`] points the names there), with Postgres type names.
 
 use std::sync::Arc;
 
@@ -30,6 +31,11 @@ const FIRST_REL_OID: i32 = 16_384;
 /// The owner of everything.
 const OWNER_OID: i32 = 10;
 pub const DATABASE: &str = "lastseen";
+/// Where the Postgres-typed `information_schema` views live.
+pub const INFORMATION_SCHEMA: &str = "pg_information_schema";
+/// The `information_schema` views served from [`INFORMATION_SCHEMA`].
+pub const INFORMATION_SCHEMA_TABLES: &[&str] =
+    &["columns", "tables", "schemata", "views", "table_constraints", "key_column_usage"];
 
 /// Registers `pg_catalog` (tables and functions) on `ctx`, describing its `public` tables.
 pub async fn register(ctx: &SessionContext) -> Result<()> {
@@ -49,13 +55,155 @@ pub async fn register(ctx: &SessionContext) -> Result<()> {
         let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
         schema.register_table(name.to_owned(), Arc::new(table))?;
     }
+    let info = MemorySchemaProvider::new();
+    for (name, batch) in information_schema(&relations)? {
+        let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+        info.register_table(name.to_owned(), Arc::new(table))?;
+    }
     if let Some(catalog) = ctx.catalog("datafusion") {
         catalog.register_schema("pg_catalog", Arc::new(schema))?;
+        catalog.register_schema(INFORMATION_SCHEMA, Arc::new(info))?;
     }
-    for udf in functions() {
+    let oids: Vec<(String, i32)> =
+        relations.iter().enumerate().map(|(i, r)| (r.0.clone(), FIRST_REL_OID + i as i32)).collect();
+    for udf in functions(oids) {
         ctx.register_udf(udf);
     }
+    ctx.register_udtf("pg_get_keywords", Arc::new(Keywords));
     Ok(())
+}
+
+/// `pg_get_keywords()`: the keywords of the SQL parser that reads the queries here (pgjdbc's
+/// `getSQLKeywords`, which DBeaver calls on connect, filters this list).
+#[derive(Debug)]
+struct Keywords;
+
+impl datafusion::catalog::TableFunctionImpl for Keywords {
+    fn call_with_args(
+        &self,
+        _args: datafusion::catalog::TableFunctionArgs,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::catalog::TableProvider>> {
+        let words: Vec<String> =
+            datafusion::sql::sqlparser::keywords::ALL_KEYWORDS.iter().map(|k| k.to_lowercase()).collect();
+        let n = words.len();
+        let b = batch(vec![
+            ("word", Arc::new(StringArray::from(words)) as ArrayRef),
+            ("catcode", s(vec!["U"; n])),
+            ("barelabel", bools(vec![true; n])),
+            ("catdesc", s(vec!["unreserved"; n])),
+            ("baredesc", s(vec!["can be bare label"; n])),
+        ])
+        .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+        Ok(Arc::new(MemTable::try_new(b.schema(), vec![vec![b]])?))
+    }
+}
+
+/// `information_schema` as Postgres shows it for the served relations (the catalogue's own
+/// tables are left out, as the tools filter them anyway): Grafana's column picker and
+/// Metabase's `describe-fields-sql` read `data_type` / `udt_name` as Postgres type names.
+fn information_schema(relations: &[(String, TableType, SchemaRef)]) -> Result<Vec<(&'static str, RecordBatch)>> {
+    let n = relations.len();
+    let mut out = Vec::new();
+    out.push((
+        "schemata",
+        batch(vec![
+            ("catalog_name", s(vec![DATABASE; 3])),
+            ("schema_name", s(vec!["information_schema", "pg_catalog", "public"])),
+            ("schema_owner", s(vec!["lastseen"; 3])),
+        ])?,
+    ));
+    out.push((
+        "tables",
+        batch(vec![
+            ("table_catalog", s(vec![DATABASE; n])),
+            ("table_schema", s(vec!["public"; n])),
+            ("table_name", s(relations.iter().map(|r| r.0.as_str()).collect())),
+            (
+                "table_type",
+                s(relations.iter().map(|r| if r.1 == TableType::View { "VIEW" } else { "BASE TABLE" }).collect()),
+            ),
+            ("is_insertable_into", s(vec!["NO"; n])),
+            ("is_typed", s(vec!["NO"; n])),
+        ])?,
+    ));
+    let views: Vec<&str> = relations.iter().filter(|r| r.1 == TableType::View).map(|r| r.0.as_str()).collect();
+    let v = views.len();
+    out.push((
+        "views",
+        batch(vec![
+            ("table_catalog", s(vec![DATABASE; v])),
+            ("table_schema", s(vec!["public"; v])),
+            ("table_name", s(views)),
+            ("view_definition", os(vec![None; v])),
+            ("is_updatable", s(vec!["NO"; v])),
+        ])?,
+    ));
+    let (mut table, mut column, mut position, mut nullable, mut data_type, mut udt) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for r in relations {
+        for (j, f) in r.2.fields().iter().enumerate() {
+            let t = pg_type(f.data_type());
+            table.push(r.0.as_str());
+            column.push(f.name().as_str());
+            position.push(j as i32 + 1);
+            nullable.push(if f.is_nullable() { "YES" } else { "NO" });
+            // Postgres says `ARRAY` for every array column and its element type in `udt_name`.
+            data_type.push(if t.name().starts_with('_') {
+                "ARRAY"
+            } else {
+                type_name(i64::from(t.oid())).unwrap_or("text")
+            });
+            udt.push(t.name().to_owned());
+        }
+    }
+    let m = table.len();
+    let null_i32 = || Arc::new(Int32Array::from(vec![None; m])) as ArrayRef;
+    out.push((
+        "columns",
+        batch(vec![
+            ("table_catalog", s(vec![DATABASE; m])),
+            ("table_schema", s(vec!["public"; m])),
+            ("table_name", s(table)),
+            ("column_name", s(column)),
+            ("ordinal_position", i32s(position)),
+            ("column_default", os(vec![None; m])),
+            ("is_nullable", s(nullable)),
+            ("data_type", s(data_type)),
+            ("character_maximum_length", null_i32()),
+            ("numeric_precision", null_i32()),
+            ("numeric_scale", null_i32()),
+            ("datetime_precision", null_i32()),
+            ("udt_catalog", s(vec![DATABASE; m])),
+            ("udt_schema", s(vec!["pg_catalog"; m])),
+            ("udt_name", Arc::new(StringArray::from(udt)) as ArrayRef),
+            ("is_identity", s(vec!["NO"; m])),
+            ("is_generated", s(vec!["NEVER"; m])),
+            ("is_updatable", s(vec!["NO"; m])),
+        ])?,
+    ));
+    let text = DataType::Utf8;
+    let constraint = |extra: &[(&'static str, DataType)]| {
+        let mut cols: Vec<(&str, DataType)> = [
+            "constraint_catalog",
+            "constraint_schema",
+            "constraint_name",
+            "table_catalog",
+            "table_schema",
+            "table_name",
+        ]
+        .iter()
+        .map(|c| (*c, text.clone()))
+        .collect();
+        cols.extend(extra.iter().cloned());
+        empty(&cols)
+    };
+    // lastseen's tables have no keys: the lake is append-and-replace Parquet.
+    out.push(("table_constraints", constraint(&[("constraint_type", text.clone())])?));
+    out.push((
+        "key_column_usage",
+        constraint(&[("column_name", text.clone()), ("ordinal_position", DataType::Int32)])?,
+    ));
+    Ok(out)
 }
 
 fn s(v: Vec<&str>) -> ArrayRef {
@@ -390,8 +538,8 @@ fn tables(relations: &[(String, TableType, SchemaRef)]) -> Result<Vec<(&'static 
                 ("conrelid", oid.clone()),
                 ("confrelid", oid.clone()),
                 ("conindid", oid.clone()),
-                ("conkey", text.clone()),
-                ("confkey", text.clone()),
+                ("conkey", list_of_int2()),
+                ("confkey", list_of_int2()),
                 ("consrc", text.clone()),
             ],
         ),
@@ -441,11 +589,27 @@ fn tables(relations: &[(String, TableType, SchemaRef)]) -> Result<Vec<(&'static 
             vec![
                 ("classid", oid.clone()),
                 ("objid", oid.clone()),
+                ("objsubid", DataType::Int32),
+                ("refclassid", oid.clone()),
                 ("refobjid", oid.clone()),
+                ("refobjsubid", DataType::Int32),
                 ("deptype", text.clone()),
             ],
         ),
-        ("pg_matviews", vec![("schemaname", text.clone()), ("matviewname", text.clone())]),
+        (
+            "pg_matviews",
+            vec![
+                ("schemaname", text.clone()),
+                ("matviewname", text.clone()),
+                ("matviewowner", text.clone()),
+                ("definition", text.clone()),
+            ],
+        ),
+        ("pg_shdescription", vec![("objoid", oid.clone()), ("classoid", oid.clone()), ("description", text.clone())]),
+        (
+            "pg_default_acl",
+            vec![("oid", oid.clone()), ("defaclnamespace", oid.clone()), ("defaclobjtype", text.clone())],
+        ),
         (
             "pg_stat_activity",
             vec![
@@ -458,6 +622,17 @@ fn tables(relations: &[(String, TableType, SchemaRef)]) -> Result<Vec<(&'static 
     ] {
         out.push((name, empty(&cols)?));
     }
+    // Statistics: Metabase reads `n_live_tup` as an estimated row count; lastseen keeps none
+    // (NULL, as for a table never analysed).
+    out.push((
+        "pg_stat_user_tables",
+        batch(vec![
+            ("relid", i32s(oids.clone())),
+            ("schemaname", s(vec!["public"; n])),
+            ("relname", s(relations.iter().map(|r| r.0.as_str()).collect())),
+            ("n_live_tup", Arc::new(datafusion::arrow::array::Int64Array::from(vec![None; n])) as ArrayRef),
+        ])?,
+    ));
     // `pg_tables`: the view psql's \dt and many tools read.
     let base: Vec<&(String, TableType, SchemaRef)> = relations.iter().filter(|r| r.1 != TableType::View).collect();
     out.push((
@@ -474,6 +649,11 @@ fn tables(relations: &[(String, TableType, SchemaRef)]) -> Result<Vec<(&'static 
         ])?,
     ));
     Ok(out)
+}
+
+/// `int2[]`: Metabase's `describe-fks-sql` compares `attnum = ANY(c.conkey)`.
+fn list_of_int2() -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(DataType::Int16, true)))
 }
 
 fn list_of_text() -> DataType {
@@ -520,6 +700,11 @@ enum FnKind {
     ParseIdent,
     /// `current_schemas(bool)`: the search path.
     CurrentSchemas,
+    /// `regclass_oid(x)`: `x::regclass` of an expression ([`crate::compat`]); a relation name
+    /// (optionally schema-qualified and quoted) becomes its OID, a number stays itself.
+    RegClass(Vec<(String, i32)>),
+    /// `format(fmt, args…)` with `%s`, `%I`, `%L` and `%%`.
+    Format,
 }
 
 /// `ScalarValue` is not `Eq`/`Hash`; the constants here are strings, booleans or NULL.
@@ -594,12 +779,93 @@ impl ScalarUDFImpl for CatalogFn {
                     }
                 }
             }
+            FnKind::RegClass(oids) => {
+                let rows = args.number_rows;
+                let input = args.args[0].cast_to(&DataType::Utf8, None)?.into_array(rows)?;
+                let input = datafusion::common::cast::as_string_array(&input)?;
+                let out: Int32Array = input.iter().map(|v| v.and_then(|v| regclass(oids, v))).collect();
+                Ok(ColumnarValue::Array(Arc::new(out)))
+            }
+            FnKind::Format => {
+                let rows = args.number_rows;
+                let mut texts = Vec::with_capacity(args.args.len());
+                for a in &args.args {
+                    texts.push(a.cast_to(&DataType::Utf8, None)?.into_array(rows)?);
+                }
+                let mut out = StringBuilder::new();
+                for row in 0..rows {
+                    let value = |i: usize| -> Option<String> {
+                        let a = datafusion::common::cast::as_string_array(texts.get(i)?).ok()?;
+                        (!datafusion::arrow::array::Array::is_null(a, row)).then(|| a.value(row).to_owned())
+                    };
+                    match value(0) {
+                        Some(fmt) => out.append_value(format_pg(&fmt, |i| value(i + 1))),
+                        None => out.append_null(),
+                    }
+                }
+                Ok(ColumnarValue::Array(Arc::new(out.finish())))
+            }
             FnKind::CurrentSchemas => {
                 let schemas = [ScalarValue::Utf8(Some("pg_catalog".into())), ScalarValue::Utf8(Some("public".into()))];
                 Ok(ColumnarValue::Scalar(ScalarValue::List(ScalarValue::new_list_nullable(&schemas, &DataType::Utf8))))
             }
         }
     }
+}
+
+/// The OID of relation `name` (`rel`, `public.rel`, `"public"."rel"`, `pg_catalog.pg_class`).
+fn regclass(oids: &[(String, i32)], name: &str) -> Option<i32> {
+    if let Ok(n) = name.trim().parse::<i32>() {
+        return Some(n);
+    }
+    let parts: Vec<String> = name.split('.').map(|p| p.trim().trim_matches('"').to_owned()).collect();
+    let (schema, rel) = match parts.as_slice() {
+        [rel] => (None, rel.as_str()),
+        [schema, rel] => (Some(schema.as_str()), rel.as_str()),
+        _ => return None,
+    };
+    match schema {
+        Some("pg_catalog") => Some(crate::compat::catalog_oid(rel) as i32).filter(|o| *o != 0),
+        Some("public") | None => oids
+            .iter()
+            .find(|(n, _)| n == rel)
+            .map(|(_, o)| *o)
+            .or_else(|| Some(crate::compat::catalog_oid(rel) as i32).filter(|o| *o != 0)),
+        _ => None,
+    }
+}
+
+/// Postgres' `format`: `%s` (text, NULL as empty), `%I` (identifier), `%L` (literal), `%%`.
+fn format_pg(fmt: &str, arg: impl Fn(usize) -> Option<String>) -> String {
+    let mut out = String::with_capacity(fmt.len());
+    let mut next = 0;
+    let mut chars = fmt.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('%') => out.push('%'),
+            Some(kind @ ('s' | 'I' | 'L')) => {
+                let v = arg(next);
+                next += 1;
+                match (kind, v) {
+                    ('s', v) => out.push_str(&v.unwrap_or_default()),
+                    ('I', Some(v)) => out.push_str(&quote_ident(&v)),
+                    ('L', Some(v)) => out.push_str(&format!("'{}'", v.replace('\'', "''"))),
+                    ('L', None) => out.push_str("NULL"),
+                    _ => {}
+                }
+            }
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    out
 }
 
 /// Postgres' `quote_ident`: quoted unless a plain lower-case identifier.
@@ -609,7 +875,7 @@ fn quote_ident(name: &str) -> String {
     if plain { name.to_owned() } else { format!("\"{}\"", name.replace('"', "\"\"")) }
 }
 
-fn functions() -> Vec<ScalarUDF> {
+fn functions(oids: Vec<(String, i32)>) -> Vec<ScalarUDF> {
     let any = || Signature::one_of(vec![TypeSignature::Nullary, TypeSignature::VariadicAny], Volatility::Stable);
     let text = |v: Option<&str>| FnKind::Const(ScalarValueKey::Text(v.map(str::to_owned)));
     let yes = FnKind::Const(ScalarValueKey::Bool(true));
@@ -649,14 +915,19 @@ fn functions() -> Vec<ScalarUDF> {
         ("quote_ident", DataType::Utf8, FnKind::QuoteIdent),
         ("parse_ident", list_of_text(), FnKind::ParseIdent),
         ("current_schemas", list_of_text(), FnKind::CurrentSchemas),
+        ("regclass_oid", DataType::Int32, FnKind::RegClass(oids)),
+        ("format", DataType::Utf8, FnKind::Format),
     ];
     defs.into_iter()
         .map(|(name, returns, kind)| {
             let signature = match kind {
                 FnKind::FormatType => Signature::any(2, Volatility::Immutable),
-                FnKind::CurrentSetting | FnKind::QuoteIdent | FnKind::ParseIdent | FnKind::CurrentSchemas => {
-                    Signature::any(1, Volatility::Stable)
-                }
+                FnKind::CurrentSetting
+                | FnKind::QuoteIdent
+                | FnKind::ParseIdent
+                | FnKind::CurrentSchemas
+                | FnKind::RegClass(_) => Signature::any(1, Volatility::Stable),
+                FnKind::Format => Signature::variadic_any(Volatility::Immutable),
                 _ => any(),
             };
             // Tools call both `version()` and `pg_catalog.version()`; DataFusion looks a qualified

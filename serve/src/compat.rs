@@ -6,6 +6,18 @@
 //!   `x::oid` / `x::regclass` of a column become an integer cast.
 //! - `array_lower(a, 1)` is 1 and `array_upper(a, 1)` is `array_length(a, 1)` (lastseen's arrays
 //!   are 1-based and one-dimensional, as in those queries).
+//! - `'{a,b}'::text[]` (a literal array, pgjdbc's keyword filter in
+//!   `PgDatabaseMetaData.getSQLKeywords`) becomes `make_array('a', 'b')`.
+//! - `x::regclass` of a column or expression (Metabase's `col_description(format('%I.%I', schema,
+//!   table)::regclass::oid, n)` in `describe-fields-sql`, src/metabase/driver/postgres.clj) becomes
+//!   `regclass_oid(x)`, which looks the name up among the served relations.
+//! - `pg_catalog.f(…)` in `FROM` (pgjdbc's `pg_catalog.pg_get_keywords()`) becomes `f(…)`:
+//!   DataFusion looks a table function up by the first part of its name.
+//! - `information_schema.columns` / `tables` / `schemata` / `views` / `table_constraints` /
+//!   `key_column_usage` read `pg_information_schema`, lastseen's Postgres-typed copy
+//!   ([`crate::catalog`]): DataFusion's own says `Utf8` and `Timestamp(…)` where Grafana's and
+//!   Metabase's column pickers expect `text` and `timestamp with time zone`, and lacks
+//!   `udt_name`, `is_identity` and the constraint views Metabase joins.
 //! - Grafana's search-path constraint (`quote_ident(table_schema) IN (SELECT … trim(s[i]) …
 //!   generate_series(…) as i, string_to_array(current_setting('search_path'),',') s)`, from
 //!   `postgresMetaQuery.ts`) becomes `IN ('public')`: the search path here is always `public`,
@@ -14,12 +26,13 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    CastKind, DataType, Expr, Function, Ident, ObjectName, ObjectNamePart, Select, SelectItem,
-    SelectItemQualifiedWildcardKind, Statement, Value, VisitMut, VisitorMut,
+    CastKind, DataType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
+    ObjectName, ObjectNamePart, Select, SelectItem, SelectItemQualifiedWildcardKind, Statement, TableFactor, Value,
+    VisitMut, VisitorMut,
 };
 
 /// The OIDs Postgres gives its catalogue relations (fixed since 8.x).
-fn catalog_oid(name: &str) -> i64 {
+pub(crate) fn catalog_oid(name: &str) -> i64 {
     match name.trim_start_matches("pg_catalog.") {
         "pg_type" => 1247,
         "pg_attribute" => 1249,
@@ -87,11 +100,32 @@ impl VisitorMut for Compat {
     type Break = ();
 
     fn pre_visit_relation(&mut self, relation: &mut ObjectName) -> ControlFlow<()> {
+        // Quoted too: Metabase writes `"pg_stat_user_tables"` (get-tables-sql in postgres.clj).
+        // No lake table starts with `pg_`, so the name cannot mean one of those.
         if let [ObjectNamePart::Identifier(ident)] = relation.0.as_slice()
-            && ident.quote_style.is_none()
             && ident.value.to_lowercase().starts_with("pg_")
         {
             *relation = ObjectName::from(vec![Ident::new("pg_catalog"), ident.clone()]);
+        }
+        if let [ObjectNamePart::Identifier(schema), ObjectNamePart::Identifier(table)] = relation.0.as_slice()
+            && schema.value.eq_ignore_ascii_case("information_schema")
+            && crate::catalog::INFORMATION_SCHEMA_TABLES.contains(&table.value.to_lowercase().as_str())
+        {
+            *relation = ObjectName::from(vec![
+                Ident::new(crate::catalog::INFORMATION_SCHEMA),
+                Ident::new(table.value.to_lowercase()),
+            ]);
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// After the relation visit above, which would put the schema back.
+    fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table { name, args: Some(_), .. } = factor
+            && name.0.len() == 2
+            && name.0[0].to_string().eq_ignore_ascii_case("pg_catalog")
+        {
+            name.0.remove(0);
         }
         ControlFlow::Continue(())
     }
@@ -126,6 +160,14 @@ impl VisitorMut for Compat {
 
 fn rewrite_expr(e: &mut Expr) {
     match e {
+        Expr::Cast { kind: CastKind::DoubleColon | CastKind::Cast, expr, data_type: DataType::Array(_), .. } => {
+            if let Expr::Value(v) = expr.as_ref()
+                && let Value::SingleQuotedString(text) = &v.value
+                && let Some(items) = array_literal(text)
+            {
+                *e = call("make_array", items.into_iter().map(|i| Expr::value(Value::SingleQuotedString(i))).collect());
+            }
+        }
         Expr::Cast { kind: CastKind::DoubleColon | CastKind::Cast, expr, data_type, .. } => {
             let ty = match data_type {
                 DataType::Regclass => "regclass".to_owned(),
@@ -151,6 +193,7 @@ fn rewrite_expr(e: &mut Expr) {
                     Ok(n) => Expr::value(Value::Number(n.to_string(), false)),
                     Err(_) => Expr::value(Value::Number(catalog_oid(&s).to_string(), false)),
                 },
+                ("regclass", None) => call("regclass_oid", vec![expr.as_ref().clone()]),
                 (_, None) => Expr::Cast {
                     kind: CastKind::Cast,
                     expr: expr.clone(),
@@ -166,11 +209,47 @@ fn rewrite_expr(e: &mut Expr) {
             if name == "array_lower" {
                 *e = Expr::value(Value::Number("1".into(), false));
             } else if name == "array_upper" {
+                // BIGINT, as Postgres' int: `generate_series(1, array_upper(…))` (pgjdbc's
+                // TypeInfoCache) takes only signed integers, and array_length is unsigned.
                 rename(f, "array_length");
+                *e = Expr::Cast {
+                    kind: CastKind::Cast,
+                    expr: Box::new(e.clone()),
+                    data_type: DataType::BigInt(None),
+                    array: false,
+                    format: None,
+                };
             }
         }
         _ => {}
     }
+}
+
+/// `{a,"b c",d}`: the elements of a one-dimensional Postgres array literal, unquoted.
+fn array_literal(text: &str) -> Option<Vec<String>> {
+    let inner = text.trim().strip_prefix('{')?.strip_suffix('}')?;
+    if inner.trim().is_empty() {
+        return Some(Vec::new());
+    }
+    Some(inner.split(',').map(|i| i.trim().trim_matches('"').to_owned()).collect())
+}
+
+/// `name(args…)`, a plain function call.
+fn call(name: &str, args: Vec<Expr>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args.into_iter().map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a))).collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
 }
 
 /// Renames a function call; `array_length(a, dim)` takes the same two arguments.
@@ -215,6 +294,17 @@ mod ast_tests {
             rewritten("SELECT n.oid, n.* FROM pg_namespace n WHERE d.classoid = 'pg_namespace'::regclass"),
             "SELECT n.* FROM pg_catalog.pg_namespace n WHERE d.classoid = 2615"
         );
-        assert_eq!(rewritten("SELECT array_upper(a, 1), array_lower(a, 1)"), "SELECT array_length(a, 1), 1");
+        assert_eq!(
+            rewritten("SELECT array_upper(a, 1), array_lower(a, 1)"),
+            "SELECT CAST(array_length(a, 1) AS BIGINT), 1"
+        );
+        assert_eq!(
+            rewritten("SELECT x FROM pg_catalog.pg_get_keywords() WHERE w <> ALL ('{a,\"null\"}'::text[])"),
+            "SELECT x FROM pg_get_keywords() WHERE w <> ALL(make_array('a', 'null'))"
+        );
+        assert_eq!(
+            rewritten("SELECT CAST(CAST(format('%I.%I', s, t) AS REGCLASS) AS OID) FROM information_schema.columns"),
+            "SELECT CAST(regclass_oid(format('%I.%I', s, t)) AS INT) FROM pg_information_schema.columns"
+        );
     }
 }

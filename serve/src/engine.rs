@@ -97,6 +97,9 @@ async fn prepare(lake: &Lake, dormant_days: u32) -> Result<Prepared> {
 async fn prepare_at(lake: &Lake, snapshot: lastseen_lake::Snapshot, dormant_days: u32) -> Result<Prepared> {
     let version = snapshot.version;
     let engine = QueryEngine::at(lake, snapshot)?;
+    // The session time zone Postgres reports (`SHOW timezone` is UTC): `x::timestamptz` is a
+    // timestamp in UTC, sent as `timestamptz`, as Grafana's `$__time(col::timestamptz)` needs.
+    engine.context().state_ref().write().config_mut().options_mut().execution.time_zone = Some("UTC".into());
     register_reports(&engine, dormant_days).await;
     crate::catalog::register(engine.context()).await?;
     Ok(Prepared { engine, version })

@@ -34,11 +34,17 @@ use crate::auth::{Login, Users};
 use crate::engine::{Limits, Versions};
 use crate::handler::Service;
 
+/// How long a connection past the limit may take to receive its refusal (TLS handshake
+/// included) before it is simply closed.
+const REFUSAL_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A bound, ready server; [`Server::run`] serves until the shutdown future completes.
 pub struct Server {
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     handlers: Arc<Handlers>,
+    /// The same handlers, refusing every login: for connections past `max_connections`.
+    full: Arc<Handlers>,
     max_connections: usize,
 }
 
@@ -56,6 +62,8 @@ struct Handlers {
     users: Arc<Users>,
     certificate_pem: Option<Vec<u8>>,
     require_tls: bool,
+    /// `Some(max_connections)` on the handlers that refuse connections past the limit.
+    full: Option<usize>,
 }
 
 impl PgWireServerHandlers for Handlers {
@@ -69,7 +77,7 @@ impl PgWireServerHandlers for Handlers {
 
     /// A fresh handler per connection: the SCRAM exchange keeps per-connection state.
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        Arc::new(Login::new(Arc::clone(&self.users), self.certificate_pem.as_deref(), self.require_tls))
+        Arc::new(Login::new(Arc::clone(&self.users), self.certificate_pem.as_deref(), self.require_tls, self.full))
     }
 }
 
@@ -98,14 +106,22 @@ impl Server {
             Some((acceptor, pem)) => (Some(acceptor), Some(pem)),
             None => (None, None),
         };
-        let handlers = Arc::new(Handlers {
+        let handlers = Handlers {
             service: Arc::new(Service::new(Arc::new(versions))),
             users: Arc::new(users),
             certificate_pem,
             // With a certificate, plaintext is refused even on loopback: the operator asked for TLS.
             require_tls: tls.is_some(),
+            full: None,
+        };
+        let full = Arc::new(Handlers {
+            service: Arc::clone(&handlers.service),
+            users: Arc::clone(&handlers.users),
+            certificate_pem: handlers.certificate_pem.clone(),
+            require_tls: handlers.require_tls,
+            full: Some(cfg.max_connections),
         });
-        Ok(Server { listener, tls, handlers, max_connections: cfg.max_connections })
+        Ok(Server { listener, tls, handlers: Arc::new(handlers), full, max_connections: cfg.max_connections })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -113,20 +129,18 @@ impl Server {
     }
 
     /// Accepts connections until `shutdown` completes. At most `max_connections` are served at
-    /// once; the others wait in the kernel's backlog (as the daemon's metrics listener does).
+    /// once; one more is answered with Postgres' "too many clients" error (53300) and closed,
+    /// within a few seconds whatever the client does, so refusals hold no slot for long.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let slots = Arc::new(tokio::sync::Semaphore::new(self.max_connections));
         tokio::pin!(shutdown);
         tracing::info!(
             addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
             tls = self.tls.is_some(),
+            max_connections = self.max_connections,
             "serving the lake over the Postgres protocol"
         );
         loop {
-            let permit = tokio::select! {
-                _ = &mut shutdown => break,
-                p = Arc::clone(&slots).acquire_owned() => p.expect("the semaphore is never closed"),
-            };
             let (socket, peer) = tokio::select! {
                 _ = &mut shutdown => break,
                 r = self.listener.accept() => match r {
@@ -140,13 +154,24 @@ impl Server {
                 },
             };
             let tls = self.tls.clone();
-            let handlers = Arc::clone(&self.handlers);
-            tokio::spawn(async move {
-                let _slot = permit;
-                if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+            match Arc::clone(&slots).try_acquire_owned() {
+                Ok(permit) => {
+                    let handlers = Arc::clone(&self.handlers);
+                    tokio::spawn(async move {
+                        let _slot = permit;
+                        if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                    });
                 }
-            });
+                Err(_) => {
+                    let full = Arc::clone(&self.full);
+                    tokio::spawn(async move {
+                        let refuse = pgwire::tokio::process_socket(socket, tls, full);
+                        let _ = tokio::time::timeout(REFUSAL_TIME, refuse).await;
+                    });
+                }
+            }
         }
         tracing::info!("stopped serving the lake");
         Ok(())

@@ -1,8 +1,10 @@
 //! `lastseen serve` (issue 16) with real clients: the Debian `psql` and psycopg, over loopback,
 //! on a lake the simulator filled. Logins (right and wrong password), TLS (refused without it
 //! off loopback, `sslmode=verify-full` against a test CA), read-only refusals, the per-query
-//! memory limit, row-for-row equality with `lastseen sql`, the report views, and the catalogue
-//! queries DBeaver, Metabase (pgjdbc) and Grafana send.
+//! memory limit, the query timeout, the connection limit, the listener inside `lastseen daemon`,
+//! row-for-row equality with `lastseen sql`, the report views, Grafana's time series over
+//! `report_usage`, and the catalogue queries DBeaver, pgjdbc, Metabase and Grafana send
+//! (`serve_queries/`, recorded from their sources; also bound over the extended protocol).
 //!
 //! psql must be on PATH (`.ci/run` installs postgresql-client); psycopg runs when
 //! `LASTSEEN_TEST_PYTHON` names a python with it installed (`.ci/run` sets it), else that test
@@ -369,7 +371,9 @@ fn serve_with_tls_accepts_verify_full_and_refuses_plaintext() {
 /// The catalogue queries the tools send on connect and when browsing a schema, as recorded in
 /// their sources: Grafana's PostgreSQL data source (`postgresMetaQuery.ts`), pgjdbc's
 /// `PgDatabaseMetaData` and `TypeInfoCache` (what DBeaver's and Metabase's JDBC driver runs for
-/// `getSchemas`, `getTables`, `getColumns` and type names), and DBeaver's navigator.
+/// `getSchemas`, `getTables`, `getColumns` and type names), and DBeaver's navigator. The longer
+/// ones (DBeaver's schema caches, pgjdbc's keyword and type look-ups, Metabase's sync) are files
+/// in `serve_queries/`, each naming the source file it was read from.
 const CATALOGUE_QUERIES: &[&str] = &[
     // Grafana
     "SELECT current_setting('server_version_num')::int/100 as version",
@@ -397,6 +401,47 @@ const CATALOGUE_QUERIES: &[&str] = &[
     "SELECT c.oid,c.*,d.description,pg_catalog.pg_get_expr(c.relpartbound, c.oid) as partition_expr,  pg_catalog.pg_get_partkeydef(c.oid) as partition_key FROM pg_catalog.pg_class c LEFT OUTER JOIN pg_catalog.pg_description d ON d.objoid=c.oid AND d.objsubid=0 AND d.classoid='pg_class'::regclass WHERE c.relnamespace=2200 AND c.relkind not in ('i','I','c')",
 ];
 
+/// `serve_queries/*.sql`: (file name, text), recorded from DBeaver's, pgjdbc's and Metabase's
+/// sources with their bound parameters written in (2200 is `public`, 11 `pg_catalog`, 16384
+/// the first relation).
+fn recorded_queries() -> Vec<(String, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/serve_queries");
+    let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&p).unwrap()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// One recorded query through psql (`--csv`), as records (header first).
+fn psql_file_csv(s: &Served, sql: &str) -> Result<Vec<Vec<String>>, String> {
+    let out = psql_with(&conn(s), PASSWORD, &["--csv", "-c", sql]);
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+    }
+    Ok(csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(out.stdout.as_slice())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect())
+}
+
+/// The rows of `table` (header first) whose column `key` is `value`.
+fn rows_where<'a>(table: &'a [Vec<String>], key: &str, value: &str) -> Vec<&'a Vec<String>> {
+    let i = table[0].iter().position(|h| h == key).unwrap_or_else(|| panic!("no column {key} in {:?}", table[0]));
+    table[1..].iter().filter(|r| r[i] == value).collect()
+}
+
+fn cell<'a>(table: &'a [Vec<String>], row: &'a [String], key: &str) -> &'a str {
+    let i = table[0].iter().position(|h| h == key).unwrap_or_else(|| panic!("no column {key} in {:?}", table[0]));
+    &row[i]
+}
+
 #[test]
 fn serve_runs_the_catalogue_queries_of_dbeaver_metabase_and_grafana() {
     if !have_psql() {
@@ -414,7 +459,59 @@ fn serve_runs_the_catalogue_queries_of_dbeaver_metabase_and_grafana() {
             failures.push(format!("{q}\n  -> {}", String::from_utf8_lossy(&out.stderr).trim()));
         }
     }
+    let mut answers = std::collections::BTreeMap::new();
+    for (name, sql) in recorded_queries() {
+        match psql_file_csv(&s, &sql) {
+            Ok(rows) => {
+                answers.insert(name, rows);
+            }
+            Err(e) => failures.push(format!("{name}\n  -> {e}")),
+        }
+    }
     assert!(failures.is_empty(), "{} catalogue queries failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(answers.len() >= 20, "recorded queries missing: {:?}", answers.keys());
+
+    // The answers make sense: tables and views with their columns and Postgres types, no
+    // indexes, constraints or foreign keys (lastseen has none), keywords, type look-ups.
+    let tables = &answers["dbeaver_tables.sql"];
+    let last_seen = rows_where(tables, "relname", "last_seen");
+    assert_eq!(cell(tables, last_seen[0], "relkind"), "r", "{tables:?}");
+    assert_eq!(cell(tables, rows_where(tables, "relname", "report_dormant")[0], "relkind"), "v");
+    let oid = cell(tables, last_seen[0], "oid").to_owned();
+    let columns = &answers["dbeaver_columns.sql"];
+    let dt: Vec<_> = rows_where(columns, "relname", "last_seen")
+        .into_iter()
+        .filter(|r| cell(columns, r, "attname") == "dt")
+        .collect();
+    assert_eq!(dt.len(), 1, "{columns:?}");
+    assert_eq!(cell(columns, dt[0], "atttypid"), "1082", "dt is a date");
+    assert_eq!(cell(columns, dt[0], "attrelid"), oid);
+    for empty in ["dbeaver_indexes.sql", "dbeaver_constraints.sql", "metabase_fks.sql", "metabase_enum_types.sql"] {
+        assert_eq!(answers[empty].len(), 1, "{empty}: {:?}", answers[empty]);
+    }
+    let fields = &answers["metabase_fields.sql"];
+    let types: Vec<(&str, &str)> =
+        fields[1..].iter().map(|r| (cell(fields, r, "name"), cell(fields, r, "database-type"))).collect();
+    assert!(types.contains(&("dt", "date")) && types.contains(&("last_seen_at", "timestamptz")), "{types:?}");
+    let mb_tables = &answers["metabase_tables.sql"];
+    assert_eq!(cell(mb_tables, rows_where(mb_tables, "name", "last_seen")[0], "type"), "TABLE");
+    assert_eq!(cell(mb_tables, rows_where(mb_tables, "name", "report_dormant")[0], "type"), "VIEW");
+    let privileges = &answers["metabase_table_privileges.sql"];
+    assert!(rows_where(privileges, "table", "last_seen").iter().all(|r| cell(privileges, r, "select") == "t"));
+    let keywords = &answers["pgjdbc_keywords.sql"][1][0];
+    assert!(keywords.contains("analyze") && !keywords.split(',').any(|k| k == "select"), "{keywords}");
+    assert_eq!(answers["pgjdbc_type_info.sql"][1], ["f", "b", "timestamptz", "1184"]);
+    assert_eq!(answers["pgjdbc_type_oid.sql"][1], ["1184", "timestamptz"]);
+    let types = &answers["dbeaver_types.sql"];
+    assert!(rows_where(types, "typname", "timestamptz").len() == 1, "{types:?}");
+    // Grafana's column picker reads Postgres type names from information_schema.
+    let grafana = psql_csv(
+        &s,
+        "SELECT quote_ident(column_name) AS \"column\", data_type AS \"type\" FROM information_schema.columns \
+         WHERE quote_ident(table_name) = 'last_seen' ORDER BY 1",
+    );
+    assert!(grafana.contains(&vec!["dt".to_owned(), "date".to_owned()]), "{grafana:?}");
+    assert!(grafana.contains(&vec!["last_seen_at".to_owned(), "timestamp with time zone".to_owned()]), "{grafana:?}");
     // The schema browsers see the lake's tables and their columns with Postgres types.
     let tables = psql_csv(
         &s,
@@ -465,6 +562,23 @@ with psycopg.connect(dsn, password=password) as conn:
     assert cur.fetchone()[0] > 0, "a bound date matched nothing"
     cur.execute("SELECT count(*) FROM report_dormant")
     cur.fetchone()
+    # DBeaver's and pgjdbc's catalogue queries as they send them: prepared, parameters bound
+    # (psycopg binds server-side, over the extended protocol, as pgjdbc does).
+    import pathlib
+    queries = pathlib.Path(sys.argv[4])
+    for name, literal, bound in [
+        ("dbeaver_tables.sql", "c.relnamespace=2200", 2200),
+        ("dbeaver_columns.sql", "c.relnamespace=2200", 2200),
+        ("dbeaver_constraints.sql", "t.relnamespace=2200", 2200),
+        ("dbeaver_indexes.sql", "c.relnamespace=2200", 2200),
+        ("dbeaver_types.sql", "t.typnamespace=11", 11),
+        ("pgjdbc_type_info.sql", "pg_type.oid = 1184", 1184),
+    ]:
+        sql = "\n".join(l for l in (queries / name).read_text().splitlines() if not l.startswith("--"))
+        assert literal in sql, name
+        cur.execute(sql.replace(literal, literal.rsplit("=", 1)[0] + "= %s").replace("%'", "%%'"), (bound,))
+        rows = cur.fetchall()
+        assert (len(rows) == 0) == (name in ("dbeaver_constraints.sql", "dbeaver_indexes.sql")), (name, rows[:3])
     try:
         cur.execute("CREATE TABLE t (a int)")
         sys.exit("CREATE was accepted")
@@ -474,6 +588,7 @@ print("ok")
 "#;
     let out = Command::new(python)
         .args(["-c", script, &s.addr.port().to_string(), PASSWORD, &expected_rows])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/serve_queries"))
         .output()
         .unwrap();
     assert!(
@@ -483,4 +598,166 @@ print("ok")
         String::from_utf8_lossy(&out.stderr),
         s.log_text()
     );
+}
+
+/// Grafana's time-series query over the usage report, as its macro engine expands it
+/// (`$__time(day::timestamptz)`, `$__timeFilter(day::timestamptz)`:
+/// pkg/tsdb/grafana-postgresql-datasource/macros.go in grafana/grafana): the time column comes
+/// back as `timestamptz` and the rows are those of `lastseen report usage`.
+#[test]
+fn serve_answers_grafanas_time_series_query_over_the_usage_report() {
+    if !have_psql() {
+        eprintln!("skipped: psql is not installed (apt-get install postgresql-client)");
+        return;
+    }
+    let env = env_with_lake("");
+    let s = serve(&env, &[]);
+    // The dashboard's range covers the whole report (a year of history).
+    let from = (today() - Duration::days(3650)).format("%Y-%m-%dT00:00:00Z");
+    let to = (today() + Duration::days(1)).format("%Y-%m-%dT00:00:00Z");
+    let sql = format!(
+        "SELECT day::timestamptz AS \"time\", dau AS \"value\" FROM report_usage WHERE day::timestamptz BETWEEN \
+         '{from}' AND '{to}' AND workspace_id = '(all)' AND department = '(all)' ORDER BY 1"
+    );
+    let served = psql_csv(&s, &sql);
+    assert_eq!(served[0], ["time", "value"]);
+    let out = env.cmd().args(["report", "usage", "--format", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut expected: Vec<Vec<String>> = parse_json_lines(&out.stdout)
+        .iter()
+        .filter(|r| r["workspace_id"] == "(all)" && r["department"] == "(all)")
+        .map(|r| vec![format!("{} 00:00:00.000000+00", r["day"].as_str().unwrap()), r["dau"].to_string()])
+        .collect();
+    expected.sort();
+    assert!(!expected.is_empty(), "the usage report is empty");
+    assert_eq!(served[1..], expected[..]);
+    // The wire type of the time column is timestamptz (what Grafana needs to draw a series).
+    // psql's \gdesc asks the server to describe the statement (Parse/Describe), then names the
+    // returned type OIDs with format_type.
+    let file = env.dir.path().join("gdesc.sql");
+    std::fs::write(&file, format!("{sql} \\gdesc\n")).unwrap();
+    let out = psql_with(&conn(&s), PASSWORD, &["-A", "-t", "-f", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("time|timestamp with time zone"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// A query past `serve.query_timeout` is cancelled with Postgres' "statement timeout" error
+/// (57014); the server keeps serving. The query would count 10^10 rows (minutes, far past the
+/// 1 s limit), so the outcome does not depend on the machine's speed.
+#[test]
+fn serve_cancels_a_query_past_the_timeout_and_keeps_serving() {
+    if !have_psql() {
+        eprintln!("skipped: psql is not installed (apt-get install postgresql-client)");
+        return;
+    }
+    let env = Env::start(10, Plan::Pro, 7);
+    env.run_day_ok(today());
+    write_config(&env, "query_timeout = \"1s\"");
+    let s = serve(&env, &[]);
+    let err = psql_refused(&s, "SELECT count(*) FROM generate_series(1, 10000000000)");
+    assert!(
+        err.contains("canceling statement due to statement timeout") && err.contains("serve.query_timeout"),
+        "{err}"
+    );
+    assert_eq!(psql_csv(&s, "SELECT count(*) AS n FROM slack_users")[1][0], local_count(&env, "slack_users"));
+    let log = s.log_text();
+    assert!(log.contains("query failed") && log.contains("statement timeout"), "{log}");
+}
+
+/// With `serve.max_connections = 2`, a third connection is refused at once with Postgres'
+/// "too many clients" error (53300), naming the setting; when one closes, a new one gets in.
+#[test]
+fn serve_refuses_the_connection_past_max_connections_with_a_clear_error() {
+    if !have_psql() {
+        eprintln!("skipped: psql is not installed (apt-get install postgresql-client)");
+        return;
+    }
+    let env = Env::start(10, Plan::Pro, 8);
+    env.run_day_ok(today());
+    write_config(&env, "max_connections = 2");
+    let s = serve(&env, &[]);
+    // Two sessions that have run a query and stay connected (psql runs `sleep` from inside).
+    let mut holders: Vec<Child> = (0..2)
+        .map(|i| {
+            Command::new("psql")
+                .arg(conn(&s))
+                .args(["-X", "-c", &format!("SELECT 'holder {i}'"), "-c", "\\! sleep 600"])
+                .env("PGPASSWORD", PASSWORD)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    wait_for(|| (0..2).all(|i| s.log_text().contains(&format!("holder {i}"))), "both holders connected");
+    let third = psql_with(&conn(&s), PASSWORD, &["-c", "SELECT 1"]);
+    let err = String::from_utf8_lossy(&third.stderr);
+    assert!(!third.status.success(), "a third connection was served");
+    assert!(err.contains("too many clients") && err.contains("serve.max_connections"), "{err}");
+    for h in &mut holders {
+        let _ = h.kill();
+        let _ = h.wait();
+    }
+    // The slots come back as the server notices the closed sockets.
+    wait_for(
+        || psql_with(&conn(&s), PASSWORD, &["-c", "SELECT 1"]).status.success(),
+        "a connection after the holders left",
+    );
+}
+
+/// Polls `f` (every 200 ms, up to 60 s): for things a process does in its own time.
+fn wait_for(mut f: impl FnMut() -> bool, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// `serve.in_daemon`: `lastseen daemon` runs the same listener; psql logs in and reads the lake.
+#[test]
+fn the_daemon_with_serve_in_daemon_answers_psql() {
+    if !have_psql() {
+        eprintln!("skipped: psql is not installed (apt-get install postgresql-client)");
+        return;
+    }
+    let env = Env::start(10, Plan::Pro, 9);
+    env.run_day_ok(today());
+    write_config(&env, "in_daemon = true");
+    let log = env.dir.path().join("daemon.log");
+    let child = env
+        .spawnable()
+        .env(PASSWORD_ENV, PASSWORD)
+        .env("LASTSEEN_DAEMON__SCHEDULE", "0 0 3 * * *")
+        .env("LASTSEEN_DAEMON__LISTEN", "127.0.0.1:0")
+        .env("LASTSEEN_DAEMON__CATCH_UP_DAYS", "0")
+        .arg("daemon")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut served = Served { child, addr: "127.0.0.1:0".parse().unwrap(), log };
+    let mut line = String::new();
+    wait_for(
+        || {
+            let text = served.log_text();
+            match text.lines().find(|l| l.contains("serving the lake over the Postgres protocol")) {
+                Some(l) => {
+                    line = l.to_owned();
+                    true
+                }
+                None => text.contains("daemon stopped") || text.contains("\"level\":\"ERROR\""),
+            }
+        },
+        "the daemon's Postgres listener",
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("no listener in the daemon log:\n{}", served.log_text()));
+    served.addr = v["addr"].as_str().unwrap().parse().unwrap();
+    assert_eq!(psql_csv(&served, "SELECT count(*) AS n FROM slack_users")[1][0], local_count(&env, "slack_users"));
+    assert!(!psql_with(&conn(&served), "not the password at all", &["-c", "SELECT 1"]).status.success());
 }
