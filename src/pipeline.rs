@@ -450,6 +450,7 @@ async fn collect_and_commit(
         let t0 = Instant::now();
         let raw = tx.commit().await.context("committing the raw tables")?;
         let commit_ms = t0.elapsed().as_millis() as u64;
+        tracing::debug!(peak_rss_mib = lastseen_lake::peak_rss_mib(), "raw tables committed");
         pb.set_message("deriving accounts, correlation and last_seen");
         let t0 = Instant::now();
         let derived = lastseen_transform::derive_all(run.lake, lease, &[run.date], Utc::now(), run.config)

@@ -496,7 +496,13 @@ impl Transaction {
             for (dt, files) in writer::write_partitions(&lake, def, parts, &file_prefix, plan_memory).await? {
                 written.insert((def.name, dt), files);
             }
-            tracing::debug!(table = def.name, partitions = n, ms = t0.elapsed().as_millis() as u64, "wrote partitions");
+            tracing::debug!(
+                table = def.name,
+                partitions = n,
+                ms = t0.elapsed().as_millis() as u64,
+                peak_rss_mib = crate::peak_rss_mib(),
+                "wrote partitions"
+            );
         }
         let mut staged: Vec<(PartitionWrite, PartitionState)> = Vec::new();
         for (table, dt) in keys {

@@ -148,7 +148,7 @@ pub async fn any_source(ctx: &SessionContext, snapshot: &Snapshot, d: NaiveDate)
 /// reads at most: a daily run's one or two dirty days are one plan, a first run or backfill of
 /// a thousand days a few, and the plan's aggregation (which holds a group per account and day)
 /// stays well inside `lake.derive_memory_mb`.
-const EVIDENCE_ROWS_PER_PLAN: u64 = 100_000;
+const EVIDENCE_ROWS_PER_PLAN: u64 = 30_000;
 
 /// `days` cut into runs derived by one plan each, in date order, each reading at most
 /// [`EVIDENCE_ROWS_PER_PLAN`] evidence rows (a single bigger day is a plan of its own).
