@@ -298,6 +298,7 @@ async fn collect_and_commit(
     // The tasks are joined after the channel closes: a task that panicked also closes its end,
     // and without the join its source would look finished and a truncated snapshot would be
     // committed. Dropping the set (an early return) aborts the collectors.
+    let collect_started = Instant::now();
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<(usize, IngestResult<Item>)>(16);
     let mut tasks = tokio::task::JoinSet::new();
     let mut task_source = BTreeMap::new();
@@ -446,11 +447,21 @@ async fn collect_and_commit(
         if tx.spill_count() > 0 {
             tracing::info!(files = tx.spill_count(), "staged rows were spilled to staging files");
         }
+        let t0 = Instant::now();
         let raw = tx.commit().await.context("committing the raw tables")?;
+        let commit_ms = t0.elapsed().as_millis() as u64;
+        tracing::debug!(peak_rss_mib = lastseen_lake::peak_rss_mib(), "raw tables committed");
         pb.set_message("deriving accounts, correlation and last_seen");
+        let t0 = Instant::now();
         let derived = lastseen_transform::derive_all(run.lake, lease, &[run.date], Utc::now(), run.config)
             .await
             .context("deriving accounts, identities, correlation, activity_daily and last_seen")?;
+        tracing::info!(
+            collect_ms = done.duration_since(collect_started).as_millis() as u64,
+            commit_ms,
+            derive_ms = t0.elapsed().as_millis() as u64,
+            "run phases"
+        );
         other_warnings.extend(derived.warnings);
         let derived = derived.summary;
         add_tables(&mut tables, &raw);

@@ -58,6 +58,10 @@ pub(crate) struct InflightMarker {
 /// The default in-memory budget of a transaction's staged rows (Arrow bytes).
 pub const DEFAULT_STAGE_MEMORY: usize = 64 * 1024 * 1024;
 
+/// The least memory the commit's plans get for their sorts before they spill (whatever the
+/// staging budget): below it DataFusion's external sort has too little room to merge its runs.
+const MIN_COMMIT_PLAN_MEMORY: usize = 64 * 1024 * 1024;
+
 /// Rows staged for one run, committed together as one log version.
 #[derive(Debug)]
 pub struct Transaction {
@@ -127,7 +131,8 @@ impl CommitSummary {
 /// Test hook for crash recovery against the real binary. `LASTSEEN_TEST_FAILPOINT=<name>`
 /// aborts the process at that point (no destructor, flush or release runs, as with a crash);
 /// `<name>:pause` prints the same line and then stops the process in place, so a test can
-/// deliver a real SIGKILL at exactly that point. Names: `after_data_write`, `after_log_put`
+/// deliver a real SIGKILL at exactly that point. Names: `mid_data_write` (a multi-partition write
+/// after its first partition's files, before the others'), `after_data_write`, `after_log_put`
 /// (alias `after_commit`), `mid_cleanup`, `mid_vacuum`, `mid_delta`, and the deprovisioning
 /// journal's `deprovision_after_intent`, `deprovision_after_call`. Compiled into every build: the
 /// tests drive the shipped binary, and the check is one environment lookup per point.
@@ -433,6 +438,7 @@ impl Transaction {
             watermarks,
             max_snapshot_drop,
             carry_forward,
+            memory_budget,
             ..
         } = self;
         // Carried rows count for the guard like collected ones: the comparison is like with like.
@@ -467,14 +473,40 @@ impl Transaction {
         if !pending.is_empty() {
             write_marker(&lake, &run_id, &file_prefix, &lease, &pending).await?;
         }
-        let mut staged: Vec<(PartitionWrite, PartitionState)> = Vec::new();
+        // One plan per table writes all of its partitions (a first run's thousand days of access
+        // logs, a backfill, a re-derivation), in the order the partitions are listed here.
+        let keys: Vec<(&'static str, NaiveDate)> = pending.iter().map(|(k, _)| *k).collect();
+        let mut by_table: Vec<(&'static TableDef, Vec<writer::PartitionInput>)> = Vec::new();
         for ((table, dt), p) in pending {
             let existing = match (p.def.write_mode, base.partition(table, dt)) {
-                (WriteMode::Merge { .. }, Some(part)) => part.files.as_slice(),
-                _ => &[],
+                (WriteMode::Merge { .. }, Some(part)) => part.files.clone(),
+                _ => Vec::new(),
             };
-            let rows = writer::prepare_stream(&lake, p.def, existing, &p.spilled, p.batches).await?;
-            let files = writer::write_stream(&lake, p.def, dt, &file_prefix, rows).await?;
+            let input = writer::PartitionInput { dt, batches: p.batches, staged: p.spilled, existing };
+            match by_table.iter_mut().find(|(d, _)| d.name == table) {
+                Some((_, parts)) => parts.push(input),
+                None => by_table.push((p.def, vec![input])),
+            }
+        }
+        let plan_memory = memory_budget.max(MIN_COMMIT_PLAN_MEMORY);
+        let mut written: BTreeMap<(&'static str, NaiveDate), Vec<DataFile>> = BTreeMap::new();
+        for (def, parts) in by_table {
+            let t0 = std::time::Instant::now();
+            let n = parts.len();
+            for (dt, files) in writer::write_partitions(&lake, def, parts, &file_prefix, plan_memory).await? {
+                written.insert((def.name, dt), files);
+            }
+            tracing::debug!(
+                table = def.name,
+                partitions = n,
+                ms = t0.elapsed().as_millis() as u64,
+                peak_rss_mib = crate::peak_rss_mib(),
+                "wrote partitions"
+            );
+        }
+        let mut staged: Vec<(PartitionWrite, PartitionState)> = Vec::new();
+        for (table, dt) in keys {
+            let files = written.remove(&(table, dt)).unwrap_or_default();
             let n_rows = files.iter().map(|f| f.rows).sum();
             let write = PartitionWrite {
                 table: table.to_string(),

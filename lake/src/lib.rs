@@ -47,6 +47,15 @@ pub fn total_rows(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> u
     batches.iter().map(|b| b.num_rows() as u64).sum()
 }
 
+/// The process's peak resident set size so far in MiB (Linux `VmHWM`; `None` elsewhere): logged
+/// with the timings of a run's phases, so a benchmark shows which phase sets the peak.
+pub fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024)
+}
+
 /// A new run id: sortable by start time, unique across machines.
 pub fn new_run_id(now: chrono::DateTime<chrono::Utc>) -> String {
     let rand = uuid::Uuid::new_v4().simple().to_string();

@@ -15,6 +15,10 @@ use crate::{LakeError, Result};
 pub struct Lake {
     url: Url,
     store: Arc<dyn ObjectStore>,
+    /// The same storage without the local disk's fsync: for staging files, which only the run
+    /// that wrote them reads, before its commit, and which no published version ever lists (a
+    /// crash loses nothing by losing them). Equal to `store` on every other store.
+    scratch: Arc<dyn ObjectStore>,
     root: Path,
     store_url: ObjectStoreUrl,
     /// Set once the store has shown that it refuses a second create-only put (see
@@ -45,25 +49,27 @@ impl Lake {
         let (store, root) = object_store_for(url, options)?;
         // A local lake gets fsync (object_store's local store never syncs): a version must
         // survive a power cut once it counts as published.
+        let scratch = Arc::clone(&store);
         let store: Arc<dyn ObjectStore> =
             if url.scheme() == "file" { Arc::new(crate::durable::DurableLocal::new(store)) } else { store };
-        Self::assemble(url, store, root)
+        Self::assemble(url, store, scratch, root)
     }
 
     /// A lake over an already built object store, rooted at `url`'s path. For tests that wrap a
     /// real store (to gate or break some of its operations) and for embedding.
     pub fn with_store(url: &Url, store: Arc<dyn ObjectStore>) -> Result<Lake> {
         let root = Path::from(url.path().trim_matches('/'));
-        Self::assemble(url, store, root)
+        Self::assemble(url, Arc::clone(&store), store, root)
     }
 
-    fn assemble(url: &Url, store: Arc<dyn ObjectStore>, root: Path) -> Result<Lake> {
+    fn assemble(url: &Url, store: Arc<dyn ObjectStore>, scratch: Arc<dyn ObjectStore>, root: Path) -> Result<Lake> {
         let bad = |message: String| LakeError::Url { url: url.to_string(), message };
         let store_url = ObjectStoreUrl::parse(format!("{}://{}", url.scheme(), url.host_str().unwrap_or("")))
             .map_err(|e| bad(e.to_string()))?;
         Ok(Lake {
             url: url.clone(),
             store,
+            scratch,
             root,
             store_url,
             create_only_checked: Arc::new(std::sync::atomic::AtomicBool::new(false)),
@@ -112,6 +118,11 @@ impl Lake {
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
+    }
+
+    /// The store for staging files (see the field): same objects, no fsync on a local disk.
+    pub(crate) fn scratch_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.scratch
     }
 
     /// The URL DataFusion registers this lake's object store under.

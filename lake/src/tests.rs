@@ -1255,3 +1255,104 @@ async fn vacuum_keeps_a_superseded_file_while_a_delta_log_still_references_it() 
     assert!(inner.head(&healthy.path(&old)).await.is_err());
     lease.release().await.unwrap();
 }
+
+/// Rows of one Parquet file in file order, rendered as text, one string per row.
+async fn file_rows(lake: &Lake, rel: &str) -> Vec<String> {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let bytes = lake.store().get(&lake.path(rel)).await.unwrap().bytes().await.unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
+    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+    rows_text(&batches)
+}
+
+fn rows_text(batches: &[RecordBatch]) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in batches {
+        let fmt: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| {
+                datafusion::arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &Default::default()).unwrap()
+            })
+            .collect();
+        for r in 0..b.num_rows() {
+            out.push(fmt.iter().map(|f| f.value(r).to_string()).collect::<Vec<_>>().join("|"));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_multi_partition_commit_writes_the_files_a_plan_per_partition_would() {
+    let (_dir, lake) = file_lake();
+    let lease = lake.acquire_lock("multi", Duration::from_secs(60)).await.unwrap();
+    // A committed base: days 1..=4 (the merge reads their files).
+    let mut tx = lake.begin(&lease).await.unwrap();
+    let base: Vec<(String, String, i64, i64)> = (0..40)
+        .map(|i| (format!("U{:02}", i % 13), format!("ip{i}"), ts(1, i), ts(1 + (i as u32 % 4), i * 7)))
+        .collect();
+    let refs: Vec<(&str, &str, i64, i64)> = base.iter().map(|r| (r.0.as_str(), r.1.as_str(), r.2, r.3)).collect();
+    tx.write(&SLACK_ACCESS_LOGS, day(9), logs(&refs, ts(9, 0))).unwrap();
+    tx.commit().await.unwrap();
+    let before = lake.snapshot().await.unwrap();
+
+    // The next commit: days 2..=7, some rows moved later (merge), some new, pages read twice,
+    // half of them spilled to staging files, and users (a second table) in the same commit.
+    let mut tx = lake.begin(&lease).await.unwrap();
+    tx.set_memory_budget(4096);
+    let mut by_day: BTreeMap<NaiveDate, Vec<RecordBatch>> = BTreeMap::new();
+    for page in 0..6i64 {
+        let rows: Vec<(String, String, i64, i64)> = (0..30)
+            .map(|i| {
+                let d = 2 + ((i + page) % 6) as u32;
+                (
+                    format!("U{:02}", (i * 7 + page) % 17),
+                    format!("ip{}", (i + page * 3) % 40),
+                    ts(1, i),
+                    ts(d, i * 11 + page),
+                )
+            })
+            .collect();
+        let refs: Vec<(&str, &str, i64, i64)> = rows.iter().map(|r| (r.0.as_str(), r.1.as_str(), r.2, r.3)).collect();
+        let batch = logs(&refs, ts(10, page));
+        tx.write_spilling(&SLACK_ACCESS_LOGS, day(9), batch.clone()).await.unwrap();
+        // The reference input: the same rows split by day (what the transaction stages).
+        for r in &rows {
+            let d = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()
+                + chrono::Days::new(((r.3 / 1_000_000 - ts(1, 0) / 1_000_000) / 86_400) as u64);
+            by_day.entry(d).or_default().push(logs(&[(r.0.as_str(), r.1.as_str(), r.2, r.3)], ts(10, page)));
+        }
+    }
+    tx.write(&SLACK_USERS, day(9), users(&["U3", "U1", "U2"])).unwrap();
+    assert!(tx.spill_count() > 0, "part of the rows must come from staging files");
+    let summary = tx.commit().await.unwrap();
+    let after = lake.snapshot().await.unwrap();
+
+    // Reference: the per-partition plan over each day's committed files and its new rows.
+    let mut checked = 0;
+    for (dt, new) in by_day {
+        let existing = before.partition(SLACK_ACCESS_LOGS.name, dt).map(|p| p.files.clone()).unwrap_or_default();
+        let expected = rows_text(&crate::writer::prepare(&lake, &SLACK_ACCESS_LOGS, &existing, new).await.unwrap());
+        let part = after.partition(SLACK_ACCESS_LOGS.name, dt).unwrap();
+        assert_eq!(part.files.len(), 1, "one file per partition on {dt}");
+        let file = &part.files[0];
+        let dir = Lake::partition_dir(SLACK_ACCESS_LOGS.name, dt);
+        assert!(
+            file.path.starts_with(&format!("{dir}/part-multi-")) && file.path.ends_with("-00000.parquet"),
+            "{}",
+            file.path
+        );
+        assert_eq!(file.rows as usize, expected.len());
+        // Same rows in the same order (the sort key is unique in this data, so the order is fixed).
+        assert_eq!(file_rows(&lake, &file.path).await, expected, "partition {dt}");
+        checked += 1;
+    }
+    assert_eq!(checked, 6);
+    // Days the commit did not touch keep their files; users is its own partition.
+    assert_eq!(after.partition(SLACK_ACCESS_LOGS.name, day(1)), before.partition(SLACK_ACCESS_LOGS.name, day(1)));
+    let users_file = &after.partition(SLACK_USERS.name, day(9)).unwrap().files[0];
+    let ids: Vec<String> =
+        file_rows(&lake, &users_file.path).await.iter().map(|r| r.split('|').nth(1).unwrap().to_string()).collect();
+    assert_eq!(ids, vec!["U1", "U2", "U3"]);
+    assert_eq!(summary.partitions.len(), 7);
+}

@@ -155,6 +155,35 @@ fn a_run_killed_at_any_failpoint_and_rerun_gives_exactly_the_rows_of_a_clean_run
     }
 }
 
+/// The first run writes its access logs (21 days of history) as one plan over every day; killed
+/// after the first day's files are on disk and before the others are written, it published
+/// nothing, and the next run gives exactly the rows of a run that was never interrupted.
+#[test]
+fn a_run_killed_in_the_middle_of_a_multi_partition_write_publishes_nothing() {
+    let d = today() - Duration::days(1);
+    let clean = Env::start(150, Plan::Pro, 21);
+    configure_short_windows(&clean);
+    clean.run_day_ok(d);
+    let expected = contents(&clean);
+    assert!(expected.get("slack_access_logs").is_some_and(|r| !r.is_empty()));
+
+    let env = Env::start(150, Plan::Pro, 21);
+    configure_short_windows(&env);
+    run_killed_at(&env, d, "mid_data_write");
+    let written: Vec<_> = files_under(&env.lake().join("slack_access_logs"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert!(!written.is_empty(), "the first partition's files were written before the kill");
+    let versions = files_under(&env.lake().join("_lastseen/log"));
+    assert!(versions.is_empty(), "a killed write must not publish a version: {versions:?}");
+
+    env.run_day_ok(d);
+    assert_eq!(contents(&env), expected, "killed mid-write, then re-run");
+    let (on_disk, listed) = files_on_disk_and_listed(&env);
+    assert_eq!(on_disk, listed, "the killed run's files are vacuumed");
+}
+
 #[test]
 fn a_run_killed_between_file_write_and_commit_leaves_the_previous_content() {
     let env = Env::start(200, Plan::Pro, 9);

@@ -1,11 +1,12 @@
--- activity_daily for one day: every account some evidence source mentions on that day, whether
+-- activity_daily for every day being derived (one plan for all of them; `dt` last, the rows of
+-- each day together): every account some evidence source mentions on that day, whether
 -- any source saw it active, which sources spoke, the earliest and latest use proven, and the
 -- login and message counts where a source gives them (NULL = no source counts them).
 --
 -- `evidence` is the union of the per-source files in sql/evidence/ whose raw table exists.
 -- The latest use's source is chosen by time, then by source priority (finest-grained first).
 --
--- Parameters: $day DATE, $computed_at TIMESTAMP.
+-- `evidence` holds exactly the days being derived. Parameters: $computed_at TIMESTAMP.
 SELECT
     'slack'                                                             AS app,
     account_id                                                          AS account_id,
@@ -18,7 +19,8 @@ SELECT
         FILTER (WHERE last_at IS NOT NULL)                              AS last_source,
     sum(logins)                                                         AS logins,
     sum(messages)                                                       AS messages,
-    $computed_at                                                        AS computed_at
+    $computed_at                                                        AS computed_at,
+    day                                                                 AS dt
 FROM evidence
-WHERE day = $day
-GROUP BY account_id
+GROUP BY day, account_id
+ORDER BY day

@@ -2,13 +2,11 @@
 //! only when this build's catalog has the raw table and column it reads), which days need
 //! (re)computing, and the per-day aggregation.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use datafusion::arrow::array::Int32Array;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::SessionContext;
 use lastseen_lake::Snapshot;
 use lastseen_lake::catalog::{ACTIVITY_DAILY, SLACK_USERS};
@@ -146,33 +144,128 @@ pub async fn any_source(ctx: &SessionContext, snapshot: &Snapshot, d: NaiveDate)
     Ok(false)
 }
 
-/// The `activity_daily` rows (file schema) of each of `days`.
-pub async fn derive(
+/// Evidence rows (committed rows of the evidence tables on the days) one `activity_daily` plan
+/// reads at most: a daily run's one or two dirty days are one plan, a first run or backfill of
+/// a thousand days a few, and the plan's aggregation (which holds a group per account and day)
+/// stays well inside `lake.derive_memory_mb`.
+const EVIDENCE_ROWS_PER_PLAN: u64 = 30_000;
+
+/// `days` cut into runs derived by one plan each, in date order, each reading at most
+/// [`EVIDENCE_ROWS_PER_PLAN`] evidence rows (a single bigger day is a plan of its own).
+pub fn plan_groups(snapshot: &Snapshot, days: &BTreeSet<NaiveDate>) -> Vec<BTreeSet<NaiveDate>> {
+    let tables: Vec<&str> = present_sources().iter().map(|s| s.table).collect();
+    let rows = |d: NaiveDate| -> u64 { tables.iter().filter_map(|t| snapshot.partition(t, d)).map(|p| p.rows).sum() };
+    let mut groups: Vec<BTreeSet<NaiveDate>> = Vec::new();
+    let mut in_group = 0u64;
+    for &d in days {
+        let n = rows(d);
+        match groups.last_mut() {
+            Some(g) if in_group + n <= EVIDENCE_ROWS_PER_PLAN => {
+                g.insert(d);
+                in_group += n;
+            }
+            _ => {
+                groups.push(BTreeSet::from([d]));
+                in_group = n;
+            }
+        }
+    }
+    groups
+}
+
+/// Derive the `activity_daily` rows of every day of `days` with one plan and stage them in
+/// `tx` (each day declared, so a day without evidence is published empty). The evidence is a
+/// view, not collected rows: the plan streams from the raw tables through its aggregation, and
+/// its output (sorted by day) is split into the days' partitions as it comes.
+pub async fn derive_into(
     ctx: &SessionContext,
     days: &BTreeSet<NaiveDate>,
     now: DateTime<Utc>,
-) -> Result<BTreeMap<NaiveDate, Vec<RecordBatch>>> {
-    let (Some(&from), Some(&to)) = (days.first(), days.last()) else { return Ok(BTreeMap::new()) };
-    let mut evidence = Vec::new();
+    tx: &mut lastseen_lake::Transaction,
+) -> Result<()> {
+    use datafusion::arrow::array::{Array, Date32Array};
+    use datafusion::prelude::{cast, col, lit};
+    use futures::StreamExt;
+    let (Some(&from), Some(&to)) = (days.first(), days.last()) else { return Ok(()) };
+    let mut evidence: Option<datafusion::prelude::DataFrame> = None;
     for src in present_sources() {
         let what = format!("reading evidence source {}", src.name);
         let params = [("from", session::date(from)), ("to", session::date(to))];
-        let nine = Arc::new(Schema::new(EVIDENCE_SCHEMA.fields()[..9].to_vec()));
-        for b in session::run(ctx, &what, src.sql, &params, &nine).await? {
-            let mut cols = b.columns().to_vec();
-            cols.push(Arc::new(Int32Array::from(vec![src.priority; b.num_rows()])));
-            let b = RecordBatch::try_new(Arc::clone(&EVIDENCE_SCHEMA), cols)
-                .map_err(|e| TransformError::Shape { what: what.clone(), message: e.to_string() })?;
-            evidence.push(b);
+        let map: std::collections::HashMap<String, datafusion::common::metadata::ScalarAndMetadata> =
+            params.iter().map(|(k, v)| ((*k).to_string(), v.clone().into())).collect();
+        let df = ctx.sql(src.sql).await.map_err(|e| TransformError::df(&what, e))?;
+        let df = df
+            .with_param_values(datafusion::common::ParamValues::Map(map))
+            .map_err(|e| TransformError::df(&what, e))?;
+        // Each source's columns as the evidence schema has them, plus its priority.
+        let mut exprs: Vec<datafusion::prelude::Expr> = EVIDENCE_SCHEMA.fields()[..9]
+            .iter()
+            .map(|f| cast(col(format!("\"{}\"", f.name())), f.data_type().clone()).alias(f.name()))
+            .collect();
+        exprs.push(lit(src.priority).alias("priority"));
+        let df = df.select(exprs).map_err(|e| TransformError::df(&what, e))?;
+        evidence = Some(match evidence {
+            None => df,
+            Some(all) => all.union(df).map_err(|e| TransformError::df(&what, e))?,
+        });
+    }
+    let Some(mut evidence) = evidence else {
+        for &day in days {
+            tx.declare_snapshot(&ACTIVITY_DAILY, day);
+        }
+        return Ok(());
+    };
+    // Days between `from` and `to` that are not being derived (a sparse set) are left out.
+    let span = (to - from).num_days() + 1;
+    if span != days.len() as i64 {
+        let list = days.iter().map(|d| lit(session::date(*d))).collect();
+        evidence = evidence
+            .filter(col("day").in_list(list, false))
+            .map_err(|e| TransformError::df("filtering evidence", e))?;
+    }
+    let _ = ctx.deregister_table("evidence");
+    ctx.register_table("evidence", evidence.into_view()).map_err(|e| TransformError::df("registering evidence", e))?;
+    for &day in days {
+        tx.declare_snapshot(&ACTIVITY_DAILY, day);
+    }
+    let what = format!("deriving activity_daily for {from}..={to}");
+    let map: std::collections::HashMap<String, datafusion::common::metadata::ScalarAndMetadata> =
+        [("computed_at".to_string(), session::timestamp(now).into())].into();
+    let df = ctx.sql(ACTIVITY_DAILY_SQL).await.map_err(|e| TransformError::df(&what, e))?;
+    let df =
+        df.with_param_values(datafusion::common::ParamValues::Map(map)).map_err(|e| TransformError::df(&what, e))?;
+    let mut rows = df.execute_stream().await.map_err(|e| TransformError::df(&what, e))?;
+    let schema = ACTIVITY_DAILY.table_schema();
+    let n_file = schema.fields().len() - 1;
+    let file_cols: Vec<usize> = (0..n_file).collect();
+    while let Some(batch) = rows.next().await {
+        let batch = batch.map_err(|e| TransformError::df(&what, e))?;
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        let batch = session::conform(&batch, &schema, &what)?;
+        let dates = batch
+            .column(n_file)
+            .as_any()
+            .downcast_ref::<Date32Array>()
+            .ok_or_else(|| TransformError::Shape { what: what.clone(), message: "dt is not a date".into() })?;
+        let file_batch = batch
+            .project(&file_cols)
+            .map_err(|e| TransformError::Shape { what: what.clone(), message: e.to_string() })?;
+        let mut start = 0;
+        while start < dates.len() {
+            let d = dates.value(start);
+            let mut end = start + 1;
+            while end < dates.len() && dates.value(end) == d {
+                end += 1;
+            }
+            let day = lastseen_lake::catalog::from_date32(d).ok_or_else(|| TransformError::Shape {
+                what: what.clone(),
+                message: format!("day {d} out of range"),
+            })?;
+            tx.write_spilling(&ACTIVITY_DAILY, day, file_batch.slice(start, end - start)).await?;
+            start = end;
         }
     }
-    session::register_batches(ctx, "evidence", Arc::clone(&EVIDENCE_SCHEMA), evidence)?;
-    let schema = ACTIVITY_DAILY.schema();
-    let mut out = BTreeMap::new();
-    for &day in days {
-        let params = [("day", session::date(day)), ("computed_at", session::timestamp(now))];
-        let what = format!("deriving activity_daily for {day}");
-        out.insert(day, session::run(ctx, &what, ACTIVITY_DAILY_SQL, &params, &schema).await?);
-    }
-    Ok(out)
+    Ok(())
 }

@@ -28,10 +28,6 @@ use lastseen_lake::{CommitSummary, Lake, LockGuard};
 
 pub const ACCOUNTS_SQL: &str = include_str!("../sql/accounts.sql");
 
-/// Days of evidence read by one `activity_daily` plan: bounds the evidence held in memory when a
-/// backfill re-derives many days, while a daily run (one or two dirty days) stays one plan.
-const ACTIVITY_DAYS_PER_PLAN: usize = 7;
-
 #[derive(Debug, thiserror::Error)]
 pub enum TransformError {
     #[error(transparent)]
@@ -155,20 +151,22 @@ pub async fn derive_all(
         _ => None,
     };
 
-    // activity_daily for every day whose evidence changed, a few days per plan (a backfill of a
-    // year re-derives every day), staged as it comes; the fold below reads the staged days back
-    // from their staging files rather than from memory.
+    // activity_daily for every day whose evidence changed (a first run or a backfill: every
+    // day), one streaming plan per few hundred thousand evidence rows, staged as it comes; the
+    // fold below reads the staged days back from their staging files rather than from memory.
+    let t0 = std::time::Instant::now();
     let dirty = activity::dirty_days(&snapshot, until);
-    let dirty_list: Vec<NaiveDate> = dirty.iter().copied().collect();
-    for chunk in dirty_list.chunks(ACTIVITY_DAYS_PER_PLAN) {
-        let days: BTreeSet<NaiveDate> = chunk.iter().copied().collect();
-        for (day, batches) in activity::derive(&ctx, &days, now).await? {
-            tx.declare_snapshot(&ACTIVITY_DAILY, day);
-            for b in batches {
-                tx.write_spilling(&ACTIVITY_DAILY, day, b).await?;
-            }
-        }
+    let groups = activity::plan_groups(&snapshot, &dirty);
+    for days in &groups {
+        activity::derive_into(&ctx, days, now, &mut tx).await?;
     }
+    tracing::debug!(
+        days = dirty.len(),
+        plans = groups.len(),
+        ms = t0.elapsed().as_millis() as u64,
+        "derived activity_daily"
+    );
+    let t0 = std::time::Instant::now();
     let _ = ctx.deregister_table("evidence");
     let staged_activity = tx.staged_table(&ACTIVITY_DAILY).await?;
     let _ = ctx.deregister_table("activity_new");
@@ -281,7 +279,15 @@ pub async fn derive_all(
             .map_err(|e| TransformError::df("registering last_seen_src", e))?;
         base = Some(d);
     }
-    Ok(Derived { summary: tx.commit().await?, warnings })
+    tracing::debug!(
+        days = chain.len(),
+        ms = t0.elapsed().as_millis() as u64,
+        "derived accounts, correlation and last_seen"
+    );
+    let t0 = std::time::Instant::now();
+    let summary = tx.commit().await?;
+    tracing::debug!(ms = t0.elapsed().as_millis() as u64, "committed the derived tables");
+    Ok(Derived { summary, warnings })
 }
 
 /// The identity export's mass-change guard, as `slack_users` has one: the reference is the
