@@ -12,6 +12,11 @@
 //! SELECT account_type, count(*) AS accounts FROM report GROUP BY account_type
 //! ```
 //!
+//! A report may read a daily rollup the run keeps (`-- @rollup account_report`): when the as-of
+//! day has no partition of it (a lake written before the rollup existed), the report runs its
+//! oracle instead, `query/reports/oracle/<name>.sql`, the same report over the raw tables (same
+//! parameters, columns and rows; the tests compare the two).
+//!
 //! The main query is everything before the first `@chart` line. Each chart's SQL (up to the next
 //! `@chart`) may read the main query's rows as the table `report` as well as the lake tables, and
 //! binds the same parameters. Parameters are a fixed set known to the command line; a report
@@ -89,6 +94,8 @@ pub struct ReportDef {
     pub params: Vec<ParamDecl>,
     /// Tables that must have a snapshot on the as-of day.
     pub snapshots: Vec<String>,
+    /// Rollups the query reads: without a partition of each on the as-of day, the oracle runs.
+    pub rollups: Vec<String>,
     /// The whole file, as `--show-sql` prints it and provenance records it.
     pub sql: String,
     /// The main query (the file up to the first chart).
@@ -157,6 +164,7 @@ impl ReportDef {
             summary: String::new(),
             params: Vec::new(),
             snapshots: Vec::new(),
+            rollups: Vec::new(),
             sql: text.into(),
             query: String::new(),
             charts: Vec::new(),
@@ -190,6 +198,9 @@ impl ReportDef {
                 "snapshots" => {
                     def.snapshots = rest.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
                 }
+                "rollup" => {
+                    def.rollups = rest.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
+                }
                 "param" => {
                     let (pname, help) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
                     let param = Param::ALL.into_iter().find(|p| p.name() == pname).ok_or_else(|| {
@@ -215,7 +226,7 @@ impl ReportDef {
                 other => {
                     return Err(bad(
                         n,
-                        format!("unknown directive `@{other}` (known: title, snapshots, param, chart)"),
+                        format!("unknown directive `@{other}` (known: title, snapshots, rollup, param, chart)"),
                     ));
                 }
             }
@@ -232,6 +243,9 @@ impl ReportDef {
         }
         if let Some(c) = def.charts.iter().find(|c| c.sql.trim().is_empty()) {
             return Err(bad(1, format!("chart \"{}\" has no SQL", c.title)));
+        }
+        if !def.rollups.is_empty() && !def.takes(Param::AsOf) {
+            return Err(bad(1, "a report reading `@rollup` tables must take `as_of`".into()));
         }
         if def.takes(Param::AsOf) && def.snapshots.is_empty() {
             return Err(bad(1, "a report taking `as_of` must name its `@snapshots` tables".into()));
@@ -283,23 +297,87 @@ impl ReportDef {
         Ok(())
     }
 
+    /// The unoptimised report over the raw tables (`query/reports/oracle/<name>.sql`), for a
+    /// report that reads rollups: what runs when the as-of day has none, and the tests' oracle.
+    pub fn oracle(&self) -> Result<Option<ReportDef>> {
+        ORACLES.iter().find(|(n, _)| *n == self.name).map(|(n, sql)| ReportDef::parse(n, sql)).transpose()
+    }
+
+    /// The definition that answers for `as_of` on `engine`'s lake: this one when every rollup it
+    /// reads has a partition that day, else its oracle (same rows over the raw tables).
+    pub fn effective(&self, engine: &QueryEngine, as_of: Option<NaiveDate>) -> Result<ReportDef> {
+        let Some(d) = as_of else { return Ok(self.clone()) };
+        if self.rollups.iter().all(|t| engine.dates(t).contains(&d)) {
+            return Ok(self.clone());
+        }
+        match self.oracle()? {
+            // The rows are the same; provenance records the oracle's SQL as the one that ran.
+            Some(oracle) => Ok(oracle),
+            None => Err(QueryError::NoData(format!(
+                "report `{}` reads {} and the lake has none for {d}: run `lastseen run` for that day to write it",
+                self.name,
+                self.rollups.join(" + ")
+            ))),
+        }
+    }
+
     /// Run the report and its charts over `engine`'s lake version.
     pub async fn run(&self, engine: &QueryEngine, p: &ReportParams) -> Result<ReportOutput> {
         let (as_of, binds, shown) = self.bind(engine, p)?;
-        let data = ResultSet::collect(engine.plan(&self.query, &binds).await?).await?;
-        let charts = self.charts(engine, &data, &binds).await?;
-        let mut provenance = engine.provenance(&self.title, &self.sql).await?;
+        let def = self.effective(engine, as_of)?;
+        let data = ResultSet::collect(engine.plan(&def.query, &binds).await?).await?;
+        let charts = def.charts(engine, &data, &binds).await?;
+        let mut provenance = engine.provenance(&self.title, &def.sql).await?;
         provenance.report = Some(self.name.clone());
         provenance.as_of = as_of;
         provenance.parameters = shown;
         Ok(ReportOutput { data, charts, as_of, provenance, binds })
     }
 
+    /// Run the report's main query as it runs (reading its rollups) and its oracle (the same
+    /// report over the raw tables) with `p` bound, and say where they differ: column names, row
+    /// count, or the first row that differs (rows are compared in order, value by value, as
+    /// text: an Int32 and an Int64 holding 3 are equal, NULL and '' are not). `Ok(None)` when the
+    /// rows are the same. An error when the report has no oracle or the as-of day no rollup
+    /// (there would be nothing to compare).
+    pub async fn oracle_difference(&self, engine: &QueryEngine, p: &ReportParams) -> Result<Option<String>> {
+        let oracle = self
+            .oracle()?
+            .ok_or_else(|| QueryError::Usage(format!("report `{}` reads no rollup and has no oracle", self.name)))?;
+        let (as_of, binds, _) = self.bind(engine, p)?;
+        if let Some(d) = as_of.filter(|d| !self.rollups.iter().all(|t| engine.dates(t).contains(d))) {
+            return Err(QueryError::NoData(format!(
+                "no {} rollup for {d}: nothing to compare",
+                self.rollups.join(" + ")
+            )));
+        }
+        let fast = engine.plan(&self.query, &binds).await?.collect().await?;
+        let slow = engine.plan(&oracle.query, &binds).await?.collect().await?;
+        let names = |b: &[datafusion::arrow::record_batch::RecordBatch]| -> Option<Vec<String>> {
+            b.first().map(|b| b.schema().fields().iter().map(|f| f.name().clone()).collect())
+        };
+        let (fast_rows, slow_rows) = (rows_as_text(&fast)?, rows_as_text(&slow)?);
+        if let (Some(f), Some(s)) = (names(&fast), names(&slow))
+            && f != s
+        {
+            return Ok(Some(format!("columns differ: {f:?} vs the oracle's {s:?}")));
+        }
+        if fast_rows.len() != slow_rows.len() {
+            return Ok(Some(format!("{} rows, the oracle {}", fast_rows.len(), slow_rows.len())));
+        }
+        Ok(fast_rows
+            .iter()
+            .zip(&slow_rows)
+            .position(|(a, b)| a != b)
+            .map(|i| format!("row {i} differs: {:?} vs the oracle's {:?}", fast_rows[i], slow_rows[i])))
+    }
+
     /// The report's main query with `p` bound, not yet run: what `lastseen serve` registers as
     /// the view `report_<name>`. Returns the as-of day it was bound to.
     pub async fn plan(&self, engine: &QueryEngine, p: &ReportParams) -> Result<(DataFrame, Option<NaiveDate>)> {
         let (as_of, binds, _) = self.bind(engine, p)?;
-        Ok((engine.plan(&self.query, &binds).await?, as_of))
+        let def = self.effective(engine, as_of)?;
+        Ok((engine.plan(&def.query, &binds).await?, as_of))
     }
 
     /// The values bound to the SQL's placeholders and how provenance shows them.
@@ -382,6 +460,31 @@ impl ReportDef {
         ctx.deregister_table(REPORT_TABLE)?;
         result.map(|()| out)
     }
+}
+
+/// Every row of `batches` as its values' display text, `None` for NULL.
+pub fn rows_as_text(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> Result<Vec<Vec<Option<String>>>> {
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let options = FormatOptions::default();
+    let mut out = Vec::new();
+    for b in batches {
+        let formatters = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(datafusion::error::DataFusionError::from)?;
+        for row in 0..b.num_rows() {
+            out.push(
+                b.columns()
+                    .iter()
+                    .zip(&formatters)
+                    .map(|(c, f)| (!c.is_null(row)).then(|| f.value(row).to_string()))
+                    .collect(),
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// The table name under which chart SQL sees the report's rows.
@@ -474,6 +577,32 @@ mod tests {
     }
 
     #[test]
+    fn every_oracle_is_its_reports_twin_over_the_raw_tables() {
+        let reports = builtin().unwrap();
+        for (name, _) in ORACLES {
+            let r = reports.iter().find(|r| r.name == *name).unwrap_or_else(|| panic!("oracle {name} has no report"));
+            let o = r.oracle().unwrap().unwrap();
+            assert!(!r.rollups.is_empty() && o.rollups.is_empty(), "{name}");
+            let params = |d: &ReportDef| d.params.iter().map(|p| p.param).collect::<Vec<_>>();
+            assert_eq!(params(r), params(&o), "{name}: parameters");
+            assert_eq!(r.snapshots, o.snapshots, "{name}");
+            let charts = |d: &ReportDef| d.charts.iter().map(|c| (c.title.clone(), c.sql.clone())).collect::<Vec<_>>();
+            assert_eq!(charts(r), charts(&o), "{name}: charts");
+            for t in &r.rollups {
+                assert!(!o.query.contains(t.as_str()), "{name}: the oracle must not read {t}");
+            }
+        }
+        for r in &reports {
+            assert_eq!(
+                r.rollups.is_empty(),
+                r.oracle().unwrap().is_none(),
+                "{}: a rollup report needs an oracle",
+                r.name
+            );
+        }
+    }
+
+    #[test]
     fn dormant_declares_its_parameters_and_charts() {
         let r = find("dormant").unwrap();
         assert_eq!(r.title, "Dormant Slack accounts");
@@ -492,7 +621,10 @@ mod tests {
                 (ChartKind::Bar, "Dormant accounts by time since last seen"),
             ]
         );
-        assert!(!r.query.contains("@chart") && r.query.contains("FROM accounts AS a"));
+        assert!(!r.query.contains("@chart") && r.query.contains("FROM account_report"));
+        assert_eq!(r.rollups, ["account_report"]);
+        let oracle = r.oracle().unwrap().expect("dormant has an oracle");
+        assert!(oracle.query.contains("FROM accounts AS a") && oracle.rollups.is_empty());
     }
 
     fn takes_nothing(reports: &[ReportDef], name: &str) -> bool {

@@ -10,6 +10,7 @@
 pub mod activity;
 pub mod correlation;
 pub mod last_seen;
+pub mod rollups;
 pub mod session;
 
 #[cfg(test)]
@@ -22,7 +23,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::record_batch::RecordBatch;
 use lastseen_config::Config;
 use lastseen_lake::catalog::{
-    ACCOUNT_IDENTITY, ACCOUNTS, ACTIVITY_DAILY, IDENTITIES, IDENTITIES_QUARANTINE, LAST_SEEN, SLACK_USERS,
+    ACCOUNT_IDENTITY, ACCOUNT_REPORT, ACCOUNTS, ACTIVITY_DAILY, IDENTITIES, IDENTITIES_QUARANTINE, LAST_SEEN,
+    SLACK_USERS,
 };
 use lastseen_lake::{CommitSummary, Lake, LockGuard};
 
@@ -235,7 +237,9 @@ pub async fn derive_all(
             accounts_rows.push(session::add_dt(b, &accounts_schema, d)?);
         }
         // The fold reads the day's accounts only (`dt = d`).
-        session::register_batches(&ctx, "accounts_src", Arc::clone(&accounts_schema), accounts_rows)?;
+        session::register_batches(&ctx, "accounts_src", Arc::clone(&accounts_schema), accounts_rows.clone())?;
+        // The day's rollup reads the rows derived for it here, not the committed ones.
+        let mut fresh = vec![("accounts", Arc::clone(&accounts_schema), accounts_rows)];
 
         if let (Some(identities), true) = (&identities, dates.contains(&d)) {
             let rows = correlation::correlate(
@@ -249,9 +253,15 @@ pub async fn derive_all(
             )
             .await?;
             tx.declare_snapshot(&ACCOUNT_IDENTITY, d);
+            let ai_schema = ACCOUNT_IDENTITY.table_schema();
+            let mut ai_rows = Vec::with_capacity(rows.len());
             for b in rows {
+                ai_rows.push(session::add_dt(&b, &ai_schema, d)?);
                 tx.write_spilling(&ACCOUNT_IDENTITY, d, b).await?;
             }
+            let id_schema = IDENTITIES.table_schema();
+            fresh.push(("account_identity", ai_schema, ai_rows));
+            fresh.push(("identities", Arc::clone(&id_schema), vec![session::add_dt(identities, &id_schema, d)?]));
         }
 
         let step = last_seen::Step {
@@ -270,8 +280,18 @@ pub async fn derive_all(
             tx.write_spilling(&LAST_SEEN, d, b).await?;
         }
         // The next day folds from this one, which is not committed yet.
-        session::register_batches(&ctx, "last_seen_src", Arc::clone(&ls_schema), folded)?;
+        session::register_batches(&ctx, "last_seen_src", Arc::clone(&ls_schema), folded.clone())?;
         base = Some(d);
+
+        // The day's rollup, from the rows just derived: re-running or re-deriving the day
+        // rewrites it in the same commit as its last_seen.
+        fresh.push(("last_seen", Arc::clone(&ls_schema), folded));
+        let day_ctx = rollups::day_context(&ctx, fresh).await?;
+        let report_rows = rollups::account_report(&day_ctx, d).await?;
+        tx.declare_snapshot(&ACCOUNT_REPORT, d);
+        for b in report_rows {
+            tx.write_spilling(&ACCOUNT_REPORT, d, b).await?;
+        }
     }
     Ok(Derived { summary: tx.commit().await?, warnings })
 }

@@ -9,10 +9,14 @@
 //! lastseen-bench-last-seen generate DIR [ACCOUNTS] [DAYS] [SNAPSHOT_DAYS]
 //!     write the lake: DAYS of activity_daily; accounts and slack_workspaces snapshots for the
 //!     last SNAPSHOT_DAYS days (90); identities, account_identity of the last day; last_seen
-//!     of the last two days
+//!     and the daily rollup account_report (by the transform crate's own derivation) of the
+//!     last two days
 //! lastseen-bench-last-seen incremental DIR                  fold today from yesterday
 //! lastseen-bench-last-seen full DIR                         rebuild today from every day
 //! lastseen-bench-last-seen report NAME DIR [RUNS] [DAYS]    run a report RUNS times (5), --days DAYS (90)
+//! lastseen-bench-last-seen oracle DIR [DAYS]              every report that reads a rollup against
+//!     its oracle (the same report over the raw tables) as of today, default and filtered
+//!     parameters; exits non-zero on any difference
 //! lastseen-bench-last-seen history DIR [DAYS]               add what DAYS (365) daily runs leave:
 //!     a slack_users and a last_seen snapshot per day (the re-derivation's chain)
 //! lastseen-bench-last-seen rederive DIR                     late evidence for the first history
@@ -30,7 +34,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::prelude::SessionContext;
 use lastseen_lake::catalog::{
-    ACCOUNT_IDENTITY, ACCOUNTS, ACTIVITY_DAILY, IDENTITIES, LAST_SEEN, SLACK_ACCESS_LOGS, SLACK_USERS,
+    ACCOUNT_IDENTITY, ACCOUNT_REPORT, ACCOUNTS, ACTIVITY_DAILY, IDENTITIES, LAST_SEEN, SLACK_ACCESS_LOGS, SLACK_USERS,
     SLACK_WORKSPACES, TableDef,
 };
 use lastseen_lake::{Lake, LakeTable};
@@ -413,11 +417,55 @@ async fn generate(dir: &str, accounts: u64, days: u64, snapshot_days: u64) -> an
     }
     tx.commit().await?;
     eprintln!("last_seen {} (incremental): {:.1}s", today(), t.elapsed().as_secs_f64());
+    // The daily rollup of each day a run derived (the days with a last_seen snapshot), by the
+    // derivation `lastseen run` uses, from the tables committed above.
+    for day in [yesterday, today()] {
+        let rows = lastseen_transform::rollups::account_report_from_lake(&lake, day).await?;
+        let mut tx = lake.begin(&lease).await?;
+        tx.declare_snapshot(&ACCOUNT_REPORT, day);
+        for b in rows {
+            tx.write(&ACCOUNT_REPORT, day, b)?;
+        }
+        tx.commit().await?;
+        eprintln!("account_report {day}: {:.1}s", t.elapsed().as_secs_f64());
+    }
     lease.release().await?;
     println!(
         "generated {accounts} accounts, {days} days, {total} activity_daily rows in {:.1}s",
         t.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Every report that reads a rollup, against its oracle as of the newest day: with `--days DAYS`
+/// and no filter, then filtered to a workspace and a department, without guests and with bots.
+/// Prints one line per comparison; fails on the first report whose rows differ.
+async fn oracle(dir: &str, days: u32) -> anyhow::Result<()> {
+    let lake = open(dir).await?;
+    let engine = QueryEngine::open(&lake).await?;
+    let mut differences = 0;
+    for def in reports::builtin()?.into_iter().filter(|r| !r.rollups.is_empty()) {
+        let takes = |p| def.takes(p);
+        let plain = ReportParams { days: takes(reports::Param::Days).then_some(days), ..ReportParams::default() };
+        let filtered = ReportParams {
+            workspace: takes(reports::Param::Workspace).then(|| "T0000002".to_string()),
+            department: takes(reports::Param::Department).then(|| "sales".to_string()),
+            exclude_guests: takes(reports::Param::ExcludeGuests),
+            include_bots: takes(reports::Param::IncludeBots),
+            ..plain.clone()
+        };
+        for (label, p) in [("default", plain), ("filtered", filtered)] {
+            let t = Instant::now();
+            match def.oracle_difference(&engine, &p).await? {
+                None => println!("{} ({label}): same rows as its oracle ({:.1}s)", def.name, t.elapsed().as_secs_f64()),
+                Some(diff) => {
+                    differences += 1;
+                    println!("{} ({label}): DIFFERS from its oracle: {diff}", def.name);
+                }
+            }
+        }
+    }
+    anyhow::ensure!(differences == 0, "{differences} report(s) differ from their oracle");
     Ok(())
 }
 
@@ -611,9 +659,14 @@ async fn main() -> anyhow::Result<()> {
             history(dir, accounts, days).await
         }
         Some("rederive") => rederive(args.get(2).context("rederive DIR")?).await,
+        Some("oracle") => {
+            let dir = args.get(2).context("oracle DIR [DAYS]")?;
+            let days = args.get(3).map_or(Ok(90), |s| s.parse())?;
+            oracle(dir, days).await
+        }
         _ => bail!(
             "usage: lastseen-bench-last-seen generate DIR [ACCOUNTS] [DAYS] [SNAPSHOT_DAYS] | incremental DIR | \
-             full DIR | report NAME DIR [RUNS] [DAYS] | history DIR [ACCOUNTS] [DAYS] | rederive DIR"
+             full DIR | report NAME DIR [RUNS] [DAYS] | oracle DIR [DAYS] | history DIR [ACCOUNTS] [DAYS] | rederive DIR"
         ),
     }
 }
