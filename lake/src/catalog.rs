@@ -419,6 +419,24 @@ static ACCOUNT_REPORT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("termination_date", DataType::Date32, true),
         utf8("manager_email", true),
         utf8("manager_name", true),
+        Field::new("last_active_day", DataType::Date32, true),
+        Field::new("key_since", DataType::Date32, false),
+    ]))
+});
+
+static USAGE_DAILY_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("workspace_id", false),
+        utf8_list("workspace_ids"),
+        utf8("department", true),
+        utf8("account_type", false),
+        int64("accounts", false),
+        int64("dau", false),
+        int64("wau", false),
+        int64("mau", false),
+        int64("billable_seats", false),
+        int64("billing_known", false),
+        Field::new("key_since", DataType::Date32, false),
     ]))
 });
 
@@ -638,6 +656,20 @@ pub static ACTIVITY_DAILY: TableDef = TableDef {
     mass_change_guard: false,
 };
 
+/// Derived rollup: per snapshot day, the day's accounts counted per home workspace,
+/// memberships, department and account type (accounts, DAU/WAU/MAU, billable seats): what the
+/// `usage` report reads (transform/sql/usage_daily.sql).
+pub static USAGE_DAILY: TableDef = TableDef {
+    name: "usage_daily",
+    description: "Derived rollup: per snapshot day and workspace × memberships × department × account type: accounts, DAU, WAU, MAU, billable seats",
+    schema: &USAGE_DAILY_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["workspace_id", "department", "account_type"],
+    version: 1,
+    mass_change_guard: false,
+};
+
 /// Derived rollup: per snapshot day, every account with the joins the account reports repeat
 /// (workspace, last seen, owner identity, manager, groups), written by the same derivation as
 /// `last_seen` (transform/sql/account_report.sql).
@@ -743,6 +775,7 @@ pub static TABLES: &[&TableDef] = &[
     &ACCOUNT_IDENTITY,
     &ACTIVITY_DAILY,
     &ACCOUNT_REPORT,
+    &USAGE_DAILY,
     &REVIEW_DECISIONS,
     &DEPROVISION_ACTIONS,
 ];

@@ -96,6 +96,9 @@ pub struct ReportDef {
     pub snapshots: Vec<String>,
     /// Rollups the query reads: without a partition of each on the as-of day, the oracle runs.
     pub rollups: Vec<String>,
+    /// `-- @guard`: a query returning one boolean; unless it is true for the bound parameters,
+    /// the rollups cannot answer exactly and the oracle runs.
+    pub guard: Option<String>,
     /// The whole file, as `--show-sql` prints it and provenance records it.
     pub sql: String,
     /// The main query (the file up to the first chart).
@@ -165,12 +168,14 @@ impl ReportDef {
             params: Vec::new(),
             snapshots: Vec::new(),
             rollups: Vec::new(),
+            guard: None,
             sql: text.into(),
             query: String::new(),
             charts: Vec::new(),
         };
-        // Where the text of the section being read (main query or a chart) goes.
+        // Where the text of the section being read (main query, guard or a chart) goes.
         let mut section = String::new();
+        let mut in_guard = false;
         let mut summary_done = false;
         for (i, line) in text.lines().enumerate() {
             let n = i + 1;
@@ -198,6 +203,13 @@ impl ReportDef {
                 "snapshots" => {
                     def.snapshots = rest.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
                 }
+                "guard" => {
+                    if in_guard || def.guard.is_some() || !def.charts.is_empty() {
+                        return Err(bad(n, "one `@guard` section, after the main query and before the charts".into()));
+                    }
+                    def.close_section(std::mem::take(&mut section), false);
+                    in_guard = true;
+                }
                 "rollup" => {
                     def.rollups = rest.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
                 }
@@ -220,18 +232,21 @@ impl ReportDef {
                     if title.trim().is_empty() {
                         return Err(bad(n, "a chart needs a title: `-- @chart line|bar <title>`".into()));
                     }
-                    def.close_section(std::mem::take(&mut section));
+                    def.close_section(std::mem::take(&mut section), std::mem::take(&mut in_guard));
                     def.charts.push(ChartDef { kind, title: title.trim().to_string(), sql: String::new() });
                 }
                 other => {
                     return Err(bad(
                         n,
-                        format!("unknown directive `@{other}` (known: title, snapshots, rollup, param, chart)"),
+                        format!("unknown directive `@{other}` (known: title, snapshots, rollup, param, guard, chart)"),
                     ));
                 }
             }
         }
-        def.close_section(section);
+        def.close_section(section, in_guard);
+        if def.guard.as_ref().is_some_and(|g| g.trim().is_empty()) {
+            return Err(bad(1, "the `@guard` section has no SQL".into()));
+        }
         if let Some(end) = def.summary.find(". ") {
             def.summary.truncate(end + 1);
         }
@@ -253,7 +268,11 @@ impl ReportDef {
         Ok(def)
     }
 
-    fn close_section(&mut self, text: String) {
+    fn close_section(&mut self, text: String, guard: bool) {
+        if guard {
+            self.guard = Some(text);
+            return;
+        }
         match self.charts.last_mut() {
             Some(c) => c.sql = text,
             None => self.query = text,
@@ -303,13 +322,44 @@ impl ReportDef {
         ORACLES.iter().find(|(n, _)| *n == self.name).map(|(n, sql)| ReportDef::parse(n, sql)).transpose()
     }
 
-    /// The definition that answers for `as_of` on `engine`'s lake: this one when every rollup it
-    /// reads has a partition that day, else its oracle (same rows over the raw tables).
-    pub fn effective(&self, engine: &QueryEngine, as_of: Option<NaiveDate>) -> Result<ReportDef> {
-        let Some(d) = as_of else { return Ok(self.clone()) };
-        if self.rollups.iter().all(|t| engine.dates(t).contains(&d)) {
+    /// Whether this definition's rollups answer for `as_of`: every rollup it reads has a
+    /// partition that day, and its `@guard`, if any, is true for `binds`.
+    pub async fn rollups_answer(
+        &self,
+        engine: &QueryEngine,
+        as_of: Option<NaiveDate>,
+        binds: &[(&str, ScalarValue)],
+    ) -> Result<bool> {
+        let Some(d) = as_of.filter(|_| !self.rollups.is_empty()) else { return Ok(true) };
+        if !self.rollups.iter().all(|t| engine.dates(t).contains(&d)) {
+            return Ok(false);
+        }
+        let Some(guard) = &self.guard else { return Ok(true) };
+        let rows = engine.plan(guard, binds).await?.collect().await?;
+        let Some(first) = rows.iter().find(|b| b.num_rows() > 0) else { return Ok(false) };
+        let flag =
+            first.column(0).as_any().downcast_ref::<datafusion::arrow::array::BooleanArray>().ok_or_else(|| {
+                QueryError::ReportDefinition {
+                    report: self.name.clone(),
+                    line: 0,
+                    message: format!("the `@guard` query must return a boolean, not {}", first.column(0).data_type()),
+                }
+            })?;
+        Ok(datafusion::arrow::array::Array::is_valid(flag, 0) && flag.value(0))
+    }
+
+    /// The definition that answers for `as_of` on `engine`'s lake: this one when its rollups
+    /// answer (see [`ReportDef::rollups_answer`]), else its oracle (same rows over the raw tables).
+    pub async fn effective(
+        &self,
+        engine: &QueryEngine,
+        as_of: Option<NaiveDate>,
+        binds: &[(&str, ScalarValue)],
+    ) -> Result<ReportDef> {
+        if self.rollups_answer(engine, as_of, binds).await? {
             return Ok(self.clone());
         }
+        let d = as_of.expect("a report reading rollups takes as_of");
         match self.oracle()? {
             // The rows are the same; provenance records the oracle's SQL as the one that ran.
             Some(oracle) => Ok(oracle),
@@ -324,7 +374,7 @@ impl ReportDef {
     /// Run the report and its charts over `engine`'s lake version.
     pub async fn run(&self, engine: &QueryEngine, p: &ReportParams) -> Result<ReportOutput> {
         let (as_of, binds, shown) = self.bind(engine, p)?;
-        let def = self.effective(engine, as_of)?;
+        let def = self.effective(engine, as_of, &binds).await?;
         let data = ResultSet::collect(engine.plan(&def.query, &binds).await?).await?;
         let charts = def.charts(engine, &data, &binds).await?;
         let mut provenance = engine.provenance(&self.title, &def.sql).await?;
@@ -339,15 +389,15 @@ impl ReportDef {
     /// count, or the first row that differs (rows are compared in order, value by value, as
     /// text: an Int32 and an Int64 holding 3 are equal, NULL and '' are not). `Ok(None)` when the
     /// rows are the same. An error when the report has no oracle or the as-of day no rollup
-    /// (there would be nothing to compare).
+    /// or its guard fails (there would be nothing to compare): [`QueryError::NoData`].
     pub async fn oracle_difference(&self, engine: &QueryEngine, p: &ReportParams) -> Result<Option<String>> {
         let oracle = self
             .oracle()?
             .ok_or_else(|| QueryError::Usage(format!("report `{}` reads no rollup and has no oracle", self.name)))?;
         let (as_of, binds, _) = self.bind(engine, p)?;
-        if let Some(d) = as_of.filter(|d| !self.rollups.iter().all(|t| engine.dates(t).contains(d))) {
+        if !self.rollups_answer(engine, as_of, &binds).await? {
             return Err(QueryError::NoData(format!(
-                "no {} rollup for {d}: nothing to compare",
+                "the {} rollups cannot answer for these parameters (no rollup or the guard fails): nothing to compare",
                 self.rollups.join(" + ")
             )));
         }
@@ -376,7 +426,7 @@ impl ReportDef {
     /// the view `report_<name>`. Returns the as-of day it was bound to.
     pub async fn plan(&self, engine: &QueryEngine, p: &ReportParams) -> Result<(DataFrame, Option<NaiveDate>)> {
         let (as_of, binds, _) = self.bind(engine, p)?;
-        let def = self.effective(engine, as_of)?;
+        let def = self.effective(engine, as_of, &binds).await?;
         Ok((engine.plan(&def.query, &binds).await?, as_of))
     }
 
@@ -564,6 +614,7 @@ mod tests {
         for r in reports {
             let bound: BTreeSet<String> = r.bound_names().into_iter().map(String::from).collect();
             let mut used = placeholders(&r.query);
+            used.extend(r.guard.iter().flat_map(|g| placeholders(g)));
             for c in &r.charts {
                 used.extend(placeholders(&c.sql));
             }

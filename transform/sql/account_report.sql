@@ -14,7 +14,17 @@
 -- is the one the reports made before (query/reports/oracle/), so a report over this table
 -- returns exactly the rows it returned over the raw tables.
 --
--- Parameter: $dt DATE.
+-- Two columns are folded from the previous rollup day $base (the `account_report` rows of $base;
+-- none when $base has no rollup), so each day reads only the activity days after $base:
+--
+--   last_active_day  the newest day of $dt-29 .. $dt on which `activity_daily` says the account
+--                    was active (NULL: none): `usage_daily` counts DAU/WAU/MAU from it
+--   key_since        the first rollup day since which the account has been listed with this
+--                    home workspace, memberships, department and type ($dt when it was not
+--                    listed on $base, or differently)
+--
+-- Parameters: $dt DATE, $base DATE, $from DATE (the activity days read are $from < dt <= $dt:
+-- max($base, $dt - 30)), $month DATE ($dt - 30: an older base day is out of the window).
 WITH manager AS (
     -- Managers are named by email in most HR exports; one row per address.
     SELECT lower(email) AS email, min(display_name) AS name
@@ -36,6 +46,17 @@ idp_groups AS (
     FROM slack_scim_groups
     WHERE dt = $dt AND member_user_id IS NOT NULL
     GROUP BY member_user_id
+),
+recent AS (
+    SELECT account_id, max(dt) AS last_active_day
+    FROM activity_daily
+    WHERE active AND dt > $from AND dt <= $dt
+    GROUP BY account_id
+),
+base AS (
+    SELECT account_id, workspace_id, workspace_ids, department, account_type, last_active_day, key_since
+    FROM account_report
+    WHERE dt = $base
 )
 SELECT
     a.app,
@@ -69,7 +90,20 @@ SELECT
     i.status                AS identity_status,
     i.termination_date,
     i.manager_email,
-    m.name                  AS manager_name
+    m.name                  AS manager_name,
+    CASE
+        WHEN r.last_active_day IS NOT NULL THEN r.last_active_day
+        WHEN b.last_active_day > $month THEN b.last_active_day
+    END                     AS last_active_day,
+    CASE
+        WHEN b.account_id IS NOT NULL
+             AND b.workspace_id = a.workspace_id
+             AND b.account_type = a.account_type
+             AND (b.department IS NOT DISTINCT FROM i.department)
+             AND (array_to_string(b.workspace_ids, ',') IS NOT DISTINCT FROM array_to_string(a.workspace_ids, ','))
+            THEN b.key_since
+        ELSE $dt
+    END                     AS key_since
 FROM accounts AS a
 LEFT JOIN slack_workspaces AS w
        ON w.dt = a.dt AND w.team_id = a.workspace_id
@@ -85,4 +119,8 @@ LEFT JOIN user_groups AS ug
        ON ug.user_id = a.account_id
 LEFT JOIN idp_groups AS ig
        ON ig.user_id = a.account_id
+LEFT JOIN recent AS r
+       ON r.account_id = a.account_id
+LEFT JOIN base AS b
+       ON b.account_id = a.account_id
 WHERE a.dt = $dt

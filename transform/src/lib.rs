@@ -24,7 +24,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use lastseen_config::Config;
 use lastseen_lake::catalog::{
     ACCOUNT_IDENTITY, ACCOUNT_REPORT, ACCOUNTS, ACTIVITY_DAILY, IDENTITIES, IDENTITIES_QUARANTINE, LAST_SEEN,
-    SLACK_USERS,
+    SLACK_USERS, USAGE_DAILY,
 };
 use lastseen_lake::{CommitSummary, Lake, LockGuard};
 
@@ -221,6 +221,11 @@ pub async fn derive_all(
     let first = *chain.first().expect("chain holds the run days");
     let mut base = committed_ls.iter().copied().rfind(|d| *d < first);
     register_view(&ctx, "last_seen_src", "SELECT * FROM last_seen").await?;
+    // The rollups fold from the previous rollup day: the newest committed one before the chain,
+    // then each chain day's rows, held until the next day is derived.
+    let report_schema = ACCOUNT_REPORT.table_schema();
+    let mut report_base: Option<(NaiveDate, Option<Vec<RecordBatch>>)> =
+        snapshot.dates(ACCOUNT_REPORT.name).iter().copied().rfind(|d| *d < first).map(|d| (d, None));
     for &d in &chain {
         let accounts = session::run(
             &ctx,
@@ -283,14 +288,25 @@ pub async fn derive_all(
         session::register_batches(&ctx, "last_seen_src", Arc::clone(&ls_schema), folded.clone())?;
         base = Some(d);
 
-        // The day's rollup, from the rows just derived: re-running or re-deriving the day
-        // rewrites it in the same commit as its last_seen.
+        // The day's rollups, from the rows just derived: re-running or re-deriving the day
+        // rewrites them in the same commit as its last_seen.
         fresh.push(("last_seen", Arc::clone(&ls_schema), folded));
-        let day_ctx = rollups::day_context(&ctx, fresh).await?;
-        let report_rows = rollups::account_report(&day_ctx, d).await?;
+        let (report_base_day, base_rows) = report_base.take().unzip();
+        if let Some(rows) = base_rows.flatten() {
+            fresh.push(("account_report", Arc::clone(&report_schema), rows));
+        }
+        let day_ctx = rollups::day_context(&ctx, fresh, &[("activity_daily", "activity_src")]).await?;
+        let day = rollups::derive_day(&day_ctx, d, report_base_day).await?;
         tx.declare_snapshot(&ACCOUNT_REPORT, d);
-        for b in report_rows {
+        let mut report_rows = Vec::with_capacity(day.account_report.len());
+        for b in day.account_report {
+            report_rows.push(session::add_dt(&b, &report_schema, d)?);
             tx.write_spilling(&ACCOUNT_REPORT, d, b).await?;
+        }
+        report_base = Some((d, Some(report_rows)));
+        tx.declare_snapshot(&USAGE_DAILY, d);
+        for b in day.usage_daily {
+            tx.write_spilling(&USAGE_DAILY, d, b).await?;
         }
     }
     Ok(Derived { summary: tx.commit().await?, warnings })

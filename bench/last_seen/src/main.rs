@@ -8,9 +8,10 @@
 //! ```text
 //! lastseen-bench-last-seen generate DIR [ACCOUNTS] [DAYS] [SNAPSHOT_DAYS]
 //!     write the lake: DAYS of activity_daily; accounts and slack_workspaces snapshots for the
-//!     last SNAPSHOT_DAYS days (90); identities, account_identity of the last day; last_seen
-//!     and the daily rollup account_report (by the transform crate's own derivation) of the
-//!     last two days
+//!     last SNAPSHOT_DAYS days (90), with identities and account_identity; last_seen of the
+//!     last two days; the daily rollups account_report and usage_daily of every snapshot day,
+//!     by the transform crate's own derivation (the days before yesterday have no last_seen:
+//!     their account_report rows have none, their usage_daily counts are complete)
 //! lastseen-bench-last-seen incremental DIR                  fold today from yesterday
 //! lastseen-bench-last-seen full DIR                         rebuild today from every day
 //! lastseen-bench-last-seen report NAME DIR [RUNS] [DAYS]    run a report RUNS times (5), --days DAYS (90)
@@ -35,7 +36,7 @@ use datafusion::arrow::array::{
 use datafusion::prelude::SessionContext;
 use lastseen_lake::catalog::{
     ACCOUNT_IDENTITY, ACCOUNT_REPORT, ACCOUNTS, ACTIVITY_DAILY, IDENTITIES, LAST_SEEN, SLACK_ACCESS_LOGS, SLACK_USERS,
-    SLACK_WORKSPACES, TableDef,
+    SLACK_WORKSPACES, TableDef, USAGE_DAILY,
 };
 use lastseen_lake::{Lake, LakeTable};
 use lastseen_query::QueryEngine;
@@ -372,8 +373,9 @@ async fn generate(dir: &str, accounts: u64, days: u64, snapshot_days: u64) -> an
     let yesterday = today().pred_opt().context("date")?;
     // The snapshots a daily run writes, for the last `snapshot_days` days (lastseen has run
     // daily for that long; the year of activity before was backfilled): `accounts` and
-    // `slack_workspaces` every day; the identity export and correlation of the as-of day.
-    let mut day = today().checked_sub_days(Days::new(snapshot_days.max(2) - 1)).context("date")?;
+    // `slack_workspaces`, the identity export and correlation every day.
+    let first_snapshot = today().checked_sub_days(Days::new(snapshot_days.max(2) - 1)).context("date")?;
+    let mut day = first_snapshot;
     while day <= today() {
         let mut tx = lake.begin(&lease).await?;
         for _ in 0..10 {
@@ -384,17 +386,15 @@ async fn generate(dir: &str, accounts: u64, days: u64, snapshot_days: u64) -> an
             tx.write(&ACCOUNTS, day, accounts_batch(accounts, day)?)?;
             tx.declare_snapshot(&SLACK_WORKSPACES, day);
             tx.write(&SLACK_WORKSPACES, day, workspaces_batch(day)?)?;
+            tx.declare_snapshot(&IDENTITIES, day);
+            tx.write(&IDENTITIES, day, identities_batch(accounts, day)?)?;
+            tx.declare_snapshot(&ACCOUNT_IDENTITY, day);
+            tx.write(&ACCOUNT_IDENTITY, day, account_identity_batch(accounts, day)?)?;
             day = day.succ_opt().context("date")?;
         }
         tx.commit().await?;
         eprintln!("accounts snapshots up to {day}: {:.1}s", t.elapsed().as_secs_f64());
     }
-    let mut tx = lake.begin(&lease).await?;
-    tx.declare_snapshot(&IDENTITIES, today());
-    tx.write(&IDENTITIES, today(), identities_batch(accounts, today())?)?;
-    tx.declare_snapshot(&ACCOUNT_IDENTITY, today());
-    tx.write(&ACCOUNT_IDENTITY, today(), account_identity_batch(accounts, today())?)?;
-    tx.commit().await?;
     // Yesterday's last_seen (the incremental run's base), rebuilt from the whole history; then
     // today's, folded from it as `lastseen run` does: the snapshot the reports read.
     let base = lastseen_transform::rebuild_last_seen(&lake, yesterday, 90, Utc::now()).await?;
@@ -417,18 +417,26 @@ async fn generate(dir: &str, accounts: u64, days: u64, snapshot_days: u64) -> an
     }
     tx.commit().await?;
     eprintln!("last_seen {} (incremental): {:.1}s", today(), t.elapsed().as_secs_f64());
-    // The daily rollup of each day a run derived (the days with a last_seen snapshot), by the
-    // derivation `lastseen run` uses, from the tables committed above.
-    for day in [yesterday, today()] {
-        let rows = lastseen_transform::rollups::account_report_from_lake(&lake, day).await?;
+    // The daily rollups of every snapshot day, in order (each folds from the day before), by
+    // the derivation `lastseen run` uses, from the tables committed above.
+    let mut base = None;
+    let mut day = first_snapshot;
+    while day <= today() {
+        let rollups = lastseen_transform::rollups::from_lake(&lake, day, base).await?;
         let mut tx = lake.begin(&lease).await?;
         tx.declare_snapshot(&ACCOUNT_REPORT, day);
-        for b in rows {
+        for b in rollups.account_report {
             tx.write(&ACCOUNT_REPORT, day, b)?;
         }
+        tx.declare_snapshot(&USAGE_DAILY, day);
+        for b in rollups.usage_daily {
+            tx.write(&USAGE_DAILY, day, b)?;
+        }
         tx.commit().await?;
-        eprintln!("account_report {day}: {:.1}s", t.elapsed().as_secs_f64());
+        base = Some(day);
+        day = day.succ_opt().context("date")?;
     }
+    eprintln!("rollups of {snapshot_days} days: {:.1}s", t.elapsed().as_secs_f64());
     lease.release().await?;
     println!(
         "generated {accounts} accounts, {days} days, {total} activity_daily rows in {:.1}s",
