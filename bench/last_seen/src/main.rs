@@ -14,7 +14,8 @@
 //!     their account_report rows have none, their usage_daily counts are complete)
 //! lastseen-bench-last-seen incremental DIR                  fold today from yesterday
 //! lastseen-bench-last-seen full DIR                         rebuild today from every day
-//! lastseen-bench-last-seen report NAME DIR [RUNS] [DAYS]    run a report RUNS times (5), --days DAYS (90)
+//! lastseen-bench-last-seen report NAME DIR [RUNS] [DAYS] [oracle]
+//!     run a report RUNS times (5), --days DAYS (90); `oracle`: its oracle over the raw tables
 //! lastseen-bench-last-seen oracle DIR [DAYS]              every report that reads a rollup against
 //!     its oracle (the same report over the raw tables) as of today, default and filtered
 //!     parameters; exits non-zero on any difference
@@ -505,9 +506,11 @@ async fn update(dir: &str, incremental: bool) -> anyhow::Result<()> {
 /// Run report `name` (`dormant`, `usage`, …) `runs` times, each with a fresh `QueryEngine`
 /// over the newest lake version, bound as `lastseen report NAME --days DAYS` binds it (as-of =
 /// the newest `last_seen` snapshot). Prints one line per run and a summary with min and median.
-async fn report(name: &str, dir: &str, runs: usize, days: u32) -> anyhow::Result<()> {
+async fn report(name: &str, dir: &str, runs: usize, days: u32, oracle: bool) -> anyhow::Result<()> {
     let lake = open(dir).await?;
     let def = reports::find(name)?;
+    // The oracle: the same report over the raw tables, as it ran before the rollups.
+    let def = if oracle { def.oracle()?.with_context(|| format!("report {name} has no oracle"))? } else { def };
     let takes_days = def.takes(reports::Param::Days);
     let params = ReportParams { days: takes_days.then_some(days), ..ReportParams::default() };
     let mut times = Vec::new();
@@ -658,7 +661,7 @@ async fn main() -> anyhow::Result<()> {
             let dir = args.get(3).context("report NAME DIR [RUNS] [DAYS]")?;
             let runs = args.get(4).map_or(Ok(5), |s| s.parse())?;
             let days = args.get(5).map_or(Ok(90), |s| s.parse())?;
-            report(name, dir, runs, days).await
+            report(name, dir, runs, days, args.get(6).is_some_and(|a| a == "oracle")).await
         }
         Some("history") => {
             let dir = args.get(2).context("history DIR [ACCOUNTS] [DAYS]")?;
@@ -674,7 +677,7 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => bail!(
             "usage: lastseen-bench-last-seen generate DIR [ACCOUNTS] [DAYS] [SNAPSHOT_DAYS] | incremental DIR | \
-             full DIR | report NAME DIR [RUNS] [DAYS] | oracle DIR [DAYS] | history DIR [ACCOUNTS] [DAYS] | rederive DIR"
+             full DIR | report NAME DIR [RUNS] [DAYS] [oracle] | oracle DIR [DAYS] | history DIR [ACCOUNTS] [DAYS] | rederive DIR"
         ),
     }
 }
