@@ -3,7 +3,7 @@ agrees with lastseen's own output.
 
 Usage:
     duckdb_side_by_side.py LAKE_DIR REPORT [--runs N] [--days N] [--as-of D] [--threads N]
-                           [--check LASTSEEN.csv] [--sql FILE] [--show-sql]
+                           [--check LASTSEEN.csv] [--sql FILE] [--oracle] [--show-sql]
 
 - Every table folder of the lake becomes a view named after the table:
   read_parquet('<lake>/<table>/dt=*/*.parquet', hive_partitioning = true).
@@ -12,6 +12,9 @@ Usage:
   in, bots out: the defaults of `lastseen report`), and the few dialect differences rewritten
   (DuckDB casts neither DATE to INT nor INT to DATE: `d - DATE '1970-01-01'` and
   `DATE '1970-01-01' + n` instead). Every rewrite is listed with --show-sql.
+- The report SQL reads the run's daily rollups (account_report); --oracle runs the report's
+  oracle instead, query/reports/oracle/REPORT.sql: the same report over the raw tables, as
+  lastseen runs it on a day without rollups (and as the reports were before rollups existed).
 - Each run opens a fresh in-memory connection (as each `lastseen report` opens a fresh
   session) and materialises the result (CREATE TEMP TABLE … AS), the counterpart of DataFusion's
   collect(); printing rows is not timed.
@@ -39,8 +42,8 @@ EPOCH = "DATE '1970-01-01'"
 REWRITES = [
     # CAST(CAST(x AS DATE) AS INT) -> day number of the date
     (r"CAST\(CAST\(([$\w.]+) AS DATE\) AS INT\)", rf"(CAST(\1 AS DATE) - {EPOCH})"),
-    # CAST(dt AS INT), CAST(d.dt AS INT) -> day number of the partition date
-    (r"CAST\(((?:\w+\.)?dt) AS INT\)", rf"(\1 - {EPOCH})"),
+    # CAST(dt AS INT), CAST(d.dt AS INT), CAST(i.termination_date AS INT) -> day number of a DATE column
+    (r"CAST\(((?:\w+\.)?(?:dt|termination_date)) AS INT\)", rf"(\1 - {EPOCH})"),
     # CAST(<day number> - 29 AS DATE) -> back to a date
     (r"CAST\((\(CAST\([$\w.]+ AS DATE\) - DATE '1970-01-01'\) - \d+) AS DATE\)", rf"({EPOCH} + CAST(\1 AS INTEGER))"),
     # CAST(dy.n AS DATE) -> the date of a day number
@@ -155,11 +158,14 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--check", metavar="LASTSEEN_CSV")
     ap.add_argument("--sql", metavar="FILE", help="run this SQL file instead of query/reports/REPORT.sql")
+    ap.add_argument("--oracle", action="store_true",
+                    help="run query/reports/oracle/REPORT.sql (the report over the raw tables)")
     ap.add_argument("--show-sql", action="store_true")
     a = ap.parse_args()
     lake = os.path.abspath(a.lake)
     as_of = a.as_of or newest_snapshot(lake)
-    sql, applied = duckdb_sql(a.report, as_of, a.days, a.sql)
+    path = a.sql or (os.path.join(REPORTS, "oracle", f"{a.report}.sql") if a.oracle else None)
+    sql, applied = duckdb_sql(a.report, as_of, a.days, path)
     if a.show_sql:
         for pattern, n in applied:
             print(f"-- rewrite ×{n}: {pattern}")

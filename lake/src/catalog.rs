@@ -385,6 +385,61 @@ static ACTIVITY_DAILY_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+static ACCOUNT_REPORT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("app", false),
+        utf8("workspace_id", false),
+        utf8("workspace_name", true),
+        utf8("account_id", false),
+        utf8_list("workspace_ids"),
+        utf8("username", true),
+        utf8("email", true),
+        utf8("display_name", true),
+        utf8("account_type", false),
+        utf8("status", false),
+        boolean("billable", true),
+        timestamp("created_at", true),
+        utf8("user_groups", true),
+        utf8("idp_groups", true),
+        timestamp("last_seen_at", true),
+        utf8("last_seen_source", true),
+        int64("active_days_30", true),
+        int64("active_days_90", true),
+        utf8("last_seen_state", true),
+        utf8("match_status", true),
+        utf8("match_rule", true),
+        utf8("matched_value", true),
+        utf8("candidates", true),
+        utf8("identity_id", true),
+        utf8("identity_name", true),
+        utf8("identity_email", true),
+        utf8("department", true),
+        utf8("employee_type", true),
+        utf8("identity_status", true),
+        Field::new("termination_date", DataType::Date32, true),
+        utf8("manager_email", true),
+        utf8("manager_name", true),
+        Field::new("last_active_day", DataType::Date32, true),
+        Field::new("key_since", DataType::Date32, false),
+    ]))
+});
+
+static USAGE_DAILY_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("workspace_id", false),
+        utf8_list("workspace_ids"),
+        utf8("department", true),
+        utf8("account_type", false),
+        int64("accounts", false),
+        int64("dau", false),
+        int64("wau", false),
+        int64("mau", false),
+        int64("billable_seats", false),
+        int64("billing_known", false),
+        Field::new("key_since", DataType::Date32, false),
+    ]))
+});
+
 /// Slack `users.list`: one row per user per snapshot day.
 pub static SLACK_USERS: TableDef = TableDef {
     name: "slack_users",
@@ -601,6 +656,34 @@ pub static ACTIVITY_DAILY: TableDef = TableDef {
     mass_change_guard: false,
 };
 
+/// Derived rollup: per snapshot day, the day's accounts counted per home workspace,
+/// memberships, department and account type (accounts, DAU/WAU/MAU, billable seats): what the
+/// `usage` report reads (transform/sql/usage_daily.sql).
+pub static USAGE_DAILY: TableDef = TableDef {
+    name: "usage_daily",
+    description: "Derived rollup: per snapshot day and workspace × memberships × department × account type: accounts, DAU, WAU, MAU, billable seats",
+    schema: &USAGE_DAILY_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["workspace_id", "department", "account_type"],
+    version: 1,
+    mass_change_guard: false,
+};
+
+/// Derived rollup: per snapshot day, every account with the joins the account reports repeat
+/// (workspace, last seen, owner identity, manager, groups), written by the same derivation as
+/// `last_seen` (transform/sql/account_report.sql).
+pub static ACCOUNT_REPORT: TableDef = TableDef {
+    name: "account_report",
+    description: "Derived rollup: per account and snapshot day, the joined facts the account reports read",
+    schema: &ACCOUNT_REPORT_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["workspace_id", "account_id"],
+    version: 1,
+    mass_change_guard: false,
+};
+
 static REVIEW_DECISIONS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         utf8("review_id", false),
@@ -691,6 +774,8 @@ pub static TABLES: &[&TableDef] = &[
     &ACCOUNTS,
     &ACCOUNT_IDENTITY,
     &ACTIVITY_DAILY,
+    &ACCOUNT_REPORT,
+    &USAGE_DAILY,
     &REVIEW_DECISIONS,
     &DEPROVISION_ACTIONS,
 ];

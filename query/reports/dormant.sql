@@ -46,8 +46,14 @@
 --
 -- Sorted by risk (highest first), then the longest silence (never seen first), then account id.
 --
+-- Reads the run's daily rollup `account_report` (the joins of accounts, last_seen,
+-- account_identity, identities and slack_workspaces, done once per day by the run). On a lake
+-- whose as-of day has no rollup (written before it existed), lastseen runs the same report over
+-- the raw tables instead (query/reports/oracle/dormant.sql): same rows, slower.
+--
 -- @title     Dormant Slack accounts
 -- @snapshots last_seen
+-- @rollup    account_report
 -- @param     as_of           The snapshot day (default: the newest one).
 -- @param     days            Dormant after this many days without evidence of use (binds $cutoff = $as_of - $days).
 -- @param     workspace       Only accounts of this workspace (team id; home or member); default: all.
@@ -55,74 +61,57 @@
 -- @param     exclude_guests  Leave single- and multi-channel guests out (included by default).
 -- @param     include_bots    Keep bots, apps and Slackbot (left out by default).
 --
-WITH manager AS (
-    -- Managers are named by email in most HR exports; one row per address.
-    SELECT lower(email) AS email, min(display_name) AS name
-    FROM identities
-    WHERE dt = CAST($as_of AS DATE) AND email IS NOT NULL
-    GROUP BY lower(email)
-),
-acct AS (
+WITH acct AS (
     SELECT
-        a.workspace_id,
-        w.name                                                      AS workspace_name,
-        a.account_id,
-        a.username,
-        a.email,
-        a.display_name,
-        a.account_type,
-        CASE a.account_type
+        workspace_id,
+        workspace_name,
+        account_id,
+        username,
+        email,
+        display_name,
+        account_type,
+        CASE account_type
             WHEN 'primary_owner' THEN 'primary_owner,owner,admin'
             WHEN 'owner'         THEN 'owner,admin'
             WHEN 'admin'         THEN 'admin'
             WHEN 'guest_multi'   THEN 'multi_channel_guest'
             WHEN 'guest_single'  THEN 'single_channel_guest'
-            ELSE a.account_type
+            ELSE account_type
         END                                                         AS roles,
-        a.status,
-        a.billable,
-        ls.last_seen_at,
-        ls.last_seen_source,
-        CAST(CAST($as_of AS DATE) AS INT) - CAST(CAST(ls.last_seen_at AS DATE) AS INT)
+        status,
+        billable,
+        last_seen_at,
+        last_seen_source,
+        CAST(CAST($as_of AS DATE) AS INT) - CAST(CAST(last_seen_at AS DATE) AS INT)
                                                                     AS days_since_last_seen,
         CASE
-            WHEN ls.last_seen_at IS NOT NULL THEN 'dormant'
-            ELSE COALESCE(ls.state, 'never_seen')
+            WHEN last_seen_at IS NOT NULL THEN 'dormant'
+            ELSE COALESCE(last_seen_state, 'never_seen')
         END                                                         AS state,
-        i.identity_id,
-        i.display_name                                              AS identity_name,
-        i.department,
-        i.manager_email,
-        m.name                                                      AS manager_name,
-        i.status                                                    AS identity_status,
-        i.termination_date,
-        ai.match_status,
-        CASE WHEN ai.match_status IS NOT NULL THEN ai.match_status IN ('orphan', 'no_owner') END
+        identity_id,
+        identity_name,
+        department,
+        manager_email,
+        manager_name,
+        identity_status,
+        termination_date,
+        match_status,
+        CASE WHEN match_status IS NOT NULL THEN match_status IN ('orphan', 'no_owner') END
                                                                     AS orphan,
-        COALESCE(lower(i.status) = 'terminated'
-                 AND (i.termination_date IS NULL OR i.termination_date <= CAST($as_of AS DATE)), false)
+        COALESCE(lower(identity_status) = 'terminated'
+                 AND (termination_date IS NULL OR termination_date <= CAST($as_of AS DATE)), false)
                                                                     AS owner_terminated,
-        a.account_type IN ('primary_owner', 'owner', 'admin')       AS privileged,
-        a.account_type IN ('guest_multi', 'guest_single')           AS guest
-    FROM accounts AS a
-    LEFT JOIN slack_workspaces AS w
-           ON w.dt = a.dt AND w.team_id = a.workspace_id
-    LEFT JOIN last_seen AS ls
-           ON ls.dt = a.dt AND ls.app = a.app AND ls.account_id = a.account_id
-    LEFT JOIN account_identity AS ai
-           ON ai.dt = a.dt AND ai.app = a.app AND ai.account_id = a.account_id
-    LEFT JOIN identities AS i
-           ON i.dt = a.dt AND i.identity_id = ai.identity_id
-    LEFT JOIN manager AS m
-           ON m.email = lower(i.manager_email)
-    WHERE a.dt = CAST($as_of AS DATE)
-      AND a.status <> 'deactivated'
-      AND ($include_bots OR a.account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot'))
-      AND NOT ($exclude_guests AND a.account_type IN ('guest_multi', 'guest_single'))
-      AND ($workspace IS NULL OR a.workspace_id = $workspace
-           OR COALESCE(array_has(a.workspace_ids, $workspace), false))
-      AND ($department IS NULL OR lower(i.department) = lower($department))
-      AND (ls.last_seen_at IS NULL OR CAST(ls.last_seen_at AS DATE) <= CAST($cutoff AS DATE))
+        account_type IN ('primary_owner', 'owner', 'admin')         AS privileged,
+        account_type IN ('guest_multi', 'guest_single')             AS guest
+    FROM account_report
+    WHERE dt = CAST($as_of AS DATE)
+      AND status <> 'deactivated'
+      AND ($include_bots OR account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot'))
+      AND NOT ($exclude_guests AND account_type IN ('guest_multi', 'guest_single'))
+      AND ($workspace IS NULL OR workspace_id = $workspace
+           OR COALESCE(array_has(workspace_ids, $workspace), false))
+      AND ($department IS NULL OR lower(department) = lower($department))
+      AND (last_seen_at IS NULL OR CAST(last_seen_at AS DATE) <= CAST($cutoff AS DATE))
 )
 SELECT
     workspace_id,

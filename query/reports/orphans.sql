@@ -28,45 +28,47 @@
 -- Sorted: privileged first, then in use before dormant (an orphan someone uses is the riskier
 -- one), then by account id.
 --
+-- Reads the run's daily rollup `account_report` (accounts joined with last_seen,
+-- account_identity and identities once per day by the run). On a lake whose as-of day has no
+-- rollup (written before it existed), lastseen runs the same report over the raw tables instead
+-- (query/reports/oracle/orphans.sql): same rows, slower.
+--
 -- @title     Orphaned accounts (no owner identity)
 -- @snapshots last_seen
+-- @rollup    account_report
 -- @param     as_of           The snapshot day (default: the newest one).
 -- @param     days            The `dormant` column: no evidence of use in this many days (binds $cutoff = $as_of - $days).
 -- @param     workspace       Only accounts of this workspace (team id; home or member); default: all.
 -- @param     exclude_guests  Leave single- and multi-channel guests out (included by default).
 --
 SELECT
-    a.workspace_id,
-    a.account_id,
-    a.username,
-    a.email,
-    a.display_name,
-    a.account_type,
-    a.status,
-    a.billable,
-    a.created_at,
-    ai.match_status,
-    ai.matched_value,
-    ls.last_seen_at,
-    ls.last_seen_source,
-    CAST(CAST($as_of AS DATE) AS INT) - CAST(CAST(ls.last_seen_at AS DATE) AS INT)  AS days_since_last_seen,
-    ls.state,
-    ls.last_seen_at IS NULL OR CAST(ls.last_seen_at AS DATE) <= CAST($cutoff AS DATE) AS dormant,
-    a.account_type IN ('primary_owner', 'owner', 'admin')                           AS privileged,
-    a.account_type IN ('guest_multi', 'guest_single')                               AS guest
-FROM accounts AS a
-JOIN account_identity AS ai
-  ON ai.dt = a.dt AND ai.app = a.app AND ai.account_id = a.account_id
-LEFT JOIN last_seen AS ls
-       ON ls.dt = a.dt AND ls.app = a.app AND ls.account_id = a.account_id
-WHERE a.dt = CAST($as_of AS DATE)
-  AND a.status <> 'deactivated'
-  AND a.account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot')
-  AND ai.match_status IN ('orphan', 'no_owner')
-  AND NOT ($exclude_guests AND a.account_type IN ('guest_multi', 'guest_single'))
-  AND ($workspace IS NULL OR a.workspace_id = $workspace
-       OR COALESCE(array_has(a.workspace_ids, $workspace), false))
-ORDER BY privileged DESC, dormant ASC, a.workspace_id, a.account_id;
+    workspace_id,
+    account_id,
+    username,
+    email,
+    display_name,
+    account_type,
+    status,
+    billable,
+    created_at,
+    match_status,
+    matched_value,
+    last_seen_at,
+    last_seen_source,
+    CAST(CAST($as_of AS DATE) AS INT) - CAST(CAST(last_seen_at AS DATE) AS INT)  AS days_since_last_seen,
+    last_seen_state                                                             AS state,
+    last_seen_at IS NULL OR CAST(last_seen_at AS DATE) <= CAST($cutoff AS DATE) AS dormant,
+    account_type IN ('primary_owner', 'owner', 'admin')                         AS privileged,
+    account_type IN ('guest_multi', 'guest_single')                             AS guest
+FROM account_report
+WHERE dt = CAST($as_of AS DATE)
+  AND status <> 'deactivated'
+  AND account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot')
+  AND match_status IN ('orphan', 'no_owner')
+  AND NOT ($exclude_guests AND account_type IN ('guest_multi', 'guest_single'))
+  AND ($workspace IS NULL OR workspace_id = $workspace
+       OR COALESCE(array_has(workspace_ids, $workspace), false))
+ORDER BY privileged DESC, dormant ASC, workspace_id, account_id;
 
 -- @chart bar Orphaned accounts by account type
 SELECT account_type, count(*) AS accounts FROM report GROUP BY account_type ORDER BY accounts DESC, account_type;

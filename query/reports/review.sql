@@ -50,8 +50,15 @@
 --
 -- Sorted: revoke, then investigate, then keep; privileged first within each; then account id.
 --
+-- Reads the run's daily rollup `account_report` (accounts joined with workspaces, groups,
+-- last_seen, account_identity and identities once per day by the run) and the imported
+-- decisions and deprovisioning journal. On a lake whose as-of day has no rollup (written before
+-- it existed), lastseen runs the same report over the raw tables instead
+-- (query/reports/oracle/review.sql): same rows, slower.
+--
 -- @title     Access review
 -- @snapshots last_seen
+-- @rollup    account_report
 -- @param     as_of           The snapshot day (default: the newest one).
 -- @param     days            Dormant after this many days without evidence of use (binds $cutoff = $as_of - $days).
 -- @param     workspace       Only accounts of this workspace (team id; home or member); default: all.
@@ -59,28 +66,7 @@
 -- @param     exclude_guests  Leave single- and multi-channel guests out (included by default).
 -- @param     include_bots    Keep bots, apps and Slackbot (left out by default).
 --
-WITH manager AS (
-    SELECT lower(email) AS email, min(display_name) AS name
-    FROM identities
-    WHERE dt = CAST($as_of AS DATE) AND email IS NOT NULL
-    GROUP BY lower(email)
-),
-user_groups AS (
-    SELECT m.user_id, array_to_string(array_sort(array_agg(DISTINCT g.handle)), '; ') AS groups
-    FROM slack_usergroup_members AS m
-    JOIN slack_usergroups AS g
-      ON g.dt = m.dt AND g.team_id = m.team_id AND g.usergroup_id = m.usergroup_id
-    WHERE m.dt = CAST($as_of AS DATE) AND NOT g.disabled
-    GROUP BY m.user_id
-),
-idp_groups AS (
-    SELECT member_user_id AS user_id,
-           array_to_string(array_sort(array_agg(DISTINCT display_name)), '; ') AS groups
-    FROM slack_scim_groups
-    WHERE dt = CAST($as_of AS DATE) AND member_user_id IS NOT NULL
-    GROUP BY member_user_id
-),
-previous AS (
+WITH previous AS (
     -- The newest decision imported for the account (`lastseen review import`), from any review.
     SELECT account_id AS decided_account_id,
            decision || ' by ' || decided_by || ' (imported ' || CAST(CAST(imported_at AS DATE) AS VARCHAR) || ')'
@@ -99,74 +85,60 @@ acted AS (
 ),
 acct AS (
     SELECT
-        a.workspace_id,
-        w.name                                                      AS workspace_name,
-        a.account_id,
-        a.username,
-        a.email,
-        a.display_name,
-        a.account_type,
-        a.status,
-        a.billable,
-        a.created_at,
-        CASE a.account_type
+        workspace_id,
+        workspace_name,
+        account_id,
+        username,
+        email,
+        display_name,
+        account_type,
+        status,
+        billable,
+        created_at,
+        CASE account_type
             WHEN 'primary_owner' THEN 'primary_owner,owner,admin'
             WHEN 'owner'         THEN 'owner,admin'
             WHEN 'admin'         THEN 'admin'
             WHEN 'guest_multi'   THEN 'multi_channel_guest'
             WHEN 'guest_single'  THEN 'single_channel_guest'
-            ELSE a.account_type
+            ELSE account_type
         END                                                         AS roles,
-        ug.groups                                                   AS user_groups,
-        ig.groups                                                   AS idp_groups,
-        ls.last_seen_at,
-        ls.last_seen_source,
-        CAST(CAST($as_of AS DATE) AS INT) - CAST(CAST(ls.last_seen_at AS DATE) AS INT)
+        user_groups,
+        idp_groups,
+        last_seen_at,
+        last_seen_source,
+        CAST(CAST($as_of AS DATE) AS INT) - CAST(CAST(last_seen_at AS DATE) AS INT)
                                                                     AS days_since_last_seen,
-        ls.active_days_30,
-        ls.active_days_90,
-        ls.state,
-        i.identity_id                                               AS owner_identity_id,
-        i.display_name                                              AS owner_name,
-        i.email                                                     AS owner_email,
-        i.department,
-        i.employee_type,
-        i.status                                                    AS owner_status,
-        i.termination_date,
-        i.manager_email,
-        m.name                                                      AS manager_name,
-        ai.match_status,
-        ai.rule                                                     AS match_rule,
-        ai.candidates,
-        a.account_type IN ('primary_owner', 'owner', 'admin')       AS privileged,
-        a.account_type IN ('guest_multi', 'guest_single')           AS guest,
-        COALESCE(lower(i.status) = 'terminated'
-                 AND (i.termination_date IS NULL OR i.termination_date <= CAST($as_of AS DATE)), false)
+        active_days_30,
+        active_days_90,
+        last_seen_state                                             AS state,
+        identity_id                                                 AS owner_identity_id,
+        identity_name                                               AS owner_name,
+        identity_email                                              AS owner_email,
+        department,
+        employee_type,
+        identity_status                                             AS owner_status,
+        termination_date,
+        manager_email,
+        manager_name,
+        match_status,
+        match_rule,
+        candidates,
+        account_type IN ('primary_owner', 'owner', 'admin')         AS privileged,
+        account_type IN ('guest_multi', 'guest_single')             AS guest,
+        COALESCE(lower(identity_status) = 'terminated'
+                 AND (termination_date IS NULL OR termination_date <= CAST($as_of AS DATE)), false)
                                                                     AS owner_terminated,
-        ls.last_seen_at IS NULL OR CAST(ls.last_seen_at AS DATE) <= CAST($cutoff AS DATE)
+        last_seen_at IS NULL OR CAST(last_seen_at AS DATE) <= CAST($cutoff AS DATE)
                                                                     AS dormant
-    FROM accounts AS a
-    LEFT JOIN slack_workspaces AS w
-           ON w.dt = a.dt AND w.team_id = a.workspace_id
-    LEFT JOIN last_seen AS ls
-           ON ls.dt = a.dt AND ls.app = a.app AND ls.account_id = a.account_id
-    LEFT JOIN account_identity AS ai
-           ON ai.dt = a.dt AND ai.app = a.app AND ai.account_id = a.account_id
-    LEFT JOIN identities AS i
-           ON i.dt = a.dt AND i.identity_id = ai.identity_id
-    LEFT JOIN manager AS m
-           ON m.email = lower(i.manager_email)
-    LEFT JOIN user_groups AS ug
-           ON ug.user_id = a.account_id
-    LEFT JOIN idp_groups AS ig
-           ON ig.user_id = a.account_id
-    WHERE a.dt = CAST($as_of AS DATE)
-      AND a.status <> 'deactivated'
-      AND ($include_bots OR a.account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot'))
-      AND NOT ($exclude_guests AND a.account_type IN ('guest_multi', 'guest_single'))
-      AND ($workspace IS NULL OR a.workspace_id = $workspace
-           OR COALESCE(array_has(a.workspace_ids, $workspace), false))
-      AND ($department IS NULL OR lower(i.department) = lower($department))
+    FROM account_report
+    WHERE dt = CAST($as_of AS DATE)
+      AND status <> 'deactivated'
+      AND ($include_bots OR account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot'))
+      AND NOT ($exclude_guests AND account_type IN ('guest_multi', 'guest_single'))
+      AND ($workspace IS NULL OR workspace_id = $workspace
+           OR COALESCE(array_has(workspace_ids, $workspace), false))
+      AND ($department IS NULL OR lower(department) = lower($department))
 ),
 decided AS (
     SELECT

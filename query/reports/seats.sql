@@ -28,8 +28,14 @@
 --
 -- Rows: the organisation first, then one row per workspace, then one per department.
 --
+-- Reads the run's daily rollup `account_report` (accounts joined with last_seen,
+-- account_identity and identities once per day by the run). On a lake whose as-of day has no
+-- rollup (written before it existed), lastseen runs the same report over the raw tables instead
+-- (query/reports/oracle/seats.sql): same rows, slower.
+--
 -- @title     Seats: billable, used and reclaimable
 -- @snapshots last_seen
+-- @rollup    account_report
 -- @param     as_of           The snapshot day (default: the newest one).
 -- @param     days            A seat is used when it shows evidence of use in this many days (binds $cutoff = $as_of - $days).
 -- @param     workspace       Only accounts of this workspace (team id; home or member); default: all.
@@ -39,29 +45,23 @@
 --
 WITH people AS (
     SELECT
-        a.account_id,
-        a.workspace_id,
-        COALESCE(i.department, '(none)')                                        AS department,
-        a.billable,
-        ls.last_seen_at IS NOT NULL
-            AND CAST(ls.last_seen_at AS DATE) > CAST($cutoff AS DATE)           AS used,
-        COALESCE(lower(i.status) = 'terminated'
-                 AND (i.termination_date IS NULL OR i.termination_date <= CAST($as_of AS DATE)), false)
+        account_id,
+        workspace_id,
+        COALESCE(department, '(none)')                                          AS department,
+        billable,
+        last_seen_at IS NOT NULL
+            AND CAST(last_seen_at AS DATE) > CAST($cutoff AS DATE)              AS used,
+        COALESCE(lower(identity_status) = 'terminated'
+                 AND (termination_date IS NULL OR termination_date <= CAST($as_of AS DATE)), false)
                                                                                 AS owner_terminated
-    FROM accounts AS a
-    LEFT JOIN last_seen AS ls
-           ON ls.dt = a.dt AND ls.app = a.app AND ls.account_id = a.account_id
-    LEFT JOIN account_identity AS ai
-           ON ai.dt = a.dt AND ai.app = a.app AND ai.account_id = a.account_id
-    LEFT JOIN identities AS i
-           ON i.dt = a.dt AND i.identity_id = ai.identity_id
-    WHERE a.dt = CAST($as_of AS DATE)
-      AND a.status <> 'deactivated'
-      AND ($include_bots OR a.account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot'))
-      AND NOT ($exclude_guests AND a.account_type IN ('guest_multi', 'guest_single'))
-      AND ($workspace IS NULL OR a.workspace_id = $workspace
-           OR COALESCE(array_has(a.workspace_ids, $workspace), false))
-      AND ($department IS NULL OR lower(i.department) = lower($department))
+    FROM account_report
+    WHERE dt = CAST($as_of AS DATE)
+      AND status <> 'deactivated'
+      AND ($include_bots OR account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot'))
+      AND NOT ($exclude_guests AND account_type IN ('guest_multi', 'guest_single'))
+      AND ($workspace IS NULL OR workspace_id = $workspace
+           OR COALESCE(array_has(workspace_ids, $workspace), false))
+      AND ($department IS NULL OR lower(department) = lower($department))
 )
 SELECT
     workspace_id, department, live_accounts, billable_seats, used_seats, dormant_accounts,

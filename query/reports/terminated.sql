@@ -26,61 +26,54 @@
 --
 -- Sorted: used after termination first, then privileged, then the longest since termination.
 --
+-- Reads the run's daily rollup `account_report` (accounts joined with last_seen,
+-- account_identity and identities once per day by the run). On a lake whose as-of day has no
+-- rollup (written before it existed), lastseen runs the same report over the raw tables instead
+-- (query/reports/oracle/terminated.sql): same rows, slower.
+--
 -- @title     Live accounts of terminated owners
 -- @snapshots last_seen
+-- @rollup    account_report
 -- @param     as_of           The snapshot day (default: the newest one).
 -- @param     workspace       Only accounts of this workspace (team id; home or member); default: all.
 -- @param     department      Only owners in this department (case-insensitive); default: all.
 -- @param     exclude_guests  Leave single- and multi-channel guests out (included by default).
 -- @param     include_bots    Keep bots, apps and Slackbot (left out by default).
 --
-WITH manager AS (
-    SELECT lower(email) AS email, min(display_name) AS name
-    FROM identities
-    WHERE dt = CAST($as_of AS DATE) AND email IS NOT NULL
-    GROUP BY lower(email)
-)
 SELECT
-    a.workspace_id,
-    a.account_id,
-    a.username,
-    a.email,
-    a.display_name,
-    a.account_type,
-    a.status,
-    a.billable,
-    i.identity_id,
-    i.display_name                                                      AS identity_name,
-    i.department,
-    i.manager_email,
-    m.name                                                              AS manager_name,
-    i.employee_type,
-    i.termination_date,
-    CAST(CAST($as_of AS DATE) AS INT) - CAST(i.termination_date AS INT) AS days_since_termination,
-    ls.last_seen_at,
-    ls.last_seen_source,
-    COALESCE(CAST(ls.last_seen_at AS DATE) > i.termination_date, false) AS used_after_termination,
-    a.account_type IN ('primary_owner', 'owner', 'admin')               AS privileged
-FROM accounts AS a
-JOIN account_identity AS ai
-  ON ai.dt = a.dt AND ai.app = a.app AND ai.account_id = a.account_id
-JOIN identities AS i
-  ON i.dt = a.dt AND i.identity_id = ai.identity_id
-LEFT JOIN manager AS m
-       ON m.email = lower(i.manager_email)
-LEFT JOIN last_seen AS ls
-       ON ls.dt = a.dt AND ls.app = a.app AND ls.account_id = a.account_id
-WHERE a.dt = CAST($as_of AS DATE)
-  AND a.status <> 'deactivated'
-  AND lower(i.status) = 'terminated'
-  AND (i.termination_date IS NULL OR i.termination_date <= CAST($as_of AS DATE))
-  AND ($include_bots OR a.account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot'))
-  AND NOT ($exclude_guests AND a.account_type IN ('guest_multi', 'guest_single'))
-  AND ($workspace IS NULL OR a.workspace_id = $workspace
-       OR COALESCE(array_has(a.workspace_ids, $workspace), false))
-  AND ($department IS NULL OR lower(i.department) = lower($department))
+    workspace_id,
+    account_id,
+    username,
+    email,
+    display_name,
+    account_type,
+    status,
+    billable,
+    identity_id,
+    identity_name,
+    department,
+    manager_email,
+    manager_name,
+    employee_type,
+    termination_date,
+    CAST(CAST($as_of AS DATE) AS INT) - CAST(termination_date AS INT)   AS days_since_termination,
+    last_seen_at,
+    last_seen_source,
+    COALESCE(CAST(last_seen_at AS DATE) > termination_date, false)      AS used_after_termination,
+    account_type IN ('primary_owner', 'owner', 'admin')                 AS privileged
+FROM account_report
+WHERE dt = CAST($as_of AS DATE)
+  AND status <> 'deactivated'
+  AND identity_id IS NOT NULL     -- an owner identity in the export of as_of
+  AND lower(identity_status) = 'terminated'
+  AND (termination_date IS NULL OR termination_date <= CAST($as_of AS DATE))
+  AND ($include_bots OR account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot'))
+  AND NOT ($exclude_guests AND account_type IN ('guest_multi', 'guest_single'))
+  AND ($workspace IS NULL OR workspace_id = $workspace
+       OR COALESCE(array_has(workspace_ids, $workspace), false))
+  AND ($department IS NULL OR lower(department) = lower($department))
 ORDER BY used_after_termination DESC, privileged DESC, days_since_termination DESC NULLS FIRST,
-         a.workspace_id, a.account_id;
+         workspace_id, account_id;
 
 -- @chart bar Live accounts of terminated owners by department
 SELECT COALESCE(department, '(none)') AS department, count(*) AS accounts

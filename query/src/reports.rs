@@ -12,6 +12,11 @@
 //! SELECT account_type, count(*) AS accounts FROM report GROUP BY account_type
 //! ```
 //!
+//! A report may read a daily rollup the run keeps (`-- @rollup account_report`): when the as-of
+//! day has no partition of it (a lake written before the rollup existed), the report runs its
+//! oracle instead, `query/reports/oracle/<name>.sql`, the same report over the raw tables (same
+//! parameters, columns and rows; the tests compare the two).
+//!
 //! The main query is everything before the first `@chart` line. Each chart's SQL (up to the next
 //! `@chart`) may read the main query's rows as the table `report` as well as the lake tables, and
 //! binds the same parameters. Parameters are a fixed set known to the command line; a report
@@ -89,6 +94,11 @@ pub struct ReportDef {
     pub params: Vec<ParamDecl>,
     /// Tables that must have a snapshot on the as-of day.
     pub snapshots: Vec<String>,
+    /// Rollups the query reads: without a partition of each on the as-of day, the oracle runs.
+    pub rollups: Vec<String>,
+    /// `-- @guard`: a query returning one boolean; unless it is true for the bound parameters,
+    /// the rollups cannot answer exactly and the oracle runs.
+    pub guard: Option<String>,
     /// The whole file, as `--show-sql` prints it and provenance records it.
     pub sql: String,
     /// The main query (the file up to the first chart).
@@ -157,12 +167,15 @@ impl ReportDef {
             summary: String::new(),
             params: Vec::new(),
             snapshots: Vec::new(),
+            rollups: Vec::new(),
+            guard: None,
             sql: text.into(),
             query: String::new(),
             charts: Vec::new(),
         };
-        // Where the text of the section being read (main query or a chart) goes.
+        // Where the text of the section being read (main query, guard or a chart) goes.
         let mut section = String::new();
+        let mut in_guard = false;
         let mut summary_done = false;
         for (i, line) in text.lines().enumerate() {
             let n = i + 1;
@@ -190,6 +203,16 @@ impl ReportDef {
                 "snapshots" => {
                     def.snapshots = rest.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
                 }
+                "guard" => {
+                    if in_guard || def.guard.is_some() || !def.charts.is_empty() {
+                        return Err(bad(n, "one `@guard` section, after the main query and before the charts".into()));
+                    }
+                    def.close_section(std::mem::take(&mut section), false);
+                    in_guard = true;
+                }
+                "rollup" => {
+                    def.rollups = rest.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
+                }
                 "param" => {
                     let (pname, help) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
                     let param = Param::ALL.into_iter().find(|p| p.name() == pname).ok_or_else(|| {
@@ -209,18 +232,21 @@ impl ReportDef {
                     if title.trim().is_empty() {
                         return Err(bad(n, "a chart needs a title: `-- @chart line|bar <title>`".into()));
                     }
-                    def.close_section(std::mem::take(&mut section));
+                    def.close_section(std::mem::take(&mut section), std::mem::take(&mut in_guard));
                     def.charts.push(ChartDef { kind, title: title.trim().to_string(), sql: String::new() });
                 }
                 other => {
                     return Err(bad(
                         n,
-                        format!("unknown directive `@{other}` (known: title, snapshots, param, chart)"),
+                        format!("unknown directive `@{other}` (known: title, snapshots, rollup, param, guard, chart)"),
                     ));
                 }
             }
         }
-        def.close_section(section);
+        def.close_section(section, in_guard);
+        if def.guard.as_ref().is_some_and(|g| g.trim().is_empty()) {
+            return Err(bad(1, "the `@guard` section has no SQL".into()));
+        }
         if let Some(end) = def.summary.find(". ") {
             def.summary.truncate(end + 1);
         }
@@ -233,13 +259,20 @@ impl ReportDef {
         if let Some(c) = def.charts.iter().find(|c| c.sql.trim().is_empty()) {
             return Err(bad(1, format!("chart \"{}\" has no SQL", c.title)));
         }
+        if !def.rollups.is_empty() && !def.takes(Param::AsOf) {
+            return Err(bad(1, "a report reading `@rollup` tables must take `as_of`".into()));
+        }
         if def.takes(Param::AsOf) && def.snapshots.is_empty() {
             return Err(bad(1, "a report taking `as_of` must name its `@snapshots` tables".into()));
         }
         Ok(def)
     }
 
-    fn close_section(&mut self, text: String) {
+    fn close_section(&mut self, text: String, guard: bool) {
+        if guard {
+            self.guard = Some(text);
+            return;
+        }
         match self.charts.last_mut() {
             Some(c) => c.sql = text,
             None => self.query = text,
@@ -283,23 +316,118 @@ impl ReportDef {
         Ok(())
     }
 
+    /// The unoptimised report over the raw tables (`query/reports/oracle/<name>.sql`), for a
+    /// report that reads rollups: what runs when the as-of day has none, and the tests' oracle.
+    pub fn oracle(&self) -> Result<Option<ReportDef>> {
+        ORACLES.iter().find(|(n, _)| *n == self.name).map(|(n, sql)| ReportDef::parse(n, sql)).transpose()
+    }
+
+    /// Whether this definition's rollups answer for `as_of`: every rollup it reads has a
+    /// partition that day, and its `@guard`, if any, is true for `binds`.
+    pub async fn rollups_answer(
+        &self,
+        engine: &QueryEngine,
+        as_of: Option<NaiveDate>,
+        binds: &[(&str, ScalarValue)],
+    ) -> Result<bool> {
+        let Some(d) = as_of.filter(|_| !self.rollups.is_empty()) else { return Ok(true) };
+        if !self.rollups.iter().all(|t| engine.dates(t).contains(&d)) {
+            return Ok(false);
+        }
+        let Some(guard) = &self.guard else { return Ok(true) };
+        let rows = engine.plan(guard, binds).await?.collect().await?;
+        let Some(first) = rows.iter().find(|b| b.num_rows() > 0) else { return Ok(false) };
+        let flag =
+            first.column(0).as_any().downcast_ref::<datafusion::arrow::array::BooleanArray>().ok_or_else(|| {
+                QueryError::ReportDefinition {
+                    report: self.name.clone(),
+                    line: 0,
+                    message: format!("the `@guard` query must return a boolean, not {}", first.column(0).data_type()),
+                }
+            })?;
+        Ok(datafusion::arrow::array::Array::is_valid(flag, 0) && flag.value(0))
+    }
+
+    /// The definition that answers for `as_of` on `engine`'s lake: this one when its rollups
+    /// answer (see [`ReportDef::rollups_answer`]), else its oracle (same rows over the raw tables).
+    pub async fn effective(
+        &self,
+        engine: &QueryEngine,
+        as_of: Option<NaiveDate>,
+        binds: &[(&str, ScalarValue)],
+    ) -> Result<ReportDef> {
+        if self.rollups_answer(engine, as_of, binds).await? {
+            return Ok(self.clone());
+        }
+        let d = as_of.expect("a report reading rollups takes as_of");
+        match self.oracle()? {
+            // The rows are the same; provenance records the oracle's SQL as the one that ran.
+            Some(oracle) => Ok(oracle),
+            None => Err(QueryError::NoData(format!(
+                "report `{}` reads {} and the lake has none for {d}: run `lastseen run` for that day to write it",
+                self.name,
+                self.rollups.join(" + ")
+            ))),
+        }
+    }
+
     /// Run the report and its charts over `engine`'s lake version.
     pub async fn run(&self, engine: &QueryEngine, p: &ReportParams) -> Result<ReportOutput> {
         let (as_of, binds, shown) = self.bind(engine, p)?;
-        let data = ResultSet::collect(engine.plan(&self.query, &binds).await?).await?;
-        let charts = self.charts(engine, &data, &binds).await?;
-        let mut provenance = engine.provenance(&self.title, &self.sql).await?;
+        let def = self.effective(engine, as_of, &binds).await?;
+        let data = ResultSet::collect(engine.plan(&def.query, &binds).await?).await?;
+        let charts = def.charts(engine, &data, &binds).await?;
+        let mut provenance = engine.provenance(&self.title, &def.sql).await?;
         provenance.report = Some(self.name.clone());
         provenance.as_of = as_of;
         provenance.parameters = shown;
         Ok(ReportOutput { data, charts, as_of, provenance, binds })
     }
 
+    /// Run the report's main query as it runs (reading its rollups) and its oracle (the same
+    /// report over the raw tables) with `p` bound, and say where they differ: column names, row
+    /// count, or the first row that differs (rows are compared in order, value by value, as
+    /// text: an Int32 and an Int64 holding 3 are equal, NULL and '' are not). `Ok(None)` when the
+    /// rows are the same. An error when the report has no oracle or the as-of day no rollup
+    /// or its guard fails (there would be nothing to compare): [`QueryError::NoData`].
+    pub async fn oracle_difference(&self, engine: &QueryEngine, p: &ReportParams) -> Result<Option<String>> {
+        let oracle = self
+            .oracle()?
+            .ok_or_else(|| QueryError::Usage(format!("report `{}` reads no rollup and has no oracle", self.name)))?;
+        let (as_of, binds, _) = self.bind(engine, p)?;
+        if !self.rollups_answer(engine, as_of, &binds).await? {
+            return Err(QueryError::NoData(format!(
+                "the {} rollups cannot answer for these parameters (no rollup or the guard fails): nothing to compare",
+                self.rollups.join(" + ")
+            )));
+        }
+        let fast = engine.plan(&self.query, &binds).await?.collect().await?;
+        let slow = engine.plan(&oracle.query, &binds).await?.collect().await?;
+        let names = |b: &[datafusion::arrow::record_batch::RecordBatch]| -> Option<Vec<String>> {
+            b.first().map(|b| b.schema().fields().iter().map(|f| f.name().clone()).collect())
+        };
+        let (fast_rows, slow_rows) = (rows_as_text(&fast)?, rows_as_text(&slow)?);
+        if let (Some(f), Some(s)) = (names(&fast), names(&slow))
+            && f != s
+        {
+            return Ok(Some(format!("columns differ: {f:?} vs the oracle's {s:?}")));
+        }
+        if fast_rows.len() != slow_rows.len() {
+            return Ok(Some(format!("{} rows, the oracle {}", fast_rows.len(), slow_rows.len())));
+        }
+        Ok(fast_rows
+            .iter()
+            .zip(&slow_rows)
+            .position(|(a, b)| a != b)
+            .map(|i| format!("row {i} differs: {:?} vs the oracle's {:?}", fast_rows[i], slow_rows[i])))
+    }
+
     /// The report's main query with `p` bound, not yet run: what `lastseen serve` registers as
     /// the view `report_<name>`. Returns the as-of day it was bound to.
     pub async fn plan(&self, engine: &QueryEngine, p: &ReportParams) -> Result<(DataFrame, Option<NaiveDate>)> {
         let (as_of, binds, _) = self.bind(engine, p)?;
-        Ok((engine.plan(&self.query, &binds).await?, as_of))
+        let def = self.effective(engine, as_of, &binds).await?;
+        Ok((engine.plan(&def.query, &binds).await?, as_of))
     }
 
     /// The values bound to the SQL's placeholders and how provenance shows them.
@@ -384,6 +512,31 @@ impl ReportDef {
     }
 }
 
+/// Every row of `batches` as its values' display text, `None` for NULL.
+pub fn rows_as_text(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> Result<Vec<Vec<Option<String>>>> {
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let options = FormatOptions::default();
+    let mut out = Vec::new();
+    for b in batches {
+        let formatters = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(datafusion::error::DataFusionError::from)?;
+        for row in 0..b.num_rows() {
+            out.push(
+                b.columns()
+                    .iter()
+                    .zip(&formatters)
+                    .map(|(c, f)| (!c.is_null(row)).then(|| f.value(row).to_string()))
+                    .collect(),
+            );
+        }
+    }
+    Ok(out)
+}
+
 /// The table name under which chart SQL sees the report's rows.
 pub const REPORT_TABLE: &str = "report";
 
@@ -461,6 +614,7 @@ mod tests {
         for r in reports {
             let bound: BTreeSet<String> = r.bound_names().into_iter().map(String::from).collect();
             let mut used = placeholders(&r.query);
+            used.extend(r.guard.iter().flat_map(|g| placeholders(g)));
             for c in &r.charts {
                 used.extend(placeholders(&c.sql));
             }
@@ -470,6 +624,32 @@ mod tests {
             }
             assert_eq!(used, bound, "report {}: placeholders used vs declared (+ derived)", r.name);
             assert!(!r.summary.is_empty(), "report {} needs a first comment line", r.name);
+        }
+    }
+
+    #[test]
+    fn every_oracle_is_its_reports_twin_over_the_raw_tables() {
+        let reports = builtin().unwrap();
+        for (name, _) in ORACLES {
+            let r = reports.iter().find(|r| r.name == *name).unwrap_or_else(|| panic!("oracle {name} has no report"));
+            let o = r.oracle().unwrap().unwrap();
+            assert!(!r.rollups.is_empty() && o.rollups.is_empty(), "{name}");
+            let params = |d: &ReportDef| d.params.iter().map(|p| p.param).collect::<Vec<_>>();
+            assert_eq!(params(r), params(&o), "{name}: parameters");
+            assert_eq!(r.snapshots, o.snapshots, "{name}");
+            let charts = |d: &ReportDef| d.charts.iter().map(|c| (c.title.clone(), c.sql.clone())).collect::<Vec<_>>();
+            assert_eq!(charts(r), charts(&o), "{name}: charts");
+            for t in &r.rollups {
+                assert!(!o.query.contains(t.as_str()), "{name}: the oracle must not read {t}");
+            }
+        }
+        for r in &reports {
+            assert_eq!(
+                r.rollups.is_empty(),
+                r.oracle().unwrap().is_none(),
+                "{}: a rollup report needs an oracle",
+                r.name
+            );
         }
     }
 
@@ -492,7 +672,10 @@ mod tests {
                 (ChartKind::Bar, "Dormant accounts by time since last seen"),
             ]
         );
-        assert!(!r.query.contains("@chart") && r.query.contains("FROM accounts AS a"));
+        assert!(!r.query.contains("@chart") && r.query.contains("FROM account_report"));
+        assert_eq!(r.rollups, ["account_report"]);
+        let oracle = r.oracle().unwrap().expect("dormant has an oracle");
+        assert!(oracle.query.contains("FROM accounts AS a") && oracle.rollups.is_empty());
     }
 
     fn takes_nothing(reports: &[ReportDef], name: &str) -> bool {

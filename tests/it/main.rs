@@ -20,6 +20,7 @@ mod lake_safety;
 mod lifecycle;
 mod operations;
 mod reports;
+mod rollups;
 mod s3;
 mod secrets;
 mod serve;

@@ -10,6 +10,7 @@
 pub mod activity;
 pub mod correlation;
 pub mod last_seen;
+pub mod rollups;
 pub mod session;
 
 #[cfg(test)]
@@ -20,9 +21,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
 use lastseen_config::Config;
 use lastseen_lake::catalog::{
-    ACCOUNT_IDENTITY, ACCOUNTS, ACTIVITY_DAILY, IDENTITIES, IDENTITIES_QUARANTINE, LAST_SEEN, SLACK_USERS,
+    ACCOUNT_IDENTITY, ACCOUNT_REPORT, ACCOUNTS, ACTIVITY_DAILY, IDENTITIES, IDENTITIES_QUARANTINE, LAST_SEEN,
+    SLACK_USERS, USAGE_DAILY,
 };
 use lastseen_lake::{CommitSummary, Lake, LockGuard};
 
@@ -212,14 +215,19 @@ pub async fn derive_all(
     // One chain day at a time: accounts, correlation (run days), then last_seen folded from the
     // previous day's snapshot. No day is held in memory as a whole: each plan's batches are
     // staged as they are produced (spilling past `lake.stage_memory_mb`), and the next step reads
-    // the staged rows back from their staging files (issue 18: a 500,000-account day is ~100 MiB
-    // of Arrow per table, and holding accounts, the base and the new last_seen at once was most
-    // of the daily run's peak).
+    // the staged rows back from their staging files (issue 18: a day of 500,000 accounts is
+    // ~100 MiB of Arrow per table, and account_report is wider still).
     let accounts_schema = ACCOUNTS.schema();
     let ls_schema = LAST_SEEN.schema();
     let first = *chain.first().expect("chain holds the run days");
     let mut base = committed_ls.iter().copied().rfind(|d| *d < first);
     register_view(&ctx, "last_seen_src", "SELECT * FROM last_seen").await?;
+    // The rollups fold from the previous rollup day: the newest committed one before the chain
+    // (`false`: read it from the lake), then each chain day's staged rows (`true`).
+    let report_schema = ACCOUNT_REPORT.schema();
+    let usage_schema = USAGE_DAILY.schema();
+    let mut report_base: Option<(NaiveDate, bool)> =
+        snapshot.dates(ACCOUNT_REPORT.name).iter().copied().rfind(|d| *d < first).map(|d| (d, false));
     for &d in &chain {
         tx.declare_snapshot(&ACCOUNTS, d);
         let what = format!("deriving accounts for {d}");
@@ -228,11 +236,13 @@ pub async fn derive_all(
             tx.write_spilling(&ACCOUNTS, d, b).await?;
         }
         drop(stream);
-        // The fold and the correlation read the day's accounts only (`dt = d`).
-        let staged_accounts = Arc::new(tx.staged_table(&ACCOUNTS).await?);
+        // The fold, the correlation and the rollups read the day's accounts only (`dt = d`).
+        let staged_accounts: Arc<dyn TableProvider> = Arc::new(tx.staged_table(&ACCOUNTS).await?);
         let _ = ctx.deregister_table("accounts_src");
-        ctx.register_table("accounts_src", staged_accounts)
+        ctx.register_table("accounts_src", Arc::clone(&staged_accounts))
             .map_err(|e| TransformError::df("registering accounts_src", e))?;
+        // The day's rollups read the rows derived for it here (from staging), not the committed ones.
+        let mut fresh: Vec<(&'static str, Arc<dyn TableProvider>)> = vec![("accounts", staged_accounts)];
 
         if let (Some(identities), true) = (&identities, dates.contains(&d)) {
             let cols = ACCOUNTS.schema().fields().iter().map(|f| format!("\"{}\"", f.name())).collect::<Vec<_>>();
@@ -255,6 +265,8 @@ pub async fn derive_all(
             for b in rows {
                 tx.write_spilling(&ACCOUNT_IDENTITY, d, b).await?;
             }
+            fresh.push(("account_identity", Arc::new(tx.staged_table(&ACCOUNT_IDENTITY).await?)));
+            fresh.push(("identities", Arc::new(tx.staged_table(&IDENTITIES).await?)));
         }
 
         let step = last_seen::Step {
@@ -273,11 +285,41 @@ pub async fn derive_all(
         }
         drop(stream);
         // The next day folds from this one, which is not committed yet: read it from staging.
-        let staged_ls = Arc::new(tx.staged_table(&LAST_SEEN).await?);
+        let staged_ls: Arc<dyn TableProvider> = Arc::new(tx.staged_table(&LAST_SEEN).await?);
         let _ = ctx.deregister_table("last_seen_src");
-        ctx.register_table("last_seen_src", staged_ls)
+        ctx.register_table("last_seen_src", Arc::clone(&staged_ls))
             .map_err(|e| TransformError::df("registering last_seen_src", e))?;
         base = Some(d);
+
+        // The day's rollups, from the rows just derived: re-running or re-deriving the day
+        // rewrites them in the same commit as its last_seen.
+        fresh.push(("last_seen", staged_ls));
+        let (report_base_day, base_staged) = report_base.take().unzip();
+        if base_staged == Some(true) {
+            fresh.push(("account_report", Arc::new(tx.staged_table(&ACCOUNT_REPORT).await?)));
+        }
+        let day_ctx = rollups::day_context(&ctx, fresh, &[("activity_daily", "activity_src")]).await?;
+        tx.declare_snapshot(&ACCOUNT_REPORT, d);
+        let what = format!("deriving account_report for {d}");
+        let mut stream = rollups::account_report_stream(&day_ctx, d, report_base_day).await?;
+        while let Some(b) = session::next_batch(&mut stream, &report_schema, &what).await? {
+            tx.write_spilling(&ACCOUNT_REPORT, d, b).await?;
+        }
+        drop(stream);
+        // usage_daily counts the day's account_report rows, read back from staging.
+        let staged_report = Arc::new(tx.staged_table(&ACCOUNT_REPORT).await?);
+        let _ = day_ctx.deregister_table("account_report");
+        day_ctx
+            .register_table("account_report", staged_report)
+            .map_err(|e| TransformError::df("registering account_report", e))?;
+        tx.declare_snapshot(&USAGE_DAILY, d);
+        let what = format!("deriving usage_daily for {d}");
+        let mut stream = rollups::usage_daily_stream(&day_ctx, d).await?;
+        while let Some(b) = session::next_batch(&mut stream, &usage_schema, &what).await? {
+            tx.write_spilling(&USAGE_DAILY, d, b).await?;
+        }
+        drop(stream);
+        report_base = Some((d, true));
     }
     tracing::debug!(
         days = chain.len(),

@@ -225,7 +225,6 @@ pub(crate) fn conform(batch: &RecordBatch, schema: &SchemaRef, what: &str) -> Re
 }
 
 /// `batch` (a file-schema batch of a snapshot table) with the `dt` column appended.
-#[cfg(test)]
 pub(crate) fn add_dt(batch: &RecordBatch, table_schema: &SchemaRef, dt: chrono::NaiveDate) -> Result<RecordBatch> {
     let mut cols = batch.columns().to_vec();
     let d = lastseen_lake::catalog::date32(dt);

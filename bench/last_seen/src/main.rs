@@ -8,11 +8,17 @@
 //! ```text
 //! lastseen-bench-last-seen generate DIR [ACCOUNTS] [DAYS] [SNAPSHOT_DAYS]
 //!     write the lake: DAYS of activity_daily; accounts and slack_workspaces snapshots for the
-//!     last SNAPSHOT_DAYS days (90); identities, account_identity of the last day; last_seen
-//!     of the last two days
+//!     last SNAPSHOT_DAYS days (90), with identities and account_identity; last_seen of the
+//!     last two days; the daily rollups account_report and usage_daily of every snapshot day,
+//!     by the transform crate's own derivation (the days before yesterday have no last_seen:
+//!     their account_report rows have none, their usage_daily counts are complete)
 //! lastseen-bench-last-seen incremental DIR                  fold today from yesterday
 //! lastseen-bench-last-seen full DIR                         rebuild today from every day
-//! lastseen-bench-last-seen report NAME DIR [RUNS] [DAYS]    run a report RUNS times (5), --days DAYS (90)
+//! lastseen-bench-last-seen report NAME DIR [RUNS] [DAYS] [oracle]
+//!     run a report RUNS times (5), --days DAYS (90); `oracle`: its oracle over the raw tables
+//! lastseen-bench-last-seen oracle DIR [DAYS]              every report that reads a rollup against
+//!     its oracle (the same report over the raw tables) as of today, default and filtered
+//!     parameters; exits non-zero on any difference
 //! lastseen-bench-last-seen history DIR [DAYS]               add what DAYS (365) daily runs leave:
 //!     a slack_users and a last_seen snapshot per day (the re-derivation's chain)
 //! lastseen-bench-last-seen rederive DIR                     late evidence for the first history
@@ -30,8 +36,8 @@ use datafusion::arrow::array::{
 };
 use datafusion::prelude::SessionContext;
 use lastseen_lake::catalog::{
-    ACCOUNT_IDENTITY, ACCOUNTS, ACTIVITY_DAILY, IDENTITIES, LAST_SEEN, SLACK_ACCESS_LOGS, SLACK_USERS,
-    SLACK_WORKSPACES, TableDef,
+    ACCOUNT_IDENTITY, ACCOUNT_REPORT, ACCOUNTS, ACTIVITY_DAILY, IDENTITIES, LAST_SEEN, SLACK_ACCESS_LOGS, SLACK_USERS,
+    SLACK_WORKSPACES, TableDef, USAGE_DAILY,
 };
 use lastseen_lake::{Lake, LakeTable};
 use lastseen_query::QueryEngine;
@@ -368,8 +374,9 @@ async fn generate(dir: &str, accounts: u64, days: u64, snapshot_days: u64) -> an
     let yesterday = today().pred_opt().context("date")?;
     // The snapshots a daily run writes, for the last `snapshot_days` days (lastseen has run
     // daily for that long; the year of activity before was backfilled): `accounts` and
-    // `slack_workspaces` every day; the identity export and correlation of the as-of day.
-    let mut day = today().checked_sub_days(Days::new(snapshot_days.max(2) - 1)).context("date")?;
+    // `slack_workspaces`, the identity export and correlation every day.
+    let first_snapshot = today().checked_sub_days(Days::new(snapshot_days.max(2) - 1)).context("date")?;
+    let mut day = first_snapshot;
     while day <= today() {
         let mut tx = lake.begin(&lease).await?;
         for _ in 0..10 {
@@ -380,17 +387,15 @@ async fn generate(dir: &str, accounts: u64, days: u64, snapshot_days: u64) -> an
             tx.write(&ACCOUNTS, day, accounts_batch(accounts, day)?)?;
             tx.declare_snapshot(&SLACK_WORKSPACES, day);
             tx.write(&SLACK_WORKSPACES, day, workspaces_batch(day)?)?;
+            tx.declare_snapshot(&IDENTITIES, day);
+            tx.write(&IDENTITIES, day, identities_batch(accounts, day)?)?;
+            tx.declare_snapshot(&ACCOUNT_IDENTITY, day);
+            tx.write(&ACCOUNT_IDENTITY, day, account_identity_batch(accounts, day)?)?;
             day = day.succ_opt().context("date")?;
         }
         tx.commit().await?;
         eprintln!("accounts snapshots up to {day}: {:.1}s", t.elapsed().as_secs_f64());
     }
-    let mut tx = lake.begin(&lease).await?;
-    tx.declare_snapshot(&IDENTITIES, today());
-    tx.write(&IDENTITIES, today(), identities_batch(accounts, today())?)?;
-    tx.declare_snapshot(&ACCOUNT_IDENTITY, today());
-    tx.write(&ACCOUNT_IDENTITY, today(), account_identity_batch(accounts, today())?)?;
-    tx.commit().await?;
     // Yesterday's last_seen (the incremental run's base), rebuilt from the whole history; then
     // today's, folded from it as `lastseen run` does: the snapshot the reports read.
     let base = lastseen_transform::rebuild_last_seen(&lake, yesterday, 90, Utc::now()).await?;
@@ -413,11 +418,63 @@ async fn generate(dir: &str, accounts: u64, days: u64, snapshot_days: u64) -> an
     }
     tx.commit().await?;
     eprintln!("last_seen {} (incremental): {:.1}s", today(), t.elapsed().as_secs_f64());
+    // The daily rollups of every snapshot day, in order (each folds from the day before), by
+    // the derivation `lastseen run` uses, from the tables committed above.
+    let mut base = None;
+    let mut day = first_snapshot;
+    while day <= today() {
+        let rollups = lastseen_transform::rollups::from_lake(&lake, day, base).await?;
+        let mut tx = lake.begin(&lease).await?;
+        tx.declare_snapshot(&ACCOUNT_REPORT, day);
+        for b in rollups.account_report {
+            tx.write(&ACCOUNT_REPORT, day, b)?;
+        }
+        tx.declare_snapshot(&USAGE_DAILY, day);
+        for b in rollups.usage_daily {
+            tx.write(&USAGE_DAILY, day, b)?;
+        }
+        tx.commit().await?;
+        base = Some(day);
+        day = day.succ_opt().context("date")?;
+    }
+    eprintln!("rollups of {snapshot_days} days: {:.1}s", t.elapsed().as_secs_f64());
     lease.release().await?;
     println!(
         "generated {accounts} accounts, {days} days, {total} activity_daily rows in {:.1}s",
         t.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Every report that reads a rollup, against its oracle as of the newest day: with `--days DAYS`
+/// and no filter, then filtered to a workspace and a department, without guests and with bots.
+/// Prints one line per comparison; fails on the first report whose rows differ.
+async fn oracle(dir: &str, days: u32) -> anyhow::Result<()> {
+    let lake = open(dir).await?;
+    let engine = QueryEngine::open(&lake).await?;
+    let mut differences = 0;
+    for def in reports::builtin()?.into_iter().filter(|r| !r.rollups.is_empty()) {
+        let takes = |p| def.takes(p);
+        let plain = ReportParams { days: takes(reports::Param::Days).then_some(days), ..ReportParams::default() };
+        let filtered = ReportParams {
+            workspace: takes(reports::Param::Workspace).then(|| "T0000002".to_string()),
+            department: takes(reports::Param::Department).then(|| "sales".to_string()),
+            exclude_guests: takes(reports::Param::ExcludeGuests),
+            include_bots: takes(reports::Param::IncludeBots),
+            ..plain.clone()
+        };
+        for (label, p) in [("default", plain), ("filtered", filtered)] {
+            let t = Instant::now();
+            match def.oracle_difference(&engine, &p).await? {
+                None => println!("{} ({label}): same rows as its oracle ({:.1}s)", def.name, t.elapsed().as_secs_f64()),
+                Some(diff) => {
+                    differences += 1;
+                    println!("{} ({label}): DIFFERS from its oracle: {diff}", def.name);
+                }
+            }
+        }
+    }
+    anyhow::ensure!(differences == 0, "{differences} report(s) differ from their oracle");
     Ok(())
 }
 
@@ -449,9 +506,11 @@ async fn update(dir: &str, incremental: bool) -> anyhow::Result<()> {
 /// Run report `name` (`dormant`, `usage`, …) `runs` times, each with a fresh `QueryEngine`
 /// over the newest lake version, bound as `lastseen report NAME --days DAYS` binds it (as-of =
 /// the newest `last_seen` snapshot). Prints one line per run and a summary with min and median.
-async fn report(name: &str, dir: &str, runs: usize, days: u32) -> anyhow::Result<()> {
+async fn report(name: &str, dir: &str, runs: usize, days: u32, oracle: bool) -> anyhow::Result<()> {
     let lake = open(dir).await?;
     let def = reports::find(name)?;
+    // The oracle: the same report over the raw tables, as it ran before the rollups.
+    let def = if oracle { def.oracle()?.with_context(|| format!("report {name} has no oracle"))? } else { def };
     let takes_days = def.takes(reports::Param::Days);
     let params = ReportParams { days: takes_days.then_some(days), ..ReportParams::default() };
     let mut times = Vec::new();
@@ -602,7 +661,7 @@ async fn main() -> anyhow::Result<()> {
             let dir = args.get(3).context("report NAME DIR [RUNS] [DAYS]")?;
             let runs = args.get(4).map_or(Ok(5), |s| s.parse())?;
             let days = args.get(5).map_or(Ok(90), |s| s.parse())?;
-            report(name, dir, runs, days).await
+            report(name, dir, runs, days, args.get(6).is_some_and(|a| a == "oracle")).await
         }
         Some("history") => {
             let dir = args.get(2).context("history DIR [ACCOUNTS] [DAYS]")?;
@@ -611,9 +670,14 @@ async fn main() -> anyhow::Result<()> {
             history(dir, accounts, days).await
         }
         Some("rederive") => rederive(args.get(2).context("rederive DIR")?).await,
+        Some("oracle") => {
+            let dir = args.get(2).context("oracle DIR [DAYS]")?;
+            let days = args.get(3).map_or(Ok(90), |s| s.parse())?;
+            oracle(dir, days).await
+        }
         _ => bail!(
             "usage: lastseen-bench-last-seen generate DIR [ACCOUNTS] [DAYS] [SNAPSHOT_DAYS] | incremental DIR | \
-             full DIR | report NAME DIR [RUNS] [DAYS] | history DIR [ACCOUNTS] [DAYS] | rederive DIR"
+             full DIR | report NAME DIR [RUNS] [DAYS] [oracle] | oracle DIR [DAYS] | history DIR [ACCOUNTS] [DAYS] | rederive DIR"
         ),
     }
 }

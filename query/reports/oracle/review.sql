@@ -1,0 +1,234 @@
+-- review: the access-review pack. One row per live account with its entitlements, the evidence
+-- of its use, its owner and manager, and a recommendation with its reason.
+--
+-- Lists every account of the as-of snapshot that is not deactivated (deactivated accounts have
+-- nothing left to review); bots, apps and Slackbot only with --include-bots.
+--
+-- Parameters (bound by `lastseen report review`):
+--   $as_of           DATE     the snapshot day (--as-of; default: the newest)
+--   $cutoff          DATE     as_of - days (--days): dormant = no evidence of use after it
+--   $days            BIGINT   the threshold itself, for the reason text
+--   $workspace       VARCHAR  only accounts of this workspace id (home or member); NULL = all
+--   $department      VARCHAR  only accounts whose owner is in this department; NULL = all
+--   $exclude_guests  BOOLEAN  leave out guests
+--   $include_bots    BOOLEAN  keep bots, apps and Slackbot
+--
+-- Columns:
+--   workspace_id, workspace_name, account_id, username, email, display_name, account_type,
+--   status, billable, created_at   from the users snapshot (`accounts`)
+--   roles            the Slack roles the account type carries (primary owner ⊃ owner ⊃ admin)
+--   user_groups      enabled Slack user groups (slack_usergroups/slack_usergroup_members of
+--                    as_of) by handle, sorted, '; '-separated; NULL = none or not collected
+--   idp_groups       SCIM groups the IdP pushes (slack_scim_groups of as_of), same format
+--   last_seen_at, last_seen_source, days_since_last_seen, active_days_30, active_days_90, state
+--                    the evidence (`last_seen`: latest use, its source, active days in the last
+--                    30 and 90 days, active | dormant | never_seen | unknown)
+--   owner_identity_id, owner_name, owner_email, department, employee_type, owner_status,
+--   termination_date the owner identity (HR/IdP export) correlation gave the account
+--   manager_email, manager_name    the owner's manager (looked up by email in the same export)
+--   match_status, match_rule       how the owner was found (`account_identity`): matched (by
+--                    which rule) | orphan | ambiguous (candidates in the reason) | no_owner |
+--                    service; NULL without an identity export
+--   privileged, guest
+--   recommendation, reason   the first rule that applies, in this order:
+--     1. revoke       the owner is terminated on or before as_of
+--     2. investigate  a bot, app or Slackbot: its use is not observable in Slack's logs
+--     3. investigate  no activity source covers as_of (state unknown): nothing is proven
+--     4. revoke       dormant: no evidence of use since the cutoff, never seen, or an
+--                     invitation never accepted
+--     5. investigate  in use but nobody owns it (orphan, no_owner) or several identities
+--                     claim it (ambiguous)
+--     6. keep         in use and owned by an identity not terminated (or no identity export is
+--                     configured, which the reason says)
+--   previous_decision  the newest imported decision for the account ("revoke by alice (imported
+--                    2026-06-29)"), NULL when none: a decision still pending shows here
+--   action_status    the newest deprovisioning outcome ("deactivate: done (2026-06-30)",
+--                    "deactivate: skipped (…)"), NULL when nothing was attempted
+--   decision, decided_by, note   for the reviewer to fill in: `decision` starts as
+--                    'proposed: <recommendation>' (not yet decided); write revoke, keep or
+--                    investigate, your name in decided_by, then `lastseen review import FILE`
+--
+-- Sorted: revoke, then investigate, then keep; privileged first within each; then account id.
+--
+-- @title     Access review
+-- @snapshots last_seen
+-- @param     as_of           The snapshot day (default: the newest one).
+-- @param     days            Dormant after this many days without evidence of use (binds $cutoff = $as_of - $days).
+-- @param     workspace       Only accounts of this workspace (team id; home or member); default: all.
+-- @param     department      Only accounts whose owner is in this department (case-insensitive); default: all.
+-- @param     exclude_guests  Leave single- and multi-channel guests out (included by default).
+-- @param     include_bots    Keep bots, apps and Slackbot (left out by default).
+--
+WITH manager AS (
+    SELECT lower(email) AS email, min(display_name) AS name
+    FROM identities
+    WHERE dt = CAST($as_of AS DATE) AND email IS NOT NULL
+    GROUP BY lower(email)
+),
+user_groups AS (
+    SELECT m.user_id, array_to_string(array_sort(array_agg(DISTINCT g.handle)), '; ') AS groups
+    FROM slack_usergroup_members AS m
+    JOIN slack_usergroups AS g
+      ON g.dt = m.dt AND g.team_id = m.team_id AND g.usergroup_id = m.usergroup_id
+    WHERE m.dt = CAST($as_of AS DATE) AND NOT g.disabled
+    GROUP BY m.user_id
+),
+idp_groups AS (
+    SELECT member_user_id AS user_id,
+           array_to_string(array_sort(array_agg(DISTINCT display_name)), '; ') AS groups
+    FROM slack_scim_groups
+    WHERE dt = CAST($as_of AS DATE) AND member_user_id IS NOT NULL
+    GROUP BY member_user_id
+),
+previous AS (
+    -- The newest decision imported for the account (`lastseen review import`), from any review.
+    SELECT account_id AS decided_account_id,
+           decision || ' by ' || decided_by || ' (imported ' || CAST(CAST(imported_at AS DATE) AS VARCHAR) || ')'
+               AS previous_decision
+    FROM (SELECT *, row_number() OVER (PARTITION BY account_id ORDER BY imported_at DESC) AS rn
+          FROM review_decisions) AS d
+    WHERE rn = 1
+),
+acted AS (
+    -- The newest journaled deprovisioning outcome for the account.
+    SELECT account_id AS acted_account_id,
+           action || ': ' || outcome || ' (' || CAST(CAST(at AS DATE) AS VARCHAR) || ')' AS action_status
+    FROM (SELECT *, row_number() OVER (PARTITION BY account_id ORDER BY at DESC, entry_id DESC) AS rn
+          FROM deprovision_actions WHERE phase = 'outcome') AS j
+    WHERE rn = 1
+),
+acct AS (
+    SELECT
+        a.workspace_id,
+        w.name                                                      AS workspace_name,
+        a.account_id,
+        a.username,
+        a.email,
+        a.display_name,
+        a.account_type,
+        a.status,
+        a.billable,
+        a.created_at,
+        CASE a.account_type
+            WHEN 'primary_owner' THEN 'primary_owner,owner,admin'
+            WHEN 'owner'         THEN 'owner,admin'
+            WHEN 'admin'         THEN 'admin'
+            WHEN 'guest_multi'   THEN 'multi_channel_guest'
+            WHEN 'guest_single'  THEN 'single_channel_guest'
+            ELSE a.account_type
+        END                                                         AS roles,
+        ug.groups                                                   AS user_groups,
+        ig.groups                                                   AS idp_groups,
+        ls.last_seen_at,
+        ls.last_seen_source,
+        CAST(CAST($as_of AS DATE) AS INT) - CAST(CAST(ls.last_seen_at AS DATE) AS INT)
+                                                                    AS days_since_last_seen,
+        ls.active_days_30,
+        ls.active_days_90,
+        ls.state,
+        i.identity_id                                               AS owner_identity_id,
+        i.display_name                                              AS owner_name,
+        i.email                                                     AS owner_email,
+        i.department,
+        i.employee_type,
+        i.status                                                    AS owner_status,
+        i.termination_date,
+        i.manager_email,
+        m.name                                                      AS manager_name,
+        ai.match_status,
+        ai.rule                                                     AS match_rule,
+        ai.candidates,
+        a.account_type IN ('primary_owner', 'owner', 'admin')       AS privileged,
+        a.account_type IN ('guest_multi', 'guest_single')           AS guest,
+        COALESCE(lower(i.status) = 'terminated'
+                 AND (i.termination_date IS NULL OR i.termination_date <= CAST($as_of AS DATE)), false)
+                                                                    AS owner_terminated,
+        ls.last_seen_at IS NULL OR CAST(ls.last_seen_at AS DATE) <= CAST($cutoff AS DATE)
+                                                                    AS dormant
+    FROM accounts AS a
+    LEFT JOIN slack_workspaces AS w
+           ON w.dt = a.dt AND w.team_id = a.workspace_id
+    LEFT JOIN last_seen AS ls
+           ON ls.dt = a.dt AND ls.app = a.app AND ls.account_id = a.account_id
+    LEFT JOIN account_identity AS ai
+           ON ai.dt = a.dt AND ai.app = a.app AND ai.account_id = a.account_id
+    LEFT JOIN identities AS i
+           ON i.dt = a.dt AND i.identity_id = ai.identity_id
+    LEFT JOIN manager AS m
+           ON m.email = lower(i.manager_email)
+    LEFT JOIN user_groups AS ug
+           ON ug.user_id = a.account_id
+    LEFT JOIN idp_groups AS ig
+           ON ig.user_id = a.account_id
+    WHERE a.dt = CAST($as_of AS DATE)
+      AND a.status <> 'deactivated'
+      AND ($include_bots OR a.account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot'))
+      AND NOT ($exclude_guests AND a.account_type IN ('guest_multi', 'guest_single'))
+      AND ($workspace IS NULL OR a.workspace_id = $workspace
+           OR COALESCE(array_has(a.workspace_ids, $workspace), false))
+      AND ($department IS NULL OR lower(i.department) = lower($department))
+),
+decided AS (
+    SELECT
+        acct.*,
+        CASE
+            WHEN owner_terminated THEN 'revoke'
+            WHEN account_type IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot') THEN 'investigate'
+            WHEN last_seen_at IS NULL AND state = 'unknown' THEN 'investigate'
+            WHEN dormant THEN 'revoke'
+            WHEN match_status IN ('orphan', 'no_owner', 'ambiguous') THEN 'investigate'
+            ELSE 'keep'
+        END                                                         AS recommendation,
+        CASE
+            WHEN owner_terminated
+                THEN 'owner ' || owner_identity_id || ' terminated'
+                     || COALESCE(' on ' || CAST(termination_date AS VARCHAR), '')
+            WHEN account_type IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot')
+                THEN 'service account: its use is not observable; confirm it is still needed'
+            WHEN last_seen_at IS NULL AND state = 'unknown'
+                THEN 'no activity source covers ' || CAST(CAST($as_of AS DATE) AS VARCHAR)
+            WHEN dormant AND status = 'invited' AND last_seen_at IS NULL THEN 'invitation never accepted'
+            WHEN dormant AND last_seen_at IS NULL THEN 'never seen'
+            WHEN dormant
+                THEN 'no activity in ' || CAST($days AS VARCHAR) || ' days (last seen '
+                     || CAST(CAST(last_seen_at AS DATE) AS VARCHAR) || ' via ' || last_seen_source || ')'
+            WHEN match_status = 'ambiguous'
+                THEN 'in use, but claimed by several identities: ' || COALESCE(candidates, '?')
+            WHEN match_status IN ('orphan', 'no_owner') THEN 'in use, but no identity owns it'
+            WHEN match_status IS NULL
+                THEN 'in use (last seen ' || CAST(CAST(last_seen_at AS DATE) AS VARCHAR)
+                     || '); owner unknown: no identity export'
+            ELSE 'in use (last seen ' || CAST(CAST(last_seen_at AS DATE) AS VARCHAR)
+                 || ' via ' || last_seen_source || '); owned by ' || owner_identity_id
+        END                                                         AS reason
+    FROM acct
+)
+SELECT
+    workspace_id, workspace_name, account_id, username, email, display_name, account_type, status,
+    roles, billable, created_at, user_groups, idp_groups,
+    last_seen_at, last_seen_source, days_since_last_seen, active_days_30, active_days_90, state,
+    owner_identity_id, owner_name, owner_email, department, employee_type, owner_status,
+    termination_date, manager_email, manager_name, match_status, match_rule,
+    privileged, guest, recommendation, reason,
+    previous_decision, action_status,
+    'proposed: ' || recommendation                                  AS decision,
+    CAST(NULL AS VARCHAR)                                           AS decided_by,
+    CAST(NULL AS VARCHAR)                                           AS note
+FROM decided
+LEFT JOIN previous ON decided_account_id = account_id
+LEFT JOIN acted ON acted_account_id = account_id
+ORDER BY CASE recommendation WHEN 'revoke' THEN 0 WHEN 'investigate' THEN 1 ELSE 2 END,
+         privileged DESC, workspace_id, account_id;
+
+-- @chart bar Recommendations
+SELECT recommendation, count(*) AS accounts
+FROM report
+GROUP BY recommendation
+ORDER BY CASE recommendation WHEN 'revoke' THEN 0 WHEN 'investigate' THEN 1 ELSE 2 END;
+
+-- @chart bar Recommendations to revoke by department
+SELECT COALESCE(department, '(none)') AS department, count(*) AS accounts
+FROM report
+WHERE recommendation = 'revoke'
+GROUP BY 1
+ORDER BY accounts DESC, department;

@@ -1,0 +1,91 @@
+-- seats: billable seats against seats in use, and the seats that could be reclaimed, as of one
+-- snapshot day, for the organisation, per workspace and per department.
+--
+-- Counts the live accounts (not deactivated) of the as-of snapshot after the filters below.
+--
+-- Parameters (bound by `lastseen report seats`):
+--   $as_of           DATE     the snapshot day (--as-of; default: the newest)
+--   $cutoff          DATE     as_of - days (--days): used = some evidence of use after it
+--   $workspace       VARCHAR  only accounts of this workspace id (home or member); NULL = all
+--   $department      VARCHAR  only accounts whose owner identity is in this department; NULL = all
+--   $exclude_guests  BOOLEAN  leave out guests
+--   $include_bots    BOOLEAN  keep bots, apps and Slackbot (never billed by Slack)
+--
+-- Columns:
+--   workspace_id     the accounts' home workspace, '(all)' on the organisation and department rows
+--   department       the owner identity's department, '(none)' without one, '(all)' on the
+--                    organisation and workspace rows
+--   live_accounts    accounts not deactivated (active and invited)
+--   billable_seats   live accounts Slack bills (team.billableInfo as collected on as_of); NULL
+--                    when the plan has no billing (Free)
+--   used_seats       live accounts with evidence of use after the cutoff (`last_seen`)
+--   dormant_accounts live accounts without evidence of use since the cutoff, or never seen
+--                    (the dormant report's rows when the filters are the same)
+--   reclaimable_seats billable and dormant: paid for and unused. Under Slack's Fair Billing
+--                    policy a member stops being billed after about 14 days without use, so on
+--                    such plans this is mostly non-zero for thresholds below two weeks
+--   terminated_seats live accounts whose owner identity is terminated on or before as_of
+--
+-- Rows: the organisation first, then one row per workspace, then one per department.
+--
+-- @title     Seats: billable, used and reclaimable
+-- @snapshots last_seen
+-- @param     as_of           The snapshot day (default: the newest one).
+-- @param     days            A seat is used when it shows evidence of use in this many days (binds $cutoff = $as_of - $days).
+-- @param     workspace       Only accounts of this workspace (team id; home or member); default: all.
+-- @param     department      Only accounts whose owner identity is in this department (case-insensitive); default: all.
+-- @param     exclude_guests  Leave single- and multi-channel guests out (included by default).
+-- @param     include_bots    Keep bots, apps and Slackbot (left out by default).
+--
+WITH people AS (
+    SELECT
+        a.account_id,
+        a.workspace_id,
+        COALESCE(i.department, '(none)')                                        AS department,
+        a.billable,
+        ls.last_seen_at IS NOT NULL
+            AND CAST(ls.last_seen_at AS DATE) > CAST($cutoff AS DATE)           AS used,
+        COALESCE(lower(i.status) = 'terminated'
+                 AND (i.termination_date IS NULL OR i.termination_date <= CAST($as_of AS DATE)), false)
+                                                                                AS owner_terminated
+    FROM accounts AS a
+    LEFT JOIN last_seen AS ls
+           ON ls.dt = a.dt AND ls.app = a.app AND ls.account_id = a.account_id
+    LEFT JOIN account_identity AS ai
+           ON ai.dt = a.dt AND ai.app = a.app AND ai.account_id = a.account_id
+    LEFT JOIN identities AS i
+           ON i.dt = a.dt AND i.identity_id = ai.identity_id
+    WHERE a.dt = CAST($as_of AS DATE)
+      AND a.status <> 'deactivated'
+      AND ($include_bots OR a.account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot'))
+      AND NOT ($exclude_guests AND a.account_type IN ('guest_multi', 'guest_single'))
+      AND ($workspace IS NULL OR a.workspace_id = $workspace
+           OR COALESCE(array_has(a.workspace_ids, $workspace), false))
+      AND ($department IS NULL OR lower(i.department) = lower($department))
+)
+SELECT
+    workspace_id, department, live_accounts, billable_seats, used_seats, dormant_accounts,
+    reclaimable_seats, terminated_seats
+FROM (
+    SELECT
+        CASE WHEN grouping(workspace_id) = 1 THEN '(all)' ELSE workspace_id END    AS workspace_id,
+        CASE WHEN grouping(department) = 1 THEN '(all)' ELSE department END        AS department,
+        grouping(workspace_id) + grouping(department)                              AS level,
+        grouping(department)                                                       AS by_workspace,
+        count(*)                                                                   AS live_accounts,
+        CASE WHEN count(billable) > 0 THEN count(*) FILTER (WHERE billable) END    AS billable_seats,
+        count(*) FILTER (WHERE used)                                               AS used_seats,
+        count(*) FILTER (WHERE NOT used)                                           AS dormant_accounts,
+        CASE WHEN count(billable) > 0 THEN count(*) FILTER (WHERE billable AND NOT used) END
+                                                                                   AS reclaimable_seats,
+        count(*) FILTER (WHERE owner_terminated)                                   AS terminated_seats
+    FROM people
+    GROUP BY GROUPING SETS ((), (workspace_id), (department))
+) AS g
+ORDER BY level DESC, by_workspace DESC, workspace_id, department;
+
+-- @chart bar Dormant accounts by department
+SELECT department, dormant_accounts
+FROM report
+WHERE workspace_id = '(all)' AND department <> '(all)'
+ORDER BY dormant_accounts DESC, department;

@@ -1,0 +1,89 @@
+-- terminated: accounts still live in Slack whose owner has left the organisation.
+--
+-- Lists accounts of the as-of snapshot that are not deactivated and whose owner identity
+-- (`account_identity` → `identities`, the HR/IdP export) has status `terminated` with a
+-- termination date on or before as_of (or no date). Bots, apps and Slackbot appear only with
+-- --include-bots and an override naming their owner. Without an identity export it is empty.
+--
+-- Parameters (bound by `lastseen report terminated`):
+--   $as_of           DATE     the snapshot day (--as-of; default: the newest)
+--   $workspace       VARCHAR  only accounts of this workspace id (home or member); NULL = all
+--   $department      VARCHAR  only owners in this department (case-insensitive); NULL = all
+--   $exclude_guests  BOOLEAN  leave out guests
+--   $include_bots    BOOLEAN  keep bots, apps and Slackbot
+--
+-- Columns:
+--   workspace_id, account_id, username, email, display_name, account_type, status, billable
+--                    from the users snapshot (`accounts`)
+--   identity_id, identity_name, department, manager_email, manager_name, employee_type
+--                    the owner identity and its manager (looked up by email in the same export)
+--   termination_date the owner's termination day (NULL when the export gives none)
+--   days_since_termination   as_of - termination_date
+--   last_seen_at, last_seen_source   the latest evidence of use (`last_seen`)
+--   used_after_termination   some evidence of use after the termination day: someone still
+--                    holds the credentials, the most urgent case
+--   privileged       primary owner, owner or admin
+--
+-- Sorted: used after termination first, then privileged, then the longest since termination.
+--
+-- @title     Live accounts of terminated owners
+-- @snapshots last_seen
+-- @param     as_of           The snapshot day (default: the newest one).
+-- @param     workspace       Only accounts of this workspace (team id; home or member); default: all.
+-- @param     department      Only owners in this department (case-insensitive); default: all.
+-- @param     exclude_guests  Leave single- and multi-channel guests out (included by default).
+-- @param     include_bots    Keep bots, apps and Slackbot (left out by default).
+--
+WITH manager AS (
+    SELECT lower(email) AS email, min(display_name) AS name
+    FROM identities
+    WHERE dt = CAST($as_of AS DATE) AND email IS NOT NULL
+    GROUP BY lower(email)
+)
+SELECT
+    a.workspace_id,
+    a.account_id,
+    a.username,
+    a.email,
+    a.display_name,
+    a.account_type,
+    a.status,
+    a.billable,
+    i.identity_id,
+    i.display_name                                                      AS identity_name,
+    i.department,
+    i.manager_email,
+    m.name                                                              AS manager_name,
+    i.employee_type,
+    i.termination_date,
+    CAST(CAST($as_of AS DATE) AS INT) - CAST(i.termination_date AS INT) AS days_since_termination,
+    ls.last_seen_at,
+    ls.last_seen_source,
+    COALESCE(CAST(ls.last_seen_at AS DATE) > i.termination_date, false) AS used_after_termination,
+    a.account_type IN ('primary_owner', 'owner', 'admin')               AS privileged
+FROM accounts AS a
+JOIN account_identity AS ai
+  ON ai.dt = a.dt AND ai.app = a.app AND ai.account_id = a.account_id
+JOIN identities AS i
+  ON i.dt = a.dt AND i.identity_id = ai.identity_id
+LEFT JOIN manager AS m
+       ON m.email = lower(i.manager_email)
+LEFT JOIN last_seen AS ls
+       ON ls.dt = a.dt AND ls.app = a.app AND ls.account_id = a.account_id
+WHERE a.dt = CAST($as_of AS DATE)
+  AND a.status <> 'deactivated'
+  AND lower(i.status) = 'terminated'
+  AND (i.termination_date IS NULL OR i.termination_date <= CAST($as_of AS DATE))
+  AND ($include_bots OR a.account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot'))
+  AND NOT ($exclude_guests AND a.account_type IN ('guest_multi', 'guest_single'))
+  AND ($workspace IS NULL OR a.workspace_id = $workspace
+       OR COALESCE(array_has(a.workspace_ids, $workspace), false))
+  AND ($department IS NULL OR lower(i.department) = lower($department))
+ORDER BY used_after_termination DESC, privileged DESC, days_since_termination DESC NULLS FIRST,
+         a.workspace_id, a.account_id;
+
+-- @chart bar Live accounts of terminated owners by department
+SELECT COALESCE(department, '(none)') AS department, count(*) AS accounts
+FROM report
+GROUP BY 1
+ORDER BY accounts DESC, department;

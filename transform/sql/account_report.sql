@@ -1,0 +1,126 @@
+-- account_report for one snapshot day $dt: one row per account of the `accounts` snapshot (every
+-- status and type: the reports filter), with the joins every account report repeats, done once
+-- by the run instead of on every report:
+--
+--   accounts            the account itself (type, status, billable, workspaces)
+--   slack_workspaces    the home workspace's name
+--   last_seen           the latest evidence of use as of $dt and its state
+--   account_identity    correlation: the owner identity and how it was found
+--   identities          the owner identity (HR/IdP export) and its manager (by email)
+--   slack_usergroups, slack_usergroup_members, slack_scim_groups   the account's groups
+--
+-- Only facts of the day that do not depend on a report parameter are kept; the reports apply
+-- $cutoff, $workspace, $department, $exclude_guests and $include_bots on these rows. Each join
+-- is the one the reports made before (query/reports/oracle/), so a report over this table
+-- returns exactly the rows it returned over the raw tables.
+--
+-- Two columns are folded from the previous rollup day $base (the `account_report` rows of $base;
+-- none when $base has no rollup), so each day reads only the activity days after $base:
+--
+--   last_active_day  the newest day of $dt-29 .. $dt on which `activity_daily` says the account
+--                    was active (NULL: none): `usage_daily` counts DAU/WAU/MAU from it
+--   key_since        the first rollup day since which the account has been listed with this
+--                    home workspace, memberships, department and type ($dt when it was not
+--                    listed on $base, or differently)
+--
+-- Parameters: $dt DATE, $base DATE, $from DATE (the activity days read are $from < dt <= $dt:
+-- max($base, $dt - 30)), $month DATE ($dt - 30: an older base day is out of the window).
+WITH manager AS (
+    -- Managers are named by email in most HR exports; one row per address.
+    SELECT lower(email) AS email, min(display_name) AS name
+    FROM identities
+    WHERE dt = $dt AND email IS NOT NULL
+    GROUP BY lower(email)
+),
+user_groups AS (
+    SELECT m.user_id, array_to_string(array_sort(array_agg(DISTINCT g.handle)), '; ') AS groups
+    FROM slack_usergroup_members AS m
+    JOIN slack_usergroups AS g
+      ON g.dt = m.dt AND g.team_id = m.team_id AND g.usergroup_id = m.usergroup_id
+    WHERE m.dt = $dt AND NOT g.disabled
+    GROUP BY m.user_id
+),
+idp_groups AS (
+    SELECT member_user_id AS user_id,
+           array_to_string(array_sort(array_agg(DISTINCT display_name)), '; ') AS groups
+    FROM slack_scim_groups
+    WHERE dt = $dt AND member_user_id IS NOT NULL
+    GROUP BY member_user_id
+),
+recent AS (
+    SELECT account_id, max(dt) AS last_active_day
+    FROM activity_daily
+    WHERE active AND dt > $from AND dt <= $dt
+    GROUP BY account_id
+),
+base AS (
+    SELECT account_id, workspace_id, workspace_ids, department, account_type, last_active_day, key_since
+    FROM account_report
+    WHERE dt = $base
+)
+SELECT
+    a.app,
+    a.workspace_id,
+    w.name                  AS workspace_name,
+    a.account_id,
+    a.workspace_ids,
+    a.username,
+    a.email,
+    a.display_name,
+    a.account_type,
+    a.status,
+    a.billable,
+    a.created_at,
+    ug.groups               AS user_groups,
+    ig.groups               AS idp_groups,
+    ls.last_seen_at,
+    ls.last_seen_source,
+    ls.active_days_30,
+    ls.active_days_90,
+    ls.state                AS last_seen_state,
+    ai.match_status,
+    ai.rule                 AS match_rule,
+    ai.matched_value,
+    ai.candidates,
+    i.identity_id,
+    i.display_name          AS identity_name,
+    i.email                 AS identity_email,
+    i.department,
+    i.employee_type,
+    i.status                AS identity_status,
+    i.termination_date,
+    i.manager_email,
+    m.name                  AS manager_name,
+    CASE
+        WHEN r.last_active_day IS NOT NULL THEN r.last_active_day
+        WHEN b.last_active_day > $month THEN b.last_active_day
+    END                     AS last_active_day,
+    CASE
+        WHEN b.account_id IS NOT NULL
+             AND b.workspace_id = a.workspace_id
+             AND b.account_type = a.account_type
+             AND (b.department IS NOT DISTINCT FROM i.department)
+             AND (array_to_string(b.workspace_ids, ',') IS NOT DISTINCT FROM array_to_string(a.workspace_ids, ','))
+            THEN b.key_since
+        ELSE $dt
+    END                     AS key_since
+FROM accounts AS a
+LEFT JOIN slack_workspaces AS w
+       ON w.dt = a.dt AND w.team_id = a.workspace_id
+LEFT JOIN last_seen AS ls
+       ON ls.dt = a.dt AND ls.app = a.app AND ls.account_id = a.account_id
+LEFT JOIN account_identity AS ai
+       ON ai.dt = a.dt AND ai.app = a.app AND ai.account_id = a.account_id
+LEFT JOIN identities AS i
+       ON i.dt = a.dt AND i.identity_id = ai.identity_id
+LEFT JOIN manager AS m
+       ON m.email = lower(i.manager_email)
+LEFT JOIN user_groups AS ug
+       ON ug.user_id = a.account_id
+LEFT JOIN idp_groups AS ig
+       ON ig.user_id = a.account_id
+LEFT JOIN recent AS r
+       ON r.account_id = a.account_id
+LEFT JOIN base AS b
+       ON b.account_id = a.account_id
+WHERE a.dt = $dt
