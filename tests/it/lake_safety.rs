@@ -77,8 +77,19 @@ pub(crate) fn run_killed_at(env: &Env, d: NaiveDate, point: &str) {
 
 /// Whether a live run holds the lake lease at `lake`: its newest generation record is neither
 /// released nor expired.
+/// The newest lease record, chosen as the lake does: the highest numbered `<n>.json`. A put
+/// killed half-way leaves object_store's temporary `<n>.json#…` file behind, which is not a
+/// record (it sorted last by name and made this helper read an empty file).
+pub(crate) fn newest_lease_record(lake: &std::path::Path) -> Option<std::path::PathBuf> {
+    files_under(&lake.join("_lastseen/lease"))
+        .into_iter()
+        .filter_map(|p| Some((p.file_name()?.to_str()?.strip_suffix(".json")?.parse::<u64>().ok()?, p)))
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, p)| p)
+}
+
 pub(crate) fn lease_held(lake: &std::path::Path) -> bool {
-    let Some(newest) = files_under(&lake.join("_lastseen/lease")).into_iter().max() else { return false };
+    let Some(newest) = newest_lease_record(lake) else { return false };
     let Ok(rec) = serde_json::from_slice::<serde_json::Value>(&std::fs::read(newest).unwrap_or_default()) else {
         return false;
     };
@@ -90,8 +101,7 @@ pub(crate) fn lease_held(lake: &std::path::Path) -> bool {
 /// expired. Waits until the newest lease record's expiry has passed.
 pub(crate) fn wait_out_lease(env: &Env) {
     // The record's expiry is the last renewal plus the TTL; wait until it has passed.
-    let lease_dir = env.lake().join("_lastseen/lease");
-    let newest = files_under(&lease_dir).into_iter().max().expect("a lease record");
+    let newest = newest_lease_record(&env.lake()).expect("a lease record");
     let rec: serde_json::Value = serde_json::from_slice(&std::fs::read(newest).unwrap()).unwrap();
     let expires: chrono::DateTime<chrono::Utc> = rec["expires_at"].as_str().unwrap().parse().unwrap();
     if let Ok(wait) = (expires - chrono::Utc::now() + Duration::milliseconds(50)).to_std() {
