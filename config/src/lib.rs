@@ -89,6 +89,8 @@ pub const LAKE_TABLES: &[&str] = &[
     "accounts",
     "account_identity",
     "activity_daily",
+    "account_report",
+    "usage_daily",
     "review_decisions",
     "deprovision_actions",
 ];
