@@ -209,10 +209,24 @@ pub(crate) async fn write_partitions(
             let mut cols = b.columns().to_vec();
             let d = crate::catalog::date32(p.dt);
             cols.push(Arc::new(datafusion::arrow::array::Date32Array::from(vec![d; b.num_rows()])));
-            new.push(
-                RecordBatch::try_new(Arc::clone(&table_schema), cols)
-                    .map_err(|e| LakeError::arrow(what("partitioning staged"), e))?,
-            );
+            let b = RecordBatch::try_new(Arc::clone(&table_schema), cols)
+                .map_err(|e| LakeError::arrow(what("partitioning staged"), e))?;
+            // The sort reserves each input batch's whole size in the pool at once: a batch larger
+            // than the pool (a caller staging 500,000 rows as one batch) cannot be sorted even
+            // with spilling. Copy big batches into pieces of the engine's batch size (a slice
+            // would still account for the whole buffer).
+            const PIECE: usize = 8192;
+            if b.num_rows() <= PIECE {
+                new.push(b);
+            } else {
+                for offset in (0..b.num_rows()).step_by(PIECE) {
+                    let piece = b.slice(offset, PIECE.min(b.num_rows() - offset));
+                    new.push(
+                        datafusion::arrow::compute::concat_batches(&table_schema, [&piece])
+                            .map_err(|e| LakeError::arrow(what("splitting staged"), e))?,
+                    );
+                }
+            }
         }
         staged.extend(p.staged.into_iter().map(|f| (p.dt, f)));
         existing.extend(p.existing.into_iter().map(|f| (p.dt, f)));
