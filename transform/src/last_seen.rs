@@ -51,12 +51,7 @@ async fn view(ctx: &SessionContext, name: &str, sql: &str) -> Result<()> {
 /// The `last_seen` rows (file schema) as of `step.as_of`.
 pub async fn fold(ctx: &SessionContext, src: Sources<'_>, step: Step) -> Result<Vec<RecordBatch>> {
     let what = format!("deriving last_seen for {}", step.as_of);
-    let mut stream = fold_stream(ctx, src, step).await?;
-    let mut out = Vec::new();
-    while let Some(b) = session::next_batch(&mut stream, &LAST_SEEN.schema(), &what).await? {
-        out.push(b);
-    }
-    Ok(out)
+    session::collect(fold_stream(ctx, src, step).await?, &LAST_SEEN.schema(), &what).await
 }
 
 /// [`fold`] as a stream of result batches (each to be cast with `session::next_batch`), so the

@@ -113,19 +113,12 @@ pub struct DayRollups {
 pub async fn derive_day(ctx: &SessionContext, d: NaiveDate, base: Option<NaiveDate>) -> Result<DayRollups> {
     let report_schema = ACCOUNT_REPORT.table_schema();
     let what = format!("deriving account_report for {d}");
-    let mut stream = account_report_stream(ctx, d, base).await?;
-    let mut account_report = Vec::new();
-    while let Some(b) = session::next_batch(&mut stream, &ACCOUNT_REPORT.schema(), &what).await? {
-        account_report.push(b);
-    }
+    let account_report =
+        session::collect(account_report_stream(ctx, d, base).await?, &ACCOUNT_REPORT.schema(), &what).await?;
     let with_dt = account_report.iter().map(|b| session::add_dt(b, &report_schema, d)).collect::<Result<Vec<_>>>()?;
     session::register_batches(ctx, "account_report", report_schema, with_dt)?;
     let what = format!("deriving usage_daily for {d}");
-    let mut stream = usage_daily_stream(ctx, d).await?;
-    let mut usage_daily = Vec::new();
-    while let Some(b) = session::next_batch(&mut stream, &USAGE_DAILY.schema(), &what).await? {
-        usage_daily.push(b);
-    }
+    let usage_daily = session::collect(usage_daily_stream(ctx, d).await?, &USAGE_DAILY.schema(), &what).await?;
     Ok(DayRollups { account_report, usage_daily })
 }
 

@@ -151,16 +151,20 @@ pub(crate) async fn run(
     params: &[(&str, ScalarValue)],
     schema: &SchemaRef,
 ) -> Result<Vec<RecordBatch>> {
-    let map: HashMap<String, ScalarAndMetadata> =
-        params.iter().map(|(k, v)| ((*k).to_string(), v.clone().into())).collect();
-    let df = ctx.sql(sql).await.map_err(|e| TransformError::df(what, e))?;
-    let df = if map.is_empty() {
-        df
-    } else {
-        df.with_param_values(datafusion::common::ParamValues::Map(map)).map_err(|e| TransformError::df(what, e))?
-    };
-    let batches = df.collect().await.map_err(|e| TransformError::df(what, e))?;
-    batches.into_iter().filter(|b| b.num_rows() > 0).map(|b| conform(&b, schema, what)).collect()
+    collect(stream(ctx, what, sql, params).await?, schema, what).await
+}
+
+/// Every non-empty batch of `stream`, cast to `schema`.
+pub(crate) async fn collect(
+    mut stream: datafusion::execution::SendableRecordBatchStream,
+    schema: &SchemaRef,
+    what: &str,
+) -> Result<Vec<RecordBatch>> {
+    let mut out = Vec::new();
+    while let Some(b) = next_batch(&mut stream, schema, what).await? {
+        out.push(b);
+    }
+    Ok(out)
 }
 
 /// Run `sql` with `$name` parameters as a stream of result batches, so a day of 500,000
