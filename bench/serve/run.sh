@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `lastseen serve` under load (issue 16): N concurrent psql clients (default 8) each run every
-# report view on a bench lake, several rounds; every answer must equal the one a single client
-# got first, and the server's peak RSS (VmHWM) is reported next to its configured limits.
+# report view on a bench lake, several rounds; each view must first hold exactly the rows of
+# `lastseen report R` (bench/serve/same_rows.py), then every answer must equal the one a single
+# client got first, and the server's peak RSS (VmHWM) is reported next to its configured limits.
 #
 #   bench/serve/run.sh [LAKE_DIR] [ACCOUNTS] [CLIENTS] [ROUNDS]
 #
@@ -57,6 +58,16 @@ answers() {
         printf '%s %s\n' "$v" "$(psql "$conn" -X -A -t -v ON_ERROR_STOP=1 -c "SELECT * FROM $v" | sort | md5sum | cut -d' ' -f1)"
     done
 }
+
+# Correct first: every view, read over the wire, holds exactly the rows of the same report from
+# `lastseen report R` (default parameters, as the view has them) on the same lake.
+for v in $views; do
+    r=${v#report_}
+    psql "$conn" -X --csv -v ON_ERROR_STOP=1 -c "SELECT * FROM $v" > "$work/view-$r.csv"
+    "$BIN/lastseen" --lake "$LAKE" -q report "$r" --format csv --output "$work/cli-$r.csv"
+    printf '%s vs lastseen report %s: ' "$v" "$r"
+    python3 bench/serve/same_rows.py "$work/view-$r.csv" "$work/cli-$r.csv" || { echo "view $v differs from the report"; exit 1; }
+done
 
 start=$(date +%s.%N)
 answers > "$work/expected"
