@@ -128,3 +128,97 @@ async fn register_reports(engine: &QueryEngine, dormant_days: u32) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use chrono::NaiveDate;
+    use datafusion::arrow::array::{
+        ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray, new_null_array,
+    };
+    use datafusion::arrow::datatypes::{DataType, TimeUnit};
+    use futures::TryStreamExt;
+    use lastseen_lake::Lake;
+    use lastseen_lake::catalog::SLACK_USERS;
+
+    use super::{Limits, Versions};
+
+    /// A `slack_users` snapshot holding `ids`, every other column a plain value (or NULL where
+    /// the column allows it): the test is about which version is read, not about the columns.
+    fn users(ids: &[&str]) -> RecordBatch {
+        let schema = SLACK_USERS.schema();
+        let n = ids.len();
+        let cols: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|f| -> ArrayRef {
+                match f.data_type() {
+                    DataType::Utf8 if f.name() == "user_id" => Arc::new(StringArray::from(ids.to_vec())),
+                    _ if f.is_nullable() => new_null_array(f.data_type(), n),
+                    DataType::Utf8 => Arc::new(StringArray::from(vec!["T1"; n])),
+                    DataType::Boolean => Arc::new(BooleanArray::from(vec![false; n])),
+                    DataType::Timestamp(TimeUnit::Microsecond, Some(_)) => {
+                        Arc::new(TimestampMicrosecondArray::from(vec![0; n]).with_timezone("UTC"))
+                    }
+                    other => panic!("slack_users has a non-null {other} column `{}`", f.name()),
+                }
+            })
+            .collect();
+        match RecordBatch::try_new(schema, cols) {
+            Ok(b) => b,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    async fn commit_users(lake: &Lake, ids: &[&str]) {
+        let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap_or_default();
+        let lease = lake.acquire_lock("test", Duration::from_secs(60)).await.expect("lease");
+        let mut tx = lake.begin(&lease).await.expect("begin");
+        tx.write(&SLACK_USERS, day, users(ids)).expect("stage");
+        tx.commit().await.expect("commit");
+        lease.release().await.expect("release");
+    }
+
+    fn ids(batches: &[RecordBatch]) -> Vec<String> {
+        batches
+            .iter()
+            .flat_map(|b| {
+                b.column(0).as_string::<i32>().iter().map(|v| v.unwrap_or_default().to_owned()).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_query_keeps_reading_the_version_it_started_on_while_a_new_one_is_served_to_the_next() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = url::Url::from_directory_path(dir.path()).expect("url");
+        let lake = Lake::open(&url, &BTreeMap::new()).expect("open");
+        commit_users(&lake, &["U1", "U2"]).await;
+        let limits = Limits { query_memory: 64 << 20, query_timeout: Duration::from_secs(60) };
+        // refresh = 0: every statement looks for a newer version, as a long-running server does
+        // once its refresh interval has passed.
+        let versions = Versions::open(lake.clone(), Duration::ZERO, 90, limits).await.expect("serve");
+
+        let v1 = versions.current().await;
+        assert_eq!(v1.version, 1);
+        let ctx = versions.session(&v1).expect("session");
+        let df = ctx.sql("SELECT user_id FROM slack_users ORDER BY user_id").await.expect("plan");
+        let stream = df.execute_stream().await.expect("start");
+
+        // The day is re-collected and committed while the query is open.
+        commit_users(&lake, &["U3"]).await;
+
+        let started: Vec<RecordBatch> = stream.try_collect().await.expect("drain");
+        assert_eq!(ids(&started), ["U1", "U2"], "the open query reads the version it started on");
+
+        let v2 = versions.current().await;
+        assert_eq!(v2.version, 2, "the next statement gets the new version without a restart");
+        let ctx = versions.session(&v2).expect("session");
+        let next = ctx.sql("SELECT user_id FROM slack_users ORDER BY user_id").await.expect("plan");
+        assert_eq!(ids(&next.collect().await.expect("run")), ["U3"]);
+        drop(v1);
+    }
+}
