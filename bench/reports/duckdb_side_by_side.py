@@ -46,6 +46,10 @@ REWRITES = [
     (r"CAST\(((?:\w+\.)?(?:dt|termination_date)) AS INT\)", rf"(\1 - {EPOCH})"),
     # CAST(<day number> - 29 AS DATE) -> back to a date
     (r"CAST\((\(CAST\([$\w.]+ AS DATE\) - DATE '1970-01-01'\) - \d+) AS DATE\)", rf"({EPOCH} + CAST(\1 AS INTEGER))"),
+    # CAST(<day number> + 1 AS DATE) -> the date of that day number (usage's guard)
+    (r"CAST\((\(CAST\([$\w.]+ AS DATE\) - DATE '1970-01-01'\) \+ \d+) AS DATE\)", rf"({EPOCH} + CAST(\1 AS INTEGER))"),
+    # CAST(dt AS INT) -> day number of a partition date (the rollup SQL of usage)
+    (r"CAST\(dt AS INT\)", rf"(dt - {EPOCH})"),
     # CAST(dy.n AS DATE) -> the date of a day number
     (r"CAST\((\w+\.n) AS DATE\)", rf"({EPOCH} + CAST(\1 AS INTEGER))"),
 ]

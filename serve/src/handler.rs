@@ -46,7 +46,7 @@ enum Kind {
         plan: LogicalPlan,
         prepared: Arc<Prepared>,
     },
-    /// Acknowledged without effect: `BEGIN`, `COMMIT`, harmless `SET`s, `DISCARD ALL`.
+    /// Acknowledged without effect: `BEGIN`, `COMMIT`, savepoints, harmless `SET`s, `DISCARD ALL`.
     Ack(Ack),
     /// `SHOW name`: one row, one column.
     Show {
@@ -60,6 +60,10 @@ enum Ack {
     Begin,
     Commit,
     Rollback,
+    /// `SAVEPOINT`, `RELEASE SAVEPOINT`, `ROLLBACK TO SAVEPOINT`: the transaction stays open.
+    /// psycopg wraps its own catalogue lookups in one when a transaction is open, which is how
+    /// SQLAlchemy connects; with nothing writable there is nothing to roll back to.
+    Savepoint(&'static str),
     Set,
     Discard,
 }
@@ -144,7 +148,10 @@ impl Service {
             DfStatement::Statement(s) => match s.as_ref() {
                 Statement::StartTransaction { .. } => Some(Kind::Ack(Ack::Begin)),
                 Statement::Commit { .. } => Some(Kind::Ack(Ack::Commit)),
+                Statement::Rollback { savepoint: Some(_), .. } => Some(Kind::Ack(Ack::Savepoint("ROLLBACK"))),
                 Statement::Rollback { .. } => Some(Kind::Ack(Ack::Rollback)),
+                Statement::Savepoint { .. } => Some(Kind::Ack(Ack::Savepoint("SAVEPOINT"))),
+                Statement::ReleaseSavepoint { .. } => Some(Kind::Ack(Ack::Savepoint("RELEASE"))),
                 Statement::Discard { .. } => Some(Kind::Ack(Ack::Discard)),
                 Statement::Set(set) => Some(set_statement(set)?),
                 Statement::ShowVariable { variable } => {
@@ -184,6 +191,7 @@ impl Service {
                     Ack::Begin => Response::TransactionStart(Tag::new("BEGIN")),
                     Ack::Commit => Response::TransactionEnd(Tag::new("COMMIT")),
                     Ack::Rollback => Response::TransactionEnd(Tag::new("ROLLBACK")),
+                    Ack::Savepoint(tag) => Response::Execution(Tag::new(tag)),
                     Ack::Set => Response::Execution(Tag::new("SET")),
                     Ack::Discard => Response::Execution(Tag::new("DISCARD ALL")),
                 });
