@@ -434,7 +434,8 @@ pub(crate) fn event_json(org: &OktaOrg, index: usize) -> Value {
                 "displayName": format!("{} {}", user.first_name, user.last_name),
             });
             v["displayMessage"] = json!("User single sign on to app");
-            v["target"] = if e.salt.is_multiple_of(2) { json!([instance, app_user]) } else { json!([app_user, instance]) };
+            v["target"] =
+                if e.salt.is_multiple_of(2) { json!([instance, app_user]) } else { json!([app_user, instance]) };
         }
         EventKind::LifecycleCreate
         | EventKind::LifecycleSuspend
