@@ -161,12 +161,19 @@ async fn polling_always_links_next_and_delivers_late_events_exactly_once() {
     let (status, headers, body) = get(&sim, &next, Some(sim.api_token())).await;
     assert_eq!((status, body.as_array().map(Vec::len)), (200, Some(0)), "nothing new yet");
     assert!(next_link(&headers).is_some(), "even an empty polling page links next");
+    let persisted: std::collections::HashMap<String, i64> =
+        sim.org().events.iter().map(|e| (e.uuid(), e.persisted)).collect();
     let mut late_seen = 0;
     // Poll every 30 simulated minutes for three days.
     for step in 1..=(3 * 48) {
         sim.set_now(start_at + Duration::minutes(30 * step));
         let before = got.iter().map(published).max().unwrap_or_default();
         let (page, n) = drain(&sim, &next).await;
+        let now_ms = sim.now().timestamp_millis();
+        for e in &page {
+            let p = persisted.get(&uuid(e)).copied().unwrap_or(i64::MAX);
+            assert!(p <= now_ms, "{} served before it was persisted", uuid(e));
+        }
         late_seen += page.iter().filter(|e| published(e) < before).count();
         got.extend(page);
         next = n.unwrap_or_else(|| panic!("polling lost its next link"));
@@ -184,8 +191,22 @@ async fn polling_always_links_next_and_delivers_late_events_exactly_once() {
     assert!(late_seen > 0, "some events arrived after later-published ones had been served");
     // A bounded request over the same span at a moment when late events are still unpersisted
     // misses them: "events may be delayed".
-    let missing = org.events.iter().filter(|e| e.published <= now_ms && e.persisted > now_ms).count();
-    assert!(missing > 0 || org.events.iter().all(|e| e.persisted <= now_ms));
+    // Just after a late event was published, before it is persisted.
+    let late = org.events.iter().rev().find(|e| e.persisted - e.published > 60_000 && e.published < now_ms);
+    let Some(late) = late else { panic!("no late event") };
+    sim.set_now(DateTime::from_timestamp(late.published / 1000 + 1, 0).unwrap_or_default());
+    let now_ms = sim.now().timestamp_millis();
+    let since = sim.now() - Duration::days(1);
+    let url =
+        format!("{}/api/v1/logs?since={}&until={}&limit=1000", sim.org_url(), enc(&rfc(since)), enc(&rfc(sim.now())));
+    let (bounded, last) = drain(&sim, &url).await;
+    assert!(last.is_none());
+    let got: BTreeSet<String> = bounded.iter().map(uuid).collect();
+    let in_window = |e: &&crate::org::Event| e.published >= since.timestamp_millis() && e.published < now_ms;
+    let want: BTreeSet<String> =
+        org.events.iter().filter(in_window).filter(|e| e.persisted <= now_ms).map(|e| e.uuid()).collect();
+    assert_eq!(got, want, "a bounded request returns what is persisted, no more");
+    assert!(org.events.iter().filter(in_window).any(|e| e.persisted > now_ms), "and late events are missing from it");
     sim.shutdown().await;
 }
 
@@ -333,5 +354,60 @@ async fn slack_accounts_whose_last_use_only_okta_shows() {
             truth.sso.iter().any(|x| x.user_id == s.okta_user_id && x.app_id == slack_app && x.last_sso == s.last_sso)
         );
     }
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn documented_refusals_fault_bodies_and_the_control_endpoints() {
+    let mut config = OktaSimConfig::new(test_spec(30));
+    config.faults = vec![
+        FaultRule::new("logs", FaultWhen::Nth(1), FaultKind::Truncated),
+        FaultRule::new("logs", FaultWhen::Nth(2), FaultKind::Malformed),
+        FaultRule::new("logs", FaultWhen::Nth(3), FaultKind::Timeout),
+    ];
+    let sim = start(config).await;
+    let base = sim.org_url();
+    let token = sim.api_token().to_owned();
+    let (status, _, body) = get(&sim, &format!("{base}/api/v1/logs"), Some(&token)).await;
+    assert_eq!((status, body.is_null()), (200, true), "a truncated body is not JSON");
+    let (status, _, body) = get(&sim, &format!("{base}/api/v1/logs"), Some(&token)).await;
+    assert_eq!((status, body.is_null()), (200, true), "a malformed body is not JSON");
+    let (status, _, body) = get(&sim, &format!("{base}/api/v1/logs"), Some(&token)).await;
+    assert_eq!((status, body["errorCode"].as_str()), (500, Some("E0000009")));
+    // OAuth is not simulated: a Bearer token is refused like an unknown one.
+    let resp = reqwest::Client::new()
+        .get(format!("{base}/api/v1/users"))
+        .header("Authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    assert_eq!(resp.ok(), Some(401));
+    // `since` and `after` together on a polling request.
+    let (_, headers, _) = get(&sim, &format!("{base}/api/v1/logs?limit=5"), Some(&token)).await;
+    let Some(next) = next_link(&headers) else { panic!("polling next link") };
+    let (status, _, body) = get(&sim, &format!("{next}&since={}", enc(&rfc(sim.now()))), Some(&token)).await;
+    assert_eq!((status, body["errorCode"].as_str()), (400, Some("E0000001")));
+    // A polling token is not a bounded one.
+    let bounded = format!("{next}&until={}", enc(&rfc(sim.now())));
+    let (status, _, _) = get(&sim, &bounded, Some(&token)).await;
+    assert_eq!(status, 400);
+    // lastUpdated compares as a date, whatever RFC 3339 form the filter uses.
+    let f = enc(r#"lastUpdated gt "2000-01-01T00:00:00+00:00" and lastUpdated lt "2100-01-01T00:00:00Z""#);
+    let (users, _) = drain(&sim, &format!("{base}/api/v1/users?filter={f}")).await;
+    assert_eq!(users.len(), sim.ground_truth().users.len());
+    let f = enc(r#"lastUpdated gt "soon""#);
+    let (status, _, _) = get(&sim, &format!("{base}/api/v1/users?filter={f}"), Some(&token)).await;
+    assert_eq!(status, 400);
+    // The control endpoints: the clock and the ground truth as JSON.
+    let client = reqwest::Client::new();
+    let earlier = sim.now() - Duration::days(10);
+    let set =
+        client.post(format!("{base}/_sim/clock?now={}", earlier.timestamp())).send().await.map(|r| r.status().as_u16());
+    assert_eq!(set.ok(), Some(200));
+    assert_eq!(sim.now(), earlier);
+    let (status, _, truth) = get(&sim, &format!("{base}/_sim/ground_truth"), None).await;
+    assert_eq!(status, 200);
+    let expected = serde_json::to_value(sim.ground_truth()).unwrap_or_default();
+    assert_eq!(truth, expected);
     sim.shutdown().await;
 }
