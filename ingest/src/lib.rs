@@ -11,6 +11,7 @@
 mod client;
 mod error;
 pub mod identities;
+pub mod okta;
 pub mod rate;
 pub mod retry;
 pub mod slack;
