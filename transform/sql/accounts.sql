@@ -1,10 +1,9 @@
 -- accounts as of one snapshot day: the app-agnostic account row of every Slack account in that
 -- day's users snapshot (DESIGN §4).
 --
--- `users_src` is slack_users with every contract column present (columns the collectors do not
--- provide yet are typed NULLs); slack_billing, slack_usergroups, slack_usergroup_members and
--- slack_scim_groups are empty when the plan or the collectors do not provide them, which leaves
--- `billable` and `groups` NULL (unknown), not false/empty.
+-- slack_billing, slack_usergroups, slack_usergroup_members and slack_scim_groups are empty when
+-- the plan or the collectors do not provide them, which leaves `billable` and `groups` NULL
+-- (unknown), not false/empty.
 --
 -- Parameters: $dt DATE.
 SELECT
@@ -43,7 +42,7 @@ SELECT
     u.updated                                                        AS updated_at,
     u.workspace_ids                                                  AS workspace_ids,
     u.collected_at                                                   AS collected_at
-FROM users_src AS u
+FROM slack_users AS u
 LEFT JOIN (
     SELECT user_id, bool_or(billing_active) AS billable
     FROM slack_billing

@@ -1,6 +1,5 @@
-//! `activity_daily`: the evidence sources (one SQL file each under `sql/evidence/`, included
-//! only when this build's catalog has the raw table and column it reads), which days need
-//! (re)computing, and the per-day aggregation.
+//! `activity_daily`: the evidence sources (one SQL file each under `sql/evidence/`), which days
+//! need (re)computing, and the per-day aggregation.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock};
@@ -14,13 +13,11 @@ use lastseen_lake::catalog::{ACTIVITY_DAILY, SLACK_USERS};
 use crate::session::{self, ts};
 use crate::{Result, TransformError};
 
-/// One evidence source: the raw table (and column) it needs and its SQL.
+/// One evidence source: the raw table it reads and its SQL.
 #[derive(Debug)]
 pub struct EvidenceSource {
     pub name: &'static str,
     pub table: &'static str,
-    /// A column the table must have (the Grid source reads a column of `slack_users`).
-    pub column: Option<&'static str>,
     pub sql: &'static str,
     /// Breaks ties on the latest time within a day: the finest-grained source first.
     pub priority: i32,
@@ -30,28 +27,24 @@ pub static EVIDENCE: &[EvidenceSource] = &[
     EvidenceSource {
         name: "access_logs",
         table: "slack_access_logs",
-        column: None,
         sql: include_str!("../sql/evidence/access_logs.sql"),
         priority: 1,
     },
     EvidenceSource {
         name: "audit_logins",
         table: "slack_audit_logins",
-        column: None,
         sql: include_str!("../sql/evidence/audit_logins.sql"),
         priority: 2,
     },
     EvidenceSource {
         name: "grid_last_active",
         table: "slack_users",
-        column: Some("last_active_at"),
         sql: include_str!("../sql/evidence/grid_last_active.sql"),
         priority: 3,
     },
     EvidenceSource {
         name: "analytics",
         table: "slack_member_analytics",
-        column: None,
         sql: include_str!("../sql/evidence/analytics.sql"),
         priority: 4,
     },
@@ -75,22 +68,11 @@ pub static EVIDENCE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-/// The evidence sources this build can read.
-pub fn present_sources() -> Vec<&'static EvidenceSource> {
-    EVIDENCE
-        .iter()
-        .filter(|s| match s.column {
-            None => session::in_catalog(s.table),
-            Some(c) => session::catalog_has_column(s.table, c),
-        })
-        .collect()
-}
-
 /// Days up to `until` whose `activity_daily` is missing or older than an evidence partition of
 /// the same day: a raw commit re-wrote that day (new rows, or a merge that moved `date_last`).
 pub fn dirty_days(snapshot: &Snapshot, until: NaiveDate) -> BTreeSet<NaiveDate> {
     let mut out = BTreeSet::new();
-    for src in present_sources() {
+    for src in EVIDENCE {
         let Some(t) = snapshot.table(src.table) else { continue };
         for (dt, p) in t.partitions.range(..=until) {
             if p.rows == 0 {
@@ -121,7 +103,7 @@ fn derived_after(derived: &lastseen_lake::PartitionState, input: &lastseen_lake:
 /// `d` (for the Grid source: that day's users snapshot carries `last_active_at`). When none can,
 /// an account without evidence is `unknown`, not `never_seen`.
 pub async fn any_source(ctx: &SessionContext, snapshot: &Snapshot, d: NaiveDate) -> Result<bool> {
-    for src in present_sources() {
+    for src in EVIDENCE {
         if src.table == SLACK_USERS.name {
             // Rows, not `count(*)`: `DataFrame::count` counts the result's rows.
             let sql = "SELECT user_id FROM slack_users WHERE dt = $d AND last_active_at IS NOT NULL LIMIT 1";
@@ -153,7 +135,7 @@ const EVIDENCE_ROWS_PER_PLAN: u64 = 30_000;
 /// `days` cut into runs derived by one plan each, in date order, each reading at most
 /// [`EVIDENCE_ROWS_PER_PLAN`] evidence rows (a single bigger day is a plan of its own).
 pub fn plan_groups(snapshot: &Snapshot, days: &BTreeSet<NaiveDate>) -> Vec<BTreeSet<NaiveDate>> {
-    let tables: Vec<&str> = present_sources().iter().map(|s| s.table).collect();
+    let tables: Vec<&str> = EVIDENCE.iter().map(|s| s.table).collect();
     let rows = |d: NaiveDate| -> u64 { tables.iter().filter_map(|t| snapshot.partition(t, d)).map(|p| p.rows).sum() };
     let mut groups: Vec<BTreeSet<NaiveDate>> = Vec::new();
     let mut in_group = 0u64;
@@ -188,7 +170,7 @@ pub async fn derive_into(
     use futures::StreamExt;
     let (Some(&from), Some(&to)) = (days.first(), days.last()) else { return Ok(()) };
     let mut evidence: Option<datafusion::prelude::DataFrame> = None;
-    for src in present_sources() {
+    for src in EVIDENCE {
         let what = format!("reading evidence source {}", src.name);
         let params = [("from", session::date(from)), ("to", session::date(to))];
         let map: std::collections::HashMap<String, datafusion::common::metadata::ScalarAndMetadata> =

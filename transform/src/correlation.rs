@@ -13,7 +13,7 @@ use crate::session;
 
 /// Expected inputs (registered by the caller): `corr_accounts` (accounts of the day),
 /// `corr_identities` (the `identities` rows), `corr_overrides` (overrides file rows, maybe
-/// empty) and, when the catalog has it, `slack_scim_users`.
+/// empty) and `slack_scim_users`.
 pub const INPUTS: [&str; 3] = ["corr_accounts", "corr_identities", "corr_overrides"];
 
 fn quote_literal(s: &str) -> String {
@@ -63,20 +63,6 @@ fn account_column(a: AccountAttr) -> &'static str {
     }
 }
 
-fn needs_scim(a: AccountAttr) -> bool {
-    matches!(
-        a,
-        AccountAttr::ScimUserName | AccountAttr::ScimExternalId | AccountAttr::ScimEmail | AccountAttr::EmployeeId
-    )
-}
-
-/// The rules that can run in this build (SCIM attributes need the SCIM table in the catalog),
-/// with their 1-based position in the configuration.
-pub fn usable_rules(cfg: &CorrelationConfig) -> Vec<(usize, &CorrelationRule)> {
-    let scim = session::in_catalog("slack_scim_users");
-    cfg.rules.iter().enumerate().filter(|(_, r)| scim || !needs_scim(r.account)).map(|(i, r)| (i + 1, r)).collect()
-}
-
 fn rule_sql(order: usize, rule: &CorrelationRule, aliases: &std::collections::BTreeMap<String, String>) -> String {
     let a = normalise(&format!("a.{}", account_column(rule.account)), &rule.normalize, aliases);
     let (source, col) = match rule.identity {
@@ -107,14 +93,10 @@ fn rule_sql(order: usize, rule: &CorrelationRule, aliases: &std::collections::BT
 
 /// The whole correlation statement. Parameters: `$dt` (for the SCIM snapshot), `$computed_at`.
 pub fn correlation_sql(cfg: &CorrelationConfig) -> String {
-    let scim = if session::in_catalog("slack_scim_users") {
-        "LEFT JOIN (SELECT user_id, min(user_name) AS user_name, min(external_id) AS external_id, min(email) AS email, \
-         min(employee_number) AS employee_number FROM slack_scim_users WHERE dt = $dt GROUP BY user_id) AS s ON s.user_id = a.account_id"
-    } else {
-        "LEFT JOIN (SELECT CAST(NULL AS VARCHAR) AS user_id, CAST(NULL AS VARCHAR) AS user_name, CAST(NULL AS VARCHAR) AS external_id, \
-         CAST(NULL AS VARCHAR) AS email, CAST(NULL AS VARCHAR) AS employee_number) AS s ON s.user_id = a.account_id"
-    };
-    let rules: Vec<String> = usable_rules(cfg).into_iter().map(|(o, r)| rule_sql(o, r, &cfg.domain_aliases)).collect();
+    let scim = "LEFT JOIN (SELECT user_id, min(user_name) AS user_name, min(external_id) AS external_id, min(email) AS email, \
+         min(employee_number) AS employee_number FROM slack_scim_users WHERE dt = $dt GROUP BY user_id) AS s ON s.user_id = a.account_id";
+    let rules: Vec<String> =
+        cfg.rules.iter().enumerate().map(|(i, r)| rule_sql(i + 1, r, &cfg.domain_aliases)).collect();
     let hits = if rules.is_empty() {
         "SELECT 0 AS rule_order, CAST(NULL AS VARCHAR) AS rule, CAST(NULL AS VARCHAR) AS workspace_id, \
          CAST(NULL AS VARCHAR) AS account_id, CAST(NULL AS VARCHAR) AS identity_id, CAST(NULL AS VARCHAR) AS matched_value WHERE false"

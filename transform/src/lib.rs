@@ -200,18 +200,6 @@ pub async fn derive_all(
                 .filter(|d| *d >= first_dirty && *d <= until && snapshot.partition(SLACK_USERS.name, *d).is_some()),
         );
     }
-    let usable_rules = correlation::usable_rules(&config.correlation);
-    let skipped: Vec<String> = config
-        .correlation
-        .rules
-        .iter()
-        .filter(|r| !usable_rules.iter().any(|(_, u)| u == r))
-        .map(|r| r.name())
-        .collect();
-    if identities.is_some() && !skipped.is_empty() {
-        tracing::info!(rules = %skipped.join(", "), "correlation rules skipped: this build has no SCIM table");
-    }
-
     // One chain day at a time: accounts, correlation (run days), then last_seen folded from the
     // previous day's snapshot. No day is held in memory as a whole: each plan's batches are
     // staged as they are produced (spilling past `lake.stage_memory_mb`), and the next step reads
