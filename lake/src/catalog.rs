@@ -350,6 +350,15 @@ static ACCOUNTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("updated_at", ts(), true),
         utf8_list("workspace_ids"),
         Field::new("collected_at", ts(), false),
+        // Version 2 (additive): what the app's accounts file knows beside the account itself,
+        // so that correlation and the account_report rollup read `accounts` only: the home
+        // workspace's name and the attributes the app's IdP provisioning (SCIM) records.
+        // Null in files written before.
+        utf8("workspace_name", true),
+        utf8("scim_user_name", true),
+        utf8("scim_external_id", true),
+        utf8("scim_email", true),
+        utf8("employee_number", true),
     ]))
 });
 
@@ -426,6 +435,9 @@ static ACCOUNT_REPORT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 
 static USAGE_DAILY_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
+        // Version 2 (additive): the app the accounts are of. Null in files written before (a
+        // report reading such a day falls back to its oracle).
+        utf8("app", true),
         utf8("workspace_id", false),
         utf8_list("workspace_ids"),
         utf8("department", true),
@@ -590,7 +602,7 @@ pub static LAST_SEEN: TableDef = TableDef {
     schema: &LAST_SEEN_SCHEMA,
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
-    sort_key: &["workspace_id", "account_id"],
+    sort_key: &["app", "workspace_id", "account_id"],
     version: 2,
     // Derived from slack_users, which is guarded already.
     mass_change_guard: false,
@@ -627,8 +639,8 @@ pub static ACCOUNTS: TableDef = TableDef {
     schema: &ACCOUNTS_SCHEMA,
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
-    sort_key: &["workspace_id", "account_id"],
-    version: 1,
+    sort_key: &["app", "workspace_id", "account_id"],
+    version: 2,
     mass_change_guard: false,
 };
 
@@ -639,7 +651,7 @@ pub static ACCOUNT_IDENTITY: TableDef = TableDef {
     schema: &ACCOUNT_IDENTITY_SCHEMA,
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
-    sort_key: &["workspace_id", "account_id"],
+    sort_key: &["app", "workspace_id", "account_id"],
     version: 1,
     mass_change_guard: false,
 };
@@ -651,7 +663,7 @@ pub static ACTIVITY_DAILY: TableDef = TableDef {
     schema: &ACTIVITY_DAILY_SCHEMA,
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
-    sort_key: &["account_id"],
+    sort_key: &["app", "account_id"],
     version: 1,
     mass_change_guard: false,
 };
@@ -665,8 +677,8 @@ pub static USAGE_DAILY: TableDef = TableDef {
     schema: &USAGE_DAILY_SCHEMA,
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
-    sort_key: &["workspace_id", "department", "account_type"],
-    version: 1,
+    sort_key: &["app", "workspace_id", "department", "account_type"],
+    version: 2,
     mass_change_guard: false,
 };
 
@@ -679,7 +691,7 @@ pub static ACCOUNT_REPORT: TableDef = TableDef {
     schema: &ACCOUNT_REPORT_SCHEMA,
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
-    sort_key: &["workspace_id", "account_id"],
+    sort_key: &["app", "workspace_id", "account_id"],
     version: 1,
     mass_change_guard: false,
 };

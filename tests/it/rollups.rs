@@ -52,6 +52,7 @@ fn compare_all(
                             let p = ReportParams {
                                 as_of: Some(d),
                                 days: r.takes(Param::Days).then_some(days),
+                                app: None,
                                 workspace: ws.clone().filter(|_| r.takes(Param::Workspace)),
                                 department: dep.clone().filter(|_| r.takes(Param::Department)),
                                 exclude_guests: exclude_guests && r.takes(Param::ExcludeGuests),
@@ -214,7 +215,10 @@ fn commit_snapshot(lake: &Lake, def: &'static lastseen_lake::catalog::TableDef, 
 
 #[test]
 fn a_day_without_a_rollup_is_answered_by_the_oracle_with_the_same_rows() {
-    use lastseen_lake::catalog::{ACCOUNT_IDENTITY, ACCOUNT_REPORT, ACCOUNTS, IDENTITIES, LAST_SEEN, SLACK_WORKSPACES};
+    use lastseen_lake::catalog::{
+        ACCOUNT_IDENTITY, ACCOUNT_REPORT, ACCOUNTS, IDENTITIES, LAST_SEEN, SLACK_SCIM_GROUPS, SLACK_USERGROUP_MEMBERS,
+        SLACK_USERGROUPS, SLACK_WORKSPACES,
+    };
     let env = Env::start(120, Plan::Pro, 41);
     env.configure_identities(|c| c, "");
     let d = today();
@@ -222,7 +226,18 @@ fn a_day_without_a_rollup_is_answered_by_the_oracle_with_the_same_rows() {
     // An older day as a lake written before rollups existed has it: its snapshots, no rollup.
     let old = d - Duration::days(20);
     let lake = open_lake(&env);
-    for def in [&ACCOUNTS, &LAST_SEEN, &SLACK_WORKSPACES, &IDENTITIES, &ACCOUNT_IDENTITY] {
+    // The groups too: that day's `accounts.groups` were derived from that day's group tables,
+    // which the oracle (review's user_groups and idp_groups) reads.
+    for def in [
+        &ACCOUNTS,
+        &LAST_SEEN,
+        &SLACK_WORKSPACES,
+        &IDENTITIES,
+        &ACCOUNT_IDENTITY,
+        &SLACK_USERGROUPS,
+        &SLACK_USERGROUP_MEMBERS,
+        &SLACK_SCIM_GROUPS,
+    ] {
         let engine = block_on(QueryEngine::open(&lake)).unwrap();
         let rows = block_on(engine.sql(&format!("SELECT * FROM {} WHERE dt = DATE '{d}'", def.name))).unwrap();
         commit_snapshot(&lake, def, old, rows);

@@ -12,6 +12,7 @@ pub mod correlation;
 pub mod last_seen;
 pub mod rollups;
 pub mod session;
+pub mod sources;
 
 #[cfg(test)]
 mod tests;
@@ -25,11 +26,9 @@ use datafusion::catalog::TableProvider;
 use lastseen_config::Config;
 use lastseen_lake::catalog::{
     ACCOUNT_IDENTITY, ACCOUNT_REPORT, ACCOUNTS, ACTIVITY_DAILY, IDENTITIES, IDENTITIES_QUARANTINE, LAST_SEEN,
-    SLACK_USERS, USAGE_DAILY,
+    USAGE_DAILY,
 };
 use lastseen_lake::{CommitSummary, Lake, LockGuard};
-
-pub const ACCOUNTS_SQL: &str = include_str!("../sql/accounts.sql");
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransformError {
@@ -87,7 +86,8 @@ pub struct Derived {
     pub warnings: Vec<String>,
 }
 
-/// Derive every table for `dates` (run days; each needs a `slack_users` snapshot) and commit
+/// Derive every table for `dates` (run days; each needs the account snapshot of every app the
+/// lake has collected by then: see [`sources::present_apps`]) and commit
 /// them as one lake version. Reads the identity export and overrides named in `config`.
 pub async fn derive_all(
     lake: &Lake,
@@ -101,12 +101,20 @@ pub async fn derive_all(
     let Some(&until) = dates.last() else {
         return Ok(Derived { summary: lake.begin(lease).await?.commit().await?, warnings: Vec::new() });
     };
+    // Every app the lake has collected accounts of by a run day needs that day's account
+    // snapshot (a Slack-only lake: `slack_users`); an app first collected later is not needed.
     for &dt in &dates {
-        if snapshot.partition(SLACK_USERS.name, dt).is_none() {
+        let needed = sources::present_apps(&snapshot, dt);
+        let missing: Vec<&str> = if needed.is_empty() {
+            sources::ACCOUNT_SOURCES.iter().map(|a| a.table).collect()
+        } else {
+            needed.iter().filter(|a| snapshot.partition(a.table, dt).is_none()).map(|a| a.table).collect()
+        };
+        if !missing.is_empty() {
             return Err(TransformError::Missing {
                 table: LAST_SEEN.name,
                 dt,
-                message: "no slack_users snapshot for that day".into(),
+                message: format!("no {} snapshot for that day", missing.join(" or ")),
             });
         }
     }
@@ -197,7 +205,7 @@ pub async fn derive_all(
             committed_ls
                 .iter()
                 .copied()
-                .filter(|d| *d >= first_dirty && *d <= until && snapshot.partition(SLACK_USERS.name, *d).is_some()),
+                .filter(|d| *d >= first_dirty && *d <= until && !sources::apps_on(&snapshot, *d).is_empty()),
         );
     }
     // One chain day at a time: accounts, correlation (run days), then last_seen folded from the
@@ -219,7 +227,8 @@ pub async fn derive_all(
     for &d in &chain {
         tx.declare_snapshot(&ACCOUNTS, d);
         let what = format!("deriving accounts for {d}");
-        let mut stream = session::stream(&ctx, &what, ACCOUNTS_SQL, &[("dt", session::date(d))]).await?;
+        let accounts_sql = sources::accounts_sql(&sources::apps_on(&snapshot, d));
+        let mut stream = session::stream(&ctx, &what, &accounts_sql, &[("dt", session::date(d))]).await?;
         while let Some(b) = session::next_batch(&mut stream, &accounts_schema, &what).await? {
             tx.write_spilling(&ACCOUNTS, d, b).await?;
         }
@@ -257,11 +266,12 @@ pub async fn derive_all(
             fresh.push(("identities", Arc::new(tx.staged_table(&IDENTITIES).await?)));
         }
 
+        let covered = activity::covered_apps(&ctx, &snapshot, d).await?;
         let step = last_seen::Step {
             as_of: d,
             base,
             dormant_days: config.reports.dormant_days,
-            any_source: activity::any_source(&ctx, &snapshot, d).await?,
+            covered: &covered,
             computed_at: now,
         };
         let src = last_seen::Sources { activity: "activity_src", accounts: "accounts_src", last_seen: "last_seen_src" };
@@ -356,13 +366,8 @@ pub async fn rebuild_last_seen(
 ) -> Result<Vec<RecordBatch>> {
     let snapshot = lake.snapshot().await?;
     let ctx = session::context(lake, &snapshot, DEFAULT_DERIVE_MEMORY).await?;
-    let step = last_seen::Step {
-        as_of,
-        base: None,
-        dormant_days,
-        any_source: activity::any_source(&ctx, &snapshot, as_of).await?,
-        computed_at: now,
-    };
+    let covered = activity::covered_apps(&ctx, &snapshot, as_of).await?;
+    let step = last_seen::Step { as_of, base: None, dormant_days, covered: &covered, computed_at: now };
     let src = last_seen::Sources { activity: "activity_daily", accounts: "accounts", last_seen: "last_seen" };
     last_seen::fold(&ctx, src, step).await
 }
