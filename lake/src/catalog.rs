@@ -321,6 +321,16 @@ static IDENTITIES_QUARANTINE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+static CORRELATION_OVERRIDES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("account_id", false),
+        utf8("identity_id", true),
+        utf8("service_owner_id", true),
+        utf8("reason", true),
+        Field::new("source_line", DataType::Int64, false),
+    ]))
+});
+
 static SLACK_MEMBER_ANALYTICS_QUARANTINE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         Field::new("date", DataType::Date32, false),
@@ -632,6 +642,19 @@ pub static IDENTITIES_QUARANTINE: TableDef = TableDef {
     mass_change_guard: false,
 };
 
+/// The manual correlation overrides file (`correlation.overrides`) as read on the snapshot day,
+/// committed with the raw tables like the identity export.
+pub static CORRELATION_OVERRIDES: TableDef = TableDef {
+    name: "correlation_overrides",
+    description: "Manual correlation overrides (account → identity or service owner) as read on each snapshot day",
+    schema: &CORRELATION_OVERRIDES_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["account_id"],
+    version: 1,
+    mass_change_guard: false,
+};
+
 /// Derived: the app-agnostic account snapshot.
 pub static ACCOUNTS: TableDef = TableDef {
     name: "accounts",
@@ -783,6 +806,7 @@ pub static TABLES: &[&TableDef] = &[
     &SLACK_AUDIT_LOGINS,
     &IDENTITIES,
     &IDENTITIES_QUARANTINE,
+    &CORRELATION_OVERRIDES,
     &ACCOUNTS,
     &ACCOUNT_IDENTITY,
     &ACTIVITY_DAILY,

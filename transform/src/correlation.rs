@@ -178,25 +178,26 @@ LEFT JOIN shared AS sh
     )
 }
 
-/// Correlate one day's `accounts` rows (file schema) with `identities` rows (file schema) and
-/// overrides (`OVERRIDES_SCHEMA`): the `account_identity` rows (file schema).
+/// Correlate one day's `accounts` rows (file schema) with `identities` rows and
+/// `correlation_overrides` rows (file schemas): the `account_identity` rows (file schema).
 pub async fn correlate(
     ctx: &datafusion::prelude::SessionContext,
     cfg: &CorrelationConfig,
     accounts: std::sync::Arc<dyn datafusion::catalog::TableProvider>,
-    identities: Vec<datafusion::arrow::record_batch::RecordBatch>,
-    overrides: Vec<datafusion::arrow::record_batch::RecordBatch>,
+    identities: std::sync::Arc<dyn datafusion::catalog::TableProvider>,
+    overrides: std::sync::Arc<dyn datafusion::catalog::TableProvider>,
     dt: chrono::NaiveDate,
     now: chrono::DateTime<chrono::Utc>,
 ) -> crate::Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
-    use lastseen_lake::catalog::{ACCOUNT_IDENTITY, IDENTITIES};
+    use lastseen_lake::catalog::ACCOUNT_IDENTITY;
     // The day's accounts as a table (the derivation passes its staged rows, not a copy in memory).
     let _ = ctx.deregister_table("corr_accounts");
     ctx.register_table("corr_accounts", accounts)
         .map_err(|e| crate::TransformError::df("registering corr_accounts", e))?;
-    session::register_batches(ctx, "corr_identities", IDENTITIES.schema(), identities)?;
-    let ov_schema = std::sync::Arc::clone(&lastseen_ingest::identities::OVERRIDES_SCHEMA);
-    session::register_batches(ctx, "corr_overrides", ov_schema, overrides)?;
+    for (name, table) in [("corr_identities", identities), ("corr_overrides", overrides)] {
+        let _ = ctx.deregister_table(name);
+        ctx.register_table(name, table).map_err(|e| crate::TransformError::df(format!("registering {name}"), e))?;
+    }
     session::run(
         ctx,
         &format!("correlating accounts with identities for {dt}"),

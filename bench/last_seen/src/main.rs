@@ -634,7 +634,8 @@ async fn rederive(dir: &str) -> anyhow::Result<()> {
     tx.commit().await?;
     let config = lastseen_config::Config::load(None)?;
     let t = Instant::now();
-    let derived = lastseen_transform::derive_all(&lake, &lease, &[today()], Utc::now(), &config).await?;
+    let options = lastseen_transform::DeriveOptions::from_config(&config);
+    let derived = lastseen_transform::derive_all(&lake, &lease, &[today()], Utc::now(), &options).await?;
     let secs = t.elapsed().as_secs_f64();
     lease.release().await?;
     let by_table = derived.summary.rows_by_table();
