@@ -92,4 +92,31 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn an_app_is_needed_from_its_first_snapshot_on_and_apps_are_unioned() {
+        use lastseen_lake::{PartitionState, TableState};
+        let d = |n: u32| NaiveDate::from_ymd_opt(2026, 3, n).unwrap();
+        let part = PartitionState {
+            files: Vec::new(),
+            rows: 3,
+            run_id: "r".into(),
+            committed_at: chrono::DateTime::UNIX_EPOCH,
+            version: 1,
+        };
+        let mut snap = Snapshot::default();
+        snap.tables.insert(
+            "slack_users".into(),
+            TableState { schema_version: 3, partitions: [(d(5), part)].into_iter().collect() },
+        );
+        assert!(present_apps(&snap, d(4)).is_empty(), "nothing collected before day 5");
+        assert_eq!(present_apps(&snap, d(6)).iter().map(|a| a.app).collect::<Vec<_>>(), ["slack"]);
+        assert!(apps_on(&snap, d(6)).is_empty(), "day 6 has no snapshot: the run day is refused");
+        // One app: its file as it is; two: each file, one after the other.
+        assert_eq!(accounts_sql(&apps_on(&snap, d(5))), ACCOUNT_SOURCES[0].sql);
+        let other = AccountSource { app: "other", table: "other_users", sql: "SELECT 2 AS x -- a trailing comment" };
+        let two = accounts_sql(&[&ACCOUNT_SOURCES[0], &other]);
+        assert!(two.ends_with("SELECT * FROM (\nSELECT 2 AS x -- a trailing comment\n)"), "{two}");
+        assert_eq!(two.matches("\nUNION ALL\n").count(), 1, "{two}");
+    }
 }
