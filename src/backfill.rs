@@ -398,7 +398,8 @@ async fn collect_and_commit(
     match last_seen_dt {
         Some(dt) => {
             pb.set_message("deriving last_seen");
-            let derived = lastseen_transform::derive_all(b.lake, lease, &[dt], Utc::now(), b.config)
+            let options = lastseen_transform::DeriveOptions::from_config(b.config);
+            let derived = lastseen_transform::derive_all(b.lake, lease, &[dt], Utc::now(), &options)
                 .await
                 .with_context(|| format!("re-deriving last_seen for dt={dt}"))?;
             for w in &derived.warnings {

@@ -431,6 +431,9 @@ pub struct ReportArgs {
     /// Snapshot day to report on, YYYY-MM-DD. Default: the newest.
     #[arg(long, env = "LASTSEEN_AS_OF", value_name = "DATE")]
     pub as_of: Option<NaiveDate>,
+    /// Only accounts of this app (the `app` column, e.g. slack). Default: every app.
+    #[arg(long, value_name = "APP")]
+    pub app: Option<String>,
     /// Only accounts of this workspace (team id, e.g. T0123ABCD): its home accounts and its
     /// members on Enterprise Grid.
     #[arg(long, value_name = "TEAM_ID")]

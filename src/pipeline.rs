@@ -442,18 +442,23 @@ async fn collect_and_commit(
     let mut lake_version = None;
     // Warnings that are not about a source: they do not make the run partial.
     let mut other_warnings = Vec::new();
-    if let (Some(tx), Some(lease)) = (tx, lease) {
+    if let (Some(mut tx), Some(lease)) = (tx, lease) {
         pb.set_message("committing raw tables");
         if tx.spill_count() > 0 {
             tracing::info!(files = tx.spill_count(), "staged rows were spilled to staging files");
         }
+        // The identity export and overrides, committed with the raw tables; an export that is
+        // refused (guard) or unusable stages nothing and fails the run after this commit.
+        let identities = lastseen_ingest::identities::stage(&mut tx, run.config, &[run.date], Utc::now()).await;
         let t0 = Instant::now();
         let raw = tx.commit().await.context("committing the raw tables")?;
         let commit_ms = t0.elapsed().as_millis() as u64;
         tracing::debug!(peak_rss_mib = lastseen_lake::peak_rss_mib(), "raw tables committed");
         pb.set_message("deriving accounts, correlation and last_seen");
         let t0 = Instant::now();
-        let derived = lastseen_transform::derive_all(run.lake, lease, &[run.date], Utc::now(), run.config)
+        other_warnings.extend(identities.context("reading the identity export")?);
+        let options = lastseen_transform::DeriveOptions::from_config(run.config);
+        let derived = lastseen_transform::derive_all(run.lake, lease, &[run.date], Utc::now(), &options)
             .await
             .context("deriving accounts, identities, correlation, activity_daily and last_seen")?;
         tracing::info!(

@@ -86,6 +86,7 @@ pub const LAKE_TABLES: &[&str] = &[
     "slack_audit_logins",
     "identities",
     "identities_quarantine",
+    "correlation_overrides",
     "accounts",
     "account_identity",
     "activity_daily",

@@ -244,6 +244,8 @@ async fn rerun_review(engine: &QueryEngine, origin: &ReviewOrigin) -> Result<Rev
     let params = ReportParams {
         as_of: Some(origin.as_of),
         days: p.get("days").and_then(|d| d.parse().ok()),
+        // Absent from reviews exported before reports took --app: every app, as they had.
+        app: text("app"),
         workspace: text("workspace"),
         department: text("department"),
         exclude_guests: p.get("exclude_guests").is_some_and(|v| v == "true"),

@@ -172,6 +172,22 @@ pub enum IngestError {
         #[source]
         source: lastseen_lake::LakeError,
     },
+
+    /// The identity export shrank past `lake.max_snapshot_drop` against the previous one.
+    #[error(
+        "identity guard: the identity export has {rows} usable rows, {drop_pct:.1}% fewer than the {previous_rows} \
+         rows of the export used for dt={previous_dt}, more than the allowed {max_pct:.1}% \
+         (lake.max_snapshot_drop = {max_drop}); it was not used and no derived table was updated. Check that \
+         the export is complete (a half-written or partial file?); if the identities really went away, use it \
+         with `lastseen run --force` (env LASTSEEN_FORCE=true)",
+        drop_pct = 100.0 * (*previous_rows as f64 - *rows as f64) / (*previous_rows).max(1) as f64,
+        max_pct = 100.0 * max_drop
+    )]
+    IdentityDrop { rows: u64, previous_dt: chrono::NaiveDate, previous_rows: u64, max_drop: f64 },
+
+    /// The identity tables could not be staged in the run's transaction.
+    #[error("staging the identity tables: {0}")]
+    IdentityStage(#[source] lastseen_lake::LakeError),
 }
 
 fn humantime_secs(d: Duration) -> String {
@@ -300,7 +316,9 @@ impl IngestError {
             IngestError::Setup(_)
             | IngestError::Arrow { .. }
             | IngestError::IdentityFile { .. }
-            | IngestError::IdentityRead { .. } => None,
+            | IngestError::IdentityRead { .. }
+            | IngestError::IdentityDrop { .. }
+            | IngestError::IdentityStage(_) => None,
         }
     }
 

@@ -321,6 +321,16 @@ static IDENTITIES_QUARANTINE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+static CORRELATION_OVERRIDES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("account_id", false),
+        utf8("identity_id", true),
+        utf8("service_owner_id", true),
+        utf8("reason", true),
+        Field::new("source_line", DataType::Int64, false),
+    ]))
+});
+
 static SLACK_MEMBER_ANALYTICS_QUARANTINE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         Field::new("date", DataType::Date32, false),
@@ -350,6 +360,15 @@ static ACCOUNTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("updated_at", ts(), true),
         utf8_list("workspace_ids"),
         Field::new("collected_at", ts(), false),
+        // Version 2 (additive): what the app's accounts file knows beside the account itself,
+        // so that correlation and the account_report rollup read `accounts` only: the home
+        // workspace's name and the attributes the app's IdP provisioning (SCIM) records.
+        // Null in files written before.
+        utf8("workspace_name", true),
+        utf8("scim_user_name", true),
+        utf8("scim_external_id", true),
+        utf8("scim_email", true),
+        utf8("employee_number", true),
     ]))
 });
 
@@ -426,6 +445,9 @@ static ACCOUNT_REPORT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 
 static USAGE_DAILY_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
+        // Version 2 (additive): the app the accounts are of. Null in files written before (a
+        // report reading such a day falls back to its oracle).
+        utf8("app", true),
         utf8("workspace_id", false),
         utf8_list("workspace_ids"),
         utf8("department", true),
@@ -590,7 +612,7 @@ pub static LAST_SEEN: TableDef = TableDef {
     schema: &LAST_SEEN_SCHEMA,
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
-    sort_key: &["workspace_id", "account_id"],
+    sort_key: &["app", "workspace_id", "account_id"],
     version: 2,
     // Derived from slack_users, which is guarded already.
     mass_change_guard: false,
@@ -620,6 +642,19 @@ pub static IDENTITIES_QUARANTINE: TableDef = TableDef {
     mass_change_guard: false,
 };
 
+/// The manual correlation overrides file (`correlation.overrides`) as read on the snapshot day,
+/// committed with the raw tables like the identity export.
+pub static CORRELATION_OVERRIDES: TableDef = TableDef {
+    name: "correlation_overrides",
+    description: "Manual correlation overrides (account → identity or service owner) as read on each snapshot day",
+    schema: &CORRELATION_OVERRIDES_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["account_id"],
+    version: 1,
+    mass_change_guard: false,
+};
+
 /// Derived: the app-agnostic account snapshot.
 pub static ACCOUNTS: TableDef = TableDef {
     name: "accounts",
@@ -627,8 +662,8 @@ pub static ACCOUNTS: TableDef = TableDef {
     schema: &ACCOUNTS_SCHEMA,
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
-    sort_key: &["workspace_id", "account_id"],
-    version: 1,
+    sort_key: &["app", "workspace_id", "account_id"],
+    version: 2,
     mass_change_guard: false,
 };
 
@@ -639,7 +674,7 @@ pub static ACCOUNT_IDENTITY: TableDef = TableDef {
     schema: &ACCOUNT_IDENTITY_SCHEMA,
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
-    sort_key: &["workspace_id", "account_id"],
+    sort_key: &["app", "workspace_id", "account_id"],
     version: 1,
     mass_change_guard: false,
 };
@@ -651,7 +686,7 @@ pub static ACTIVITY_DAILY: TableDef = TableDef {
     schema: &ACTIVITY_DAILY_SCHEMA,
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
-    sort_key: &["account_id"],
+    sort_key: &["app", "account_id"],
     version: 1,
     mass_change_guard: false,
 };
@@ -665,8 +700,8 @@ pub static USAGE_DAILY: TableDef = TableDef {
     schema: &USAGE_DAILY_SCHEMA,
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
-    sort_key: &["workspace_id", "department", "account_type"],
-    version: 1,
+    sort_key: &["app", "workspace_id", "department", "account_type"],
+    version: 2,
     mass_change_guard: false,
 };
 
@@ -679,7 +714,7 @@ pub static ACCOUNT_REPORT: TableDef = TableDef {
     schema: &ACCOUNT_REPORT_SCHEMA,
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
-    sort_key: &["workspace_id", "account_id"],
+    sort_key: &["app", "workspace_id", "account_id"],
     version: 1,
     mass_change_guard: false,
 };
@@ -771,6 +806,7 @@ pub static TABLES: &[&TableDef] = &[
     &SLACK_AUDIT_LOGINS,
     &IDENTITIES,
     &IDENTITIES_QUARANTINE,
+    &CORRELATION_OVERRIDES,
     &ACCOUNTS,
     &ACCOUNT_IDENTITY,
     &ACTIVITY_DAILY,

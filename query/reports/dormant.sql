@@ -10,6 +10,7 @@
 --   $cutoff          DATE     as_of - days (--days; default reports.dormant_days): dormant when
 --                             the last evidence is on or before it
 --   $days            BIGINT   the threshold itself, for the reason text
+--   $app             VARCHAR  only accounts of this app (--app); NULL = every app
 --   $workspace       VARCHAR  only accounts of this workspace id (home or member); NULL = all
 --   $department      VARCHAR  only accounts whose owner identity is in this department
 --                             (case-insensitive); NULL = all
@@ -17,6 +18,7 @@
 --   $include_bots    BOOLEAN  keep bots, apps and Slackbot
 --
 -- Columns:
+--   app              the app the account is of (accounts.app)
 --   workspace_id, workspace_name   the account's home workspace (slack_workspaces of as_of)
 --   account_id, username, email, display_name   from the users snapshot (`accounts`)
 --   account_type     primary_owner | owner | admin | member | guest_multi | guest_single |
@@ -56,6 +58,7 @@
 -- @rollup    account_report
 -- @param     as_of           The snapshot day (default: the newest one).
 -- @param     days            Dormant after this many days without evidence of use (binds $cutoff = $as_of - $days).
+-- @param     app             Only accounts of this app (e.g. slack); default: every app.
 -- @param     workspace       Only accounts of this workspace (team id; home or member); default: all.
 -- @param     department      Only accounts whose owner identity is in this department (case-insensitive); default: all.
 -- @param     exclude_guests  Leave single- and multi-channel guests out (included by default).
@@ -63,6 +66,7 @@
 --
 WITH acct AS (
     SELECT
+        app,
         workspace_id,
         workspace_name,
         account_id,
@@ -108,12 +112,14 @@ WITH acct AS (
       AND status <> 'deactivated'
       AND ($include_bots OR account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot'))
       AND NOT ($exclude_guests AND account_type IN ('guest_multi', 'guest_single'))
+      AND ($app IS NULL OR app = $app)
       AND ($workspace IS NULL OR workspace_id = $workspace
            OR COALESCE(array_has(workspace_ids, $workspace), false))
       AND ($department IS NULL OR lower(department) = lower($department))
       AND (last_seen_at IS NULL OR CAST(last_seen_at AS DATE) <= CAST($cutoff AS DATE))
 )
 SELECT
+    app,
     workspace_id,
     workspace_name,
     account_id,
@@ -163,7 +169,7 @@ SELECT
              || CAST(CAST(last_seen_at AS DATE) AS VARCHAR) || ' via ' || last_seen_source || ')'
     END                                                             AS reason
 FROM acct
-ORDER BY risk DESC, days_since_last_seen DESC NULLS FIRST, workspace_id, account_id;
+ORDER BY risk DESC, days_since_last_seen DESC NULLS FIRST, app, workspace_id, account_id;
 
 -- @chart bar Dormant accounts by department
 SELECT COALESCE(department, '(none)') AS department, count(*) AS accounts

@@ -8,12 +8,14 @@
 --   $as_of           DATE     the snapshot day (--as-of; default: the newest)
 --   $cutoff          DATE     as_of - days (--days): dormant = no evidence of use after it
 --   $days            BIGINT   the threshold itself, for the reason text
+--   $app             VARCHAR  only accounts of this app (--app); NULL = every app
 --   $workspace       VARCHAR  only accounts of this workspace id (home or member); NULL = all
 --   $department      VARCHAR  only accounts whose owner is in this department; NULL = all
 --   $exclude_guests  BOOLEAN  leave out guests
 --   $include_bots    BOOLEAN  keep bots, apps and Slackbot
 --
 -- Columns:
+--   app              the app the account is of (accounts.app)
 --   workspace_id, workspace_name, account_id, username, email, display_name, account_type,
 --   status, billable, created_at   from the users snapshot (`accounts`)
 --   roles            the Slack roles the account type carries (primary owner ⊃ owner ⊃ admin)
@@ -61,6 +63,7 @@
 -- @rollup    account_report
 -- @param     as_of           The snapshot day (default: the newest one).
 -- @param     days            Dormant after this many days without evidence of use (binds $cutoff = $as_of - $days).
+-- @param     app             Only accounts of this app (e.g. slack); default: every app.
 -- @param     workspace       Only accounts of this workspace (team id; home or member); default: all.
 -- @param     department      Only accounts whose owner is in this department (case-insensitive); default: all.
 -- @param     exclude_guests  Leave single- and multi-channel guests out (included by default).
@@ -85,6 +88,7 @@ acted AS (
 ),
 acct AS (
     SELECT
+        app,
         workspace_id,
         workspace_name,
         account_id,
@@ -136,6 +140,7 @@ acct AS (
       AND status <> 'deactivated'
       AND ($include_bots OR account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot'))
       AND NOT ($exclude_guests AND account_type IN ('guest_multi', 'guest_single'))
+      AND ($app IS NULL OR app = $app)
       AND ($workspace IS NULL OR workspace_id = $workspace
            OR COALESCE(array_has(workspace_ids, $workspace), false))
       AND ($department IS NULL OR lower(department) = lower($department))
@@ -176,7 +181,7 @@ decided AS (
     FROM acct
 )
 SELECT
-    workspace_id, workspace_name, account_id, username, email, display_name, account_type, status,
+    app, workspace_id, workspace_name, account_id, username, email, display_name, account_type, status,
     roles, billable, created_at, user_groups, idp_groups,
     last_seen_at, last_seen_source, days_since_last_seen, active_days_30, active_days_90, state,
     owner_identity_id, owner_name, owner_email, department, employee_type, owner_status,
@@ -190,7 +195,7 @@ FROM decided
 LEFT JOIN previous ON decided_account_id = account_id
 LEFT JOIN acted ON acted_account_id = account_id
 ORDER BY CASE recommendation WHEN 'revoke' THEN 0 WHEN 'investigate' THEN 1 ELSE 2 END,
-         privileged DESC, workspace_id, account_id;
+         privileged DESC, app, workspace_id, account_id;
 
 -- @chart bar Recommendations
 SELECT recommendation, count(*) AS accounts

@@ -6,12 +6,15 @@
 -- Parameters (bound by `lastseen report seats`):
 --   $as_of           DATE     the snapshot day (--as-of; default: the newest)
 --   $cutoff          DATE     as_of - days (--days): used = some evidence of use after it
+--   $app             VARCHAR  only accounts of this app (--app); NULL = every app
 --   $workspace       VARCHAR  only accounts of this workspace id (home or member); NULL = all
 --   $department      VARCHAR  only accounts whose owner identity is in this department; NULL = all
 --   $exclude_guests  BOOLEAN  leave out guests
 --   $include_bots    BOOLEAN  keep bots, apps and Slackbot (never billed by Slack)
 --
 -- Columns:
+--   app              the apps whose accounts the row counts, comma-separated ('(none)' when it
+--                    counts none); --app counts one app's
 --   workspace_id     the accounts' home workspace, '(all)' on the organisation and department rows
 --   department       the owner identity's department, '(none)' without one, '(all)' on the
 --                    organisation and workspace rows
@@ -38,6 +41,7 @@
 -- @rollup    account_report
 -- @param     as_of           The snapshot day (default: the newest one).
 -- @param     days            A seat is used when it shows evidence of use in this many days (binds $cutoff = $as_of - $days).
+-- @param     app             Only accounts of this app (e.g. slack); default: every app.
 -- @param     workspace       Only accounts of this workspace (team id; home or member); default: all.
 -- @param     department      Only accounts whose owner identity is in this department (case-insensitive); default: all.
 -- @param     exclude_guests  Leave single- and multi-channel guests out (included by default).
@@ -45,6 +49,7 @@
 --
 WITH people AS (
     SELECT
+        app,
         account_id,
         workspace_id,
         COALESCE(department, '(none)')                                          AS department,
@@ -59,15 +64,18 @@ WITH people AS (
       AND status <> 'deactivated'
       AND ($include_bots OR account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot'))
       AND NOT ($exclude_guests AND account_type IN ('guest_multi', 'guest_single'))
+      AND ($app IS NULL OR app = $app)
       AND ($workspace IS NULL OR workspace_id = $workspace
            OR COALESCE(array_has(workspace_ids, $workspace), false))
       AND ($department IS NULL OR lower(department) = lower($department))
 )
 SELECT
-    workspace_id, department, live_accounts, billable_seats, used_seats, dormant_accounts,
+    app, workspace_id, department, live_accounts, billable_seats, used_seats, dormant_accounts,
     reclaimable_seats, terminated_seats
 FROM (
     SELECT
+        COALESCE(array_to_string(array_sort(array_agg(DISTINCT app)), ','), '(none)')
+                                                                                   AS app,
         CASE WHEN grouping(workspace_id) = 1 THEN '(all)' ELSE workspace_id END    AS workspace_id,
         CASE WHEN grouping(department) = 1 THEN '(all)' ELSE department END        AS department,
         grouping(workspace_id) + grouping(department)                              AS level,

@@ -7,12 +7,14 @@
 --
 -- Parameters (bound by `lastseen report terminated`):
 --   $as_of           DATE     the snapshot day (--as-of; default: the newest)
+--   $app             VARCHAR  only accounts of this app (--app); NULL = every app
 --   $workspace       VARCHAR  only accounts of this workspace id (home or member); NULL = all
 --   $department      VARCHAR  only owners in this department (case-insensitive); NULL = all
 --   $exclude_guests  BOOLEAN  leave out guests
 --   $include_bots    BOOLEAN  keep bots, apps and Slackbot
 --
 -- Columns:
+--   app              the app the account is of (accounts.app)
 --   workspace_id, account_id, username, email, display_name, account_type, status, billable
 --                    from the users snapshot (`accounts`)
 --   identity_id, identity_name, department, manager_email, manager_name, employee_type
@@ -35,12 +37,14 @@
 -- @snapshots last_seen
 -- @rollup    account_report
 -- @param     as_of           The snapshot day (default: the newest one).
+-- @param     app             Only accounts of this app (e.g. slack); default: every app.
 -- @param     workspace       Only accounts of this workspace (team id; home or member); default: all.
 -- @param     department      Only owners in this department (case-insensitive); default: all.
 -- @param     exclude_guests  Leave single- and multi-channel guests out (included by default).
 -- @param     include_bots    Keep bots, apps and Slackbot (left out by default).
 --
 SELECT
+    app,
     workspace_id,
     account_id,
     username,
@@ -69,11 +73,12 @@ WHERE dt = CAST($as_of AS DATE)
   AND (termination_date IS NULL OR termination_date <= CAST($as_of AS DATE))
   AND ($include_bots OR account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot'))
   AND NOT ($exclude_guests AND account_type IN ('guest_multi', 'guest_single'))
+  AND ($app IS NULL OR app = $app)
   AND ($workspace IS NULL OR workspace_id = $workspace
        OR COALESCE(array_has(workspace_ids, $workspace), false))
   AND ($department IS NULL OR lower(department) = lower($department))
 ORDER BY used_after_termination DESC, privileged DESC, days_since_termination DESC NULLS FIRST,
-         workspace_id, account_id;
+         app, workspace_id, account_id;
 
 -- @chart bar Live accounts of terminated owners by department
 SELECT COALESCE(department, '(none)') AS department, count(*) AS accounts

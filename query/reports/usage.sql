@@ -12,6 +12,7 @@
 -- Parameters (bound by `lastseen report usage`):
 --   $as_of           DATE     the last day of the trend (--as-of; default: the newest snapshot)
 --   $cutoff          DATE     as_of - days (--days): the trend covers cutoff+1 .. as_of
+--   $app             VARCHAR  only accounts of this app (--app); NULL = every app
 --   $workspace       VARCHAR  only accounts of this workspace id (home or member); NULL = all
 --   $department      VARCHAR  only accounts whose owner identity is in this department; NULL = all
 --   $exclude_guests  BOOLEAN  leave out guests
@@ -19,6 +20,8 @@
 --                             access logs, so they only change `accounts`)
 --
 -- Columns:
+--   app              the apps whose accounts the report counts, comma-separated ('(none)' when
+--                    it counts none); --app counts one app's
 --   day              the day D
 --   workspace_id     the accounts' home workspace; '(all)' on the organisation-wide and the
 --                    per-department rows. On Enterprise Grid an account counts in its home
@@ -49,6 +52,7 @@
 -- @rollup    usage_daily
 -- @param     as_of           The last day of the trend (default: the newest snapshot).
 -- @param     days            The number of days of the trend, ending on the as-of day (binds $cutoff = $as_of - $days).
+-- @param     app             Only accounts of this app (e.g. slack); default: every app.
 -- @param     workspace       Only accounts of this workspace (team id; home or member); default: all.
 -- @param     department      Only accounts whose owner identity is in this department (case-insensitive); default: all.
 -- @param     exclude_guests  Leave single- and multi-channel guests out (included by default).
@@ -56,12 +60,13 @@
 --
 WITH daily AS (
     -- The rollup rows of the trend's days, filtered at their grain.
-    SELECT CAST(dt AS INT) AS n, workspace_id, COALESCE(department, '(none)') AS department,
+    SELECT CAST(dt AS INT) AS n, app, workspace_id, COALESCE(department, '(none)') AS department,
            accounts, dau, wau, mau, billable_seats, billing_known
     FROM usage_daily
     WHERE dt > CAST($cutoff AS DATE) AND dt <= CAST($as_of AS DATE)
       AND ($include_bots OR account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot'))
       AND NOT ($exclude_guests AND account_type IN ('guest_multi', 'guest_single'))
+      AND ($app IS NULL OR app = $app)
       AND ($workspace IS NULL OR workspace_id = $workspace
            OR COALESCE(array_has(workspace_ids, $workspace), false))
       AND ($department IS NULL OR lower(department) = lower($department))
@@ -99,6 +104,12 @@ groups AS (
     FROM counts
     WHERE n = CAST(CAST($as_of AS DATE) AS INT) AND NOT (workspace_id = '(all)' AND department = '(all)')
 ),
+apps AS (
+    -- The apps of the population (the as-of day's accounts).
+    SELECT COALESCE(array_to_string(array_sort(array_agg(DISTINCT app)), ','), '(none)') AS app
+    FROM daily
+    WHERE n = CAST(CAST($as_of AS DATE) AS INT)
+),
 collected AS (
     -- Days a run derived (every day of the trend, when the rollup answers).
     SELECT DISTINCT CAST(dt AS INT) AS n
@@ -106,6 +117,7 @@ collected AS (
     WHERE dt > CAST($cutoff AS DATE) AND dt <= CAST($as_of AS DATE)
 )
 SELECT
+    ap.app,
     CAST(dy.n AS DATE)                                              AS day,
     g.workspace_id,
     g.department,
@@ -116,6 +128,7 @@ SELECT
     CASE WHEN c.billing_known > 0 THEN c.billable_seats END         AS billable_seats,
     k.n IS NOT NULL                                                 AS collected
 FROM days AS dy
+CROSS JOIN apps AS ap
 CROSS JOIN groups AS g
 LEFT JOIN counts AS c
        ON c.n = dy.n AND c.workspace_id = g.workspace_id AND c.department = g.department
@@ -126,13 +139,15 @@ ORDER BY day, g.workspace_id = '(all)' DESC, g.workspace_id, g.department = '(al
 -- The rollup answers only when the as-of day's accounts are the accounts of every day of the
 -- trend, in the same groups: each day has a rollup, counts as many accounts as the as-of day,
 -- and no account changed workspace, memberships, department or type (or appeared) after the
--- first day of the trend. Otherwise lastseen runs query/reports/oracle/usage.sql.
+-- first day of the trend, and every rollup row names its app (a day derived before usage_daily
+-- had an `app` column has none). Otherwise lastseen runs query/reports/oracle/usage.sql.
 SELECT
     count(DISTINCT dt) = CAST(CAST($as_of AS DATE) AS INT) - CAST(CAST($cutoff AS DATE) AS INT)
     AND min(total) = max(total) AND min(total) > 0
-    AND max(newest_key) <= CAST(CAST(CAST($cutoff AS DATE) AS INT) + 1 AS DATE)        AS ok
+    AND max(newest_key) <= CAST(CAST(CAST($cutoff AS DATE) AS INT) + 1 AS DATE)
+    AND sum(unnamed) = 0                                                                AS ok
 FROM (
-    SELECT dt, sum(accounts) AS total,
+    SELECT dt, sum(accounts) AS total, count(*) - count(app) AS unnamed,
            max(CASE WHEN dt = CAST($as_of AS DATE) THEN key_since END) AS newest_key
     FROM usage_daily
     WHERE dt > CAST($cutoff AS DATE) AND dt <= CAST($as_of AS DATE)

@@ -43,6 +43,7 @@ include!(concat!(env!("OUT_DIR"), "/reports.rs"));
 pub enum Param {
     AsOf,
     Days,
+    App,
     Workspace,
     Department,
     ExcludeGuests,
@@ -50,14 +51,22 @@ pub enum Param {
 }
 
 impl Param {
-    pub const ALL: [Param; 6] =
-        [Param::AsOf, Param::Days, Param::Workspace, Param::Department, Param::ExcludeGuests, Param::IncludeBots];
+    pub const ALL: [Param; 7] = [
+        Param::AsOf,
+        Param::Days,
+        Param::App,
+        Param::Workspace,
+        Param::Department,
+        Param::ExcludeGuests,
+        Param::IncludeBots,
+    ];
 
     /// The `$name` it binds.
     pub fn name(self) -> &'static str {
         match self {
             Param::AsOf => "as_of",
             Param::Days => "days",
+            Param::App => "app",
             Param::Workspace => "workspace",
             Param::Department => "department",
             Param::ExcludeGuests => "exclude_guests",
@@ -112,6 +121,8 @@ pub struct ReportParams {
     /// Default: the newest day every `@snapshots` table has.
     pub as_of: Option<NaiveDate>,
     pub days: Option<u32>,
+    /// Only accounts of this app (`accounts.app`); `None` = every app.
+    pub app: Option<String>,
     pub workspace: Option<String>,
     pub department: Option<String>,
     pub exclude_guests: bool,
@@ -123,6 +134,7 @@ impl ReportParams {
         match p {
             Param::AsOf => self.as_of.is_some(),
             Param::Days => self.days.is_some(),
+            Param::App => self.app.is_some(),
             Param::Workspace => self.workspace.is_some(),
             Param::Department => self.department.is_some(),
             Param::ExcludeGuests => self.exclude_guests,
@@ -455,6 +467,10 @@ impl ReportDef {
                     let days = p.days.expect("checked above");
                     bind("days", ScalarValue::Int64(Some(i64::from(days))), days.to_string());
                 }
+                Param::App => {
+                    let text = p.app.clone().unwrap_or_else(|| "all".into());
+                    bind("app", ScalarValue::Utf8(p.app.clone()), text);
+                }
                 Param::Workspace => {
                     let text = p.workspace.clone().unwrap_or_else(|| "all".into());
                     bind("workspace", ScalarValue::Utf8(p.workspace.clone()), text);
@@ -694,10 +710,10 @@ mod tests {
         for name in ["dormant", "review", "seats", "usage"] {
             assert_eq!(takes(name), Param::ALL, "{name}");
         }
-        assert_eq!(takes("orphans"), [Param::AsOf, Param::Days, Param::Workspace, Param::ExcludeGuests]);
+        assert_eq!(takes("orphans"), [Param::AsOf, Param::Days, Param::App, Param::Workspace, Param::ExcludeGuests]);
         assert_eq!(
             takes("terminated"),
-            [Param::AsOf, Param::Workspace, Param::Department, Param::ExcludeGuests, Param::IncludeBots]
+            [Param::AsOf, Param::App, Param::Workspace, Param::Department, Param::ExcludeGuests, Param::IncludeBots]
         );
         let usage = reports.iter().find(|r| r.name == "usage").unwrap();
         assert_eq!(usage.charts[0].kind, ChartKind::Line);
@@ -709,7 +725,7 @@ mod tests {
         let e = ReportDef::parse("x", "-- x\n-- @title T\n-- @param colour blue\nSELECT 1").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "report `x` is malformed, line 3: unknown parameter `colour` (known: as_of, days, workspace, department, exclude_guests, include_bots)"
+            "report `x` is malformed, line 3: unknown parameter `colour` (known: as_of, days, app, workspace, department, exclude_guests, include_bots)"
         );
         let e = ReportDef::parse("x", "-- x\n-- @title T\nSELECT 1\n-- @chart pie Share\nSELECT 1").unwrap_err();
         assert!(e.to_string().contains("line 4: unknown chart kind `pie`"), "{e}");
@@ -725,7 +741,7 @@ mod tests {
         assert!(matches!(e, QueryError::Usage(_)));
         assert_eq!(
             e.to_string(),
-            "report `orphans` does not take --department; it takes --as-of, --days, --workspace, --exclude-guests"
+            "report `orphans` does not take --department; it takes --as-of, --days, --app, --workspace, --exclude-guests"
         );
         assert!(r.check(&ReportParams::default()).unwrap_err().to_string().contains("needs --days"));
         let e = find("terminated").unwrap().check(&ReportParams { days: Some(30), ..Default::default() }).unwrap_err();

@@ -27,6 +27,7 @@ pub async fn run(g: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<u8> {
         as_of: args.as_of,
         // The configured threshold is the default of every report that takes one.
         days: args.days.or(def.takes(Param::Days).then_some(cfg.reports.dormant_days)),
+        app: args.app.clone(),
         workspace: args.workspace.clone(),
         department: args.department.clone(),
         exclude_guests: args.exclude_guests,

@@ -52,6 +52,7 @@ fn compare_all(
                             let p = ReportParams {
                                 as_of: Some(d),
                                 days: r.takes(Param::Days).then_some(days),
+                                app: None,
                                 workspace: ws.clone().filter(|_| r.takes(Param::Workspace)),
                                 department: dep.clone().filter(|_| r.takes(Param::Department)),
                                 exclude_guests: exclude_guests && r.takes(Param::ExcludeGuests),
@@ -214,7 +215,10 @@ fn commit_snapshot(lake: &Lake, def: &'static lastseen_lake::catalog::TableDef, 
 
 #[test]
 fn a_day_without_a_rollup_is_answered_by_the_oracle_with_the_same_rows() {
-    use lastseen_lake::catalog::{ACCOUNT_IDENTITY, ACCOUNT_REPORT, ACCOUNTS, IDENTITIES, LAST_SEEN, SLACK_WORKSPACES};
+    use lastseen_lake::catalog::{
+        ACCOUNT_IDENTITY, ACCOUNT_REPORT, ACCOUNTS, IDENTITIES, LAST_SEEN, SLACK_SCIM_GROUPS, SLACK_USERGROUP_MEMBERS,
+        SLACK_USERGROUPS, SLACK_WORKSPACES,
+    };
     let env = Env::start(120, Plan::Pro, 41);
     env.configure_identities(|c| c, "");
     let d = today();
@@ -222,7 +226,18 @@ fn a_day_without_a_rollup_is_answered_by_the_oracle_with_the_same_rows() {
     // An older day as a lake written before rollups existed has it: its snapshots, no rollup.
     let old = d - Duration::days(20);
     let lake = open_lake(&env);
-    for def in [&ACCOUNTS, &LAST_SEEN, &SLACK_WORKSPACES, &IDENTITIES, &ACCOUNT_IDENTITY] {
+    // The groups too: that day's `accounts.groups` were derived from that day's group tables,
+    // which the oracle (review's user_groups and idp_groups) reads.
+    for def in [
+        &ACCOUNTS,
+        &LAST_SEEN,
+        &SLACK_WORKSPACES,
+        &IDENTITIES,
+        &ACCOUNT_IDENTITY,
+        &SLACK_USERGROUPS,
+        &SLACK_USERGROUP_MEMBERS,
+        &SLACK_SCIM_GROUPS,
+    ] {
         let engine = block_on(QueryEngine::open(&lake)).unwrap();
         let rows = block_on(engine.sql(&format!("SELECT * FROM {} WHERE dt = DATE '{d}'", def.name))).unwrap();
         commit_snapshot(&lake, def, old, rows);
@@ -299,5 +314,40 @@ fn usage_reads_its_rollup_when_the_population_held_and_the_oracle_when_it_change
     unguarded.guard = None;
     assert!(block_on(unguarded.oracle_difference(&engine, &p7)).unwrap().is_some());
     let (ran, oracle) = report_and_oracle_rows(&lake, "usage", &p7);
+    assert_eq!(ran, oracle);
+}
+
+#[test]
+fn a_usage_trend_over_a_day_rolled_up_before_usage_daily_had_app_is_answered_by_the_oracle() {
+    let env = Env::start(150, Plan::Pro, 47);
+    env.configure_identities(|c| c, "");
+    for k in (1..9).rev() {
+        env.run_day_ok(today() - Duration::days(k));
+    }
+    let y = today() - Duration::days(1);
+    let lake = open_lake(&env);
+    let usage = reports::find("usage").unwrap();
+    let p7 = ReportParams { as_of: Some(y), days: Some(7), app: Some("slack".into()), ..Default::default() };
+    let engine = block_on(QueryEngine::open(&lake)).unwrap();
+    assert_eq!(block_on(usage.oracle_difference(&engine, &p7)).unwrap(), None, "the rollup answers first");
+    // One day of the trend as a lake written before usage_daily had `app` holds it: app null.
+    let old = y - Duration::days(3);
+    let rows = block_on(engine.sql(&format!(
+        "SELECT CAST(NULL AS VARCHAR) AS app, * EXCLUDE (app) FROM usage_daily WHERE dt = DATE '{old}'"
+    )))
+    .unwrap();
+    assert!(rows.iter().map(|b| b.num_rows()).sum::<usize>() > 0);
+    commit_snapshot(&lake, &lastseen_lake::catalog::USAGE_DAILY, old, rows);
+    let engine = block_on(QueryEngine::open(&lake)).unwrap();
+    assert!(
+        matches!(block_on(usage.oracle_difference(&engine, &p7)), Err(QueryError::NoData(_))),
+        "the guard refuses a trend with a day whose rollup rows name no app"
+    );
+    // Without the guard, --app slack would drop that day's accounts; with it, the oracle's rows.
+    let mut unguarded = usage.clone();
+    unguarded.guard = None;
+    assert!(block_on(unguarded.oracle_difference(&engine, &p7)).unwrap().is_some());
+    let (ran, oracle) = report_and_oracle_rows(&lake, "usage", &p7);
+    assert!(!ran.is_empty());
     assert_eq!(ran, oracle);
 }

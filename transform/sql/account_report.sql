@@ -2,12 +2,14 @@
 -- status and type: the reports filter), with the joins every account report repeats, done once
 -- by the run instead of on every report:
 --
---   accounts            the account itself (type, status, billable, workspaces)
---   slack_workspaces    the home workspace's name
+--   accounts            the account itself (type, status, billable, workspaces, the home
+--                       workspace's name, and its groups: the app's own groups, and those
+--                       its IdP pushes, which the app's accounts file prefixes `scim:`)
 --   last_seen           the latest evidence of use as of $dt and its state
 --   account_identity    correlation: the owner identity and how it was found
 --   identities          the owner identity (HR/IdP export) and its manager (by email)
---   slack_usergroups, slack_usergroup_members, slack_scim_groups   the account's groups
+--
+-- An account is (app, account_id): every join is on both. Nothing here is one app's.
 --
 -- Only facts of the day that do not depend on a report parameter are kept; the reports apply
 -- $cutoff, $workspace, $department, $exclude_guests and $include_bots on these rows. Each join
@@ -32,36 +34,32 @@ WITH manager AS (
     WHERE dt = $dt AND email IS NOT NULL
     GROUP BY lower(email)
 ),
-user_groups AS (
-    SELECT m.user_id, array_to_string(array_sort(array_agg(DISTINCT g.handle)), '; ') AS groups
-    FROM slack_usergroup_members AS m
-    JOIN slack_usergroups AS g
-      ON g.dt = m.dt AND g.team_id = m.team_id AND g.usergroup_id = m.usergroup_id
-    WHERE m.dt = $dt AND NOT g.disabled
-    GROUP BY m.user_id
-),
-idp_groups AS (
-    SELECT member_user_id AS user_id,
-           array_to_string(array_sort(array_agg(DISTINCT display_name)), '; ') AS groups
-    FROM slack_scim_groups
-    WHERE dt = $dt AND member_user_id IS NOT NULL
-    GROUP BY member_user_id
+account_groups AS (
+    -- `accounts.groups` split back: the app's own groups, and those its IdP pushes (which the
+    -- app's accounts file prefixes `scim:`), each sorted and joined with '; '.
+    SELECT app, account_id,
+           NULLIF(array_to_string(array_sort(array_agg(DISTINCT g) FILTER (WHERE NOT starts_with(g, 'scim:'))), '; '), '')
+               AS user_groups,
+           NULLIF(array_to_string(array_sort(array_agg(DISTINCT substr(g, 6)) FILTER (WHERE starts_with(g, 'scim:'))), '; '), '')
+               AS idp_groups
+    FROM (SELECT app, account_id, unnest(groups) AS g FROM accounts WHERE dt = $dt) AS x
+    GROUP BY app, account_id
 ),
 recent AS (
-    SELECT account_id, max(dt) AS last_active_day
+    SELECT app, account_id, max(dt) AS last_active_day
     FROM activity_daily
     WHERE active AND dt > $from AND dt <= $dt
-    GROUP BY account_id
+    GROUP BY app, account_id
 ),
 base AS (
-    SELECT account_id, workspace_id, workspace_ids, department, account_type, last_active_day, key_since
+    SELECT app, account_id, workspace_id, workspace_ids, department, account_type, last_active_day, key_since
     FROM account_report
     WHERE dt = $base
 )
 SELECT
     a.app,
     a.workspace_id,
-    w.name                  AS workspace_name,
+    a.workspace_name,
     a.account_id,
     a.workspace_ids,
     a.username,
@@ -71,8 +69,8 @@ SELECT
     a.status,
     a.billable,
     a.created_at,
-    ug.groups               AS user_groups,
-    ig.groups               AS idp_groups,
+    gr.user_groups,
+    gr.idp_groups,
     ls.last_seen_at,
     ls.last_seen_source,
     ls.active_days_30,
@@ -105,8 +103,6 @@ SELECT
         ELSE $dt
     END                     AS key_since
 FROM accounts AS a
-LEFT JOIN slack_workspaces AS w
-       ON w.dt = a.dt AND w.team_id = a.workspace_id
 LEFT JOIN last_seen AS ls
        ON ls.dt = a.dt AND ls.app = a.app AND ls.account_id = a.account_id
 LEFT JOIN account_identity AS ai
@@ -115,12 +111,10 @@ LEFT JOIN identities AS i
        ON i.dt = a.dt AND i.identity_id = ai.identity_id
 LEFT JOIN manager AS m
        ON m.email = lower(i.manager_email)
-LEFT JOIN user_groups AS ug
-       ON ug.user_id = a.account_id
-LEFT JOIN idp_groups AS ig
-       ON ig.user_id = a.account_id
+LEFT JOIN account_groups AS gr
+       ON gr.app = a.app AND gr.account_id = a.account_id
 LEFT JOIN recent AS r
-       ON r.account_id = a.account_id
+       ON r.app = a.app AND r.account_id = a.account_id
 LEFT JOIN base AS b
-       ON b.account_id = a.account_id
+       ON b.app = a.app AND b.account_id = a.account_id
 WHERE a.dt = $dt

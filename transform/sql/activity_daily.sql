@@ -3,12 +3,13 @@
 -- any source saw it active, which sources spoke, the earliest and latest use proven, and the
 -- login and message counts where a source gives them (NULL = no source counts them).
 --
--- `evidence` is the union of the per-source files in sql/evidence/ whose raw table exists.
+-- `evidence` is the union of the per-source files in sql/evidence/; each row names the app of
+-- the account it speaks for, and an account is (app, account_id): two apps' ids never merge.
 -- The latest use's source is chosen by time, then by source priority (finest-grained first).
 --
 -- `evidence` holds exactly the days being derived. Parameters: $computed_at TIMESTAMP.
 SELECT
-    'slack'                                                             AS app,
+    app                                                                 AS app,
     account_id                                                          AS account_id,
     min(workspace_id)                                                   AS workspace_id,
     bool_or(active)                                                     AS active,
@@ -22,5 +23,5 @@ SELECT
     $computed_at                                                        AS computed_at,
     day                                                                 AS dt
 FROM evidence
-GROUP BY day, account_id
+GROUP BY day, app, account_id
 ORDER BY day

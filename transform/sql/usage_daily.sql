@@ -1,5 +1,5 @@
 -- usage_daily for one snapshot day $dt: the day's accounts (every status and type) counted per
--- home workspace, workspace memberships, owner department and account type, the grain the
+-- app, home workspace, workspace memberships, owner department and account type, the grain the
 -- `usage` report filters and groups at. Read from the day's `account_report` row of each
 -- account (transform/sql/account_report.sql):
 --
@@ -13,6 +13,7 @@
 --
 -- Parameters: $dt DATE, $wau_from DATE ($dt - 6).
 SELECT
+    app,
     workspace_id,
     workspace_ids,
     department,
@@ -26,4 +27,4 @@ SELECT
     max(key_since)                                              AS key_since
 FROM account_report
 WHERE dt = $dt
-GROUP BY workspace_id, workspace_ids, department, account_type
+GROUP BY app, workspace_id, workspace_ids, department, account_type

@@ -1,6 +1,6 @@
-//! `activity_daily`: the evidence sources (one SQL file each under `sql/evidence/`, included
-//! only when this build's catalog has the raw table and column it reads), which days need
-//! (re)computing, and the per-day aggregation.
+//! `activity_daily`: the evidence sources (one SQL file each under `sql/evidence/`, registered by
+//! `build.rs` from its header: see [`crate::sources`]), which days need (re)computing, which apps
+//! some source covers on a day, and the per-day aggregation.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock};
@@ -9,59 +9,19 @@ use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::prelude::SessionContext;
 use lastseen_lake::Snapshot;
-use lastseen_lake::catalog::{ACTIVITY_DAILY, SLACK_USERS};
+use lastseen_lake::catalog::ACTIVITY_DAILY;
 
 use crate::session::{self, ts};
 use crate::{Result, TransformError};
 
-/// One evidence source: the raw table (and column) it needs and its SQL.
-#[derive(Debug)]
-pub struct EvidenceSource {
-    pub name: &'static str,
-    pub table: &'static str,
-    /// A column the table must have (the Grid source reads a column of `slack_users`).
-    pub column: Option<&'static str>,
-    pub sql: &'static str,
-    /// Breaks ties on the latest time within a day: the finest-grained source first.
-    pub priority: i32,
-}
-
-pub static EVIDENCE: &[EvidenceSource] = &[
-    EvidenceSource {
-        name: "access_logs",
-        table: "slack_access_logs",
-        column: None,
-        sql: include_str!("../sql/evidence/access_logs.sql"),
-        priority: 1,
-    },
-    EvidenceSource {
-        name: "audit_logins",
-        table: "slack_audit_logins",
-        column: None,
-        sql: include_str!("../sql/evidence/audit_logins.sql"),
-        priority: 2,
-    },
-    EvidenceSource {
-        name: "grid_last_active",
-        table: "slack_users",
-        column: Some("last_active_at"),
-        sql: include_str!("../sql/evidence/grid_last_active.sql"),
-        priority: 3,
-    },
-    EvidenceSource {
-        name: "analytics",
-        table: "slack_member_analytics",
-        column: None,
-        sql: include_str!("../sql/evidence/analytics.sql"),
-        priority: 4,
-    },
-];
+pub use crate::sources::{EVIDENCE, EvidenceSource};
 
 pub const ACTIVITY_DAILY_SQL: &str = include_str!("../sql/activity_daily.sql");
 
 /// What every evidence file yields, plus the source's priority.
 pub static EVIDENCE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
+        Field::new("app", DataType::Utf8, false),
         Field::new("day", DataType::Date32, false),
         Field::new("account_id", DataType::Utf8, false),
         Field::new("workspace_id", DataType::Utf8, true),
@@ -75,22 +35,11 @@ pub static EVIDENCE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-/// The evidence sources this build can read.
-pub fn present_sources() -> Vec<&'static EvidenceSource> {
-    EVIDENCE
-        .iter()
-        .filter(|s| match s.column {
-            None => session::in_catalog(s.table),
-            Some(c) => session::catalog_has_column(s.table, c),
-        })
-        .collect()
-}
-
 /// Days up to `until` whose `activity_daily` is missing or older than an evidence partition of
 /// the same day: a raw commit re-wrote that day (new rows, or a merge that moved `date_last`).
 pub fn dirty_days(snapshot: &Snapshot, until: NaiveDate) -> BTreeSet<NaiveDate> {
     let mut out = BTreeSet::new();
-    for src in present_sources() {
+    for src in EVIDENCE {
         let Some(t) = snapshot.table(src.table) else { continue };
         for (dt, p) in t.partitions.range(..=until) {
             if p.rows == 0 {
@@ -117,31 +66,43 @@ fn derived_after(derived: &lastseen_lake::PartitionState, input: &lastseen_lake:
     derived.version >= input.version
 }
 
-/// Whether any evidence source can speak for day `d`: its table has committed rows on or before
-/// `d` (for the Grid source: that day's users snapshot carries `last_active_at`). When none can,
-/// an account without evidence is `unknown`, not `never_seen`.
-pub async fn any_source(ctx: &SessionContext, snapshot: &Snapshot, d: NaiveDate) -> Result<bool> {
-    for src in present_sources() {
-        if src.table == SLACK_USERS.name {
-            // Rows, not `count(*)`: `DataFrame::count` counts the result's rows.
-            let sql = "SELECT user_id FROM slack_users WHERE dt = $d AND last_active_at IS NOT NULL LIMIT 1";
-            let df = ctx.sql(sql).await.map_err(|e| TransformError::df("checking Grid last_active_at", e))?;
-            let df = df
-                .with_param_values(datafusion::common::ParamValues::Map(
-                    [("d".to_string(), session::date(d).into())].into(),
-                ))
-                .map_err(|e| TransformError::df("checking Grid last_active_at", e))?;
-            let n = df.count().await.map_err(|e| TransformError::df("checking Grid last_active_at", e))?;
-            if n > 0 {
-                return Ok(true);
-            }
+/// The apps some evidence source can speak for on day `d` (each source covers its `@app`): an
+/// event table with committed rows on or before `d`, or a snapshot table whose day-`d` partition
+/// yields evidence (Grid's users snapshot carries `last_active_at` that day). An account of an
+/// app no source covers is `unknown` without evidence, not `never_seen`.
+pub async fn covered_apps(ctx: &SessionContext, snapshot: &Snapshot, d: NaiveDate) -> Result<Vec<String>> {
+    let mut apps: Vec<String> = Vec::new();
+    for src in EVIDENCE {
+        if apps.iter().any(|a| a == src.app) {
             continue;
         }
-        if snapshot.table(src.table).is_some_and(|t| t.partitions.range(..=d).any(|(_, p)| p.rows > 0)) {
-            return Ok(true);
+        let snapshot_table = lastseen_lake::catalog::table(src.table)
+            .is_ok_and(|t| t.partitioning == lastseen_lake::catalog::Partitioning::Snapshot);
+        let covers = if snapshot_table {
+            if snapshot.partition(src.table, d).is_none_or(|p| p.rows == 0) {
+                false
+            } else {
+                let what = format!("checking whether evidence source {} covers {d}", src.name);
+                let df = ctx.sql(src.sql).await.map_err(|e| TransformError::df(&what, e))?;
+                let df = df
+                    .with_param_values(datafusion::common::ParamValues::Map(
+                        [("from".to_string(), session::date(d).into()), ("to".to_string(), session::date(d).into())]
+                            .into(),
+                    ))
+                    .and_then(|df| df.limit(0, Some(1)))
+                    .map_err(|e| TransformError::df(&what, e))?;
+                // Rows, not `count(*)`: `DataFrame::count` counts the result's rows.
+                df.count().await.map_err(|e| TransformError::df(&what, e))? > 0
+            }
+        } else {
+            snapshot.table(src.table).is_some_and(|t| t.partitions.range(..=d).any(|(_, p)| p.rows > 0))
+        };
+        if covers {
+            apps.push(src.app.to_string());
         }
     }
-    Ok(false)
+    apps.sort();
+    Ok(apps)
 }
 
 /// Evidence rows (committed rows of the evidence tables on the days) one `activity_daily` plan
@@ -153,7 +114,7 @@ const EVIDENCE_ROWS_PER_PLAN: u64 = 30_000;
 /// `days` cut into runs derived by one plan each, in date order, each reading at most
 /// [`EVIDENCE_ROWS_PER_PLAN`] evidence rows (a single bigger day is a plan of its own).
 pub fn plan_groups(snapshot: &Snapshot, days: &BTreeSet<NaiveDate>) -> Vec<BTreeSet<NaiveDate>> {
-    let tables: Vec<&str> = present_sources().iter().map(|s| s.table).collect();
+    let tables: Vec<&str> = EVIDENCE.iter().map(|s| s.table).collect();
     let rows = |d: NaiveDate| -> u64 { tables.iter().filter_map(|t| snapshot.partition(t, d)).map(|p| p.rows).sum() };
     let mut groups: Vec<BTreeSet<NaiveDate>> = Vec::new();
     let mut in_group = 0u64;
@@ -188,7 +149,7 @@ pub async fn derive_into(
     use futures::StreamExt;
     let (Some(&from), Some(&to)) = (days.first(), days.last()) else { return Ok(()) };
     let mut evidence: Option<datafusion::prelude::DataFrame> = None;
-    for src in present_sources() {
+    for src in EVIDENCE {
         let what = format!("reading evidence source {}", src.name);
         let params = [("from", session::date(from)), ("to", session::date(to))];
         let map: std::collections::HashMap<String, datafusion::common::metadata::ScalarAndMetadata> =
@@ -198,7 +159,8 @@ pub async fn derive_into(
             .with_param_values(datafusion::common::ParamValues::Map(map))
             .map_err(|e| TransformError::df(&what, e))?;
         // Each source's columns as the evidence schema has them, plus its priority.
-        let mut exprs: Vec<datafusion::prelude::Expr> = EVIDENCE_SCHEMA.fields()[..9]
+        let n = EVIDENCE_SCHEMA.fields().len() - 1;
+        let mut exprs: Vec<datafusion::prelude::Expr> = EVIDENCE_SCHEMA.fields()[..n]
             .iter()
             .map(|f| cast(col(format!("\"{}\"", f.name())), f.data_type().clone()).alias(f.name()))
             .collect();

@@ -11,9 +11,9 @@ use lastseen_config::{AccountAttr, CorrelationConfig, CorrelationRule, IdentityA
 
 use crate::session;
 
-/// Expected inputs (registered by the caller): `corr_accounts` (accounts of the day),
-/// `corr_identities` (the `identities` rows), `corr_overrides` (overrides file rows, maybe
-/// empty) and, when the catalog has it, `slack_scim_users`.
+/// Expected inputs (registered by the caller): `corr_accounts` (accounts of the day, with the
+/// SCIM attributes their app's accounts file fills), `corr_identities` (the `identities` rows)
+/// and `corr_overrides` (overrides file rows, maybe empty). An account is (app, account_id).
 pub const INPUTS: [&str; 3] = ["corr_accounts", "corr_identities", "corr_overrides"];
 
 fn quote_literal(s: &str) -> String {
@@ -59,22 +59,8 @@ fn account_column(a: AccountAttr) -> &'static str {
         AccountAttr::ScimUserName => "scim_user_name",
         AccountAttr::ScimExternalId => "scim_external_id",
         AccountAttr::ScimEmail => "scim_email",
-        AccountAttr::EmployeeId => "scim_employee_number",
+        AccountAttr::EmployeeId => "employee_number",
     }
-}
-
-fn needs_scim(a: AccountAttr) -> bool {
-    matches!(
-        a,
-        AccountAttr::ScimUserName | AccountAttr::ScimExternalId | AccountAttr::ScimEmail | AccountAttr::EmployeeId
-    )
-}
-
-/// The rules that can run in this build (SCIM attributes need the SCIM table in the catalog),
-/// with their 1-based position in the configuration.
-pub fn usable_rules(cfg: &CorrelationConfig) -> Vec<(usize, &CorrelationRule)> {
-    let scim = session::in_catalog("slack_scim_users");
-    cfg.rules.iter().enumerate().filter(|(_, r)| scim || !needs_scim(r.account)).map(|(i, r)| (i + 1, r)).collect()
 }
 
 fn rule_sql(order: usize, rule: &CorrelationRule, aliases: &std::collections::BTreeMap<String, String>) -> String {
@@ -97,26 +83,20 @@ fn rule_sql(order: usize, rule: &CorrelationRule, aliases: &std::collections::BT
     };
     let i = normalise(col, &rule.normalize, aliases);
     format!(
-        "SELECT {order} AS rule_order, {name} AS rule, a.workspace_id, a.account_id, i.identity_id, a.v AS matched_value \
-         FROM (SELECT a.workspace_id, a.account_id, {a} AS v FROM acct AS a WHERE a.account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot')) AS a \
+        "SELECT {order} AS rule_order, {name} AS rule, a.app, a.workspace_id, a.account_id, i.identity_id, a.v AS matched_value \
+         FROM (SELECT a.app, a.workspace_id, a.account_id, {a} AS v FROM acct AS a WHERE a.account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot')) AS a \
          JOIN (SELECT i.identity_id, {i} AS v FROM {source}) AS i ON a.v = i.v \
          WHERE a.v IS NOT NULL AND a.v <> ''",
         name = quote_literal(&rule.name()),
     )
 }
 
-/// The whole correlation statement. Parameters: `$dt` (for the SCIM snapshot), `$computed_at`.
+/// The whole correlation statement. Parameter: `$computed_at`.
 pub fn correlation_sql(cfg: &CorrelationConfig) -> String {
-    let scim = if session::in_catalog("slack_scim_users") {
-        "LEFT JOIN (SELECT user_id, min(user_name) AS user_name, min(external_id) AS external_id, min(email) AS email, \
-         min(employee_number) AS employee_number FROM slack_scim_users WHERE dt = $dt GROUP BY user_id) AS s ON s.user_id = a.account_id"
-    } else {
-        "LEFT JOIN (SELECT CAST(NULL AS VARCHAR) AS user_id, CAST(NULL AS VARCHAR) AS user_name, CAST(NULL AS VARCHAR) AS external_id, \
-         CAST(NULL AS VARCHAR) AS email, CAST(NULL AS VARCHAR) AS employee_number) AS s ON s.user_id = a.account_id"
-    };
-    let rules: Vec<String> = usable_rules(cfg).into_iter().map(|(o, r)| rule_sql(o, r, &cfg.domain_aliases)).collect();
+    let rules: Vec<String> =
+        cfg.rules.iter().enumerate().map(|(i, r)| rule_sql(i + 1, r, &cfg.domain_aliases)).collect();
     let hits = if rules.is_empty() {
-        "SELECT 0 AS rule_order, CAST(NULL AS VARCHAR) AS rule, CAST(NULL AS VARCHAR) AS workspace_id, \
+        "SELECT 0 AS rule_order, CAST(NULL AS VARCHAR) AS rule, CAST(NULL AS VARCHAR) AS app, CAST(NULL AS VARCHAR) AS workspace_id, \
          CAST(NULL AS VARCHAR) AS account_id, CAST(NULL AS VARCHAR) AS identity_id, CAST(NULL AS VARCHAR) AS matched_value WHERE false"
             .to_string()
     } else {
@@ -124,20 +104,18 @@ pub fn correlation_sql(cfg: &CorrelationConfig) -> String {
     };
     format!(
         "WITH acct AS (
-    SELECT a.workspace_id, a.account_id, a.account_type, a.email, a.username, a.display_name,
-           s.user_name AS scim_user_name, s.external_id AS scim_external_id, s.email AS scim_email,
-           s.employee_number AS scim_employee_number
+    SELECT a.app, a.workspace_id, a.account_id, a.account_type, a.email, a.username, a.display_name,
+           a.scim_user_name, a.scim_external_id, a.scim_email, a.employee_number
     FROM corr_accounts AS a
-    {scim}
 ),
 hits AS (
 {hits}
 ),
 first_rule AS (
-    SELECT workspace_id, account_id, min(rule_order) AS rule_order FROM hits GROUP BY workspace_id, account_id
+    SELECT app, workspace_id, account_id, min(rule_order) AS rule_order FROM hits GROUP BY app, workspace_id, account_id
 ),
 decided AS (
-    SELECT h.workspace_id, h.account_id,
+    SELECT h.app, h.workspace_id, h.account_id,
            min(h.rule) AS rule,
            min(h.matched_value) AS matched_value,
            count(DISTINCT h.identity_id) AS n,
@@ -145,19 +123,20 @@ decided AS (
            array_to_string(array_sort(array_agg(DISTINCT h.identity_id)), ';') AS candidates
     FROM hits AS h
     JOIN first_rule AS f
-      ON f.workspace_id = h.workspace_id AND f.account_id = h.account_id AND f.rule_order = h.rule_order
-    GROUP BY h.workspace_id, h.account_id
+      ON f.app = h.app AND f.workspace_id = h.workspace_id AND f.account_id = h.account_id
+     AND f.rule_order = h.rule_order
+    GROUP BY h.app, h.workspace_id, h.account_id
 ),
 shared AS (
-    SELECT d.workspace_id, d.identity_id
+    SELECT d.app, d.workspace_id, d.identity_id
     FROM decided AS d
     LEFT JOIN corr_overrides AS o ON o.account_id = d.account_id
     WHERE d.n = 1 AND o.account_id IS NULL
-    GROUP BY d.workspace_id, d.identity_id
+    GROUP BY d.app, d.workspace_id, d.identity_id
     HAVING count(*) > 1
 )
 SELECT
-    'slack' AS app,
+    a.app,
     a.workspace_id,
     a.account_id,
     a.account_type,
@@ -193,35 +172,37 @@ SELECT
     $computed_at AS computed_at
 FROM corr_accounts AS a
 LEFT JOIN corr_overrides AS o ON o.account_id = a.account_id
-LEFT JOIN decided AS d ON d.workspace_id = a.workspace_id AND d.account_id = a.account_id
-LEFT JOIN shared AS sh ON sh.workspace_id = d.workspace_id AND sh.identity_id = d.identity_id AND d.n = 1"
+LEFT JOIN decided AS d ON d.app = a.app AND d.workspace_id = a.workspace_id AND d.account_id = a.account_id
+LEFT JOIN shared AS sh
+       ON sh.app = d.app AND sh.workspace_id = d.workspace_id AND sh.identity_id = d.identity_id AND d.n = 1"
     )
 }
 
-/// Correlate one day's `accounts` rows (file schema) with `identities` rows (file schema) and
-/// overrides (`OVERRIDES_SCHEMA`): the `account_identity` rows (file schema).
+/// Correlate one day's `accounts` rows (file schema) with `identities` rows and
+/// `correlation_overrides` rows (file schemas): the `account_identity` rows (file schema).
 pub async fn correlate(
     ctx: &datafusion::prelude::SessionContext,
     cfg: &CorrelationConfig,
     accounts: std::sync::Arc<dyn datafusion::catalog::TableProvider>,
-    identities: Vec<datafusion::arrow::record_batch::RecordBatch>,
-    overrides: Vec<datafusion::arrow::record_batch::RecordBatch>,
+    identities: std::sync::Arc<dyn datafusion::catalog::TableProvider>,
+    overrides: std::sync::Arc<dyn datafusion::catalog::TableProvider>,
     dt: chrono::NaiveDate,
     now: chrono::DateTime<chrono::Utc>,
 ) -> crate::Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
-    use lastseen_lake::catalog::{ACCOUNT_IDENTITY, IDENTITIES};
+    use lastseen_lake::catalog::ACCOUNT_IDENTITY;
     // The day's accounts as a table (the derivation passes its staged rows, not a copy in memory).
     let _ = ctx.deregister_table("corr_accounts");
     ctx.register_table("corr_accounts", accounts)
         .map_err(|e| crate::TransformError::df("registering corr_accounts", e))?;
-    session::register_batches(ctx, "corr_identities", IDENTITIES.schema(), identities)?;
-    let ov_schema = std::sync::Arc::clone(&lastseen_ingest::identities::OVERRIDES_SCHEMA);
-    session::register_batches(ctx, "corr_overrides", ov_schema, overrides)?;
+    for (name, table) in [("corr_identities", identities), ("corr_overrides", overrides)] {
+        let _ = ctx.deregister_table(name);
+        ctx.register_table(name, table).map_err(|e| crate::TransformError::df(format!("registering {name}"), e))?;
+    }
     session::run(
         ctx,
         &format!("correlating accounts with identities for {dt}"),
         &correlation_sql(cfg),
-        &[("dt", session::date(dt)), ("computed_at", session::timestamp(now))],
+        &[("computed_at", session::timestamp(now))],
         &ACCOUNT_IDENTITY.schema(),
     )
     .await

@@ -23,13 +23,14 @@ pub struct Sources<'a> {
 
 /// One fold step.
 #[derive(Debug, Clone, Copy)]
-pub struct Step {
+pub struct Step<'a> {
     pub as_of: NaiveDate,
     /// The base snapshot's day; `None` = full rebuild from every activity day up to `as_of`.
     pub base: Option<NaiveDate>,
     pub dormant_days: u32,
-    /// Some evidence source covers `as_of` (else accounts without evidence are `unknown`).
-    pub any_source: bool,
+    /// The apps some evidence source covers on `as_of` (an account of another app without
+    /// evidence is `unknown`, not `never_seen`): [`crate::activity::covered_apps`].
+    pub covered: &'a [String],
     pub computed_at: DateTime<Utc>,
 }
 
@@ -49,7 +50,7 @@ async fn view(ctx: &SessionContext, name: &str, sql: &str) -> Result<()> {
 }
 
 /// The `last_seen` rows (file schema) as of `step.as_of`.
-pub async fn fold(ctx: &SessionContext, src: Sources<'_>, step: Step) -> Result<Vec<RecordBatch>> {
+pub async fn fold(ctx: &SessionContext, src: Sources<'_>, step: Step<'_>) -> Result<Vec<RecordBatch>> {
     let what = format!("deriving last_seen for {}", step.as_of);
     session::collect(fold_stream(ctx, src, step).await?, &LAST_SEEN.schema(), &what).await
 }
@@ -59,7 +60,7 @@ pub async fn fold(ctx: &SessionContext, src: Sources<'_>, step: Step) -> Result<
 pub async fn fold_stream(
     ctx: &SessionContext,
     src: Sources<'_>,
-    step: Step,
+    step: Step<'_>,
 ) -> Result<datafusion::execution::SendableRecordBatchStream> {
     let d = step.as_of;
     match step.base {
@@ -80,8 +81,18 @@ pub async fn fold_stream(
             view(ctx, "leaving_days", &format!("SELECT * FROM {} WHERE false", src.activity)).await?;
         }
     }
-    view(ctx, "listed", &format!("SELECT workspace_id, account_id FROM {} WHERE dt = {}", src.accounts, lit(d)))
+    view(ctx, "listed", &format!("SELECT app, workspace_id, account_id FROM {} WHERE dt = {}", src.accounts, lit(d)))
         .await?;
+    let covered = datafusion::arrow::array::StringArray::from_iter_values(step.covered.iter());
+    let covered_schema =
+        std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(vec![datafusion::arrow::datatypes::Field::new(
+            "app",
+            datafusion::arrow::datatypes::DataType::Utf8,
+            false,
+        )]));
+    let covered = RecordBatch::try_new(std::sync::Arc::clone(&covered_schema), vec![std::sync::Arc::new(covered)])
+        .map_err(|e| TransformError::Shape { what: "the covered apps".into(), message: e.to_string() })?;
+    session::register_batches(ctx, "covered", covered_schema, vec![covered])?;
     // Without a base the "previous" windows are empty: put them before any date.
     let p = step.base.unwrap_or(NaiveDate::MIN);
     let params = [
@@ -90,7 +101,6 @@ pub async fn fold_stream(
         ("p30", session::date(minus(p, 30))),
         ("p90", session::date(minus(p, 90))),
         ("dormant_cutoff", session::date(minus(d, u64::from(step.dormant_days)))),
-        ("any_source", datafusion::common::ScalarValue::Boolean(Some(step.any_source))),
         ("computed_at", session::timestamp(step.computed_at)),
     ];
     session::stream(ctx, &format!("deriving last_seen for {d}"), LAST_SEEN_SQL, &params).await

@@ -1,6 +1,7 @@
-//! Derived tables: DataFusion SQL plans over the committed raw tables, written back through the
-//! lake's commit protocol in one transaction: `identities` (+ quarantine) from the configured
-//! export, `accounts`, `account_identity` (correlation), `activity_daily` and `last_seen`.
+//! Derived tables: DataFusion SQL plans over the committed lake tables only (the raw tables, and
+//! the identity export and overrides the run commits with them), written back through the
+//! lake's commit protocol in one transaction: `accounts`, `account_identity` (correlation),
+//! `activity_daily`, `last_seen` and the rollups.
 //!
 //! `last_seen` is incremental: each day folds the previous snapshot with the `activity_daily`
 //! days after it. Days whose raw evidence was re-committed (access logs are merged and move
@@ -12,6 +13,7 @@ pub mod correlation;
 pub mod last_seen;
 pub mod rollups;
 pub mod session;
+pub mod sources;
 
 #[cfg(test)]
 mod tests;
@@ -22,21 +24,16 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
-use lastseen_config::Config;
+use lastseen_config::CorrelationConfig;
 use lastseen_lake::catalog::{
-    ACCOUNT_IDENTITY, ACCOUNT_REPORT, ACCOUNTS, ACTIVITY_DAILY, IDENTITIES, IDENTITIES_QUARANTINE, LAST_SEEN,
-    SLACK_USERS, USAGE_DAILY,
+    ACCOUNT_IDENTITY, ACCOUNT_REPORT, ACCOUNTS, ACTIVITY_DAILY, IDENTITIES, LAST_SEEN, USAGE_DAILY,
 };
 use lastseen_lake::{CommitSummary, Lake, LockGuard};
-
-pub const ACCOUNTS_SQL: &str = include_str!("../sql/accounts.sql");
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransformError {
     #[error(transparent)]
     Lake(#[from] lastseen_lake::LakeError),
-    #[error("reading identities: {0}")]
-    Identities(#[from] lastseen_ingest::IngestError),
     #[error("query engine error while {what}: {source}")]
     Plan {
         what: String,
@@ -56,16 +53,6 @@ pub enum TransformError {
     Shape { what: String, message: String },
     #[error("cannot derive {table} for {dt}: {message}")]
     Missing { table: &'static str, dt: NaiveDate, message: String },
-    #[error(
-        "identity guard: the identity export has {rows} usable rows, {drop_pct:.1}% fewer than the {previous_rows} \
-         rows of the export used for dt={previous_dt}, more than the allowed {max_pct:.1}% \
-         (lake.max_snapshot_drop = {max_drop}); it was not used and no derived table was updated. Check that \
-         the export is complete (a half-written or partial file?); if the identities really went away, use it \
-         with `lastseen run --force` (env LASTSEEN_FORCE=true)",
-        drop_pct = 100.0 * (*previous_rows as f64 - *rows as f64) / (*previous_rows).max(1) as f64,
-        max_pct = 100.0 * max_drop
-    )]
-    IdentityDrop { rows: u64, previous_dt: NaiveDate, previous_rows: u64, max_drop: f64 },
 }
 
 impl TransformError {
@@ -79,6 +66,29 @@ impl TransformError {
 
 pub type Result<T, E = TransformError> = std::result::Result<T, E>;
 
+/// What a derivation applies beside the lake: `lake.derive_memory_mb`, `lake.stage_memory_mb`,
+/// `reports.dormant_days` and `[correlation]`.
+#[derive(Debug, Clone)]
+pub struct DeriveOptions {
+    /// The memory pool of the derivation's plans (bytes).
+    pub derive_memory: usize,
+    /// Derived rows staged in memory before they spill to staging files (bytes).
+    pub stage_memory: usize,
+    pub dormant_days: u32,
+    pub correlation: CorrelationConfig,
+}
+
+impl DeriveOptions {
+    pub fn from_config(config: &lastseen_config::Config) -> Self {
+        DeriveOptions {
+            derive_memory: config.lake.derive_memory,
+            stage_memory: config.lake.stage_memory,
+            dormant_days: config.reports.dormant_days,
+            correlation: config.correlation.clone(),
+        }
+    }
+}
+
 /// What one derivation committed, and what the run should warn about.
 #[derive(Debug)]
 pub struct Derived {
@@ -87,72 +97,46 @@ pub struct Derived {
     pub warnings: Vec<String>,
 }
 
-/// Derive every table for `dates` (run days; each needs a `slack_users` snapshot) and commit
-/// them as one lake version. Reads the identity export and overrides named in `config`.
+/// Derive every table for `dates` (run days; each needs the account snapshot of every app the
+/// lake has collected by then: see [`sources::present_apps`]) and commit
+/// them as one lake version. Reads only lake tables: a run day is correlated when it has an
+/// `identities` snapshot (committed with the raw tables by `lastseen_ingest::identities::stage`).
 pub async fn derive_all(
     lake: &Lake,
     lease: &LockGuard,
     dates: &[NaiveDate],
     now: DateTime<Utc>,
-    config: &Config,
+    options: &DeriveOptions,
 ) -> Result<Derived> {
     let snapshot = lake.snapshot().await?;
     let dates: BTreeSet<NaiveDate> = dates.iter().copied().collect();
     let Some(&until) = dates.last() else {
         return Ok(Derived { summary: lake.begin(lease).await?.commit().await?, warnings: Vec::new() });
     };
+    // Every app the lake has collected accounts of by a run day needs that day's account
+    // snapshot (a Slack-only lake: `slack_users`); an app first collected later is not needed.
     for &dt in &dates {
-        if snapshot.partition(SLACK_USERS.name, dt).is_none() {
+        let needed = sources::present_apps(&snapshot, dt);
+        let missing: Vec<&str> = if needed.is_empty() {
+            sources::ACCOUNT_SOURCES.iter().map(|a| a.table).collect()
+        } else {
+            needed.iter().filter(|a| snapshot.partition(a.table, dt).is_none()).map(|a| a.table).collect()
+        };
+        if !missing.is_empty() {
             return Err(TransformError::Missing {
                 table: LAST_SEEN.name,
                 dt,
-                message: "no slack_users snapshot for that day".into(),
+                message: format!("no {} snapshot for that day", missing.join(" or ")),
             });
         }
     }
-    let ctx = session::context(lake, &snapshot, config.lake.derive_memory).await?;
+    let ctx = session::context(lake, &snapshot, options.derive_memory).await?;
     let mut tx = lake.begin(lease).await?;
     // Derived rows are staged like raw ones: past `lake.stage_memory_mb` they spill to staging
     // files. With the day-at-a-time loops below, re-deriving a year after a backfill holds one
     // day's accounts and last_seen rows and a week of evidence, not the whole chain (audit D6).
-    tx.set_memory_budget(config.lake.stage_memory);
-    let mut warnings = Vec::new();
-
-    // Identities: the export as it is now, stamped on every run day.
-    let identities = match &config.identities.url {
-        None => None,
-        Some(_) => {
-            let load =
-                lastseen_ingest::identities::read_identities(&config.identities, &config.storage.options, now).await?;
-            if let Some(max_drop) = config.lake.max_snapshot_drop {
-                check_identity_drop(&snapshot, until, load.identities.num_rows() as u64, max_drop)?;
-            }
-            if !load.problems.is_empty() {
-                let shown = load.problems.iter().take(5).cloned().collect::<Vec<_>>().join("; ");
-                let msg = format!(
-                    "identities: {} of {} rows quarantined (see table identities_quarantine): {shown}{}",
-                    load.problems.len(),
-                    load.records,
-                    if load.problems.len() > 5 { "; …" } else { "" }
-                );
-                tracing::warn!("{msg}");
-                warnings.push(msg);
-            }
-            for &dt in &dates {
-                tx.declare_snapshot(&IDENTITIES, dt);
-                tx.write_spilling(&IDENTITIES, dt, load.identities.clone()).await?;
-                tx.declare_snapshot(&IDENTITIES_QUARANTINE, dt);
-                tx.write_spilling(&IDENTITIES_QUARANTINE, dt, load.quarantine.clone()).await?;
-            }
-            Some(load.identities)
-        }
-    };
-    let overrides = match &config.correlation.overrides {
-        Some(url) if identities.is_some() => {
-            Some(lastseen_ingest::identities::read_overrides(url, &config.storage.options).await?)
-        }
-        _ => None,
-    };
+    tx.set_memory_budget(options.stage_memory);
+    let warnings = Vec::new();
 
     // activity_daily for every day whose evidence changed (a first run or a backfill: every
     // day), one streaming plan per few hundred thousand evidence rows, staged as it comes; the
@@ -197,21 +181,9 @@ pub async fn derive_all(
             committed_ls
                 .iter()
                 .copied()
-                .filter(|d| *d >= first_dirty && *d <= until && snapshot.partition(SLACK_USERS.name, *d).is_some()),
+                .filter(|d| *d >= first_dirty && *d <= until && !sources::apps_on(&snapshot, *d).is_empty()),
         );
     }
-    let usable_rules = correlation::usable_rules(&config.correlation);
-    let skipped: Vec<String> = config
-        .correlation
-        .rules
-        .iter()
-        .filter(|r| !usable_rules.iter().any(|(_, u)| u == r))
-        .map(|r| r.name())
-        .collect();
-    if identities.is_some() && !skipped.is_empty() {
-        tracing::info!(rules = %skipped.join(", "), "correlation rules skipped: this build has no SCIM table");
-    }
-
     // One chain day at a time: accounts, correlation (run days), then last_seen folded from the
     // previous day's snapshot. No day is held in memory as a whole: each plan's batches are
     // staged as they are produced (spilling past `lake.stage_memory_mb`), and the next step reads
@@ -231,7 +203,8 @@ pub async fn derive_all(
     for &d in &chain {
         tx.declare_snapshot(&ACCOUNTS, d);
         let what = format!("deriving accounts for {d}");
-        let mut stream = session::stream(&ctx, &what, ACCOUNTS_SQL, &[("dt", session::date(d))]).await?;
+        let accounts_sql = sources::accounts_sql(&sources::apps_on(&snapshot, d));
+        let mut stream = session::stream(&ctx, &what, &accounts_sql, &[("dt", session::date(d))]).await?;
         while let Some(b) = session::next_batch(&mut stream, &accounts_schema, &what).await? {
             tx.write_spilling(&ACCOUNTS, d, b).await?;
         }
@@ -244,38 +217,35 @@ pub async fn derive_all(
         // The day's rollups read the rows derived for it here (from staging), not the committed ones.
         let mut fresh: Vec<(&'static str, Arc<dyn TableProvider>)> = vec![("accounts", staged_accounts)];
 
-        if let (Some(identities), true) = (&identities, dates.contains(&d)) {
+        if dates.contains(&d) && snapshot.partition(IDENTITIES.name, d).is_some() {
             let cols = ACCOUNTS.schema().fields().iter().map(|f| format!("\"{}\"", f.name())).collect::<Vec<_>>();
             let day_accounts = ctx
                 .sql(&format!("SELECT {} FROM accounts_src WHERE dt = DATE '{d}'", cols.join(", ")))
                 .await
                 .map_err(|e| TransformError::df(format!("reading the accounts of {d}"), e))?
                 .into_view();
-            let rows = correlation::correlate(
-                &ctx,
-                &config.correlation,
-                day_accounts,
-                vec![identities.clone()],
-                overrides.clone().into_iter().collect(),
-                d,
-                now,
-            )
-            .await?;
+            let identities = ctx
+                .sql(&format!("SELECT * EXCLUDE (dt) FROM identities WHERE dt = DATE '{d}'"))
+                .await
+                .map_err(|e| TransformError::df(format!("reading the identities of {d}"), e))?
+                .into_view();
+            let overrides = ctx
+                .sql(&format!("SELECT * EXCLUDE (dt) FROM correlation_overrides WHERE dt = DATE '{d}'"))
+                .await
+                .map_err(|e| TransformError::df(format!("reading the correlation overrides of {d}"), e))?
+                .into_view();
+            let rows =
+                correlation::correlate(&ctx, &options.correlation, day_accounts, identities, overrides, d, now).await?;
             tx.declare_snapshot(&ACCOUNT_IDENTITY, d);
             for b in rows {
                 tx.write_spilling(&ACCOUNT_IDENTITY, d, b).await?;
             }
             fresh.push(("account_identity", Arc::new(tx.staged_table(&ACCOUNT_IDENTITY).await?)));
-            fresh.push(("identities", Arc::new(tx.staged_table(&IDENTITIES).await?)));
         }
 
-        let step = last_seen::Step {
-            as_of: d,
-            base,
-            dormant_days: config.reports.dormant_days,
-            any_source: activity::any_source(&ctx, &snapshot, d).await?,
-            computed_at: now,
-        };
+        let covered = activity::covered_apps(&ctx, &snapshot, d).await?;
+        let step =
+            last_seen::Step { as_of: d, base, dormant_days: options.dormant_days, covered: &covered, computed_at: now };
         let src = last_seen::Sources { activity: "activity_src", accounts: "accounts_src", last_seen: "last_seen_src" };
         tx.declare_snapshot(&LAST_SEEN, d);
         let what = format!("deriving last_seen for {d}");
@@ -332,20 +302,6 @@ pub async fn derive_all(
     Ok(Derived { summary, warnings })
 }
 
-/// The identity export's mass-change guard, as `slack_users` has one: the reference is the
-/// newest committed `identities` snapshot dated before `dt`, or, when there is none, the one
-/// being replaced. Only usable rows count: quarantined rows are what a half-written file adds.
-fn check_identity_drop(snapshot: &lastseen_lake::Snapshot, dt: NaiveDate, rows: u64, max_drop: f64) -> Result<()> {
-    let Some(table) = snapshot.table(IDENTITIES.name) else { return Ok(()) };
-    let previous = table.partitions.range(..dt).next_back().or_else(|| table.partitions.get_key_value(&dt));
-    let Some((&previous_dt, previous)) = previous else { return Ok(()) };
-    let previous_rows = previous.rows;
-    if rows < previous_rows && (previous_rows - rows) as f64 > max_drop * previous_rows as f64 {
-        return Err(TransformError::IdentityDrop { rows, previous_dt, previous_rows, max_drop });
-    }
-    Ok(())
-}
-
 async fn register_view(ctx: &datafusion::prelude::SessionContext, name: &str, sql: &str) -> Result<()> {
     let _ = ctx.deregister_table(name);
     let df = ctx.sql(sql).await.map_err(|e| TransformError::df(format!("preparing {name}"), e))?;
@@ -368,13 +324,8 @@ pub async fn rebuild_last_seen(
 ) -> Result<Vec<RecordBatch>> {
     let snapshot = lake.snapshot().await?;
     let ctx = session::context(lake, &snapshot, DEFAULT_DERIVE_MEMORY).await?;
-    let step = last_seen::Step {
-        as_of,
-        base: None,
-        dormant_days,
-        any_source: activity::any_source(&ctx, &snapshot, as_of).await?,
-        computed_at: now,
-    };
+    let covered = activity::covered_apps(&ctx, &snapshot, as_of).await?;
+    let step = last_seen::Step { as_of, base: None, dormant_days, covered: &covered, computed_at: now };
     let src = last_seen::Sources { activity: "activity_daily", accounts: "accounts", last_seen: "last_seen" };
     last_seen::fold(&ctx, src, step).await
 }

@@ -22,18 +22,8 @@ pub const USAGE_DAILY_SQL: &str = include_str!("../sql/usage_daily.sql");
 
 /// The relations the rollups read, each with its table schema (including `dt`). `account_report`
 /// is the base day's rollup for the fold (and the day's own for `usage_daily`).
-pub const SOURCES: [&str; 10] = [
-    "activity_daily",
-    "account_report",
-    "accounts",
-    "last_seen",
-    "account_identity",
-    "identities",
-    "slack_workspaces",
-    "slack_usergroups",
-    "slack_usergroup_members",
-    "slack_scim_groups",
-];
+pub const SOURCES: [&str; 6] =
+    ["activity_daily", "account_report", "accounts", "last_seen", "account_identity", "identities"];
 
 /// A session sharing `base`'s runtime (its memory pool) where each of [`SOURCES`] is the table
 /// given in `fresh` (the rows the derivation has staged but not committed, read from staging),

@@ -1,13 +1,11 @@
-//! The DataFusion session the transforms run in: every committed lake table, typed empty
-//! stand-ins for the raw tables of the shared ingest contract that this build's catalog does not
-//! have yet, the `users_src` view, and the helpers that run a SQL file with parameters and
-//! conform its result to a catalog schema.
+//! The DataFusion session the transforms run in (every committed lake table), and the helpers
+//! that run a SQL file with parameters and conform its result to a catalog schema.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::common::metadata::ScalarAndMetadata;
@@ -15,7 +13,6 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use lastseen_lake::catalog::{SLACK_USERS, TABLES, partition_field};
 use lastseen_lake::{Lake, LakeTable, Snapshot};
 
 use crate::{Result, TransformError};
@@ -24,79 +21,7 @@ pub(crate) fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
-fn utf8(n: &str) -> Field {
-    Field::new(n, DataType::Utf8, true)
-}
-
-fn boolean(n: &str) -> Field {
-    Field::new(n, DataType::Boolean, true)
-}
-
-fn with_dt(fields: Vec<Field>) -> SchemaRef {
-    let mut fields = fields;
-    fields.push(partition_field());
-    Arc::new(Schema::new(fields))
-}
-
-/// The raw tables of the ingest contract (names and the columns transforms read) that may not
-/// be in this build's catalog. Where the catalog has one, the real table is used instead.
-static CONTRACT_TABLES: LazyLock<Vec<(&'static str, SchemaRef)>> = LazyLock::new(|| {
-    let collected = || Field::new("collected_at", ts(), true);
-    vec![
-        ("slack_billing", with_dt(vec![utf8("team_id"), utf8("user_id"), boolean("billing_active"), collected()])),
-        (
-            "slack_usergroups",
-            with_dt(vec![
-                utf8("team_id"),
-                utf8("usergroup_id"),
-                utf8("handle"),
-                utf8("name"),
-                boolean("disabled"),
-                Field::new("user_count", DataType::Int64, true),
-                collected(),
-            ]),
-        ),
-        ("slack_usergroup_members", with_dt(vec![utf8("team_id"), utf8("usergroup_id"), utf8("user_id"), collected()])),
-        (
-            "slack_scim_users",
-            with_dt(vec![
-                utf8("user_id"),
-                utf8("user_name"),
-                utf8("external_id"),
-                utf8("email"),
-                boolean("active"),
-                utf8("display_name"),
-                utf8("employee_number"),
-                utf8("department"),
-                utf8("manager_id"),
-                collected(),
-            ]),
-        ),
-        (
-            "slack_scim_groups",
-            with_dt(vec![utf8("group_id"), utf8("display_name"), utf8("member_user_id"), collected()]),
-        ),
-    ]
-});
-
-/// Columns the contract adds to `slack_users`, with the SQL used when this build lacks them.
-const USERS_CONTRACT_COLUMNS: &[(&str, &str)] = &[
-    ("enterprise_id", "CAST(NULL AS VARCHAR)"),
-    ("workspace_ids", "make_array(team_id)"),
-    ("last_active_at", "CAST(NULL AS TIMESTAMP)"),
-    ("created_at", "CAST(NULL AS TIMESTAMP)"),
-    ("has_sso", "CAST(NULL AS BOOLEAN)"),
-];
-
-pub(crate) fn in_catalog(table: &str) -> bool {
-    TABLES.iter().any(|t| t.name == table)
-}
-
-pub(crate) fn catalog_has_column(table: &str, column: &str) -> bool {
-    TABLES.iter().find(|t| t.name == table).is_some_and(|t| t.schema().index_of(column).is_ok())
-}
-
-/// A session over `snapshot` with stand-ins and `users_src` registered, whose plans share a
+/// A session over `snapshot` (every committed lake table registered), whose plans share a
 /// memory pool of `memory` bytes: sorts and aggregations past it spill to the OS temporary
 /// directory, and a plan that cannot spill fails with DataFusion's "resources exhausted" error
 /// instead of the process growing without bound.
@@ -107,26 +32,7 @@ pub(crate) async fn context(lake: &Lake, snapshot: &Snapshot, memory: usize) -> 
         .map_err(|e| TransformError::df("creating the query engine's runtime", e))?;
     let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
     LakeTable::register_all(&ctx, lake, snapshot)?;
-    for (name, schema) in CONTRACT_TABLES.iter() {
-        if !in_catalog(name) {
-            register_batches(&ctx, name, Arc::clone(schema), Vec::new())?;
-        }
-    }
-    register_users_src(&ctx).await?;
     Ok(ctx)
-}
-
-async fn register_users_src(ctx: &SessionContext) -> Result<()> {
-    let schema = SLACK_USERS.table_schema();
-    let mut cols: Vec<String> = schema.fields().iter().map(|f| format!("\"{}\"", f.name())).collect();
-    for (col, fill) in USERS_CONTRACT_COLUMNS {
-        if schema.index_of(col).is_err() {
-            cols.push(format!("{fill} AS {col}"));
-        }
-    }
-    let sql = format!("CREATE VIEW users_src AS SELECT {} FROM slack_users", cols.join(", "));
-    ctx.sql(&sql).await.map_err(|e| TransformError::df("creating the users_src view", e))?;
-    Ok(())
 }
 
 /// (Re)register in-memory batches as `name`.

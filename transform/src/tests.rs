@@ -98,6 +98,7 @@ fn activity_batch(h: &History) -> RecordBatch {
         rows.entry((e.account, e.day)).or_insert(e);
     }
     let base = |d: u32| day(d).and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_micros();
+    let mut app = Vec::new();
     let mut acc = Vec::new();
     let mut ws = Vec::new();
     let mut active = Vec::new();
@@ -106,7 +107,8 @@ fn activity_batch(h: &History) -> RecordBatch {
     let mut src = Vec::new();
     let mut dt = Vec::new();
     for ((a, d), e) in &rows {
-        acc.push(format!("U{a}"));
+        app.push(app_of(*a));
+        acc.push(account_of(*a));
         ws.push(format!("T{}", a % 2));
         active.push(e.active);
         let t = base(*d) + e.secs * 1_000_000;
@@ -116,6 +118,7 @@ fn activity_batch(h: &History) -> RecordBatch {
         dt.push(date32(day(*d)));
     }
     let schema = Arc::new(Schema::new(vec![
+        Field::new("app", DataType::Utf8, false),
         Field::new("account_id", DataType::Utf8, false),
         Field::new("workspace_id", DataType::Utf8, true),
         Field::new("active", DataType::Boolean, false),
@@ -125,6 +128,7 @@ fn activity_batch(h: &History) -> RecordBatch {
         Field::new("dt", DataType::Date32, false),
     ]));
     let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(app)),
         Arc::new(StringArray::from(acc)),
         Arc::new(StringArray::from(ws)),
         Arc::new(BooleanArray::from(active)),
@@ -136,28 +140,48 @@ fn activity_batch(h: &History) -> RecordBatch {
     RecordBatch::try_new(schema, cols).unwrap()
 }
 
+/// Generated accounts `2k` and `2k + 1` share the id `U{k}` in two apps: an account is
+/// (app, account_id), and the fold must never merge the two.
+fn app_of(a: usize) -> &'static str {
+    ["slack", "okta"][a % 2]
+}
+
+fn account_of(a: usize) -> String {
+    format!("U{}", a / 2)
+}
+
 fn listed_batch(h: &History) -> RecordBatch {
-    let (mut ws, mut acc, mut dt) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut app, mut ws, mut acc, mut dt) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (k, r) in h.runs.iter().enumerate() {
         for a in 0..h.accounts {
             if h.listed[k] & (1 << a) != 0 {
+                app.push(app_of(a));
                 ws.push(format!("T{}", a % 2));
-                acc.push(format!("U{a}"));
+                acc.push(account_of(a));
                 dt.push(date32(day(*r)));
             }
         }
     }
     let schema = Arc::new(Schema::new(vec![
+        Field::new("app", DataType::Utf8, false),
         Field::new("workspace_id", DataType::Utf8, false),
         Field::new("account_id", DataType::Utf8, false),
         Field::new("dt", DataType::Date32, false),
     ]));
-    let cols: Vec<ArrayRef> =
-        vec![Arc::new(StringArray::from(ws)), Arc::new(StringArray::from(acc)), Arc::new(Date32Array::from(dt))];
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(app)),
+        Arc::new(StringArray::from(ws)),
+        Arc::new(StringArray::from(acc)),
+        Arc::new(Date32Array::from(dt)),
+    ];
     RecordBatch::try_new(schema, cols).unwrap()
 }
 
 async fn incremental_vs_full(h: &History) -> Vec<(NaiveDate, Vec<String>, Vec<String>)> {
+    incremental_vs_full_covering(h, &["okta".to_string(), "slack".to_string()]).await
+}
+
+async fn incremental_vs_full_covering(h: &History, covered: &[String]) -> Vec<(NaiveDate, Vec<String>, Vec<String>)> {
     let ctx = SessionContext::new();
     let act = activity_batch(h);
     register_batches(&ctx, "act", act.schema(), vec![act]).unwrap();
@@ -170,7 +194,7 @@ async fn incremental_vs_full(h: &History) -> Vec<(NaiveDate, Vec<String>, Vec<St
     let mut base = None;
     for &r in &h.runs {
         let d = day(r);
-        let step = Step { as_of: d, base, dormant_days: 30, any_source: true, computed_at: now() };
+        let step = Step { as_of: d, base, dormant_days: 30, covered, computed_at: now() };
         let inc = fold(&ctx, src, step).await.unwrap();
         let full = fold(&ctx, src, Step { base: None, ..step }).await.unwrap();
         out.push((d, lines(&inc, "computed_at"), lines(&full, "computed_at")));
@@ -221,6 +245,36 @@ fn the_fold_counts_windows_and_states_as_documented() {
     }
 }
 
+#[test]
+fn two_apps_accounts_with_the_same_id_are_folded_apart() {
+    // Accounts 0 (slack U0) and 1 (okta U0): only the Slack one has evidence, on day 10.
+    let h = History {
+        accounts: 2,
+        evidence: vec![Evidence { account: 0, day: 10, active: true, secs: 60, back: 0, source: 0 }],
+        runs: vec![20],
+        listed: vec![0b11, 0, 0, 0, 0, 0, 0],
+    };
+    let rows = |covered: &[&str]| -> Vec<(String, String, String)> {
+        let covered: Vec<String> = covered.iter().map(|c| c.to_string()).collect();
+        let steps = rt().block_on(incremental_vs_full_covering(&h, &covered));
+        let mut out: Vec<(String, String, String)> = steps[0]
+            .1
+            .iter()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+                (s("app"), s("account_id"), s("state"))
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let s = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+    assert_eq!(rows(&["okta", "slack"]), vec![s("okta", "U0", "never_seen"), s("slack", "U0", "active")]);
+    // An app no evidence source covers: its account without evidence is unknown, not never seen.
+    assert_eq!(rows(&["slack"]), vec![s("okta", "U0", "unknown"), s("slack", "U0", "active")]);
+}
+
 // ---------------------------------------------------------------- correlation
 
 /// (workspace, account, account type, email) of a generated account.
@@ -253,6 +307,11 @@ fn accounts_batch(rows: &[AccountRow<'_>]) -> RecordBatch {
         nulls_t(),
         list(),
         Arc::new(TimestampMicrosecondArray::from(vec![0; n]).with_timezone("UTC")),
+        nulls_s(),
+        nulls_s(),
+        nulls_s(),
+        nulls_s(),
+        nulls_s(),
     ];
     RecordBatch::try_new(ACCOUNTS.schema(), cols).unwrap()
 }
@@ -309,6 +368,10 @@ fn org() -> impl Strategy<Value = Org> {
 
 const HEADER: &str = "identity_id,email,alternate_email,employee_id,display_name,department,manager_email,status,termination_date,employee_type";
 
+fn mem(b: RecordBatch) -> Arc<dyn datafusion::catalog::TableProvider> {
+    Arc::new(datafusion::datasource::MemTable::try_new(b.schema(), vec![vec![b]]).unwrap())
+}
+
 async fn correlate_org(o: &Org, reverse: bool) -> Vec<RecordBatch> {
     let cfg = lastseen_config::Config::from_toml_str(
         "[correlation.domain_aliases]\n\"mail.x.example\" = \"x.example\"\n",
@@ -355,8 +418,8 @@ async fn correlate_org(o: &Org, reverse: bool) -> Vec<RecordBatch> {
             )
             .unwrap(),
         ),
-        vec![load.identities],
-        vec![ov],
+        mem(load.identities),
+        mem(ov),
         day(0),
         now(),
     )
@@ -398,35 +461,6 @@ proptest! {
 }
 
 // ---------------------------------------------------------------- the identity export's guard
-
-#[test]
-fn an_identity_export_that_shrank_past_the_share_is_refused_naming_both_counts() {
-    use lastseen_lake::{PartitionState, Snapshot, TableState};
-    let part =
-        |rows: u64| PartitionState { files: Vec::new(), rows, run_id: "r".into(), committed_at: now(), version: 1 };
-    let mut snap = Snapshot::default();
-    snap.tables.insert(
-        "identities".into(),
-        TableState { schema_version: 1, partitions: BTreeMap::from([(day(1), part(1000)), (day(3), part(10))]) },
-    );
-    // Day 3 is compared with day 1 (the newest before it), not with itself.
-    let err = crate::check_identity_drop(&snap, day(3), 100, 0.2).unwrap_err();
-    assert!(
-        matches!(err, crate::TransformError::IdentityDrop { rows: 100, previous_rows: 1000, previous_dt, .. } if previous_dt == day(1)),
-        "{err:?}"
-    );
-    let msg = err.to_string();
-    for needle in ["100 usable rows", "1000 rows", "90.0%", "20.0%", "lake.max_snapshot_drop", "--force"] {
-        assert!(msg.contains(needle), "{needle} missing from {msg}");
-    }
-    // Within the share, growth, a first export, and a re-run of the only day against itself.
-    crate::check_identity_drop(&snap, day(3), 800, 0.2).unwrap();
-    crate::check_identity_drop(&snap, day(2), 5000, 0.0).unwrap();
-    crate::check_identity_drop(&Snapshot::default(), day(3), 1, 0.2).unwrap();
-    assert!(crate::check_identity_drop(&snap, day(1), 10, 0.5).is_err());
-}
-
-// ---------------------------------------------------------------- staleness across clocks (D18)
 
 #[test]
 fn a_day_recommitted_after_its_activity_is_stale_even_if_the_committing_clock_was_behind() {

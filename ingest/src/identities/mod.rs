@@ -1,13 +1,14 @@
 //! Identity-source readers: an HR or IdP export (CSV, JSONL or Parquet at any storage URL) turned
 //! into `identities` rows through the configured column mapping, with every unusable row
 //! quarantined under its file and line instead of being dropped, and the manual correlation
-//! overrides file.
+//! overrides file, and [`stage`], which commits both with the run's raw tables.
 //!
 //! A file that cannot be used at all (empty, a mapped column missing, the wrong delimiter, not a
 //! single usable row) is an error: correlating against half an export would invent orphans.
 
 mod overrides;
 mod parse;
+mod stage;
 mod stream;
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,6 +24,7 @@ use lastseen_lake::catalog::{IDENTITIES, IDENTITIES_QUARANTINE, date32};
 use url::Url;
 
 pub use overrides::{OVERRIDES_SCHEMA, read_overrides, read_overrides_from};
+pub use stage::{check_identity_drop, stage};
 
 use crate::{IngestError, Result};
 

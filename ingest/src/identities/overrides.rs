@@ -6,22 +6,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{ArrayRef, Int64Builder, StringBuilder};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use url::Url;
 
 use crate::{IngestError, Result};
 
-/// The overrides as the correlation transform reads them.
-pub static OVERRIDES_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    Arc::new(Schema::new(vec![
-        Field::new("account_id", DataType::Utf8, false),
-        Field::new("identity_id", DataType::Utf8, true),
-        Field::new("service_owner_id", DataType::Utf8, true),
-        Field::new("reason", DataType::Utf8, true),
-        Field::new("source_line", DataType::Int64, false),
-    ]))
-});
+/// The overrides as the lake's `correlation_overrides` table holds them (file schema).
+pub static OVERRIDES_SCHEMA: LazyLock<SchemaRef> =
+    LazyLock::new(|| lastseen_lake::catalog::CORRELATION_OVERRIDES.schema());
 
 const COLUMNS: [&str; 4] = ["account_id", "identity_id", "service_owner_id", "reason"];
 

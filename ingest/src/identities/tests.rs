@@ -380,3 +380,31 @@ async fn a_read_that_fails_or_passes_the_cap_mid_stream_fails_the_file() {
     assert_eq!(rows, 1);
     assert!(matches!(task.await.unwrap(), Err(stream::PumpError::Store(_))));
 }
+
+#[test]
+fn an_identity_export_that_shrank_past_the_share_is_refused_naming_both_counts() {
+    use lastseen_lake::{PartitionState, Snapshot, TableState};
+    let day = |n: u32| NaiveDate::from_ymd_opt(2026, 1, n).unwrap();
+    let part =
+        |rows: u64| PartitionState { files: Vec::new(), rows, run_id: "r".into(), committed_at: now(), version: 1 };
+    let mut snap = Snapshot::default();
+    snap.tables.insert(
+        "identities".into(),
+        TableState { schema_version: 1, partitions: BTreeMap::from([(day(1), part(1000)), (day(3), part(10))]) },
+    );
+    // Day 3 is compared with day 1 (the newest before it), not with itself.
+    let err = check_identity_drop(&snap, day(3), 100, 0.2).unwrap_err();
+    assert!(
+        matches!(err, IngestError::IdentityDrop { rows: 100, previous_rows: 1000, previous_dt, .. } if previous_dt == day(1)),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    for needle in ["100 usable rows", "1000 rows", "90.0%", "20.0%", "lake.max_snapshot_drop", "--force"] {
+        assert!(msg.contains(needle), "{needle} missing from {msg}");
+    }
+    // Within the share, growth, a first export, and a re-run of the only day against itself.
+    check_identity_drop(&snap, day(3), 800, 0.2).unwrap();
+    check_identity_drop(&snap, day(2), 5000, 0.0).unwrap();
+    check_identity_drop(&Snapshot::default(), day(3), 1, 0.2).unwrap();
+    assert!(check_identity_drop(&snap, day(1), 10, 0.5).is_err());
+}

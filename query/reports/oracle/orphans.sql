@@ -10,6 +10,7 @@
 -- Parameters (bound by `lastseen report orphans`):
 --   $as_of           DATE     the snapshot day (--as-of; default: the newest)
 --   $cutoff          DATE     as_of - days (--days): `dormant` below is last use on/before it
+--   $app             VARCHAR  only accounts of this app (--app); NULL = every app
 --   $workspace       VARCHAR  only accounts of this workspace id (home or member); NULL = all
 --   $exclude_guests  BOOLEAN  leave out guests (included by default: a guest nobody sponsors is
 --                             the classic orphan)
@@ -17,6 +18,7 @@
 --   service accounts are never orphans)
 --
 -- Columns:
+--   app              the app the account is of (accounts.app)
 --   workspace_id, account_id, username, email, display_name, account_type, status, billable,
 --   created_at       from the users snapshot (`accounts`)
 --   match_status     orphan | no_owner
@@ -32,10 +34,12 @@
 -- @snapshots last_seen
 -- @param     as_of           The snapshot day (default: the newest one).
 -- @param     days            The `dormant` column: no evidence of use in this many days (binds $cutoff = $as_of - $days).
+-- @param     app             Only accounts of this app (e.g. slack); default: every app.
 -- @param     workspace       Only accounts of this workspace (team id; home or member); default: all.
 -- @param     exclude_guests  Leave single- and multi-channel guests out (included by default).
 --
 SELECT
+    a.app,
     a.workspace_id,
     a.account_id,
     a.username,
@@ -64,9 +68,10 @@ WHERE a.dt = CAST($as_of AS DATE)
   AND a.account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot')
   AND ai.match_status IN ('orphan', 'no_owner')
   AND NOT ($exclude_guests AND a.account_type IN ('guest_multi', 'guest_single'))
+  AND ($app IS NULL OR a.app = $app)
   AND ($workspace IS NULL OR a.workspace_id = $workspace
        OR COALESCE(array_has(a.workspace_ids, $workspace), false))
-ORDER BY privileged DESC, dormant ASC, a.workspace_id, a.account_id;
+ORDER BY privileged DESC, dormant ASC, a.app, a.workspace_id, a.account_id;
 
 -- @chart bar Orphaned accounts by account type
 SELECT account_type, count(*) AS accounts FROM report GROUP BY account_type ORDER BY accounts DESC, account_type;

@@ -7,12 +7,14 @@
 --
 -- Parameters (bound by `lastseen report terminated`):
 --   $as_of           DATE     the snapshot day (--as-of; default: the newest)
+--   $app             VARCHAR  only accounts of this app (--app); NULL = every app
 --   $workspace       VARCHAR  only accounts of this workspace id (home or member); NULL = all
 --   $department      VARCHAR  only owners in this department (case-insensitive); NULL = all
 --   $exclude_guests  BOOLEAN  leave out guests
 --   $include_bots    BOOLEAN  keep bots, apps and Slackbot
 --
 -- Columns:
+--   app              the app the account is of (accounts.app)
 --   workspace_id, account_id, username, email, display_name, account_type, status, billable
 --                    from the users snapshot (`accounts`)
 --   identity_id, identity_name, department, manager_email, manager_name, employee_type
@@ -29,6 +31,7 @@
 -- @title     Live accounts of terminated owners
 -- @snapshots last_seen
 -- @param     as_of           The snapshot day (default: the newest one).
+-- @param     app             Only accounts of this app (e.g. slack); default: every app.
 -- @param     workspace       Only accounts of this workspace (team id; home or member); default: all.
 -- @param     department      Only owners in this department (case-insensitive); default: all.
 -- @param     exclude_guests  Leave single- and multi-channel guests out (included by default).
@@ -41,6 +44,7 @@ WITH manager AS (
     GROUP BY lower(email)
 )
 SELECT
+    a.app,
     a.workspace_id,
     a.account_id,
     a.username,
@@ -76,11 +80,12 @@ WHERE a.dt = CAST($as_of AS DATE)
   AND (i.termination_date IS NULL OR i.termination_date <= CAST($as_of AS DATE))
   AND ($include_bots OR a.account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot'))
   AND NOT ($exclude_guests AND a.account_type IN ('guest_multi', 'guest_single'))
+  AND ($app IS NULL OR a.app = $app)
   AND ($workspace IS NULL OR a.workspace_id = $workspace
        OR COALESCE(array_has(a.workspace_ids, $workspace), false))
   AND ($department IS NULL OR lower(i.department) = lower($department))
 ORDER BY used_after_termination DESC, privileged DESC, days_since_termination DESC NULLS FIRST,
-         a.workspace_id, a.account_id;
+         a.app, a.workspace_id, a.account_id;
 
 -- @chart bar Live accounts of terminated owners by department
 SELECT COALESCE(department, '(none)') AS department, count(*) AS accounts

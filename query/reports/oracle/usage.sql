@@ -12,6 +12,7 @@
 -- Parameters (bound by `lastseen report usage`):
 --   $as_of           DATE     the last day of the trend (--as-of; default: the newest snapshot)
 --   $cutoff          DATE     as_of - days (--days): the trend covers cutoff+1 .. as_of
+--   $app             VARCHAR  only accounts of this app (--app); NULL = every app
 --   $workspace       VARCHAR  only accounts of this workspace id (home or member); NULL = all
 --   $department      VARCHAR  only accounts whose owner identity is in this department; NULL = all
 --   $exclude_guests  BOOLEAN  leave out guests
@@ -19,6 +20,8 @@
 --                             access logs, so they only change `accounts`)
 --
 -- Columns:
+--   app              the apps whose accounts the report counts, comma-separated ('(none)' when
+--                    it counts none); --app counts one app's
 --   day              the day D
 --   workspace_id     the accounts' home workspace; '(all)' on the organisation-wide and the
 --                    per-department rows. On Enterprise Grid an account counts in its home
@@ -41,6 +44,7 @@
 -- @snapshots last_seen
 -- @param     as_of           The last day of the trend (default: the newest snapshot).
 -- @param     days            The number of days of the trend, ending on the as-of day (binds $cutoff = $as_of - $days).
+-- @param     app             Only accounts of this app (e.g. slack); default: every app.
 -- @param     workspace       Only accounts of this workspace (team id; home or member); default: all.
 -- @param     department      Only accounts whose owner identity is in this department (case-insensitive); default: all.
 -- @param     exclude_guests  Leave single- and multi-channel guests out (included by default).
@@ -48,6 +52,7 @@
 --
 WITH people AS (
     SELECT
+        a.app,
         a.account_id,
         a.workspace_id,
         COALESCE(i.department, '(none)') AS department
@@ -59,6 +64,7 @@ WITH people AS (
     WHERE a.dt = CAST($as_of AS DATE)
       AND ($include_bots OR a.account_type NOT IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot'))
       AND NOT ($exclude_guests AND a.account_type IN ('guest_multi', 'guest_single'))
+      AND ($app IS NULL OR a.app = $app)
       AND ($workspace IS NULL OR a.workspace_id = $workspace
            OR COALESCE(array_has(a.workspace_ids, $workspace), false))
       AND ($department IS NULL OR lower(i.department) = lower($department))
@@ -70,7 +76,7 @@ days AS (
 ),
 active AS (
     -- Active account-days that can count for a day of the trend (29 days of look-back for mau).
-    SELECT d.account_id, CAST(d.dt AS INT) AS n
+    SELECT d.app, d.account_id, CAST(d.dt AS INT) AS n
     FROM activity_daily AS d
     WHERE d.active
       AND d.dt > CAST(CAST(CAST($cutoff AS DATE) AS INT) - 29 AS DATE)
@@ -91,9 +97,9 @@ spans AS (
         count(*)                                                     AS accounts
     FROM people AS p                -- the smaller side first: DataFusion builds its hash table on it
     JOIN (
-        SELECT account_id, n, lead(n) OVER (PARTITION BY account_id ORDER BY n) AS next_n
+        SELECT app, account_id, n, lead(n) OVER (PARTITION BY app, account_id ORDER BY n) AS next_n
         FROM active
-    ) AS s ON s.account_id = p.account_id
+    ) AS s ON s.app = p.app AND s.account_id = p.account_id
     GROUP BY p.workspace_id, p.department, s.n,
              least(COALESCE(s.next_n, s.n + 1), s.n + 1),
              least(COALESCE(s.next_n, s.n + 7), s.n + 7),
@@ -134,7 +140,7 @@ billed_groups AS (
         count(*) FILTER (WHERE b.billable)                                       AS billable_seats,
         count(b.billable)                                                        AS billing_known
     FROM people AS p                -- the smaller side first: DataFusion builds its hash table on it
-    JOIN accounts AS b ON b.account_id = p.account_id
+    JOIN accounts AS b ON b.app = p.app AND b.account_id = p.account_id
     WHERE b.dt > CAST($cutoff AS DATE) AND b.dt <= CAST($as_of AS DATE)
     GROUP BY b.dt, p.workspace_id, p.department
 ),
@@ -154,6 +160,10 @@ collected AS (
     FROM accounts
     WHERE dt > CAST($cutoff AS DATE) AND dt <= CAST($as_of AS DATE)
 ),
+apps AS (
+    SELECT COALESCE(array_to_string(array_sort(array_agg(DISTINCT app)), ','), '(none)') AS app
+    FROM people
+),
 groups AS (
     SELECT
         CASE WHEN grouping(workspace_id) = 1 THEN '(all)' ELSE workspace_id END  AS workspace_id,
@@ -163,6 +173,7 @@ groups AS (
     GROUP BY GROUPING SETS ((), (workspace_id), (department))
 )
 SELECT
+    ap.app,
     CAST(dy.n AS DATE)                                              AS day,
     g.workspace_id,
     g.department,
@@ -173,6 +184,7 @@ SELECT
     CASE WHEN b.billing_known > 0 THEN b.billable_seats END         AS billable_seats,
     c.n IS NOT NULL                                                 AS collected
 FROM days AS dy
+CROSS JOIN apps AS ap
 CROSS JOIN groups AS g
 LEFT JOIN active_counts AS a
        ON a.n = dy.n AND a.workspace_id = g.workspace_id AND a.department = g.department

@@ -2,8 +2,13 @@
 -- used Slack, and the entry sits in the partition of that moment's UTC day. `date_first` of any
 -- entry is the earliest use it proves (it may predate the day).
 --
+-- @app      slack
+-- @table    slack_access_logs
+-- @priority 1
+--
 -- Parameters: $from DATE, $to DATE (the days being derived).
 SELECT
+    'slack'                     AS app,
     dt                          AS day,
     user_id                     AS account_id,
     min(team_id)                AS workspace_id,

@@ -2,8 +2,13 @@
 -- day with `is_active`; the file has a day, not a time, so an active day counts from 00:00 UTC.
 -- Inactive rows are kept (active = false): they say the source could see the account.
 --
+-- @app      slack
+-- @table    slack_member_analytics
+-- @priority 4
+--
 -- Parameters: $from DATE, $to DATE.
 SELECT
+    'slack'                                                         AS app,
     dt                                                              AS day,
     user_id                                                         AS account_id,
     min(team_id)                                                    AS workspace_id,

@@ -1,8 +1,13 @@
 -- Evidence from the Audit Logs API (Enterprise Grid): each `user_login` is a use at
 -- `date_create`, partitioned by its UTC day. Logouts and failed logins prove nothing.
 --
+-- @app      slack
+-- @table    slack_audit_logins
+-- @priority 2
+--
 -- Parameters: $from DATE, $to DATE.
 SELECT
+    'slack'                     AS app,
     dt                          AS day,
     user_id                     AS account_id,
     min(team_id)                AS workspace_id,

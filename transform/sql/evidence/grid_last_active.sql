@@ -2,8 +2,13 @@
 -- users snapshot. It is attributed to the snapshot day; it counts as activity on that day only
 -- when the timestamp falls inside it (an older value just restates an earlier day).
 --
+-- @app      slack
+-- @table    slack_users
+-- @priority 3
+--
 -- Parameters: $from DATE, $to DATE.
 SELECT
+    'slack'                                         AS app,
     dt                                              AS day,
     user_id                                         AS account_id,
     min(team_id)                                    AS workspace_id,

@@ -1,10 +1,15 @@
--- accounts as of one snapshot day: the app-agnostic account row of every Slack account in that
--- day's users snapshot (DESIGN §4).
+-- Slack's accounts as of one snapshot day: the app-agnostic account row of every Slack account
+-- in that day's users snapshot (DESIGN §4). One file per app under sql/accounts/ (found by
+-- build.rs; the file name is the app): the derivation unions the files of the apps whose account
+-- snapshot table (`@table`) the lake has, so a second app is a second file.
 --
--- `users_src` is slack_users with every contract column present (columns the collectors do not
--- provide yet are typed NULLs); slack_billing, slack_usergroups, slack_usergroup_members and
--- slack_scim_groups are empty when the plan or the collectors do not provide them, which leaves
--- `billable` and `groups` NULL (unknown), not false/empty.
+-- @table slack_users
+--
+-- The workspace's name (slack_workspaces) and the SCIM attributes (slack_scim_users) are here so
+-- that the correlation and the account_report rollup read `accounts` only, whatever the app.
+-- slack_billing, slack_usergroups, slack_usergroup_members and slack_scim_groups are empty when
+-- the plan or the collectors do not provide them, which leaves `billable` and `groups` NULL
+-- (unknown), not false/empty.
 --
 -- Parameters: $dt DATE.
 SELECT
@@ -42,8 +47,23 @@ SELECT
     u.created_at                                                     AS created_at,
     u.updated                                                        AS updated_at,
     u.workspace_ids                                                  AS workspace_ids,
-    u.collected_at                                                   AS collected_at
-FROM users_src AS u
+    u.collected_at                                                   AS collected_at,
+    w.name                                                           AS workspace_name,
+    s.user_name                                                      AS scim_user_name,
+    s.external_id                                                    AS scim_external_id,
+    s.email                                                          AS scim_email,
+    s.employee_number                                                AS employee_number
+FROM slack_users AS u
+LEFT JOIN slack_workspaces AS w
+       ON w.dt = u.dt AND w.team_id = u.team_id
+LEFT JOIN (
+    -- The SCIM attributes the correlation rules may match on (one row per user).
+    SELECT user_id, min(user_name) AS user_name, min(external_id) AS external_id, min(email) AS email,
+           min(employee_number) AS employee_number
+    FROM slack_scim_users
+    WHERE dt = $dt
+    GROUP BY user_id
+) AS s ON s.user_id = u.user_id
 LEFT JOIN (
     SELECT user_id, bool_or(billing_active) AS billable
     FROM slack_billing

@@ -1,0 +1,122 @@
+//! The derived layer's per-app SQL, discovered by `build.rs`: the evidence sources
+//! (`sql/evidence/*.sql`, each with an `@app`, `@table` and `@priority` header) and each app's
+//! account rows (`sql/accounts/<app>.sql`, with the `@table` of the app's account snapshot).
+//! Adding evidence, or an app's accounts, is adding a file; no code names an app.
+
+use chrono::NaiveDate;
+use lastseen_lake::Snapshot;
+
+/// One evidence source: the app whose accounts it speaks for, the raw table it reads and its SQL.
+#[derive(Debug)]
+pub struct EvidenceSource {
+    /// The file name (`sql/evidence/<name>.sql`).
+    pub name: &'static str,
+    /// `-- @app`: the app whose accounts it covers (its rows carry their own `app` column).
+    pub app: &'static str,
+    /// `-- @table`: the raw table it reads; its partitions decide which days are re-derived.
+    pub table: &'static str,
+    pub sql: &'static str,
+    /// `-- @priority`: breaks ties on the latest time within a day (finest-grained first).
+    pub priority: i32,
+}
+
+/// One app's account rows for a snapshot day (`$dt`), in the column order of `accounts`.
+#[derive(Debug)]
+pub struct AccountSource {
+    /// The file name (`sql/accounts/<app>.sql`), which is the app.
+    pub app: &'static str,
+    /// `-- @table`: the app's account snapshot table; a day without a partition of it has no
+    /// accounts of the app.
+    pub table: &'static str,
+    pub sql: &'static str,
+}
+
+include!(concat!(env!("OUT_DIR"), "/sources.rs"));
+
+/// The apps the lake has collected accounts of on or before `until`: their account snapshot
+/// table has a partition then. Each run day needs a snapshot of every one of them.
+pub fn present_apps(snapshot: &Snapshot, until: NaiveDate) -> Vec<&'static AccountSource> {
+    ACCOUNT_SOURCES
+        .iter()
+        .filter(|a| snapshot.table(a.table).is_some_and(|t| t.partitions.range(..=until).next().is_some()))
+        .collect()
+}
+
+/// The apps whose account snapshot has a partition on `d`.
+pub fn apps_on(snapshot: &Snapshot, d: NaiveDate) -> Vec<&'static AccountSource> {
+    ACCOUNT_SOURCES.iter().filter(|a| snapshot.partition(a.table, d).is_some()).collect()
+}
+
+/// The accounts SQL of `apps`: their files' rows, one after the other (`$dt` bound by the caller).
+pub fn accounts_sql(apps: &[&AccountSource]) -> String {
+    if let [one] = apps {
+        return one.sql.to_string();
+    }
+    apps.iter().map(|a| format!("SELECT * FROM (\n{}\n)", a.sql)).collect::<Vec<_>>().join("\nUNION ALL\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_source_file_is_registered_with_its_header() {
+        let files = |dir: &str| {
+            let mut v: Vec<String> = std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+                .map(|p| p.file_stem().unwrap().to_str().unwrap().to_string())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(EVIDENCE.iter().map(|e| e.name.to_string()).collect::<Vec<_>>(), files("sql/evidence"));
+        assert_eq!(ACCOUNT_SOURCES.iter().map(|a| a.app.to_string()).collect::<Vec<_>>(), files("sql/accounts"));
+        let access = EVIDENCE.iter().find(|e| e.name == "access_logs").unwrap();
+        assert_eq!((access.app, access.table, access.priority), ("slack", "slack_access_logs", 1));
+        for e in EVIDENCE {
+            assert!(
+                lastseen_lake::catalog::table(e.table).is_ok(),
+                "{}: @table {} is not a lake table",
+                e.name,
+                e.table
+            );
+        }
+        for a in ACCOUNT_SOURCES {
+            assert!(
+                lastseen_lake::catalog::table(a.table).is_ok(),
+                "{}: @table {} is not a lake table",
+                a.app,
+                a.table
+            );
+        }
+    }
+
+    #[test]
+    fn an_app_is_needed_from_its_first_snapshot_on_and_apps_are_unioned() {
+        use lastseen_lake::{PartitionState, TableState};
+        let d = |n: u32| NaiveDate::from_ymd_opt(2026, 3, n).unwrap();
+        let part = PartitionState {
+            files: Vec::new(),
+            rows: 3,
+            run_id: "r".into(),
+            committed_at: chrono::DateTime::UNIX_EPOCH,
+            version: 1,
+        };
+        let mut snap = Snapshot::default();
+        snap.tables.insert(
+            "slack_users".into(),
+            TableState { schema_version: 3, partitions: [(d(5), part)].into_iter().collect() },
+        );
+        assert!(present_apps(&snap, d(4)).is_empty(), "nothing collected before day 5");
+        assert_eq!(present_apps(&snap, d(6)).iter().map(|a| a.app).collect::<Vec<_>>(), ["slack"]);
+        assert!(apps_on(&snap, d(6)).is_empty(), "day 6 has no snapshot: the run day is refused");
+        // One app: its file as it is; two: each file, one after the other.
+        assert_eq!(accounts_sql(&apps_on(&snap, d(5))), ACCOUNT_SOURCES[0].sql);
+        let other = AccountSource { app: "other", table: "other_users", sql: "SELECT 2 AS x -- a trailing comment" };
+        let two = accounts_sql(&[&ACCOUNT_SOURCES[0], &other]);
+        assert!(two.ends_with("SELECT * FROM (\nSELECT 2 AS x -- a trailing comment\n)"), "{two}");
+        assert_eq!(two.matches("\nUNION ALL\n").count(), 1, "{two}");
+    }
+}
