@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use futures::future::{BoxFuture, Shared};
 use indicatif::ProgressBar;
@@ -75,14 +75,6 @@ pub struct DayOutcome {
     pub manifest: RunManifest,
     /// Rows staged per table when `dry_run` (nothing was written).
     pub dry_run_rows: BTreeMap<String, u64>,
-}
-
-pub(crate) fn end_of_day(d: NaiveDate) -> i64 {
-    d.and_time(NaiveTime::from_hms_opt(23, 59, 59).expect("valid time")).and_utc().timestamp()
-}
-
-pub(crate) fn start_of_day(d: NaiveDate) -> i64 {
-    d.and_time(NaiveTime::MIN).and_utc().timestamp()
 }
 
 /// Run one day. The token is passed apart from `run` so it is moved into the client and no

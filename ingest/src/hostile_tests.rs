@@ -229,7 +229,7 @@ async fn endless_empty_audit_pages_with_fresh_cursors_stop() {
 async fn a_body_over_the_cap_is_refused_not_read() {
     let (api, _) = serve(|_| {
         let mut body = br#"{"ok":true,"members":[],"pad":""#.to_vec();
-        body.resize(crate::client::MAX_JSON_BODY + 1024, b'x');
+        body.resize(crate::http::MAX_JSON_BODY + 1024, b'x');
         body.extend_from_slice(br#""}"#);
         Reply { status: 200, headers: vec![("content-type", "application/json".into())], body }
     })
@@ -364,7 +364,7 @@ fn a_gzip_bomb_fails_as_a_decode_error_in_bounded_memory() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("ERROR=admin.analytics.getFile: could not read Slack's response"), "{stdout}");
+    assert!(stdout.contains("ERROR=admin.analytics.getFile: could not read the response"), "{stdout}");
     let kb: u64 = stdout
         .lines()
         .find_map(|l| l.strip_prefix("PEAK VmHWM:"))

@@ -413,7 +413,7 @@ async fn fatal_answers_fail_fast_with_a_clear_message() {
     assert!(matches!(err, IngestError::PlanUnavailable { ref code, .. } if code == "paid_only"), "{err:?}");
 
     let err = client(&sim).call::<serde_json::Value>("no.such.method", None, &[]).await.unwrap_err();
-    assert!(matches!(err, IngestError::Api { ref code, .. } if code == "unknown_method"), "{err:?}");
+    assert!(matches!(err, IngestError::SlackApi { ref code, .. } if code == "unknown_method"), "{err:?}");
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ pub async fn run(g: &GlobalArgs, args: &BackfillArgs) -> anyhow::Result<u8> {
         );
     }
     for h in &p.backfilled {
-        println!("{}: backfilling {} to {} ({})", h.source, args.from, args.to, h.kept);
+        println!("{}: backfilling {} to {} ({})", h.source, args.from, args.to, h.history.kept);
     }
     let progress = crate::logging::progress_enabled(g).then(|| {
         let pb = indicatif::ProgressBar::new_spinner();

@@ -18,13 +18,14 @@ use lastseen_lake::catalog::SLACK_AUDIT_LOGINS;
 use serde::Deserialize;
 use url::Url;
 
-use crate::client::SlackClient;
 use crate::error::{IngestError, Result};
+use crate::slack::api::SlackClient;
 use crate::slack::collector::{
     Collector, Item, RunContext, WalkGuard, arrow_err, items_or_skip, next_cursor, start_of_day, watermark_at_least,
 };
 use crate::slack::models::{ResponseMetadata, lenient};
 use crate::slack::{micros, secs_to_micros};
+use crate::source::{History, Past, WatermarkMeaning, Window};
 
 pub const AUDIT_LOGS: &str = "audit.logs";
 /// The login-related actions collected.
@@ -147,6 +148,20 @@ impl Collector for AuditCollector {
         let oldest = old.map_or(first, |wm| wm.saturating_sub(OVERLAP_SECS));
         watermark_at_least(window(&ctx, oldest, latest), old)
     }
+
+    fn history(&self) -> Option<History> {
+        Some(History {
+            kept: "the Audit Logs API keeps login events from the organisation's start, none before March 2018 \
+                   (Enterprise Grid, an org owner's org-level token)",
+            watermark: WatermarkMeaning::NewestEvent,
+        })
+    }
+
+    /// `oldest` = the start of the window's first day, `latest` = the end of its last day;
+    /// rows go to the UTC day of their `date_create`, merged on `id`.
+    fn read_past(&self, ctx: Arc<RunContext>, range: Window) -> BoxStream<'static, Result<Past>> {
+        window(&ctx, range.start(), range.end()).map(|item| item.map(Past::Item)).boxed()
+    }
 }
 
 /// The login events of every collected action with `oldest <= date_create <= latest` (epoch
@@ -154,7 +169,7 @@ impl Collector for AuditCollector {
 /// `Item::Watermark` `audit/<org>` at the newest `date_create` read (none when nothing was).
 /// The daily collector reads from its watermark to the end of the run day; a backfill reads a
 /// past window. Each action is paged on its own cursor, all three at once.
-pub fn window(ctx: &RunContext, oldest: i64, latest: i64) -> BoxStream<'static, Result<Item>> {
+pub(crate) fn window(ctx: &RunContext, oldest: i64, latest: i64) -> BoxStream<'static, Result<Item>> {
     let org = ctx.scope.org_key().to_owned();
     let newest = Arc::new(AtomicI64::new(i64::MIN));
     let collected = micros(ctx.collected_at);

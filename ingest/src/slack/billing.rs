@@ -14,8 +14,8 @@ use lastseen_lake::TableDef;
 use lastseen_lake::catalog::SLACK_BILLING;
 use serde::Deserialize;
 
-use crate::client::SlackClient;
 use crate::error::{IngestError, Result};
+use crate::slack::api::SlackClient;
 use crate::slack::collector::{
     Collector, Item, RunContext, WalkGuard, arrow_err, items_or_skip, next_cursor, probe_workspaces,
 };

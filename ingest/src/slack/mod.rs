@@ -3,6 +3,7 @@
 
 pub mod access_logs;
 pub mod analytics;
+pub mod api;
 pub mod audit;
 pub mod billing;
 pub mod collector;

@@ -17,8 +17,8 @@ use lastseen_lake::TableDef;
 use lastseen_lake::catalog::{SLACK_USERS, utf8_list_item};
 use serde::Deserialize;
 
-use crate::client::SlackClient;
 use crate::error::{IngestError, Result};
+use crate::slack::api::SlackClient;
 use crate::slack::collector::{
     Collector, Item, Part, RunContext, WalkGuard, next_cursor, probe_first_workspace, skip_on_condition,
 };
