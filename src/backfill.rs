@@ -9,18 +9,18 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
 use chrono::{NaiveDate, Utc};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use indicatif::ProgressBar;
 use lastseen_config::{Config, Source};
-use lastseen_ingest::slack::{self, Collector, Item, Past, RunContext, Scope, Settings};
+use lastseen_ingest::slack::{self, Collector, Item, Past, RunContext, Scope, Settings, SlackSources};
 use lastseen_ingest::source::{History, Window, backfilled_watermark};
 use lastseen_ingest::{IngestError, SlackClient};
+
+use crate::error::{Context, PipelineError, Result, Step};
 use lastseen_lake::catalog::SLACK_USERS;
 use lastseen_lake::{Lake, LockGuard, RunKind, RunManifest, RunStatus, SourceStatus, Transaction};
-use secrecy::SecretString;
 
 use crate::pipeline::{
     Cancel, add_tables, committed_by, not_granted_skips, note_part_skip, note_skip, or_cancelled, warn_not_granted,
@@ -76,17 +76,21 @@ pub struct BackfillOutcome {
     pub last_seen_dt: Option<NaiveDate>,
 }
 
-pub async fn run(b: Backfill<'_>, token: SecretString) -> anyhow::Result<BackfillOutcome> {
+/// Backfill `b`'s window with Slack's built sources (`lastseen_ingest::slack::sources`).
+pub async fn run(b: Backfill<'_>, slack: SlackSources) -> Result<BackfillOutcome> {
     if b.from > b.to {
-        bail!("--from {} is after --to {}: the window must run forward", b.from, b.to);
+        return Err(PipelineError::Refused(format!(
+            "--from {} is after --to {}: the window must run forward",
+            b.from, b.to
+        )));
     }
     let today = Utc::now().date_naive();
     if b.to > today {
-        bail!("--to {} is in the future (today is {today} UTC)", b.to);
+        return Err(PipelineError::Refused(format!("--to {} is in the future (today is {today} UTC)", b.to)));
     }
     let p = plan(b.config);
     if p.backfilled.is_empty() {
-        bail!(
+        return Err(PipelineError::Refused(format!(
             "nothing to backfill: none of the enabled sources ({}) keeps history in Slack; sources that do: {}",
             b.config.slack.sources.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
             slack::collectors()
@@ -95,11 +99,11 @@ pub async fn run(b: Backfill<'_>, token: SecretString) -> anyhow::Result<Backfil
                 .map(|c| c.source().as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
+        )));
     }
     let started = Utc::now();
     let run_id = lastseen_lake::new_run_id(started);
-    let client = Arc::new(SlackClient::new(&b.config.slack, token).context("setting up the Slack client")?);
+    let client = slack.client;
     // The workspaces (access logs are read per workspace) and the organisation key (analytics
     // and audit), found the way the daily run finds them.
     let scope = or_cancelled(b.cancel.as_ref(), slack::discover(&client))
@@ -142,7 +146,7 @@ pub async fn run(b: Backfill<'_>, token: SecretString) -> anyhow::Result<Backfil
                 finished_at: Utc::now(),
                 status: RunStatus::Failed,
                 lake_version: committed,
-                error: Some(crate::exit::render(&err)),
+                error: Some(crate::error::render(&err)),
                 ..start
             };
             if let Err(e) = write_manifest(b.lake, &failed).await {
@@ -174,7 +178,7 @@ struct Staged {
 /// this plan or token) or the lake.
 enum StageError {
     Source(IngestError),
-    Lake(anyhow::Error),
+    Lake(PipelineError),
 }
 
 /// Stages every item of `reads` in `tx`, as the daily run does.
@@ -231,7 +235,7 @@ async fn collect_and_commit(
     scope: Arc<Scope>,
     lease: &LockGuard,
     start: RunManifest,
-) -> anyhow::Result<BackfillOutcome> {
+) -> Result<BackfillOutcome> {
     let pb = b.progress.clone().unwrap_or_else(ProgressBar::hidden);
     let mut tx = b.lake.begin(lease).await?;
     tx.set_memory_budget(b.config.lake.stage_memory);
@@ -300,7 +304,7 @@ async fn collect_and_commit(
                 rep.skipped.push(whole_source_skip(&e));
             }
             Err(StageError::Source(e)) => {
-                return Err(anyhow::Error::new(e).context(format!(
+                return Err(e.step(format!(
                     "reading {} to {} of source `{}` ({})",
                     b.from,
                     b.to,

@@ -272,6 +272,27 @@ pub trait Collector: Send + Sync {
     }
 }
 
+/// Slack's sources as `[slack]` builds them: one client (the token, the rate budgets and the
+/// counters every source shares) and the collectors of `slack.sources`, in that order. The
+/// orchestrator takes these instead of a token.
+pub struct SlackSources {
+    pub client: Arc<SlackClient>,
+    pub collectors: Vec<Box<dyn Collector>>,
+}
+
+impl std::fmt::Debug for SlackSources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sources: Vec<Source> = self.collectors.iter().map(|c| c.source()).collect();
+        f.debug_struct("SlackSources").field("client", &self.client).field("sources", &sources).finish()
+    }
+}
+
+/// Builds Slack's configured sources with `token` (moved into the client; no other copy is kept).
+pub fn sources(cfg: &SlackConfig, token: secrecy::SecretString) -> Result<SlackSources> {
+    let client = Arc::new(SlackClient::new(cfg, token)?);
+    Ok(SlackSources { client, collectors: cfg.sources.iter().map(|s| collector(*s)).collect() })
+}
+
 /// The collector of every source, in [`Source::ALL`] order.
 pub fn collectors() -> Vec<Box<dyn Collector>> {
     Source::ALL.iter().map(|s| collector(*s)).collect()

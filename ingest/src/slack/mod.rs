@@ -19,7 +19,8 @@ use chrono::{DateTime, Utc};
 
 pub use access_logs::{AccessLogWindow, MAX_PAGES_PER_WINDOW, TEAM_ACCESS_LOGS, access_logs};
 pub use collector::{
-    Collector, Item, Past, Probe, RunContext, Scope, Settings, Workspace, collector, collectors, discover, probe,
+    Collector, Item, Past, Probe, RunContext, Scope, Settings, SlackSources, Workspace, collector, collectors,
+    discover, probe, sources,
 };
 pub use users::{USERS_LIST, users};
 
