@@ -17,7 +17,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 
 use crate::slack::collector::{Collector, RunContext, Scope, Settings, Workspace};
-use crate::{AccessLogWindow, AuthInfo, IngestError, SlackClient, access_logs, users};
+use crate::slack::{AccessLogWindow, access_logs, users};
+use crate::{AuthInfo, IngestError, SlackClient};
 
 const TOKEN: &str = "xoxp-HOSTILE-SENTINEL";
 
@@ -256,7 +257,7 @@ async fn rate_limits_are_bounded_by_time_not_by_attempts() {
     let c = client(&cfg);
     let batches = users(Arc::clone(&c), "T1".into(), 2, Utc::now()).try_collect::<Vec<_>>().await.unwrap();
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
-    assert_eq!(c.stats(crate::USERS_LIST).rate_limited, 10);
+    assert_eq!(c.stats(crate::slack::USERS_LIST).rate_limited, 10);
 
     // With no time left in the budget, the first 429 ends the call.
     let (api, _) = serve(|_| Reply { status: 429, headers: vec![("retry-after", "1".into())], body: Vec::new() }).await;

@@ -17,12 +17,8 @@ pub mod source;
 mod walk;
 
 pub use error::{IngestError, Result, TransportKind};
-pub use http::rate::RateBudget;
-pub use http::retry::{FullJitter, RetryPolicy};
 pub use http::{ApiRules, HttpClient, MethodStats};
-pub use slack::api::{AuthInfo, RestAnswer, SlackClient, tier_for};
-pub use slack::models::{AccessLogsPage, Login, Paging, Profile, ResponseMetadata, User, UsersPage};
-pub use slack::{AccessLogWindow, MAX_PAGES_PER_WINDOW, TEAM_ACCESS_LOGS, USERS_LIST, access_logs, users};
+pub use slack::api::{AuthInfo, RestAnswer, SlackClient};
 
 #[cfg(test)]
 mod hostile_tests;

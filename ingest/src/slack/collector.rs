@@ -20,6 +20,7 @@ use url::Url;
 
 use crate::error::{IngestError, PROBE_PASSED, Result};
 use crate::slack::api::{AuthInfo, SlackClient};
+use crate::slack::cursor::{CursorPage, cursor_pages, with_cursor};
 use crate::slack::models::{ResponseMetadata, lenient};
 pub use crate::source::{History, Item, Past, Probe, Window};
 pub(crate) use crate::walk::WalkGuard;
@@ -339,19 +340,15 @@ struct AdminTeam {
 }
 
 /// Every team of a cursor-paged teams method.
-async fn list_teams(client: &SlackClient, method: &'static str, limit: &str) -> Result<Vec<Workspace>> {
+async fn list_teams(client: &Arc<SlackClient>, method: &'static str, limit: &'static str) -> Result<Vec<Workspace>> {
     let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut guard = WalkGuard::new(method);
-    loop {
-        let mut params = vec![("limit", limit.to_string())];
-        if let Some(c) = &cursor {
-            params.push(("cursor", c.clone()));
-        }
-        let page: TeamsPage = client.call(method, None, &params).await?;
-        client.record_page(method, page.teams.len());
-        let rows = page.teams.len();
-        out.extend(page.teams.into_iter().map(|t| {
+    let fetch_client = Arc::clone(client);
+    let mut pages = cursor_pages(Arc::clone(client), method, move |cursor| {
+        let client = Arc::clone(&fetch_client);
+        async move { client.call::<TeamsPage>(method, None, &with_cursor(vec![("limit", limit.to_string())], cursor)).await }
+    });
+    while let Some(page) = pages.next().await {
+        out.extend(page?.teams.into_iter().map(|t| {
             // The subdomain is the host's first label of `team_url` when `domain` is absent.
             let domain = t.domain.or_else(|| {
                 t.team_url
@@ -361,10 +358,17 @@ async fn list_teams(client: &SlackClient, method: &'static str, limit: &str) -> 
             });
             Workspace { id: t.id, name: t.name.filter(|n| !n.is_empty()), domain }
         }));
-        match next_cursor(&mut guard, rows, page.response_metadata.and_then(|m| m.next_cursor))? {
-            Some(next) => cursor = Some(next),
-            None => return Ok(out),
-        }
+    }
+    Ok(out)
+}
+
+impl CursorPage for TeamsPage {
+    fn rows(&self) -> usize {
+        self.teams.len()
+    }
+
+    fn take_metadata(&mut self) -> Option<ResponseMetadata> {
+        self.response_metadata.take()
     }
 }
 
@@ -374,7 +378,7 @@ async fn list_teams(client: &SlackClient, method: &'static str, limit: &str) -> 
 /// not automatically in every workspace. `admin.teams.list` only adds names, domains and the
 /// workspaces not granted, when the token has `admin.teams:read`; it is never a precondition.
 /// Every other token collects its own workspace.
-pub async fn discover(client: &SlackClient) -> Result<Scope> {
+pub async fn discover(client: &Arc<SlackClient>) -> Result<Scope> {
     let auth = client.auth_test().await?;
     if !auth.is_enterprise_install {
         let own = Workspace {
@@ -421,12 +425,6 @@ pub async fn probe(collector: &dyn Collector, ctx: &RunContext) -> Result<Probe>
         }
         Err(e) => Err(e),
     }
-}
-
-/// Follows a cursor through the walk's guard ([`crate::walk`]): `Protocol` instead of looping
-/// when a cursor comes back (A→A or A→B→A), or a page cap is reached.
-pub(crate) fn next_cursor(guard: &mut WalkGuard, rows: usize, next: Option<String>) -> Result<Option<String>> {
-    guard.next_cursor(rows, next)
 }
 
 pub(crate) fn arrow_err(table: &'static TableDef) -> impl Fn(datafusion::arrow::error::ArrowError) -> IngestError {

@@ -9,6 +9,7 @@ pub mod billing;
 pub mod collector;
 #[cfg(test)]
 pub(crate) mod contract;
+mod cursor;
 pub mod models;
 pub mod scim;
 pub mod usergroups;
