@@ -1,7 +1,7 @@
 //! Backfill: past days of the sources that keep history in Slack, merged into the lake under the
 //! lease, then the newest `last_seen` snapshot re-derived. Which sources keep history, and how
-//! each is read back in time, is data ([`HISTORY`]); every other source says it cannot be
-//! backfilled.
+//! each is read back in time, is the source's own (`Collector::history` and
+//! `Collector::read_past`); every other source says it cannot be backfilled.
 //!
 //! Like the daily run, a backfill always gives the lease back (failed, interrupted by
 //! SIGTERM/Ctrl-C through [`Backfill::cancel`], or with a manifest that could not be written).
@@ -9,80 +9,51 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
 use chrono::{NaiveDate, Utc};
-use futures::stream::{self, BoxStream};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use indicatif::ProgressBar;
 use lastseen_config::{Config, Source};
-use lastseen_ingest::slack::{self, AccessLogWindow, Item, Past, RunContext, Scope, Settings};
+use lastseen_ingest::slack::{self, Collector, Item, Past, RunContext, Scope, Settings, SlackSources};
+use lastseen_ingest::source::{History, Window, backfilled_watermark};
 use lastseen_ingest::{IngestError, SlackClient};
+
+use crate::error::{Context, PipelineError, Result, Step};
 use lastseen_lake::catalog::SLACK_USERS;
 use lastseen_lake::{Lake, LockGuard, RunKind, RunManifest, RunStatus, SourceStatus, Transaction};
-use secrecy::SecretString;
 
 use crate::pipeline::{
-    Cancel, add_tables, committed_by, end_of_day, not_granted_skips, note_part_skip, note_skip, or_cancelled,
-    start_of_day, warn_not_granted, whole_source_skip, write_manifest,
+    Cancel, add_tables, committed_by, not_granted_skips, note_part_skip, note_skip, or_cancelled, warn_not_granted,
+    whole_source_skip, write_manifest,
 };
 
-/// How a history-keeping source is read for a past window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HistoryRead {
-    /// `team.accessLogs` of every workspace walked back from `before` = the end of the window's
-    /// last day, stopping at entries whose `date_last` is older than the window's first day.
-    AccessLogsBefore,
-    /// `admin.analytics.getFile` type=member for each day of the window, each file replacing
-    /// its day's `slack_member_analytics` partition as the daily run does.
-    AnalyticsFiles,
-    /// The Audit Logs API with `oldest` = the start of the window's first day and `latest` =
-    /// the end of its last day; rows go to the UTC day of their `date_create`, merged on `id`.
-    AuditLogsWindow,
-}
-
-/// A source Slack keeps history for, and how far back.
-#[derive(Debug)]
-pub struct HistorySource {
+/// A source that keeps history, with how far back.
+pub struct Backfilled {
     pub source: Source,
-    pub read: HistoryRead,
-    /// Said to the user when the window reaches further back than Slack keeps.
-    pub kept: &'static str,
+    pub history: History,
+    pub collector: Box<dyn Collector>,
 }
 
-/// The sources that can be backfilled. Sources not listed serve only their current state.
-pub const HISTORY: &[HistorySource] = &[
-    HistorySource {
-        source: Source::AccessLogs,
-        read: HistoryRead::AccessLogsBefore,
-        kept: "team.accessLogs goes back as far as the workspace's access history (paid plans)",
-    },
-    HistorySource {
-        source: Source::Analytics,
-        read: HistoryRead::AnalyticsFiles,
-        kept: "admin.analytics.getFile keeps one member file per day for 13 months, published a day or two \
-               later (Business+ and Enterprise Grid)",
-    },
-    HistorySource {
-        source: Source::Audit,
-        read: HistoryRead::AuditLogsWindow,
-        kept: "the Audit Logs API keeps login events from the organisation's start, none before March 2018 \
-               (Enterprise Grid, an org owner's org-level token)",
-    },
-];
+impl std::fmt::Debug for Backfilled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backfilled").field("source", &self.source).field("history", &self.history).finish()
+    }
+}
 
 /// What a backfill of an enabled source set will do.
 #[derive(Debug)]
 pub struct Plan {
-    pub backfilled: Vec<&'static HistorySource>,
+    pub backfilled: Vec<Backfilled>,
     pub not_backfillable: Vec<Source>,
 }
 
 pub fn plan(config: &Config) -> Plan {
     let mut p = Plan { backfilled: Vec::new(), not_backfillable: Vec::new() };
-    for &src in &config.slack.sources {
-        match HISTORY.iter().find(|h| h.source == src) {
-            Some(h) => p.backfilled.push(h),
-            None => p.not_backfillable.push(src),
+    for &source in &config.slack.sources {
+        let collector = slack::collector(source);
+        match collector.history() {
+            Some(history) => p.backfilled.push(Backfilled { source, history, collector }),
+            None => p.not_backfillable.push(source),
         }
     }
     p
@@ -105,48 +76,34 @@ pub struct BackfillOutcome {
     pub last_seen_dt: Option<NaiveDate>,
 }
 
-/// The watermark to publish after a backfill that read up to `read_up_to` from `window_start`
-/// on: never earlier than the committed one, and later only when the window joins the history
-/// the committed watermark already covers (otherwise the daily run's next read would skip the
-/// gap between them). `None` = leave it as it is. The same rule holds for every incremental
-/// source (`access_logs/<team>`, `analytics/<org>`, `audit/<org>`).
-fn backfilled_watermark(committed: Option<i64>, read_up_to: Option<i64>, window_start: i64) -> Option<i64> {
-    match (committed, read_up_to) {
-        (Some(old), Some(new)) if new > old && window_start <= old => Some(new),
-        _ => None,
-    }
-}
-
-/// The earliest committed watermark a window starting on `from` joins. The access-log and
-/// audit watermarks are the newest event time stored, so the window must start at or before
-/// it; `analytics/<org>` is the start of the newest day whose whole file is stored, so a window
-/// starting the day after it joins too.
-fn joins_from(read: HistoryRead, from: NaiveDate) -> i64 {
-    match read {
-        HistoryRead::AnalyticsFiles => start_of_day(from.pred_opt().unwrap_or(from)),
-        HistoryRead::AccessLogsBefore | HistoryRead::AuditLogsWindow => start_of_day(from),
-    }
-}
-
-pub async fn run(b: Backfill<'_>, token: SecretString) -> anyhow::Result<BackfillOutcome> {
+/// Backfill `b`'s window with Slack's built sources (`lastseen_ingest::slack::sources`).
+pub async fn run(b: Backfill<'_>, slack: SlackSources) -> Result<BackfillOutcome> {
     if b.from > b.to {
-        bail!("--from {} is after --to {}: the window must run forward", b.from, b.to);
+        return Err(PipelineError::Refused(format!(
+            "--from {} is after --to {}: the window must run forward",
+            b.from, b.to
+        )));
     }
     let today = Utc::now().date_naive();
     if b.to > today {
-        bail!("--to {} is in the future (today is {today} UTC)", b.to);
+        return Err(PipelineError::Refused(format!("--to {} is in the future (today is {today} UTC)", b.to)));
     }
     let p = plan(b.config);
     if p.backfilled.is_empty() {
-        bail!(
+        return Err(PipelineError::Refused(format!(
             "nothing to backfill: none of the enabled sources ({}) keeps history in Slack; sources that do: {}",
             b.config.slack.sources.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
-            HISTORY.iter().map(|h| h.source.as_str()).collect::<Vec<_>>().join(", ")
-        );
+            slack::collectors()
+                .iter()
+                .filter(|c| c.history().is_some())
+                .map(|c| c.source().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
     }
     let started = Utc::now();
     let run_id = lastseen_lake::new_run_id(started);
-    let client = Arc::new(SlackClient::new(&b.config.slack, token).context("setting up the Slack client")?);
+    let client = slack.client;
     // The workspaces (access logs are read per workspace) and the organisation key (analytics
     // and audit), found the way the daily run finds them.
     let scope = or_cancelled(b.cancel.as_ref(), slack::discover(&client))
@@ -189,7 +146,7 @@ pub async fn run(b: Backfill<'_>, token: SecretString) -> anyhow::Result<Backfil
                 finished_at: Utc::now(),
                 status: RunStatus::Failed,
                 lake_version: committed,
-                error: Some(crate::exit::render(&err)),
+                error: Some(crate::error::render(&err)),
                 ..start
             };
             if let Err(e) = write_manifest(b.lake, &failed).await {
@@ -199,33 +156,6 @@ pub async fn run(b: Backfill<'_>, token: SecretString) -> anyhow::Result<Backfil
                 tracing::warn!(error = %e, "could not release the lake lease; it will expire");
             }
             Err(err)
-        }
-    }
-}
-
-/// The window's read of one history source, as items for the transaction.
-fn read(
-    h: &HistorySource,
-    ctx: &Arc<RunContext>,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> BoxStream<'static, Result<Past, IngestError>> {
-    match h.read {
-        HistoryRead::AccessLogsBefore => {
-            let window = AccessLogWindow { before: Some(end_of_day(to)), stop_at: Some(start_of_day(from)) };
-            let per_workspace = ctx
-                .scope
-                .workspaces
-                .iter()
-                .map(|ws| slack::access_logs::workspace_items(ctx, ws.id.clone(), window))
-                .collect::<Vec<_>>();
-            stream::select_all(per_workspace).map_ok(Past::Item).boxed()
-        }
-        HistoryRead::AnalyticsFiles => {
-            slack::analytics::backfill_days(Arc::clone(ctx), from.iter_days().take_while(|d| *d <= to).collect())
-        }
-        HistoryRead::AuditLogsWindow => {
-            slack::audit::window(ctx, start_of_day(from), end_of_day(to)).map_ok(Past::Item).boxed()
         }
     }
 }
@@ -248,7 +178,7 @@ struct Staged {
 /// this plan or token) or the lake.
 enum StageError {
     Source(IngestError),
-    Lake(anyhow::Error),
+    Lake(PipelineError),
 }
 
 /// Stages every item of `reads` in `tx`, as the daily run does.
@@ -305,7 +235,7 @@ async fn collect_and_commit(
     scope: Arc<Scope>,
     lease: &LockGuard,
     start: RunManifest,
-) -> anyhow::Result<BackfillOutcome> {
+) -> Result<BackfillOutcome> {
     let pb = b.progress.clone().unwrap_or_else(ProgressBar::hidden);
     let mut tx = b.lake.begin(lease).await?;
     tx.set_memory_budget(b.config.lake.stage_memory);
@@ -319,14 +249,15 @@ async fn collect_and_commit(
     });
     let mut sources = BTreeMap::new();
     let mut warnings = Vec::new();
+    let window = Window { from: b.from, to: b.to };
     for h in &p.backfilled {
-        let collector = slack::collector(h.source);
+        let collector = &h.collector;
         let methods = collector.methods();
         let began = std::time::Instant::now();
-        let result = stage(&mut tx, read(h, &ctx, b.from, b.to), b.to, &pb, h.source).await;
+        let result = stage(&mut tx, collector.read_past(Arc::clone(&ctx), window), b.to, &pb, h.source).await;
         let mut rep = client.report(methods);
         rep.duration_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
-        rep.workspaces = if h.read == HistoryRead::AccessLogsBefore { ctx.scope.workspaces.len() as u64 } else { 1 };
+        rep.workspaces = if collector.per_workspace() { ctx.scope.workspaces.len() as u64 } else { 1 };
         match result {
             Ok(staged) => {
                 rep.status = Some(SourceStatus::Collected);
@@ -345,7 +276,7 @@ async fn collect_and_commit(
                 }
                 for (key, read_up_to) in staged.read_up_to {
                     let committed = tx.base().watermarks.get(&key).copied();
-                    if let Some(wm) = backfilled_watermark(committed, Some(read_up_to), joins_from(h.read, b.from)) {
+                    if let Some(wm) = backfilled_watermark(committed, Some(read_up_to), h.history.joins_from(b.from)) {
                         tx.set_watermark(key, wm);
                     }
                 }
@@ -373,7 +304,7 @@ async fn collect_and_commit(
                 rep.skipped.push(whole_source_skip(&e));
             }
             Err(StageError::Source(e)) => {
-                return Err(anyhow::Error::new(e).context(format!(
+                return Err(e.step(format!(
                     "reading {} to {} of source `{}` ({})",
                     b.from,
                     b.to,
@@ -427,37 +358,7 @@ async fn collect_and_commit(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_watermark_never_moves_back_and_moves_forward_only_over_a_contiguous_window() {
-        // Window starts before the committed watermark and reads past it: forward.
-        assert_eq!(backfilled_watermark(Some(100), Some(150), 50), Some(150));
-        // Reads nothing newer: unchanged, never backwards.
-        assert_eq!(backfilled_watermark(Some(100), Some(80), 50), None);
-        assert_eq!(backfilled_watermark(Some(100), None, 50), None);
-        // A window after a gap: the daily run must still read the gap.
-        assert_eq!(backfilled_watermark(Some(100), Some(300), 200), None);
-        // No watermark yet: the first daily run reads the whole history anyway.
-        assert_eq!(backfilled_watermark(None, Some(300), 200), None);
-    }
-
-    #[test]
-    fn an_analytics_window_joins_the_stored_day_before_it_and_event_windows_must_overlap() {
-        let d = NaiveDate::from_ymd_opt(2026, 6, 20).unwrap();
-        let stored_day = start_of_day(d - chrono::Days::new(1));
-        // Analytics stored through the day before `d`: a window from `d` on joins it.
-        let from = joins_from(HistoryRead::AnalyticsFiles, d);
-        assert_eq!(backfilled_watermark(Some(stored_day), Some(start_of_day(d)), from), Some(start_of_day(d)));
-        // From the day after that there is a day missing in between.
-        let from = joins_from(HistoryRead::AnalyticsFiles, d + chrono::Days::new(1));
-        assert_eq!(backfilled_watermark(Some(stored_day), Some(start_of_day(d + chrono::Days::new(1))), from), None);
-        // An audit event stored at noon the day before: events after it that day were not read.
-        let noon = stored_day + 43_200;
-        let from = joins_from(HistoryRead::AuditLogsWindow, d);
-        assert_eq!(backfilled_watermark(Some(noon), Some(start_of_day(d) + 60), from), None);
-        let from = joins_from(HistoryRead::AuditLogsWindow, d - chrono::Days::new(1));
-        assert_eq!(backfilled_watermark(Some(noon), Some(start_of_day(d) + 60), from), Some(start_of_day(d) + 60));
-    }
+    use lastseen_ingest::source::WatermarkMeaning;
 
     #[test]
     fn only_sources_listed_as_keeping_history_are_backfilled() {
@@ -466,10 +367,10 @@ mod tests {
         let history = [Source::AccessLogs, Source::Analytics, Source::Audit];
         assert_eq!(p.backfilled.iter().map(|h| h.source).collect::<Vec<_>>(), history);
         assert_eq!(
-            p.backfilled.iter().map(|h| h.read).collect::<Vec<_>>(),
-            [HistoryRead::AccessLogsBefore, HistoryRead::AnalyticsFiles, HistoryRead::AuditLogsWindow]
+            p.backfilled.iter().map(|h| h.history.watermark).collect::<Vec<_>>(),
+            [WatermarkMeaning::NewestEvent, WatermarkMeaning::NewestWholeDay, WatermarkMeaning::NewestEvent]
         );
-        assert!(p.backfilled.iter().all(|h| !h.kept.is_empty()));
+        assert!(p.backfilled.iter().all(|h| !h.history.kept.is_empty()));
         // Every other default source serves only its current state.
         let others: Vec<Source> = cfg.slack.sources.iter().copied().filter(|s| !history.contains(s)).collect();
         assert!(others.contains(&Source::Users) && others.contains(&Source::Billing));

@@ -25,12 +25,6 @@ pub struct ConfigProblem(#[from] pub lastseen_config::ConfigError);
 #[error("{0}")]
 pub struct UsageProblem(pub String);
 
-/// SIGTERM or Ctrl-C stopped a `run` or `backfill` before it finished: nothing more was
-/// published, the lease was released, and the command exits [`FAILURE`].
-#[derive(Debug, thiserror::Error)]
-#[error("interrupted by SIGTERM or Ctrl-C; the run stopped before it finished and its lake lease was released")]
-pub struct Interrupted;
-
 pub fn code_for(err: &anyhow::Error) -> u8 {
     if err.chain().any(|e| {
         e.downcast_ref::<ConfigProblem>().is_some() || e.downcast_ref::<lastseen_config::ConfigError>().is_some()

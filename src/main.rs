@@ -1,12 +1,10 @@
 //! The `lastseen` binary: parse the command line, run one command, map the outcome to an exit code.
 
-mod backfill;
 mod cli;
 mod commands;
 mod exit;
 mod logging;
 mod metrics;
-mod pipeline;
 
 use std::process::ExitCode;
 

@@ -1,8 +1,10 @@
 //! The daemon's Prometheus metrics: their names (documented in the README), what a finished or
 //! skipped run adds to them, and the `/healthz` + `/metrics` HTTP routes.
 //!
-//! Slack call counts come from the run manifest rather than from hooks in the client, so the
-//! daemon's numbers are exactly what `_lastseen/runs/` records.
+//! API call counts come from the run manifest rather than from hooks in the client, so the
+//! daemon's numbers are exactly what `_lastseen/runs/` records. They carry the `app` the
+//! source belongs to ([`app_of`]) next to the source, so a second SaaS gets its own series
+//! under the same names.
 //!
 //! The server is hardened with [`GuardedListener`]: a cap on open connections, an idle timeout
 //! and a lifetime cap per connection, so clients that connect and say nothing (or trickle bytes)
@@ -26,10 +28,10 @@ pub const RUNS: &str = "lastseen_runs_total";
 pub const LAST_RUN_DURATION: &str = "lastseen_last_run_duration_seconds";
 /// Rows the last committed run wrote, per table.
 pub const LAST_RUN_ROWS: &str = "lastseen_last_run_rows";
-/// Slack Web API calls, per source, summed over runs.
-pub const API_CALLS: &str = "lastseen_slack_api_calls_total";
-/// Slack answers with HTTP 429 (or `ratelimited`), per source, summed over runs.
-pub const RATE_LIMITED: &str = "lastseen_slack_rate_limited_total";
+/// API calls (retries included), per app and source, summed over runs.
+pub const API_CALLS: &str = "lastseen_api_calls_total";
+/// Rate-limit answers (HTTP 429, or Slack's `ratelimited`), per app and source, summed over runs.
+pub const RATE_LIMITED: &str = "lastseen_api_rate_limited_total";
 /// Unix time at which the last successful (or partial, i.e. committed) run finished.
 pub const LAST_SUCCESS: &str = "lastseen_last_success_timestamp_seconds";
 pub const RUN_IN_PROGRESS: &str = "lastseen_run_in_progress";
@@ -41,8 +43,8 @@ pub fn describe() {
     metrics::describe_counter!(RUNS, "Daily runs started by the daemon, by outcome");
     metrics::describe_gauge!(LAST_RUN_DURATION, metrics::Unit::Seconds, "Wall time of the last finished run");
     metrics::describe_gauge!(LAST_RUN_ROWS, "Rows the last committed run wrote, per table");
-    metrics::describe_counter!(API_CALLS, "Slack API calls made by runs, per source");
-    metrics::describe_counter!(RATE_LIMITED, "Slack rate-limit answers (429) received by runs, per source");
+    metrics::describe_counter!(API_CALLS, "API calls made by runs, per app and source");
+    metrics::describe_counter!(RATE_LIMITED, "Rate-limit answers (429) received by runs, per app and source");
     metrics::describe_gauge!(LAST_SUCCESS, metrics::Unit::Seconds, "Unix time the last committed run finished");
     metrics::describe_gauge!(RUN_IN_PROGRESS, "1 while a run is going");
     for outcome in OUTCOMES {
@@ -65,8 +67,9 @@ pub fn record_run(m: &RunManifest) {
     let secs = (m.finished_at - m.started_at).num_milliseconds() as f64 / 1000.0;
     metrics::gauge!(LAST_RUN_DURATION).set(secs);
     for (source, s) in &m.sources {
-        metrics::counter!(API_CALLS, "source" => source.clone()).increment(s.calls);
-        metrics::counter!(RATE_LIMITED, "source" => source.clone()).increment(s.rate_limited);
+        let app = app_of(source);
+        metrics::counter!(API_CALLS, "app" => app.clone(), "source" => source.clone()).increment(s.calls);
+        metrics::counter!(RATE_LIMITED, "app" => app, "source" => source.clone()).increment(s.rate_limited);
     }
     if m.status != RunStatus::Failed {
         for (table, t) in &m.tables {
@@ -74,6 +77,16 @@ pub fn record_run(m: &RunManifest) {
         }
         record_success_time(m.finished_at);
     }
+}
+
+/// The app a run manifest's source belongs to. Slack's sources keep the names they have always
+/// had in manifests (`users`, `access_logs`); any other app's source is named
+/// `<app>_<source>` (`okta_system_log`), so the app is the part before the first `_`.
+pub fn app_of(source: &str) -> String {
+    if source.parse::<lastseen_config::Source>().is_ok() {
+        return "slack".to_owned();
+    }
+    source.split('_').next().unwrap_or(source).to_owned()
 }
 
 pub fn record_success_time(at: DateTime<Utc>) {
@@ -298,6 +311,13 @@ mod tests {
     }
 
     #[test]
+    fn sources_are_labelled_with_their_app() {
+        assert_eq!(app_of("users"), "slack");
+        assert_eq!(app_of("access_logs"), "slack");
+        assert_eq!(app_of("okta_system_log"), "okta");
+    }
+
+    #[test]
     fn a_run_manifest_becomes_counters_and_gauges() {
         let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
@@ -320,9 +340,9 @@ mod tests {
             "lastseen_runs_total{status=\"skipped_locked\"} 1",
             "lastseen_runs_total{status=\"skipped_busy\"} 0",
             "lastseen_last_run_duration_seconds 2.5",
-            "lastseen_slack_api_calls_total{source=\"users\"} 6",
-            "lastseen_slack_api_calls_total{source=\"access_logs\"} 10",
-            "lastseen_slack_rate_limited_total{source=\"users\"} 2",
+            "lastseen_api_calls_total{app=\"slack\",source=\"users\"} 6",
+            "lastseen_api_calls_total{app=\"slack\",source=\"access_logs\"} 10",
+            "lastseen_api_rate_limited_total{app=\"slack\",source=\"users\"} 2",
             "lastseen_last_run_rows{table=\"slack_users\"} 42",
             "lastseen_last_success_timestamp_seconds 1782779402.5",
             "lastseen_run_in_progress 0",

@@ -1,7 +1,10 @@
-//! One daily run, end to end: discover what the token sees, probe every configured source, stream
+//! One daily run, end to end, as a library call (`run_day`): discover what the token sees, probe
+//! every configured source, stream
 //! the available ones concurrently into one lake transaction (spilling to staging files by
 //! size), commit the raw tables with their watermarks, derive `last_seen`, and record a run
-//! manifest. Shared by `run` and `demo`. The sources are data (`lastseen_ingest::slack::Collector`),
+//! manifest. Shared by `run`, `demo` and `daemon`, and callable in-process by tests and benches.
+//! The sources come built (`lastseen_ingest::slack::sources`: the client, its budgets and the
+//! collectors of the configured sources); they are data (`lastseen_ingest::slack::Collector`),
 //! not branches here.
 //!
 //! A run ends one of three ways, and always gives the lease back: committed (manifest written),
@@ -13,47 +16,33 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use futures::future::{BoxFuture, Shared};
 use indicatif::ProgressBar;
 use lastseen_config::{Config, Source};
-use lastseen_ingest::slack::{self, Collector, Item, Probe, RunContext, Scope, Settings};
+use lastseen_ingest::slack::{self, Collector, Item, Probe, RunContext, Scope, Settings, SlackSources};
 use lastseen_ingest::{IngestError, SlackClient};
 use lastseen_lake::{
     CommitSummary, Lake, Partitioning, RunManifest, RunStatus, SkipReport, SourceReport, SourceStatus, TableReport,
 };
-use secrecy::SecretString;
+
+use crate::error::{Context, PipelineError, Result, Step};
 
 type IngestResult<T> = std::result::Result<T, IngestError>;
 
 /// Resolves when the run must stop (SIGTERM or Ctrl-C); shared so every stage can wait on it.
 pub type Cancel = Shared<BoxFuture<'static, ()>>;
 
-/// A [`Cancel`] that resolves with the first SIGTERM or Ctrl-C. The handlers are installed
-/// here, before the run starts, so a signal at any later point stops it cleanly.
-pub fn cancel_on_signal() -> anyhow::Result<Cancel> {
-    let signal = crate::commands::shutdown_signal()?;
-    let fut: BoxFuture<'static, ()> = Box::pin(async move {
-        signal.await;
-        tracing::warn!("SIGTERM or Ctrl-C: stopping the run; nothing more is published");
-    });
-    Ok(futures::FutureExt::shared(fut))
-}
-
-/// `fut`, unless `cancel` resolves first: then [`crate::exit::Interrupted`]. Dropping `fut`
+/// `fut`, unless `cancel` resolves first: then [`PipelineError::Interrupted`]. Dropping `fut`
 /// at an await point is safe for the lake: a version is published by one create-only put, so
 /// it either landed or did not.
-pub(crate) async fn or_cancelled<T>(
-    cancel: Option<&Cancel>,
-    fut: impl std::future::Future<Output = T>,
-) -> anyhow::Result<T> {
+pub(crate) async fn or_cancelled<T>(cancel: Option<&Cancel>, fut: impl std::future::Future<Output = T>) -> Result<T> {
     match cancel {
         None => Ok(fut.await),
         Some(c) => tokio::select! {
             biased;
-            () = c.clone() => Err(crate::exit::Interrupted.into()),
+            () = c.clone() => Err(PipelineError::Interrupted),
             v = fut => Ok(v),
         },
     }
@@ -77,24 +66,19 @@ pub struct DayOutcome {
     pub dry_run_rows: BTreeMap<String, u64>,
 }
 
-pub(crate) fn end_of_day(d: NaiveDate) -> i64 {
-    d.and_time(NaiveTime::from_hms_opt(23, 59, 59).expect("valid time")).and_utc().timestamp()
-}
-
-pub(crate) fn start_of_day(d: NaiveDate) -> i64 {
-    d.and_time(NaiveTime::MIN).and_utc().timestamp()
-}
-
-/// Run one day. The token is passed apart from `run` so it is moved into the client and no
-/// other copy outlives the call.
-pub async fn run_day(run: DayRun<'_>, token: SecretString) -> anyhow::Result<DayOutcome> {
+/// Run one day with Slack's built sources (`lastseen_ingest::slack::sources`: the client holds
+/// the token, so no other copy of it outlives the call).
+pub async fn run_day(run: DayRun<'_>, slack: SlackSources) -> Result<DayOutcome> {
     let started = Utc::now();
     let run_id = lastseen_lake::new_run_id(started);
-    let cfg = &run.config.slack;
-    if !cfg.sources.contains(&Source::Users) {
-        bail!("config `slack.sources` must include `users`: every other table is keyed on the users snapshot");
+    if !slack.collectors.iter().any(|c| c.source() == Source::Users) {
+        return Err(PipelineError::Refused(
+            "config `slack.sources` must include `users`: every other table is keyed on the users snapshot".into(),
+        ));
     }
-    let client = Arc::new(SlackClient::new(cfg, token).context("setting up the Slack client")?);
+    let SlackSources { client, collectors } = slack;
+    let methods: Vec<(Source, &'static [&'static str])> =
+        collectors.iter().map(|c| (c.source(), c.methods())).collect();
     let scope = or_cancelled(run.cancel.as_ref(), slack::discover(&client))
         .await?
         .context("checking the Slack token with auth.test")?;
@@ -112,7 +96,7 @@ pub async fn run_day(run: DayRun<'_>, token: SecretString) -> anyhow::Result<Day
     } else {
         Some(run.lake.acquire_lock(&run_id, run.config.lake.lease_ttl).await.context("taking the lake lease")?)
     };
-    let work = collect_and_commit(&run, &run_id, started, &client, Arc::new(scope), lease.as_ref());
+    let work = collect_and_commit(&run, &run_id, started, &client, Arc::new(scope), collectors, lease.as_ref());
     let result = or_cancelled(run.cancel.as_ref(), work).await.and_then(|r| r);
     let outcome = match result {
         Ok(o) => o,
@@ -134,8 +118,8 @@ pub async fn run_day(run: DayRun<'_>, token: SecretString) -> anyhow::Result<Day
                 finished_at: Utc::now(),
                 status: RunStatus::Failed,
                 lake_version: committed,
-                error: Some(crate::exit::render(&err)),
-                sources: source_reports_on_failure(&client, cfg),
+                error: Some(crate::error::render(&err)),
+                sources: source_reports_on_failure(&client, &methods),
                 ..RunManifest::start(&run_id, run.date, started)
             };
             if let Err(e) = write_manifest(run.lake, &manifest).await {
@@ -196,13 +180,9 @@ pub(crate) async fn write_manifest(lake: &Lake, m: &RunManifest) -> lastseen_lak
 /// The counters of a failed run, so its manifest still shows what was called and retried.
 fn source_reports_on_failure(
     client: &SlackClient,
-    cfg: &lastseen_config::SlackConfig,
+    methods: &[(Source, &'static [&'static str])],
 ) -> BTreeMap<String, SourceReport> {
-    cfg.sources
-        .iter()
-        .map(|s| (s.to_string(), client.report(slack::collector(*s).methods())))
-        .filter(|(_, r)| r.calls > 0)
-        .collect()
+    methods.iter().map(|(s, m)| (s.to_string(), client.report(m))).filter(|(_, r)| r.calls > 0).collect()
 }
 
 /// What one source did during the run.
@@ -224,8 +204,9 @@ async fn collect_and_commit(
     started: DateTime<Utc>,
     client: &Arc<SlackClient>,
     scope: Arc<Scope>,
+    collectors: Vec<Box<dyn Collector>>,
     lease: Option<&lastseen_lake::LockGuard>,
-) -> anyhow::Result<DayOutcome> {
+) -> Result<DayOutcome> {
     let cfg = &run.config.slack;
     let base = run.lake.snapshot().await.context("reading the lake's commit log")?;
     let pb = run.progress.clone().unwrap_or_else(ProgressBar::hidden);
@@ -241,10 +222,9 @@ async fn collect_and_commit(
     // Probe every configured source at once: one cheap call each tells whether the plan, the
     // scopes and the token type can serve it.
     pb.set_message("probing sources");
-    let probes = futures::future::join_all(cfg.sources.iter().map(|s| {
+    let probes = futures::future::join_all(collectors.into_iter().map(|c| {
         let ctx = Arc::clone(&ctx);
         async move {
-            let c = slack::collector(*s);
             let p = slack::probe(c.as_ref(), &ctx).await;
             (c, p)
         }
@@ -259,7 +239,7 @@ async fn collect_and_commit(
             Ok(Probe::Unavailable(e)) => Some(e),
             Err(e) => {
                 let methods = collector.methods().join(", ");
-                return Err(anyhow::Error::new(e).context(format!("probing source `{source}` ({methods})")));
+                return Err(e.step(format!("probing source `{source}` ({methods})")));
             }
         };
         if let Some(e) = &skipped {
@@ -289,7 +269,9 @@ async fn collect_and_commit(
     if let Some(users) = runs.iter().find(|r| r.collector.source() == Source::Users)
         && let Some(e) = &users.skipped
     {
-        bail!("the users source cannot run, and every other table is keyed on it: {e}");
+        return Err(PipelineError::Refused(format!(
+            "the users source cannot run, and every other table is keyed on it: {e}"
+        )));
     }
 
     // Every available source streams into one channel; each runs in its own task so decoding
@@ -377,7 +359,7 @@ async fn collect_and_commit(
             }
             Err(e) => {
                 let (source, methods) = (r.collector.source(), r.collector.methods().join(", "));
-                return Err(anyhow::Error::new(e).context(format!("collecting source `{source}` ({methods})")));
+                return Err(e.step(format!("collecting source `{source}` ({methods})")));
             }
         }
     }
@@ -388,9 +370,9 @@ async fn collect_and_commit(
         let (source, methods) =
             r.map(|r| (r.collector.source().to_string(), r.collector.methods().join(", "))).unwrap_or_default();
         let why = if e.is_panic() { format!("panicked: {}", panic_text(e.into_panic())) } else { e.to_string() };
-        bail!(
+        return Err(PipelineError::Refused(format!(
             "the collector of source `{source}` ({methods}) {why}; its data may be incomplete, so nothing was committed"
-        );
+        )));
     }
 
     let mut sources = BTreeMap::new();

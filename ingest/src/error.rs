@@ -1,8 +1,11 @@
-//! `IngestError`: every way a Slack call or a collector can fail, classified once so the retry
+//! `IngestError`: every way an API call or a collector can fail, classified once so the retry
 //! loop knows what to retry and the operator reads what went wrong and what to do about it.
+//! The transport, HTTP, decode, paging and deadline variants are any app's; the ones whose
+//! meaning is Slack's (its `ok:false` codes, plans, token types) say so in their names or docs.
 //!
-//! No variant ever holds the token or a request header; messages carry the method, Slack's
-//! error code and where the token came from (an env var name or file path), nothing more.
+//! No variant ever holds the token or a request header; messages carry the method (or label),
+//! the API's error code and where the token came from (an env var name or file path), nothing
+//! more.
 
 use std::fmt;
 use std::time::Duration;
@@ -15,7 +18,8 @@ pub type Result<T> = std::result::Result<T, IngestError>;
 /// What went wrong at the transport level (before a complete HTTP response was read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportKind {
-    /// The request (or reading the body) exceeded `slack.request_timeout` or the connect timeout.
+    /// The request (or reading the body) exceeded the app's request timeout
+    /// (`slack.request_timeout`) or the connect timeout.
     Timeout,
     /// The TCP/TLS connection could not be established.
     Connect,
@@ -39,13 +43,15 @@ impl fmt::Display for TransportKind {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IngestError {
-    /// The client could not be built (bad token characters, TLS setup, a bad method name).
-    #[error("Slack client setup: {0}")]
+    /// The client could not be built (bad token characters, TLS setup, a bad method name, a
+    /// URL the token must not go to).
+    #[error("API client setup: {0}")]
     Setup(String),
 
-    /// `invalid_auth`, `not_authed`, `token_revoked`, `token_expired`, `account_inactive`.
+    /// The API rejected the token (HTTP 401; Slack's `invalid_auth`, `not_authed`,
+    /// `token_revoked`, `token_expired`, `account_inactive`).
     #[error(
-        "{method}: Slack rejected the token (`{code}`); check the token in {token_source} \
+        "{method}: the token was rejected (`{code}`); check the token in {token_source} \
          (it may be mistyped, revoked, expired, or used from a disallowed IP)"
     )]
     Auth { method: String, code: String, token_source: String },
@@ -73,9 +79,10 @@ pub enum IngestError {
     )]
     PlanUnavailable { method: String, code: String },
 
-    /// HTTP 429, or `ok:false` with `ratelimited`.
-    #[error("{method}: rate limited by Slack{}", match retry_after {
-        Some(d) => format!(" (Retry-After {}s)", d.as_secs()),
+    /// HTTP 429, or an app's own rate-limit answer (Slack's `ok:false` `ratelimited`);
+    /// `retry_after` is the wait the answer asked for (the app's [`crate::http::ApiRules::wait_hint`]).
+    #[error("{method}: rate limited by the server{}", match retry_after {
+        Some(d) => format!(" (asked to wait {}s)", d.as_secs()),
         None => String::new(),
     })]
     RateLimited { method: String, retry_after: Option<Duration> },
@@ -108,18 +115,18 @@ pub enum IngestError {
     #[error("{method}: HTTP {status} `{code}`; this source fails")]
     RestApi { method: String, code: String, status: u16 },
 
-    /// Any other `ok:false` code: a request this client cannot fix by retrying.
+    /// Any other Slack `ok:false` code: a request this client cannot fix by retrying.
     #[error(
         "{method}: Slack answered `{code}`; this source fails (see Slack's documentation of \
          {method} for the meaning of `{code}`)"
     )]
-    Api { method: String, code: String },
+    SlackApi { method: String, code: String },
 
     /// A non-200 HTTP status other than 429.
     #[error("{method}: HTTP {status}{}", if *status >= 500 || *status == 408 {
         " (server side; retried)"
     } else if (300..400).contains(status) {
-        " (a redirect; lastseen never follows redirects so the token cannot leak; check slack.api_url)"
+        " (a redirect; lastseen never follows redirects so the token cannot leak; check the API URL, such as slack.api_url)"
     } else {
         ""
     })]
@@ -129,29 +136,30 @@ pub enum IngestError {
     #[error("{method}: {kind}: {detail}")]
     Transport { method: String, kind: TransportKind, detail: String },
 
-    /// The body is not the JSON Slack sends. `retriable` is true for syntax errors and missing
+    /// The body is not the JSON the API sends. `retriable` is true for syntax errors and missing
     /// envelopes (a damaged transfer), false when valid JSON has a shape this code cannot read.
-    #[error("{method}: could not read Slack's response: {detail}")]
+    #[error("{method}: could not read the response: {detail}")]
     Decode { method: String, detail: String, retriable: bool },
 
-    /// Slack broke its own paging contract (for example a cursor that does not advance).
+    /// The API broke its own paging contract (for example a cursor that does not advance).
     #[error("{method}: {message}")]
     Protocol { method: String, message: String },
 
-    /// The run's Slack calls took longer than `slack.run_deadline`: stopped so a server that
-    /// never ends a listing cannot hold the lake (its lease is renewed while the run lives).
+    /// The run's calls to one app took longer than its run deadline (`key`, such as
+    /// `slack.run_deadline`): stopped so a server that never ends a listing cannot hold the lake
+    /// (its lease is renewed while the run lives).
     #[error(
-        "{method}: the run's Slack calls passed slack.run_deadline ({}); stopping so the run does \
+        "{method}: the run's API calls passed {key} ({}); stopping so the run does \
          not hold the lake forever (a server that never ends a listing, or a very slow one)",
         humantime_secs(*deadline)
     )]
-    Deadline { method: String, deadline: Duration },
+    Deadline { method: String, key: &'static str, deadline: Duration },
 
     /// A retriable error persisted through every allowed attempt.
     #[error("{method}: gave up after {attempts} attempts; last error: {last}")]
     RetriesExhausted { method: String, attempts: u32, last: Box<IngestError> },
 
-    /// Page rows did not fit the catalog schema (a bug here, not a Slack problem).
+    /// Page rows did not fit the catalog schema (a bug here, not the API's problem).
     #[error("building a {table} batch: {source}")]
     Arrow {
         table: &'static str,
@@ -293,7 +301,7 @@ impl IngestError {
         }
     }
 
-    /// The Slack method the error is about, when there is one.
+    /// The method (or label: `scim.Users`, an endpoint) the error is about, when there is one.
     pub fn method(&self) -> Option<&str> {
         match self {
             IngestError::Auth { method, .. }
@@ -302,7 +310,7 @@ impl IngestError {
             | IngestError::PlanUnavailable { method, .. }
             | IngestError::RateLimited { method, .. }
             | IngestError::SlackTransient { method, .. }
-            | IngestError::Api { method, .. }
+            | IngestError::SlackApi { method, .. }
             | IngestError::NotPermitted { method, .. }
             | IngestError::Standing { method, .. }
             | IngestError::Transitional { method, .. }
@@ -332,7 +340,7 @@ impl IngestError {
             | IngestError::Standing { code, .. }
             | IngestError::Transitional { code, .. }
             | IngestError::RestApi { code, .. }
-            | IngestError::Api { code, .. } => Some(code),
+            | IngestError::SlackApi { code, .. } => Some(code),
             IngestError::MissingScope { .. } => Some("missing_scope"),
             IngestError::TokenType { .. } => Some("not_allowed_token_type"),
             IngestError::RateLimited { .. } => Some("ratelimited"),
@@ -371,7 +379,7 @@ impl IngestError {
                 Some((Condition::Transitional, meaning)) => {
                     IngestError::Transitional { method, code: code.to_owned(), meaning: meaning.to_owned() }
                 }
-                None => IngestError::Api { method, code: code.to_owned() },
+                None => IngestError::SlackApi { method, code: code.to_owned() },
             },
         }
     }
@@ -500,7 +508,7 @@ mod tests {
         assert!(matches!(code("not_allowed_token_type"), IngestError::TokenType { .. }));
         assert!(code("not_allowed_token_type").to_string().contains("xoxp-"));
         let e = code("no_such_code_anywhere");
-        assert!(matches!(e, IngestError::Api { .. }) && !e.is_retriable() && !e.is_capability());
+        assert!(matches!(e, IngestError::SlackApi { .. }) && !e.is_retriable() && !e.is_capability());
         assert_eq!(e.slack_code(), Some("no_such_code_anywhere"));
         assert_eq!(e.method(), Some("users.list"));
         // Every code the failure model names: a skip, never a retry or a failed run.

@@ -17,7 +17,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 
 use crate::slack::collector::{Collector, RunContext, Scope, Settings, Workspace};
-use crate::{AccessLogWindow, AuthInfo, IngestError, SlackClient, access_logs, users};
+use crate::slack::{AccessLogWindow, access_logs, users};
+use crate::{AuthInfo, IngestError, SlackClient};
 
 const TOKEN: &str = "xoxp-HOSTILE-SENTINEL";
 
@@ -229,7 +230,7 @@ async fn endless_empty_audit_pages_with_fresh_cursors_stop() {
 async fn a_body_over_the_cap_is_refused_not_read() {
     let (api, _) = serve(|_| {
         let mut body = br#"{"ok":true,"members":[],"pad":""#.to_vec();
-        body.resize(crate::client::MAX_JSON_BODY + 1024, b'x');
+        body.resize(crate::http::MAX_JSON_BODY + 1024, b'x');
         body.extend_from_slice(br#""}"#);
         Reply { status: 200, headers: vec![("content-type", "application/json".into())], body }
     })
@@ -256,7 +257,7 @@ async fn rate_limits_are_bounded_by_time_not_by_attempts() {
     let c = client(&cfg);
     let batches = users(Arc::clone(&c), "T1".into(), 2, Utc::now()).try_collect::<Vec<_>>().await.unwrap();
     assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
-    assert_eq!(c.stats(crate::USERS_LIST).rate_limited, 10);
+    assert_eq!(c.stats(crate::slack::USERS_LIST).rate_limited, 10);
 
     // With no time left in the budget, the first 429 ends the call.
     let (api, _) = serve(|_| Reply { status: 429, headers: vec![("retry-after", "1".into())], body: Vec::new() }).await;
@@ -364,7 +365,7 @@ fn a_gzip_bomb_fails_as_a_decode_error_in_bounded_memory() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("ERROR=admin.analytics.getFile: could not read Slack's response"), "{stdout}");
+    assert!(stdout.contains("ERROR=admin.analytics.getFile: could not read the response"), "{stdout}");
     let kb: u64 = stdout
         .lines()
         .find_map(|l| l.strip_prefix("PEAK VmHWM:"))

@@ -1,28 +1,25 @@
-//! lastseen's ingestion: owns the Slack Web API client (token handling, response
-//! classification, retries, per-method rate budgets, counters) and the Slack collectors that
-//! stream pages as Arrow batches in the lake catalog's schemas.
+//! lastseen's ingestion. An app-agnostic root: the generic HTTP layer ([`http`]: retries
+//! honouring the server's "wait until", rate budgets, in-flight cap, counters, URL safety), the
+//! error type, and the identity export; under it one folder per app. Slack's folder owns its
+//! Web API client (envelope, `auth.test`, error bodies, tiers) and the collectors that stream
+//! pages as Arrow batches in the lake catalog's schemas.
 //!
 //! ```text
-//! SlackClient::new(cfg, token) ──▶ Arc<SlackClient> ──▶ slack::users(..)        ─▶ slack_users batches
-//!                                                   └─▶ slack::access_logs(..)  ─▶ slack_access_logs batches
+//! SlackClient::new(cfg, token) ──▶ Arc<SlackClient> (on http::HttpClient) ──▶ slack collectors ─▶ batches
 //! client.report(&[method]) ──▶ lastseen_lake::SourceReport for the run manifest
 //! ```
 
-mod client;
 mod error;
+pub mod http;
 pub mod identities;
 pub mod okta;
-pub mod rate;
-pub mod retry;
 pub mod slack;
+pub mod source;
 mod walk;
 
-pub use client::{AuthInfo, MethodStats, RestAnswer, SlackClient};
 pub use error::{IngestError, Result, TransportKind};
-pub use rate::{RateBudget, tier_for};
-pub use retry::{FullJitter, RetryPolicy};
-pub use slack::models::{AccessLogsPage, Login, Paging, Profile, ResponseMetadata, User, UsersPage};
-pub use slack::{AccessLogWindow, MAX_PAGES_PER_WINDOW, TEAM_ACCESS_LOGS, USERS_LIST, access_logs, users};
+pub use http::{ApiRules, HttpClient, MethodStats};
+pub use slack::api::{AuthInfo, RestAnswer, SlackClient};
 
 #[cfg(test)]
 mod hostile_tests;

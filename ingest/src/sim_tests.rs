@@ -6,7 +6,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::{AccessLogWindow, IngestError, SlackClient, TEAM_ACCESS_LOGS, USERS_LIST, access_logs, users};
+use crate::slack::{AccessLogWindow, TEAM_ACCESS_LOGS, USERS_LIST, access_logs, users};
+use crate::{IngestError, SlackClient};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{Int64Type, TimestampMicrosecondType};
@@ -151,8 +152,8 @@ fn entry_keys(batches: &[RecordBatch]) -> Vec<(EntryKey, i64, i64)> {
 async fn reference_log(client: &SlackClient, team: &str) -> BTreeMap<EntryKey, (i64, i64)> {
     #[derive(serde::Deserialize)]
     struct Page {
-        logins: Vec<crate::Login>,
-        response_metadata: crate::ResponseMetadata,
+        logins: Vec<crate::slack::models::Login>,
+        response_metadata: crate::slack::models::ResponseMetadata,
     }
     let mut out = BTreeMap::new();
     let mut cursor: Option<String> = None;
@@ -413,7 +414,7 @@ async fn fatal_answers_fail_fast_with_a_clear_message() {
     assert!(matches!(err, IngestError::PlanUnavailable { ref code, .. } if code == "paid_only"), "{err:?}");
 
     let err = client(&sim).call::<serde_json::Value>("no.such.method", None, &[]).await.unwrap_err();
-    assert!(matches!(err, IngestError::Api { ref code, .. } if code == "unknown_method"), "{err:?}");
+    assert!(matches!(err, IngestError::SlackApi { ref code, .. } if code == "unknown_method"), "{err:?}");
 }
 
 #[tokio::test]

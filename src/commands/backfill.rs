@@ -1,16 +1,15 @@
 //! `lastseen backfill --from D --to D`: past days of the sources that keep history.
 
-use anyhow::Context;
 use lastseen_lake::{RunStatus, SourceStatus};
 
-use crate::backfill::{Backfill, plan};
 use crate::cli::{BackfillArgs, GlobalArgs};
+use lastseen::backfill::{Backfill, plan};
 
 pub async fn run(g: &GlobalArgs, args: &BackfillArgs) -> anyhow::Result<u8> {
     // Installed first: SIGTERM/Ctrl-C stops the backfill and gives the lease back (exit 1).
-    let cancel = crate::pipeline::cancel_on_signal()?;
+    let cancel = super::cancel_on_signal()?;
     let cfg = super::load_config(g)?;
-    let token = cfg.slack.token.load().map_err(crate::exit::ConfigProblem::from).context("loading the Slack token")?;
+    let slack = super::slack_sources(&cfg)?;
     let lake = super::open_lake(&cfg)?;
     let p = plan(&cfg);
     for src in &p.not_backfillable {
@@ -19,14 +18,14 @@ pub async fn run(g: &GlobalArgs, args: &BackfillArgs) -> anyhow::Result<u8> {
         );
     }
     for h in &p.backfilled {
-        println!("{}: backfilling {} to {} ({})", h.source, args.from, args.to, h.kept);
+        println!("{}: backfilling {} to {} ({})", h.source, args.from, args.to, h.history.kept);
     }
     let progress = crate::logging::progress_enabled(g).then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
         pb.enable_steady_tick(std::time::Duration::from_millis(120));
         pb
     });
-    let outcome = crate::backfill::run(
+    let outcome = lastseen::backfill::run(
         Backfill {
             config: &cfg,
             lake: &lake,
@@ -35,7 +34,7 @@ pub async fn run(g: &GlobalArgs, args: &BackfillArgs) -> anyhow::Result<u8> {
             progress: progress.clone(),
             cancel: Some(cancel),
         },
-        token,
+        slack,
     )
     .await;
     if let Some(pb) = progress {

@@ -159,10 +159,10 @@ async fn access_log_order(client: &Arc<SlackClient>, team: &str, cfg: &lastseen_
     use datafusion::arrow::datatypes::TimestampMicrosecondType;
     use futures::StreamExt;
     let page = cfg.access_logs_page_size.min(200);
-    let mut pages = lastseen_ingest::access_logs(
+    let mut pages = lastseen_ingest::slack::access_logs(
         Arc::clone(client),
         team.to_owned(),
-        lastseen_ingest::AccessLogWindow::default(),
+        lastseen_ingest::slack::AccessLogWindow::default(),
         page,
         Utc::now(),
     );

@@ -19,7 +19,7 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 use crate::cli::{DaemonArgs, GlobalArgs};
 use crate::exit::ConfigProblem;
 use crate::metrics::{self, Health};
-use crate::pipeline::{DayRun, run_day};
+use lastseen::pipeline::{DayRun, run_day};
 
 pub async fn run(g: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<u8> {
     // Installed first: from here on SIGTERM means "stop gracefully", never the default kill.
@@ -51,7 +51,7 @@ pub async fn run(g: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<u8> {
     // Set when a shutdown's grace period runs out: the run in progress stops through its own
     // cancel path (failed manifest, lease released by its guard).
     let (abandon, mut abandon_rx) = tokio::sync::watch::channel(false);
-    let abandoned: crate::pipeline::Cancel = futures::FutureExt::shared(Box::pin(async move {
+    let abandoned: lastseen::pipeline::Cancel = futures::FutureExt::shared(Box::pin(async move {
         let _ = abandon_rx.wait_for(|v| *v).await;
     })
         as futures::future::BoxFuture<'static, ()>);
@@ -180,7 +180,7 @@ struct Daemon {
     ok_days: Mutex<BTreeSet<NaiveDate>>,
     /// `true` abandons the run in progress (see `finish_or_abandon`); `abandoned` is its cancel.
     abandon: tokio::sync::watch::Sender<bool>,
-    abandoned: crate::pipeline::Cancel,
+    abandoned: lastseen::pipeline::Cancel,
 }
 
 /// Holding the run slot; dropping it frees the slot.
@@ -284,7 +284,11 @@ impl Daemon {
             progress: None,
             cancel: Some(self.abandoned.clone()),
         };
-        match run_day(run, token).await {
+        let ran = match lastseen_ingest::slack::sources(&self.cfg.slack, token).context("setting up the Slack client") {
+            Ok(slack) => run_day(run, slack).await.map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        };
+        match ran {
             Ok(outcome) => {
                 let m = &outcome.manifest;
                 metrics::record_run(m);

@@ -13,7 +13,7 @@ use lastseen_slack_sim::{OrgSpec, Plan, RateLimits, SimConfig, Simulator};
 use secrecy::SecretString;
 
 use crate::cli::{DemoArgs, GlobalArgs};
-use crate::pipeline::{DayRun, run_day};
+use lastseen::pipeline::{DayRun, run_day};
 
 /// The simulator enforces Slack's tiers scaled by this factor, and the client paces to the same
 /// scaled tiers, so the demo shows real pacing without waiting minutes per page.
@@ -91,7 +91,8 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
         }
         let outcome = run_day(
             DayRun { config: &cfg, lake: &lake, date: day, dry_run: false, progress: bar.clone(), cancel: None },
-            SecretString::from(sim.user_token().to_string()),
+            lastseen_ingest::slack::sources(&cfg.slack, SecretString::from(sim.user_token().to_string()))
+                .context("setting up the Slack client")?,
         )
         .await
         .with_context(|| format!("demo run for {day}"))?;

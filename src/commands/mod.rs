@@ -45,6 +45,25 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
+/// A [`lastseen::pipeline::Cancel`] that resolves with the first SIGTERM or Ctrl-C. The
+/// handlers are installed here, before the run starts, so a signal at any later point stops it
+/// cleanly.
+pub fn cancel_on_signal() -> anyhow::Result<lastseen::pipeline::Cancel> {
+    let signal = shutdown_signal()?;
+    let fut: futures::future::BoxFuture<'static, ()> = Box::pin(async move {
+        signal.await;
+        tracing::warn!("SIGTERM or Ctrl-C: stopping the run; nothing more is published");
+    });
+    Ok(futures::FutureExt::shared(fut))
+}
+
+/// Slack's sources from `[slack]` with its token: the client (token, budgets, counters) and
+/// the collectors of `slack.sources`.
+pub fn slack_sources(cfg: &Config) -> anyhow::Result<lastseen_ingest::slack::SlackSources> {
+    let token = cfg.slack.token.load().map_err(ConfigProblem::from).context("loading the Slack token")?;
+    lastseen_ingest::slack::sources(&cfg.slack, token).context("setting up the Slack client")
+}
+
 /// The configuration with the command line's overrides applied.
 pub fn load_config(g: &crate::cli::GlobalArgs) -> anyhow::Result<Config> {
     let mut cfg = Config::load(g.config.as_deref()).map_err(ConfigProblem::from)?;

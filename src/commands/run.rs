@@ -1,16 +1,15 @@
 //! `lastseen run`: one daily run against the configured Slack. SIGTERM or Ctrl-C stops it
 //! cleanly (nothing more published, lease released, exit 1); a `--date` after today is refused.
 
-use anyhow::Context;
 use chrono::Utc;
 use lastseen_lake::RunStatus;
 
 use crate::cli::{GlobalArgs, RunArgs};
-use crate::pipeline::{DayRun, run_day};
+use lastseen::pipeline::{DayRun, run_day};
 
 pub async fn run(g: &GlobalArgs, args: &RunArgs) -> anyhow::Result<u8> {
     // Installed first: from here on SIGTERM means "stop and give the lease back".
-    let cancel = crate::pipeline::cancel_on_signal()?;
+    let cancel = super::cancel_on_signal()?;
     // A day after today would be committed under a future date and, with retention, drop the
     // history before it: refused before anything is read or written.
     let today = Utc::now().date_naive();
@@ -32,7 +31,7 @@ pub async fn run(g: &GlobalArgs, args: &RunArgs) -> anyhow::Result<u8> {
         cfg.lake.max_snapshot_drop = None;
         cfg.lake.retention_max_drop = None;
     }
-    let token = cfg.slack.token.load().map_err(crate::exit::ConfigProblem::from).context("loading the Slack token")?;
+    let slack = super::slack_sources(&cfg)?;
     let lake = super::open_lake(&cfg)?;
     let date = args.date.unwrap_or(today);
     let progress = crate::logging::progress_enabled(g).then(|| {
@@ -49,7 +48,7 @@ pub async fn run(g: &GlobalArgs, args: &RunArgs) -> anyhow::Result<u8> {
             progress: progress.clone(),
             cancel: Some(cancel),
         },
-        token,
+        slack,
     )
     .await;
     if let Some(pb) = progress {

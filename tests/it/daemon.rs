@@ -191,9 +191,9 @@ fn the_daemon_runs_on_its_schedule_serves_health_and_metrics_and_stops_on_sigter
     assert_eq!(m[0]["date"].as_str(), Some(real_today().to_string().as_str()));
 
     assert_eq!(d.metric("lastseen_last_run_rows{table=\"slack_users\"}"), Some(accounts as f64));
-    assert!(d.metric("lastseen_slack_api_calls_total{source=\"users\"}").unwrap() >= 1.0);
-    assert!(d.metric("lastseen_slack_api_calls_total{source=\"access_logs\"}").unwrap() >= 1.0);
-    assert_eq!(d.metric("lastseen_slack_rate_limited_total{source=\"users\"}"), Some(0.0));
+    assert!(d.metric("lastseen_api_calls_total{app=\"slack\",source=\"users\"}").unwrap() >= 1.0);
+    assert!(d.metric("lastseen_api_calls_total{app=\"slack\",source=\"access_logs\"}").unwrap() >= 1.0);
+    assert_eq!(d.metric("lastseen_api_rate_limited_total{app=\"slack\",source=\"users\"}"), Some(0.0));
     assert_eq!(d.metric("lastseen_runs_total{status=\"failed\"}"), Some(0.0));
     assert!(d.metric("lastseen_last_run_duration_seconds").unwrap() > 0.0);
     let last_success = d.metric("lastseen_last_success_timestamp_seconds").unwrap();

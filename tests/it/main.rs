@@ -19,6 +19,7 @@ mod hostile;
 mod lake_safety;
 mod lifecycle;
 mod operations;
+mod pipeline_lib;
 mod reports;
 mod rollups;
 mod s3;

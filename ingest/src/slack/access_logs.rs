@@ -17,6 +17,7 @@ use lastseen_lake::TableDef;
 use crate::slack::collector::{
     Collector, Item, RunContext, items_or_skip, probe_workspaces, start_of_day, watermark_at_least,
 };
+use crate::source::{History, Past, WatermarkMeaning, Window};
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{ArrayRef, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -24,8 +25,8 @@ use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 use lastseen_lake::catalog::SLACK_ACCESS_LOGS;
 
-use crate::client::SlackClient;
 use crate::error::{IngestError, Result};
+use crate::slack::api::SlackClient;
 use crate::slack::models::{AccessLogsPage, Login};
 use crate::slack::{MAX_PAGE_SIZE, micros, secs_to_micros};
 use crate::walk::WalkGuard;
@@ -325,12 +326,32 @@ impl Collector for AccessLogsCollector {
         });
         stream::select_all(per_workspace).boxed()
     }
+
+    fn history(&self) -> Option<History> {
+        Some(History {
+            kept: "team.accessLogs goes back as far as the workspace's access history (paid plans)",
+            watermark: WatermarkMeaning::NewestEvent,
+        })
+    }
+
+    /// Every workspace walked back from `before` = the end of the window's last day, stopping
+    /// at entries whose `date_last` is older than the window's first day.
+    fn read_past(&self, ctx: Arc<RunContext>, window: Window) -> BoxStream<'static, Result<Past>> {
+        let range = AccessLogWindow { before: Some(window.end()), stop_at: Some(window.start()) };
+        let per_workspace =
+            ctx.scope.workspaces.iter().map(|ws| workspace_items(&ctx, ws.id.clone(), range)).collect::<Vec<_>>();
+        stream::select_all(per_workspace).map(|item| item.map(Past::Item)).boxed()
+    }
 }
 
 /// The entries of workspace `team` inside `window` as `slack_access_logs` rows, then an
 /// `Item::Watermark` `access_logs/<team>` at the newest `date_last` read (none when nothing
 /// was). The daily collector reads from its watermark on; a backfill reads a past window.
-pub fn workspace_items(ctx: &RunContext, team: String, window: AccessLogWindow) -> BoxStream<'static, Result<Item>> {
+pub(crate) fn workspace_items(
+    ctx: &RunContext,
+    team: String,
+    window: AccessLogWindow,
+) -> BoxStream<'static, Result<Item>> {
     let newest = Arc::new(AtomicI64::new(i64::MIN));
     let seen = Arc::clone(&newest);
     let team_for_skip = team.clone();

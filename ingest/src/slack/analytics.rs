@@ -23,11 +23,12 @@ use lastseen_lake::TableDef;
 use lastseen_lake::catalog::{SLACK_MEMBER_ANALYTICS, SLACK_MEMBER_ANALYTICS_QUARANTINE, date32};
 use serde::Deserialize;
 
-use crate::client::SlackClient;
 use crate::error::{IngestError, Result};
+use crate::slack::api::SlackClient;
 use crate::slack::collector::{Collector, Item, Past, RunContext, arrow_err, start_of_day};
 use crate::slack::models::lenient;
 use crate::slack::{micros, secs_to_micros};
+use crate::source::{History, WatermarkMeaning, Window};
 
 pub const ADMIN_ANALYTICS_GET_FILE: &str = "admin.analytics.getFile";
 /// Rows per Arrow batch while decoding a file.
@@ -68,6 +69,19 @@ impl Collector for AnalyticsCollector {
                 .map(drop)
         }
         .boxed()
+    }
+
+    fn history(&self) -> Option<History> {
+        Some(History {
+            kept: "admin.analytics.getFile keeps one member file per day for 13 months, published a day or two \
+                   later (Business+ and Enterprise Grid)",
+            watermark: WatermarkMeaning::NewestWholeDay,
+        })
+    }
+
+    /// One file per day of the window, each replacing its day's partition as the daily run does.
+    fn read_past(&self, ctx: Arc<RunContext>, window: Window) -> BoxStream<'static, Result<Past>> {
+        backfill_days(ctx, window.days())
     }
 
     fn collect(&self, ctx: Arc<RunContext>) -> BoxStream<'static, Result<Item>> {
@@ -132,7 +146,7 @@ async fn fetch(
     let params = vec![("type", "member".to_string()), ("date", day.format("%Y-%m-%d").to_string())];
     match client.get_file(ADMIN_ANALYTICS_GET_FILE, Some(org_key), &params).await {
         Ok(b) => Ok(Ok(b)),
-        Err(e @ IngestError::Api { .. }) => match e.slack_code() {
+        Err(e @ IngestError::SlackApi { .. }) => match e.slack_code() {
             Some("file_not_yet_available") => Ok(Err(Missing::NotYetPublished)),
             Some("file_not_found") => Ok(Err(Missing::NotFound)),
             Some("invalid_date") => Ok(Err(Missing::InvalidDate)),
@@ -234,7 +248,7 @@ fn day_items(
 /// Slack has no file for come as [`Past::Unavailable`]; once one is no longer kept, every
 /// earlier day is reported the same way without asking (it is before the API existed, and the
 /// method is rate limited at Tier 2).
-pub fn backfill_days(ctx: Arc<RunContext>, mut days: Vec<NaiveDate>) -> BoxStream<'static, Result<Past>> {
+pub(crate) fn backfill_days(ctx: Arc<RunContext>, mut days: Vec<NaiveDate>) -> BoxStream<'static, Result<Past>> {
     days.sort_unstable_by(|a, b| b.cmp(a));
     days.dedup();
     let key = watermark_key(ctx.scope.org_key());

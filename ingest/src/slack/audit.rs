@@ -11,20 +11,21 @@ use datafusion::arrow::array::{ArrayRef, StringBuilder, TimestampMicrosecondBuil
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream};
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use lastseen_config::Source;
 use lastseen_lake::TableDef;
 use lastseen_lake::catalog::SLACK_AUDIT_LOGINS;
 use serde::Deserialize;
 use url::Url;
 
-use crate::client::SlackClient;
 use crate::error::{IngestError, Result};
 use crate::slack::collector::{
-    Collector, Item, RunContext, WalkGuard, arrow_err, items_or_skip, next_cursor, start_of_day, watermark_at_least,
+    Collector, Item, RunContext, arrow_err, items_or_skip, start_of_day, watermark_at_least,
 };
+use crate::slack::cursor::{CursorPage, cursor_pages, with_cursor};
 use crate::slack::models::{ResponseMetadata, lenient};
 use crate::slack::{micros, secs_to_micros};
+use crate::source::{History, Past, WatermarkMeaning, Window};
 
 pub const AUDIT_LOGS: &str = "audit.logs";
 /// The login-related actions collected.
@@ -47,6 +48,16 @@ struct LogsPage {
     entries: Vec<Entry>,
     #[serde(default, deserialize_with = "lenient::object")]
     response_metadata: Option<ResponseMetadata>,
+}
+
+impl CursorPage for LogsPage {
+    fn rows(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn take_metadata(&mut self) -> Option<ResponseMetadata> {
+        self.response_metadata.take()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,6 +158,20 @@ impl Collector for AuditCollector {
         let oldest = old.map_or(first, |wm| wm.saturating_sub(OVERLAP_SECS));
         watermark_at_least(window(&ctx, oldest, latest), old)
     }
+
+    fn history(&self) -> Option<History> {
+        Some(History {
+            kept: "the Audit Logs API keeps login events from the organisation's start, none before March 2018 \
+                   (Enterprise Grid, an org owner's org-level token)",
+            watermark: WatermarkMeaning::NewestEvent,
+        })
+    }
+
+    /// `oldest` = the start of the window's first day, `latest` = the end of its last day;
+    /// rows go to the UTC day of their `date_create`, merged on `id`.
+    fn read_past(&self, ctx: Arc<RunContext>, range: Window) -> BoxStream<'static, Result<Past>> {
+        window(&ctx, range.start(), range.end()).map(|item| item.map(Past::Item)).boxed()
+    }
 }
 
 /// The login events of every collected action with `oldest <= date_create <= latest` (epoch
@@ -154,24 +179,42 @@ impl Collector for AuditCollector {
 /// `Item::Watermark` `audit/<org>` at the newest `date_create` read (none when nothing was).
 /// The daily collector reads from its watermark to the end of the run day; a backfill reads a
 /// past window. Each action is paged on its own cursor, all three at once.
-pub fn window(ctx: &RunContext, oldest: i64, latest: i64) -> BoxStream<'static, Result<Item>> {
+pub(crate) fn window(ctx: &RunContext, oldest: i64, latest: i64) -> BoxStream<'static, Result<Item>> {
     let org = ctx.scope.org_key().to_owned();
     let newest = Arc::new(AtomicI64::new(i64::MIN));
     let collected = micros(ctx.collected_at);
     let walks = ACTIONS.map(|action| {
-        let st = Walk {
-            client: Arc::clone(&ctx.client),
-            base: ctx.settings.audit_base.clone(),
-            org: org.clone(),
-            action,
-            oldest,
-            latest,
-            cursor: None,
-            guard: WalkGuard::new(AUDIT_LOGS),
-            done: false,
-        };
+        let (client, base, key) = (Arc::clone(&ctx.client), ctx.settings.audit_base.clone(), org.clone());
+        let pages = cursor_pages(Arc::clone(&ctx.client), AUDIT_LOGS, move |cursor| {
+            let (client, base, key) = (Arc::clone(&client), base.clone(), key.clone());
+            async move {
+                let params = with_cursor(
+                    vec![
+                        ("action", action.to_string()),
+                        ("oldest", oldest.to_string()),
+                        ("latest", latest.to_string()),
+                        ("limit", PAGE.to_string()),
+                    ],
+                    cursor,
+                );
+                let url = logs_url(&base, &params)?;
+                client.get_rest::<LogsPage>(AUDIT_LOGS, Some(&key), &url).await.map_err(|e| {
+                    if unsupported_action(&e) { action_skipped(&e, action) } else { e.refused_rest_token() }
+                })
+            }
+        });
         let newest = Arc::clone(&newest);
-        let pages = stream::try_unfold(st, move |st| next_page(st, collected, Arc::clone(&newest))).boxed();
+        let pages = pages
+            .try_filter_map(move |page| {
+                if let Some(m) = page.entries.iter().map(|e| e.date_create).max() {
+                    newest.fetch_max(m, Ordering::Relaxed);
+                }
+                let item = (!page.entries.is_empty()).then(|| {
+                    logins_batch(&page.entries, collected).map(|batch| Item::Rows { table: &SLACK_AUDIT_LOGINS, batch })
+                });
+                std::future::ready(item.transpose())
+            })
+            .boxed();
         // An action Slack no longer supports, or a token the API refuses, skips that part; the
         // other actions go on.
         items_or_skip(None, pages)
@@ -182,51 +225,6 @@ pub fn window(ctx: &RunContext, oldest: i64, latest: i64) -> BoxStream<'static, 
     })
     .filter_map(std::future::ready);
     stream::select_all(walks).chain(tail).boxed()
-}
-
-struct Walk {
-    client: Arc<SlackClient>,
-    base: Url,
-    org: String,
-    action: &'static str,
-    oldest: i64,
-    latest: i64,
-    cursor: Option<String>,
-    guard: WalkGuard,
-    done: bool,
-}
-
-async fn next_page(mut st: Walk, collected_at_us: i64, newest: Arc<AtomicI64>) -> Result<Option<(Item, Walk)>> {
-    while !st.done {
-        let mut params = vec![
-            ("action", st.action.to_string()),
-            ("oldest", st.oldest.to_string()),
-            ("latest", st.latest.to_string()),
-            ("limit", PAGE.to_string()),
-        ];
-        if let Some(c) = &st.cursor {
-            params.push(("cursor", c.clone()));
-        }
-        let url = logs_url(&st.base, &params)?;
-        let action = st.action;
-        let page: LogsPage =
-            st.client.get_rest(AUDIT_LOGS, Some(&st.org), &url).await.map_err(|e| {
-                if unsupported_action(&e) { action_skipped(&e, action) } else { e.refused_rest_token() }
-            })?;
-        match next_cursor(&mut st.guard, page.entries.len(), page.response_metadata.and_then(|m| m.next_cursor))? {
-            Some(next) => st.cursor = Some(next),
-            None => st.done = true,
-        }
-        st.client.record_page(AUDIT_LOGS, page.entries.len());
-        if let Some(m) = page.entries.iter().map(|e| e.date_create).max() {
-            newest.fetch_max(m, Ordering::Relaxed);
-        }
-        if !page.entries.is_empty() {
-            let batch = logins_batch(&page.entries, collected_at_us)?;
-            return Ok(Some((Item::Rows { table: &SLACK_AUDIT_LOGINS, batch }, st)));
-        }
-    }
-    Ok(None)
 }
 
 /// The standing condition recorded for an action the Audit Logs API refuses as unsupported.

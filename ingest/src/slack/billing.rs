@@ -8,17 +8,15 @@ use datafusion::arrow::array::{ArrayRef, BooleanBuilder, StringBuilder, Timestam
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream};
-use futures::{FutureExt, StreamExt, TryFutureExt};
+use futures::{FutureExt, StreamExt, TryFutureExt, TryStreamExt};
 use lastseen_config::Source;
 use lastseen_lake::TableDef;
 use lastseen_lake::catalog::SLACK_BILLING;
 use serde::Deserialize;
 
-use crate::client::SlackClient;
 use crate::error::{IngestError, Result};
-use crate::slack::collector::{
-    Collector, Item, RunContext, WalkGuard, arrow_err, items_or_skip, next_cursor, probe_workspaces,
-};
+use crate::slack::collector::{Collector, Item, RunContext, arrow_err, items_or_skip, probe_workspaces};
+use crate::slack::cursor::{CursorPage, cursor_pages, with_cursor};
 use crate::slack::micros;
 use crate::slack::models::{ResponseMetadata, lenient};
 
@@ -30,6 +28,16 @@ struct BillablePage {
     billable_info: Option<BTreeMap<String, BillableEntry>>,
     #[serde(default, deserialize_with = "lenient::object")]
     response_metadata: Option<ResponseMetadata>,
+}
+
+impl CursorPage for BillablePage {
+    fn rows(&self) -> usize {
+        self.billable_info.as_ref().map_or(0, BTreeMap::len)
+    }
+
+    fn take_metadata(&mut self) -> Option<ResponseMetadata> {
+        self.response_metadata.take()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -77,10 +85,25 @@ impl Collector for BillingCollector {
         let collected = micros(ctx.collected_at);
         let org = ctx.scope.org_level();
         stream::select_all(ctx.scope.workspaces.iter().map(|ws| {
-            let guard = WalkGuard::new(TEAM_BILLABLE_INFO);
-            let st =
-                Walk { client: Arc::clone(&ctx.client), team: ws.id.clone(), cursor: None, guard, done: false, org };
-            items_or_skip(Some(ws.id.clone()), stream::try_unfold(st, move |st| next_page(st, collected)).boxed())
+            let (client, team) = (Arc::clone(&ctx.client), ws.id.clone());
+            let pages = cursor_pages(Arc::clone(&ctx.client), TEAM_BILLABLE_INFO, move |cursor| {
+                let (client, team) = (Arc::clone(&client), team.clone());
+                async move {
+                    let params = with_cursor(vec![("team_id", team.clone()), ("limit", "1000".to_string())], cursor);
+                    let page: BillablePage =
+                        client.call(TEAM_BILLABLE_INFO, Some(&team), &params).await.map_err(|e| classify(e, org))?;
+                    Ok(page)
+                }
+            });
+            let team = ws.id.clone();
+            let items = pages.try_filter_map(move |page| {
+                let map = page.billable_info.unwrap_or_default();
+                let item = (!map.is_empty()).then(|| {
+                    billing_batch(&team, &map, collected).map(|batch| Item::Rows { table: &SLACK_BILLING, batch })
+                });
+                std::future::ready(item.transpose())
+            });
+            items_or_skip(Some(ws.id.clone()), items.boxed())
         }))
         .boxed()
     }
@@ -90,38 +113,6 @@ impl Collector for BillingCollector {
 /// (`auth.test` already accepted the token): a standing condition of that workspace.
 fn classify(e: IngestError, org_level: bool) -> IngestError {
     if org_level { e.billing_owner_not_in_workspace() } else { e }
-}
-
-struct Walk {
-    client: Arc<SlackClient>,
-    team: String,
-    cursor: Option<String>,
-    guard: WalkGuard,
-    done: bool,
-    org: bool,
-}
-
-async fn next_page(mut st: Walk, collected_at_us: i64) -> Result<Option<(Item, Walk)>> {
-    while !st.done {
-        let mut params = vec![("team_id", st.team.clone()), ("limit", "1000".to_string())];
-        if let Some(c) = &st.cursor {
-            params.push(("cursor", c.clone()));
-        }
-        let page: BillablePage =
-            st.client.call(TEAM_BILLABLE_INFO, Some(&st.team), &params).await.map_err(|e| classify(e, st.org))?;
-        let rows = page.billable_info.as_ref().map_or(0, |m| m.len());
-        match next_cursor(&mut st.guard, rows, page.response_metadata.and_then(|m| m.next_cursor))? {
-            Some(next) => st.cursor = Some(next),
-            None => st.done = true,
-        }
-        let map = page.billable_info.unwrap_or_default();
-        st.client.record_page(TEAM_BILLABLE_INFO, map.len());
-        if !map.is_empty() {
-            let batch = billing_batch(&st.team, &map, collected_at_us)?;
-            return Ok(Some((Item::Rows { table: &SLACK_BILLING, batch }, st)));
-        }
-    }
-    Ok(None)
 }
 
 fn billing_batch(team: &str, map: &BTreeMap<String, BillableEntry>, collected_at_us: i64) -> Result<RecordBatch> {

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use datafusion::arrow::record_batch::RecordBatch;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
@@ -19,29 +18,12 @@ use lastseen_lake::TableDef;
 use serde::Deserialize;
 use url::Url;
 
-use crate::client::{AuthInfo, SlackClient};
 use crate::error::{IngestError, PROBE_PASSED, Result};
+use crate::slack::api::{AuthInfo, SlackClient};
+use crate::slack::cursor::{CursorPage, cursor_pages, with_cursor};
 use crate::slack::models::{ResponseMetadata, lenient};
+pub use crate::source::{History, Item, Past, Probe, Window};
 pub(crate) use crate::walk::WalkGuard;
-
-/// One thing a collector stream yields.
-#[derive(Debug)]
-pub enum Item {
-    /// Rows of `table`; snapshot tables go to the run's date, event tables to their event day.
-    Rows { table: &'static TableDef, batch: RecordBatch },
-    /// Publish partition `dt` of `table` even if no rows arrive for it (a day fetched empty).
-    Partition { table: &'static TableDef, dt: NaiveDate },
-    /// An incremental position to publish with the data it covers (epoch seconds).
-    Watermark { key: String, value: i64 },
-    /// Part of the source cannot be read because of a standing condition
-    /// (`error.is_standing()`): one workspace (`Some(team)`), or, with `None`, an
-    /// organisation-wide part such as one audit action. Nothing of that part was yielded; the
-    /// rest of the source is collected and the run ends partial (exit 3).
-    Skipped { workspace: Option<String>, error: IngestError },
-    /// Something the operator must know while the source itself is collected (a day Slack has
-    /// no file for, lines quarantined): a run warning, and the run ends partial (exit 3).
-    Warning(String),
-}
 
 /// What a per-workspace stream yields once wrapped by [`skip_on_condition`].
 pub(crate) enum Part<T> {
@@ -85,18 +67,6 @@ pub(crate) fn items_or_skip(
             })
         })
         .boxed()
-}
-
-/// What a read of past days (a backfill) yields: the items a daily run would get, and the days
-/// the source has nothing for, which a backfill reports by name instead of failing.
-#[derive(Debug)]
-pub enum Past {
-    Item(Item),
-    /// Slack has no data for `day`; `why` says whether it is gone for good or not there yet.
-    Unavailable {
-        day: NaiveDate,
-        why: &'static str,
-    },
 }
 
 /// Raises every `Item::Watermark` of `items` to at least `committed`: a run of an earlier day
@@ -285,6 +255,43 @@ pub trait Collector: Send + Sync {
 
     /// The source's rows, streamed page by page.
     fn collect(&self, ctx: Arc<RunContext>) -> BoxStream<'static, Result<Item>>;
+
+    /// How far back Slack keeps this source's history; `None` (the default) = it serves only
+    /// its current state, and a backfill says so instead of reading it.
+    fn history(&self) -> Option<History> {
+        None
+    }
+
+    /// The source's rows for the past `window` (a backfill), and the days Slack has nothing
+    /// for. Only sources with a [`Collector::history`] implement it.
+    fn read_past(&self, _ctx: Arc<RunContext>, _window: Window) -> BoxStream<'static, Result<Past>> {
+        let source = self.source();
+        futures::stream::once(async move {
+            Err(IngestError::Setup(format!("source `{source}` keeps no history that can be read back")))
+        })
+        .boxed()
+    }
+}
+
+/// Slack's sources as `[slack]` builds them: one client (the token, the rate budgets and the
+/// counters every source shares) and the collectors of `slack.sources`, in that order. The
+/// orchestrator takes these instead of a token.
+pub struct SlackSources {
+    pub client: Arc<SlackClient>,
+    pub collectors: Vec<Box<dyn Collector>>,
+}
+
+impl std::fmt::Debug for SlackSources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sources: Vec<Source> = self.collectors.iter().map(|c| c.source()).collect();
+        f.debug_struct("SlackSources").field("client", &self.client).field("sources", &sources).finish()
+    }
+}
+
+/// Builds Slack's configured sources with `token` (moved into the client; no other copy is kept).
+pub fn sources(cfg: &SlackConfig, token: secrecy::SecretString) -> Result<SlackSources> {
+    let client = Arc::new(SlackClient::new(cfg, token)?);
+    Ok(SlackSources { client, collectors: cfg.sources.iter().map(|s| collector(*s)).collect() })
 }
 
 /// The collector of every source, in [`Source::ALL`] order.
@@ -333,19 +340,15 @@ struct AdminTeam {
 }
 
 /// Every team of a cursor-paged teams method.
-async fn list_teams(client: &SlackClient, method: &'static str, limit: &str) -> Result<Vec<Workspace>> {
+async fn list_teams(client: &Arc<SlackClient>, method: &'static str, limit: &'static str) -> Result<Vec<Workspace>> {
     let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut guard = WalkGuard::new(method);
-    loop {
-        let mut params = vec![("limit", limit.to_string())];
-        if let Some(c) = &cursor {
-            params.push(("cursor", c.clone()));
-        }
-        let page: TeamsPage = client.call(method, None, &params).await?;
-        client.record_page(method, page.teams.len());
-        let rows = page.teams.len();
-        out.extend(page.teams.into_iter().map(|t| {
+    let fetch_client = Arc::clone(client);
+    let mut pages = cursor_pages(Arc::clone(client), method, move |cursor| {
+        let client = Arc::clone(&fetch_client);
+        async move { client.call::<TeamsPage>(method, None, &with_cursor(vec![("limit", limit.to_string())], cursor)).await }
+    });
+    while let Some(page) = pages.next().await {
+        out.extend(page?.teams.into_iter().map(|t| {
             // The subdomain is the host's first label of `team_url` when `domain` is absent.
             let domain = t.domain.or_else(|| {
                 t.team_url
@@ -355,10 +358,17 @@ async fn list_teams(client: &SlackClient, method: &'static str, limit: &str) -> 
             });
             Workspace { id: t.id, name: t.name.filter(|n| !n.is_empty()), domain }
         }));
-        match next_cursor(&mut guard, rows, page.response_metadata.and_then(|m| m.next_cursor))? {
-            Some(next) => cursor = Some(next),
-            None => return Ok(out),
-        }
+    }
+    Ok(out)
+}
+
+impl CursorPage for TeamsPage {
+    fn rows(&self) -> usize {
+        self.teams.len()
+    }
+
+    fn take_metadata(&mut self) -> Option<ResponseMetadata> {
+        self.response_metadata.take()
     }
 }
 
@@ -368,7 +378,7 @@ async fn list_teams(client: &SlackClient, method: &'static str, limit: &str) -> 
 /// not automatically in every workspace. `admin.teams.list` only adds names, domains and the
 /// workspaces not granted, when the token has `admin.teams:read`; it is never a precondition.
 /// Every other token collects its own workspace.
-pub async fn discover(client: &SlackClient) -> Result<Scope> {
+pub async fn discover(client: &Arc<SlackClient>) -> Result<Scope> {
     let auth = client.auth_test().await?;
     if !auth.is_enterprise_install {
         let own = Workspace {
@@ -401,14 +411,6 @@ pub async fn discover(client: &SlackClient) -> Result<Scope> {
     Ok(Scope { auth, workspaces: granted, not_granted })
 }
 
-/// How a probe ended.
-#[derive(Debug)]
-pub enum Probe {
-    Works,
-    /// The plan, scopes or token type cannot serve the source; the error says which.
-    Unavailable(IngestError),
-}
-
 /// Runs a collector's probe and sorts capability errors (standing conditions included) from
 /// real failures. Only an answer that proves Slack's checks passed and refused just the
 /// probe's argument ([`PROBE_PASSED`]: `data_not_available` for a day long gone, say) counts
@@ -417,18 +419,12 @@ pub async fn probe(collector: &dyn Collector, ctx: &RunContext) -> Result<Probe>
     match collector.probe(ctx).await {
         Ok(()) => Ok(Probe::Works),
         Err(e) if e.is_capability() => Ok(Probe::Unavailable(e)),
-        Err(e @ IngestError::Api { .. }) if e.slack_code().is_some_and(|c| PROBE_PASSED.contains(&c)) => {
+        Err(e @ IngestError::SlackApi { .. }) if e.slack_code().is_some_and(|c| PROBE_PASSED.contains(&c)) => {
             tracing::debug!(source = %collector.source(), "probe answered {e}; the source is available");
             Ok(Probe::Works)
         }
         Err(e) => Err(e),
     }
-}
-
-/// Follows a cursor through the walk's guard ([`crate::walk`]): `Protocol` instead of looping
-/// when a cursor comes back (A→A or A→B→A), or a page cap is reached.
-pub(crate) fn next_cursor(guard: &mut WalkGuard, rows: usize, next: Option<String>) -> Result<Option<String>> {
-    guard.next_cursor(rows, next)
 }
 
 pub(crate) fn arrow_err(table: &'static TableDef) -> impl Fn(datafusion::arrow::error::ArrowError) -> IngestError {

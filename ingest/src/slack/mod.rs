@@ -3,11 +3,13 @@
 
 pub mod access_logs;
 pub mod analytics;
+pub mod api;
 pub mod audit;
 pub mod billing;
 pub mod collector;
 #[cfg(test)]
 pub(crate) mod contract;
+mod cursor;
 pub mod models;
 pub mod scim;
 pub mod usergroups;
@@ -18,7 +20,8 @@ use chrono::{DateTime, Utc};
 
 pub use access_logs::{AccessLogWindow, MAX_PAGES_PER_WINDOW, TEAM_ACCESS_LOGS, access_logs};
 pub use collector::{
-    Collector, Item, Past, Probe, RunContext, Scope, Settings, Workspace, collector, collectors, discover, probe,
+    Collector, Item, Past, Probe, RunContext, Scope, Settings, SlackSources, Workspace, collector, collectors,
+    discover, probe, sources,
 };
 pub use users::{USERS_LIST, users};
 

@@ -17,8 +17,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::client::SlackClient;
 use crate::error::{IngestError, Result};
+use crate::slack::api::SlackClient;
 use crate::slack::collector::{Collector, Item, RunContext, WalkGuard, arrow_err};
 use crate::slack::micros;
 use crate::slack::models::lenient;

@@ -14,8 +14,8 @@ use lastseen_lake::TableDef;
 use lastseen_lake::catalog::{SLACK_USERGROUP_MEMBERS, SLACK_USERGROUPS};
 use serde::Deserialize;
 
-use crate::client::SlackClient;
 use crate::error::Result;
+use crate::slack::api::SlackClient;
 use crate::slack::collector::{Collector, Item, RunContext, arrow_err, items_or_skip, probe_first_workspace};
 use crate::slack::micros;
 use crate::slack::models::lenient;

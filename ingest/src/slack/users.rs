@@ -17,11 +17,10 @@ use lastseen_lake::TableDef;
 use lastseen_lake::catalog::{SLACK_USERS, utf8_list_item};
 use serde::Deserialize;
 
-use crate::client::SlackClient;
 use crate::error::{IngestError, Result};
-use crate::slack::collector::{
-    Collector, Item, Part, RunContext, WalkGuard, next_cursor, probe_first_workspace, skip_on_condition,
-};
+use crate::slack::api::SlackClient;
+use crate::slack::collector::{Collector, Item, Part, RunContext, probe_first_workspace, skip_on_condition};
+use crate::slack::cursor::{CursorPage, cursor_pages, with_cursor};
 use crate::slack::models::{EnterpriseUser, ResponseMetadata, User, UsersPage, lenient};
 use crate::slack::{MAX_PAGE_SIZE, micros, secs_to_micros};
 
@@ -29,16 +28,6 @@ use crate::slack::{MAX_PAGE_SIZE, micros, secs_to_micros};
 pub const USERS_LIST: &str = "users.list";
 /// Enterprise Grid: organisation-wide user facts.
 pub const ADMIN_USERS_LIST: &str = "admin.users.list";
-
-struct State {
-    client: Arc<SlackClient>,
-    team_id: String,
-    limit: String,
-    /// `None` before the first page; `Some(cursor)` for the next one.
-    cursor: Option<String>,
-    guard: WalkGuard,
-    done: bool,
-}
 
 /// Every user of `team_id` (deleted, invited, bots and guests included), one batch per non-empty
 /// page, in the `slack_users` schema. The `team_id` column is the user's home workspace when
@@ -57,29 +46,38 @@ pub fn users(
 /// The members of `team_id`, one non-empty page at a time.
 pub fn user_pages(client: Arc<SlackClient>, team_id: String, page_size: u32) -> BoxStream<'static, Result<Vec<User>>> {
     let limit = page_size.clamp(1, MAX_PAGE_SIZE).to_string();
-    let state = State { client, team_id, limit, cursor: None, guard: WalkGuard::new(USERS_LIST), done: false };
-    stream::try_unfold(state, next_page).boxed()
-}
-
-async fn next_page(mut st: State) -> Result<Option<(Vec<User>, State)>> {
+    let fetch_client = Arc::clone(&client);
+    cursor_pages(client, USERS_LIST, move |cursor| {
+        let (client, team_id, limit) = (Arc::clone(&fetch_client), team_id.clone(), limit.clone());
+        async move {
+            let params = with_cursor(vec![("limit", limit), ("team_id", team_id.clone())], cursor);
+            client.call::<UsersPage>(USERS_LIST, Some(&team_id), &params).await
+        }
+    })
     // Empty pages with a cursor are legal ("fewer than limit even when more exist"): skip them
     // rather than emit empty batches.
-    while !st.done {
-        let mut params = vec![("limit", st.limit.clone()), ("team_id", st.team_id.clone())];
-        if let Some(cursor) = &st.cursor {
-            params.push(("cursor", cursor.clone()));
-        }
-        let page: UsersPage = st.client.call(USERS_LIST, Some(&st.team_id), &params).await?;
-        match next_cursor(&mut st.guard, page.members.len(), page.next_cursor().map(str::to_owned))? {
-            None => st.done = true,
-            Some(next) => st.cursor = Some(next),
-        }
-        st.client.record_page(USERS_LIST, page.members.len());
-        if !page.members.is_empty() {
-            return Ok(Some((page.members, st)));
-        }
+    .try_filter_map(|page| std::future::ready(Ok((!page.members.is_empty()).then_some(page.members))))
+    .boxed()
+}
+
+impl CursorPage for UsersPage {
+    fn rows(&self) -> usize {
+        self.members.len()
     }
-    Ok(None)
+
+    fn take_metadata(&mut self) -> Option<ResponseMetadata> {
+        self.response_metadata.take()
+    }
+}
+
+impl CursorPage for AdminUsersPage {
+    fn rows(&self) -> usize {
+        self.users.len()
+    }
+
+    fn take_metadata(&mut self) -> Option<ResponseMetadata> {
+        self.response_metadata.take()
+    }
 }
 
 /// Grid users waiting for every listing: the user and the workspaces that listed them.
@@ -124,20 +122,19 @@ struct AdminUser {
 /// `admin.users.list` over the whole organisation, active and deactivated accounts (Slack lists
 /// them separately), as a map by user id. Only an org-level token without `team_id` sees
 /// `last_active_ts`, `date_created` and `has_sso`.
-async fn admin_facts(client: &SlackClient) -> Result<HashMap<String, AdminFacts>> {
+async fn admin_facts(client: &Arc<SlackClient>) -> Result<HashMap<String, AdminFacts>> {
     let mut out = HashMap::new();
     for active in ["true", "false"] {
-        let mut cursor: Option<String> = None;
-        let mut guard = WalkGuard::new(ADMIN_USERS_LIST);
-        loop {
-            let mut params = vec![("limit", "100".to_string()), ("is_active", active.to_string())];
-            if let Some(c) = &cursor {
-                params.push(("cursor", c.clone()));
+        let fetch_client = Arc::clone(client);
+        let mut pages = cursor_pages(Arc::clone(client), ADMIN_USERS_LIST, move |cursor| {
+            let client = Arc::clone(&fetch_client);
+            async move {
+                let params = with_cursor(vec![("limit", "100".to_string()), ("is_active", active.to_string())], cursor);
+                client.call::<AdminUsersPage>(ADMIN_USERS_LIST, None, &params).await
             }
-            let page: AdminUsersPage = client.call(ADMIN_USERS_LIST, None, &params).await?;
-            client.record_page(ADMIN_USERS_LIST, page.users.len());
-            let rows = page.users.len();
-            for u in page.users {
+        });
+        while let Some(page) = pages.next().await {
+            for u in page?.users {
                 // 0 is Slack's "never" for last_active_ts.
                 let facts = AdminFacts {
                     last_active_at_us: u.last_active_ts.filter(|t| *t > 0).and_then(secs_to_micros),
@@ -145,10 +142,6 @@ async fn admin_facts(client: &SlackClient) -> Result<HashMap<String, AdminFacts>
                     has_sso: u.has_sso,
                 };
                 out.insert(u.id, facts);
-            }
-            match next_cursor(&mut guard, rows, page.response_metadata.and_then(|m| m.next_cursor))? {
-                Some(next) => cursor = Some(next),
-                None => break,
             }
         }
     }

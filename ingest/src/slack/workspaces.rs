@@ -6,7 +6,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, StringBuilder, TimestampMicrosecondBuilder};
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::future::BoxFuture;
-use futures::stream::{self, BoxStream};
+use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 use lastseen_config::Source;
 use lastseen_lake::TableDef;
@@ -85,7 +85,6 @@ impl Collector for WorkspacesCollector {
             Ok(Item::Rows { table: &SLACK_WORKSPACES, batch })
         }
         .into_stream()
-        .chain(stream::empty())
         .boxed()
     }
 }

@@ -1,45 +1,33 @@
-//! Client-side rate budgets: one GCRA token bucket per (method, workspace) at the method's Slack
-//! tier, so a steady-state run paces itself below Slack's limits instead of bouncing off 429s,
-//! plus the pause a 429's `Retry-After` imposes on the whole bucket.
+//! Client-side rate budgets: one GCRA token bucket per (label, bucket key) at the pace the app
+//! gives for that label (Slack: the method's tier, per workspace), so a steady-state run paces
+//! itself below the API's limits instead of bouncing off 429s, plus the pause a rate-limit
+//! answer's "wait until" imposes on the whole bucket.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Jitter, Quota, RateLimiter};
-use lastseen_config::RateLimitConfig;
 use tokio::time::Instant;
 
-/// Slack's rate-limit tier (1..=4) for `method`. "Special" methods are mapped to the tier
-/// closest to their documented behaviour; unknown methods get Tier 2, the most common tier for
-/// the read methods a collector uses, so a new method is paced conservatively.
-pub fn tier_for(method: &str) -> u8 {
-    match method {
-        // auth.test is "special" in Slack's docs and generous in practice.
-        "auth.test" | "users.info" | "admin.users.list" => 4,
-        // The Audit Logs API is Tier 3; SCIM's org-wide read limits (300 to 1000 a minute) are
-        // well above Tier 3, which keeps lastseen a modest share of them.
-        "team.info" | "admin.teams.list" | "audit.logs" | "scim.Users" | "scim.Groups" => 3,
-        "users.list"
-        | "team.accessLogs"
-        | "team.billableInfo"
-        | "usergroups.list"
-        | "usergroups.users.list"
-        | "admin.users.session.list"
-        | "admin.analytics.getFile" => 2,
-        _ => 2,
-    }
-}
+/// Calls per minute the app allows for a label (a Slack method, `scim.Users`, an Okta
+/// endpoint); `None` = not paced. Apps own their limits: Slack's are tiers per method.
+pub type PacePerMinute = Arc<dyn Fn(&str) -> Option<u32> + Send + Sync>;
 
 type BucketKey = (String, String);
 
 /// The budgets of one client.
-#[derive(Debug)]
 pub struct RateBudget {
-    /// Calls per minute for tiers 1..=4; `None` when pacing is disabled.
-    per_minute: Option<[u32; 4]>,
+    per_minute: PacePerMinute,
     buckets: Mutex<HashMap<BucketKey, Arc<Bucket>>>,
+}
+
+impl fmt::Debug for RateBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateBudget").finish_non_exhaustive()
+    }
 }
 
 struct Bucket {
@@ -64,18 +52,22 @@ impl Bucket {
 }
 
 impl RateBudget {
-    pub fn new(cfg: &RateLimitConfig) -> Self {
-        RateBudget { per_minute: cfg.enabled.then_some(cfg.per_minute), buckets: Mutex::new(HashMap::new()) }
+    pub fn new(per_minute: PacePerMinute) -> Self {
+        RateBudget { per_minute, buckets: Mutex::new(HashMap::new()) }
     }
 
-    /// The quota the bucket for `method` gets, or `None` when pacing is disabled.
+    /// A budget that never paces (a 429's pause still holds its bucket).
+    pub fn unpaced() -> Self {
+        RateBudget::new(Arc::new(|_| None))
+    }
+
+    /// The quota the bucket for `method` gets, or `None` when it is not paced.
     ///
     /// The burst is a single call: Slack counts calls per minute in a moving window, and a
     /// bucket allowing a burst of b on top of n/min can put n+b calls into one window. Evenly
     /// spaced calls never exceed n in any window.
     pub fn quota(&self, method: &str) -> Option<Quota> {
-        let per_minute = self.per_minute?;
-        let n = per_minute[usize::from(tier_for(method).clamp(1, 4)) - 1].max(1);
+        let n = (self.per_minute)(method)?.max(1);
         let period = Duration::from_secs(60) / n;
         Quota::with_period(period.max(Duration::from_nanos(1))).map(|q| q.allow_burst(NonZeroU32::MIN))
     }
@@ -135,17 +127,7 @@ mod tests {
     use super::*;
 
     fn budget(enabled: bool, per_minute: [u32; 4]) -> RateBudget {
-        RateBudget::new(&RateLimitConfig { enabled, per_minute })
-    }
-
-    #[test]
-    fn tiers() {
-        assert_eq!(tier_for("users.list"), 2);
-        assert_eq!(tier_for("team.accessLogs"), 2);
-        assert_eq!(tier_for("team.info"), 3);
-        assert_eq!(tier_for("users.info"), 4);
-        assert_eq!(tier_for("auth.test"), 4);
-        assert_eq!(tier_for("something.new"), 2);
+        RateBudget::new(crate::slack::api::slack_pace(&lastseen_config::RateLimitConfig { enabled, per_minute }))
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The retry policy as data: how many attempts, which backoff, how a 429's `Retry-After`
-//! overrides it, and how long rate-limit answers may be waited out. The loop itself is
-//! `SlackClient::retrying`; this module only supplies the delays.
+//! The retry policy as data: how many attempts, which backoff, how a rate-limit answer's "wait
+//! until" (Slack's `Retry-After`, Okta's `X-Rate-Limit-Reset`) overrides it, and how long
+//! rate-limit answers may be waited out. The loop itself is `HttpClient::retrying`; this module
+//! only supplies the delays.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use lastseen_config::RetryConfig;
 
 use crate::error::IngestError;
 
-/// Attempts and delays for one Slack call, from `[slack.retry]`.
+/// Attempts and delays for one API call, from the app's retry section (`[slack.retry]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Total attempts including the first; at least 1.
@@ -53,9 +54,9 @@ impl RetryPolicy {
         FullJitter { remaining: u32::MAX, ..self.backoff() }
     }
 
-    /// The wait before retrying after `err`, given the backoff's proposal. Slack's
-    /// `Retry-After` wins over the backoff (within the configured bounds) because retrying
-    /// earlier only earns another 429.
+    /// The wait before retrying after `err`, given the backoff's proposal. The server's
+    /// wait hint (`Retry-After` and the like) wins over the backoff (within the configured
+    /// bounds) because retrying earlier only earns another 429.
     pub fn delay_for(&self, err: &IngestError, proposed: Duration) -> Duration {
         match err {
             IngestError::RateLimited { retry_after: Some(after), .. } => {

@@ -1,0 +1,163 @@
+//! What any app's source yields, independent of the app: the items a collection streams
+//! ([`Item`]), what a read of past days adds ([`Past`]), how a capability probe ended
+//! ([`Probe`]), and how a source that keeps history is backfilled ([`History`], [`Window`]).
+//! The orchestrator (daily run and backfill) handles only these, never an app's internals.
+
+use chrono::{NaiveDate, NaiveTime};
+use datafusion::arrow::record_batch::RecordBatch;
+use lastseen_lake::TableDef;
+
+use crate::error::IngestError;
+
+/// One thing a collector stream yields.
+#[derive(Debug)]
+pub enum Item {
+    /// Rows of `table`; snapshot tables go to the run's date, event tables to their event day.
+    Rows { table: &'static TableDef, batch: RecordBatch },
+    /// Publish partition `dt` of `table` even if no rows arrive for it (a day fetched empty).
+    Partition { table: &'static TableDef, dt: NaiveDate },
+    /// An incremental position to publish with the data it covers (epoch seconds).
+    Watermark { key: String, value: i64 },
+    /// Part of the source cannot be read because of a standing condition
+    /// (`error.is_standing()`): one workspace (`Some(team)`), or, with `None`, an
+    /// organisation-wide part such as one audit action. Nothing of that part was yielded; the
+    /// rest of the source is collected and the run ends partial (exit 3).
+    Skipped { workspace: Option<String>, error: IngestError },
+    /// Something the operator must know while the source itself is collected (a day the API
+    /// has no file for, lines quarantined): a run warning, and the run ends partial (exit 3).
+    Warning(String),
+}
+
+/// What a read of past days (a backfill) yields: the items a daily run would get, and the days
+/// the source has nothing for, which a backfill reports by name instead of failing.
+#[derive(Debug)]
+pub enum Past {
+    Item(Item),
+    /// The API has no data for `day`; `why` says whether it is gone for good or not there yet.
+    Unavailable {
+        day: NaiveDate,
+        why: &'static str,
+    },
+}
+
+/// How a probe ended.
+#[derive(Debug)]
+pub enum Probe {
+    Works,
+    /// The plan, scopes or token type cannot serve the source; the error says which.
+    Unavailable(IngestError),
+}
+
+/// The days a backfill reads, both inclusive (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+impl Window {
+    /// The first second of `from` (epoch seconds).
+    pub fn start(&self) -> i64 {
+        start_of_day(self.from)
+    }
+
+    /// The last second of `to` (epoch seconds).
+    pub fn end(&self) -> i64 {
+        start_of_day(self.to) + 86_399
+    }
+
+    /// Every day of the window, oldest first.
+    pub fn days(&self) -> Vec<NaiveDate> {
+        self.from.iter_days().take_while(|d| *d <= self.to).collect()
+    }
+}
+
+/// How far back a source's API keeps history, and how its watermark relates to a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct History {
+    /// Said to the user when the window reaches further back than the API keeps.
+    pub kept: &'static str,
+    /// What the source's committed watermark means, which decides whether a backfilled window
+    /// joins it (and so may move it forward).
+    pub watermark: WatermarkMeaning,
+}
+
+/// What a source's committed watermark stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatermarkMeaning {
+    /// The newest event time stored (access logs, audit): a window must start at or before it.
+    NewestEvent,
+    /// The start of the newest day stored whole (a daily file): a window starting the day after
+    /// it joins too.
+    NewestWholeDay,
+}
+
+impl History {
+    /// The earliest committed watermark a window starting on `from` joins.
+    pub fn joins_from(&self, from: NaiveDate) -> i64 {
+        match self.watermark {
+            WatermarkMeaning::NewestWholeDay => start_of_day(from.pred_opt().unwrap_or(from)),
+            WatermarkMeaning::NewestEvent => start_of_day(from),
+        }
+    }
+}
+
+/// The watermark to publish after a backfill that read up to `read_up_to` from `window_start`
+/// on: never earlier than the committed one, and later only when the window joins the history
+/// the committed watermark already covers (otherwise the daily run's next read would skip the
+/// gap between them). `None` = leave it as it is. The same rule holds for every incremental
+/// source.
+pub fn backfilled_watermark(committed: Option<i64>, read_up_to: Option<i64>, window_start: i64) -> Option<i64> {
+    match (committed, read_up_to) {
+        (Some(old), Some(new)) if new > old && window_start <= old => Some(new),
+        _ => None,
+    }
+}
+
+pub(crate) fn start_of_day(d: NaiveDate) -> i64 {
+    d.and_time(NaiveTime::MIN).and_utc().timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watermark_never_moves_back_and_moves_forward_only_over_a_contiguous_window() {
+        // Window starts before the committed watermark and reads past it: forward.
+        assert_eq!(backfilled_watermark(Some(100), Some(150), 50), Some(150));
+        // Reads nothing newer: unchanged, never backwards.
+        assert_eq!(backfilled_watermark(Some(100), Some(80), 50), None);
+        assert_eq!(backfilled_watermark(Some(100), None, 50), None);
+        // A window after a gap: the daily run must still read the gap.
+        assert_eq!(backfilled_watermark(Some(100), Some(300), 200), None);
+        // No watermark yet: the first daily run reads the whole history anyway.
+        assert_eq!(backfilled_watermark(None, Some(300), 200), None);
+    }
+
+    #[test]
+    fn a_whole_day_watermark_joins_the_day_before_and_event_windows_must_overlap() {
+        let whole = History { kept: "k", watermark: WatermarkMeaning::NewestWholeDay };
+        let events = History { kept: "k", watermark: WatermarkMeaning::NewestEvent };
+        let d = NaiveDate::from_ymd_opt(2026, 6, 20).unwrap();
+        let stored_day = start_of_day(d - chrono::Days::new(1));
+        // Whole days stored through the day before `d`: a window from `d` on joins it.
+        assert_eq!(
+            backfilled_watermark(Some(stored_day), Some(start_of_day(d)), whole.joins_from(d)),
+            Some(start_of_day(d))
+        );
+        // From the day after that there is a day missing in between.
+        let later = d + chrono::Days::new(1);
+        assert_eq!(backfilled_watermark(Some(stored_day), Some(start_of_day(later)), whole.joins_from(later)), None);
+        // An event stored at noon the day before: events after it that day were not read.
+        let noon = stored_day + 43_200;
+        assert_eq!(backfilled_watermark(Some(noon), Some(start_of_day(d) + 60), events.joins_from(d)), None);
+        let before = d - chrono::Days::new(1);
+        assert_eq!(
+            backfilled_watermark(Some(noon), Some(start_of_day(d) + 60), events.joins_from(before)),
+            Some(start_of_day(d) + 60)
+        );
+        let w = Window { from: before, to: d };
+        assert_eq!((w.start(), w.end(), w.days().len()), (stored_day, start_of_day(d) + 86_399, 2));
+    }
+}
