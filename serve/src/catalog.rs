@@ -279,6 +279,30 @@ fn known_types() -> Vec<(Type, i32, &'static str, i16)> {
 }
 
 /// `format_type(oid, typmod)`: the SQL name of a type.
+/// The OID of a type name as `to_regtype` takes it: the SQL spelling `format_type` gives, or the
+/// internal short name (`int4`, `timestamptz`, …), case-insensitive.
+fn regtype(name: &str) -> Option<i32> {
+    let name = name.trim().trim_start_matches("pg_catalog.").trim_matches('"').to_lowercase();
+    let short: &[(&str, i32)] = &[
+        ("bool", 16),
+        ("int2", 21),
+        ("int4", 23),
+        ("int", 23),
+        ("int8", 20),
+        ("float4", 700),
+        ("float8", 701),
+        ("varchar", 1043),
+        ("bpchar", 1042),
+        ("timestamp", 1114),
+        ("timestamptz", 1184),
+        ("time", 1083),
+    ];
+    if let Some((_, oid)) = short.iter().find(|(n, _)| *n == name) {
+        return Some(*oid);
+    }
+    (0..4000).find(|oid| type_name(*oid) == Some(name.as_str())).and_then(|oid| i32::try_from(oid).ok())
+}
+
 fn type_name(oid: i64) -> Option<&'static str> {
     Some(match oid {
         16 => "boolean",
@@ -705,6 +729,10 @@ enum FnKind {
     RegClass(Vec<(String, i32)>),
     /// `format(fmt, args…)` with `%s`, `%I`, `%L` and `%%`.
     Format,
+    /// `to_regtype(text)`: the OID of a type name, NULL for a type this server does not have.
+    /// psycopg's `TypeInfo.fetch` asks it on connect under SQLAlchemy (for `hstore`, which is
+    /// absent here, so NULL is the answer it can use).
+    RegType,
 }
 
 /// `ScalarValue` is not `Eq`/`Hash`; the constants here are strings, booleans or NULL.
@@ -778,6 +806,13 @@ impl ScalarUDFImpl for CatalogFn {
                         Ok(ColumnarValue::Array(Arc::new(b.finish())))
                     }
                 }
+            }
+            FnKind::RegType => {
+                let rows = args.number_rows;
+                let input = args.args[0].cast_to(&DataType::Utf8, None)?.into_array(rows)?;
+                let input = datafusion::common::cast::as_string_array(&input)?;
+                let out: Int32Array = input.iter().map(|v| v.and_then(regtype)).collect();
+                Ok(ColumnarValue::Array(Arc::new(out)))
             }
             FnKind::RegClass(oids) => {
                 let rows = args.number_rows;
@@ -917,6 +952,7 @@ fn functions(oids: Vec<(String, i32)>) -> Vec<ScalarUDF> {
         ("current_schemas", list_of_text(), FnKind::CurrentSchemas),
         ("regclass_oid", DataType::Int32, FnKind::RegClass(oids)),
         ("format", DataType::Utf8, FnKind::Format),
+        ("to_regtype", DataType::Int32, FnKind::RegType),
     ];
     defs.into_iter()
         .map(|(name, returns, kind)| {
@@ -926,7 +962,8 @@ fn functions(oids: Vec<(String, i32)>) -> Vec<ScalarUDF> {
                 | FnKind::QuoteIdent
                 | FnKind::ParseIdent
                 | FnKind::CurrentSchemas
-                | FnKind::RegClass(_) => Signature::any(1, Volatility::Stable),
+                | FnKind::RegClass(_)
+                | FnKind::RegType => Signature::any(1, Volatility::Stable),
                 FnKind::Format => Signature::variadic_any(Volatility::Immutable),
                 _ => any(),
             };

@@ -1,13 +1,13 @@
-//! `lastseen serve` (issue 16) with real clients: the Debian `psql` and psycopg, over loopback,
-//! on a lake the simulator filled. Logins (right and wrong password), TLS (refused without it
+//! `lastseen serve` (issue 16) with real clients: the Debian `psql`, psycopg and SQLAlchemy,
+//! over loopback, on a lake the simulator filled. Logins (right and wrong password), TLS (refused without it
 //! off loopback, `sslmode=verify-full` against a test CA), read-only refusals, the per-query
 //! memory limit, the query timeout, the connection limit, the listener inside `lastseen daemon`,
 //! row-for-row equality with `lastseen sql`, the report views, Grafana's time series over
 //! `report_usage`, and the catalogue queries DBeaver, pgjdbc, Metabase and Grafana send
 //! (`serve_queries/`, recorded from their sources; also bound over the extended protocol).
 //!
-//! psql must be on PATH (`.ci/run` installs postgresql-client); psycopg runs when
-//! `LASTSEEN_TEST_PYTHON` names a python with it installed (`.ci/run` sets it), else that test
+//! psql must be on PATH (`.ci/run` installs postgresql-client); psycopg and SQLAlchemy run when
+//! `LASTSEEN_TEST_PYTHON` names a python with both installed (`.ci/run` sets it), else that test
 //! says it was skipped.
 
 use std::io::{BufRead, BufReader};
@@ -529,7 +529,7 @@ fn serve_runs_the_catalogue_queries_of_dbeaver_metabase_and_grafana() {
 }
 
 #[test]
-fn serve_with_psycopg_reads_typed_values() {
+fn serve_with_psycopg_and_sqlalchemy_reads_typed_values() {
     let Ok(python) = std::env::var("LASTSEEN_TEST_PYTHON") else {
         eprintln!("skipped: set LASTSEEN_TEST_PYTHON to a python with psycopg installed to run the psycopg test");
         return;
@@ -584,6 +584,19 @@ with psycopg.connect(dsn, password=password) as conn:
         sys.exit("CREATE was accepted")
     except psycopg.Error:
         conn.rollback()
+# SQLAlchemy over psycopg, as pandas.read_sql and most Python dashboards connect: its dialect's
+# connect-time queries (psycopg's TypeInfo lookup in a savepoint, to_regtype), typed results and
+# the inspector's table and view lists. Its column reflection (`get_columns`, `autoload_with`)
+# is not supported: it needs json_build_object, pg_sequence and pg_collation (README).
+import sqlalchemy as sa
+engine = sa.create_engine(f"postgresql+psycopg://analyst:{password}@127.0.0.1:{port}/lastseen?sslmode=disable")
+with engine.connect() as c:
+    assert c.execute(sa.text("SELECT count(*) FROM slack_users")).scalar() == expected, "sqlalchemy count"
+    day, seen = c.execute(sa.text("SELECT dt, collected_at FROM slack_users WHERE collected_at IS NOT NULL LIMIT 1")).one()
+    assert type(day) is datetime.date and seen.tzinfo is not None, (day, seen)
+inspector = sa.inspect(engine)
+assert "slack_users" in inspector.get_table_names(), inspector.get_table_names()
+assert "report_dormant" in inspector.get_view_names(), inspector.get_view_names()
 print("ok")
 "#;
     let out = Command::new(python)
