@@ -58,12 +58,17 @@ pub(crate) struct InflightMarker {
 /// The default in-memory budget of a transaction's staged rows (Arrow bytes).
 pub const DEFAULT_STAGE_MEMORY: usize = 64 * 1024 * 1024;
 
-/// The least memory the commit's plans get for their sorts before they spill (whatever the
-/// staging budget): below it DataFusion's external sort has too little room to merge its runs.
-/// 64 MiB was too little: a first run of 100,000 users with 1,200 days of access logs (1 M rows
-/// in one plan) failed in the merge of the spilled runs (`SortPreservingMergeExec`, release
-/// build, bench/run.sh collect). The pool is a ceiling, not an allocation.
-const MIN_COMMIT_PLAN_MEMORY: usize = 512 * 1024 * 1024;
+/// The memory the commit's sorts get before they spill: twice the staging budget, at least
+/// this much. It is what keeps a daily run of a 500,000-user org under 512 MiB: with a 512 MiB
+/// pool a re-run peaked at 841 MiB, with 128 MiB at 347 MiB (release, bench/RESULTS.md).
+const MIN_COMMIT_PLAN_MEMORY: usize = 128 * 1024 * 1024;
+/// The pool a table's write is retried with when the small one was exhausted. DataFusion's
+/// plan sorts each input (rows in memory, staging files, committed files) on its own and merges
+/// the sorted streams; the merge is not spillable, and with many spilled runs it can find the
+/// pool taken by the sorts (a first run of 100,000 users with 1,200 days of access logs failed so
+/// at 64 and at 128 MiB, release build). Such writes are rare and large (first runs, backfills),
+/// and the retry writes the same files under the same names, so nothing is left behind.
+const LARGE_COMMIT_PLAN_MEMORY: usize = 512 * 1024 * 1024;
 
 /// Rows staged for one run, committed together as one log version.
 #[derive(Debug)]
@@ -491,12 +496,24 @@ impl Transaction {
                 None => by_table.push((p.def, vec![input])),
             }
         }
-        let plan_memory = memory_budget.max(MIN_COMMIT_PLAN_MEMORY);
+        let plan_memory = memory_budget.saturating_mul(2).max(MIN_COMMIT_PLAN_MEMORY);
         let mut written: BTreeMap<(&'static str, NaiveDate), Vec<DataFile>> = BTreeMap::new();
         for (def, parts) in by_table {
             let t0 = std::time::Instant::now();
             let n = parts.len();
-            for (dt, files) in writer::write_partitions(&lake, def, parts, &file_prefix, plan_memory).await? {
+            let files = match writer::write_partitions(&lake, def, parts.clone(), &file_prefix, plan_memory).await {
+                Err(e) if e.is_resources_exhausted() && plan_memory < LARGE_COMMIT_PLAN_MEMORY => {
+                    tracing::info!(
+                        table = def.name,
+                        pool_mib = plan_memory >> 20,
+                        retry_mib = LARGE_COMMIT_PLAN_MEMORY >> 20,
+                        "the commit's sort needed more memory than its pool; writing the table again with a larger one"
+                    );
+                    writer::write_partitions(&lake, def, parts, &file_prefix, LARGE_COMMIT_PLAN_MEMORY).await?
+                }
+                r => r?,
+            };
+            for (dt, files) in files {
                 written.insert((def.name, dt), files);
             }
             tracing::debug!(

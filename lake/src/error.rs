@@ -117,6 +117,13 @@ impl LakeError {
         LakeError::DataFusion { context: context.into(), source: Box::new(source) }
     }
 
+    /// A query engine error because a memory pool was exhausted (the plan may succeed with a
+    /// larger one).
+    pub fn is_resources_exhausted(&self) -> bool {
+        matches!(self, LakeError::DataFusion { source, .. }
+            if matches!(source.find_root(), datafusion::error::DataFusionError::ResourcesExhausted(_)))
+    }
+
     pub(crate) fn arrow(context: impl Into<String>, source: datafusion::arrow::error::ArrowError) -> Self {
         LakeError::Arrow { context: context.into(), source }
     }

@@ -165,7 +165,7 @@ pub(crate) async fn prepare_stream(
 
 /// One partition of a multi-partition write: its staged rows (in memory and spilled to staging
 /// files) and, for a merge table, the files it has committed.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct PartitionInput {
     pub dt: NaiveDate,
     pub batches: Vec<RecordBatch>,
