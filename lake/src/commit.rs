@@ -485,7 +485,28 @@ impl Transaction {
         // logs, a backfill, a re-derivation), in the order the partitions are listed here.
         let keys: Vec<(&'static str, NaiveDate)> = pending.iter().map(|(k, _)| *k).collect();
         let mut by_table: Vec<(&'static TableDef, Vec<writer::PartitionInput>)> = Vec::new();
-        for ((table, dt), p) in pending {
+        // A table's commit plan should have one input: DataFusion sorts each input of a union on
+        // its own and merges the sorted streams, and that merge cannot spill (it ran out of a
+        // 128 MiB pool on a daily run's access logs). A table with rows in files already (spilled
+        // staging, or the committed rows a merge table re-reads) gets its in-memory rows written
+        // to a staging file too, so all of them are read as one table by one spilling sort.
+        let with_files: std::collections::BTreeSet<&'static str> = pending
+            .iter()
+            .filter(|((table, dt), p)| {
+                !p.spilled.is_empty()
+                    || (matches!(p.def.write_mode, WriteMode::Merge { .. })
+                        && base.partition(table, *dt).is_some_and(|part| !part.files.is_empty()))
+            })
+            .map(|((table, _), _)| *table)
+            .collect();
+        for ((table, dt), mut p) in pending {
+            if with_files.contains(table) && !p.batches.is_empty() {
+                let rel =
+                    format!("{STAGING_DIR}/{run_id}/{table}/dt={}/commit-{file_prefix}.parquet", dt.format("%Y-%m-%d"));
+                let file = writer::write_staging(&lake, p.def, &rel, &p.batches).await?;
+                p.batches.clear();
+                p.spilled.push(file);
+            }
             let existing = match (p.def.write_mode, base.partition(table, dt)) {
                 (WriteMode::Merge { .. }, Some(part)) => part.files.clone(),
                 _ => Vec::new(),

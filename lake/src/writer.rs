@@ -240,15 +240,19 @@ pub(crate) async fn write_partitions(
     // One input partition: the plan is one sorted stream, split by `dt` as it comes.
     let ctx = SessionContext::new_with_config_rt(SessionConfig::new().with_target_partitions(1), runtime);
     ctx.register_object_store(lake.store_url().as_ref(), Arc::clone(lake.store()));
+    let has_new = !new.is_empty();
     let mem = MemTable::try_new(Arc::clone(&table_schema), vec![new]).map_err(stage)?;
     ctx.register_table("new_rows", Arc::new(mem)).map_err(stage)?;
-    let mut sources = vec!["SELECT * FROM new_rows".to_string()];
-    for (name, files) in [("staged_rows", staged), ("old_rows", existing)] {
-        if files.is_empty() {
-            continue;
-        }
-        ctx.register_table(name, Arc::new(crate::LakeTable::from_files(lake, def, files))).map_err(stage)?;
-        sources.push(format!("SELECT * FROM {name}"));
+    // Staged and committed files are one table (one input, one spilling sort; see
+    // `Transaction::commit`); in-memory rows are a second input only when the caller kept some.
+    let mut sources = Vec::new();
+    if has_new || (staged.is_empty() && existing.is_empty()) {
+        sources.push("SELECT * FROM new_rows".to_string());
+    }
+    let files: Vec<(NaiveDate, DataFile)> = staged.into_iter().chain(existing).collect();
+    if !files.is_empty() {
+        ctx.register_table("file_rows", Arc::new(crate::LakeTable::from_files(lake, def, files))).map_err(stage)?;
+        sources.push("SELECT * FROM file_rows".to_string());
     }
     let source = format!("({})", sources.join(" UNION ALL "));
     let dt = quote(crate::PARTITION_COLUMN);
