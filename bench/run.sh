@@ -110,8 +110,11 @@ if has reports; then
     fi
     for r in $REPORTS; do
         echo "report $r" >&2
+        # Only the reports that take --days get it (terminated does not: it refuses the flag).
+        days_arg=(--days 90)
+        [ "$r" = terminated ] && days_arg=()
         for i in $(seq 1 "$RUNS"); do
-            time_cmd "lastseen report $r" "$BIN" --lake "$LAKE" -q report "$r" --days 90 --format csv \
+            time_cmd "lastseen report $r" "$BIN" --lake "$LAKE" -q report "$r" "${days_arg[@]}" --format csv \
                 --output "$WORK/$r.csv"
         done
         oracle=$ORACLE_DIR/$r.sql

@@ -8,7 +8,7 @@ Usage:
 - Every table folder of the lake becomes a view named after the table:
   read_parquet('<lake>/<table>/dt=*/*.parquet', hive_partitioning = true).
 - The SQL is query/reports/REPORT.sql as lastseen runs it, with the parameters bound by
-  substitution ($as_of, $cutoff = as_of - days, $days; no workspace/department filter, guests
+  substitution ($as_of, $cutoff = as_of - days, $days; no app/workspace/department filter, guests
   in, bots out: the defaults of `lastseen report`), and the few dialect differences rewritten
   (DuckDB casts neither DATE to INT nor INT to DATE: `d - DATE '1970-01-01'` and
   `DATE '1970-01-01' + n` instead). Every rewrite is listed with --show-sql.
@@ -48,6 +48,9 @@ REWRITES = [
     (r"CAST\((\(CAST\([$\w.]+ AS DATE\) - DATE '1970-01-01'\) - \d+) AS DATE\)", rf"({EPOCH} + CAST(\1 AS INTEGER))"),
     # CAST(<day number> + 1 AS DATE) -> the date of that day number (usage's guard)
     (r"CAST\((\(CAST\([$\w.]+ AS DATE\) - DATE '1970-01-01'\) \+ \d+) AS DATE\)", rf"({EPOCH} + CAST(\1 AS INTEGER))"),
+    # `at` (deprovision_actions) is a keyword in DuckDB (AT TIME ZONE): quote the column
+    (r"CAST\(at AS DATE\)", 'CAST("at" AS DATE)'),
+    (r"ORDER BY at DESC", 'ORDER BY "at" DESC'),
     # CAST(dt AS INT) -> day number of a partition date (the rollup SQL of usage)
     (r"CAST\(dt AS INT\)", rf"(dt - {EPOCH})"),
     # CAST(dy.n AS DATE) -> the date of a day number
@@ -74,6 +77,7 @@ def duckdb_sql(report, as_of, days, path=None):
         "cutoff": f"DATE '{cutoff}'",
         "days": str(days),
         "workspace": "CAST(NULL AS VARCHAR)",
+        "app": "CAST(NULL AS VARCHAR)",
         "department": "CAST(NULL AS VARCHAR)",
         "exclude_guests": "false",
         "include_bots": "false",
