@@ -1,28 +1,8 @@
 //! Deterministic hashing: every "random" fact of the organisation is a pure function of the seed
-//! and a few coordinates (the same splitmix64 scheme as slack-sim), so equal specs give equal orgs.
+//! and a few coordinates (slack-sim's splitmix64 helpers), so equal specs give equal orgs.
 
-/// splitmix64's finaliser.
-pub(crate) fn mix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A hash of (seed, a, b).
-pub(crate) fn mix(seed: u64, a: u64, b: u64) -> u64 {
-    mix64(mix64(mix64(seed) ^ a).wrapping_add(b))
-}
-
-/// Uniform in [0, 1).
-pub(crate) fn unit(h: u64) -> f64 {
-    (h >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// Uniform in [0, n); n must be positive.
-pub(crate) fn below(h: u64, n: u64) -> u64 {
-    h % n
-}
+// The scheme is slack-sim's, so both simulators draw alike from the same seed.
+pub(crate) use lastseen_slack_sim::rng::{below, mix, mix64, unit};
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 

@@ -14,7 +14,7 @@ mod identities;
 mod names;
 mod org;
 mod ratelimit;
-mod rng;
+pub mod rng;
 mod server;
 
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 //! function of the seed and a few coordinates, so it can be recomputed instead of stored.
 
 /// splitmix64's finaliser: a cheap bijective scrambler with good avalanche.
-pub(crate) fn mix64(mut z: u64) -> u64 {
+pub fn mix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -10,7 +10,7 @@ pub(crate) fn mix64(mut z: u64) -> u64 {
 }
 
 /// A hash of (seed, a, b); chaining it gives more coordinates.
-pub(crate) fn mix(seed: u64, a: u64, b: u64) -> u64 {
+pub fn mix(seed: u64, a: u64, b: u64) -> u64 {
     mix64(mix64(mix64(seed) ^ a).wrapping_add(b))
 }
 
@@ -26,12 +26,12 @@ pub(crate) fn day_hash(key: u64, day: i32, tag: u64) -> u64 {
 }
 
 /// Uniform in [0, 1).
-pub(crate) fn unit(h: u64) -> f64 {
+pub fn unit(h: u64) -> f64 {
     (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Uniform in [0, n); n must be positive. The modulo bias is irrelevant at these sizes.
-pub(crate) fn below(h: u64, n: u64) -> u64 {
+pub fn below(h: u64, n: u64) -> u64 {
     h % n
 }
 
