@@ -430,15 +430,7 @@ impl HttpClient {
         // The semaphore is never closed, so acquiring cannot fail; without a permit the
         // request would still be correct, just less bounded.
         let _permit = self.in_flight.acquire().await.ok();
-        self.update(label, |s| s.calls += 1);
-        tracing::debug!(method = label, http = %method, url = url.as_str(), "calling {}", self.app);
-        let mut request = self.http.request(method, url.clone()).header(AUTHORIZATION, self.authorization.clone());
-        if let Some(body) = json {
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(serde_json::to_vec(body).unwrap_or_default());
-        }
-        let response = request.send().await.map_err(|e| IngestError::transport(label, &e, false))?;
+        let response = self.request(label, method, url, json).await?;
         let status = response.status();
         if self.rules.is_rate_limited(status, response.headers()) {
             self.update(label, |s| s.rate_limited += 1);
@@ -470,6 +462,26 @@ impl HttpClient {
         Ok(Answer { status, headers, body: body.freeze() })
     }
 
+    /// Count, log and send one request with the token and an optional JSON body; the caller
+    /// holds the in-flight permit and reads the answer.
+    async fn request(
+        &self,
+        label: &str,
+        method: reqwest::Method,
+        url: &Url,
+        json: Option<&serde_json::Value>,
+    ) -> Result<reqwest::Response> {
+        self.update(label, |s| s.calls += 1);
+        tracing::debug!(method = label, http = %method, url = url.as_str(), "calling {}", self.app);
+        let mut request = self.http.request(method, url.clone()).header(AUTHORIZATION, self.authorization.clone());
+        if let Some(body) = json {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(serde_json::to_vec(body).unwrap_or_default());
+        }
+        request.send().await.map_err(|e| IngestError::transport(label, &e, false))
+    }
+
     /// One request that is never retried and whose rate-limit answer is returned, not raised:
     /// for writes, whose caller decides (a write must not be repeated blindly). The URL must
     /// pass [`HttpClient::check_url`]; the deadline still holds.
@@ -483,15 +495,7 @@ impl HttpClient {
         self.check_url(label, url)?;
         self.check_deadline(label, Duration::ZERO)?;
         let _permit = self.in_flight.acquire().await.ok();
-        self.update(label, |s| s.calls += 1);
-        tracing::debug!(method = label, http = %method, url = url.as_str(), "calling {}", self.app);
-        let mut request = self.http.request(method, url.clone()).header(AUTHORIZATION, self.authorization.clone());
-        if let Some(body) = json {
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(serde_json::to_vec(body).unwrap_or_default());
-        }
-        let response = request.send().await.map_err(|e| IngestError::transport(label, &e, false))?;
+        let response = self.request(label, method, url, json).await?;
         let status = response.status();
         if self.rules.is_rate_limited(status, response.headers()) {
             self.update(label, |s| s.rate_limited += 1);
