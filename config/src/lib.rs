@@ -84,6 +84,8 @@ pub const LAKE_TABLES: &[&str] = &[
     "slack_member_analytics",
     "slack_member_analytics_quarantine",
     "slack_audit_logins",
+    "okta_users",
+    "okta_log_events",
     "identities",
     "identities_quarantine",
     "correlation_overrides",

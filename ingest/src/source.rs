@@ -1,13 +1,108 @@
 //! What any app's source yields, independent of the app: the items a collection streams
 //! ([`Item`]), what a read of past days adds ([`Past`]), how a capability probe ended
 //! ([`Probe`]), and how a source that keeps history is backfilled ([`History`], [`Window`]).
-//! The orchestrator (daily run and backfill) handles only these, never an app's internals.
+//! The orchestrator (daily run and backfill) handles only these, never an app's internals:
+//! an [`App`] connects (checks its credentials, discovers what they see) and hands over its
+//! [`AppSource`]s, each carrying its own client; a source gets only the app-agnostic [`RunInfo`].
 
-use chrono::{NaiveDate, NaiveTime};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use datafusion::arrow::record_batch::RecordBatch;
-use lastseen_lake::TableDef;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use lastseen_lake::{SkipReport, SourceReport, TableDef};
 
-use crate::error::IngestError;
+use crate::error::{IngestError, Result};
+
+/// What every source of every app is told about the run (the app's own state, its client and
+/// what its discovery found, is inside the source).
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    /// The day being collected (UTC).
+    pub date: NaiveDate,
+    /// Stamped on every row (`collected_at`).
+    pub collected_at: DateTime<Utc>,
+    /// The committed watermarks the run starts from (keys are the sources' own).
+    pub watermarks: BTreeMap<String, i64>,
+}
+
+impl RunInfo {
+    /// End of the run day (epoch seconds), or `None` when the run day is today (read up to now).
+    pub fn day_end(&self) -> Option<i64> {
+        (self.date < Utc::now().date_naive()).then(|| start_of_day(self.date) + 86_399)
+    }
+}
+
+/// One connected source of one app: what the daily run and the backfill drive.
+pub trait AppSource: Send + Sync {
+    /// The app whose tables it writes (`slack`, `okta`).
+    fn app(&self) -> &'static str;
+
+    /// Its key in the run manifest and in messages; unique across apps.
+    fn name(&self) -> String;
+
+    /// The counter labels its calls go under (for the manifest's per-source report).
+    fn methods(&self) -> &'static [&'static str];
+
+    /// The raw tables it writes.
+    fn tables(&self) -> &'static [&'static TableDef];
+
+    /// Whether the run is refused when this source cannot run (an app's account snapshot,
+    /// which every other table of the app is keyed on).
+    fn required(&self) -> bool {
+        false
+    }
+
+    /// One cheap call: [`Probe::Unavailable`] when the plan, scopes or token type cannot serve
+    /// the source; an error for a real failure (auth, network).
+    fn probe<'a>(&'a self, run: &'a RunInfo) -> BoxFuture<'a, Result<Probe>>;
+
+    /// Parts of the source known before collecting to be skipped (a Slack workspace the
+    /// org-wide app was not granted), reported in the manifest.
+    fn known_skips(&self) -> Vec<SkipReport> {
+        Vec::new()
+    }
+
+    /// The source's rows, streamed page by page.
+    fn collect(&self, run: Arc<RunInfo>) -> BoxStream<'static, Result<Item>>;
+
+    /// How far back the API keeps the source's history; `None` = only its current state.
+    fn history(&self) -> Option<History> {
+        None
+    }
+
+    /// The source's rows for the past `window` (a backfill), and the days the API has nothing
+    /// for. Only sources with a [`AppSource::history`] implement it.
+    fn read_past(&self, _run: Arc<RunInfo>, _window: Window) -> BoxStream<'static, Result<Past>> {
+        let name = self.name();
+        Box::pin(futures::stream::once(async move {
+            Err(IngestError::Setup(format!("source `{name}` keeps no history that can be read back")))
+        }))
+    }
+}
+
+/// What an app's connection found: its sources, and what the operator must know once.
+pub struct Connected {
+    pub sources: Vec<Box<dyn AppSource>>,
+    /// Said once as run warnings (the run ends partial): e.g. workspaces not granted.
+    pub warnings: Vec<String>,
+    /// For the run's log line: who the credentials are (team, org URL), never a secret.
+    pub describe: String,
+}
+
+/// One configured app: connects once per run and reports its calls.
+pub trait App: Send + Sync {
+    /// `slack`, `okta`.
+    fn name(&self) -> &'static str;
+
+    /// Checks the credentials and discovers what they see; an error here fails the run.
+    fn connect(&self) -> BoxFuture<'_, Result<Connected>>;
+
+    /// The counters of calls under `methods` (retries, 429s, waits), for the manifest.
+    fn report(&self, methods: &[&str]) -> SourceReport;
+}
 
 /// One thing a collector stream yields.
 #[derive(Debug)]

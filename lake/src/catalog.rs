@@ -462,6 +462,54 @@ static USAGE_DAILY_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+static OKTA_USERS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("user_id", false),
+        // `UserStatus` as Okta sends it (STAGED … DEPROVISIONED), kept as text.
+        utf8("status", false),
+        timestamp("created", false),
+        timestamp("activated", true),
+        timestamp("status_changed", true),
+        // "The timestamp of the last login": Okta's own last sign-in, older than the System Log
+        // may reach back.
+        timestamp("last_login", true),
+        timestamp("last_updated", true),
+        utf8("login", true),
+        utf8("email", true),
+        utf8("first_name", true),
+        utf8("last_name", true),
+        utf8("employee_number", true),
+        utf8("department", true),
+        utf8("manager", true),
+        utf8("manager_id", true),
+        utf8("user_type", true),
+        timestamp("collected_at", false),
+    ]))
+});
+
+static OKTA_LOG_EVENTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        utf8("uuid", false),
+        timestamp("published", false),
+        utf8("event_type", false),
+        utf8("actor_id", true),
+        utf8("actor_type", true),
+        utf8("actor_alternate_id", true),
+        utf8("actor_display_name", true),
+        utf8("outcome_result", true),
+        utf8("outcome_reason", true),
+        // The first `AppInstance` target (SSO events): Okta's app instance id and label.
+        utf8("target_app_id", true),
+        utf8("target_app_label", true),
+        // The lastseen app that instance stands for (`okta.apps` in the configuration), or null.
+        utf8("mapped_app", true),
+        // The first `User` target (lifecycle events).
+        utf8("target_user_id", true),
+        utf8("client_ip", true),
+        timestamp("collected_at", false),
+    ]))
+});
+
 /// Slack `users.list`: one row per user per snapshot day.
 pub static SLACK_USERS: TableDef = TableDef {
     name: "slack_users",
@@ -601,6 +649,31 @@ pub static SLACK_ACCESS_LOGS: TableDef = TableDef {
         latest_by: "date_last",
     },
     sort_key: &["team_id", "user_id", "date_last"],
+    version: 1,
+    mass_change_guard: false,
+};
+
+/// Okta `GET /api/v1/users`: one row per Okta user per snapshot day.
+pub static OKTA_USERS: TableDef = TableDef {
+    name: "okta_users",
+    description: "Okta users snapshot (/api/v1/users): one row per user per day",
+    schema: &OKTA_USERS_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["user_id"],
+    version: 1,
+    mass_change_guard: true,
+};
+
+/// Okta System Log events (`GET /api/v1/logs`) of the collected event types, partitioned by the
+/// UTC date of `published`; `uuid` is Okta's unique event id, so re-reading adds nothing.
+pub static OKTA_LOG_EVENTS: TableDef = TableDef {
+    name: "okta_log_events",
+    description: "Okta System Log events (sign-ins, SSO into apps), partitioned by the UTC date of published",
+    schema: &OKTA_LOG_EVENTS_SCHEMA,
+    partitioning: Partitioning::EventDate { column: "published" },
+    write_mode: WriteMode::Merge { key: &["uuid"], latest_by: "collected_at" },
+    sort_key: &["actor_id", "published"],
     version: 1,
     mass_change_guard: false,
 };
@@ -804,6 +877,8 @@ pub static TABLES: &[&TableDef] = &[
     &SLACK_MEMBER_ANALYTICS,
     &SLACK_MEMBER_ANALYTICS_QUARANTINE,
     &SLACK_AUDIT_LOGINS,
+    &OKTA_USERS,
+    &OKTA_LOG_EVENTS,
     &IDENTITIES,
     &IDENTITIES_QUARANTINE,
     &CORRELATION_OVERRIDES,
