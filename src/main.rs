@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = cli::Cli::parse();
     owner_only_files();
     logging::init(&cli.global);
@@ -29,6 +30,34 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// glibc's allocator keeps freed memory mapped where a columnar engine does not want it: each
+/// thread that allocates gets an arena of its own (up to 8 per core), and a freed block larger
+/// than the mmap threshold raises that threshold, so the next large Arrow buffers come from the
+/// heap and stay there once freed. DataFusion's workers free join and sort buffers in other
+/// arenas than the next batch allocates from, and a 500,000-user daily run peaked at 690-760 MiB
+/// with pools sized for under 500. Two arenas and a fixed 128 KiB threshold (glibc's starting
+/// value) held it at 466-505 MiB for about 5% more time (bench/RESULTS.md, "malloc arenas").
+/// `MALLOC_ARENA_MAX` or `MALLOC_MMAP_THRESHOLD_` set by the operator win.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code, reason = "mallopt is glibc's only interface to these settings; called before any thread exists")]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets a tuning parameter of the allocator; the process has one thread.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        // SAFETY: as above.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        }
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
 
 /// Everything lastseen creates (the local lake's files and folders, exports, staging files)
 /// holds personal data: owner-only, 0600 files and 0700 folders. object_store's local store
