@@ -4,7 +4,10 @@
 //! prove nothing), the last SSO per user and app instance (`sso_last_seen`), Slack accounts whose
 //! use only Okta proves, two apps' accounts with one id kept apart, the cross-app `identities`
 //! report, every rollup report equal to its oracle with `--app okta`, and a late System Log event
-//! that re-derives an earlier day rewriting its `sso_last_seen`.
+//! that re-derives an earlier day rewriting its `sso_last_seen`. And the Okta simulator's
+//! organisation (the people of a Free-plan slack-sim organisation), its users and System Log read
+//! over HTTP and staged as the collectors stage them: Okta last use and dormant users, the last SSO
+//! per user and app instance, and the Slack accounts whose use only Okta proves equal its ground truth.
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use datafusion::arrow::array::{RecordBatch, new_null_array};
@@ -64,7 +67,12 @@ fn commit(lake: &Lake, dt: NaiveDate, batches: Vec<(&'static TableDef, RecordBat
 }
 
 fn derive(lake: &Lake, dt: NaiveDate) {
-    let cfg = lastseen_config::Config::from_toml_str("", "test", Vec::<(String, String)>::new()).unwrap();
+    derive_with(lake, dt, "");
+}
+
+/// `derive_all` of `dt` with the configuration `toml` (its `[correlation]`), dormant after 7 days.
+fn derive_with(lake: &Lake, dt: NaiveDate, toml: &str) {
+    let cfg = lastseen_config::Config::from_toml_str(toml, "test", Vec::<(String, String)>::new()).unwrap();
     let mut options = lastseen_transform::DeriveOptions::from_config(&cfg);
     options.dormant_days = 7;
     let now = Utc.with_ymd_and_hms(2026, 7, 1, 0, 0, 0).unwrap();
@@ -497,4 +505,245 @@ fn a_late_sso_that_rederives_an_earlier_day_rewrites_sso_last_seen() {
     let everyone = ReportParams { as_of: Some(d()), days: Some(7), ..Default::default() };
     let rows = report(&lake, "identities", &everyone, &cols);
     assert!(rows.contains(&text(&[&["HR5", "slack", "okta", "dormant_in_some"]])[0]), "{rows:?}");
+}
+
+// ---------------------------------------------------------------- the Okta simulator's ground truth
+
+/// A batch of `def`'s file schema from text columns (each cast to its field's type); a column
+/// not given is NULL.
+fn text_batch(def: &'static TableDef, cols: Vec<(&str, Vec<Option<String>>)>) -> RecordBatch {
+    use datafusion::arrow::array::{ArrayRef, StringArray};
+    let n = cols.first().map_or(0, |(_, v)| v.len());
+    let schema = def.schema();
+    let arrays: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| match cols.iter().find(|(name, _)| *name == f.name()) {
+            Some((_, v)) => cast(&StringArray::from(v.clone()), f.data_type()).unwrap(),
+            None => new_null_array(f.data_type(), n),
+        })
+        .collect();
+    RecordBatch::try_new(schema, arrays).unwrap_or_else(|e| panic!("{}: {e}", def.name))
+}
+
+/// Every page of `GET {url}` (following `Link: <…>; rel="next"`), as JSON values.
+async fn pages(client: &reqwest::Client, token: &str, mut url: String) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    loop {
+        let resp = client.get(&url).header("Authorization", format!("SSWS {token}")).send().await.unwrap();
+        assert!(resp.status().is_success(), "{url}: {}", resp.status());
+        let next = resp.headers().get_all("link").iter().filter_map(|h| h.to_str().ok()).find_map(|h| {
+            h.split(',').find(|l| l.contains("rel=\"next\"")).and_then(|l| {
+                let (a, b) = (l.find('<')?, l.find('>')?);
+                Some(l[a + 1..b].to_string())
+            })
+        });
+        let body: Vec<serde_json::Value> = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+        let empty = body.is_empty();
+        out.extend(body);
+        match next {
+            Some(n) if !empty && n != url => url = n,
+            _ => return out,
+        }
+    }
+}
+
+fn s(v: &serde_json::Value, path: &[&str]) -> Option<String> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(p)?;
+    }
+    cur.as_str().map(str::to_string)
+}
+
+#[test]
+fn okta_known_answers_equal_the_okta_simulators_ground_truth() {
+    use std::collections::BTreeMap;
+
+    use crate::support::{Env, end_of, today};
+    use lastseen_okta_sim::{OktaOrgSpec, OktaSimConfig, OktaSimulator, UserStatus};
+
+    // A Slack organisation on the Free plan (no Slack source proves use: only Okta can), its HR
+    // export, and one daily run; then an Okta organisation of the same people.
+    let env = Env::start(150, lastseen_slack_sim::Plan::Free, 53);
+    env.configure_identities(|c| c, "");
+    // Exit 3: the paid-only Slack sources are skipped with a warning, as on any Free workspace.
+    assert_eq!(env.run_day(today()).status.code(), Some(3));
+    let mut spec = OktaOrgSpec::from_slack(env.sim().org(), 11);
+    // Late events are the collectors' problem (the okta branch's tests); here every event
+    // published by `now` is readable at `now`, as the ground truth counts it.
+    spec.late_fraction = 0.0;
+    let slack_label = spec.slack_app_label.clone();
+    let okta = env.rt.block_on(OktaSimulator::start(OktaSimConfig::new(spec), "127.0.0.1:0".parse().unwrap())).unwrap();
+    let now = end_of(today());
+    okta.set_now(now);
+    let truth = okta.ground_truth();
+    let since = truth.since.unwrap();
+    let client = reqwest::Client::new();
+    let base = okta.org_url();
+    let fmt = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (users, events) = env.rt.block_on(async {
+        // listUsers leaves DEPROVISIONED users out unless a filter asks for them.
+        let mut users = pages(&client, okta.api_token(), format!("{base}/api/v1/users?limit=200")).await;
+        let filter = "status%20eq%20%22DEPROVISIONED%22";
+        users.extend(pages(&client, okta.api_token(), format!("{base}/api/v1/users?limit=200&filter={filter}")).await);
+        let events = pages(
+            &client,
+            okta.api_token(),
+            format!(
+                "{base}/api/v1/logs?since={}&until={}&limit=1000",
+                fmt(since),
+                fmt(now + chrono::Duration::seconds(1))
+            ),
+        )
+        .await;
+        (users, events)
+    });
+    assert_eq!(users.len(), truth.users.len());
+    assert!(events.len() > 1000, "{}", events.len());
+
+    // The rows the Okta collectors write (lake/src/catalog.rs), from the API's answers.
+    let collected = Some(fmt(now));
+    let col = |f: &dyn Fn(&serde_json::Value) -> Option<String>, rows: &[serde_json::Value]| -> Vec<Option<String>> {
+        rows.iter().map(f).collect()
+    };
+    let okta_users = text_batch(
+        &OKTA_USERS,
+        vec![
+            ("user_id", col(&|u| s(u, &["id"]), &users)),
+            ("status", col(&|u| s(u, &["status"]), &users)),
+            ("created", col(&|u| s(u, &["created"]), &users)),
+            ("activated", col(&|u| s(u, &["activated"]), &users)),
+            ("status_changed", col(&|u| s(u, &["statusChanged"]), &users)),
+            ("last_login", col(&|u| s(u, &["lastLogin"]), &users)),
+            ("last_updated", col(&|u| s(u, &["lastUpdated"]), &users)),
+            ("login", col(&|u| s(u, &["profile", "login"]), &users)),
+            ("email", col(&|u| s(u, &["profile", "email"]), &users)),
+            ("first_name", col(&|u| s(u, &["profile", "firstName"]), &users)),
+            ("last_name", col(&|u| s(u, &["profile", "lastName"]), &users)),
+            ("employee_number", col(&|u| s(u, &["profile", "employeeNumber"]), &users)),
+            ("department", col(&|u| s(u, &["profile", "department"]), &users)),
+            ("user_type", col(&|u| s(u, &["profile", "userType"]), &users)),
+            ("collected_at", vec![collected.clone(); users.len()]),
+        ],
+    );
+    let target = |e: &serde_json::Value, ty: &str| -> Option<serde_json::Value> {
+        e.get("target")?.as_array()?.iter().find(|t| t.get("type").and_then(|v| v.as_str()) == Some(ty)).cloned()
+    };
+    let app = |e: &serde_json::Value, k: &str| target(e, "AppInstance").and_then(|t| s(&t, &[k]));
+    let okta_events = text_batch(
+        &OKTA_LOG_EVENTS,
+        vec![
+            ("uuid", col(&|e| s(e, &["uuid"]), &events)),
+            ("published", col(&|e| s(e, &["published"]), &events)),
+            ("event_type", col(&|e| s(e, &["eventType"]), &events)),
+            ("actor_id", col(&|e| s(e, &["actor", "id"]), &events)),
+            ("actor_type", col(&|e| s(e, &["actor", "type"]), &events)),
+            ("actor_alternate_id", col(&|e| s(e, &["actor", "alternateId"]), &events)),
+            ("outcome_result", col(&|e| s(e, &["outcome", "result"]), &events)),
+            ("target_app_id", col(&|e| app(e, "id"), &events)),
+            ("target_app_label", col(&|e| app(e, "displayName"), &events)),
+            // `okta.apps` maps the Slack instance to the app `slack`; the others to none.
+            (
+                "mapped_app",
+                col(&|e| app(e, "displayName").filter(|l| *l == slack_label).map(|_| "slack".into()), &events),
+            ),
+            ("target_user_id", col(&|e| target(e, "User").and_then(|t| s(&t, &["id"])), &events)),
+            ("collected_at", vec![collected.clone(); events.len()]),
+        ],
+    );
+    let lake = Lake::open(&url::Url::from_file_path(env.lake()).unwrap(), &Default::default()).unwrap();
+    commit(&lake, today(), vec![(&OKTA_USERS, okta_users), (&OKTA_LOG_EVENTS, okta_events)]);
+    let toml = std::fs::read_to_string(env.dir.path().join("lastseen.toml")).unwrap();
+    derive_with(&lake, today(), &toml);
+
+    let micros = |t: Option<chrono::DateTime<Utc>>| t.map(|t| t.timestamp_micros().to_string());
+    let day = today().to_string();
+
+    // The last SSO per Okta user and app instance, and the Slack account it maps to.
+    let slack_of: BTreeMap<&str, Option<&str>> =
+        truth.users.iter().map(|u| (u.id.as_str(), u.slack_user_id.as_deref())).collect();
+    let mut expected: Rows = truth
+        .sso
+        .iter()
+        .map(|t| {
+            let slack = t.app_label == slack_label;
+            vec![
+                Some(t.user_id.clone()),
+                Some(t.app_id.clone()),
+                Some(t.app_label.clone()),
+                slack.then(|| "slack".to_string()),
+                if slack { slack_of[t.user_id.as_str()].map(str::to_string) } else { None },
+                micros(Some(t.last_sso)),
+            ]
+        })
+        .collect();
+    expected.sort();
+    let got = query(
+        &lake,
+        &format!(
+            "SELECT idp_user_id, app_instance_id, app_instance_label, mapped_app, mapped_account_id,
+                    CAST(CAST(last_sso_at AS BIGINT) AS VARCHAR) AS t
+             FROM sso_last_seen WHERE dt = DATE '{day}' AND idp = 'okta' ORDER BY 1, 2, 3, 4, 5, 6"
+        ),
+    );
+    assert!(expected.len() > 100, "{}", expected.len());
+    assert_eq!(got, expected);
+
+    // Slack accounts whose last use only Okta proves (the Free plan has no Slack evidence): each
+    // person's last SSO into the Slack instance, for their Slack account.
+    let mut slack_expected: BTreeMap<String, i64> = BTreeMap::new();
+    for t in truth.slack_sso.values() {
+        let id = t.slack_user_id.clone().expect("only people with a Slack account SSO into it");
+        let e = slack_expected.entry(id).or_insert(i64::MIN);
+        *e = (*e).max(t.last_sso.timestamp_micros());
+    }
+    let slack_got: BTreeMap<String, i64> = query(
+        &lake,
+        &format!(
+            "SELECT account_id, CAST(CAST(last_seen_at AS BIGINT) AS VARCHAR) AS t, last_seen_source FROM last_seen
+             WHERE dt = DATE '{day}' AND app = 'slack' AND last_seen_at IS NOT NULL"
+        ),
+    )
+    .into_iter()
+    .map(|r| {
+        assert_eq!(r[2].as_deref(), Some("okta_sso"), "{r:?}");
+        (r[0].clone().unwrap(), r[1].as_ref().unwrap().parse().unwrap())
+    })
+    .collect();
+    assert!(slack_expected.len() > 20, "{}", slack_expected.len());
+    assert_eq!(slack_got, slack_expected);
+
+    // Okta users: last use is the last successful session start in the window, or lastLogin
+    // when older; dormant users are the live, human ones not seen in 30 days.
+    let last_use: BTreeMap<String, Option<String>> =
+        truth.users.iter().map(|u| (u.id.clone(), micros(u.last_session_start.max(u.last_login)))).collect();
+    let okta_got: BTreeMap<String, Option<String>> = query(
+        &lake,
+        &format!(
+            "SELECT account_id, CAST(CAST(last_seen_at AS BIGINT) AS VARCHAR) AS t FROM last_seen
+             WHERE dt = DATE '{day}' AND app = 'okta' AND listed"
+        ),
+    )
+    .into_iter()
+    .map(|r| (r[0].clone().unwrap(), r[1].clone()))
+    .collect();
+    assert_eq!(okta_got, last_use);
+    let cutoff = today() - chrono::Duration::days(30);
+    let mut dormant_expected: Vec<String> = truth
+        .users
+        .iter()
+        .filter(|u| !matches!(u.status, UserStatus::Suspended | UserStatus::Deprovisioned) && u.kind != "service")
+        .filter(|u| u.last_session_start.max(u.last_login).is_none_or(|t| t.date_naive() <= cutoff))
+        .map(|u| u.id.clone())
+        .collect();
+    dormant_expected.sort();
+    let mut dormant_got: Vec<String> =
+        report(&lake, "dormant", &ReportParams { days: Some(30), ..params("okta", 30) }, &["account_id"])
+            .into_iter()
+            .map(|r| r[0].clone().unwrap())
+            .collect();
+    dormant_got.sort();
+    assert!(dormant_expected.len() > 5, "{dormant_expected:?}");
+    assert_eq!(dormant_got, dormant_expected);
 }
