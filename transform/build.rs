@@ -2,7 +2,9 @@
 //! accounts is adding a file: every `sql/evidence/*.sql` (an evidence source; its header names
 //! the app whose accounts it speaks for, the raw table it reads and its priority) and every
 //! `sql/accounts/<app>.sql` (one app's account rows; its header names the app's account snapshot
-//! table). A file without a directive it needs fails the build, naming file and directive.
+//! table) and every `sql/sso/<idp>.sql` (one identity provider's single sign-ons into app
+//! instances, for `sso_last_seen`; its header names the raw table it reads). A file without a
+//! directive it needs fails the build, naming file and directive.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -64,6 +66,19 @@ fn main() {
         let _ = writeln!(
             out,
             "    AccountSource {{ app: {:?}, table: {:?}, sql: include_str!({:?}) }},",
+            stem(&f),
+            directive(&f, &text, "table"),
+            f.display().to_string(),
+        );
+    }
+    out.push_str("];\n\n");
+    out.push_str("/// Every identity provider's single sign-ons, one per `sql/sso/<idp>.sql`, by IdP.\n");
+    out.push_str("pub static SSO_SOURCES: &[SsoSource] = &[\n");
+    for f in sql_files(&sql.join("sso")) {
+        let text = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("cannot read {}: {e}", f.display()));
+        let _ = writeln!(
+            out,
+            "    SsoSource {{ idp: {:?}, table: {:?}, sql: include_str!({:?}) }},",
             stem(&f),
             directive(&f, &text, "table"),
             f.display().to_string(),

@@ -94,6 +94,7 @@ pub const LAKE_TABLES: &[&str] = &[
     "activity_daily",
     "account_report",
     "usage_daily",
+    "sso_last_seen",
     "review_decisions",
     "deprovision_actions",
 ];

@@ -510,6 +510,26 @@ static OKTA_LOG_EVENTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+static SSO_LAST_SEEN_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        // The identity provider (an app with an `sql/sso/<idp>.sql` source, e.g. okta), its user
+        // (the IdP account's id) and the app instance the user signed into through it.
+        utf8("idp", false),
+        utf8("idp_user_id", false),
+        utf8("app_instance_id", false),
+        utf8("app_instance_label", true),
+        // The lastseen app the instance stands for (the IdP collector's configuration), or null;
+        // the IdP user's account in that app on the snapshot day when exactly one maps to it
+        // (`mapped_accounts` says how many do: 0 = none, more than 1 = not one to name).
+        utf8("mapped_app", true),
+        utf8("mapped_account_id", true),
+        int64("mapped_accounts", true),
+        timestamp("first_sso_at", true),
+        timestamp("last_sso_at", false),
+        timestamp("computed_at", false),
+    ]))
+});
+
 /// Slack `users.list`: one row per user per snapshot day.
 pub static SLACK_USERS: TableDef = TableDef {
     name: "slack_users",
@@ -688,6 +708,19 @@ pub static LAST_SEEN: TableDef = TableDef {
     sort_key: &["app", "workspace_id", "account_id"],
     version: 2,
     // Derived from slack_users, which is guarded already.
+    mass_change_guard: false,
+};
+
+/// Derived: per snapshot day, the last single sign-on through an identity provider per (IdP
+/// user, app instance), whatever the app (transform/sql/sso_last_seen.sql).
+pub static SSO_LAST_SEEN: TableDef = TableDef {
+    name: "sso_last_seen",
+    description: "Derived: last SSO per identity-provider user and app instance, with the mapped app and account, as of each snapshot day",
+    schema: &SSO_LAST_SEEN_SCHEMA,
+    partitioning: Partitioning::Snapshot,
+    write_mode: WriteMode::Replace,
+    sort_key: &["idp", "idp_user_id", "app_instance_id"],
+    version: 1,
     mass_change_guard: false,
 };
 
@@ -887,6 +920,7 @@ pub static TABLES: &[&TableDef] = &[
     &ACTIVITY_DAILY,
     &ACCOUNT_REPORT,
     &USAGE_DAILY,
+    &SSO_LAST_SEEN,
     &REVIEW_DECISIONS,
     &DEPROVISION_ACTIONS,
 ];

@@ -702,7 +702,10 @@ mod tests {
     fn every_builtin_report_is_registered_with_its_parameters() {
         let reports = builtin().unwrap();
         let names: Vec<_> = reports.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["deprovisioned", "dormant", "orphans", "review", "seats", "terminated", "usage"]);
+        assert_eq!(
+            names,
+            ["deprovisioned", "dormant", "identities", "orphans", "review", "seats", "terminated", "usage"]
+        );
         assert!(takes_nothing(&reports, "deprovisioned"));
         let takes = |name: &str| -> Vec<Param> {
             reports.iter().find(|r| r.name == name).unwrap().params.iter().map(|d| d.param).collect()
@@ -711,6 +714,7 @@ mod tests {
             assert_eq!(takes(name), Param::ALL, "{name}");
         }
         assert_eq!(takes("orphans"), [Param::AsOf, Param::Days, Param::App, Param::Workspace, Param::ExcludeGuests]);
+        assert_eq!(takes("identities"), [Param::AsOf, Param::Days, Param::App, Param::Department]);
         assert_eq!(
             takes("terminated"),
             [Param::AsOf, Param::App, Param::Workspace, Param::Department, Param::ExcludeGuests, Param::IncludeBots]

@@ -18,6 +18,7 @@ mod exports;
 mod hostile;
 mod lake_safety;
 mod lifecycle;
+mod okta_derived;
 mod operations;
 mod pipeline_lib;
 mod reports;

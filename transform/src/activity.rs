@@ -37,10 +37,17 @@ pub static EVIDENCE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 
 /// Days up to `until` whose `activity_daily` is missing or older than an evidence partition of
 /// the same day: a raw commit re-wrote that day (new rows, or a merge that moved `date_last`).
+///
+/// The identity providers' sign-on tables (`sql/sso/`) count too: a day whose sign-ons were
+/// re-committed re-folds `sso_last_seen` from that day on, as evidence re-folds `last_seen`.
 pub fn dirty_days(snapshot: &Snapshot, until: NaiveDate) -> BTreeSet<NaiveDate> {
     let mut out = BTreeSet::new();
-    for src in EVIDENCE {
-        let Some(t) = snapshot.table(src.table) else { continue };
+    let mut tables: Vec<&str> =
+        EVIDENCE.iter().map(|s| s.table).chain(crate::sources::SSO_SOURCES.iter().map(|s| s.table)).collect();
+    tables.sort_unstable();
+    tables.dedup();
+    for table in tables {
+        let Some(t) = snapshot.table(table) else { continue };
         for (dt, p) in t.partitions.range(..=until) {
             if p.rows == 0 {
                 continue;

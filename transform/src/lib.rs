@@ -1,7 +1,7 @@
 //! Derived tables: DataFusion SQL plans over the committed lake tables only (the raw tables, and
 //! the identity export and overrides the run commits with them), written back through the
 //! lake's commit protocol in one transaction: `accounts`, `account_identity` (correlation),
-//! `activity_daily`, `last_seen` and the rollups.
+//! `activity_daily`, `last_seen`, `sso_last_seen` and the rollups.
 //!
 //! `last_seen` is incremental: each day folds the previous snapshot with the `activity_daily`
 //! days after it. Days whose raw evidence was re-committed (access logs are merged and move
@@ -14,6 +14,7 @@ pub mod last_seen;
 pub mod rollups;
 pub mod session;
 pub mod sources;
+pub mod sso;
 
 #[cfg(test)]
 mod tests;
@@ -26,7 +27,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use lastseen_config::CorrelationConfig;
 use lastseen_lake::catalog::{
-    ACCOUNT_IDENTITY, ACCOUNT_REPORT, ACCOUNTS, ACTIVITY_DAILY, IDENTITIES, LAST_SEEN, USAGE_DAILY,
+    ACCOUNT_IDENTITY, ACCOUNT_REPORT, ACCOUNTS, ACTIVITY_DAILY, IDENTITIES, LAST_SEEN, SSO_LAST_SEEN, USAGE_DAILY,
 };
 use lastseen_lake::{CommitSummary, Lake, LockGuard};
 
@@ -200,6 +201,11 @@ pub async fn derive_all(
     let usage_schema = USAGE_DAILY.schema();
     let mut report_base: Option<(NaiveDate, bool)> =
         snapshot.dates(ACCOUNT_REPORT.name).iter().copied().rfind(|d| *d < first).map(|d| (d, false));
+    // sso_last_seen folds like last_seen, from its newest committed day before the chain (none:
+    // every sign-on up to the day), then from each chain day's staged rows.
+    let sso_schema = SSO_LAST_SEEN.schema();
+    let mut sso_base = snapshot.dates(SSO_LAST_SEEN.name).iter().copied().rfind(|d| *d < first);
+    register_view(&ctx, "sso_last_seen_src", "SELECT * FROM sso_last_seen").await?;
     for &d in &chain {
         tx.declare_snapshot(&ACCOUNTS, d);
         let what = format!("deriving accounts for {d}");
@@ -260,6 +266,21 @@ pub async fn derive_all(
         ctx.register_table("last_seen_src", Arc::clone(&staged_ls))
             .map_err(|e| TransformError::df("registering last_seen_src", e))?;
         base = Some(d);
+
+        // The day's last sign-on per IdP user and app instance, in the same commit as last_seen.
+        tx.declare_snapshot(&SSO_LAST_SEEN, d);
+        let what = format!("deriving sso_last_seen for {d}");
+        let src = sso::Sources { sso_last_seen: "sso_last_seen_src", accounts: "accounts_src" };
+        let mut stream = sso::fold_stream(&ctx, src, d, sso_base, now).await?;
+        while let Some(b) = session::next_batch(&mut stream, &sso_schema, &what).await? {
+            tx.write_spilling(&SSO_LAST_SEEN, d, b).await?;
+        }
+        drop(stream);
+        let staged_sso: Arc<dyn TableProvider> = Arc::new(tx.staged_table(&SSO_LAST_SEEN).await?);
+        let _ = ctx.deregister_table("sso_last_seen_src");
+        ctx.register_table("sso_last_seen_src", staged_sso)
+            .map_err(|e| TransformError::df("registering sso_last_seen_src", e))?;
+        sso_base = Some(d);
 
         // The day's rollups, from the rows just derived: re-running or re-deriving the day
         // rewrites them in the same commit as its last_seen.

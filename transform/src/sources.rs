@@ -1,7 +1,8 @@
 //! The derived layer's per-app SQL, discovered by `build.rs`: the evidence sources
 //! (`sql/evidence/*.sql`, each with an `@app`, `@table` and `@priority` header) and each app's
-//! account rows (`sql/accounts/<app>.sql`, with the `@table` of the app's account snapshot).
-//! Adding evidence, or an app's accounts, is adding a file; no code names an app.
+//! account rows (`sql/accounts/<app>.sql`, with the `@table` of the app's account snapshot), and
+//! each identity provider's single sign-ons (`sql/sso/<idp>.sql`, with the `@table` it reads).
+//! Adding evidence, an app's accounts or an IdP's sign-ons is adding a file; no code names an app.
 
 use chrono::NaiveDate;
 use lastseen_lake::Snapshot;
@@ -27,6 +28,17 @@ pub struct AccountSource {
     pub app: &'static str,
     /// `-- @table`: the app's account snapshot table; a day without a partition of it has no
     /// accounts of the app.
+    pub table: &'static str,
+    pub sql: &'static str,
+}
+
+/// One identity provider's single sign-ons into app instances, per day of `$from ..= $to`, in
+/// the column order of [`crate::sso::SSO_SCHEMA`] (`sso_last_seen` folds them).
+#[derive(Debug)]
+pub struct SsoSource {
+    /// The file name (`sql/sso/<idp>.sql`), which is the IdP: an app whose accounts are its users.
+    pub idp: &'static str,
+    /// `-- @table`: the raw table it reads; its partitions decide which days are re-derived.
     pub table: &'static str,
     pub sql: &'static str,
 }
@@ -73,6 +85,15 @@ mod tests {
         };
         assert_eq!(EVIDENCE.iter().map(|e| e.name.to_string()).collect::<Vec<_>>(), files("sql/evidence"));
         assert_eq!(ACCOUNT_SOURCES.iter().map(|a| a.app.to_string()).collect::<Vec<_>>(), files("sql/accounts"));
+        assert_eq!(SSO_SOURCES.iter().map(|a| a.idp.to_string()).collect::<Vec<_>>(), files("sql/sso"));
+        for s in SSO_SOURCES {
+            assert!(
+                lastseen_lake::catalog::table(s.table).is_ok(),
+                "sso {}: @table {} is not a lake table",
+                s.idp,
+                s.table
+            );
+        }
         let access = EVIDENCE.iter().find(|e| e.name == "access_logs").unwrap();
         assert_eq!((access.app, access.table, access.priority), ("slack", "slack_access_logs", 1));
         for e in EVIDENCE {
@@ -113,9 +134,10 @@ mod tests {
         assert_eq!(present_apps(&snap, d(6)).iter().map(|a| a.app).collect::<Vec<_>>(), ["slack"]);
         assert!(apps_on(&snap, d(6)).is_empty(), "day 6 has no snapshot: the run day is refused");
         // One app: its file as it is; two: each file, one after the other.
-        assert_eq!(accounts_sql(&apps_on(&snap, d(5))), ACCOUNT_SOURCES[0].sql);
+        let slack = ACCOUNT_SOURCES.iter().find(|a| a.app == "slack").unwrap();
+        assert_eq!(accounts_sql(&apps_on(&snap, d(5))), slack.sql);
         let other = AccountSource { app: "other", table: "other_users", sql: "SELECT 2 AS x -- a trailing comment" };
-        let two = accounts_sql(&[&ACCOUNT_SOURCES[0], &other]);
+        let two = accounts_sql(&[slack, &other]);
         assert!(two.ends_with("SELECT * FROM (\nSELECT 2 AS x -- a trailing comment\n)"), "{two}");
         assert_eq!(two.matches("\nUNION ALL\n").count(), 1, "{two}");
     }
