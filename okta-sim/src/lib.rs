@@ -21,7 +21,8 @@ use std::net::SocketAddr;
 pub use config::{FaultKind, FaultRule, FaultWhen, OktaSimConfig, RateLimits};
 pub use logs::{LOGS_MAX_LIMIT, RETENTION_DAYS};
 pub use org::{
-    AppInstance, OktaGroundTruth, OktaOrg, OktaOrgSpec, OktaTruthUser, Person, SlackSsoTruth, SsoTruth, UserStatus,
+    AppInstance, OktaGroundTruth, OktaOrg, OktaOrgSpec, OktaTruthEvent, OktaTruthUser, Person, SlackSsoTruth, SsoTruth,
+    UserStatus,
 };
 pub use server::{OktaSimulator, RunningOktaSim};
 pub use users::USERS_MAX_LIMIT;
