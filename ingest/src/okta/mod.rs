@@ -15,6 +15,7 @@ pub mod logs;
 pub mod models;
 pub mod users;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -133,20 +134,30 @@ pub(crate) fn until_error<T: Send + 'static>(items: BoxStream<'static, Result<T>
 }
 
 /// The pages of a listing from `first` on, following `next` links; a page shorter than
-/// `short_below` (the requested `limit`) is the last whatever its links say.
+/// `short_below` (the requested `limit`) is the last whatever its links say. A link to a page
+/// already read is a server paging in circles ("a client that follows links blindly pages
+/// forever"): refused.
 pub(crate) fn pages<T: DeserializeOwned + Send + 'static>(
     client: Arc<OktaClient>,
     label: &'static str,
     first: Url,
     short_below: Option<usize>,
 ) -> BoxStream<'static, Result<Vec<T>>> {
-    stream::try_unfold(Some(first), move |next| {
+    let visited: HashSet<Url> = HashSet::new();
+    stream::try_unfold((Some(first), visited), move |(next, mut visited)| {
         let client = Arc::clone(&client);
         async move {
             let Some(url) = next else { return Ok(None) };
+            if !visited.insert(url.clone()) {
+                return Err(IngestError::Protocol {
+                    method: label.to_owned(),
+                    message: "Okta's next link leads back to a page already read; stopping instead of paging forever"
+                        .to_owned(),
+                });
+            }
             let page = client.page::<T>(label, &url).await?;
             let last = short_below.is_some_and(|n| page.items.len() < n);
-            Ok(Some((page.items, if last { None } else { page.next })))
+            Ok(Some((page.items, (if last { None } else { page.next }, visited))))
         }
     })
     .boxed()

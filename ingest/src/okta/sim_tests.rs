@@ -453,3 +453,59 @@ async fn a_backfill_reads_the_last_90_days_and_names_the_days_older_than_that() 
     assert!(!uuids.is_empty());
     assert_eq!(watermark(&rows), Some(window.end() + 1));
 }
+
+#[tokio::test]
+async fn a_server_timeout_is_retried_and_a_next_link_going_in_circles_is_refused() {
+    let mut config_sim = OktaSimConfig::new(spec(40));
+    // The first logs call answers Okta's E0000009 (HTTP 500); the users listing's second page
+    // links back to itself.
+    config_sim.faults = vec![
+        FaultRule::new("logs", FaultWhen::Nth(1), FaultKind::Timeout),
+        FaultRule::new("users", FaultWhen::Nth(2), FaultKind::RepeatCursor),
+    ];
+    let sim = start(config_sim).await;
+    let clock = Arc::new(AtomicI64::new(0));
+    let now = at(today(), 12, 0);
+    set_now(&sim, &clock, now);
+    let mut cfg = config(&sim.org_url());
+    cfg.users_page_size = 10;
+    cfg.logs_first_run_days = 1;
+    let app = make_app(&cfg, sim.api_token(), &clock);
+    let got = items(source(&app, "okta_logs").as_ref(), run(today(), &[])).await.unwrap();
+    let until = now.timestamp() - 300;
+    let uuids: BTreeSet<String> = text(&batches(&got), "uuid").into_iter().flatten().collect();
+    assert_eq!(uuids, expected_uuids(&sim, until - 86_400, until));
+    let stats = app.client().stats(LOGS);
+    assert_eq!((stats.retries, stats.rate_limited), (1, 0), "{stats:?}");
+    let err = items(source(&app, "okta_users").as_ref(), run(today(), &[])).await.unwrap_err();
+    assert!(matches!(err, IngestError::Protocol { .. }) && err.to_string().contains("Okta /api/v1/users"), "{err}");
+    assert!(sim.call_count("users") <= 3, "stopped at once: {}", sim.call_count("users"));
+}
+
+#[tokio::test]
+async fn a_first_run_reads_its_days_back_and_a_watermark_past_retention_is_reported() {
+    let sim = start(OktaSimConfig::new(spec(10))).await;
+    let clock = Arc::new(AtomicI64::new(0));
+    let now = at(today(), 12, 0);
+    set_now(&sim, &clock, now);
+    let mut cfg = config(&sim.org_url());
+    cfg.logs_first_run_days = 90;
+    let app = make_app(&cfg, sim.api_token(), &clock);
+    let logs = super::LogsSource::new(Arc::clone(app.client()), Arc::new(cfg.clone()), {
+        let c = Arc::clone(&clock);
+        Arc::new(move || DateTime::from_timestamp(c.load(Ordering::SeqCst), 0).unwrap_or_default())
+    });
+    let until = now.timestamp() - 300;
+    let floor = now.timestamp() - 90 * 86_400;
+    let first = logs.daily_window(&run(today(), &[]));
+    assert_eq!(first.read, Some((floor.max(until - 90 * 86_400), until)));
+    assert_eq!(first.lost, None);
+    // The last run was 100 days ago: the 10 days before the retention floor are gone, said once.
+    let old = now.timestamp() - 100 * 86_400;
+    let stale = logs.daily_window(&run(today(), &[(WATERMARK, old)]));
+    assert_eq!(stale.read, Some((floor, until)));
+    assert_eq!(stale.lost, Some((old - 3600, floor)));
+    let got = items(&logs, run(today(), &[(WATERMARK, old)])).await.unwrap();
+    assert!(matches!(&got[0], Item::Warning(w) if w.contains("90-day retention")), "{:?}", got.first());
+    assert_eq!(watermark(&got), Some(until));
+}
