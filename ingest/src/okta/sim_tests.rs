@@ -509,3 +509,61 @@ async fn a_first_run_reads_its_days_back_and_a_watermark_past_retention_is_repor
     assert!(matches!(&got[0], Item::Warning(w) if w.contains("90-day retention")), "{:?}", got.first());
     assert_eq!(watermark(&got), Some(until));
 }
+
+/// Stages a run's items in one lake transaction the way the daily run does, and commits.
+async fn commit(lake: &lastseen_lake::Lake, lease: &lastseen_lake::LockGuard, items: Vec<Item>, dt: NaiveDate) {
+    let mut tx = lake.begin(lease).await.unwrap();
+    for item in items {
+        match item {
+            Item::Rows { table, batch } => tx.write(table, dt, batch).unwrap(),
+            Item::Watermark { key, value } => tx.set_watermark(key, value),
+            other => panic!("unexpected item {other:?}"),
+        }
+    }
+    tx.commit().await.unwrap();
+}
+
+async fn count(lake: &lastseen_lake::Lake, sql: &str) -> Vec<i64> {
+    let ctx = datafusion::prelude::SessionContext::new();
+    lastseen_lake::LakeTable::register_all(&ctx, lake, &lake.snapshot().await.unwrap()).unwrap();
+    let b = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    (0..b[0].num_columns())
+        .map(|c| b[0].column(c).as_primitive::<datafusion::arrow::datatypes::Int64Type>().value(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn two_runs_committed_to_the_lake_hold_every_event_once_in_its_day() {
+    let mut spec = spec(40);
+    spec.late_fraction = 0.3;
+    spec.late_max_secs = 3_000;
+    let sim = start(OktaSimConfig::new(spec)).await;
+    let clock = Arc::new(AtomicI64::new(0));
+    let app = make_app(&config(&sim.org_url()), sim.api_token(), &clock);
+    let (users, logs) = (source(&app, "okta_users"), source(&app, "okta_logs"));
+    let lake = lastseen_lake::Lake::open(&url::Url::parse("memory:///okta").unwrap(), &BTreeMap::new()).unwrap();
+    let lease = lake.acquire_lock("okta-test", Duration::from_secs(60)).await.unwrap();
+    let d = today().pred_opt().unwrap();
+    let t1 = at(d, 14, 0);
+    set_now(&sim, &clock, t1);
+    let mut first = items(users.as_ref(), run(d, &[])).await.unwrap();
+    first.extend(items(logs.as_ref(), run(d, &[])).await.unwrap());
+    commit(&lake, &lease, first, d).await;
+    let committed = lake.snapshot().await.unwrap().watermarks;
+    let until1 = t1.timestamp() - 300;
+    assert_eq!(committed.get(WATERMARK), Some(&until1));
+    set_now(&sim, &clock, at(today(), 2, 0));
+    let wm: Vec<(&str, i64)> = committed.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    commit(&lake, &lease, items(logs.as_ref(), run(d, &wm)).await.unwrap(), d).await;
+
+    let until2 = at(today(), 0, 0).timestamp() - 300;
+    let expected = expected_uuids(&sim, until1 - 3 * 86_400, until2);
+    let got = count(&lake, "SELECT count(*), count(DISTINCT uuid) FROM okta_log_events").await;
+    assert_eq!(got, [expected.len() as i64; 2], "each event once, none missing");
+    // Each row lies in the partition of its `published` day.
+    let misplaced = count(&lake, "SELECT count(*) FROM okta_log_events WHERE CAST(published AS DATE) <> dt").await;
+    assert_eq!(misplaced, [0]);
+    let users_rows = count(&lake, "SELECT count(*) FROM okta_users").await;
+    assert_eq!(users_rows, [sim.ground_truth().users.len() as i64]);
+    assert_eq!(lake.snapshot().await.unwrap().watermarks.get(WATERMARK), Some(&until2));
+}
