@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -76,6 +77,17 @@ pub enum OktaCredentials {
     /// authentication"). It acts with its admin's permissions: a read-only administrator's
     /// token reads users and the System Log.
     ApiToken(TokenSource),
+    /// OAuth 2.0 client credentials with a private key (`private_key_jwt`), what Okta
+    /// recommends: a service app signs a short JWT (RS256) with `private_key` and exchanges it
+    /// at `/oauth2/v1/token` for an access token with `scopes`, sent as `Authorization: Bearer`.
+    PrivateKeyJwt {
+        client_id: String,
+        /// A PKCS#8 PEM file (`BEGIN PRIVATE KEY`) readable only by its owner.
+        private_key: PathBuf,
+        /// The key's `kid` in the app's JWKS, when the app has several keys.
+        key_id: Option<String>,
+        scopes: Vec<String>,
+    },
 }
 
 impl OktaCredentials {
@@ -83,6 +95,9 @@ impl OktaCredentials {
     pub fn describe(&self) -> String {
         match self {
             OktaCredentials::ApiToken(src) => format!("API token from {src}"),
+            OktaCredentials::PrivateKeyJwt { client_id, private_key, .. } => {
+                format!("OAuth client {client_id} with the private key in file {}", private_key.display())
+            }
         }
     }
 }

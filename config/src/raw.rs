@@ -36,6 +36,12 @@ pub struct RawOkta {
     pub allow_custom_hosts: Option<bool>,
     pub token_env: Option<String>,
     pub token_file: Option<String>,
+    /// OAuth 2.0 client credentials with a private key (private_key_jwt).
+    pub client_id: Option<String>,
+    pub private_key_file: Option<String>,
+    pub key_id: Option<String>,
+    #[serde(default, deserialize_with = "sources")]
+    pub scopes: Option<Vec<String>>,
     #[serde(default, deserialize_with = "sources")]
     pub sources: Option<Vec<String>>,
     pub users_page_size: Option<Int>,

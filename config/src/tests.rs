@@ -616,3 +616,33 @@ fn okta_token_errors_name_okta_and_never_the_value() {
     assert!(msg.starts_with("okta token:") && msg.contains("Okta API token"), "{msg}");
     assert!(!msg.contains("xoxp"), "{msg}");
 }
+
+#[test]
+fn okta_oauth_with_a_private_key_is_an_alternative_to_the_api_token() {
+    let base = "[okta]\norg_url = \"https://acme.okta.com\"\n";
+    let o = load(&format!("{base}client_id = \"0oa1b2c3\"\nprivate_key_file = \"/run/secrets/okta.pem\"\n"))
+        .unwrap()
+        .okta
+        .unwrap();
+    assert_eq!(
+        o.credentials,
+        OktaCredentials::PrivateKeyJwt {
+            client_id: "0oa1b2c3".into(),
+            private_key: "/run/secrets/okta.pem".into(),
+            key_id: None,
+            scopes: vec!["okta.users.read".into(), "okta.logs.read".into()],
+        }
+    );
+    assert!(o.credentials.describe().contains("0oa1b2c3") && o.credentials.describe().contains("okta.pem"));
+    for (extra, field, says) in [
+        ("client_id = \"0oa1\"\n", "okta.private_key_file", "required"),
+        ("client_id = \"0oa1\"\nprivate_key_file = \"/k\"\ntoken_env = \"T\"\n", "okta.client_id", "not both"),
+        ("private_key_file = \"/k\"\n", "okta.private_key_file", "needs okta.client_id"),
+        ("client_id = \"0oa 1\"\nprivate_key_file = \"/k\"\n", "okta.client_id", "not an Okta client id"),
+        ("client_id = \"0oa1\"\nprivate_key_file = \"/k\"\nscopes = [\"users.read\"]\n", "okta.scopes", "Okta scopes"),
+    ] {
+        let e = err(&format!("{base}{extra}"));
+        assert_eq!(e.field(), Some(field), "{extra}: {e}");
+        assert!(e.to_string().contains(says), "{extra}: {e}");
+    }
+}

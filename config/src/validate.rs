@@ -69,6 +69,8 @@ pub(crate) mod defaults {
     pub const SERVE_REFRESH: &str = "30s";
     pub const OKTA_TOKEN_ENV: &str = "OKTA_API_TOKEN";
     pub const OKTA_SOURCES: &[&str] = &["users", "logs"];
+    /// What the two collectors read (Okta's OAuth scopes for listUsers and listLogEvents).
+    pub const OKTA_SCOPES: &[&str] = &["okta.users.read", "okta.logs.read"];
     /// Okta's maximum `limit` of each operation: fewest calls.
     pub const OKTA_USERS_PAGE_SIZE: i64 = 200;
     pub const OKTA_LOGS_PAGE_SIZE: i64 = 1000;
@@ -467,24 +469,68 @@ fn okta(raw: RawOkta, o: &Origins) -> Result<OktaConfig> {
         );
     };
     let org_url = okta::org_url(&url, allow_custom_hosts).map_err(|m| o.invalid("okta.org_url", m))?;
-    let token = match (raw.token_env, raw.token_file) {
-        (Some(_), Some(_)) => {
-            return Err(o.invalid("okta.token_file", "set only one of okta.token_env and okta.token_file"));
-        }
-        (_, Some(file)) if file.trim().is_empty() => return Err(o.invalid("okta.token_file", "must not be empty")),
-        (_, Some(file)) => TokenSource::File(PathBuf::from(file)),
-        (env, None) => {
-            let name = env.unwrap_or_else(|| defaults::OKTA_TOKEN_ENV.to_owned());
-            if !is_env_name(&name) {
+    let credentials = match raw.client_id {
+        Some(client_id) => {
+            if raw.token_env.is_some() || raw.token_file.is_some() {
                 return Err(o.invalid(
-                    "okta.token_env",
-                    format!(
-                        "`{name}` is not an environment variable name (letters, digits and _, not starting \
-                         with a digit); it names the variable holding the API token, not the token itself"
-                    ),
+                    "okta.client_id",
+                    "set either an API token (token_env or token_file) or OAuth (client_id and private_key_file), \
+                     not both",
                 ));
             }
-            TokenSource::Env(name)
+            let valid =
+                !client_id.is_empty() && client_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !valid {
+                return Err(
+                    o.invalid("okta.client_id", format!("`{client_id}` is not an Okta client id such as 0oa1b2c3d4"))
+                );
+            }
+            let Some(key) = raw.private_key_file.filter(|k| !k.trim().is_empty()) else {
+                return Err(o.invalid(
+                    "okta.private_key_file",
+                    "is required with okta.client_id: the PKCS#8 PEM private key whose public key the service app holds",
+                ));
+            };
+            let scopes = raw.scopes.unwrap_or_else(|| defaults::OKTA_SCOPES.iter().map(|s| (*s).to_owned()).collect());
+            if scopes.is_empty() || scopes.iter().any(|s| !s.starts_with("okta.") || s.contains(char::is_whitespace)) {
+                return Err(
+                    o.invalid("okta.scopes", "must list Okta scopes such as \"okta.users.read\", \"okta.logs.read\"")
+                );
+            }
+            OktaCredentials::PrivateKeyJwt { client_id, private_key: PathBuf::from(key), key_id: raw.key_id, scopes }
+        }
+        None => {
+            for (field, given) in [
+                ("okta.private_key_file", raw.private_key_file.is_some()),
+                ("okta.key_id", raw.key_id.is_some()),
+                ("okta.scopes", raw.scopes.is_some()),
+            ] {
+                if given {
+                    return Err(o.invalid(field, "is an OAuth setting: it needs okta.client_id"));
+                }
+            }
+            OktaCredentials::ApiToken(match (raw.token_env, raw.token_file) {
+                (Some(_), Some(_)) => {
+                    return Err(o.invalid("okta.token_file", "set only one of okta.token_env and okta.token_file"));
+                }
+                (_, Some(file)) if file.trim().is_empty() => {
+                    return Err(o.invalid("okta.token_file", "must not be empty"));
+                }
+                (_, Some(file)) => TokenSource::File(PathBuf::from(file)),
+                (env, None) => {
+                    let name = env.unwrap_or_else(|| defaults::OKTA_TOKEN_ENV.to_owned());
+                    if !is_env_name(&name) {
+                        return Err(o.invalid(
+                            "okta.token_env",
+                            format!(
+                                "`{name}` is not an environment variable name (letters, digits and _, not starting \
+                                 with a digit); it names the variable holding the API token, not the token itself"
+                            ),
+                        ));
+                    }
+                    TokenSource::Env(name)
+                }
+            })
         }
     };
     let names = raw.sources.unwrap_or_else(|| defaults::OKTA_SOURCES.iter().map(|s| (*s).to_owned()).collect());
@@ -549,7 +595,7 @@ fn okta(raw: RawOkta, o: &Origins) -> Result<OktaConfig> {
     Ok(OktaConfig {
         org_url,
         allow_custom_hosts,
-        credentials: OktaCredentials::ApiToken(token),
+        credentials,
         sources,
         users_page_size: int(o, "okta.users_page_size", raw.users_page_size, defaults::OKTA_USERS_PAGE_SIZE, 1, 200)?,
         logs_page_size: int(o, "okta.logs_page_size", raw.logs_page_size, defaults::OKTA_LOGS_PAGE_SIZE, 1, 1000)?,

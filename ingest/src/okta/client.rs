@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use super::oauth::{OAuthClient, TOKEN};
 use crate::error::{IngestError, Result};
 use crate::http::rate::RateBudget;
 use crate::http::retry::RetryPolicy;
@@ -109,6 +111,10 @@ pub struct OktaClient {
     not_before: Mutex<HashMap<String, tokio::time::Instant>>,
     /// Per label: time spent pacing, added to the label's `rate_wait`.
     paced: Mutex<HashMap<String, Duration>>,
+    /// With OAuth: the service app, and when the current access token expires.
+    oauth: Option<(OAuthClient, tokio::sync::Mutex<Option<tokio::time::Instant>>)>,
+    /// Access tokens fetched so far.
+    token_fetches: AtomicU64,
 }
 
 impl fmt::Debug for OktaClient {
@@ -121,6 +127,23 @@ impl OktaClient {
     /// A client for `cfg.org_url` with the API `token` (sent only as `Authorization: SSWS …`,
     /// see [`HttpClient::new`]).
     pub fn new(cfg: &OktaConfig, token: SecretString) -> Result<OktaClient> {
+        let credential = Credential { scheme: "SSWS", secret: token, source: cfg.credentials.describe() };
+        OktaClient::build(cfg, credential, None)
+    }
+
+    /// A client authenticating as the service app `oauth`: an access token is fetched before
+    /// the first call and renewed before it expires.
+    pub fn with_oauth(cfg: &OktaConfig, oauth: OAuthClient) -> Result<OktaClient> {
+        // Replaced by a real access token before any request is sent.
+        let pending = Credential {
+            scheme: "Bearer",
+            secret: SecretString::from("pending".to_owned()),
+            source: oauth.source.clone(),
+        };
+        OktaClient::build(cfg, pending, Some(oauth))
+    }
+
+    fn build(cfg: &OktaConfig, credential: Credential, oauth: Option<OAuthClient>) -> Result<OktaClient> {
         let settings = HttpSettings {
             app: "Okta",
             deadline_key: "okta.run_deadline",
@@ -133,7 +156,6 @@ impl OktaClient {
             // Okta tells its budgets in every answer; pacing follows those, not a fixed table.
             budget: RateBudget::unpaced(),
         };
-        let credential = Credential { scheme: "SSWS", secret: token, source: cfg.credentials.describe() };
         let http = HttpClient::new(settings, credential, Arc::new(OktaRules))?;
         tracing::info!(host = cfg.token_host(), "the Okta API token is sent only to this host");
         Ok(OktaClient {
@@ -141,7 +163,32 @@ impl OktaClient {
             org_url: cfg.org_url.clone(),
             not_before: Mutex::new(HashMap::new()),
             paced: Mutex::new(HashMap::new()),
+            oauth: oauth.map(|o| (o, tokio::sync::Mutex::new(None))),
+            token_fetches: AtomicU64::new(0),
         })
+    }
+
+    /// Access tokens fetched so far (OAuth).
+    pub fn token_fetches(&self) -> u64 {
+        self.token_fetches.load(Ordering::Relaxed)
+    }
+
+    /// With OAuth, makes sure the access token outlives the next call: fetched when there is
+    /// none, or when less than a quarter of its life (at most a minute) is left.
+    async fn ensure_token(&self) -> Result<()> {
+        let Some((oauth, expires)) = &self.oauth else { return Ok(()) };
+        self.http.check_url(TOKEN, oauth.token_url())?;
+        let mut expires = expires.lock().await;
+        let now = tokio::time::Instant::now();
+        if expires.is_some_and(|e| e > now) {
+            return Ok(());
+        }
+        let (token, life) = oauth.fetch().await?;
+        self.token_fetches.fetch_add(1, Ordering::Relaxed);
+        self.http.set_credential(Credential { scheme: "Bearer", secret: token, source: oauth.source.clone() })?;
+        let margin = (life / 4).min(Duration::from_secs(60));
+        *expires = Some(now + life.saturating_sub(margin));
+        Ok(())
     }
 
     pub fn org_url(&self) -> &Url {
@@ -181,6 +228,7 @@ impl OktaClient {
     /// follow the link).
     pub async fn page<T: DeserializeOwned>(&self, label: &str, url: &Url) -> Result<Page<T>> {
         self.http.check_url(label, url)?;
+        self.ensure_token().await?;
         self.pace(label).await;
         // Decoding is part of the attempt: a body cut off in transfer is read again.
         let (headers, items) = self

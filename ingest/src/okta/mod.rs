@@ -13,6 +13,7 @@
 pub mod client;
 pub mod logs;
 pub mod models;
+pub mod oauth;
 pub mod users;
 
 use std::collections::HashSet;
@@ -51,6 +52,27 @@ impl OktaApp {
         Ok(OktaApp {
             cfg: Arc::new(cfg.clone()),
             client: Arc::new(OktaClient::new(cfg, token)?),
+            now: Arc::new(Utc::now),
+        })
+    }
+
+    /// An app authenticating as a service app (OAuth 2.0 client credentials, private_key_jwt):
+    /// `cfg.credentials` must be [`OktaCredentials::PrivateKeyJwt`]; the key is read now.
+    pub fn with_oauth(cfg: &OktaConfig) -> Result<OktaApp> {
+        let OktaCredentials::PrivateKeyJwt { client_id, private_key, key_id, scopes } = &cfg.credentials else {
+            return Err(IngestError::Setup("okta: OAuth needs okta.client_id and okta.private_key_file".into()));
+        };
+        let oauth = oauth::OAuthClient::new(
+            &cfg.org_url,
+            client_id,
+            key_id.as_deref(),
+            scopes,
+            private_key,
+            cfg.request_timeout,
+        )?;
+        Ok(OktaApp {
+            cfg: Arc::new(cfg.clone()),
+            client: Arc::new(OktaClient::with_oauth(cfg, oauth)?),
             now: Arc::new(Utc::now),
         })
     }
@@ -112,10 +134,13 @@ impl App for OktaApp {
 /// The Okta app for `cfg`: loads the API token from where the configuration says (the error
 /// names the variable or file, never the value). The lead wires it into the app registry.
 pub fn okta_app(cfg: &OktaConfig) -> Result<Box<dyn App>> {
-    let token = match &cfg.credentials {
-        OktaCredentials::ApiToken(src) => src.load_as(OKTA_API_TOKEN).map_err(|e| IngestError::Setup(e.to_string()))?,
-    };
-    Ok(Box::new(OktaApp::new(cfg, token)?))
+    match &cfg.credentials {
+        OktaCredentials::ApiToken(src) => {
+            let token = src.load_as(OKTA_API_TOKEN).map_err(|e| IngestError::Setup(e.to_string()))?;
+            Ok(Box::new(OktaApp::new(cfg, token)?))
+        }
+        OktaCredentials::PrivateKeyJwt { .. } => Ok(Box::new(OktaApp::with_oauth(cfg)?)),
+    }
 }
 
 /// `items` up to and including its first error: nothing after a failure (in particular no

@@ -13,7 +13,8 @@ use datafusion::arrow::datatypes::TimestampMicrosecondType;
 use futures::StreamExt;
 use lastseen_config::{OktaConfig, OktaCredentials, OktaSource, RetryConfig, TokenSource};
 use lastseen_okta_sim::{
-    FaultKind, FaultRule, FaultWhen, OktaOrgSpec, OktaSimConfig, OktaSimulator, RateLimits, RunningOktaSim,
+    FaultKind, FaultRule, FaultWhen, OAuthClient, OTHER_OAUTH_PRIVATE_KEY_PEM, OktaOrgSpec, OktaSimConfig,
+    OktaSimulator, RateLimits, RunningOktaSim, TEST_OAUTH_PRIVATE_KEY_PEM,
 };
 use secrecy::SecretString;
 
@@ -566,4 +567,108 @@ async fn two_runs_committed_to_the_lake_hold_every_event_once_in_its_day() {
     let users_rows = count(&lake, "SELECT count(*) FROM okta_users").await;
     assert_eq!(users_rows, [sim.ground_truth().users.len() as i64]);
     assert_eq!(lake.snapshot().await.unwrap().watermarks.get(WATERMARK), Some(&until2));
+}
+
+/// A private key file readable only by its owner.
+fn key_file(dir: &tempfile::TempDir, name: &str, pem: &str) -> std::path::PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, pem).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    path
+}
+
+fn oauth_config(org_url: &str, client_id: &str, key: &std::path::Path) -> OktaConfig {
+    let mut cfg = config(org_url);
+    cfg.credentials = OktaCredentials::PrivateKeyJwt {
+        client_id: client_id.to_owned(),
+        private_key: key.to_path_buf(),
+        key_id: None,
+        scopes: vec!["okta.users.read".into(), "okta.logs.read".into()],
+    };
+    cfg
+}
+
+#[tokio::test]
+async fn oauth_with_a_private_key_reads_users_and_renews_its_access_token() {
+    let mut config_sim = OktaSimConfig::new(spec(40));
+    config_sim.oauth_clients = vec![
+        OAuthClient::from_pem("0oaLastseen", TEST_OAUTH_PRIVATE_KEY_PEM, &["okta.users.read", "okta.logs.read"])
+            .unwrap(),
+        OAuthClient::from_pem("0oaUsersOnly", TEST_OAUTH_PRIVATE_KEY_PEM, &["okta.users.read"]).unwrap(),
+    ];
+    // Tokens live 3 s; every users call takes 2.3 s, longer than the 2.25 s the client uses a
+    // token for, so each call needs a new token (no assertion on time itself).
+    config_sim.access_token_ttl_secs = 3;
+    config_sim.faults = vec![FaultRule::new("users", FaultWhen::EveryNth(1), FaultKind::Slow { millis: 2_300 })];
+    let sim = start(config_sim).await;
+    let clock = Arc::new(AtomicI64::new(0));
+    set_now(&sim, &clock, at(today(), 12, 0));
+    let truth = sim.ground_truth();
+    let dir = tempfile::tempdir().unwrap();
+    let key = key_file(&dir, "okta.pem", TEST_OAUTH_PRIVATE_KEY_PEM);
+    let cfg = oauth_config(&sim.org_url(), "0oaLastseen", &key);
+    let c = Arc::clone(&clock);
+    let app = OktaApp::with_oauth(&cfg)
+        .unwrap()
+        .with_clock(Arc::new(move || DateTime::from_timestamp(c.load(Ordering::SeqCst), 0).unwrap_or_default()));
+    let connected = app.connect().await.unwrap();
+    assert!(connected.describe.contains("OAuth client 0oaLastseen"), "{}", connected.describe);
+    assert!(!format!("{:?}", app.client()).contains("PRIVATE KEY"));
+    let got = items(source(&app, "okta_users").as_ref(), run(today(), &[])).await.unwrap();
+    let ids: BTreeSet<String> = text(&batches(&got), "user_id").into_iter().flatten().collect();
+    assert_eq!(ids, truth.users.iter().map(|u| u.id.clone()).collect::<BTreeSet<_>>());
+    // connect, then the unfiltered page and the DEPROVISIONED page: one token each.
+    assert_eq!(app.client().token_fetches(), 3);
+    assert_eq!(sim.call_count("users"), 3, "no call was refused for an expired token");
+    assert!(matches!(source(&app, "okta_logs").probe(&run(today(), &[])).await, Ok(Probe::Works)));
+}
+
+#[tokio::test]
+async fn oauth_refusals_name_the_client_and_the_scope_and_never_the_key() {
+    let mut config_sim = OktaSimConfig::new(spec(10));
+    config_sim.oauth_clients = vec![
+        OAuthClient::from_pem("0oaLastseen", TEST_OAUTH_PRIVATE_KEY_PEM, &["okta.users.read", "okta.logs.read"])
+            .unwrap(),
+        OAuthClient::from_pem("0oaUsersOnly", TEST_OAUTH_PRIVATE_KEY_PEM, &["okta.users.read"]).unwrap(),
+    ];
+    let sim = start(config_sim).await;
+    let dir = tempfile::tempdir().unwrap();
+    let good = key_file(&dir, "good.pem", TEST_OAUTH_PRIVATE_KEY_PEM);
+    let other = key_file(&dir, "other.pem", OTHER_OAUTH_PRIVATE_KEY_PEM);
+    // A key the app does not hold: invalid_client, an auth failure naming client and file.
+    let app = OktaApp::with_oauth(&oauth_config(&sim.org_url(), "0oaLastseen", &other)).unwrap();
+    let err = app.connect().await.err().expect("a foreign key is refused");
+    let msg = err.to_string();
+    assert!(err.is_auth() && msg.contains("invalid_client") && msg.contains("0oaLastseen"), "{msg}");
+    assert!(msg.contains("other.pem") && !msg.contains("PRIVATE KEY"), "{msg}");
+    // Scopes the app was not granted: invalid_scope, pointing at okta.scopes.
+    let app = OktaApp::with_oauth(&oauth_config(&sim.org_url(), "0oaUsersOnly", &good)).unwrap();
+    let msg = app.connect().await.err().expect("an ungranted scope is refused").to_string();
+    assert!(msg.contains("invalid_scope") && msg.contains("okta.scopes"), "{msg}");
+    // Granted users only: users work, the System Log is unavailable (403), not a failed run.
+    let mut cfg = oauth_config(&sim.org_url(), "0oaUsersOnly", &good);
+    cfg.credentials = match cfg.credentials {
+        OktaCredentials::PrivateKeyJwt { client_id, private_key, key_id, .. } => {
+            OktaCredentials::PrivateKeyJwt { client_id, private_key, key_id, scopes: vec!["okta.users.read".into()] }
+        }
+        other => other,
+    };
+    let app = OktaApp::with_oauth(&cfg).unwrap();
+    app.connect().await.unwrap();
+    match source(&app, "okta_logs").probe(&run(today(), &[])).await.unwrap() {
+        Probe::Unavailable(e) => assert!(e.is_capability() && e.to_string().contains("E0000006"), "{e}"),
+        Probe::Works => panic!("a token without okta.logs.read cannot read the System Log"),
+    }
+    // A key file others can read is refused before any call.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = OktaApp::with_oauth(&oauth_config(&sim.org_url(), "0oaLastseen", &good)).err().unwrap();
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
 }
