@@ -1,5 +1,6 @@
 //! `OktaClient`: Okta's side of talking to Okta, on the generic [`HttpClient`]: the API token as
-//! `Authorization: SSWS …`, [`OktaRules`] (a 429 waits until `X-Rate-Limit-Reset`; the error
+//! `Authorization: SSWS …` (or an OAuth access token as `Bearer …`, renewed before it expires,
+//! see [`super::oauth`]), [`OktaRules`] (a 429 waits until `X-Rate-Limit-Reset`; the error
 //! envelope `errorCode`/`errorSummary` classified as auth, capability, retriable or not), pacing
 //! from `X-Rate-Limit-Remaining` before a bucket runs dry, and `Link: <…>; rel="next"` paging
 //! that follows a link only on the org's own origin and the operation's own path.
@@ -228,12 +229,13 @@ impl OktaClient {
     /// follow the link).
     pub async fn page<T: DeserializeOwned>(&self, label: &str, url: &Url) -> Result<Page<T>> {
         self.http.check_url(label, url)?;
-        self.ensure_token().await?;
         self.pace(label).await;
         // Decoding is part of the attempt: a body cut off in transfer is read again.
         let (headers, items) = self
             .http
             .retrying(label, None, || async {
+                // Each attempt: a long wait for a rate limit may outlast the access token.
+                self.ensure_token().await?;
                 let answer = self.http.send(label, reqwest::Method::GET, url, None, MAX_JSON_BODY).await?;
                 if !answer.status.is_success() {
                     return Err(self.http.rules().classify(

@@ -1,4 +1,5 @@
-//! Okta as an app: its client on the generic HTTP layer ([`client`]), and two sources behind
+//! Okta as an app: its client on the generic HTTP layer ([`client`]; an API token or OAuth with a
+//! private key, [`oauth`]), and two sources behind
 //! [`OktaApp`] — `okta_users` (`/api/v1/users`, the account snapshot, required) and
 //! `okta_logs` (the System Log, `/api/v1/logs`, incremental and backfillable within 90 days) —
 //! whose rows fill the lake's `okta_users` and `okta_log_events` tables. The serde models are
