@@ -25,9 +25,10 @@ pub enum ConfigError {
     #[error("config error in {origin}: field `{field}`: {message}")]
     Invalid { origin: String, field: String, message: String },
 
-    /// The Slack token could not be loaded. The message never contains the token itself.
-    #[error("slack token: {message}")]
-    Token { message: String },
+    /// An app's token (`slack`, `okta`) could not be loaded. The message never contains the
+    /// token itself.
+    #[error("{app} token: {message}")]
+    Token { app: &'static str, message: String },
 
     /// A `[serve]` password could not be loaded. The message never contains the password.
     #[error("serve password: {message}")]

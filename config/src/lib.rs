@@ -6,6 +6,7 @@
 mod daemon;
 mod error;
 mod identity;
+mod okta;
 mod overrides;
 pub mod raw;
 mod serve;
@@ -26,11 +27,12 @@ pub use identity::{
     AccountAttr, CorrelationConfig, CorrelationRule, IdentitiesConfig, IdentityAttr, IdentityColumns, IdentityFormat,
     Normalize,
 };
+pub use okta::{OKTA_LOG_RETENTION_DAYS, OktaConfig, OktaCredentials, OktaSource};
 pub use raw::RawConfig;
 pub use serve::{MIN_PASSWORD_CHARS, PasswordSource, ServeConfig, ServeUser, TlsFiles};
 pub use slack::{RateLimitConfig, RetryConfig, SlackConfig, Source, UnknownSource};
 pub use storage::{StorageConfig, parse_storage_url};
-pub use token::TokenSource;
+pub use token::{OKTA_API_TOKEN, SLACK_TOKEN, TokenKind, TokenSource};
 
 use overrides::Origins;
 
@@ -57,6 +59,8 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// `[serve]`: `lastseen serve`, the lake over the Postgres wire protocol.
     pub serve: ServeConfig,
+    /// `[okta]`: the Okta app, when configured.
+    pub okta: Option<OktaConfig>,
     /// Where the file part came from: the path as given, `lastseen.toml`, or `defaults`.
     pub origin: String,
 }

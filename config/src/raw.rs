@@ -23,6 +23,39 @@ pub struct RawConfig {
     pub correlation: Option<RawCorrelation>,
     pub daemon: Option<RawDaemon>,
     pub serve: Option<RawServe>,
+    pub okta: Option<RawOkta>,
+}
+
+/// `[okta]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOkta {
+    pub org_url: Option<String>,
+    /// Lets `org_url` name a host other than Okta's (a custom URL domain). Honoured only from
+    /// the file, never from an environment override.
+    pub allow_custom_hosts: Option<bool>,
+    pub token_env: Option<String>,
+    pub token_file: Option<String>,
+    /// OAuth 2.0 client credentials with a private key (private_key_jwt).
+    pub client_id: Option<String>,
+    pub private_key_file: Option<String>,
+    pub key_id: Option<String>,
+    #[serde(default, deserialize_with = "sources")]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "sources")]
+    pub sources: Option<Vec<String>>,
+    pub users_page_size: Option<Int>,
+    pub logs_page_size: Option<Int>,
+    pub logs_overlap: Option<DurationText>,
+    pub logs_lag: Option<DurationText>,
+    pub logs_first_run_days: Option<Int>,
+    #[serde(default, deserialize_with = "sources")]
+    pub event_types: Option<Vec<String>>,
+    /// `[okta.apps]`: lastseen app → Okta app-instance labels or ids.
+    pub apps: Option<BTreeMap<String, Vec<String>>>,
+    pub request_timeout: Option<DurationText>,
+    pub run_deadline: Option<DurationText>,
+    pub retry: Option<RawRetry>,
 }
 
 /// `[serve]`

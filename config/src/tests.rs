@@ -536,3 +536,113 @@ fn lake_keep_window_and_lease_ttl_defaults_overrides_and_bounds() {
         assert_eq!(e.field(), Some(field), "{e}");
     }
 }
+
+/// The `[okta]` block of the example, uncommented (single `# ` lines; `## ` lines explain).
+fn example_with_okta() -> String {
+    let (head, tail) = EXAMPLE.split_once("# [okta]\n").expect("the example has an [okta] block");
+    let mut text = format!("{head}[okta]\n");
+    for line in tail.lines() {
+        if line.starts_with("## ") {
+            continue;
+        }
+        text.push_str(line.strip_prefix("# ").unwrap_or(line));
+        text.push('\n');
+    }
+    text
+}
+
+#[test]
+fn okta_is_absent_by_default_and_the_example_block_gives_its_defaults() {
+    assert_eq!(load("").unwrap().okta, None);
+    let c = Config::from_toml_str(&example_with_okta(), "example.toml", no_env()).unwrap();
+    let o = c.okta.expect("[okta] uncommented");
+    assert_eq!(o.org_url.as_str(), "https://acme.okta.com/");
+    assert_eq!(o.credentials, OktaCredentials::ApiToken(TokenSource::Env("OKTA_API_TOKEN".into())));
+    assert_eq!(o.sources, [OktaSource::Users, OktaSource::Logs]);
+    assert_eq!((o.users_page_size, o.logs_page_size, o.logs_first_run_days), (200, 1000, 90));
+    assert_eq!((o.logs_overlap, o.logs_lag), (Duration::from_secs(3600), Duration::from_secs(300)));
+    assert_eq!(o.event_types, ["user.session.start", "user.authentication.sso"]);
+    assert_eq!(o.apps.get("slack").map(Vec::as_slice), Some(&["Slack".to_owned()][..]));
+    assert_eq!(o.retry, c.slack.retry, "the example's retry block is Slack's defaults");
+    // The shortest [okta] gives the same settings as the example block.
+    let short = load("[okta]\norg_url = \"https://acme.okta.com\"\n").unwrap().okta.unwrap();
+    assert_eq!(short, o);
+    assert_eq!(short.mapped_app("0oa1", Some("Slack")), Some("slack"));
+    assert_eq!(short.mapped_app("0oa1", Some("Zoom")), None);
+    assert_eq!(short.token_host(), "acme.okta.com");
+}
+
+#[test]
+fn okta_settings_are_checked_and_name_their_field() {
+    let base = "[okta]\norg_url = \"https://acme.okta.com\"\n";
+    for (extra, field, says) in [
+        ("users_page_size = 500\n", "okta.users_page_size", "between 1 and 200"),
+        ("logs_page_size = 0\n", "okta.logs_page_size", "between 1 and 1000"),
+        ("logs_first_run_days = 120\n", "okta.logs_first_run_days", "between 1 and 90"),
+        ("sources = [\"users\", \"audit\"]\n", "okta.sources[1]", "unknown Okta source"),
+        ("sources = [\"users\", \"users\"]\n", "okta.sources[1]", "twice"),
+        ("event_types = [\"user.session.start\\\" or x\"]\n", "okta.event_types[0]", "not an Okta event type"),
+        ("token_env = \"00abc-token\"\n", "okta.token_env", "not an environment variable name"),
+        ("token_env = \"A\"\ntoken_file = \"/x\"\n", "okta.token_file", "only one"),
+        ("logs_lag = \"soon\"\n", "okta.logs_lag", "not a duration"),
+        ("[okta.apps]\nslack = [\"Slack\"]\nzoom = [\"Slack\"]\n", "okta.apps.zoom", "already stands for app `slack`"),
+        ("[okta.apps]\nSlack = [\"Slack\"]\n", "okta.apps.Slack", "not a lastseen app name"),
+        ("[okta.retry]\nmax_attempts = 0\n", "okta.retry.max_attempts", "at least 1"),
+        ("colour = \"blue\"\n", "okta.colour", "unknown field"),
+    ] {
+        let e = err(&format!("{base}{extra}"));
+        assert_eq!(e.field(), Some(field), "{extra}: {e}");
+        assert!(e.to_string().contains(says), "{extra}: {e}");
+    }
+    let e = err("[okta]\nusers_page_size = 10\n");
+    assert_eq!(e.field(), Some("okta.org_url"));
+    let e = err("[okta]\norg_url = \"http://acme.okta.com\"\n");
+    assert!(e.to_string().contains("https"), "{e}");
+    // A custom domain: only with the opt-in, and only from the file.
+    let custom = "[okta]\norg_url = \"https://login.acme.example\"\n";
+    assert!(err(custom).to_string().contains("allow_custom_hosts"));
+    assert!(load(&format!("{custom}allow_custom_hosts = true\n")).is_ok());
+    let via_env = Config::from_toml_str(custom, "lastseen.toml", env(&[("LASTSEEN_OKTA__ALLOW_CUSTOM_HOSTS", "true")]));
+    assert!(via_env.unwrap_err().to_string().contains("only be set in the configuration file"));
+    // Env overrides reach [okta] like any section.
+    let c = Config::from_toml_str(base, "lastseen.toml", env(&[("LASTSEEN_OKTA__LOGS_PAGE_SIZE", "250")])).unwrap();
+    assert_eq!(c.okta.unwrap().logs_page_size, 250);
+}
+
+#[test]
+fn okta_token_errors_name_okta_and_never_the_value() {
+    let src = TokenSource::Env("LASTSEEN_TEST_SURELY_UNSET_OKTA_4242".into());
+    let msg = src.load_as(OKTA_API_TOKEN).unwrap_err().to_string();
+    assert!(msg.starts_with("okta token:") && msg.contains("Okta API token"), "{msg}");
+    assert!(!msg.contains("xoxp"), "{msg}");
+}
+
+#[test]
+fn okta_oauth_with_a_private_key_is_an_alternative_to_the_api_token() {
+    let base = "[okta]\norg_url = \"https://acme.okta.com\"\n";
+    let o = load(&format!("{base}client_id = \"0oa1b2c3\"\nprivate_key_file = \"/run/secrets/okta.pem\"\n"))
+        .unwrap()
+        .okta
+        .unwrap();
+    assert_eq!(
+        o.credentials,
+        OktaCredentials::PrivateKeyJwt {
+            client_id: "0oa1b2c3".into(),
+            private_key: "/run/secrets/okta.pem".into(),
+            key_id: None,
+            scopes: vec!["okta.users.read".into(), "okta.logs.read".into()],
+        }
+    );
+    assert!(o.credentials.describe().contains("0oa1b2c3") && o.credentials.describe().contains("okta.pem"));
+    for (extra, field, says) in [
+        ("client_id = \"0oa1\"\n", "okta.private_key_file", "required"),
+        ("client_id = \"0oa1\"\nprivate_key_file = \"/k\"\ntoken_env = \"T\"\n", "okta.client_id", "not both"),
+        ("private_key_file = \"/k\"\n", "okta.private_key_file", "needs okta.client_id"),
+        ("client_id = \"0oa 1\"\nprivate_key_file = \"/k\"\n", "okta.client_id", "not an Okta client id"),
+        ("client_id = \"0oa1\"\nprivate_key_file = \"/k\"\nscopes = [\"users.read\"]\n", "okta.scopes", "Okta scopes"),
+    ] {
+        let e = err(&format!("{base}{extra}"));
+        assert_eq!(e.field(), Some(field), "{extra}: {e}");
+        assert!(e.to_string().contains(says), "{extra}: {e}");
+    }
+}

@@ -1,5 +1,6 @@
-//! `TokenSource`: where the Slack token is read from, and loading it into a `SecretString`
-//! without the value ever reaching an error message, a log line or `Debug` output.
+//! `TokenSource`: where an app's token (Slack's user token, Okta's API token) is read from, and
+//! loading it into a `SecretString` without the value ever reaching an error message, a log line
+//! or `Debug` output.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -14,7 +15,20 @@ use crate::error::{ConfigError, Result};
 /// Slack tokens are ~60–100 bytes; anything far larger is the wrong file.
 const MAX_TOKEN_FILE_BYTES: u64 = 16 * 1024;
 
-const TOKEN_HINT: &str = "a Slack user token (xoxp-…)";
+/// What a token is, for the messages that say what to put where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenKind {
+    /// The app, as error messages start (`slack`, `okta`).
+    pub app: &'static str,
+    /// What the variable or file must hold.
+    pub hint: &'static str,
+}
+
+/// Slack's user token.
+pub const SLACK_TOKEN: TokenKind = TokenKind { app: "slack", hint: "a Slack user token (xoxp-…)" };
+/// An Okta API token (sent as `Authorization: SSWS …`).
+pub const OKTA_API_TOKEN: TokenKind =
+    TokenKind { app: "okta", hint: "an Okta API token (Security > API > Tokens in the Admin Console)" };
 
 /// Where the token comes from. Holds only the variable name or path, never the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,9 +49,14 @@ impl fmt::Display for TokenSource {
 }
 
 impl TokenSource {
-    /// Reads the token. Errors name the variable or file and what to do, never the value.
+    /// Reads the Slack token. Errors name the variable or file and what to do, never the value.
     pub fn load(&self) -> Result<SecretString> {
-        self.load_with(|name| std::env::var_os(name))
+        self.load_as(SLACK_TOKEN)
+    }
+
+    /// Reads a token of `kind` (an Okta API token, say).
+    pub fn load_as(&self, kind: TokenKind) -> Result<SecretString> {
+        self.load_kind_with(kind, |name| std::env::var_os(name))
     }
 
     /// Human description for logs and `lastseen check`: `env SLACK_TOKEN` / `file /run/…`.
@@ -47,16 +66,22 @@ impl TokenSource {
 
     /// `load` with the environment lookup injected, so tests need not mutate the process
     /// environment (which is `unsafe` in edition 2024 and racy across test threads).
-    pub(crate) fn load_with(&self, getenv: impl FnOnce(&str) -> Option<OsString>) -> Result<SecretString> {
+    pub(crate) fn load_kind_with(
+        &self,
+        kind: TokenKind,
+        getenv: impl FnOnce(&str) -> Option<OsString>,
+    ) -> Result<SecretString> {
+        let hint = kind.hint;
+        let token_err = |message: String| ConfigError::Token { app: kind.app, message };
         match self {
             TokenSource::Env(name) => {
-                let missing = || token_err(format!("{name} is not set; set {name} to {TOKEN_HINT}"));
+                let missing = || token_err(format!("{name} is not set; set {name} to {hint}"));
                 let value = getenv(name).ok_or_else(missing)?;
                 let value = value
                     .into_string()
-                    .map_err(|_| token_err(format!("{name} is not valid UTF-8; set {name} to {TOKEN_HINT}")))?;
-                finish(value, &format!("environment variable {name}")).map_err(|e| match e {
-                    Problem::Empty => token_err(format!("{name} is empty; set {name} to {TOKEN_HINT}")),
+                    .map_err(|_| token_err(format!("{name} is not valid UTF-8; set {name} to {hint}")))?;
+                finish(value, &format!("environment variable {name}"), hint).map_err(|e| match e {
+                    Problem::Empty => token_err(format!("{name} is empty; set {name} to {hint}")),
                     Problem::Whitespace(m) => token_err(m),
                 })
             }
@@ -68,7 +93,7 @@ impl TokenSource {
                 if !meta.is_file() {
                     return Err(token_err(format!("token file {shown} is not a regular file")));
                 }
-                check_permissions(&meta, &shown.to_string())?;
+                check_permissions(&meta, &shown.to_string()).map_err(token_err)?;
                 if meta.len() > MAX_TOKEN_FILE_BYTES {
                     return Err(token_err(format!(
                         "token file {shown} is {} bytes; expected just the token",
@@ -82,8 +107,8 @@ impl TokenSource {
                     text.zeroize();
                     token_err(format!("cannot read token file {shown}: {e}"))
                 })?;
-                finish(text, &format!("token file {shown}")).map_err(|e| match e {
-                    Problem::Empty => token_err(format!("token file {shown} is empty; write {TOKEN_HINT} into it")),
+                finish(text, &format!("token file {shown}"), hint).map_err(|e| match e {
+                    Problem::Empty => token_err(format!("token file {shown} is empty; write {hint} into it")),
                     Problem::Whitespace(m) => token_err(m),
                 })
             }
@@ -97,7 +122,7 @@ enum Problem {
 }
 
 /// Trims and checks the raw value, wiping the untrimmed copy either way.
-fn finish(mut raw: String, what: &str) -> std::result::Result<SecretString, Problem> {
+fn finish(mut raw: String, what: &str, hint: &str) -> std::result::Result<SecretString, Problem> {
     let result = {
         let token = raw.trim();
         if token.is_empty() {
@@ -105,7 +130,7 @@ fn finish(mut raw: String, what: &str) -> std::result::Result<SecretString, Prob
         } else if token.chars().any(char::is_whitespace) {
             Err(Problem::Whitespace(format!(
                 "{what} contains whitespace inside the token; it must hold a single token \
-                 ({TOKEN_HINT})"
+                 ({hint})"
             )))
         } else {
             Ok(SecretString::from(token.to_owned()))
@@ -115,25 +140,21 @@ fn finish(mut raw: String, what: &str) -> std::result::Result<SecretString, Prob
     result
 }
 
-fn token_err(message: String) -> ConfigError {
-    ConfigError::Token { message }
-}
-
 #[cfg(unix)]
-fn check_permissions(meta: &std::fs::Metadata, shown: &str) -> Result<()> {
+fn check_permissions(meta: &std::fs::Metadata, shown: &str) -> std::result::Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(token_err(format!(
+        return Err(format!(
             "token file {shown} is accessible by group or others (mode {mode:03o}); \
              run `chmod 600 {shown}`"
-        )));
+        ));
     }
     Ok(())
 }
 
 #[cfg(not(unix))]
-fn check_permissions(_meta: &std::fs::Metadata, _shown: &str) -> Result<()> {
+fn check_permissions(_meta: &std::fs::Metadata, _shown: &str) -> std::result::Result<(), String> {
     // No portable mode bits; ACLs are the operator's responsibility on other platforms.
     Ok(())
 }
@@ -149,7 +170,7 @@ mod tests {
     #[test]
     fn token_from_env() {
         let src = TokenSource::Env("MY_TOKEN".into());
-        let tok = src.load_with(|n| (n == "MY_TOKEN").then(|| format!(" {TOKEN}\n").into())).unwrap();
+        let tok = src.load_kind_with(SLACK_TOKEN, |n| (n == "MY_TOKEN").then(|| format!(" {TOKEN}\n").into())).unwrap();
         assert_eq!(tok.expose_secret(), TOKEN);
         assert_eq!(src.describe(), "env MY_TOKEN");
     }
@@ -160,14 +181,17 @@ mod tests {
         let msg = src.load().unwrap_err().to_string();
         assert!(msg.contains("LASTSEEN_TEST_SURELY_UNSET_TOKEN_4242 is not set"), "{msg}");
         assert!(msg.contains("xoxp-"), "{msg}");
-        let msg = TokenSource::Env("T".into()).load_with(|_| Some("  ".into())).unwrap_err().to_string();
+        let msg =
+            TokenSource::Env("T".into()).load_kind_with(SLACK_TOKEN, |_| Some("  ".into())).unwrap_err().to_string();
         assert!(msg.contains("T is empty"), "{msg}");
     }
 
     #[test]
     fn whitespace_inside_is_rejected_without_echo() {
-        let msg =
-            TokenSource::Env("T".into()).load_with(|_| Some(format!("{TOKEN} extra").into())).unwrap_err().to_string();
+        let msg = TokenSource::Env("T".into())
+            .load_kind_with(SLACK_TOKEN, |_| Some(format!("{TOKEN} extra").into()))
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("whitespace"), "{msg}");
         assert!(!msg.contains("secret-value"), "{msg}");
     }

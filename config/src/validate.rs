@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use crate::daemon::{DaemonConfig, Schedule};
 use crate::error::Result;
+use crate::okta::{self, OKTA_LOG_RETENTION_DAYS, OktaConfig, OktaCredentials, OktaSource};
 use crate::overrides::Origins;
 use crate::raw::{
-    DurationText, Int, RawConfig, RawDaemon, RawLake, RawRateLimits, RawRetry, RawServe, RawSlack, RawStorage,
+    DurationText, Int, RawConfig, RawDaemon, RawLake, RawOkta, RawRateLimits, RawRetry, RawServe, RawSlack, RawStorage,
 };
 use crate::serve::{PasswordSource, ServeConfig, ServeUser, TlsFiles};
 use crate::slack::{self, RateLimitConfig, RetryConfig, SlackConfig, Source};
@@ -66,6 +67,19 @@ pub(crate) mod defaults {
     pub const SERVE_QUERY_MEMORY_MB: i64 = 512;
     pub const SERVE_QUERY_TIMEOUT: &str = "5m";
     pub const SERVE_REFRESH: &str = "30s";
+    pub const OKTA_TOKEN_ENV: &str = "OKTA_API_TOKEN";
+    pub const OKTA_SOURCES: &[&str] = &["users", "logs"];
+    /// What the two collectors read (Okta's OAuth scopes for listUsers and listLogEvents).
+    pub const OKTA_SCOPES: &[&str] = &["okta.users.read", "okta.logs.read"];
+    /// Okta's maximum `limit` of each operation: fewest calls.
+    pub const OKTA_USERS_PAGE_SIZE: i64 = 200;
+    pub const OKTA_LOGS_PAGE_SIZE: i64 = 1000;
+    /// Okta documents late events as rare; an hour re-read per run finds them at the cost of an
+    /// hour's events read twice (merged away on `uuid`).
+    pub const OKTA_LOGS_OVERLAP: &str = "1h";
+    pub const OKTA_LOGS_LAG: &str = "5m";
+    pub const OKTA_LOGS_FIRST_RUN_DAYS: i64 = 90;
+    pub const OKTA_EVENT_TYPES: &[&str] = &["user.session.start", "user.authentication.sso"];
 }
 
 pub(crate) fn validate(raw: RawConfig, origins: &Origins) -> Result<Config> {
@@ -87,6 +101,7 @@ pub(crate) fn validate(raw: RawConfig, origins: &Origins) -> Result<Config> {
         correlation: crate::identity::validate_correlation(raw.correlation.unwrap_or_default(), origins)?,
         daemon: daemon(raw.daemon.unwrap_or_default(), origins)?,
         serve: serve(raw.serve.unwrap_or_default(), origins)?,
+        okta: raw.okta.map(|o| okta(o, origins)).transpose()?,
         origin: origins.file.clone(),
     })
 }
@@ -383,40 +398,44 @@ fn slack(raw: RawSlack, o: &Origins) -> Result<SlackConfig> {
         request_timeout,
         concurrency: int(o, "slack.concurrency", raw.concurrency, defaults::CONCURRENCY, 1, 64)?,
         run_deadline,
-        retry: retry(raw.retry.unwrap_or_default(), o)?,
+        retry: retry(raw.retry.unwrap_or_default(), o, "slack")?,
         rate_limits: rate_limits(raw.rate_limits.unwrap_or_default(), o)?,
     })
 }
 
-fn retry(raw: RawRetry, o: &Origins) -> Result<RetryConfig> {
+/// `[<app>.retry]` (`slack`, `okta`).
+fn retry(raw: RawRetry, o: &Origins, app: &str) -> Result<RetryConfig> {
     let max_attempts =
-        int(o, "slack.retry.max_attempts", raw.max_attempts, defaults::MAX_ATTEMPTS, 1, i64::from(u32::MAX))?;
-    let initial_backoff = duration(o, "slack.retry.initial_backoff", raw.initial_backoff, defaults::INITIAL_BACKOFF)?;
-    let max_backoff = duration(o, "slack.retry.max_backoff", raw.max_backoff, defaults::MAX_BACKOFF)?;
+        int(o, &format!("{app}.retry.max_attempts"), raw.max_attempts, defaults::MAX_ATTEMPTS, 1, i64::from(u32::MAX))?;
+    let initial_backoff =
+        duration(o, &format!("{app}.retry.initial_backoff"), raw.initial_backoff, defaults::INITIAL_BACKOFF)?;
+    let max_backoff = duration(o, &format!("{app}.retry.max_backoff"), raw.max_backoff, defaults::MAX_BACKOFF)?;
     if max_backoff < initial_backoff {
         return Err(o.invalid(
-            "slack.retry.max_backoff",
+            &format!("{app}.retry.max_backoff"),
             format!(
-                "must be at least slack.retry.initial_backoff ({} < {})",
+                "must be at least {app}.retry.initial_backoff ({} < {})",
                 humantime::format_duration(max_backoff),
                 humantime::format_duration(initial_backoff)
             ),
         ));
     }
-    let min_retry_after = duration(o, "slack.retry.min_retry_after", raw.min_retry_after, defaults::MIN_RETRY_AFTER)?;
-    let max_retry_after = duration(o, "slack.retry.max_retry_after", raw.max_retry_after, defaults::MAX_RETRY_AFTER)?;
+    let min_retry_after =
+        duration(o, &format!("{app}.retry.min_retry_after"), raw.min_retry_after, defaults::MIN_RETRY_AFTER)?;
+    let max_retry_after =
+        duration(o, &format!("{app}.retry.max_retry_after"), raw.max_retry_after, defaults::MAX_RETRY_AFTER)?;
     if max_retry_after < min_retry_after {
         return Err(o.invalid(
-            "slack.retry.max_retry_after",
+            &format!("{app}.retry.max_retry_after"),
             format!(
-                "must be at least slack.retry.min_retry_after ({} < {})",
+                "must be at least {app}.retry.min_retry_after ({} < {})",
                 humantime::format_duration(max_retry_after),
                 humantime::format_duration(min_retry_after)
             ),
         ));
     }
     let rate_limit_budget =
-        duration(o, "slack.retry.rate_limit_budget", raw.rate_limit_budget, defaults::RATE_LIMIT_BUDGET)?;
+        duration(o, &format!("{app}.retry.rate_limit_budget"), raw.rate_limit_budget, defaults::RATE_LIMIT_BUDGET)?;
     Ok(RetryConfig { max_attempts, initial_backoff, max_backoff, min_retry_after, max_retry_after, rate_limit_budget })
 }
 
@@ -429,6 +448,173 @@ fn rate_limits(raw: RawRateLimits, o: &Origins) -> Result<RateLimitConfig> {
             int(o, &format!("slack.rate_limits.tier{}", i + 1), given[i], defaults::TIERS[i], 1, i64::from(u32::MAX))?;
     }
     Ok(RateLimitConfig { enabled: raw.enabled.unwrap_or(defaults::RATE_LIMITS_ENABLED), per_minute })
+}
+
+fn okta(raw: RawOkta, o: &Origins) -> Result<OktaConfig> {
+    // As for Slack: whoever may edit the environment but not read the token's Secret must not
+    // be able to send the token to another host.
+    let allow_custom_hosts = raw.allow_custom_hosts.unwrap_or(false);
+    if allow_custom_hosts && let Some(var) = o.env_var_for("okta.allow_custom_hosts") {
+        return Err(o.invalid(
+            "okta.allow_custom_hosts",
+            format!(
+                "can only be set in the configuration file, not by an environment override ({var}); \
+                 it decides where the Okta token may be sent"
+            ),
+        ));
+    }
+    let Some(url) = raw.org_url.filter(|u| !u.trim().is_empty()) else {
+        return Err(
+            o.invalid("okta.org_url", "is required in [okta]: the org's address, such as https://acme.okta.com")
+        );
+    };
+    let org_url = okta::org_url(&url, allow_custom_hosts).map_err(|m| o.invalid("okta.org_url", m))?;
+    let credentials = match raw.client_id {
+        Some(client_id) => {
+            if raw.token_env.is_some() || raw.token_file.is_some() {
+                return Err(o.invalid(
+                    "okta.client_id",
+                    "set either an API token (token_env or token_file) or OAuth (client_id and private_key_file), \
+                     not both",
+                ));
+            }
+            let valid =
+                !client_id.is_empty() && client_id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !valid {
+                return Err(
+                    o.invalid("okta.client_id", format!("`{client_id}` is not an Okta client id such as 0oa1b2c3d4"))
+                );
+            }
+            let Some(key) = raw.private_key_file.filter(|k| !k.trim().is_empty()) else {
+                return Err(o.invalid(
+                    "okta.private_key_file",
+                    "is required with okta.client_id: the PKCS#8 PEM private key whose public key the service app holds",
+                ));
+            };
+            let scopes = raw.scopes.unwrap_or_else(|| defaults::OKTA_SCOPES.iter().map(|s| (*s).to_owned()).collect());
+            if scopes.is_empty() || scopes.iter().any(|s| !s.starts_with("okta.") || s.contains(char::is_whitespace)) {
+                return Err(
+                    o.invalid("okta.scopes", "must list Okta scopes such as \"okta.users.read\", \"okta.logs.read\"")
+                );
+            }
+            OktaCredentials::PrivateKeyJwt { client_id, private_key: PathBuf::from(key), key_id: raw.key_id, scopes }
+        }
+        None => {
+            for (field, given) in [
+                ("okta.private_key_file", raw.private_key_file.is_some()),
+                ("okta.key_id", raw.key_id.is_some()),
+                ("okta.scopes", raw.scopes.is_some()),
+            ] {
+                if given {
+                    return Err(o.invalid(field, "is an OAuth setting: it needs okta.client_id"));
+                }
+            }
+            OktaCredentials::ApiToken(match (raw.token_env, raw.token_file) {
+                (Some(_), Some(_)) => {
+                    return Err(o.invalid("okta.token_file", "set only one of okta.token_env and okta.token_file"));
+                }
+                (_, Some(file)) if file.trim().is_empty() => {
+                    return Err(o.invalid("okta.token_file", "must not be empty"));
+                }
+                (_, Some(file)) => TokenSource::File(PathBuf::from(file)),
+                (env, None) => {
+                    let name = env.unwrap_or_else(|| defaults::OKTA_TOKEN_ENV.to_owned());
+                    if !is_env_name(&name) {
+                        return Err(o.invalid(
+                            "okta.token_env",
+                            format!(
+                                "`{name}` is not an environment variable name (letters, digits and _, not starting \
+                                 with a digit); it names the variable holding the API token, not the token itself"
+                            ),
+                        ));
+                    }
+                    TokenSource::Env(name)
+                }
+            })
+        }
+    };
+    let names = raw.sources.unwrap_or_else(|| defaults::OKTA_SOURCES.iter().map(|s| (*s).to_owned()).collect());
+    let mut sources = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let field = format!("okta.sources[{i}]");
+        let src: OktaSource = name.parse().map_err(|e: String| o.invalid(&field, e))?;
+        if sources.contains(&src) {
+            return Err(o.invalid(&field, format!("`{src}` is listed twice")));
+        }
+        sources.push(src);
+    }
+    if sources.is_empty() {
+        return Err(o.invalid("okta.sources", "must name at least one source (users, logs)"));
+    }
+    let event_types =
+        raw.event_types.unwrap_or_else(|| defaults::OKTA_EVENT_TYPES.iter().map(|s| (*s).to_owned()).collect());
+    for (i, t) in event_types.iter().enumerate() {
+        // An event type goes into a SCIM filter between quotes: only its documented alphabet.
+        let valid = !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !valid {
+            return Err(o.invalid(
+                &format!("okta.event_types[{i}]"),
+                format!("`{t}` is not an Okta event type such as \"user.session.start\""),
+            ));
+        }
+    }
+    if event_types.is_empty() {
+        return Err(o.invalid("okta.event_types", "must name at least one event type, such as \"user.session.start\""));
+    }
+    let apps = match raw.apps {
+        None => BTreeMap::from([("slack".to_owned(), vec!["Slack".to_owned()])]),
+        Some(apps) => apps,
+    };
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for (app, names) in &apps {
+        let field = format!("okta.apps.{app}");
+        let valid = !app.is_empty() && app.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(o.invalid(&field, format!("`{app}` is not a lastseen app name (a-z, 0-9, _), such as slack")));
+        }
+        for n in names {
+            if n.trim().is_empty() {
+                return Err(o.invalid(&field, "an app-instance label or id must not be empty"));
+            }
+            if let Some(other) = seen.insert(n, app) {
+                return Err(o.invalid(&field, format!("`{n}` already stands for app `{other}`")));
+            }
+        }
+    }
+    let request_timeout = duration(o, "okta.request_timeout", raw.request_timeout, defaults::REQUEST_TIMEOUT)?;
+    if request_timeout.is_zero() {
+        return Err(o.invalid("okta.request_timeout", "must be greater than zero"));
+    }
+    let run_deadline = duration(o, "okta.run_deadline", raw.run_deadline, defaults::RUN_DEADLINE)?;
+    if run_deadline.is_zero() || run_deadline > Duration::from_secs(defaults::MAX_RUN_DEADLINE_SECS) {
+        return Err(o.invalid(
+            "okta.run_deadline",
+            format!("must be greater than zero and at most 24h (got {})", humantime::format_duration(run_deadline)),
+        ));
+    }
+    Ok(OktaConfig {
+        org_url,
+        allow_custom_hosts,
+        credentials,
+        sources,
+        users_page_size: int(o, "okta.users_page_size", raw.users_page_size, defaults::OKTA_USERS_PAGE_SIZE, 1, 200)?,
+        logs_page_size: int(o, "okta.logs_page_size", raw.logs_page_size, defaults::OKTA_LOGS_PAGE_SIZE, 1, 1000)?,
+        logs_overlap: duration(o, "okta.logs_overlap", raw.logs_overlap, defaults::OKTA_LOGS_OVERLAP)?,
+        logs_lag: duration(o, "okta.logs_lag", raw.logs_lag, defaults::OKTA_LOGS_LAG)?,
+        logs_first_run_days: int(
+            o,
+            "okta.logs_first_run_days",
+            raw.logs_first_run_days,
+            defaults::OKTA_LOGS_FIRST_RUN_DAYS,
+            1,
+            i64::from(OKTA_LOG_RETENTION_DAYS),
+        )?,
+        event_types,
+        apps,
+        request_timeout,
+        run_deadline,
+        retry: retry(raw.retry.unwrap_or_default(), o, "okta")?,
+    })
 }
 
 /// Applies the default and checks `lo..=hi`. A `hi` of the target type's maximum is treated as

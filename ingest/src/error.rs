@@ -122,6 +122,13 @@ pub enum IngestError {
     )]
     SlackApi { method: String, code: String },
 
+    /// An error answer in an app's documented error envelope (Okta's `errorCode` and
+    /// `errorSummary`; `method` names the app and the endpoint): `retriable` for server-side
+    /// statuses (5xx, such as Okta's E0000009 query timeout), otherwise a request this client
+    /// cannot fix by retrying.
+    #[error("{method}: HTTP {status} `{code}`: {summary}{}", if *retriable { " (server side; retried)" } else { "" })]
+    ApiError { method: String, status: u16, code: String, summary: String, retriable: bool },
+
     /// A non-200 HTTP status other than 429.
     #[error("{method}: HTTP {status}{}", if *status >= 500 || *status == 408 {
         " (server side; retried)"
@@ -211,7 +218,7 @@ impl IngestError {
             | IngestError::Transport { .. }
             | IngestError::Transitional { .. } => true,
             IngestError::Http { status, .. } => *status >= 500 || *status == 408,
-            IngestError::Decode { retriable, .. } => *retriable,
+            IngestError::Decode { retriable, .. } | IngestError::ApiError { retriable, .. } => *retriable,
             _ => false,
         }
     }
@@ -315,6 +322,7 @@ impl IngestError {
             | IngestError::Standing { method, .. }
             | IngestError::Transitional { method, .. }
             | IngestError::RestApi { method, .. }
+            | IngestError::ApiError { method, .. }
             | IngestError::Http { method, .. }
             | IngestError::Transport { method, .. }
             | IngestError::Decode { method, .. }

@@ -19,6 +19,7 @@ mod walk;
 
 pub use error::{IngestError, Result, TransportKind};
 pub use http::{ApiRules, HttpClient, MethodStats};
+pub use okta::{OktaApp, okta_app};
 pub use slack::api::{AuthInfo, RestAnswer, SlackClient};
 
 #[cfg(test)]

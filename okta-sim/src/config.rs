@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 pub use lastseen_slack_sim::FaultWhen;
 
+use crate::oauth::OAuthClient;
 use crate::org::OktaOrgSpec;
 
 #[derive(Clone, Debug)]
@@ -11,12 +12,22 @@ pub struct OktaSimConfig {
     pub org: OktaOrgSpec,
     pub rate_limits: RateLimits,
     pub faults: Vec<FaultRule>,
+    /// Service apps that may get access tokens from `/oauth2/v1/token` (private_key_jwt).
+    pub oauth_clients: Vec<OAuthClient>,
+    /// Lifetime of an issued access token ("expires_in": 3600 in the service-app guide).
+    pub access_token_ttl_secs: u64,
 }
 
 impl OktaSimConfig {
-    /// No enforced rate limits and no faults.
+    /// No enforced rate limits, no faults, no OAuth clients.
     pub fn new(org: OktaOrgSpec) -> Self {
-        Self { org, rate_limits: RateLimits::default(), faults: Vec::new() }
+        Self {
+            org,
+            rate_limits: RateLimits::default(),
+            faults: Vec::new(),
+            oauth_clients: Vec::new(),
+            access_token_ttl_secs: 3600,
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 mod config;
 mod filter;
 mod logs;
+mod oauth;
 mod org;
 mod rng;
 mod server;
@@ -20,8 +21,10 @@ use std::net::SocketAddr;
 
 pub use config::{FaultKind, FaultRule, FaultWhen, OktaSimConfig, RateLimits};
 pub use logs::{LOGS_MAX_LIMIT, RETENTION_DAYS};
+pub use oauth::{OAuthClient, OTHER_OAUTH_PRIVATE_KEY_PEM, TEST_OAUTH_PRIVATE_KEY_PEM};
 pub use org::{
-    AppInstance, OktaGroundTruth, OktaOrg, OktaOrgSpec, OktaTruthUser, Person, SlackSsoTruth, SsoTruth, UserStatus,
+    AppInstance, OktaGroundTruth, OktaOrg, OktaOrgSpec, OktaTruthEvent, OktaTruthUser, Person, SlackSsoTruth, SsoTruth,
+    UserStatus,
 };
 pub use server::{OktaSimulator, RunningOktaSim};
 pub use users::USERS_MAX_LIMIT;

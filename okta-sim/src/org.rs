@@ -686,6 +686,31 @@ impl OktaOrg {
         self.users[pos].created <= now_ms
     }
 
+    /// Ground truth for incremental reads: every System Log event published in `[since,
+    /// until)` (epoch milliseconds), in `published` order, with when it became readable — what
+    /// a collector must end up with once every one of them is persisted, and which of them were
+    /// late.
+    pub fn log_events(&self, since_ms: i64, until_ms: i64) -> Vec<OktaTruthEvent> {
+        let ts = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
+        let lo = self.events.partition_point(|e| e.published < since_ms);
+        let hi = self.events.partition_point(|e| e.published < until_ms);
+        self.events[lo..hi.max(lo)]
+            .iter()
+            .map(|e| OktaTruthEvent {
+                uuid: e.uuid(),
+                event_type: e.kind.event_type().to_owned(),
+                published: ts(e.published),
+                persisted: ts(e.persisted),
+                actor_id: match e.actor {
+                    Actor::User(u) => self.users[u as usize].id.clone(),
+                    Actor::System => self.system_id.clone(),
+                },
+                app_id: e.app.map(|a| self.apps[usize::from(a)].id.clone()),
+                success: !e.failure,
+            })
+            .collect()
+    }
+
     /// The ground truth over the System Log events published in `[since, as_of]` (pass `as_of`
     /// minus 90 days for what a full System Log backfill can see), with every user as of
     /// `as_of`.
@@ -789,6 +814,21 @@ pub struct OktaTruthUser {
     pub last_login: Option<DateTime<Utc>>,
     /// The last successful `user.session.start` published in the window.
     pub last_session_start: Option<DateTime<Utc>>,
+}
+
+/// One System Log event as generated (see [`OktaOrg::log_events`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OktaTruthEvent {
+    pub uuid: String,
+    pub event_type: String,
+    pub published: DateTime<Utc>,
+    /// When a read could first see it; later than `published` by minutes for a late event.
+    pub persisted: DateTime<Utc>,
+    pub actor_id: String,
+    /// The AppInstance of an SSO.
+    pub app_id: Option<String>,
+    /// `outcome.result` SUCCESS.
+    pub success: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

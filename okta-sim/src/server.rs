@@ -9,10 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -20,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::OktaSimError;
 use crate::config::{FaultKind, FaultRule, FaultWhen, OktaSimConfig, RateLimits};
+use crate::oauth::{Issued, OAuthClient};
 use crate::org::{OktaGroundTruth, OktaOrg};
 use crate::rng::{base62, mix, unit};
 
@@ -69,6 +71,9 @@ pub(crate) struct Shared {
     errors: AtomicU64,
     pub api_token: String,
     pub logs_denied_token: String,
+    oauth_clients: Vec<OAuthClient>,
+    token_ttl_secs: u64,
+    issued: Mutex<HashMap<String, Issued>>,
 }
 
 impl Shared {
@@ -204,10 +209,14 @@ impl OktaSimulator {
             errors: AtomicU64::new(0),
             api_token: make_token(seed, 1),
             logs_denied_token: make_token(seed, 2),
+            oauth_clients: config.oauth_clients,
+            token_ttl_secs: config.access_token_ttl_secs,
+            issued: Mutex::new(HashMap::new()),
         });
         let app = Router::new()
             .route("/api/v1/users", get(users_route))
             .route("/api/v1/logs", get(logs_route))
+            .route("/oauth2/v1/token", post(token_route))
             .route("/_sim/clock", get(get_clock).post(set_clock))
             .route("/_sim/ground_truth", get(ground_truth))
             .fallback(not_found)
@@ -333,15 +342,28 @@ pub(crate) fn link(url: &str, rel: &str) -> (&'static str, String) {
 pub(crate) enum Caller {
     Full,
     LogsDenied,
+    /// An OAuth access token, with whether it holds `okta.users.read` and `okta.logs.read`.
+    Bearer {
+        users: bool,
+        logs: bool,
+    },
 }
 
 fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Caller, Reply> {
     // "Requests must have a valid API token specified in the HTTP Authorization header with the
-    // SSWS scheme" (core-okta-api, "API token authentication"). Anything else — no header, a
-    // Bearer token (OAuth 2.0 is not simulated), an unknown token — gets the spec's 401
+    // SSWS scheme" (core-okta-api, "API token authentication"), or an access token from
+    // `/oauth2/v1/token` as `Authorization: Bearer …` ("Make a request", the service-app
+    // guide). Anything else — no header, an unknown or expired token — gets the spec's 401
     // example, E0000011 "Invalid token provided" (the simulator's choice for the missing case).
-    let token = headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()).and_then(|h| h.strip_prefix("SSWS "));
-    match token {
+    let value = headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    if let Some(bearer) = value.strip_prefix("Bearer ") {
+        let issued = shared.issued.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(scopes) = crate::oauth::scopes_of(&issued, bearer) {
+            let has = |s: &str| scopes.iter().any(|x| x == s);
+            return Ok(Caller::Bearer { users: has("okta.users.read"), logs: has("okta.logs.read") });
+        }
+    }
+    match value.strip_prefix("SSWS ") {
         Some(t) if t == shared.api_token => Ok(Caller::Full),
         Some(t) if t == shared.logs_denied_token => Ok(Caller::LogsDenied),
         _ => Err(shared.error(StatusCode::UNAUTHORIZED, "E0000011", "Invalid token provided", &[])),
@@ -479,7 +501,21 @@ async fn users_route(
     RawQuery(q): RawQuery,
 ) -> Response {
     let base = base_url(&headers);
-    serve_api(&shared, "users", &headers, &uri, |s, _| crate::users::list(s, &base, q.as_deref())).await
+    serve_api(&shared, "users", &headers, &uri, |s, caller| {
+        // An access token without the operation's scope is refused like an admin without the
+        // permission (403 E0000006), the scope being the OAuth form of that permission
+        // ("okta.users.read … okta.logs.read", the service-app guide's scopes).
+        if matches!(caller, Caller::Bearer { users: false, .. }) {
+            return s.error(
+                StatusCode::FORBIDDEN,
+                "E0000006",
+                "You do not have permission to perform the requested action",
+                &[],
+            );
+        }
+        crate::users::list(s, &base, q.as_deref())
+    })
+    .await
 }
 
 async fn logs_route(
@@ -490,7 +526,7 @@ async fn logs_route(
 ) -> Response {
     let base = base_url(&headers);
     serve_api(&shared, "logs", &headers, &uri, |s, caller| {
-        if caller == Caller::LogsDenied {
+        if matches!(caller, Caller::LogsDenied | Caller::Bearer { logs: false, .. }) {
             return s.error(
                 StatusCode::FORBIDDEN,
                 "E0000006",
@@ -501,6 +537,14 @@ async fn logs_route(
         crate::logs::list(s, &base, q.as_deref())
     })
     .await
+}
+
+/// `POST /oauth2/v1/token` (see [`crate::oauth`]).
+async fn token_route(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let base = base_url(&headers);
+    let serial = shared.errors.fetch_add(1, Ordering::SeqCst);
+    let mut issued = shared.issued.lock().unwrap_or_else(|e| e.into_inner());
+    crate::oauth::token(&shared.oauth_clients, &mut issued, shared.token_ttl_secs, &base, &body, serial).into_response()
 }
 
 /// Any other path: 404 with the spec's `ErrorResourceNotFound` shape ("Not found: {0}").

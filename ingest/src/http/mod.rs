@@ -125,7 +125,8 @@ pub struct Answer {
 /// should use the same one so budgets and counters are shared.
 pub struct HttpClient {
     http: reqwest::Client,
-    authorization: HeaderValue,
+    /// Replaced only by [`HttpClient::set_credential`] (an OAuth access token refreshed).
+    authorization: std::sync::RwLock<HeaderValue>,
     token_source: String,
     app: &'static str,
     deadline_key: &'static str,
@@ -156,20 +157,7 @@ impl HttpClient {
     /// built from is wiped when dropped. (The `HeaderValue` itself keeps its bytes in a `Bytes`
     /// that cannot be zeroized: the HTTP stack allows no better.)
     pub fn new(settings: HttpSettings, credential: Credential, rules: Arc<dyn ApiRules>) -> Result<HttpClient> {
-        let secret = credential.secret.expose_secret();
-        let mut value = Zeroizing::new(Vec::with_capacity(credential.scheme.len() + 1 + secret.len()));
-        value.extend_from_slice(credential.scheme.as_bytes());
-        value.push(b' ');
-        value.extend_from_slice(secret.as_bytes());
-        // The error is mapped to one that names the token's source, never its value.
-        let mut authorization = HeaderValue::from_bytes(&value).map_err(|_| {
-            IngestError::Setup(format!(
-                "the token from {} contains characters that cannot be sent in an HTTP header",
-                credential.source
-            ))
-        })?;
-        drop(value);
-        authorization.set_sensitive(true);
+        let authorization = authorization_value(&credential)?;
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(settings.request_timeout)
@@ -180,7 +168,7 @@ impl HttpClient {
             .map_err(|e| IngestError::Setup(format!("building the HTTP client: {e}")))?;
         Ok(HttpClient {
             http,
-            authorization,
+            authorization: std::sync::RwLock::new(authorization),
             token_source: credential.source,
             app: settings.app,
             deadline_key: settings.deadline_key,
@@ -192,6 +180,18 @@ impl HttpClient {
             rules,
             stats: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Replaces the credential for the requests that follow (an OAuth access token renewed
+    /// before it expires); counters, budgets and the deadline carry on.
+    pub fn set_credential(&self, credential: Credential) -> Result<()> {
+        let value = authorization_value(&credential)?;
+        *self.authorization.write().unwrap_or_else(PoisonError::into_inner) = value;
+        Ok(())
+    }
+
+    fn current_authorization(&self) -> HeaderValue {
+        self.authorization.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Where the credential came from (`env SLACK_TOKEN`), for error messages.
@@ -209,7 +209,7 @@ impl HttpClient {
 
     #[cfg(test)]
     pub(crate) fn authorization_is_sensitive(&self) -> bool {
-        self.authorization.is_sensitive()
+        self.authorization.read().unwrap_or_else(PoisonError::into_inner).is_sensitive()
     }
 
     /// Counters of one label.
@@ -473,7 +473,7 @@ impl HttpClient {
     ) -> Result<reqwest::Response> {
         self.update(label, |s| s.calls += 1);
         tracing::debug!(method = label, http = %method, url = url.as_str(), "calling {}", self.app);
-        let mut request = self.http.request(method, url.clone()).header(AUTHORIZATION, self.authorization.clone());
+        let mut request = self.http.request(method, url.clone()).header(AUTHORIZATION, self.current_authorization());
         if let Some(body) = json {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -511,6 +511,24 @@ impl HttpClient {
         }
         Ok(Answer { status, headers, body })
     }
+}
+
+/// `<scheme> <secret>` as a header value marked sensitive; the text it is built from is wiped.
+fn authorization_value(credential: &Credential) -> Result<HeaderValue> {
+    let secret = credential.secret.expose_secret();
+    let mut value = Zeroizing::new(Vec::with_capacity(credential.scheme.len() + 1 + secret.len()));
+    value.extend_from_slice(credential.scheme.as_bytes());
+    value.push(b' ');
+    value.extend_from_slice(secret.as_bytes());
+    // The error is mapped to one that names the token's source, never its value.
+    let mut authorization = HeaderValue::from_bytes(&value).map_err(|_| {
+        IngestError::Setup(format!(
+            "the token from {} contains characters that cannot be sent in an HTTP header",
+            credential.source
+        ))
+    })?;
+    authorization.set_sensitive(true);
+    Ok(authorization)
 }
 
 /// `body` as `T`. A syntax error or a cut-off body is retriable (a damaged transfer); valid

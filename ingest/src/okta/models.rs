@@ -19,6 +19,10 @@ pub struct OktaUser {
     /// SUSPENDED, DEPROVISIONED; kept as text so a status Okta adds later still loads.
     pub status: String,
     pub created: DateTime<Utc>,
+    /// "The timestamp when the user status transitioned to `ACTIVE`"; null for STAGED and
+    /// PROVISIONED users.
+    #[serde(default)]
+    pub activated: Option<DateTime<Utc>>,
     /// "The timestamp of the last login"; null for a user who never signed in.
     #[serde(default)]
     pub last_login: Option<DateTime<Utc>>,
@@ -51,6 +55,9 @@ pub struct OktaUserProfile {
     /// "The `id` of the user's manager".
     #[serde(default)]
     pub manager_id: Option<String>,
+    /// "The type of user": employee, contractor, … (free text).
+    #[serde(default)]
+    pub user_type: Option<String>,
 }
 
 /// One element of `GET /api/v1/logs` (schema `LogEvent`).
