@@ -16,9 +16,41 @@ pub struct EvidenceSource {
     pub app: &'static str,
     /// `-- @table`: the raw table it reads; its partitions decide which days are re-derived.
     pub table: &'static str,
+    /// `-- @snapshot` (optional): a snapshot table whose days the file maps its events through
+    /// (e.g. an IdP's users snapshot, to find the person behind an event). The file then also
+    /// gets `$snap_from` and `$snap_to`, static bounds for every snapshot table it reads: the
+    /// newest day of that table on or before `$from` (else its oldest day) and the later of
+    /// `$to` and that day, so it prunes partitions instead of scanning every snapshot; an empty
+    /// range (`$snap_from` after `$snap_to`) when the table has no partition.
+    pub snapshot: Option<&'static str>,
     pub sql: &'static str,
     /// `-- @priority`: breaks ties on the latest time within a day (finest-grained first).
     pub priority: i32,
+}
+
+impl EvidenceSource {
+    /// The parameters of this source's SQL for the days `from ..= to`.
+    pub fn params(
+        &self,
+        snapshot: &Snapshot,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Vec<(&'static str, datafusion::common::ScalarValue)> {
+        let date = lastseen_lake::catalog::date_scalar;
+        let mut out = vec![("from", date(from)), ("to", date(to))];
+        if let Some(table) = self.snapshot {
+            let days =
+                snapshot.table(table).map(|t| t.partitions.keys().copied().collect::<Vec<_>>()).unwrap_or_default();
+            let (snap_from, snap_to) =
+                match days.iter().copied().rfind(|d| *d <= from).or_else(|| days.first().copied()) {
+                    Some(first) => (first, to.max(first)),
+                    None => (to.succ_opt().unwrap_or(to), to),
+                };
+            out.push(("snap_from", date(snap_from)));
+            out.push(("snap_to", date(snap_to)));
+        }
+        out
+    }
 }
 
 /// One app's account rows for a snapshot day (`$dt`), in the column order of `accounts`.
