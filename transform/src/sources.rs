@@ -147,6 +147,39 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_bounds_cover_every_mapping_day_of_the_window() {
+        use lastseen_lake::{PartitionState, TableState};
+        let d = |n: u32| NaiveDate::from_ymd_opt(2026, 3, n).unwrap();
+        let part = || PartitionState {
+            files: Vec::new(),
+            rows: 3,
+            run_id: "r".into(),
+            committed_at: chrono::DateTime::UNIX_EPOCH,
+            version: 1,
+        };
+        let src = EVIDENCE.iter().find(|e| e.snapshot.is_some()).expect("okta_sso_slack declares @snapshot");
+        let table = src.snapshot.unwrap();
+        let bounds = |snap: &Snapshot, from: u32, to: u32| -> (String, String) {
+            let p = src.params(snap, d(from), d(to));
+            assert_eq!(p.len(), 4);
+            (p[2].1.to_string(), p[3].1.to_string())
+        };
+        let s = |n: u32| lastseen_lake::catalog::date_scalar(d(n)).to_string();
+        let mut snap = Snapshot::default();
+        // No snapshot at all: an empty range.
+        assert_eq!(bounds(&snap, 5, 6), (s(7), s(6)));
+        snap.tables.insert(
+            table.into(),
+            TableState { schema_version: 1, partitions: [(d(10), part()), (d(20), part())].into_iter().collect() },
+        );
+        // Before every snapshot (a backfilled window): the oldest snapshot.
+        assert_eq!(bounds(&snap, 1, 3), (s(10), s(10)));
+        // A daily run, and a window spanning snapshots: from the newest one on or before $from.
+        assert_eq!(bounds(&snap, 20, 20), (s(20), s(20)));
+        assert_eq!(bounds(&snap, 15, 25), (s(10), s(25)));
+    }
+
+    #[test]
     fn an_app_is_needed_from_its_first_snapshot_on_and_apps_are_unioned() {
         use lastseen_lake::{PartitionState, TableState};
         let d = |n: u32| NaiveDate::from_ymd_opt(2026, 3, n).unwrap();
