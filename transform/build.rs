@@ -2,7 +2,8 @@
 //! accounts is adding a file: every `sql/evidence/*.sql` (an evidence source; its header names
 //! the app whose accounts it speaks for, the raw table it reads and its priority) and every
 //! `sql/accounts/<app>.sql` (one app's account rows; its header names the app's account snapshot
-//! table) and every `sql/sso/<idp>.sql` (one identity provider's single sign-ons into app
+//! table; an evidence file may add `-- @snapshot <table>`, the snapshot table whose days map its
+//! events to snapshots, see `sources::EvidenceSource::snapshot`) and every `sql/sso/<idp>.sql` (one identity provider's single sign-ons into app
 //! instances, for `sso_last_seen`; its header names the raw table it reads). A file without a
 //! directive it needs fails the build, naming file and directive.
 
@@ -22,6 +23,12 @@ fn sql_files(dir: &Path) -> Vec<PathBuf> {
 
 /// The value of `-- @key value` in `file`'s comment lines; a missing directive fails the build.
 fn directive(file: &Path, text: &str, key: &str) -> String {
+    optional_directive(file, text, key)
+        .unwrap_or_else(|| panic!("{}: no `-- @{key} …` line in its header", file.display()))
+}
+
+/// The value of `-- @key value`, if the file has one; twice, or without a value, fails the build.
+fn optional_directive(file: &Path, text: &str, key: &str) -> Option<String> {
     let found: Vec<&str> = text
         .lines()
         .filter_map(|l| l.trim_start().strip_prefix("--").map(str::trim))
@@ -29,8 +36,8 @@ fn directive(file: &Path, text: &str, key: &str) -> String {
         .filter_map(|d| d.split_once(char::is_whitespace).filter(|(k, _)| *k == key).map(|(_, v)| v.trim()))
         .collect();
     match found.as_slice() {
-        [v] if !v.is_empty() => (*v).to_string(),
-        [] => panic!("{}: no `-- @{key} …` line in its header", file.display()),
+        [v] if !v.is_empty() => Some((*v).to_string()),
+        [] => None,
         _ => panic!("{}: `-- @{key}` must appear exactly once, with a value", file.display()),
     }
 }
@@ -51,10 +58,11 @@ fn main() {
             .unwrap_or_else(|e| panic!("{}: `-- @priority` is not an integer: {e}", f.display()));
         let _ = writeln!(
             out,
-            "    EvidenceSource {{ name: {:?}, app: {:?}, table: {:?}, sql: include_str!({:?}), priority: {priority} }},",
+            "    EvidenceSource {{ name: {:?}, app: {:?}, table: {:?}, snapshot: {:?}, sql: include_str!({:?}), priority: {priority} }},",
             stem(&f),
             directive(&f, &text, "app"),
             directive(&f, &text, "table"),
+            optional_directive(&f, &text, "snapshot"),
             f.display().to_string(),
         );
     }

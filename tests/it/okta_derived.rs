@@ -193,6 +193,8 @@ fn build() -> (tempfile::TempDir, Lake) {
         ("e05", "2026-06-29T07:00:00Z", START, "00uC", "User", "SUCCESS", None),
         ("e06", "2026-06-29T08:00:00Z", START, "00uH", "User", "SUCCESS", None),
         ("e07", "2026-06-29T13:00:00Z", SSO, "00uE", "User", "SUCCESS", Some(ZOOM_APP)),
+        // Older than every users snapshot (a System Log backfill): mapped with the oldest one.
+        ("e00", "2026-06-20T09:00:00Z", SSO, "00uB", "User", "SUCCESS", Some(SLACK_APP)),
     ]);
     commit(
         &lake,
@@ -315,7 +317,7 @@ fn okta_accounts_sso_last_seen_and_slack_use_proven_only_by_okta_are_exact() {
         sso("2026-06-30"),
         text(&[
             &["okta", "00uA", "0oaSLACK", "Slack", "slack", "U1", "1", "2026-06-29T07:00:00Z", "2026-06-30T08:05:00Z"],
-            &["okta", "00uB", "0oaSLACK", "Slack", "slack", "U2", "1", "2026-06-29T09:10:00Z", "2026-06-29T09:10:00Z"],
+            &["okta", "00uB", "0oaSLACK", "Slack", "slack", "U2", "1", "2026-06-20T09:00:00Z", "2026-06-29T09:10:00Z"],
             &[
                 "okta",
                 "00uB",
@@ -345,7 +347,7 @@ fn okta_accounts_sso_last_seen_and_slack_use_proven_only_by_okta_are_exact() {
         sso("2026-06-29"),
         text(&[
             &["okta", "00uA", "0oaSLACK", "Slack", "slack", "U1", "1", "2026-06-29T07:00:00Z", "2026-06-29T07:00:00Z"],
-            &["okta", "00uB", "0oaSLACK", "Slack", "slack", "U2", "1", "2026-06-29T09:10:00Z", "2026-06-29T09:10:00Z"],
+            &["okta", "00uB", "0oaSLACK", "Slack", "slack", "U2", "1", "2026-06-20T09:00:00Z", "2026-06-29T09:10:00Z"],
             &[
                 "okta",
                 "00uB",
@@ -397,6 +399,13 @@ fn okta_accounts_sso_last_seen_and_slack_use_proven_only_by_okta_are_exact() {
          GROUP BY account_id HAVING bool_and(sources = 'okta_sso') ORDER BY account_id",
     );
     assert_eq!(only_okta, text(&[&["U2"], &["U3"]]));
+    // The backfilled SSO, older than every snapshot, proves bob's Slack use that day.
+    let backfilled = query(
+        &lake,
+        "SELECT CAST(dt AS VARCHAR) AS day, account_id, sources, last_at FROM activity_daily
+         WHERE app = 'slack' AND dt < DATE '2026-06-29'",
+    );
+    assert_eq!(backfilled, text(&[&["2026-06-20", "U2", "okta_sso", "2026-06-20T09:00:00Z"]]));
 
     // Each account is its app's: the two U6 are correlated to different people.
     let owners = query(

@@ -91,11 +91,10 @@ pub async fn covered_apps(ctx: &SessionContext, snapshot: &Snapshot, d: NaiveDat
             } else {
                 let what = format!("checking whether evidence source {} covers {d}", src.name);
                 let df = ctx.sql(src.sql).await.map_err(|e| TransformError::df(&what, e))?;
+                let map: std::collections::HashMap<String, datafusion::common::metadata::ScalarAndMetadata> =
+                    src.params(snapshot, d, d).into_iter().map(|(k, v)| (k.to_string(), v.into())).collect();
                 let df = df
-                    .with_param_values(datafusion::common::ParamValues::Map(
-                        [("from".to_string(), session::date(d).into()), ("to".to_string(), session::date(d).into())]
-                            .into(),
-                    ))
+                    .with_param_values(datafusion::common::ParamValues::Map(map))
                     .and_then(|df| df.limit(0, Some(1)))
                     .map_err(|e| TransformError::df(&what, e))?;
                 // Rows, not `count(*)`: `DataFrame::count` counts the result's rows.
@@ -147,6 +146,7 @@ pub fn plan_groups(snapshot: &Snapshot, days: &BTreeSet<NaiveDate>) -> Vec<BTree
 /// its output (sorted by day) is split into the days' partitions as it comes.
 pub async fn derive_into(
     ctx: &SessionContext,
+    snapshot: &Snapshot,
     days: &BTreeSet<NaiveDate>,
     now: DateTime<Utc>,
     tx: &mut lastseen_lake::Transaction,
@@ -158,9 +158,8 @@ pub async fn derive_into(
     let mut evidence: Option<datafusion::prelude::DataFrame> = None;
     for src in EVIDENCE {
         let what = format!("reading evidence source {}", src.name);
-        let params = [("from", session::date(from)), ("to", session::date(to))];
         let map: std::collections::HashMap<String, datafusion::common::metadata::ScalarAndMetadata> =
-            params.iter().map(|(k, v)| ((*k).to_string(), v.clone().into())).collect();
+            src.params(snapshot, from, to).into_iter().map(|(k, v)| (k.to_string(), v.into())).collect();
         let df = ctx.sql(src.sql).await.map_err(|e| TransformError::df(&what, e))?;
         let df = df
             .with_param_values(datafusion::common::ParamValues::Map(map))

@@ -146,7 +146,7 @@ pub async fn derive_all(
     let dirty = activity::dirty_days(&snapshot, until);
     let groups = activity::plan_groups(&snapshot, &dirty);
     for days in &groups {
-        activity::derive_into(&ctx, days, now, &mut tx).await?;
+        activity::derive_into(&ctx, &snapshot, days, now, &mut tx).await?;
     }
     tracing::debug!(
         days = dirty.len(),
@@ -205,6 +205,8 @@ pub async fn derive_all(
     // every sign-on up to the day), then from each chain day's staged rows.
     let sso_schema = SSO_LAST_SEEN.schema();
     let mut sso_base = snapshot.dates(SSO_LAST_SEEN.name).iter().copied().rfind(|d| *d < first);
+    // Rows of the base day: a day with no sign-on input and an empty base is empty, unplanned.
+    let mut sso_base_rows = sso_base.and_then(|b| snapshot.partition(SSO_LAST_SEEN.name, b)).map_or(0, |p| p.rows);
     register_view(&ctx, "sso_last_seen_src", "SELECT * FROM sso_last_seen").await?;
     for &d in &chain {
         tx.declare_snapshot(&ACCOUNTS, d);
@@ -269,13 +271,18 @@ pub async fn derive_all(
 
         // The day's last sign-on per IdP user and app instance, in the same commit as last_seen.
         tx.declare_snapshot(&SSO_LAST_SEEN, d);
-        let what = format!("deriving sso_last_seen for {d}");
-        let src = sso::Sources { sso_last_seen: "sso_last_seen_src", accounts: "accounts_src" };
-        let mut stream = sso::fold_stream(&ctx, src, d, sso_base, now).await?;
-        while let Some(b) = session::next_batch(&mut stream, &sso_schema, &what).await? {
-            tx.write_spilling(&SSO_LAST_SEEN, d, b).await?;
+        let mut sso_rows = 0u64;
+        if sso_base_rows > 0 || sso::has_input(&snapshot, d) {
+            let what = format!("deriving sso_last_seen for {d}");
+            let src = sso::Sources { sso_last_seen: "sso_last_seen_src", accounts: "accounts_src" };
+            let mut stream = sso::fold_stream(&ctx, src, d, sso_base, now).await?;
+            while let Some(b) = session::next_batch(&mut stream, &sso_schema, &what).await? {
+                sso_rows += b.num_rows() as u64;
+                tx.write_spilling(&SSO_LAST_SEEN, d, b).await?;
+            }
+            drop(stream);
         }
-        drop(stream);
+        sso_base_rows = sso_rows;
         let staged_sso: Arc<dyn TableProvider> = Arc::new(tx.staged_table(&SSO_LAST_SEEN).await?);
         let _ = ctx.deregister_table("sso_last_seen_src");
         ctx.register_table("sso_last_seen_src", staged_sso)

@@ -16,9 +16,41 @@ pub struct EvidenceSource {
     pub app: &'static str,
     /// `-- @table`: the raw table it reads; its partitions decide which days are re-derived.
     pub table: &'static str,
+    /// `-- @snapshot` (optional): a snapshot table whose days the file maps its events through
+    /// (e.g. an IdP's users snapshot, to find the person behind an event). The file then also
+    /// gets `$snap_from` and `$snap_to`, static bounds for every snapshot table it reads: the
+    /// newest day of that table on or before `$from` (else its oldest day) and the later of
+    /// `$to` and that day, so it prunes partitions instead of scanning every snapshot; an empty
+    /// range (`$snap_from` after `$snap_to`) when the table has no partition.
+    pub snapshot: Option<&'static str>,
     pub sql: &'static str,
     /// `-- @priority`: breaks ties on the latest time within a day (finest-grained first).
     pub priority: i32,
+}
+
+impl EvidenceSource {
+    /// The parameters of this source's SQL for the days `from ..= to`.
+    pub fn params(
+        &self,
+        snapshot: &Snapshot,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Vec<(&'static str, datafusion::common::ScalarValue)> {
+        let date = lastseen_lake::catalog::date_scalar;
+        let mut out = vec![("from", date(from)), ("to", date(to))];
+        if let Some(table) = self.snapshot {
+            let days =
+                snapshot.table(table).map(|t| t.partitions.keys().copied().collect::<Vec<_>>()).unwrap_or_default();
+            let (snap_from, snap_to) =
+                match days.iter().copied().rfind(|d| *d <= from).or_else(|| days.first().copied()) {
+                    Some(first) => (first, to.max(first)),
+                    None => (to.succ_opt().unwrap_or(to), to),
+                };
+            out.push(("snap_from", date(snap_from)));
+            out.push(("snap_to", date(snap_to)));
+        }
+        out
+    }
 }
 
 /// One app's account rows for a snapshot day (`$dt`), in the column order of `accounts`.
@@ -112,6 +144,39 @@ mod tests {
                 a.table
             );
         }
+    }
+
+    #[test]
+    fn snapshot_bounds_cover_every_mapping_day_of_the_window() {
+        use lastseen_lake::{PartitionState, TableState};
+        let d = |n: u32| NaiveDate::from_ymd_opt(2026, 3, n).unwrap();
+        let part = || PartitionState {
+            files: Vec::new(),
+            rows: 3,
+            run_id: "r".into(),
+            committed_at: chrono::DateTime::UNIX_EPOCH,
+            version: 1,
+        };
+        let src = EVIDENCE.iter().find(|e| e.snapshot.is_some()).expect("okta_sso_slack declares @snapshot");
+        let table = src.snapshot.unwrap();
+        let bounds = |snap: &Snapshot, from: u32, to: u32| -> (String, String) {
+            let p = src.params(snap, d(from), d(to));
+            assert_eq!(p.len(), 4);
+            (p[2].1.to_string(), p[3].1.to_string())
+        };
+        let s = |n: u32| lastseen_lake::catalog::date_scalar(d(n)).to_string();
+        let mut snap = Snapshot::default();
+        // No snapshot at all: an empty range.
+        assert_eq!(bounds(&snap, 5, 6), (s(7), s(6)));
+        snap.tables.insert(
+            table.into(),
+            TableState { schema_version: 1, partitions: [(d(10), part()), (d(20), part())].into_iter().collect() },
+        );
+        // Before every snapshot (a backfilled window): the oldest snapshot.
+        assert_eq!(bounds(&snap, 1, 3), (s(10), s(10)));
+        // A daily run, and a window spanning snapshots: from the newest one on or before $from.
+        assert_eq!(bounds(&snap, 20, 20), (s(20), s(20)));
+        assert_eq!(bounds(&snap, 15, 25), (s(10), s(25)));
     }
 
     #[test]

@@ -37,6 +37,15 @@ pub struct Sources<'a> {
     pub accounts: &'a str,
 }
 
+/// Whether some IdP's sign-on table has rows on or before `d`: when none has, and the base day
+/// has no rows either, the day's `sso_last_seen` is empty and is not planned at all (a lake
+/// without an IdP pays nothing for it).
+pub fn has_input(snapshot: &lastseen_lake::Snapshot, d: NaiveDate) -> bool {
+    SSO_SOURCES
+        .iter()
+        .any(|s| snapshot.table(s.table).is_some_and(|t| t.partitions.range(..=d).any(|(_, p)| p.rows > 0)))
+}
+
 /// The first day a full rebuild reads sign-ons from (no event predates it).
 fn epoch() -> NaiveDate {
     NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")

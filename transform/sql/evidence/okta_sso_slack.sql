@@ -8,6 +8,7 @@
 -- @app      slack
 -- @table    okta_log_events
 -- @priority 5
+-- @snapshot okta_users
 --
 -- Which Slack account: the Okta user's email, lower-cased, is
 --   (a) the Slack account's email, or
@@ -31,7 +32,9 @@
 -- oldest snapshot day. Later snapshots never change an older day's mapping unless that day's
 -- events are re-committed (then the day is re-derived with the snapshots of that time).
 --
--- Parameters: $from DATE, $to DATE (the days being derived).
+-- Parameters: $from DATE, $to DATE (the days being derived); $snap_from DATE, $snap_to DATE
+-- (`@snapshot okta_users`: every mapping day of $from .. $to lies between them, so each snapshot
+-- table is read for those days only, not its whole history).
 WITH sso AS (
     SELECT dt AS day, actor_id, published
     FROM okta_log_events
@@ -45,7 +48,7 @@ WITH sso AS (
 mapping_day AS (
     SELECT e.day, COALESCE(max(s.dt) FILTER (WHERE s.dt <= e.day), min(s.dt)) AS m
     FROM (SELECT DISTINCT day FROM sso) AS e
-    CROSS JOIN (SELECT DISTINCT dt FROM okta_users) AS s
+    CROSS JOIN (SELECT DISTINCT dt FROM okta_users WHERE dt BETWEEN $snap_from AND $snap_to) AS s
     GROUP BY e.day
 ),
 person AS (
@@ -53,24 +56,24 @@ person AS (
     -- address of the identity whose primary email it is.
     SELECT u.dt AS m, u.user_id, lower(u.email) AS email
     FROM okta_users AS u
-    WHERE u.dt IN (SELECT m FROM mapping_day) AND u.email IS NOT NULL
+    WHERE u.dt BETWEEN $snap_from AND $snap_to AND u.dt IN (SELECT m FROM mapping_day) AND u.email IS NOT NULL
     UNION
     SELECT u.dt AS m, u.user_id, lower(a.alt) AS email
     FROM okta_users AS u
     JOIN (
         SELECT dt, email, unnest(alternate_emails) AS alt
         FROM identities
-        WHERE dt IN (SELECT m FROM mapping_day) AND email IS NOT NULL
+        WHERE dt BETWEEN $snap_from AND $snap_to AND dt IN (SELECT m FROM mapping_day) AND email IS NOT NULL
     ) AS a
       ON a.dt = u.dt AND lower(a.email) = lower(u.email)
-    WHERE u.dt IN (SELECT m FROM mapping_day) AND a.alt IS NOT NULL
+    WHERE u.dt BETWEEN $snap_from AND $snap_to AND u.dt IN (SELECT m FROM mapping_day) AND a.alt IS NOT NULL
 ),
 links AS (
     SELECT p.m, p.user_id AS okta_user_id, s.user_id AS slack_user_id, min(s.team_id) AS team_id
     FROM person AS p
     JOIN slack_users AS s
       ON s.dt = p.m AND lower(s.email) = p.email
-    WHERE s.dt IN (SELECT m FROM mapping_day)
+    WHERE s.dt BETWEEN $snap_from AND $snap_to AND s.dt IN (SELECT m FROM mapping_day)
     GROUP BY p.m, p.user_id, s.user_id
 )
 SELECT
