@@ -108,7 +108,7 @@ fn a_required_source_that_cannot_run_refuses_the_run_naming_app_and_source() {
     let err = env.rt.block_on(run_day(run, apps(&env, &cfg))).unwrap_err();
     assert!(matches!(err, PipelineError::Refused(_)), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("the slack source `users` cannot run") && msg.contains("missing_scope"), "{msg}");
+    assert!(msg.contains("the slack source `users` cannot run") && msg.contains("lacks a required scope"), "{msg}");
     // Nothing was committed: the lake has no version.
     assert!(lake_versions(&env).is_empty(), "nothing was committed");
 }
