@@ -2,8 +2,9 @@
 //! in-process by tests and benches. [`pipeline::run_day`] runs one day and [`backfill::run`]
 //! reads past days, both with the configured apps already built
 //! (`lastseen_ingest::apps::configured`) and driven only through the app-agnostic
-//! `App`/`AppSource` interface, both ending in a [`PipelineError`] rather than the CLI's `anyhow`. The binary (`src/main.rs`,
-//! `src/commands/`) is CLI glue on top: config, tokens, signals, output and exit codes.
+//! `App`/`AppSource` interface, both ending in a [`PipelineError`] rather than the CLI's
+//! `anyhow`. The binary (`src/main.rs`, `src/commands/`) is CLI glue on top: config, secrets,
+//! signals, output and exit codes.
 
 pub mod backfill;
 pub mod error;
