@@ -1,7 +1,8 @@
-//! Backfill: past days of the sources that keep history in Slack, merged into the lake under the
-//! lease, then the newest `last_seen` snapshot re-derived. Which sources keep history, and how
-//! each is read back in time, is the source's own (`Collector::history` and
-//! `Collector::read_past`); every other source says it cannot be backfilled.
+//! Backfill: past days of the sources that keep history in their app, merged into the lake
+//! under the lease, then the newest `last_seen` snapshot re-derived. Which sources keep
+//! history, and how each is read back in time, is the source's own (`AppSource::history` and
+//! `AppSource::read_past`, planned before connecting from `App::sources`); every other source
+//! says it cannot be backfilled. Nothing here names an app.
 //!
 //! Like the daily run, a backfill always gives the lease back (failed, interrupted by
 //! SIGTERM/Ctrl-C through [`Backfill::cancel`], or with a manifest that could not be written).
@@ -13,47 +14,46 @@ use chrono::{NaiveDate, Utc};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use indicatif::ProgressBar;
-use lastseen_config::{Config, Source};
-use lastseen_ingest::slack::{self, Collector, Item, Past, RunContext, Scope, Settings, SlackSources};
-use lastseen_ingest::source::{History, Window, backfilled_watermark};
-use lastseen_ingest::{IngestError, SlackClient};
+use lastseen_config::Config;
+use lastseen_ingest::IngestError;
+use lastseen_ingest::source::{App, History, Item, Past, RunInfo, Window, backfilled_watermark};
 
 use crate::error::{Context, PipelineError, Result, Step};
-use lastseen_lake::catalog::SLACK_USERS;
-use lastseen_lake::{Lake, LockGuard, RunKind, RunManifest, RunStatus, SourceStatus, Transaction};
+use lastseen_lake::{Lake, LockGuard, Partitioning, RunKind, RunManifest, RunStatus, SourceStatus, Transaction};
 
 use crate::pipeline::{
-    Cancel, add_tables, committed_by, not_granted_skips, note_part_skip, note_skip, or_cancelled, warn_not_granted,
-    whole_source_skip, write_manifest,
+    Cancel, ConnectedSource, add_tables, committed_by, connect_all, note_part_skip, note_skip, or_cancelled,
+    parts_collected, whole_source_skip, write_manifest,
 };
 
 /// A source that keeps history, with how far back.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backfilled {
-    pub source: Source,
+    pub app: &'static str,
+    pub source: String,
     pub history: History,
-    pub collector: Box<dyn Collector>,
 }
 
-impl std::fmt::Debug for Backfilled {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Backfilled").field("source", &self.source).field("history", &self.history).finish()
-    }
-}
-
-/// What a backfill of an enabled source set will do.
-#[derive(Debug)]
+/// What a backfill of the enabled sources will do, known before connecting.
+#[derive(Debug, Default)]
 pub struct Plan {
     pub backfilled: Vec<Backfilled>,
-    pub not_backfillable: Vec<Source>,
+    /// Enabled sources that serve only their current state: (app, source).
+    pub not_backfillable: Vec<(&'static str, String)>,
+    /// Sources that keep history but are not enabled, named when nothing enabled does.
+    pub not_enabled: Vec<String>,
 }
 
-pub fn plan(config: &Config) -> Plan {
-    let mut p = Plan { backfilled: Vec::new(), not_backfillable: Vec::new() };
-    for &source in &config.slack.sources {
-        let collector = slack::collector(source);
-        match collector.history() {
-            Some(history) => p.backfilled.push(Backfilled { source, history, collector }),
-            None => p.not_backfillable.push(source),
+pub fn plan(apps: &[Box<dyn App>]) -> Plan {
+    let mut p = Plan::default();
+    for app in apps {
+        for s in app.sources() {
+            match (s.enabled, s.history) {
+                (true, Some(history)) => p.backfilled.push(Backfilled { app: app.name(), source: s.name, history }),
+                (true, None) => p.not_backfillable.push((app.name(), s.name)),
+                (false, Some(_)) => p.not_enabled.push(s.name),
+                (false, None) => {}
+            }
         }
     }
     p
@@ -72,12 +72,12 @@ pub struct Backfill<'a> {
 #[derive(Debug)]
 pub struct BackfillOutcome {
     pub manifest: RunManifest,
-    /// The `last_seen` snapshot day re-derived, if the lake had a users snapshot.
+    /// The `last_seen` snapshot day re-derived, if the lake had an account snapshot.
     pub last_seen_dt: Option<NaiveDate>,
 }
 
-/// Backfill `b`'s window with Slack's built sources (`lastseen_ingest::slack::sources`).
-pub async fn run(b: Backfill<'_>, slack: SlackSources) -> Result<BackfillOutcome> {
+/// Backfill `b`'s window with the configured apps (`lastseen_ingest::apps::configured`).
+pub async fn run(b: Backfill<'_>, apps: Vec<Box<dyn App>>) -> Result<BackfillOutcome> {
     if b.from > b.to {
         return Err(PipelineError::Refused(format!(
             "--from {} is after --to {}: the window must run forward",
@@ -88,41 +88,36 @@ pub async fn run(b: Backfill<'_>, slack: SlackSources) -> Result<BackfillOutcome
     if b.to > today {
         return Err(PipelineError::Refused(format!("--to {} is in the future (today is {today} UTC)", b.to)));
     }
-    let p = plan(b.config);
+    let p = plan(&apps);
     if p.backfilled.is_empty() {
         return Err(PipelineError::Refused(format!(
-            "nothing to backfill: none of the enabled sources ({}) keeps history in Slack; sources that do: {}",
-            b.config.slack.sources.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
-            slack::collectors()
-                .iter()
-                .filter(|c| c.history().is_some())
-                .map(|c| c.source().as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            "nothing to backfill: none of the enabled sources ({}) keeps history in its app; sources that do: {}",
+            p.not_backfillable.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join(", "),
+            p.not_enabled.join(", ")
         )));
     }
     let started = Utc::now();
     let run_id = lastseen_lake::new_run_id(started);
-    let client = slack.client;
-    // The workspaces (access logs are read per workspace) and the organisation key (analytics
-    // and audit), found the way the daily run finds them.
-    let scope = or_cancelled(b.cancel.as_ref(), slack::discover(&client))
-        .await?
-        .context("checking the Slack token with auth.test")?;
-    tracing::info!(
-        run_id = %run_id,
-        from = %b.from,
-        to = %b.to,
-        team_id = %scope.auth.team_id,
-        workspaces = scope.workspaces.len(),
-        "backfill started"
-    );
+    // What each app's credentials see (Slack's workspaces and organisation key, say), found
+    // the way the daily run finds them; only the planned sources are read.
+    let (connected, warnings) = connect_all(&apps, b.cancel.as_ref(), &run_id).await?;
+    let sources: Vec<(ConnectedSource, History)> = connected
+        .into_iter()
+        .filter_map(|c| {
+            let history = c.source.history()?;
+            p.backfilled.iter().any(|h| h.source == c.source.name()).then_some((c, history))
+        })
+        .collect();
+    // Connection warnings are about an app: said only when one of its sources is read.
+    let warnings: Vec<String> =
+        warnings.into_iter().filter(|(app, _)| sources.iter().any(|(c, _)| c.app == *app)).map(|(_, w)| w).collect();
+    tracing::info!(run_id = %run_id, from = %b.from, to = %b.to, sources = sources.len(), "backfill started");
     let lease = b.lake.acquire_lock(&run_id, b.config.lake.lease_ttl).await.context("taking the lake lease")?;
     let start = RunManifest {
         kind: RunKind::Backfill { from: b.from, to: b.to },
         ..RunManifest::start(&run_id, b.to, started)
     };
-    let work = collect_and_commit(&b, &p, &client, Arc::new(scope), &lease, start.clone());
+    let work = collect_and_commit(&b, &apps, sources, warnings, &lease, start.clone());
     match or_cancelled(b.cancel.as_ref(), work).await.and_then(|r| r) {
         Ok(outcome) => {
             // The lease goes back even when the manifest cannot be written.
@@ -187,7 +182,7 @@ async fn stage(
     mut reads: BoxStream<'static, Result<Past, IngestError>>,
     snapshot_dt: NaiveDate,
     pb: &ProgressBar,
-    source: Source,
+    source: &str,
 ) -> Result<Staged, StageError> {
     let mut staged = Staged::default();
     while let Some(read) = reads.next().await {
@@ -230,60 +225,52 @@ fn describe_days(days: &[NaiveDate]) -> String {
 
 async fn collect_and_commit(
     b: &Backfill<'_>,
-    p: &Plan,
-    client: &Arc<SlackClient>,
-    scope: Arc<Scope>,
+    apps: &[Box<dyn App>],
+    reads: Vec<(ConnectedSource, History)>,
+    mut warnings: Vec<String>,
     lease: &LockGuard,
     start: RunManifest,
 ) -> Result<BackfillOutcome> {
     let pb = b.progress.clone().unwrap_or_else(ProgressBar::hidden);
     let mut tx = b.lake.begin(lease).await?;
     tx.set_memory_budget(b.config.lake.stage_memory);
-    let ctx = Arc::new(RunContext {
-        client: Arc::clone(client),
-        scope,
-        date: b.to,
-        collected_at: start.started_at,
-        watermarks: tx.base().watermarks.clone(),
-        settings: Settings::from(&b.config.slack),
-    });
+    let info =
+        Arc::new(RunInfo { date: b.to, collected_at: start.started_at, watermarks: tx.base().watermarks.clone() });
     let mut sources = BTreeMap::new();
-    let mut warnings = Vec::new();
     let window = Window { from: b.from, to: b.to };
-    for h in &p.backfilled {
-        let collector = &h.collector;
-        let methods = collector.methods();
+    for (c, history) in &reads {
+        let (app, source) = (&apps[c.app], c.source.as_ref());
+        let name = source.name();
         let began = std::time::Instant::now();
-        let result = stage(&mut tx, collector.read_past(Arc::clone(&ctx), window), b.to, &pb, h.source).await;
-        let mut rep = client.report(methods);
+        let result = stage(&mut tx, source.read_past(Arc::clone(&info), window), b.to, &pb, &name).await;
+        let mut rep = app.report(source.methods());
+        rep.app = app.name().to_owned();
         rep.duration_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
-        rep.workspaces = if collector.per_workspace() { ctx.scope.workspaces.len() as u64 } else { 1 };
         match result {
             Ok(staged) => {
                 rep.status = Some(SourceStatus::Collected);
                 rep.rows = staged.rows;
                 for msg in &staged.warnings {
-                    let msg = format!("{}: {msg}", h.source);
+                    let msg = format!("{name}: {msg}");
                     tracing::warn!("{msg}");
                     warnings.push(msg);
                 }
                 for (workspace, e) in &staged.parts_skipped {
-                    note_part_skip(h.source, workspace.clone(), e, &mut rep.skipped, &mut warnings);
+                    note_part_skip(&name, workspace.clone(), e, &mut rep.skipped, &mut warnings);
                 }
-                if collector.per_workspace() {
-                    warn_not_granted(&ctx.scope, &[h.source], &mut warnings);
-                    rep.skipped.extend(not_granted_skips(&ctx.scope));
-                }
+                // Parts known to be skipped (a Slack workspace not granted; the connection
+                // warned about it once).
+                rep.skipped.extend(source.known_skips());
+                rep.workspaces = parts_collected(&source.parts(), &rep.skipped);
                 for (key, read_up_to) in staged.read_up_to {
                     let committed = tx.base().watermarks.get(&key).copied();
-                    if let Some(wm) = backfilled_watermark(committed, Some(read_up_to), h.history.joins_from(b.from)) {
+                    if let Some(wm) = backfilled_watermark(committed, Some(read_up_to), history.joins_from(b.from)) {
                         tx.set_watermark(key, wm);
                     }
                 }
                 for (why, days) in &staged.unavailable {
                     let msg = format!(
-                        "{}: no data for {} day(s) of the window, {}: {why}; those days stay missing",
-                        h.source,
+                        "{name}: no data for {} day(s) of the window, {}: {why}; those days stay missing",
                         days.len(),
                         describe_days(days)
                     );
@@ -294,27 +281,21 @@ async fn collect_and_commit(
             // The plan, scopes or token type cannot serve this source: drop what it staged and
             // go on with the others, as the daily run does.
             Err(StageError::Source(e)) if e.is_capability() => {
-                for t in collector.tables() {
+                for t in source.tables() {
                     tx.discard(t);
                 }
-                note_skip(&b.config.slack, h.source, &e, &mut warnings);
+                note_skip(source, &e, &mut warnings);
                 rep.status = Some(SourceStatus::Skipped);
                 rep.error = Some(e.to_string());
                 rep.duration_ms = 0;
                 rep.skipped.push(whole_source_skip(&e));
             }
             Err(StageError::Source(e)) => {
-                return Err(e.step(format!(
-                    "reading {} to {} of source `{}` ({})",
-                    b.from,
-                    b.to,
-                    h.source,
-                    methods.join(", ")
-                )));
+                return Err(e.step(format!("reading {} to {} of source `{name}` ({})", b.from, b.to, c.what())));
             }
             Err(StageError::Lake(e)) => return Err(e),
         }
-        sources.insert(h.source.to_string(), rep);
+        sources.insert(name, rep);
     }
     pb.set_message("committing");
     let raw = tx.commit().await.context("committing the backfilled days")?;
@@ -323,9 +304,14 @@ async fn collect_and_commit(
     let mut lake_version = Some(raw.version);
 
     // last_seen reads the whole history up to its day, so the newest snapshot is the one
-    // backfilled evidence can change; older snapshots keep what was known on their day.
+    // backfilled evidence can change; older snapshots keep what was known on their day. The
+    // account snapshots (every app's, guarded against mass change) say which day that is.
     let snapshot = b.lake.snapshot().await.context("reading the lake's commit log")?;
-    let last_seen_dt = snapshot.dates(SLACK_USERS.name).last().copied();
+    let last_seen_dt = lastseen_lake::catalog::TABLES
+        .iter()
+        .filter(|t| t.mass_change_guard && t.partitioning == Partitioning::Snapshot)
+        .filter_map(|t| snapshot.dates(t.name).last().copied())
+        .max();
     match last_seen_dt {
         Some(dt) => {
             pb.set_message("deriving last_seen");
@@ -340,7 +326,7 @@ async fn collect_and_commit(
             add_tables(&mut tables, &derived);
             lake_version = Some(derived.version);
         }
-        None => tracing::info!("no slack_users snapshot yet: last_seen is derived by the first daily run"),
+        None => tracing::info!("no account snapshot yet: last_seen is derived by the first daily run"),
     }
     let manifest = RunManifest {
         finished_at: Utc::now(),
@@ -360,32 +346,42 @@ mod tests {
     use super::*;
     use lastseen_ingest::source::WatermarkMeaning;
 
+    fn apps(toml: &str) -> Vec<Box<dyn App>> {
+        let cfg = Config::from_toml_str(toml, "test", Vec::<(String, String)>::new()).unwrap();
+        vec![lastseen_ingest::apps::slack(&cfg, secrecy::SecretString::from("xoxp-test")).unwrap()]
+    }
+
+    fn names(p: &Plan) -> (Vec<&str>, Vec<&str>) {
+        (
+            p.backfilled.iter().map(|h| h.source.as_str()).collect(),
+            p.not_backfillable.iter().map(|(_, s)| s.as_str()).collect(),
+        )
+    }
+
     #[test]
     fn only_sources_listed_as_keeping_history_are_backfilled() {
-        let cfg = Config::from_toml_str("", "test", Vec::<(String, String)>::new()).unwrap();
-        let p = plan(&cfg);
-        let history = [Source::AccessLogs, Source::Analytics, Source::Audit];
-        assert_eq!(p.backfilled.iter().map(|h| h.source).collect::<Vec<_>>(), history);
+        let p = plan(&apps(""));
+        let history = ["access_logs", "analytics", "audit"];
+        assert_eq!(names(&p).0, history);
+        assert!(p.backfilled.iter().all(|h| h.app == "slack"));
         assert_eq!(
             p.backfilled.iter().map(|h| h.history.watermark).collect::<Vec<_>>(),
             [WatermarkMeaning::NewestEvent, WatermarkMeaning::NewestWholeDay, WatermarkMeaning::NewestEvent]
         );
         assert!(p.backfilled.iter().all(|h| !h.history.kept.is_empty()));
         // Every other default source serves only its current state.
-        let others: Vec<Source> = cfg.slack.sources.iter().copied().filter(|s| !history.contains(s)).collect();
-        assert!(others.contains(&Source::Users) && others.contains(&Source::Billing));
-        assert_eq!(p.not_backfillable, others);
+        let cfg = Config::from_toml_str("", "test", Vec::<(String, String)>::new()).unwrap();
+        let others: Vec<String> =
+            cfg.slack.sources.iter().map(|s| s.to_string()).filter(|s| !history.contains(&s.as_str())).collect();
+        assert!(others.iter().any(|s| s == "users") && others.iter().any(|s| s == "billing"));
+        assert_eq!(names(&p).1, others);
+        assert!(p.not_enabled.is_empty());
 
-        // A configured subset keeps its order, split the same way.
-        let cfg = Config::from_toml_str(
-            "[slack]\nsources = [\"audit\", \"users\", \"analytics\"]\n",
-            "test",
-            Vec::<(String, String)>::new(),
-        )
-        .unwrap();
-        let p = plan(&cfg);
-        assert_eq!(p.backfilled.iter().map(|h| h.source).collect::<Vec<_>>(), [Source::Audit, Source::Analytics]);
-        assert_eq!(p.not_backfillable, [Source::Users]);
+        // A configured subset keeps its order, split the same way; the history sources left
+        // out are named for the refusal when nothing enabled keeps history.
+        let p = plan(&apps("[slack]\nsources = [\"audit\", \"users\", \"analytics\"]\n"));
+        assert_eq!(names(&p), (vec!["audit", "analytics"], vec!["users"]));
+        assert_eq!(p.not_enabled, ["access_logs"]);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! lastseen as a library: the orchestration every command that collects shares, callable
 //! in-process by tests and benches. [`pipeline::run_day`] runs one day and [`backfill::run`]
-//! reads past days, both with the sources already built (`lastseen_ingest::slack::sources`),
-//! both ending in a [`PipelineError`] rather than the CLI's `anyhow`. The binary (`src/main.rs`,
-//! `src/commands/`) is CLI glue on top: config, tokens, signals, output and exit codes.
+//! reads past days, both with the configured apps already built
+//! (`lastseen_ingest::apps::configured`) and driven only through the app-agnostic
+//! `App`/`AppSource` interface, both ending in a [`PipelineError`] rather than the CLI's
+//! `anyhow`. The binary (`src/main.rs`, `src/commands/`) is CLI glue on top: config, secrets,
+//! signals, output and exit codes.
 
 pub mod backfill;
 pub mod error;

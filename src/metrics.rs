@@ -3,7 +3,7 @@
 //!
 //! API call counts come from the run manifest rather than from hooks in the client, so the
 //! daemon's numbers are exactly what `_lastseen/runs/` records. They carry the `app` the
-//! source belongs to ([`app_of`]) next to the source, so a second SaaS gets its own series
+//! source belongs to (the manifest's `SourceReport::app`, from `AppSource::app`) next to the source, so a second SaaS gets its own series
 //! under the same names.
 //!
 //! The server is hardened with [`GuardedListener`]: a cap on open connections, an idle timeout
@@ -67,7 +67,7 @@ pub fn record_run(m: &RunManifest) {
     let secs = (m.finished_at - m.started_at).num_milliseconds() as f64 / 1000.0;
     metrics::gauge!(LAST_RUN_DURATION).set(secs);
     for (source, s) in &m.sources {
-        let app = app_of(source);
+        let app = if s.app.is_empty() { app_of(source) } else { s.app.clone() };
         metrics::counter!(API_CALLS, "app" => app.clone(), "source" => source.clone()).increment(s.calls);
         metrics::counter!(RATE_LIMITED, "app" => app, "source" => source.clone()).increment(s.rate_limited);
     }
@@ -79,7 +79,8 @@ pub fn record_run(m: &RunManifest) {
     }
 }
 
-/// The app a run manifest's source belongs to. Slack's sources keep the names they have always
+/// The app of a source in a manifest written before sources carried their app
+/// (`SourceReport::app`, from `AppSource::app`). Slack's sources keep the names they have always
 /// had in manifests (`users`, `access_logs`); any other app's source is named
 /// `<app>_<source>` (`okta_system_log`), so the app is the part before the first `_`.
 pub fn app_of(source: &str) -> String {
@@ -326,6 +327,8 @@ mod tests {
         m.finished_at = started + chrono::Duration::milliseconds(2500);
         m.sources.insert("users".into(), SourceReport { calls: 3, rate_limited: 1, ..Default::default() });
         m.sources.insert("access_logs".into(), SourceReport { calls: 5, ..Default::default() });
+        // A source's app comes from its report, whatever its name looks like.
+        m.sources.insert("system_log".into(), SourceReport { app: "okta".into(), calls: 2, ..Default::default() });
         m.tables.insert("slack_users".into(), TableReport { rows: 42, ..Default::default() });
         metrics::with_local_recorder(&recorder, || {
             describe();
@@ -342,6 +345,7 @@ mod tests {
             "lastseen_last_run_duration_seconds 2.5",
             "lastseen_api_calls_total{app=\"slack\",source=\"users\"} 6",
             "lastseen_api_calls_total{app=\"slack\",source=\"access_logs\"} 10",
+            "lastseen_api_calls_total{app=\"okta\",source=\"system_log\"} 4",
             "lastseen_api_rate_limited_total{app=\"slack\",source=\"users\"} 2",
             "lastseen_last_run_rows{table=\"slack_users\"} 42",
             "lastseen_last_success_timestamp_seconds 1782779402.5",

@@ -1,11 +1,14 @@
-//! One daily run, end to end, as a library call (`run_day`): discover what the token sees, probe
-//! every configured source, stream
-//! the available ones concurrently into one lake transaction (spilling to staging files by
-//! size), commit the raw tables with their watermarks, derive `last_seen`, and record a run
-//! manifest. Shared by `run`, `demo` and `daemon`, and callable in-process by tests and benches.
-//! The sources come built (`lastseen_ingest::slack::sources`: the client, its budgets and the
-//! collectors of the configured sources); they are data (`lastseen_ingest::slack::Collector`),
-//! not branches here.
+//! One daily run, end to end, as a library call (`run_day`): connect every configured app
+//! (each checks its credentials and discovers what they see), probe every source of every app
+//! at once, stream the available ones concurrently into one lake transaction (spilling to
+//! staging files by size), commit the raw tables with their watermarks, derive `last_seen`,
+//! and record one run manifest with every app's sources. Shared by `run`, `demo` and `daemon`,
+//! and callable in-process by tests and benches.
+//!
+//! The apps come built (`lastseen_ingest::apps::configured`: each holds its own client, budgets
+//! and counters) and are driven only through the app-agnostic interface
+//! (`lastseen_ingest::source`: `App`, `AppSource`, `RunInfo`); nothing here names an app. A
+//! source the app marks `required` that cannot run refuses the run, naming app and source.
 //!
 //! A run ends one of three ways, and always gives the lease back: committed (manifest written),
 //! failed, or interrupted (SIGTERM/Ctrl-C through [`DayRun::cancel`]). The lake moves only by
@@ -20,9 +23,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use futures::future::{BoxFuture, Shared};
 use indicatif::ProgressBar;
-use lastseen_config::{Config, Source};
-use lastseen_ingest::slack::{self, Collector, Item, Probe, RunContext, Scope, Settings, SlackSources};
-use lastseen_ingest::{IngestError, SlackClient};
+use lastseen_config::Config;
+use lastseen_ingest::IngestError;
+use lastseen_ingest::source::{App, AppSource, Item, Probe, RunInfo};
 use lastseen_lake::{
     CommitSummary, Lake, Partitioning, RunManifest, RunStatus, SkipReport, SourceReport, SourceStatus, TableReport,
 };
@@ -66,37 +69,81 @@ pub struct DayOutcome {
     pub dry_run_rows: BTreeMap<String, u64>,
 }
 
-/// Run one day with Slack's built sources (`lastseen_ingest::slack::sources`: the client holds
-/// the token, so no other copy of it outlives the call).
-pub async fn run_day(run: DayRun<'_>, slack: SlackSources) -> Result<DayOutcome> {
+/// One connected source, with the index of its app in the run's apps.
+pub(crate) struct ConnectedSource {
+    pub app: usize,
+    pub source: Box<dyn AppSource>,
+}
+
+impl ConnectedSource {
+    /// `slack: users.list, …`: the app and the counter labels, for messages.
+    pub fn what(&self) -> String {
+        format!("{}: {}", self.source.app(), self.source.methods().join(", "))
+    }
+}
+
+/// Every app connected, concurrently: its sources in order (apps in the given order), and the
+/// warnings the connections raised, each with the index of its app (said once; they make the
+/// run partial).
+pub(crate) async fn connect_all(
+    apps: &[Box<dyn App>],
+    cancel: Option<&Cancel>,
+    run_id: &str,
+) -> Result<(Vec<ConnectedSource>, Vec<(usize, String)>)> {
+    let connections = or_cancelled(cancel, futures::future::join_all(apps.iter().map(|a| a.connect()))).await?;
+    let mut sources: Vec<ConnectedSource> = Vec::new();
+    let mut warnings = Vec::new();
+    for (i, (app, connected)) in apps.iter().zip(connections).enumerate() {
+        let c = connected
+            .with_context(|| format!("connecting to {}: checking its credentials and what they can see", app.name()))?;
+        tracing::info!(run_id = %run_id, app = app.name(), "connected: {}", c.describe);
+        for w in c.warnings {
+            tracing::warn!(app = app.name(), "{w}");
+            warnings.push((i, w));
+        }
+        for source in c.sources {
+            let name = source.name();
+            if let Some(other) = sources.iter().find(|o| o.source.name() == name) {
+                return Err(PipelineError::Refused(format!(
+                    "two sources are named `{name}` ({} and {}): a source's name is its key in the run manifest \
+                     and must be unique across apps",
+                    other.source.app(),
+                    source.app()
+                )));
+            }
+            sources.push(ConnectedSource { app: i, source });
+        }
+    }
+    Ok((sources, warnings))
+}
+
+/// Run one day with the configured apps (`lastseen_ingest::apps::configured`: each app's
+/// client holds its secret, so no other copy of it outlives the call).
+pub async fn run_day(run: DayRun<'_>, apps: Vec<Box<dyn App>>) -> Result<DayOutcome> {
     let started = Utc::now();
     let run_id = lastseen_lake::new_run_id(started);
-    if !slack.collectors.iter().any(|c| c.source() == Source::Users) {
-        return Err(PipelineError::Refused(
-            "config `slack.sources` must include `users`: every other table is keyed on the users snapshot".into(),
-        ));
+    // A required source the configuration leaves out: refused before anything is read.
+    for app in &apps {
+        if let Some(s) = app.sources().into_iter().find(|s| s.required && !s.enabled) {
+            let (app, name) = (app.name(), s.name);
+            return Err(PipelineError::Refused(format!(
+                "config `{app}.sources` must include `{name}`: the {app} source `{name}` is required, every other \
+                 {app} table is keyed on it"
+            )));
+        }
     }
-    let SlackSources { client, collectors } = slack;
-    let methods: Vec<(Source, &'static [&'static str])> =
-        collectors.iter().map(|c| (c.source(), c.methods())).collect();
-    let scope = or_cancelled(run.cancel.as_ref(), slack::discover(&client))
-        .await?
-        .context("checking the Slack token with auth.test")?;
-    tracing::info!(
-        run_id = %run_id,
-        date = %run.date,
-        team_id = %scope.auth.team_id,
-        team = %scope.auth.team,
-        workspaces = scope.workspaces.len(),
-        "run started"
-    );
+    let (sources, warnings) = connect_all(&apps, run.cancel.as_ref(), &run_id).await?;
+    let warnings: Vec<String> = warnings.into_iter().map(|(_, w)| w).collect();
+    tracing::info!(run_id = %run_id, date = %run.date, apps = apps.len(), sources = sources.len(), "run started");
+    let methods: Vec<(usize, String, &'static [&'static str])> =
+        sources.iter().map(|c| (c.app, c.source.name(), c.source.methods())).collect();
 
     let lease = if run.dry_run {
         None
     } else {
         Some(run.lake.acquire_lock(&run_id, run.config.lake.lease_ttl).await.context("taking the lake lease")?)
     };
-    let work = collect_and_commit(&run, &run_id, started, &client, Arc::new(scope), collectors, lease.as_ref());
+    let work = collect_and_commit(&run, &run_id, started, &apps, sources, warnings, lease.as_ref());
     let result = or_cancelled(run.cancel.as_ref(), work).await.and_then(|r| r);
     let outcome = match result {
         Ok(o) => o,
@@ -119,7 +166,7 @@ pub async fn run_day(run: DayRun<'_>, slack: SlackSources) -> Result<DayOutcome>
                 status: RunStatus::Failed,
                 lake_version: committed,
                 error: Some(crate::error::render(&err)),
-                sources: source_reports_on_failure(&client, &methods),
+                sources: source_reports_on_failure(&apps, &methods),
                 ..RunManifest::start(&run_id, run.date, started)
             };
             if let Err(e) = write_manifest(run.lake, &manifest).await {
@@ -179,104 +226,105 @@ pub(crate) async fn write_manifest(lake: &Lake, m: &RunManifest) -> lastseen_lak
 
 /// The counters of a failed run, so its manifest still shows what was called and retried.
 fn source_reports_on_failure(
-    client: &SlackClient,
-    methods: &[(Source, &'static [&'static str])],
+    apps: &[Box<dyn App>],
+    methods: &[(usize, String, &'static [&'static str])],
 ) -> BTreeMap<String, SourceReport> {
-    methods.iter().map(|(s, m)| (s.to_string(), client.report(m))).filter(|(_, r)| r.calls > 0).collect()
+    methods
+        .iter()
+        .map(|(app, name, m)| {
+            let mut rep = apps[*app].report(m);
+            rep.app = apps[*app].name().to_owned();
+            (name.clone(), rep)
+        })
+        .filter(|(_, r)| r.calls > 0)
+        .collect()
 }
 
 /// What one source did during the run.
 struct SourceRun {
-    collector: Box<dyn Collector>,
+    app: usize,
+    source: Box<dyn AppSource>,
+    /// `source.name()`, its key in the manifest and in messages.
+    name: String,
     rows: u64,
     watermarks: Vec<(String, i64)>,
     started: Instant,
     finished: Option<Instant>,
     skipped: Option<IngestError>,
-    /// Workspaces (or org-wide parts) skipped for a standing condition while the rest of the
-    /// source was collected.
+    /// Parts (workspaces, org-wide parts) skipped for a standing condition while the rest of
+    /// the source was collected, and those known to be skipped before it started.
     parts_skipped: Vec<SkipReport>,
 }
 
+impl SourceRun {
+    /// `slack: users.list, …`: the app and the counter labels, for messages.
+    fn what(&self) -> String {
+        format!("{}: {}", self.source.app(), self.source.methods().join(", "))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn collect_and_commit(
     run: &DayRun<'_>,
     run_id: &str,
     started: DateTime<Utc>,
-    client: &Arc<SlackClient>,
-    scope: Arc<Scope>,
-    collectors: Vec<Box<dyn Collector>>,
+    apps: &[Box<dyn App>],
+    sources: Vec<ConnectedSource>,
+    mut warnings: Vec<String>,
     lease: Option<&lastseen_lake::LockGuard>,
 ) -> Result<DayOutcome> {
-    let cfg = &run.config.slack;
     let base = run.lake.snapshot().await.context("reading the lake's commit log")?;
     let pb = run.progress.clone().unwrap_or_else(ProgressBar::hidden);
-    let ctx = Arc::new(RunContext {
-        client: Arc::clone(client),
-        scope,
-        date: run.date,
-        collected_at: started,
-        watermarks: base.watermarks.clone(),
-        settings: Settings::from(cfg),
-    });
+    let info = Arc::new(RunInfo { date: run.date, collected_at: started, watermarks: base.watermarks.clone() });
 
-    // Probe every configured source at once: one cheap call each tells whether the plan, the
-    // scopes and the token type can serve it.
+    // Probe every source of every app at once: one cheap call each tells whether the plan,
+    // the scopes and the token type can serve it.
     pb.set_message("probing sources");
-    let probes = futures::future::join_all(collectors.into_iter().map(|c| {
-        let ctx = Arc::clone(&ctx);
+    let probes = futures::future::join_all(sources.into_iter().map(|c| {
+        let info = Arc::clone(&info);
         async move {
-            let p = slack::probe(c.as_ref(), &ctx).await;
+            let p = c.source.probe(&info).await;
             (c, p)
         }
     }))
     .await;
     let mut runs: Vec<SourceRun> = Vec::new();
-    let mut warnings = Vec::new();
-    for (collector, probed) in probes {
-        let source = collector.source();
+    for (c, probed) in probes {
+        let name = c.source.name();
         let skipped = match probed {
             Ok(Probe::Works) => None,
             Ok(Probe::Unavailable(e)) => Some(e),
-            Err(e) => {
-                let methods = collector.methods().join(", ");
-                return Err(e.step(format!("probing source `{source}` ({methods})")));
-            }
+            Err(e) => return Err(e.step(format!("probing source `{name}` ({})", c.what()))),
         };
         if let Some(e) = &skipped {
-            note_skip(cfg, source, e, &mut warnings);
+            note_skip(c.source.as_ref(), e, &mut warnings);
         }
+        // Parts known to be skipped before collecting (a Slack workspace the org-wide app was
+        // not granted; the connection warned about it once).
+        let parts_skipped = if skipped.is_none() { c.source.known_skips() } else { Vec::new() };
         runs.push(SourceRun {
-            collector,
+            app: c.app,
+            source: c.source,
+            name,
             rows: 0,
             watermarks: Vec::new(),
             started: Instant::now(),
             finished: None,
             skipped,
-            parts_skipped: Vec::new(),
+            parts_skipped,
         });
     }
-    // Workspaces of the organisation the org-wide app was not granted: every per-workspace
-    // source skips them, reported once as a warning and per source in the manifest.
-    let per_workspace: Vec<Source> = runs
-        .iter()
-        .filter(|r| r.skipped.is_none() && r.collector.per_workspace())
-        .map(|r| r.collector.source())
-        .collect();
-    warn_not_granted(&ctx.scope, &per_workspace, &mut warnings);
-    for r in runs.iter_mut().filter(|r| r.skipped.is_none() && r.collector.per_workspace()) {
-        r.parts_skipped.extend(not_granted_skips(&ctx.scope));
-    }
-    if let Some(users) = runs.iter().find(|r| r.collector.source() == Source::Users)
-        && let Some(e) = &users.skipped
-    {
+    if let Some(r) = runs.iter().find(|r| r.source.required() && r.skipped.is_some()) {
+        let (app, name) = (r.source.app(), &r.name);
+        let e = r.skipped.as_ref().map(ToString::to_string).unwrap_or_default();
         return Err(PipelineError::Refused(format!(
-            "the users source cannot run, and every other table is keyed on it: {e}"
+            "the {app} source `{name}` cannot run, and every other {app} table is keyed on it: {e}"
         )));
     }
 
     // Every available source streams into one channel; each runs in its own task so decoding
-    // and Arrow building use every core, while the client caps requests in flight
-    // (`slack.concurrency`) and paces each (method, workspace) bucket.
+    // and Arrow building use every core, while each app's client caps its requests in flight
+    // and paces its rate buckets.
     // The tasks are joined after the channel closes: a task that panicked also closes its end,
     // and without the join its source would look finished and a truncated snapshot would be
     // committed. Dropping the set (an early return) aborts the collectors.
@@ -285,9 +333,9 @@ async fn collect_and_commit(
     let mut tasks = tokio::task::JoinSet::new();
     let mut task_source = BTreeMap::new();
     for (i, r) in runs.iter_mut().enumerate().filter(|(_, r)| r.skipped.is_none()) {
-        let mut stream = r.collector.collect(Arc::clone(&ctx));
+        let mut stream = r.source.collect(Arc::clone(&info));
         let sender = sender.clone();
-        let panic_after_first_item = failpoint_collector_panic(r.collector.source());
+        let panic_after_first_item = failpoint_collector_panic(&r.name);
         r.started = Instant::now();
         let handle = tasks.spawn(async move {
             while let Some(item) = stream.next().await {
@@ -322,7 +370,7 @@ async fn collect_and_commit(
                 let n = batch.num_rows() as u64;
                 r.rows += n;
                 total += n;
-                pb.set_message(format!("{}: {} rows ({total} in all)", r.collector.source(), r.rows));
+                pb.set_message(format!("{}: {} rows ({total} in all)", r.name, r.rows));
                 match tx.as_mut() {
                     Some(tx) => tx
                         .write_spilling(table, run.date, batch)
@@ -338,59 +386,50 @@ async fn collect_and_commit(
             }
             Ok(Item::Watermark { key, value }) => r.watermarks.push((key, value)),
             Ok(Item::Warning(msg)) => {
-                let msg = format!("{}: {msg}", r.collector.source());
+                let msg = format!("{}: {msg}", r.name);
                 tracing::warn!("{msg}");
                 warnings.push(msg);
             }
             Ok(Item::Skipped { workspace, error }) => {
-                note_part_skip(r.collector.source(), workspace, &error, &mut r.parts_skipped, &mut warnings);
+                note_part_skip(&r.name, workspace, &error, &mut r.parts_skipped, &mut warnings);
             }
             // The plan or token turned out not to cover this source half-way (one workspace
             // of several, say): drop what it staged and skip it, like a failed probe.
             Err(e) if e.is_capability() => {
                 if let Some(tx) = tx.as_mut() {
-                    for t in r.collector.tables() {
+                    for t in r.source.tables() {
                         tx.discard(t);
                     }
                 }
-                note_skip(cfg, r.collector.source(), &e, &mut warnings);
+                note_skip(r.source.as_ref(), &e, &mut warnings);
                 r.skipped = Some(e);
                 r.finished = Some(Instant::now());
             }
-            Err(e) => {
-                let (source, methods) = (r.collector.source(), r.collector.methods().join(", "));
-                return Err(e.step(format!("collecting source `{source}` ({methods})")));
-            }
+            Err(e) => return Err(e.step(format!("collecting source `{}` ({})", r.name, r.what()))),
         }
     }
     let done = Instant::now();
     while let Some(joined) = tasks.join_next().await {
         let Err(e) = joined else { continue };
         let r = task_source.get(&e.id()).map(|&i| &runs[i]);
-        let (source, methods) =
-            r.map(|r| (r.collector.source().to_string(), r.collector.methods().join(", "))).unwrap_or_default();
+        let (source, what) = r.map(|r| (r.name.clone(), r.what())).unwrap_or_default();
         let why = if e.is_panic() { format!("panicked: {}", panic_text(e.into_panic())) } else { e.to_string() };
         return Err(PipelineError::Refused(format!(
-            "the collector of source `{source}` ({methods}) {why}; its data may be incomplete, so nothing was committed"
+            "the collector of source `{source}` ({what}) {why}; its data may be incomplete, so nothing was committed"
         )));
     }
 
     let mut sources = BTreeMap::new();
     for r in &mut runs {
-        let source = r.collector.source();
-        let mut rep = client.report(r.collector.methods());
+        let app = &apps[r.app];
+        let mut rep = app.report(r.source.methods());
+        rep.app = app.name().to_owned();
         rep.rows = r.rows;
         rep.duration_ms =
             u64::try_from(r.finished.unwrap_or(done).duration_since(r.started).as_millis()).unwrap_or(u64::MAX);
-        let skipped_workspaces = ctx
-            .scope
-            .workspaces
-            .iter()
-            .filter(|w| r.parts_skipped.iter().any(|p| p.workspace.as_deref() == Some(w.id.as_str())))
-            .count();
-        rep.workspaces = ctx.scope.workspaces.len().saturating_sub(skipped_workspaces) as u64;
-        // Workspaces skipped today (not granted included) keep their previous users rows in
-        // the day's snapshot, and the mass-change guard compares like with like (DESIGN §2).
+        rep.workspaces = parts_collected(&r.source.parts(), &r.parts_skipped);
+        // Parts skipped today (not granted included) keep their previous rows in the day's
+        // snapshot, and the mass-change guard compares like with like (DESIGN §2).
         let skipped_ids: Vec<String> = r.parts_skipped.iter().filter_map(|p| p.workspace.clone()).collect();
         rep.skipped = std::mem::take(&mut r.parts_skipped);
         match &r.skipped {
@@ -405,7 +444,7 @@ async fn collect_and_commit(
                 rep.status = Some(SourceStatus::Collected);
                 if let Some(tx) = tx.as_mut() {
                     // A snapshot collected empty is still that day's snapshot.
-                    for t in r.collector.tables().iter().filter(|t| t.partitioning == Partitioning::Snapshot) {
+                    for t in r.source.tables().iter().filter(|t| t.partitioning == Partitioning::Snapshot) {
                         tx.declare_snapshot(t, run.date);
                         if t.mass_change_guard {
                             tx.carry_forward_skipped(t, run.date, skipped_ids.iter().cloned());
@@ -417,9 +456,8 @@ async fn collect_and_commit(
                 }
             }
         }
-        sources.insert(source.to_string(), rep);
+        sources.insert(r.name.clone(), rep);
     }
-
     let mut tables = BTreeMap::new();
     let mut lake_version = None;
     // Warnings that are not about a source: they do not make the run partial.
@@ -502,28 +540,34 @@ async fn collect_and_commit(
 }
 
 /// A skipped source is a warning (and makes the run partial) when the configuration expects
-/// it or a standing condition of the organisation skips it (`IngestError::is_standing`); with
-/// `sources = "auto"` an optional source the plan, scopes or token type lack is only logged.
-pub(crate) fn note_skip(
-    cfg: &lastseen_config::SlackConfig,
-    source: Source,
-    e: &IngestError,
-    warnings: &mut Vec<String>,
-) {
-    if cfg.expects(source) || e.is_standing() {
-        let msg = format!("{source} skipped: {e}");
-        tracing::warn!("{msg}");
+/// it (`AppSource::expected`) or a standing condition of the organisation skips it
+/// (`IngestError::is_standing`); a source the app enabled only because it might work (Slack's
+/// `sources = "auto"`) that the plan, scopes or token type lack is only logged.
+pub(crate) fn note_skip(source: &dyn AppSource, e: &IngestError, warnings: &mut Vec<String>) {
+    let name = source.name();
+    if source.expected() || e.is_standing() {
+        let msg = format!("{name} skipped: {e}");
+        tracing::warn!(app = source.app(), "{msg}");
         warnings.push(msg);
     } else {
-        tracing::info!(%source, "source not available with this plan or token, not collected: {e}");
+        tracing::info!(app = source.app(), source = %name, "source not available with this plan or token, not collected: {e}");
     }
+}
+
+/// How many of a source's `parts` (`AppSource::parts`) were collected, for the manifest's
+/// `workspaces`: those not skipped; a source read as one whole counts 1.
+pub(crate) fn parts_collected(parts: &[String], skipped: &[SkipReport]) -> u64 {
+    if parts.is_empty() {
+        return 1;
+    }
+    parts.iter().filter(|p| !skipped.iter().any(|s| s.workspace.as_deref() == Some(p.as_str()))).count() as u64
 }
 
 /// Test hook, compiled into the binary on purpose: `LASTSEEN_TEST_FAILPOINT=collector_panic:<source>`
 /// makes that source's collector task panic after its first item. Neither Slack nor the
 /// simulator can make a collector panic (any input that did would be a bug to fix, not a fault
 /// to simulate), yet the run's handling of a panic must be tested on the real binary.
-fn failpoint_collector_panic(source: Source) -> bool {
+fn failpoint_collector_panic(source: &str) -> bool {
     std::env::var("LASTSEEN_TEST_FAILPOINT").is_ok_and(|v| v == format!("collector_panic:{source}"))
 }
 
@@ -533,11 +577,11 @@ pub(crate) fn whole_source_skip(e: &IngestError) -> SkipReport {
 }
 
 /// One workspace (or org-wide part) of a source skipped for a standing condition: recorded for
-/// the manifest and warned about by source, workspace and code, whatever `slack.sources`
+/// the manifest and warned about by source, workspace and code, whatever the configuration
 /// says (the source itself works, so the operator expects this workspace too); the run ends
 /// partial (exit 3).
 pub(crate) fn note_part_skip(
-    source: Source,
+    source: &str,
     workspace: Option<String>,
     e: &IngestError,
     parts: &mut Vec<SkipReport>,
@@ -551,40 +595,6 @@ pub(crate) fn note_part_skip(
     tracing::warn!(%source, workspace = workspace.as_deref().unwrap_or("-"), %code, "{msg}");
     warnings.push(msg);
     parts.push(SkipReport { workspace, code, reason: e.to_string() });
-}
-
-/// The `team_access_not_granted` entries a per-workspace source records for the workspaces an
-/// org-wide app was not granted (known when `admin.teams.list` answered).
-pub(crate) fn not_granted_skips(scope: &Scope) -> Vec<SkipReport> {
-    scope
-        .not_granted
-        .iter()
-        .map(|ws| SkipReport {
-            workspace: Some(ws.id.clone()),
-            code: "team_access_not_granted".into(),
-            reason: format!("workspace {} is not granted to the org-wide app", ws.id),
-        })
-        .collect()
-}
-
-/// One warning per workspace the org-wide app was not granted, naming the per-workspace
-/// `sources` that skip it.
-pub(crate) fn warn_not_granted(scope: &Scope, sources: &[Source], warnings: &mut Vec<String>) {
-    if sources.is_empty() {
-        return;
-    }
-    let names: Vec<&str> = sources.iter().map(|s| s.as_str()).collect();
-    for ws in &scope.not_granted {
-        let name = ws.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
-        let msg = format!(
-            "workspace {}{name} is not granted to the org-wide app (`team_access_not_granted`): {} skipped for \
-             it; an org admin can add the app to the workspace",
-            ws.id,
-            names.join(", ")
-        );
-        tracing::warn!(workspace = %ws.id, code = "team_access_not_granted", "{msg}");
-        warnings.push(msg);
-    }
 }
 
 fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {

@@ -203,6 +203,15 @@ pub enum IngestError {
     /// The identity tables could not be staged in the run's transaction.
     #[error("staging the identity tables: {0}")]
     IdentityStage(#[source] lastseen_lake::LakeError),
+
+    /// An app's secret (token, key) could not be loaded; `what` names the app's secret, the
+    /// config error names the variable or file (never the value).
+    #[error("{what}")]
+    Secret {
+        what: String,
+        #[source]
+        source: lastseen_config::ConfigError,
+    },
 }
 
 fn humantime_secs(d: Duration) -> String {
@@ -334,7 +343,8 @@ impl IngestError {
             | IngestError::IdentityFile { .. }
             | IngestError::IdentityRead { .. }
             | IngestError::IdentityDrop { .. }
-            | IngestError::IdentityStage(_) => None,
+            | IngestError::IdentityStage(_)
+            | IngestError::Secret { .. } => None,
         }
     }
 

@@ -55,6 +55,20 @@ pub trait AppSource: Send + Sync {
         false
     }
 
+    /// Whether the source being unavailable (plan, scopes, token type) is worth a warning and
+    /// exit 3: the configuration named it. A source enabled only because the app collects
+    /// whatever it can is logged instead. A standing condition is always a warning.
+    fn expected(&self) -> bool {
+        true
+    }
+
+    /// The parts of the app the source reads one by one (a Slack workspace's id), so the
+    /// manifest can count those collected; empty (the default) = the source reads one whole
+    /// (an organisation), counted as 1.
+    fn parts(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// One cheap call: [`Probe::Unavailable`] when the plan, scopes or token type cannot serve
     /// the source; an error for a real failure (auth, network).
     fn probe<'a>(&'a self, run: &'a RunInfo) -> BoxFuture<'a, Result<Probe>>;
@@ -92,10 +106,29 @@ pub struct Connected {
     pub describe: String,
 }
 
+/// A source as the app's configuration describes it, known without connecting: what a
+/// backfill plans with (and names when nothing enabled keeps history), and what the daily run
+/// checks before it connects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceInfo {
+    /// As [`AppSource::name`].
+    pub name: String,
+    /// The configuration enables it (the daily run collects it).
+    pub enabled: bool,
+    /// As [`AppSource::required`]: a daily run of a configuration that does not enable it is
+    /// refused before anything is read.
+    pub required: bool,
+    /// As [`AppSource::history`].
+    pub history: Option<History>,
+}
+
 /// One configured app: connects once per run and reports its calls.
 pub trait App: Send + Sync {
     /// `slack`, `okta`.
     fn name(&self) -> &'static str;
+
+    /// Every source the app can collect, enabled or not, in the configured order.
+    fn sources(&self) -> Vec<SourceInfo>;
 
     /// Checks the credentials and discovers what they see; an error here fails the run.
     fn connect(&self) -> BoxFuture<'_, Result<Connected>>;

@@ -52,6 +52,10 @@ pub enum RunKind {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SourceReport {
+    /// The app the source belongs to (`slack`, `okta`); empty in manifests written before
+    /// sources carried it (those are all Slack's).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub app: String,
     pub status: Option<SourceStatus>,
     /// Workspaces the source was collected for (organisation-wide sources count 1).
     pub workspaces: u64,

@@ -9,12 +9,12 @@ pub async fn run(g: &GlobalArgs, args: &BackfillArgs) -> anyhow::Result<u8> {
     // Installed first: SIGTERM/Ctrl-C stops the backfill and gives the lease back (exit 1).
     let cancel = super::cancel_on_signal()?;
     let cfg = super::load_config(g)?;
-    let slack = super::slack_sources(&cfg)?;
+    let apps = super::configured_apps(&cfg)?;
     let lake = super::open_lake(&cfg)?;
-    let p = plan(&cfg);
-    for src in &p.not_backfillable {
+    let p = plan(&apps);
+    for (app, src) in &p.not_backfillable {
         println!(
-            "{src}: cannot be backfilled: Slack serves only its current state, not past days; the daily run collects it"
+            "{src}: cannot be backfilled: {app} serves only its current state, not past days; the daily run collects it"
         );
     }
     for h in &p.backfilled {
@@ -34,7 +34,7 @@ pub async fn run(g: &GlobalArgs, args: &BackfillArgs) -> anyhow::Result<u8> {
             progress: progress.clone(),
             cancel: Some(cancel),
         },
-        slack,
+        apps,
     )
     .await;
     if let Some(pb) = progress {

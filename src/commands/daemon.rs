@@ -17,7 +17,6 @@ use tokio::task::JoinHandle;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::cli::{DaemonArgs, GlobalArgs};
-use crate::exit::ConfigProblem;
 use crate::metrics::{self, Health};
 use lastseen::pipeline::{DayRun, run_day};
 
@@ -26,8 +25,8 @@ pub async fn run(g: &GlobalArgs, args: &DaemonArgs) -> anyhow::Result<u8> {
     let shutdown = super::simulate::shutdown_signal()?;
     let cfg = super::load_config(g)?;
     // Fail at start, with exit 78, rather than at the first tick hours later. Each run loads the
-    // token again, so a rotated token file is picked up without a restart.
-    drop(cfg.slack.token.load().map_err(ConfigProblem::from).context("loading the Slack token")?);
+    // apps' secrets again, so a rotated token file is picked up without a restart.
+    drop(super::configured_apps(&cfg)?);
     let lake = super::open_lake(&cfg)?;
     let listen = args.listen.unwrap_or(cfg.daemon.listen);
     // `serve.in_daemon`: the Postgres listener of `lastseen serve` in this process too, checked
@@ -267,10 +266,10 @@ impl Daemon {
 
     async fn run_one(&self, date: NaiveDate) -> Ended {
         let t0 = Instant::now();
-        let token = match self.cfg.slack.token.load() {
-            Ok(t) => t,
+        let apps = match super::configured_apps(&self.cfg) {
+            Ok(apps) => apps,
             Err(e) => {
-                tracing::error!(%date, error = %e, "run not started: the Slack token could not be loaded");
+                tracing::error!(%date, error = %crate::exit::render(&e), "run not started: an app could not be set up");
                 metrics::record_failure(t0.elapsed());
                 return Ended::Failed;
             }
@@ -284,10 +283,7 @@ impl Daemon {
             progress: None,
             cancel: Some(self.abandoned.clone()),
         };
-        let ran = match lastseen_ingest::slack::sources(&self.cfg.slack, token).context("setting up the Slack client") {
-            Ok(slack) => run_day(run, slack).await.map_err(anyhow::Error::from),
-            Err(e) => Err(e),
-        };
+        let ran = run_day(run, apps).await.map_err(anyhow::Error::from);
         match ran {
             Ok(outcome) => {
                 let m = &outcome.manifest;

@@ -91,8 +91,10 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
         }
         let outcome = run_day(
             DayRun { config: &cfg, lake: &lake, date: day, dry_run: false, progress: bar.clone(), cancel: None },
-            lastseen_ingest::slack::sources(&cfg.slack, SecretString::from(sim.user_token().to_string()))
-                .context("setting up the Slack client")?,
+            vec![
+                lastseen_ingest::apps::slack(&cfg, SecretString::from(sim.user_token().to_string()))
+                    .context("setting up the simulated Slack")?,
+            ],
         )
         .await
         .with_context(|| format!("demo run for {day}"))?;

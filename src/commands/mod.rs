@@ -57,11 +57,11 @@ pub fn cancel_on_signal() -> anyhow::Result<lastseen::pipeline::Cancel> {
     Ok(futures::FutureExt::shared(fut))
 }
 
-/// Slack's sources from `[slack]` with its token: the client (token, budgets, counters) and
-/// the collectors of `slack.sources`.
-pub fn slack_sources(cfg: &Config) -> anyhow::Result<lastseen_ingest::slack::SlackSources> {
-    let token = cfg.slack.token.load().map_err(ConfigProblem::from).context("loading the Slack token")?;
-    lastseen_ingest::slack::sources(&cfg.slack, token).context("setting up the Slack client")
+/// Every configured app with its secrets loaded (`lastseen_ingest::apps::configured`). A
+/// secret that cannot be loaded is a configuration problem (exit 78): the config error stays
+/// in the chain.
+pub fn configured_apps(cfg: &Config) -> anyhow::Result<Vec<Box<dyn lastseen_ingest::App>>> {
+    Ok(lastseen_ingest::apps::configured(cfg)?)
 }
 
 /// The configuration with the command line's overrides applied.

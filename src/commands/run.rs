@@ -1,4 +1,4 @@
-//! `lastseen run`: one daily run against the configured Slack. SIGTERM or Ctrl-C stops it
+//! `lastseen run`: one daily run against every configured app. SIGTERM or Ctrl-C stops it
 //! cleanly (nothing more published, lease released, exit 1); a `--date` after today is refused.
 
 use chrono::Utc;
@@ -31,7 +31,7 @@ pub async fn run(g: &GlobalArgs, args: &RunArgs) -> anyhow::Result<u8> {
         cfg.lake.max_snapshot_drop = None;
         cfg.lake.retention_max_drop = None;
     }
-    let slack = super::slack_sources(&cfg)?;
+    let apps = super::configured_apps(&cfg)?;
     let lake = super::open_lake(&cfg)?;
     let date = args.date.unwrap_or(today);
     let progress = crate::logging::progress_enabled(g).then(|| {
@@ -48,7 +48,7 @@ pub async fn run(g: &GlobalArgs, args: &RunArgs) -> anyhow::Result<u8> {
             progress: progress.clone(),
             cancel: Some(cancel),
         },
-        slack,
+        apps,
     )
     .await;
     if let Some(pb) = progress {

@@ -2,8 +2,10 @@
 //! one-call capability probe and a stream of rows), the run context collectors share, and the
 //! discovery of what the token can see (its workspaces) that comes before any of them.
 //!
-//! The pipeline runs the configured sources as data: probe each, then drain each stream into
-//! one lake transaction. Nothing here writes storage.
+//! The orchestrator never sees these: `slack::app` wraps each configured collector as an
+//! app-agnostic `AppSource` (building this `RunContext` from the run's `RunInfo`), and the
+//! pipeline probes each, then drains each stream into one lake transaction. Nothing here
+//! writes storage.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -271,27 +273,6 @@ pub trait Collector: Send + Sync {
         })
         .boxed()
     }
-}
-
-/// Slack's sources as `[slack]` builds them: one client (the token, the rate budgets and the
-/// counters every source shares) and the collectors of `slack.sources`, in that order. The
-/// orchestrator takes these instead of a token.
-pub struct SlackSources {
-    pub client: Arc<SlackClient>,
-    pub collectors: Vec<Box<dyn Collector>>,
-}
-
-impl std::fmt::Debug for SlackSources {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let sources: Vec<Source> = self.collectors.iter().map(|c| c.source()).collect();
-        f.debug_struct("SlackSources").field("client", &self.client).field("sources", &sources).finish()
-    }
-}
-
-/// Builds Slack's configured sources with `token` (moved into the client; no other copy is kept).
-pub fn sources(cfg: &SlackConfig, token: secrecy::SecretString) -> Result<SlackSources> {
-    let client = Arc::new(SlackClient::new(cfg, token)?);
-    Ok(SlackSources { client, collectors: cfg.sources.iter().map(|s| collector(*s)).collect() })
 }
 
 /// The collector of every source, in [`Source::ALL`] order.

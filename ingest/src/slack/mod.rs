@@ -1,9 +1,11 @@
-//! Slack collectors: the response models and the streams that turn Slack pages into Arrow
-//! batches in the lake catalog's schemas.
+//! Slack: its Web API client, the response models, the collectors that turn Slack pages into
+//! Arrow batches in the lake catalog's schemas, and [`SlackApp`], which puts them behind the
+//! app-agnostic `App`/`AppSource` interface the orchestrator drives.
 
 pub mod access_logs;
 pub mod analytics;
 pub mod api;
+pub mod app;
 pub mod audit;
 pub mod billing;
 pub mod collector;
@@ -19,9 +21,9 @@ pub mod workspaces;
 use chrono::{DateTime, Utc};
 
 pub use access_logs::{AccessLogWindow, MAX_PAGES_PER_WINDOW, TEAM_ACCESS_LOGS, access_logs};
+pub use app::{SlackApp, SlackSource};
 pub use collector::{
-    Collector, Item, Past, Probe, RunContext, Scope, Settings, SlackSources, Workspace, collector, collectors,
-    discover, probe, sources,
+    Collector, Item, Past, Probe, RunContext, Scope, Settings, Workspace, collector, collectors, discover, probe,
 };
 pub use users::{USERS_LIST, users};
 
