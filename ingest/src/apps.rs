@@ -19,9 +19,11 @@ pub fn configured(config: &Config) -> Result<Vec<Box<dyn App>>> {
         .token
         .load()
         .map_err(|source| IngestError::Secret { what: "loading the Slack token".into(), source })?;
-    let apps = vec![slack(config, token)?];
-    // Further apps go here, one branch each, loading their own secrets the same way:
-    //     if let Some(okta) = &config.okta { apps.push(crate::okta::app(okta, …)?); }
+    let mut apps = vec![slack(config, token)?];
+    // Every further app: one branch, loading its own secrets the same way.
+    if let Some(okta) = &config.okta {
+        apps.push(crate::okta::okta_app(okta)?);
+    }
     Ok(apps)
 }
 

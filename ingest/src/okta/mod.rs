@@ -35,7 +35,7 @@ pub use logs::{LogsSource, WATERMARK};
 pub use users::UsersSource;
 
 use crate::error::{IngestError, Result};
-use crate::source::{App, AppSource, Connected};
+use crate::source::{App, AppSource, Connected, SourceInfo};
 
 /// What "now" is for the System Log windows: the wall clock, or a simulator's clock in tests.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -89,21 +89,17 @@ impl OktaApp {
     }
 
     /// The configured sources, built without a call (what [`App::connect`] hands over).
-    pub fn sources(&self) -> Vec<Box<dyn AppSource>> {
-        self.cfg
-            .sources
-            .iter()
-            .map(|s| -> Box<dyn AppSource> {
-                match s {
-                    OktaSource::Users => Box::new(UsersSource::new(Arc::clone(&self.client), self.cfg.users_page_size)),
-                    OktaSource::Logs => Box::new(LogsSource::new(
-                        Arc::clone(&self.client),
-                        Arc::clone(&self.cfg),
-                        Arc::clone(&self.now),
-                    )),
-                }
-            })
-            .collect()
+    pub fn built_sources(&self) -> Vec<Box<dyn AppSource>> {
+        self.cfg.sources.iter().map(|s| self.source(*s)).collect()
+    }
+
+    fn source(&self, s: OktaSource) -> Box<dyn AppSource> {
+        match s {
+            OktaSource::Users => Box::new(UsersSource::new(Arc::clone(&self.client), self.cfg.users_page_size)),
+            OktaSource::Logs => {
+                Box::new(LogsSource::new(Arc::clone(&self.client), Arc::clone(&self.cfg), Arc::clone(&self.now)))
+            }
+        }
     }
 }
 
@@ -114,12 +110,29 @@ impl App for OktaApp {
 
     /// One cheap call (`/api/v1/users?limit=1`): a rejected token fails here, naming Okta's
     /// error code and where the token came from.
+    /// Every Okta source, configured or not, described without a call (the backfill plans with
+    /// it; the daily run checks the required one is enabled).
+    fn sources(&self) -> Vec<SourceInfo> {
+        OktaSource::ALL
+            .iter()
+            .map(|s| {
+                let built = self.source(*s);
+                SourceInfo {
+                    name: built.name(),
+                    enabled: self.cfg.sources.contains(s),
+                    required: built.required(),
+                    history: built.history(),
+                }
+            })
+            .collect()
+    }
+
     fn connect(&self) -> BoxFuture<'_, Result<Connected>> {
         async move {
             let url = self.client.url("api/v1/users", &[("limit", "1".to_owned())])?;
             self.client.page::<models::OktaUser>(USERS, &url).await?;
             Ok(Connected {
-                sources: self.sources(),
+                sources: self.built_sources(),
                 warnings: Vec::new(),
                 describe: format!("Okta org {} ({})", self.cfg.org_url, self.cfg.credentials.describe()),
             })
@@ -137,7 +150,9 @@ impl App for OktaApp {
 pub fn okta_app(cfg: &OktaConfig) -> Result<Box<dyn App>> {
     match &cfg.credentials {
         OktaCredentials::ApiToken(src) => {
-            let token = src.load_as(OKTA_API_TOKEN).map_err(|e| IngestError::Setup(e.to_string()))?;
+            let token = src
+                .load_as(OKTA_API_TOKEN)
+                .map_err(|source| IngestError::Secret { what: "loading the Okta API token".into(), source })?;
             Ok(Box::new(OktaApp::new(cfg, token)?))
         }
         OktaCredentials::PrivateKeyJwt { .. } => Ok(Box::new(OktaApp::with_oauth(cfg)?)),

@@ -98,7 +98,7 @@ fn run(date: NaiveDate, watermarks: &[(&str, i64)]) -> Arc<RunInfo> {
 }
 
 fn source(app: &OktaApp, name: &str) -> Box<dyn AppSource> {
-    app.sources().into_iter().find(|s| s.name() == name).unwrap()
+    app.built_sources().into_iter().find(|s| s.name() == name).unwrap()
 }
 
 /// Every item of a collection, or the first error.
