@@ -209,9 +209,21 @@ fn other_engines_read_exactly_the_committed_state_through_the_delta_logs() {
 
     // Time travel: every Delta version of every table equals the lastseen version it records.
     let mut jobs = Vec::new();
+    // A table whose every partition is empty (sso_last_seen without an IdP configured) has
+    // nothing for a later version to change: one Delta version is its whole history.
+    let empty: Vec<String> = {
+        let out = env.cmd().args(["tables", "--format", "json"]).output().unwrap();
+        parse_json_lines(&out.stdout)
+            .iter()
+            .filter(|t| t["rows"].as_u64() == Some(0))
+            .map(|t| t["table"].as_str().unwrap().to_string())
+            .collect()
+    };
     for t in table_names(|| env.cmd()) {
         let history = check.history(&t);
-        assert!(history.len() >= 2, "{t}: expected several Delta versions, got {history:?}");
+        if !empty.contains(&t) {
+            assert!(history.len() >= 2, "{t}: expected several Delta versions, got {history:?}");
+        }
         for (dv, lv) in history {
             let file = check.expected(&t, Some(lv));
             jobs.push(serde_json::json!({

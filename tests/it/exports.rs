@@ -180,7 +180,7 @@ fn every_report_runs_through_the_registry_in_every_format() {
     let (run_id, _) = last_run(&env.lake());
 
     let defs = lastseen_query::reports::builtin().unwrap();
-    assert_eq!(defs.len(), 7);
+    assert_eq!(defs.len(), 8);
     for def in &defs {
         let name = def.name.as_str();
         if name == "deprovisioned" {
