@@ -330,7 +330,7 @@ pub async fn derive_all(
     Ok(Derived { summary, warnings })
 }
 
-async fn register_view(ctx: &datafusion::prelude::SessionContext, name: &str, sql: &str) -> Result<()> {
+pub(crate) async fn register_view(ctx: &datafusion::prelude::SessionContext, name: &str, sql: &str) -> Result<()> {
     let _ = ctx.deregister_table(name);
     let df = ctx.sql(sql).await.map_err(|e| TransformError::df(format!("preparing {name}"), e))?;
     ctx.register_table(name, df.into_view()).map_err(|e| TransformError::df(format!("registering {name}"), e))?;

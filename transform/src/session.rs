@@ -83,15 +83,23 @@ pub(crate) async fn stream(
     sql: &str,
     params: &[(&str, ScalarValue)],
 ) -> Result<datafusion::execution::SendableRecordBatchStream> {
+    plan(ctx, what, sql, params).await?.execute_stream().await.map_err(|e| TransformError::df(what, e))
+}
+
+/// `sql` planned with its `$name` parameters bound, not yet run.
+pub(crate) async fn plan(
+    ctx: &SessionContext,
+    what: &str,
+    sql: &str,
+    params: &[(&str, ScalarValue)],
+) -> Result<datafusion::prelude::DataFrame> {
     let map: HashMap<String, ScalarAndMetadata> =
         params.iter().map(|(k, v)| ((*k).to_string(), v.clone().into())).collect();
     let df = ctx.sql(sql).await.map_err(|e| TransformError::df(what, e))?;
-    let df = if map.is_empty() {
-        df
-    } else {
-        df.with_param_values(datafusion::common::ParamValues::Map(map)).map_err(|e| TransformError::df(what, e))?
-    };
-    df.execute_stream().await.map_err(|e| TransformError::df(what, e))
+    if map.is_empty() {
+        return Ok(df);
+    }
+    df.with_param_values(datafusion::common::ParamValues::Map(map)).map_err(|e| TransformError::df(what, e))
 }
 
 /// The next non-empty batch of `stream`, cast to `schema`.

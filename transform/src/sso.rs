@@ -57,26 +57,14 @@ async fn view(ctx: &SessionContext, name: &str, df: datafusion::prelude::DataFra
     Ok(())
 }
 
-async fn sql_view(ctx: &SessionContext, name: &str, sql: &str) -> Result<()> {
-    let df = ctx.sql(sql).await.map_err(|e| TransformError::df(format!("preparing {name}"), e))?;
-    view(ctx, name, df).await
-}
-
 /// The sign-ons of every IdP on the days `from ..= to`, as one relation `sso_days`.
 async fn register_days(ctx: &SessionContext, from: NaiveDate, to: NaiveDate) -> Result<()> {
     use datafusion::prelude::{cast, col};
     let mut all: Option<datafusion::prelude::DataFrame> = None;
     for src in SSO_SOURCES {
         let what = format!("reading the single sign-ons of {}", src.idp);
-        let map: std::collections::HashMap<String, datafusion::common::metadata::ScalarAndMetadata> =
-            [("from", session::date(from)), ("to", session::date(to))]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.into()))
-                .collect();
-        let df = ctx.sql(src.sql).await.map_err(|e| TransformError::df(&what, e))?;
-        let df = df
-            .with_param_values(datafusion::common::ParamValues::Map(map))
-            .map_err(|e| TransformError::df(&what, e))?;
+        let df =
+            session::plan(ctx, &what, src.sql, &[("from", session::date(from)), ("to", session::date(to))]).await?;
         let exprs: Vec<datafusion::prelude::Expr> = SSO_SCHEMA
             .fields()
             .iter()
@@ -107,8 +95,8 @@ pub async fn fold_stream(
     let from = base.and_then(|b| b.succ_opt()).unwrap_or_else(epoch);
     register_days(ctx, from, d).await?;
     let base_filter = base.map_or("false".to_string(), |b| format!("dt = DATE '{b}'"));
-    sql_view(ctx, "sso_base", &format!("SELECT * FROM {} WHERE {base_filter}", src.sso_last_seen)).await?;
-    sql_view(ctx, "sso_accounts", &format!("SELECT * FROM {} WHERE dt = DATE '{d}'", src.accounts)).await?;
+    crate::register_view(ctx, "sso_base", &format!("SELECT * FROM {} WHERE {base_filter}", src.sso_last_seen)).await?;
+    crate::register_view(ctx, "sso_accounts", &format!("SELECT * FROM {} WHERE dt = DATE '{d}'", src.accounts)).await?;
     session::stream(
         ctx,
         &format!("deriving sso_last_seen for {d}"),
