@@ -242,6 +242,11 @@ pub fn backfilled_watermark(committed: Option<i64>, read_up_to: Option<i64>, win
     }
 }
 
+/// Maps an Arrow error building `table`'s batch to the error that names the table.
+pub(crate) fn arrow_err(table: &'static TableDef) -> impl Fn(datafusion::arrow::error::ArrowError) -> IngestError {
+    move |source| IngestError::Arrow { table: table.name, source }
+}
+
 pub(crate) fn start_of_day(d: NaiveDate) -> i64 {
     d.and_time(NaiveTime::MIN).and_utc().timestamp()
 }

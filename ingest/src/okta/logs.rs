@@ -29,7 +29,7 @@ use lastseen_lake::catalog::OKTA_LOG_EVENTS;
 use super::client::{LOGS, OktaClient};
 use super::models::LogEvent;
 use super::{Clock, pages, until_error};
-use crate::error::{IngestError, Result};
+use crate::error::Result;
 use crate::source::{AppSource, History, Item, Past, Probe, RunInfo, WatermarkMeaning, Window, start_of_day};
 
 /// The watermark key: the end (epoch seconds, exclusive) of the newest window read.
@@ -272,6 +272,5 @@ pub(crate) fn events_batch(events: &[LogEvent], cfg: &OktaConfig, collected_at: 
         Arc::new(ip.finish()),
         Arc::new(collected.finish()),
     ];
-    RecordBatch::try_new(OKTA_LOG_EVENTS.schema(), columns)
-        .map_err(|source| IngestError::Arrow { table: OKTA_LOG_EVENTS.name, source })
+    RecordBatch::try_new(OKTA_LOG_EVENTS.schema(), columns).map_err(crate::source::arrow_err(&OKTA_LOG_EVENTS))
 }

@@ -20,7 +20,7 @@ use lastseen_lake::catalog::OKTA_USERS;
 use super::client::{OktaClient, USERS};
 use super::models::OktaUser;
 use super::{pages, until_error};
-use crate::error::{IngestError, Result};
+use crate::error::Result;
 use crate::source::{AppSource, Item, Probe, RunInfo};
 
 static TABLES: [&TableDef; 1] = [&OKTA_USERS];
@@ -145,6 +145,5 @@ pub(crate) fn users_batch(users: &[OktaUser], collected_at: i64) -> Result<Recor
         Arc::new(kind.finish()),
         Arc::new(collected.finish()),
     ];
-    RecordBatch::try_new(OKTA_USERS.schema(), columns)
-        .map_err(|source| IngestError::Arrow { table: OKTA_USERS.name, source })
+    RecordBatch::try_new(OKTA_USERS.schema(), columns).map_err(crate::source::arrow_err(&OKTA_USERS))
 }

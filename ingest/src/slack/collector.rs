@@ -24,6 +24,7 @@ use crate::error::{IngestError, PROBE_PASSED, Result};
 use crate::slack::api::{AuthInfo, SlackClient};
 use crate::slack::cursor::{CursorPage, cursor_pages, with_cursor};
 use crate::slack::models::{ResponseMetadata, lenient};
+pub(crate) use crate::source::arrow_err;
 pub use crate::source::{History, Item, Past, Probe, Window};
 pub(crate) use crate::walk::WalkGuard;
 
@@ -406,10 +407,6 @@ pub async fn probe(collector: &dyn Collector, ctx: &RunContext) -> Result<Probe>
         }
         Err(e) => Err(e),
     }
-}
-
-pub(crate) fn arrow_err(table: &'static TableDef) -> impl Fn(datafusion::arrow::error::ArrowError) -> IngestError {
-    move |source| IngestError::Arrow { table: table.name, source }
 }
 
 #[cfg(test)]
