@@ -284,6 +284,12 @@ pub struct DemoArgs {
     /// Rows of the report to print (the rest are summarised).
     #[arg(long, default_value_t = 25)]
     pub limit: usize,
+    /// Also simulate Okta: an Okta organisation of the same people (users of every status and
+    /// their System Log, with sign-ins and SSO into Slack and other apps) on a second loopback
+    /// port, collected by the same daily runs as a second app. Its SSO into Slack counts as use
+    /// of the Slack account; the report lists dormant accounts of both apps.
+    #[arg(long, env = "LASTSEEN_DEMO_OKTA", value_parser = clap::builder::BoolishValueParser::new())]
+    pub okta: bool,
 }
 
 #[derive(Debug, Args)]

@@ -141,7 +141,8 @@ impl CommitSummary {
 /// `<name>:pause` prints the same line and then stops the process in place, so a test can
 /// deliver a real SIGKILL at exactly that point. Names: `mid_data_write` (a multi-partition write
 /// after its first partition's files, before the others'), `after_data_write`, `after_log_put`
-/// (alias `after_commit`), `mid_cleanup`, `mid_vacuum`, `mid_delta`, and the deprovisioning
+/// (alias `after_commit`), `mid_cleanup`, `mid_vacuum`, `mid_delta`, the pipeline's
+/// `mid_collection:<source>` (after that source's first rows are staged), and the deprovisioning
 /// journal's `deprovision_after_intent`, `deprovision_after_call`. Compiled into every build: the
 /// tests drive the shipped binary, and the check is one environment lookup per point.
 pub fn failpoint(name: &str) {

@@ -1,6 +1,7 @@
 //! `lastseen demo`: the embedded default. Starts the Slack simulator on a loopback port with a
-//! seeded organisation, runs the daily pipeline for several days into a local folder, and prints
-//! the dormant report. No token, no network.
+//! seeded organisation (and with `--okta` an Okta organisation of the same people on another),
+//! runs the daily pipeline for several days into a local folder, and prints the dormant report.
+//! No token, no network.
 
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use anyhow::Context;
 use chrono::{NaiveTime, Utc};
 use datafusion::arrow::record_batch::RecordBatch;
 use lastseen_config::Config;
+use lastseen_okta_sim::{OktaOrgSpec, OktaSimConfig, OktaSimulator};
 use lastseen_query::ReportParams;
 use lastseen_slack_sim::{OrgSpec, Plan, RateLimits, SimConfig, Simulator};
 use secrecy::SecretString;
@@ -44,6 +46,19 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
     .await
     .context("starting the Slack simulator")?;
 
+    // With --okta, the organisation's IdP: the same people (HR records become Okta users, linked
+    // to their Slack accounts by email), with its own seeded sign-ins and SSOs.
+    let okta = if args.okta {
+        tracing::info!("starting the Okta simulator");
+        let spec = OktaOrgSpec::from_slack(sim.org(), args.seed);
+        let okta = OktaSimulator::start(OktaSimConfig::new(spec), "127.0.0.1:0".parse().expect("valid socket address"))
+            .await
+            .context("starting the Okta simulator")?;
+        Some(okta)
+    } else {
+        None
+    };
+
     // The simulator's HR export, as an identity-governance team would drop it next to the lake.
     let inputs = out.join("_inputs");
     std::fs::create_dir_all(&inputs).with_context(|| format!("creating {}", inputs.display()))?;
@@ -53,7 +68,7 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
 
     // The demo's configuration is built here, not read from lastseen.toml or LASTSEEN_* variables,
     // so a configured production lake can never receive simulated data.
-    let toml = format!(
+    let mut toml = format!(
         "[storage]\nurl = {url:?}\n\n[slack]\napi_url = {api:?}\n\n[slack.rate_limits]\ntier1 = {t1}\ntier2 = {t2}\ntier3 = {t3}\ntier4 = {t4}\n\n[reports]\ndormant_days = {days}\n\n\
          [identities]\nurl = {ids:?}\n\n[correlation.domain_aliases]\n{alias:?} = {domain:?}\n",
         url = out.display().to_string(),
@@ -67,6 +82,10 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
         alias = sim.org().alias_email_domain(),
         domain = sim.org().email_domain(),
     );
+    if let Some(okta) = &okta {
+        // An http org URL is accepted on loopback only; the first run reads Okta's whole 90 days.
+        toml.push_str(&format!("\n[okta]\norg_url = {:?}\n", okta.org_url()));
+    }
     let cfg =
         Config::from_toml_str(&toml, "demo settings", std::iter::empty()).map_err(crate::exit::ConfigProblem::from)?;
     let lake = super::open_lake(&cfg)?;
@@ -85,16 +104,27 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
     let mut day = first;
     while day <= today {
         // Each daily run happens at the end of its day, as a nightly job would see it.
-        sim.set_now(day.and_time(NaiveTime::from_hms_opt(23, 59, 59).expect("valid time")).and_utc());
+        let day_end = day.and_time(NaiveTime::from_hms_opt(23, 59, 59).expect("valid time")).and_utc();
+        sim.set_now(day_end);
         if let Some(pb) = &bar {
             pb.set_message(format!("{day}"));
         }
+        let mut apps: Vec<Box<dyn lastseen_ingest::source::App>> = vec![
+            lastseen_ingest::apps::slack(&cfg, SecretString::from(sim.user_token().to_string()))
+                .context("setting up the simulated Slack")?,
+        ];
+        if let (Some(okta), Some(okta_cfg)) = (&okta, &cfg.okta) {
+            okta.set_now(day_end);
+            // The System Log windows end at the simulated day's end, not the wall clock's now.
+            let clock: lastseen_ingest::okta::Clock = std::sync::Arc::new(move || day_end);
+            let app = lastseen_ingest::okta::OktaApp::new(okta_cfg, SecretString::from(okta.api_token().to_owned()))
+                .context("setting up the simulated Okta")?
+                .with_clock(clock);
+            apps.push(Box::new(app));
+        }
         let outcome = run_day(
             DayRun { config: &cfg, lake: &lake, date: day, dry_run: false, progress: bar.clone(), cancel: None },
-            vec![
-                lastseen_ingest::apps::slack(&cfg, SecretString::from(sim.user_token().to_string()))
-                    .context("setting up the simulated Slack")?,
-            ],
+            apps,
         )
         .await
         .with_context(|| format!("demo run for {day}"))?;
@@ -103,6 +133,7 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
             date = %day,
             users = m.tables.get("slack_users").map_or(0, |t| t.rows),
             access_log_rows = m.sources.get("access_logs").map_or(0, |s| s.rows),
+            okta_log_events = m.sources.get("okta_logs").map_or(0, |s| s.rows),
             api_calls = m.sources.values().map(|s| s.calls).sum::<u64>(),
             "day committed"
         );
@@ -115,6 +146,10 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
         pb.finish_and_clear();
     }
     sim.shutdown().await;
+    let okta_ran = okta.is_some();
+    if let Some(okta) = okta {
+        okta.shutdown().await;
+    }
 
     let engine = lastseen_query::QueryEngine::open(&lake).await?;
     let params = ReportParams { as_of: Some(today), days: Some(args.dormant_days), ..Default::default() };
@@ -128,10 +163,49 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
                 .value(0) as usize
         });
     let rows = report.data.rows();
-    println!(
-        "\nDormant Slack accounts as of {today}: {rows} of {total} accounts show no activity in the last {} days (or never).\n",
-        args.dormant_days
-    );
+    if okta_ran {
+        let live = per_app(
+            &engine,
+            &format!(
+                "SELECT app, count(*) FROM accounts WHERE dt = DATE '{today}' AND status <> 'deactivated' GROUP BY app"
+            ),
+        )
+        .await?;
+        // Per app, from the report's own rows (its `app` column), so the figures add up to it.
+        let mut dormant: std::collections::BTreeMap<String, i64> = Default::default();
+        for b in &report.data.batches {
+            let app = datafusion::arrow::compute::cast(
+                b.column(b.schema().index_of("app")?),
+                &datafusion::arrow::datatypes::DataType::Utf8,
+            )?;
+            for a in datafusion::arrow::array::AsArray::as_string::<i32>(&app).iter().flatten() {
+                *dormant.entry(a.to_owned()).or_default() += 1;
+            }
+        }
+        let by_app: Vec<String> =
+            live.iter().map(|(app, n)| format!("{app}: {} of {n}", dormant.get(app).copied().unwrap_or(0))).collect();
+        println!(
+            "\nDormant accounts as of {today}, Slack and Okta: {rows} live accounts show no activity in the last {} days (or never) ({}).",
+            args.dormant_days,
+            by_app.join(", ")
+        );
+        let via_okta = per_app(
+            &engine,
+            &format!(
+                "SELECT app, count(*) FROM last_seen WHERE dt = DATE '{today}' AND last_seen_source = 'okta_sso' GROUP BY app"
+            ),
+        )
+        .await?;
+        let via_okta: i64 = via_okta.iter().filter(|(a, _)| a == "slack").map(|(_, n)| n).sum();
+        println!(
+            "Okta's sign-ins into Slack are the latest evidence of use for {via_okta} Slack accounts (the System Log's `user.authentication.sso`).\n"
+        );
+    } else {
+        println!(
+            "\nDormant Slack accounts as of {today}: {rows} of {total} accounts show no activity in the last {} days (or never).\n",
+            args.dormant_days
+        );
+    }
     let owners = engine
         .sql(&format!(
             "SELECT match_status, count(*) AS n FROM account_identity AS i JOIN accounts AS a \
@@ -164,7 +238,30 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
     println!("\nThe lake is in {lake_arg} ({} daily runs). Try:", args.runs);
     println!("  lastseen report dormant --lake {lake_arg} --days {} --format csv", args.dormant_days);
     println!("  lastseen sql --lake {lake_arg} \"SELECT dt, count(*) FROM slack_access_logs GROUP BY dt ORDER BY dt\"");
+    if okta_ran {
+        println!("  lastseen report identities --lake {lake_arg}   # people dormant in every app, or only in some");
+        println!(
+            "  lastseen sql --lake {lake_arg} \"SELECT app_instance_label, count(*) AS people FROM sso_last_seen WHERE dt = DATE '{today}' GROUP BY 1\""
+        );
+    }
     Ok(crate::exit::OK)
+}
+
+/// `(app, count)` rows of a two-column query: the app (any string type) and a count.
+async fn per_app(engine: &lastseen_query::QueryEngine, sql: &str) -> anyhow::Result<Vec<(String, i64)>> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::{DataType, Int64Type};
+    let mut out = Vec::new();
+    for b in engine.sql(sql).await? {
+        let app = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+        let app = app.as_string::<i32>();
+        let n = b.column(1).as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            out.push((app.value(i).to_owned(), n.value(i)));
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// The first `limit` rows, showing the columns a person scans first.

@@ -66,3 +66,80 @@ fn free_plan_skips_access_logs_with_a_warning_and_exit_code_3() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no activity source was available") && stderr.contains("paid_only"), "{stderr}");
 }
+
+/// `lastseen demo --okta`: Slack and an Okta organisation of the same people through the same
+/// daily runs. Every Okta user of the simulator's ground truth is an `okta` account of the last
+/// day, the printed per-app figures are the lake's, and some Slack accounts' latest use is an
+/// Okta SSO into Slack.
+#[test]
+fn demo_with_okta_runs_both_apps_and_its_okta_accounts_equal_the_ground_truth() {
+    use lastseen_okta_sim::{OktaOrg, OktaOrgSpec};
+    use lastseen_slack_sim::{Org, OrgSpec};
+
+    let (users, seed) = (150, 9);
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("demo");
+    let out = assert_cmd::Command::cargo_bin("lastseen")
+        .unwrap()
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .args(["demo", "--okta", "--users", &users.to_string(), "--runs", "2", "--seed", &seed.to_string()])
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+
+    // The organisations the demo generated: the same specs give the same organisations.
+    let day = chrono::Utc::now().date_naive();
+    let slack = Org::generate(&OrgSpec::new(seed, users, Plan::Pro, day, 120));
+    let okta = OktaOrg::generate(&OktaOrgSpec::from_slack(&slack, seed));
+    let truth = okta.ground_truth(end_of(day), None);
+    let mut expected: Vec<String> = truth.users.iter().map(|u| u.id.clone()).collect();
+    expected.sort();
+    assert!(expected.len() > users / 2, "{} Okta users", expected.len());
+
+    let sql = |q: &str| -> Vec<serde_json::Value> {
+        let out = assert_cmd::Command::cargo_bin("lastseen")
+            .unwrap()
+            .env_clear()
+            .args(["sql", "--format", "json", "--lake"])
+            .arg(&out_dir)
+            .arg(q)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        crate::support::parse_json_lines(&out.stdout)
+    };
+    let got: Vec<String> =
+        sql(&format!("SELECT account_id FROM accounts WHERE app = 'okta' AND dt = DATE '{day}' ORDER BY account_id"))
+            .iter()
+            .map(|r| r["account_id"].as_str().unwrap().to_owned())
+            .collect();
+    assert_eq!(got, expected, "the demo's Okta accounts are the simulator's users");
+
+    let live = |app: &str| {
+        count(
+            &sql(&format!(
+                "SELECT count(*) AS n FROM accounts WHERE app = '{app}' AND dt = DATE '{day}' AND status <> 'deactivated'"
+            )),
+            "n",
+        )
+    };
+    let line = stdout.lines().find(|l| l.starts_with("Dormant accounts as of")).expect("the per-app summary");
+    // "… (okta: D of N, slack: D of N)": N is the app's live accounts of the day.
+    for app in ["okta", "slack"] {
+        let at = line.find(&format!("{app}: ")).unwrap_or_else(|| panic!("{app} in {line:?}")) + app.len() + 2;
+        let figures: Vec<&str> = line[at..].split([',', ')']).next().unwrap().split(" of ").collect();
+        assert_eq!(figures.get(1).and_then(|n| n.parse::<i64>().ok()), Some(live(app)), "{app} in {line:?}");
+    }
+    let via_okta = count(
+        &sql(&format!(
+            "SELECT count(*) AS n FROM last_seen WHERE app = 'slack' AND dt = DATE '{day}' AND last_seen_source = 'okta_sso'"
+        )),
+        "n",
+    );
+    assert!(via_okta > 0);
+    assert!(stdout.contains(&format!("latest evidence of use for {via_okta} Slack accounts")), "{stdout}");
+}

@@ -52,9 +52,15 @@ fn contents(env: &Env) -> BTreeMap<String, Vec<String>> {
 /// `lastseen run --date d` stopped at `point` and killed there with SIGKILL; then waits out the
 /// lease the killed run held (it can no longer renew it).
 pub(crate) fn run_killed_at(env: &Env, d: NaiveDate, point: &str) {
+    run_killed_at_with(env, d, point, &[]);
+}
+
+/// [`run_killed_at`] with extra environment variables (another app's token, say).
+fn run_killed_at_with(env: &Env, d: NaiveDate, point: &str, vars: &[(&str, &str)]) {
     env.sim().set_now(end_of(d));
     let mut child = env
         .std_cmd()
+        .envs(vars.iter().copied())
         .env("LASTSEEN_TEST_FAILPOINT", format!("{point}:pause"))
         .args(["run", "--date", &d.to_string()])
         .stdout(std::process::Stdio::null())
@@ -162,6 +168,77 @@ fn a_run_killed_at_any_failpoint_and_rerun_gives_exactly_the_rows_of_a_clean_run
         // The run after the crash settled its leftovers: nothing on disk the lake does not list.
         let (on_disk, listed) = files_on_disk_and_listed(&env);
         assert_eq!(on_disk, listed, "leftovers after a kill at {point}");
+    }
+}
+
+/// A run of Slack and Okta killed with SIGKILL while an Okta source is collecting (its first
+/// page staged, the rest not yet read), then re-run: the lake holds exactly the rows of a run
+/// that was never interrupted. The killed run committed nothing and moved no System Log
+/// watermark, so the re-run reads the same window again; each event is in the lake once.
+#[test]
+fn an_okta_run_killed_mid_collection_and_rerun_gives_exactly_the_rows_of_a_clean_run() {
+    use lastseen_okta_sim::{OktaOrgSpec, OktaSimConfig, OktaSimulator, RunningOktaSim};
+
+    // The binary reads the System Log by the wall clock, and Okta keeps 90 days: the runs are of
+    // the real yesterday and the day before (the organisations are generated around today).
+    let real_today = chrono::Utc::now().date_naive();
+    let d = real_today - Duration::days(1);
+    let days = [d - Duration::days(1), d];
+    // Slack (Pro) and an Okta org of the same people, its System Log read in pages of 20 so a
+    // source is killed with pages still to read; the first run reads 30 days back, well inside
+    // the retention, so the window does not depend on the moment of the run.
+    let start = || {
+        let env = Env::start_with(lastseen_slack_sim::SimConfig {
+            org: lastseen_slack_sim::OrgSpec::new(33, 120, Plan::Pro, real_today, 120),
+            rate_limits: lastseen_slack_sim::RateLimits::Off,
+            faults: Vec::new(),
+            conditions: Default::default(),
+        });
+        let okta = env
+            .rt
+            .block_on(OktaSimulator::start(
+                OktaSimConfig::new(OktaOrgSpec::from_slack(env.sim().org(), 5)),
+                "127.0.0.1:0".parse().unwrap(),
+            ))
+            .unwrap();
+        std::fs::write(
+            env.dir.path().join("lastseen.toml"),
+            format!(
+                "[lake]\nkeep_superseded = \"0s\"\nlease_ttl = \"1s\"\n\n[okta]\norg_url = {:?}\n\
+                 users_page_size = 20\nlogs_page_size = 20\nlogs_first_run_days = 30\n",
+                okta.org_url()
+            ),
+        )
+        .unwrap();
+        (env, okta)
+    };
+    let token = |okta: &RunningOktaSim| okta.api_token().to_owned();
+    let run_ok = |env: &Env, okta: &RunningOktaSim, day: NaiveDate| {
+        okta.set_now(end_of(day));
+        env.sim().set_now(end_of(day));
+        let out =
+            env.cmd().env("OKTA_API_TOKEN", token(okta)).args(["run", "--date", &day.to_string()]).output().unwrap();
+        assert!(out.status.success(), "run {day} failed: {}", String::from_utf8_lossy(&out.stderr));
+    };
+
+    let (clean, clean_okta) = start();
+    for day in days {
+        run_ok(&clean, &clean_okta, day);
+    }
+    let expected = contents(&clean);
+    for table in ["okta_users", "okta_log_events", "sso_last_seen"] {
+        assert!(expected.get(table).is_some_and(|r| r.len() > 20), "{table}: {:?}", expected.get(table).map(Vec::len));
+    }
+
+    for source in ["okta_users", "okta_logs"] {
+        let (env, okta) = start();
+        run_ok(&env, &okta, days[0]);
+        okta.set_now(end_of(d));
+        run_killed_at_with(&env, d, &format!("mid_collection:{source}"), &[("OKTA_API_TOKEN", &token(&okta))]);
+        run_ok(&env, &okta, d);
+        assert_eq!(contents(&env), expected, "killed while {source} was collecting, then re-run");
+        let (on_disk, listed) = files_on_disk_and_listed(&env);
+        assert_eq!(on_disk, listed, "leftovers after a kill while {source} was collecting");
     }
 }
 
