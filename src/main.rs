@@ -11,8 +11,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
+    // Parsing starts no thread, so the allocator can still be tuned for the command after it.
     let cli = cli::Cli::parse();
+    limit_malloc_arenas(!matches!(cli.command, cli::Command::Report(_)));
     owner_only_files();
     logging::init(&cli.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -39,16 +40,21 @@ fn main() -> ExitCode {
 /// with pools sized for under 500. Two arenas and a fixed 128 KiB threshold (glibc's starting
 /// value) held it at 466-505 MiB for about 5% more time (bench/RESULTS.md, "malloc arenas").
 /// `MALLOC_ARENA_MAX` or `MALLOC_MMAP_THRESHOLD_` set by the operator win.
+///
+/// `fixed_threshold` is off for `lastseen report`, a process that lives for one query: there
+/// every sort, merge and export pass allocated its large buffers with a fresh `mmap`, and the
+/// page faults and zeroing cost `report review` about 0.15 s of system time of its ~1.1 s on the
+/// bench lake (bench/RESULTS.md, "reports again, faster"); glibc's own threshold keeps them.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code, reason = "mallopt is glibc's only interface to these settings; called before any thread exists")]
-fn limit_malloc_arenas() {
+fn limit_malloc_arenas(fixed_threshold: bool) {
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
         // SAFETY: mallopt only sets a tuning parameter of the allocator; the process has one thread.
         unsafe {
             libc::mallopt(libc::M_ARENA_MAX, 2);
         }
     }
-    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+    if fixed_threshold && std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
         // SAFETY: as above.
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
@@ -57,7 +63,7 @@ fn limit_malloc_arenas() {
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_malloc_arenas() {}
+fn limit_malloc_arenas(_fixed_threshold: bool) {}
 
 /// Everything lastseen creates (the local lake's files and folders, exports, staging files)
 /// holds personal data: owner-only, 0600 files and 0700 folders. object_store's local store

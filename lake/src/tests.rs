@@ -1356,3 +1356,23 @@ async fn a_multi_partition_commit_writes_the_files_a_plan_per_partition_would() 
     assert_eq!(ids, vec!["U1", "U2", "U3"]);
     assert_eq!(summary.partitions.len(), 7);
 }
+
+#[tokio::test]
+async fn a_large_partition_is_written_in_row_groups_a_scan_can_share_out() {
+    // One row group is decoded by one thread; a snapshot of 500,000 accounts written as one
+    // group kept every report on one core (bench/RESULTS.md).
+    let (dir, lake) = file_lake();
+    let n = crate::writer::ROW_GROUP_ROWS + 10;
+    let names: Vec<String> = (0..n).map(|i| format!("U{i:07}")).collect();
+    let ids: Vec<&str> = names.iter().map(String::as_str).collect();
+    commit_users(&lake, day(1), &ids, None).await.unwrap();
+    let snapshot = lake.snapshot().await.unwrap();
+    let files = &snapshot.tables["slack_users"].partitions[&day(1)].files;
+    assert_eq!(files.len(), 1);
+    let bytes = std::fs::read(dir.path().join(&files[0].path)).unwrap();
+    let reader = datafusion::parquet::file::reader::SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap();
+    let meta = datafusion::parquet::file::reader::FileReader::metadata(&reader);
+    let groups: Vec<i64> = meta.row_groups().iter().map(|g| g.num_rows()).collect();
+    assert_eq!(groups, [crate::writer::ROW_GROUP_ROWS as i64, 10]);
+    assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, n as i64);
+}

@@ -385,10 +385,16 @@ impl ReportDef {
 
     /// Run the report and its charts over `engine`'s lake version.
     pub async fn run(&self, engine: &QueryEngine, p: &ReportParams) -> Result<ReportOutput> {
+        self.run_with(engine, p, true).await
+    }
+
+    /// Run the report, and its charts only when `charts` is set: only the HTML export draws
+    /// them, and each is a query over all the report's rows.
+    pub async fn run_with(&self, engine: &QueryEngine, p: &ReportParams, charts: bool) -> Result<ReportOutput> {
         let (as_of, binds, shown) = self.bind(engine, p)?;
         let def = self.effective(engine, as_of, &binds).await?;
         let data = ResultSet::collect(engine.plan(&def.query, &binds).await?).await?;
-        let charts = def.charts(engine, &data, &binds).await?;
+        let charts = if charts { def.charts(engine, &data, &binds).await? } else { Vec::new() };
         let mut provenance = engine.provenance(&self.title, &def.sql).await?;
         provenance.report = Some(self.name.clone());
         provenance.as_of = as_of;

@@ -42,7 +42,9 @@ pub async fn run(g: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<u8> {
         Some(v) => lastseen_query::QueryEngine::open_version(&lake, v).await?,
         None => lastseen_query::QueryEngine::open(&lake).await?,
     };
-    let out = def.run(&engine, &params).await?;
+    // Only the HTML export (whole or split) draws the charts; the others skip their queries.
+    let html = Format::from(args.output.format) == Format::Html;
+    let out = def.run_with(&engine, &params, html && args.split_by.is_none()).await?;
     tracing::info!(report = %def.name, as_of = ?out.as_of, rows = out.data.rows(), "report");
     if let Some(as_of) = out.as_of {
         warn_if_no_evidence(&lake, as_of).await;
