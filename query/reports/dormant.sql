@@ -53,7 +53,7 @@
 -- whose as-of day has no rollup (written before it existed), lastseen runs the same report over
 -- the raw tables instead (query/reports/oracle/dormant.sql): same rows, slower.
 --
--- @title     Dormant Slack accounts
+-- @title     Dormant accounts
 -- @snapshots last_seen
 -- @rollup    account_report
 -- @param     as_of           The snapshot day (default: the newest one).

@@ -678,7 +678,7 @@ mod tests {
     #[test]
     fn dormant_declares_its_parameters_and_charts() {
         let r = find("dormant").unwrap();
-        assert_eq!(r.title, "Dormant Slack accounts");
+        assert_eq!(r.title, "Dormant accounts");
         assert_eq!(r.summary, "dormant: accounts that can still be used but show no evidence of use.");
         // A first sentence wrapped over two comment lines is read whole, and only it.
         assert_eq!(find("review").unwrap().summary, "review: the access-review pack.");

@@ -48,7 +48,7 @@
 --
 -- Sorted by risk (highest first), then the longest silence (never seen first), then account id.
 --
--- @title     Dormant Slack accounts
+-- @title     Dormant accounts
 -- @snapshots last_seen
 -- @param     as_of           The snapshot day (default: the newest one).
 -- @param     days            Dormant after this many days without evidence of use (binds $cutoff = $as_of - $days).
