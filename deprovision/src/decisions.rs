@@ -273,7 +273,12 @@ fn index(data: &ResultSet) -> ReviewIndex {
         let Some(ids) = text_col(b, "account_id") else { continue };
         let cols: Vec<(&'static str, Option<StringArray>)> = KEY_COLUMNS.iter().map(|k| (*k, text_col(b, k))).collect();
         for i in 0..b.num_rows() {
-            let keys = cols.iter().map(|(k, c)| (*k, cell(c.as_ref(), i))).collect();
+            // As the file is read: a cell is trimmed and an empty one is no value (a CSV cannot
+            // tell '' from NULL; Okta's accounts have an empty workspace id).
+            let keys = cols
+                .iter()
+                .map(|(k, c)| (*k, cell(c.as_ref(), i).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())))
+                .collect();
             out.insert(ids.value(i).to_owned(), keys);
         }
     }

@@ -15,6 +15,9 @@ use crate::slack::{Call, LiveAccount, Slack};
 
 pub const PLAN_FORMAT: u32 = 1;
 
+/// The app deprovisioning acts on: it deactivates Slack accounts through SCIM.
+const SLACK: &str = "slack";
+
 /// Deactivate or re-activate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -227,7 +230,9 @@ pub async fn candidates(engine: &QueryEngine, opts: &PlanOptions) -> Result<(Sou
     let newest_evidence_day = engine.dates("last_seen").last().copied();
     if let Some(days) = opts.dormant_days {
         let def = reports::find("dormant")?;
-        let params = ReportParams { days: Some(days), ..Default::default() };
+        // Deprovisioning deactivates Slack accounts (SCIM): the dormant accounts of other apps
+        // in the lake (Okta's) are not its to act on.
+        let params = ReportParams { days: Some(days), app: Some(SLACK.into()), ..Default::default() };
         let out = def.run(engine, &params).await?;
         let as_of = out.as_of.ok_or_else(|| DeprovisionError::Usage("the lake has no last_seen snapshot".into()))?;
         let mut list = Vec::new();
@@ -281,10 +286,13 @@ pub async fn candidates(engine: &QueryEngine, opts: &PlanOptions) -> Result<(Sou
             newest.first().and_then(|r| get(r, "review_id")).unwrap_or_default()
         }
     };
-    // The newest decision per account wins (a re-import after a correction).
+    // The newest decision per account wins (a re-import after a correction). A review of every
+    // app holds other apps' accounts too (`other_app`): those are left out, with a warning.
     let sql = "SELECT d.account_id, d.workspace_id, d.username, d.email, d.decision, d.decided_by, d.note, \
                       d.recommendation, CAST(d.review_as_of AS VARCHAR) AS as_of, \
-                      CAST(ls.last_seen_at AS VARCHAR) AS last_seen_at, ls.last_seen_source, ls.state \
+                      CAST(ls.last_seen_at AS VARCHAR) AS last_seen_at, ls.last_seen_source, ls.state, \
+                      (SELECT min(a.app) FROM accounts AS a WHERE a.dt = d.review_as_of \
+                          AND a.account_id = d.account_id AND a.app <> 'slack') AS other_app \
                FROM (SELECT *, row_number() OVER (PARTITION BY account_id ORDER BY imported_at DESC) AS rn \
                      FROM review_decisions WHERE review_id = $review) AS d \
                LEFT JOIN last_seen AS ls ON ls.dt = d.review_as_of AND ls.account_id = d.account_id \
@@ -296,6 +304,15 @@ pub async fn candidates(engine: &QueryEngine, opts: &PlanOptions) -> Result<(Sou
         .and_then(|r| get(r, "as_of"))
         .and_then(|d| d.parse().ok())
         .ok_or_else(|| DeprovisionError::Usage(format!("review {review_id} has no imported decisions")))?;
+    let (found, other): (Vec<_>, Vec<_>) = found.into_iter().partition(|r| get(r, "other_app").is_none());
+    let other_revoked = other.iter().filter(|r| get(r, "decision").as_deref() == Some("revoke")).count();
+    if other_revoked > 0 {
+        tracing::warn!(
+            review = %review_id,
+            decisions = other_revoked,
+            "revoke decisions for accounts of other apps than Slack are not planned: lastseen deprovisions Slack accounts only"
+        );
+    }
     let list = found
         .iter()
         .filter(|r| get(r, "decision").as_deref() == Some("revoke"))
@@ -338,13 +355,13 @@ pub async fn newest_evidence(engine: &QueryEngine) -> Result<BTreeMap<String, Da
     Ok(out)
 }
 
-/// Active (not deactivated, not invited) accounts of the newest snapshot: the cap's base.
+/// Active (not deactivated, not invited) Slack accounts of the newest snapshot: the cap's base.
 pub async fn active_accounts(engine: &QueryEngine) -> Result<usize> {
     if engine.dates("accounts").is_empty() {
         return Ok(0);
     }
     let sql = "SELECT count(DISTINCT account_id) AS n FROM accounts WHERE dt = (SELECT max(dt) FROM accounts) \
-               AND status = 'active'";
+               AND status = 'active' AND app = 'slack'";
     let r = rows(engine, sql, &[]).await?;
     Ok(r.first().and_then(|r| get(r, "n")).and_then(|n| n.parse().ok()).unwrap_or(0))
 }

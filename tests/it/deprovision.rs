@@ -760,3 +760,61 @@ fn a_5xx_is_retried_only_after_a_read_and_a_cut_answer_is_settled_by_one() {
     let details: Vec<&str> = lines.iter().filter_map(|l| l["detail"].as_str()).collect();
     assert!(details.iter().any(|d| d.contains("unreadably; a read shows active:false")), "{details:?}");
 }
+
+/// With Okta configured next to Slack, the lake's reports list both apps' accounts, but
+/// deprovisioning acts on Slack only: neither a dormant plan nor a plan from a review whose
+/// reviewer revoked Okta accounts lists an Okta account, and the share cap counts Slack's active
+/// accounts, not Okta's.
+#[test]
+fn a_plan_on_a_lake_with_okta_lists_and_counts_slack_accounts_only() {
+    use lastseen_okta_sim::{OktaOrgSpec, OktaSimConfig, OktaSimulator};
+
+    let env = Env::start(150, Plan::BusinessPlus, 47);
+    let okta = env
+        .rt
+        .block_on(OktaSimulator::start(
+            OktaSimConfig::new(OktaOrgSpec::from_slack(env.sim().org(), 3)),
+            "127.0.0.1:0".parse().unwrap(),
+        ))
+        .unwrap();
+    // Okta's users only: its System Log is read by the wall clock, which these fixed dates are not.
+    std::fs::write(
+        env.dir.path().join("lastseen.toml"),
+        format!("[okta]\norg_url = {:?}\nsources = [\"users\"]\n", okta.org_url()),
+    )
+    .unwrap();
+    let mut ctx = Ctx::new(&env);
+    ctx.extra.push(("OKTA_API_TOKEN", okta.api_token().to_owned()));
+    let d = today().pred_opt().unwrap();
+    ctx.run_day(d);
+    let ids = |app: &str, extra: &str| -> BTreeSet<String> {
+        ctx.sql(&format!("SELECT account_id FROM accounts WHERE dt = DATE '{d}' AND app = '{app}' {extra}"))
+            .iter()
+            .map(|r| r["account_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let okta_ids = ids("okta", "");
+    assert!(okta_ids.len() > 100, "{} Okta accounts", okta_ids.len());
+    let slack_active = ids("slack", "AND status = 'active'").len();
+
+    // From the dormant report (both apps' dormant accounts): Slack's only.
+    let (out, path) = ctx.plan(&["--dormant-days", "30", "--max-share", "1", "--max-actions", "100000"]);
+    ok(&out, "plan --dormant-days");
+    let plan = plan_json(&path);
+    let listed: BTreeSet<String> = verdicts(&plan).into_keys().collect();
+    assert!(!listed.is_empty());
+    assert!(listed.is_disjoint(&okta_ids), "Okta accounts in a Slack plan: {:?}", listed.intersection(&okta_ids));
+    assert_eq!(plan["cap"]["active_accounts"], slack_active, "the cap's base is Slack's active accounts");
+
+    // From a review of every app where the reviewer revoked Okta accounts too.
+    let (csv, rows) = ctx.export_review(30, "review.csv");
+    let revoked: Vec<String> = rows.iter().map(|r| r["account_id"].clone()).collect();
+    assert!(revoked.iter().any(|id| okta_ids.contains(id)), "the review lists Okta accounts");
+    fill(&csv, &revoke_all(&revoked));
+    ok(&ctx.import(&csv), "import");
+    let (out, path) = ctx.plan(&["--max-share", "1", "--max-actions", "100000"]);
+    ok(&out, "plan from decisions");
+    let listed: BTreeSet<String> = verdicts(&plan_json(&path)).into_keys().collect();
+    let slack_revoked: BTreeSet<String> = revoked.iter().filter(|id| !okta_ids.contains(*id)).cloned().collect();
+    assert_eq!(listed, slack_revoked, "the plan lists exactly the revoked Slack accounts");
+}
