@@ -228,6 +228,11 @@ fn accounts_batch(accounts: u64, d: NaiveDate) -> anyhow::Result<RecordBatch> {
         Some(match name {
             "app" => strings(vec!["slack".into(); n]),
             "workspace_id" => strings(ids.clone().map(workspace).collect()),
+            // The home workspace's name from the same day's `slack_workspaces` (workspaces_batch),
+            // as transform/sql/accounts/slack.sql joins it.
+            "workspace_name" => strings(
+                ids.clone().map(|a| format!("Workspace {}", workspace(a).trim_start_matches("T000000"))).collect(),
+            ),
             "account_id" => strings(ids.clone().map(|a| format!("U{a:010}")).collect()),
             "username" => strings(ids.clone().map(|a| format!("user{a}")).collect()),
             "display_name" => strings(ids.clone().map(|a| format!("User {a}")).collect()),
