@@ -164,7 +164,7 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
         });
     let rows = report.data.rows();
     if okta_ran {
-        let live = per_app(
+        let live = counts(
             &engine,
             &format!(
                 "SELECT app, count(*) FROM accounts WHERE dt = DATE '{today}' AND status <> 'deactivated' GROUP BY app"
@@ -189,7 +189,7 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
             args.dormant_days,
             by_app.join(", ")
         );
-        let via_okta = per_app(
+        let via_okta = counts(
             &engine,
             &format!(
                 "SELECT app, count(*) FROM last_seen WHERE dt = DATE '{today}' AND last_seen_source = 'okta_sso' GROUP BY app"
@@ -206,22 +206,16 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
             args.dormant_days
         );
     }
-    let owners = engine
-        .sql(&format!(
+    let owners = counts(
+        &engine,
+        &format!(
             "SELECT match_status, count(*) AS n FROM account_identity AS i JOIN accounts AS a \
              ON a.dt = i.dt AND a.account_id = i.account_id \
-             WHERE i.dt = DATE '{today}' AND a.status <> 'deactivated' GROUP BY match_status ORDER BY match_status"
-        ))
-        .await?;
-    let mut summary = Vec::new();
-    for b in &owners {
-        let status = datafusion::arrow::compute::cast(b.column(0), &datafusion::arrow::datatypes::DataType::Utf8)?;
-        let status = datafusion::arrow::array::AsArray::as_string::<i32>(&status);
-        let n = datafusion::arrow::array::AsArray::as_primitive::<datafusion::arrow::datatypes::Int64Type>(b.column(1));
-        for i in 0..b.num_rows() {
-            summary.push(format!("{} {}", n.value(i), status.value(i)));
-        }
-    }
+             WHERE i.dt = DATE '{today}' AND a.status <> 'deactivated' GROUP BY match_status"
+        ),
+    )
+    .await?;
+    let summary: Vec<String> = owners.iter().map(|(status, n)| format!("{n} {status}")).collect();
     if !summary.is_empty() {
         println!(
             "Owners of live accounts (from the HR export in {}): {}.\n",
@@ -247,8 +241,8 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
     Ok(crate::exit::OK)
 }
 
-/// `(app, count)` rows of a two-column query: the app (any string type) and a count.
-async fn per_app(engine: &lastseen_query::QueryEngine, sql: &str) -> anyhow::Result<Vec<(String, i64)>> {
+/// `(key, count)` rows of a two-column query (a key of any string type and a count), sorted by key.
+async fn counts(engine: &lastseen_query::QueryEngine, sql: &str) -> anyhow::Result<Vec<(String, i64)>> {
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::{DataType, Int64Type};
     let mut out = Vec::new();
