@@ -34,17 +34,6 @@ WITH manager AS (
     WHERE dt = $dt AND email IS NOT NULL
     GROUP BY lower(email)
 ),
-account_groups AS (
-    -- `accounts.groups` split back: the app's own groups, and those its IdP pushes (which the
-    -- app's accounts file prefixes `scim:`), each sorted and joined with '; '.
-    SELECT app, account_id,
-           NULLIF(array_to_string(array_sort(array_agg(DISTINCT g) FILTER (WHERE NOT starts_with(g, 'scim:'))), '; '), '')
-               AS user_groups,
-           NULLIF(array_to_string(array_sort(array_agg(DISTINCT substr(g, 6)) FILTER (WHERE starts_with(g, 'scim:'))), '; '), '')
-               AS idp_groups
-    FROM (SELECT app, account_id, unnest(groups) AS g FROM accounts WHERE dt = $dt) AS x
-    GROUP BY app, account_id
-),
 recent AS (
     SELECT app, account_id, max(dt) AS last_active_day
     FROM activity_daily
@@ -69,8 +58,17 @@ SELECT
     a.status,
     a.billable,
     a.created_at,
-    gr.user_groups,
-    gr.idp_groups,
+    -- `accounts.groups` split back: the app's own groups, and those its IdP pushes (which the
+    -- app's accounts file prefixes `scim:`), each sorted and joined with '; '. `group_list` is
+    -- the list sorted and distinct, its entries joined with U+001F (a control character no
+    -- group name holds): every `scim:` entry then sits in one run, so the IdP groups are that
+    -- run and the app's groups the rest. Done per row: the aggregation it replaces (unnest,
+    -- then array_agg(DISTINCT) per account) held every account's group set in memory at once.
+    NULLIF(replace(btrim(regexp_replace(a.group_list, '(^|\x1f)scim:[^\x1f]*', '', 'g'), chr(31)), chr(31), '; '), '')
+                            AS user_groups,
+    NULLIF(replace(substr(regexp_match(a.group_list, '(?:^|\x1f)(scim:[^\x1f]*(?:\x1fscim:[^\x1f]*)*)')[1], 6),
+                   chr(31) || 'scim:', '; '), '')
+                            AS idp_groups,
     ls.last_seen_at,
     ls.last_seen_source,
     ls.active_days_30,
@@ -102,7 +100,7 @@ SELECT
             THEN b.key_since
         ELSE $dt
     END                     AS key_since
-FROM accounts AS a
+FROM (SELECT *, array_to_string(array_sort(array_distinct(groups)), chr(31)) AS group_list FROM accounts) AS a
 LEFT JOIN last_seen AS ls
        ON ls.dt = a.dt AND ls.app = a.app AND ls.account_id = a.account_id
 LEFT JOIN account_identity AS ai
@@ -111,8 +109,6 @@ LEFT JOIN identities AS i
        ON i.dt = a.dt AND i.identity_id = ai.identity_id
 LEFT JOIN manager AS m
        ON m.email = lower(i.manager_email)
-LEFT JOIN account_groups AS gr
-       ON gr.app = a.app AND gr.account_id = a.account_id
 LEFT JOIN recent AS r
        ON r.app = a.app AND r.account_id = a.account_id
 LEFT JOIN base AS b

@@ -11,7 +11,9 @@
 //!     last SNAPSHOT_DAYS days (90), with identities and account_identity; last_seen of the
 //!     last two days; the daily rollups account_report and usage_daily of every snapshot day,
 //!     by the transform crate's own derivation (the days before yesterday have no last_seen:
-//!     their account_report rows have none, their usage_daily counts are complete)
+//!     their account_report rows have none, their usage_daily counts are complete); and as of
+//!     today, what the review reads: user groups and SCIM groups (in `accounts.groups` too),
+//!     two imported reviews' decisions and a deprovisioning journal
 //! lastseen-bench-last-seen incremental DIR                  fold today from yesterday
 //! lastseen-bench-last-seen full DIR                         rebuild today from every day
 //! lastseen-bench-last-seen report NAME DIR [RUNS] [DAYS] [oracle]
@@ -26,6 +28,9 @@
 //! lastseen-bench-last-seen rollups DIR                      commit today's `account_report` rows
 //!     again, unchanged: how an existing bench lake gets the current file layout without being
 //!     generated again
+//! lastseen-bench-last-seen entitlements DIR [ACCOUNTS]      add today's groups, decisions and
+//!     journal (as `generate` now writes them) to a lake generated before, and derive today's
+//!     rollups again
 //! ```
 
 use std::sync::Arc;
@@ -39,7 +44,8 @@ use datafusion::arrow::array::{
 };
 use datafusion::prelude::SessionContext;
 use lastseen_lake::catalog::{
-    ACCOUNT_IDENTITY, ACCOUNT_REPORT, ACCOUNTS, ACTIVITY_DAILY, IDENTITIES, LAST_SEEN, SLACK_ACCESS_LOGS, SLACK_USERS,
+    ACCOUNT_IDENTITY, ACCOUNT_REPORT, ACCOUNTS, ACTIVITY_DAILY, DEPROVISION_ACTIONS, IDENTITIES, LAST_SEEN,
+    REVIEW_DECISIONS, SLACK_ACCESS_LOGS, SLACK_SCIM_GROUPS, SLACK_USERGROUP_MEMBERS, SLACK_USERGROUPS, SLACK_USERS,
     SLACK_WORKSPACES, TableDef, USAGE_DAILY,
 };
 use lastseen_lake::{Lake, LakeTable};
@@ -220,6 +226,185 @@ fn string_lists(v: impl Iterator<Item = Option<String>>) -> ArrayRef {
     Arc::new(b.finish())
 }
 
+/// Slack user groups per workspace; every 25th is disabled (`usergroups.list` with
+/// `include_disabled`, as the collector asks for them).
+const USERGROUPS: u64 = 250;
+/// SCIM groups the IdP pushes; the last one has no members (one row with a null member).
+const SCIM_GROUPS: u64 = 41;
+
+fn usergroup_disabled(k: u64) -> bool {
+    k % 25 == 0
+}
+
+/// The user groups account `a` is in, by index in its home workspace: up to 3.
+fn account_usergroups(a: u64) -> Vec<u64> {
+    let mut ks: Vec<u64> = (0..mix(a ^ 0x6A6A) % 4).map(|i| mix(a ^ (0x100 + i)) % USERGROUPS).collect();
+    ks.sort_unstable();
+    ks.dedup();
+    ks
+}
+
+/// The SCIM group of account `a`: people with an e-mail (not bots or apps) are in one.
+fn account_scim_group(a: u64) -> Option<u64> {
+    (!service(a)).then(|| mix(a ^ 0x5C1) % (SCIM_GROUPS - 1))
+}
+
+fn usergroup_handle(w: &str, k: u64) -> String {
+    format!("team-{}-{k:03}", w.trim_start_matches("T000000"))
+}
+
+/// `accounts.groups` of account `a` as transform/sql/accounts/slack.sql builds it: the handles of
+/// its enabled user groups and `scim:<name>` of its SCIM groups, distinct and sorted; NULL when none.
+fn account_groups(a: u64) -> Option<Vec<String>> {
+    let w = workspace(a);
+    let mut g: Vec<String> = account_usergroups(a)
+        .into_iter()
+        .filter(|&k| !usergroup_disabled(k))
+        .map(|k| usergroup_handle(&w, k))
+        .chain(account_scim_group(a).map(|k| format!("scim:IdP group {k:02}")))
+        .collect();
+    g.sort();
+    g.dedup();
+    (!g.is_empty()).then_some(g)
+}
+
+fn group_lists(v: impl Iterator<Item = Option<Vec<String>>>) -> ArrayRef {
+    let mut b = ListBuilder::new(StringBuilder::new());
+    for g in v {
+        match g {
+            Some(g) => {
+                for s in g {
+                    b.values().append_value(s);
+                }
+                b.append(true);
+            }
+            None => b.append(false),
+        }
+    }
+    Arc::new(b.finish())
+}
+
+/// The entitlement tables of snapshot day `d` that the review reads raw: `slack_usergroups`,
+/// `slack_usergroup_members` and `slack_scim_groups` (the memberships of [`account_groups`]).
+fn entitlements_batches(accounts: u64, d: NaiveDate) -> anyhow::Result<[(&'static TableDef, RecordBatch); 3]> {
+    let teams: Vec<String> = (1..=4).map(|w| format!("T000000{w}")).collect();
+    let groups: Vec<(&String, u64)> = teams.iter().flat_map(|t| (0..USERGROUPS).map(move |k| (t, k))).collect();
+    let members: Vec<(u64, u64)> = (0..accounts).flat_map(|a| account_usergroups(a).into_iter().map(move |k| (a, k))).collect();
+    let count = |t: &str, k: u64| members.iter().filter(|&&(a, g)| g == k && workspace(a) == t).count() as i64;
+    let n = groups.len();
+    let usergroups = batch_of(&SLACK_USERGROUPS, n, |name| {
+        Some(match name {
+            "team_id" => strings(groups.iter().map(|(t, _)| t.to_string()).collect()),
+            "usergroup_id" => strings(groups.iter().map(|(t, k)| format!("S{}{k:05}", t.trim_start_matches('T'))).collect()),
+            "handle" => strings(groups.iter().map(|(t, k)| usergroup_handle(t, *k)).collect()),
+            "name" => strings(groups.iter().map(|(t, k)| format!("Team {k} of {t}")).collect()),
+            "disabled" => Arc::new(BooleanArray::from(groups.iter().map(|(_, k)| Some(usergroup_disabled(*k))).collect::<Vec<_>>())),
+            "user_count" => Arc::new(Int64Array::from(groups.iter().map(|(t, k)| count(t, *k)).collect::<Vec<_>>())),
+            "collected_at" => timestamps(vec![micros(d, 1); n]),
+            _ => return None,
+        })
+    })?;
+    let m = members.len();
+    let usergroup_members = batch_of(&SLACK_USERGROUP_MEMBERS, m, |name| {
+        Some(match name {
+            "team_id" => strings(members.iter().map(|&(a, _)| workspace(a)).collect()),
+            "usergroup_id" => strings(
+                members.iter().map(|&(a, k)| format!("S{}{k:05}", workspace(a).trim_start_matches('T'))).collect(),
+            ),
+            "user_id" => strings(members.iter().map(|(a, _)| format!("U{a:010}")).collect()),
+            "collected_at" => timestamps(vec![micros(d, 1); m]),
+            _ => return None,
+        })
+    })?;
+    // One row per member, and the last group (no members) as one row with a null member.
+    let scim: Vec<(u64, Option<u64>)> = (0..accounts)
+        .filter_map(|a| account_scim_group(a).map(|k| (k, Some(a))))
+        .chain([(SCIM_GROUPS - 1, None)])
+        .collect();
+    let s = scim.len();
+    let scim_groups = batch_of(&SLACK_SCIM_GROUPS, s, |name| {
+        Some(match name {
+            "group_id" => strings(scim.iter().map(|(k, _)| format!("G{k:04}")).collect()),
+            "display_name" => strings(scim.iter().map(|(k, _)| format!("IdP group {k:02}")).collect()),
+            "member_user_id" => Arc::new(StringArray::from(
+                scim.iter().map(|(_, a)| a.map(|a| format!("U{a:010}"))).collect::<Vec<_>>(),
+            )),
+            "collected_at" => timestamps(vec![micros(d, 1); s]),
+            _ => return None,
+        })
+    })?;
+    Ok([(&SLACK_USERGROUPS, usergroups), (&SLACK_USERGROUP_MEMBERS, usergroup_members), (&SLACK_SCIM_GROUPS, scim_groups)])
+}
+
+/// The decisions of two earlier reviews imported into `review_decisions` (`lastseen review
+/// import`): one 20 days before today for 4% of the accounts, and one 5 days before today that
+/// decides a fifth of those again (the review shows the newer one).
+fn decisions_batch(accounts: u64) -> anyhow::Result<RecordBatch> {
+    let decided: Vec<u64> = (0..accounts).filter(|&a| mix(a ^ 0xDEC) % 25 == 0).collect();
+    let rows: Vec<(u64, u64)> = decided
+        .iter()
+        .map(|&a| (a, 20))
+        .chain(decided.iter().filter(|&&a| mix(a ^ 0xDED) % 5 == 0).map(|&a| (a, 5)))
+        .collect();
+    let n = rows.len();
+    let day = |ago: u64| today() - Days::new(ago);
+    let decision = |a: u64, ago: u64| ["revoke", "keep", "investigate"][(mix(a ^ ago) % 3) as usize].to_string();
+    batch_of(&REVIEW_DECISIONS, n, |name| {
+        Some(match name {
+            "review_id" => strings(rows.iter().map(|(_, ago)| format!("review-{}", day(*ago + 1))).collect()),
+            "report" => strings(vec!["review".into(); n]),
+            "review_as_of" => Arc::new(Date32Array::from(
+                rows.iter().map(|(_, ago)| lastseen_lake::catalog::date32(day(*ago + 1))).collect::<Vec<_>>(),
+            )),
+            "review_lake_version" => Arc::new(Int64Array::from(vec![1; n])),
+            "source_file" => strings(rows.iter().map(|(_, ago)| format!("review-{}.csv", day(*ago + 1))).collect()),
+            "file_sha256" => strings(rows.iter().map(|(_, ago)| format!("{:064x}", mix(*ago))).collect()),
+            "source_line" => Arc::new(Int64Array::from(rows.iter().map(|(a, _)| *a as i64 + 2).collect::<Vec<_>>())),
+            "workspace_id" => strings(rows.iter().map(|(a, _)| workspace(*a)).collect()),
+            "account_id" => strings(rows.iter().map(|(a, _)| format!("U{a:010}")).collect()),
+            "decision" => strings(rows.iter().map(|&(a, ago)| decision(a, ago)).collect()),
+            "decided_by" => strings(rows.iter().map(|(a, _)| format!("reviewer{}@example.com", mix(*a) % 40)).collect()),
+            "imported_at" => timestamps(rows.iter().map(|(_, ago)| micros(day(*ago), 9)).collect()),
+            _ => return None,
+        })
+    })
+}
+
+/// The deprovisioning journal of one earlier plan: an intent and an outcome per account for
+/// 0.5% of the accounts, 10 days before today (`deprovision apply`).
+fn journal_batch(accounts: u64) -> anyhow::Result<RecordBatch> {
+    let acted: Vec<u64> = (0..accounts).filter(|&a| mix(a ^ 0xAC7) % 200 == 0).collect();
+    let rows: Vec<(u64, &str)> = acted.iter().flat_map(|&a| [(a, "intent"), (a, "outcome")]).collect();
+    let n = rows.len();
+    let at = micros(today() - Days::new(10), 14);
+    batch_of(&DEPROVISION_ACTIONS, n, |name| {
+        Some(match name {
+            "entry_id" => strings(rows.iter().map(|(a, phase)| format!("E{a:010}-{phase}")).collect()),
+            "plan_id" => strings(vec!["plan-bench".into(); n]),
+            "account_id" => strings(rows.iter().map(|(a, _)| format!("U{a:010}")).collect()),
+            "workspace_id" => strings(rows.iter().map(|(a, _)| workspace(*a)).collect()),
+            "action" => strings(vec!["deactivate".into(); n]),
+            "phase" => strings(rows.iter().map(|(_, p)| p.to_string()).collect()),
+            "outcome" => Arc::new(StringArray::from(
+                rows.iter().map(|(_, p)| (*p == "outcome").then(|| "done".to_string())).collect::<Vec<_>>(),
+            )),
+            "at" => timestamps(vec![at; n]),
+            _ => return None,
+        })
+    })
+}
+
+/// Stage today's entitlement tables, the imported decisions and the deprovisioning journal.
+fn write_entitlements(tx: &mut lastseen_lake::Transaction, accounts: u64) -> anyhow::Result<()> {
+    for (def, batch) in entitlements_batches(accounts, today())? {
+        tx.declare_snapshot(def, today());
+        tx.write(def, today(), batch)?;
+    }
+    tx.write(&REVIEW_DECISIONS, today(), decisions_batch(accounts)?)?;
+    tx.write(&DEPROVISION_ACTIONS, today(), journal_batch(accounts)?)?;
+    Ok(())
+}
+
 /// The `accounts` snapshot of day `d`: every column the reports read is filled.
 fn accounts_batch(accounts: u64, d: NaiveDate) -> anyhow::Result<RecordBatch> {
     let n = accounts as usize;
@@ -246,6 +431,9 @@ fn accounts_batch(accounts: u64, d: NaiveDate) -> anyhow::Result<RecordBatch> {
                     .map(|a| Some(status(a) == "active" && !service(a) && account_type(a) != "guest_single"))
                     .collect::<Vec<_>>(),
             )),
+            // Today's snapshot carries the groups of `entitlements` (the tables the review reads
+            // raw); the older snapshots have none, as before groups were collected.
+            "groups" if d == today() => group_lists(ids.clone().map(account_groups)),
             "groups" => string_lists(ids.clone().map(|_| None)),
             "has_2fa" => Arc::new(BooleanArray::from(
                 ids.clone().map(|a| Some(mix(a ^ 2).is_multiple_of(2))).collect::<Vec<_>>(),
@@ -404,6 +592,10 @@ async fn generate(dir: &str, accounts: u64, days: u64, snapshot_days: u64) -> an
         tx.commit().await?;
         eprintln!("accounts snapshots up to {day}: {:.1}s", t.elapsed().as_secs_f64());
     }
+    let mut tx = lake.begin(&lease).await?;
+    write_entitlements(&mut tx, accounts)?;
+    tx.commit().await?;
+    eprintln!("groups, review decisions and journal: {:.1}s", t.elapsed().as_secs_f64());
     // Yesterday's last_seen (the incremental run's base), rebuilt from the whole history; then
     // today's, folded from it as `lastseen run` does: the snapshot the reports read.
     let base = lastseen_transform::rebuild_last_seen(&lake, yesterday, 90, Utc::now()).await?;
@@ -647,6 +839,36 @@ async fn rewrite_rollups(dir: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Add to a lake generated before the generator wrote them today's user groups and SCIM groups
+/// (with today's `accounts` again, now carrying its `groups`), the imported review decisions
+/// and the deprovisioning journal, then derive today's rollups again from yesterday's, as
+/// `generate` does: the review's raw tables, so DuckDB can run its oracle on this lake.
+async fn add_entitlements(dir: &str, accounts: u64) -> anyhow::Result<()> {
+    let lake = open(dir).await?;
+    let lease = lake.acquire_lock("bench-entitlements", std::time::Duration::from_secs(3600)).await?;
+    let t = Instant::now();
+    let day = today();
+    let mut tx = lake.begin(&lease).await?;
+    tx.declare_snapshot(&ACCOUNTS, day);
+    tx.write(&ACCOUNTS, day, accounts_batch(accounts, day)?)?;
+    write_entitlements(&mut tx, accounts)?;
+    tx.commit().await?;
+    let rollups = lastseen_transform::rollups::from_lake(&lake, day, day.pred_opt()).await?;
+    let mut tx = lake.begin(&lease).await?;
+    tx.declare_snapshot(&ACCOUNT_REPORT, day);
+    for b in rollups.account_report {
+        tx.write(&ACCOUNT_REPORT, day, b)?;
+    }
+    tx.declare_snapshot(&USAGE_DAILY, day);
+    for b in rollups.usage_daily {
+        tx.write(&USAGE_DAILY, day, b)?;
+    }
+    tx.commit().await?;
+    lease.release().await?;
+    println!("added groups, decisions and journal for {accounts} accounts as of {day} in {:.1}s", t.elapsed().as_secs_f64());
+    Ok(())
+}
+
 /// Late evidence for the first day that has a `slack_users` snapshot (one access-log entry, as a
 /// backfill of that day commits), then `derive_all` for today with the default configuration:
 /// what `lastseen backfill` does after collecting. Run under `/usr/bin/time -v`.
@@ -711,6 +933,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("rederive") => rederive(args.get(2).context("rederive DIR")?).await,
         Some("rollups") => rewrite_rollups(args.get(2).context("rollups DIR")?).await,
+        Some("entitlements") => {
+            let dir = args.get(2).context("entitlements DIR [ACCOUNTS]")?;
+            let accounts = args.get(3).map_or(Ok(500_000), |s| s.parse())?;
+            add_entitlements(dir, accounts).await
+        }
         Some("oracle") => {
             let dir = args.get(2).context("oracle DIR [DAYS]")?;
             let days = args.get(3).map_or(Ok(90), |s| s.parse())?;
@@ -719,7 +946,7 @@ async fn main() -> anyhow::Result<()> {
         _ => bail!(
             "usage: lastseen-bench-last-seen generate DIR [ACCOUNTS] [DAYS] [SNAPSHOT_DAYS] | incremental DIR | \
              full DIR | report NAME DIR [RUNS] [DAYS] [oracle] | oracle DIR [DAYS] | history DIR [ACCOUNTS] [DAYS] | rederive DIR | \
-             rollups DIR"
+             rollups DIR | entitlements DIR [ACCOUNTS]"
         ),
     }
 }
