@@ -595,9 +595,8 @@ fn account_report_groups_need_no_memory_per_account() {
     let d = day(40);
     let n = 60_000;
     let names: Vec<String> = (0..40).map(|k| format!("team-{k:02}")).collect();
-    let groups: Vec<Option<Vec<Option<&str>>>> = (0..n)
-        .map(|i| Some((0..4).map(|j| Some(names[(i * 7 + j * 11) % 40].as_str())).collect()))
-        .collect();
+    let groups: Vec<Option<Vec<Option<&str>>>> =
+        (0..n).map(|i| Some((0..4).map(|j| Some(names[(i * 7 + j * 11) % 40].as_str())).collect())).collect();
     let got = rt().block_on(report_groups(accounts_with_groups(d, &groups), d, 4 << 20)).unwrap();
     assert_eq!(got.len(), n);
     let i = 12_345;

@@ -233,7 +233,7 @@ const USERGROUPS: u64 = 250;
 const SCIM_GROUPS: u64 = 41;
 
 fn usergroup_disabled(k: u64) -> bool {
-    k % 25 == 0
+    k.is_multiple_of(25)
 }
 
 /// The user groups account `a` is in, by index in its home workspace: up to 3.
@@ -289,16 +289,21 @@ fn group_lists(v: impl Iterator<Item = Option<Vec<String>>>) -> ArrayRef {
 fn entitlements_batches(accounts: u64, d: NaiveDate) -> anyhow::Result<[(&'static TableDef, RecordBatch); 3]> {
     let teams: Vec<String> = (1..=4).map(|w| format!("T000000{w}")).collect();
     let groups: Vec<(&String, u64)> = teams.iter().flat_map(|t| (0..USERGROUPS).map(move |k| (t, k))).collect();
-    let members: Vec<(u64, u64)> = (0..accounts).flat_map(|a| account_usergroups(a).into_iter().map(move |k| (a, k))).collect();
+    let members: Vec<(u64, u64)> =
+        (0..accounts).flat_map(|a| account_usergroups(a).into_iter().map(move |k| (a, k))).collect();
     let count = |t: &str, k: u64| members.iter().filter(|&&(a, g)| g == k && workspace(a) == t).count() as i64;
     let n = groups.len();
     let usergroups = batch_of(&SLACK_USERGROUPS, n, |name| {
         Some(match name {
             "team_id" => strings(groups.iter().map(|(t, _)| t.to_string()).collect()),
-            "usergroup_id" => strings(groups.iter().map(|(t, k)| format!("S{}{k:05}", t.trim_start_matches('T'))).collect()),
+            "usergroup_id" => {
+                strings(groups.iter().map(|(t, k)| format!("S{}{k:05}", t.trim_start_matches('T'))).collect())
+            }
             "handle" => strings(groups.iter().map(|(t, k)| usergroup_handle(t, *k)).collect()),
             "name" => strings(groups.iter().map(|(t, k)| format!("Team {k} of {t}")).collect()),
-            "disabled" => Arc::new(BooleanArray::from(groups.iter().map(|(_, k)| Some(usergroup_disabled(*k))).collect::<Vec<_>>())),
+            "disabled" => Arc::new(BooleanArray::from(
+                groups.iter().map(|(_, k)| Some(usergroup_disabled(*k))).collect::<Vec<_>>(),
+            )),
             "user_count" => Arc::new(Int64Array::from(groups.iter().map(|(t, k)| count(t, *k)).collect::<Vec<_>>())),
             "collected_at" => timestamps(vec![micros(d, 1); n]),
             _ => return None,
@@ -333,18 +338,22 @@ fn entitlements_batches(accounts: u64, d: NaiveDate) -> anyhow::Result<[(&'stati
             _ => return None,
         })
     })?;
-    Ok([(&SLACK_USERGROUPS, usergroups), (&SLACK_USERGROUP_MEMBERS, usergroup_members), (&SLACK_SCIM_GROUPS, scim_groups)])
+    Ok([
+        (&SLACK_USERGROUPS, usergroups),
+        (&SLACK_USERGROUP_MEMBERS, usergroup_members),
+        (&SLACK_SCIM_GROUPS, scim_groups),
+    ])
 }
 
 /// The decisions of two earlier reviews imported into `review_decisions` (`lastseen review
 /// import`): one 20 days before today for 4% of the accounts, and one 5 days before today that
 /// decides a fifth of those again (the review shows the newer one).
 fn decisions_batch(accounts: u64) -> anyhow::Result<RecordBatch> {
-    let decided: Vec<u64> = (0..accounts).filter(|&a| mix(a ^ 0xDEC) % 25 == 0).collect();
+    let decided: Vec<u64> = (0..accounts).filter(|&a| mix(a ^ 0xDEC).is_multiple_of(25)).collect();
     let rows: Vec<(u64, u64)> = decided
         .iter()
         .map(|&a| (a, 20))
-        .chain(decided.iter().filter(|&&a| mix(a ^ 0xDED) % 5 == 0).map(|&a| (a, 5)))
+        .chain(decided.iter().filter(|&&a| mix(a ^ 0xDED).is_multiple_of(5)).map(|&a| (a, 5)))
         .collect();
     let n = rows.len();
     let day = |ago: u64| today() - Days::new(ago);
@@ -363,7 +372,9 @@ fn decisions_batch(accounts: u64) -> anyhow::Result<RecordBatch> {
             "workspace_id" => strings(rows.iter().map(|(a, _)| workspace(*a)).collect()),
             "account_id" => strings(rows.iter().map(|(a, _)| format!("U{a:010}")).collect()),
             "decision" => strings(rows.iter().map(|&(a, ago)| decision(a, ago)).collect()),
-            "decided_by" => strings(rows.iter().map(|(a, _)| format!("reviewer{}@example.com", mix(*a) % 40)).collect()),
+            "decided_by" => {
+                strings(rows.iter().map(|(a, _)| format!("reviewer{}@example.com", mix(*a) % 40)).collect())
+            }
             "imported_at" => timestamps(rows.iter().map(|(_, ago)| micros(day(*ago), 9)).collect()),
             _ => return None,
         })
@@ -373,7 +384,7 @@ fn decisions_batch(accounts: u64) -> anyhow::Result<RecordBatch> {
 /// The deprovisioning journal of one earlier plan: an intent and an outcome per account for
 /// 0.5% of the accounts, 10 days before today (`deprovision apply`).
 fn journal_batch(accounts: u64) -> anyhow::Result<RecordBatch> {
-    let acted: Vec<u64> = (0..accounts).filter(|&a| mix(a ^ 0xAC7) % 200 == 0).collect();
+    let acted: Vec<u64> = (0..accounts).filter(|&a| mix(a ^ 0xAC7).is_multiple_of(200)).collect();
     let rows: Vec<(u64, &str)> = acted.iter().flat_map(|&a| [(a, "intent"), (a, "outcome")]).collect();
     let n = rows.len();
     let at = micros(today() - Days::new(10), 14);
@@ -665,12 +676,18 @@ async fn oracle(dir: &str, days: u32) -> anyhow::Result<()> {
         };
         for (label, p) in [("default", plain), ("filtered", filtered)] {
             let t = Instant::now();
-            match def.oracle_difference(&engine, &p).await? {
-                None => println!("{} ({label}): same rows as its oracle ({:.1}s)", def.name, t.elapsed().as_secs_f64()),
-                Some(diff) => {
+            match def.oracle_difference(&engine, &p).await {
+                Ok(None) => {
+                    println!("{} ({label}): same rows as its oracle ({:.1}s)", def.name, t.elapsed().as_secs_f64())
+                }
+                Ok(Some(diff)) => {
                     differences += 1;
                     println!("{} ({label}): DIFFERS from its oracle: {diff}", def.name);
                 }
+                // `usage` over a trend longer than the lake's rollup days: the report itself
+                // answers from the oracle then, so there is nothing to compare.
+                Err(lastseen_query::QueryError::NoData(why)) => println!("{} ({label}): not compared: {why}", def.name),
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -865,7 +882,10 @@ async fn add_entitlements(dir: &str, accounts: u64) -> anyhow::Result<()> {
     }
     tx.commit().await?;
     lease.release().await?;
-    println!("added groups, decisions and journal for {accounts} accounts as of {day} in {:.1}s", t.elapsed().as_secs_f64());
+    println!(
+        "added groups, decisions and journal for {accounts} accounts as of {day} in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
