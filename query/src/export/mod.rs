@@ -253,6 +253,17 @@ fn write_atomically(path: &Path, body: impl FnOnce(&mut std::fs::File) -> Result
             std::io::Error::other("it is a symbolic link; lastseen neither writes through nor replaces one"),
         ));
     }
+    // A device, FIFO or socket (`--output /dev/null`) would be replaced by the rename: run as
+    // root, that deletes the system's /dev/null. Refused like a symlink.
+    if std::fs::symlink_metadata(path).is_ok_and(|m| !m.file_type().is_file() && !m.file_type().is_dir()) {
+        return Err(QueryError::io(
+            path,
+            std::io::Error::other(
+                "it is not a regular file (a device, FIFO or socket), which the export's rename would replace; \
+                 write to a file, or leave --output out to print to standard output",
+            ),
+        ));
+    }
     let mut file = create_private(&tmp).map_err(|e| QueryError::io(&tmp, e))?;
     let result = body(&mut file)
         .and_then(|()| file.sync_all().map_err(|e| QueryError::io(&tmp, e)))

@@ -396,6 +396,24 @@ fn exports_are_owner_only_and_never_follow_a_planted_symlink() {
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
 }
 
+/// `--output` naming a FIFO or device (`/dev/null`) is refused: the rename into place would
+/// replace the node itself (as root, the system's /dev/null became a regular file).
+#[cfg(unix)]
+#[test]
+fn an_export_onto_a_fifo_or_device_is_refused_and_leaves_it_in_place() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (data, p) = (fixture(), provenance());
+    let doc = Document { data: &data, provenance: &p, charts: &[], options: &ExportOptions::default() };
+    let fifo = dir.path().join("pipe.csv");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let e = doc.save(Format::Csv, &fifo).unwrap_err();
+    assert!(e.to_string().contains("pipe.csv") && e.to_string().contains("not a regular file"), "{e}");
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(), "the FIFO is still a FIFO");
+    assert!(!side_file(&fifo).exists(), "no provenance next to it");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+}
+
 #[test]
 fn table_output_carries_no_terminal_escape_sequences() {
     let schema = Arc::new(Schema::new(vec![Field::new("cell", DataType::Utf8, true)]));
