@@ -634,17 +634,7 @@ async fn generate(dir: &str, accounts: u64, days: u64, snapshot_days: u64) -> an
     let mut base = None;
     let mut day = first_snapshot;
     while day <= today() {
-        let rollups = lastseen_transform::rollups::from_lake(&lake, day, base).await?;
-        let mut tx = lake.begin(&lease).await?;
-        tx.declare_snapshot(&ACCOUNT_REPORT, day);
-        for b in rollups.account_report {
-            tx.write(&ACCOUNT_REPORT, day, b)?;
-        }
-        tx.declare_snapshot(&USAGE_DAILY, day);
-        for b in rollups.usage_daily {
-            tx.write(&USAGE_DAILY, day, b)?;
-        }
-        tx.commit().await?;
+        commit_rollups(&lake, &lease, day, base).await?;
         base = Some(day);
         day = day.succ_opt().context("date")?;
     }
@@ -654,6 +644,28 @@ async fn generate(dir: &str, accounts: u64, days: u64, snapshot_days: u64) -> an
         "generated {accounts} accounts, {days} days, {total} activity_daily rows in {:.1}s",
         t.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Derive day `day`'s rollups from the committed tables (folded from `base`'s) and commit them,
+/// as `lastseen run` writes them.
+async fn commit_rollups(
+    lake: &Lake,
+    lease: &lastseen_lake::LockGuard,
+    day: NaiveDate,
+    base: Option<NaiveDate>,
+) -> anyhow::Result<()> {
+    let rollups = lastseen_transform::rollups::from_lake(lake, day, base).await?;
+    let mut tx = lake.begin(lease).await?;
+    tx.declare_snapshot(&ACCOUNT_REPORT, day);
+    for b in rollups.account_report {
+        tx.write(&ACCOUNT_REPORT, day, b)?;
+    }
+    tx.declare_snapshot(&USAGE_DAILY, day);
+    for b in rollups.usage_daily {
+        tx.write(&USAGE_DAILY, day, b)?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 
@@ -870,17 +882,7 @@ async fn add_entitlements(dir: &str, accounts: u64) -> anyhow::Result<()> {
     tx.write(&ACCOUNTS, day, accounts_batch(accounts, day)?)?;
     write_entitlements(&mut tx, accounts)?;
     tx.commit().await?;
-    let rollups = lastseen_transform::rollups::from_lake(&lake, day, day.pred_opt()).await?;
-    let mut tx = lake.begin(&lease).await?;
-    tx.declare_snapshot(&ACCOUNT_REPORT, day);
-    for b in rollups.account_report {
-        tx.write(&ACCOUNT_REPORT, day, b)?;
-    }
-    tx.declare_snapshot(&USAGE_DAILY, day);
-    for b in rollups.usage_daily {
-        tx.write(&USAGE_DAILY, day, b)?;
-    }
-    tx.commit().await?;
+    commit_rollups(&lake, &lease, day, day.pred_opt()).await?;
     lease.release().await?;
     println!(
         "added groups, decisions and journal for {accounts} accounts as of {day} in {:.1}s",
