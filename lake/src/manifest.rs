@@ -159,7 +159,49 @@ impl Lake {
         self.read_manifests(Some(n)).await
     }
 
-    async fn read_manifests(&self, newest: Option<usize>) -> Result<Vec<RunManifest>> {
+    /// The manifest of run `run_id`, `None` when none was written (or it cannot be read): one
+    /// read however many runs the lake has seen. Provenance looks up the run that published
+    /// the version it read; reading every manifest instead cost a year-old lake 365 reads per
+    /// report (seconds on S3, one request after another).
+    pub async fn run_manifest(&self, run_id: &str) -> Result<Option<RunManifest>> {
+        // A run id is one path segment (see `new_run_id`); anything else names no manifest.
+        if run_id.is_empty() || run_id.contains('/') || run_id.starts_with('.') {
+            return Ok(None);
+        }
+        let location = self.path(&format!("{RUNS_DIR}/{run_id}.json"));
+        match self.read_manifest(&location).await {
+            Ok(m) => Ok(Some(m)),
+            Err(LakeError::Store { source: object_store::Error::NotFound { .. }, .. }) => Ok(None),
+            Err(e) => {
+                tracing::warn!(manifest = %location, error = %e, "the run manifest cannot be read; the lake's data does not depend on it");
+                Ok(None)
+            }
+        }
+    }
+
+    /// The newest readable manifest (by run id, i.e. start time) that `accepts`, reading newest
+    /// first and stopping at the first: the run a report asks about (the one that wrote its
+    /// as-of day) is nearly always among the last few, so this is a handful of reads where
+    /// [`Lake::run_manifests`] reads the lake's whole history.
+    pub async fn newest_run_manifest(&self, accepts: impl Fn(&RunManifest) -> bool) -> Result<Option<RunManifest>> {
+        let mut objects = self.manifest_objects().await?;
+        objects.reverse();
+        for o in &objects {
+            match self.read_manifest(&o.location).await {
+                Ok(m) if accepts(&m) => return Ok(Some(m)),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(
+                    manifest = %o.location,
+                    error = %e,
+                    "skipping a run manifest that cannot be read; the lake's data does not depend on it"
+                ),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The manifest files under `_lastseen/runs/`, oldest first (one listing).
+    async fn manifest_objects(&self) -> Result<Vec<object_store::ObjectMeta>> {
         let prefix = self.path(RUNS_DIR);
         let mut objects: Vec<_> = match self.store().list(Some(&prefix)).try_collect().await {
             Ok(o) => o,
@@ -168,6 +210,11 @@ impl Lake {
         };
         objects.retain(|o| o.location.as_ref().ends_with(".json"));
         objects.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(objects)
+    }
+
+    async fn read_manifests(&self, newest: Option<usize>) -> Result<Vec<RunManifest>> {
+        let mut objects = self.manifest_objects().await?;
         if let Some(n) = newest {
             objects.drain(..objects.len().saturating_sub(n));
         }

@@ -571,6 +571,8 @@ mod wrappers {
         pub fail_put: bool,
         /// Counts aborted multipart uploads.
         pub aborts: Arc<std::sync::atomic::AtomicUsize>,
+        /// Every read (get) of a matching path, in order.
+        pub reads: Arc<Mutex<Vec<String>>>,
     }
 
     #[derive(Debug)]
@@ -682,6 +684,12 @@ mod wrappers {
         }
 
         async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+            {
+                let f = self.faults.lock().unwrap();
+                if location.as_ref().contains(&f.matching) {
+                    f.reads.lock().unwrap().push(location.to_string());
+                }
+            }
             self.inner.get_opts(location, options).await
         }
 
@@ -1375,4 +1383,54 @@ async fn a_large_partition_is_written_in_row_groups_a_scan_can_share_out() {
     let groups: Vec<i64> = meta.row_groups().iter().map(|g| g.num_rows()).collect();
     assert_eq!(groups, [crate::writer::ROW_GROUP_ROWS as i64, 10]);
     assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, n as i64);
+}
+
+// ---- Run manifests: a report reads one, not the lake's history -------------------------------
+
+#[tokio::test]
+async fn a_reports_manifest_lookups_read_one_manifest_of_a_years_runs_not_all() {
+    let reads = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let store = Wrapped::new(
+        Arc::new(object_store::memory::InMemory::new()),
+        Faults { matching: "_lastseen/runs/".into(), reads: Arc::clone(&reads), ..Default::default() },
+    );
+    let lake = lake_over(store);
+    // A year of daily runs, each started the morning after the day it collects; the last one
+    // published nothing (it failed).
+    let first = NaiveDate::from_ymd_opt(2025, 12, 1).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..365u32 {
+        let date = first + chrono::Days::new(u64::from(i));
+        let started = (date + chrono::Days::new(1)).and_hms_opt(0, 30, 0).unwrap().and_utc();
+        let id = crate::new_run_id(started);
+        let mut m = crate::RunManifest::start(&id, date, started);
+        m.lake_version = (i < 364).then_some(u64::from(i) + 1);
+        lake.write_run_manifest(&m).await.unwrap();
+        ids.push(id);
+    }
+    let taken = |reads: &std::sync::Mutex<Vec<String>>| std::mem::take(&mut *reads.lock().unwrap());
+
+    // Provenance: the run that published the version read, by id.
+    let m = lake.run_manifest(&ids[200]).await.unwrap().unwrap();
+    assert_eq!((m.run_id.as_str(), m.date), (ids[200].as_str(), first + chrono::Days::new(200)));
+    assert_eq!(taken(&reads).len(), 1);
+    assert!(lake.run_manifest("20250101T000000Z-nothere").await.unwrap().is_none());
+    assert!(lake.run_manifest("../log/1").await.unwrap().is_none());
+    assert_eq!(taken(&reads).len(), 1, "only the well-formed missing id is looked up");
+
+    // The run that wrote the newest published day: the newest manifest is read, then the one
+    // before it, which is the answer.
+    let newest_day = first + chrono::Days::new(363);
+    let m = lake.newest_run_manifest(|r| r.date == newest_day && r.lake_version.is_some()).await.unwrap().unwrap();
+    assert_eq!(m.run_id, ids[363]);
+    let read = taken(&reads);
+    assert_eq!(read.len(), 2, "{read:?}");
+    assert!(
+        read[0].ends_with(&format!("{}.json", ids[364])) && read[1].ends_with(&format!("{}.json", ids[363])),
+        "{read:?}"
+    );
+    // A day nobody ran: every manifest is read once, none twice, and the answer is none.
+    let missing = first - chrono::Days::new(1);
+    assert!(lake.newest_run_manifest(|r| r.date == missing).await.unwrap().is_none());
+    assert_eq!(taken(&reads).len(), 365);
 }

@@ -54,12 +54,11 @@ impl Provenance {
     pub async fn with_lake(mut self, lake: &Lake, snapshot: &Snapshot) -> Result<Provenance> {
         self.lake_version = Some(snapshot.version);
         self.run_id.clone_from(&snapshot.run_id);
-        if let Some(run_id) = &snapshot.run_id {
-            let runs = lake.run_manifests().await?;
-            if let Some(run) = runs.iter().rev().find(|r| &r.run_id == run_id) {
-                self.run_date = Some(run.date);
-                self.run_status = serde_json::to_value(run.status).ok().and_then(|v| v.as_str().map(String::from));
-            }
+        if let Some(run_id) = &snapshot.run_id
+            && let Some(run) = lake.run_manifest(run_id).await?
+        {
+            self.run_date = Some(run.date);
+            self.run_status = serde_json::to_value(run.status).ok().and_then(|v| v.as_str().map(String::from));
         }
         Ok(self)
     }
