@@ -154,6 +154,19 @@ pub struct ReportOutput {
     pub(crate) binds: Vec<(&'static str, ScalarValue)>,
 }
 
+/// A report's rows as its query produces them, with their provenance.
+pub struct ReportStream {
+    pub rows: datafusion::execution::SendableRecordBatchStream,
+    pub as_of: Option<NaiveDate>,
+    pub provenance: Provenance,
+}
+
+impl std::fmt::Debug for ReportStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReportStream").field("as_of", &self.as_of).finish_non_exhaustive()
+    }
+}
+
 /// Every built-in report, by name.
 pub fn builtin() -> Result<Vec<ReportDef>> {
     BUILTIN.iter().map(|(name, sql)| ReportDef::parse(name, sql)).collect()
@@ -400,6 +413,19 @@ impl ReportDef {
         provenance.as_of = as_of;
         provenance.parameters = shown;
         Ok(ReportOutput { data, charts, as_of, provenance, binds })
+    }
+
+    /// The report's rows as a stream, for an export written as they come (no charts: only the
+    /// HTML export draws them, from all the rows); otherwise as [`ReportDef::run_with`].
+    pub async fn stream(&self, engine: &QueryEngine, p: &ReportParams) -> Result<ReportStream> {
+        let (as_of, binds, shown) = self.bind(engine, p)?;
+        let def = self.effective(engine, as_of, &binds).await?;
+        let rows = engine.plan(&def.query, &binds).await?.execute_stream().await?;
+        let mut provenance = engine.provenance(&self.title, &def.sql).await?;
+        provenance.report = Some(self.name.clone());
+        provenance.as_of = as_of;
+        provenance.parameters = shown;
+        Ok(ReportStream { rows, as_of, provenance })
     }
 
     /// Run the report's main query as it runs (reading its rollups) and its oracle (the same

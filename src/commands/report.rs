@@ -43,7 +43,24 @@ pub async fn run(g: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<u8> {
         None => lastseen_query::QueryEngine::open(&lake).await?,
     };
     // Only the HTML export (whole or split) draws the charts; the others skip their queries.
-    let html = Format::from(args.output.format) == Format::Html;
+    let format = Format::from(args.output.format);
+    if format == Format::Csv && args.split_by.is_none() {
+        // Written as the query produces the rows, not after all of them are held.
+        let out = def.stream(&engine, &params).await?;
+        if let Some(as_of) = out.as_of {
+            warn_if_no_evidence(&lake, as_of).await;
+        }
+        let options = ExportOptions { bom: args.output.bom, ..Default::default() };
+        let path = args.output.output.as_deref();
+        let (rows, written) =
+            lastseen_query::export::save_csv_stream(out.rows, &out.provenance, &options, path).await?;
+        tracing::info!(report = %def.name, as_of = ?out.as_of, rows, lake_version = ?out.provenance.lake_version, "report");
+        for p in written {
+            tracing::info!(file = %p.display(), "wrote");
+        }
+        return Ok(crate::exit::OK);
+    }
+    let html = format == Format::Html;
     let out = def.run_with(&engine, &params, html && args.split_by.is_none()).await?;
     tracing::info!(report = %def.name, as_of = ?out.as_of, rows = out.data.rows(), "report");
     if let Some(as_of) = out.as_of {
@@ -176,8 +193,9 @@ fn listing(defs: &[ReportDef]) -> String {
 /// On a plan without access logs (Slack Free) every account looks "never seen", which is not
 /// evidence of dormancy: say so rather than let the report pass for one.
 async fn warn_if_no_evidence(lake: &lastseen_lake::Lake, as_of: chrono::NaiveDate) {
-    let Ok(runs) = lake.run_manifests().await else { return };
-    let Some(run) = runs.iter().rev().find(|r| r.date == as_of && r.lake_version.is_some()) else { return };
+    let Ok(Some(run)) = lake.newest_run_manifest(|r| r.date == as_of && r.lake_version.is_some()).await else {
+        return;
+    };
     if let Some(why) = run.sources.get("access_logs").and_then(|s| s.error.as_deref()) {
         eprintln!(
             "lastseen: warning: no activity source was available for {as_of} (access_logs: {why}); \

@@ -462,3 +462,58 @@ fn xlsx_truncates_overlong_cells_and_writes_out_of_range_dates_as_text() {
     assert_eq!(sheet.get((1, 2)), Some(&Data::String("1800-06-01T12:00:00Z".into())));
     assert!(matches!(sheet.get((2, 1)), Some(Data::DateTime(_))), "{:?}", sheet.get((2, 1)));
 }
+
+/// The fixture's rows `times` over, as a query stream, with an error after them when `fail`.
+fn stream_of(data: &ResultSet, times: usize, fail: bool) -> datafusion::execution::SendableRecordBatchStream {
+    let mut items: Vec<datafusion::error::Result<RecordBatch>> =
+        (0..times).flat_map(|_| data.batches.iter().cloned().map(Ok)).collect();
+    if fail {
+        items.push(Err(datafusion::error::DataFusionError::Execution("the query failed half-way".into())));
+    }
+    Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+        data.schema.clone(),
+        futures::stream::iter(items),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_csv_export_is_byte_for_byte_the_saved_one_and_a_failed_one_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, p) = (fixture(), provenance());
+    // Many batches: several of the encoder's windows, and more than the channel holds.
+    let times = 40;
+    let data = ResultSet::new(one.schema.clone(), (0..times).flat_map(|_| one.batches.clone()).collect());
+    for bom in [false, true] {
+        let options = ExportOptions { bom, ..Default::default() };
+        let doc = Document { data: &data, provenance: &p, charts: &[], options: &options };
+        let saved = dir.path().join(format!("saved-{bom}.csv"));
+        doc.save(Format::Csv, &saved).unwrap();
+        let streamed = dir.path().join(format!("streamed-{bom}.csv"));
+        let (rows, written) =
+            save_csv_stream(stream_of(&one, times, false), &p, &options, Some(&streamed)).await.unwrap();
+        assert_eq!(rows, data.rows() as u64);
+        assert_eq!(written, [streamed.clone(), side_file(&streamed)]);
+        assert_eq!(std::fs::read(&streamed).unwrap(), std::fs::read(&saved).unwrap());
+        assert_eq!(std::fs::read(side_file(&streamed)).unwrap(), std::fs::read(side_file(&saved)).unwrap());
+    }
+    // A query error after rows were written: the error, and neither the file, its side file nor
+    // the temporary file.
+    let failed = dir.path().join("failed.csv");
+    let e =
+        save_csv_stream(stream_of(&one, times, true), &p, &ExportOptions::default(), Some(&failed)).await.unwrap_err();
+    assert!(e.to_string().contains("the query failed half-way"), "{e}");
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert!(names.iter().all(|n| !n.starts_with("failed")), "{names:?}");
+    // An export the writer refuses (a FIFO) fails before the query is read to the end.
+    #[cfg(unix)]
+    {
+        let fifo = dir.path().join("fifo.csv");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let e = save_csv_stream(stream_of(&one, times, false), &p, &ExportOptions::default(), Some(&fifo))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+    }
+}
