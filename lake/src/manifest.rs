@@ -187,14 +187,10 @@ impl Lake {
         let mut objects = self.manifest_objects().await?;
         objects.reverse();
         for o in &objects {
-            match self.read_manifest(&o.location).await {
-                Ok(m) if accepts(&m) => return Ok(Some(m)),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(
-                    manifest = %o.location,
-                    error = %e,
-                    "skipping a run manifest that cannot be read; the lake's data does not depend on it"
-                ),
+            if let Some(m) = self.read_manifest_or_warn(&o.location).await
+                && accepts(&m)
+            {
+                return Ok(Some(m));
             }
         }
         Ok(None)
@@ -220,16 +216,24 @@ impl Lake {
         }
         let mut out = Vec::new();
         for o in &objects {
-            match self.read_manifest(&o.location).await {
-                Ok(m) => out.push(m),
-                Err(e) => tracing::warn!(
-                    manifest = %o.location,
-                    error = %e,
-                    "skipping a run manifest that cannot be read; the lake's data does not depend on it"
-                ),
-            }
+            out.extend(self.read_manifest_or_warn(&o.location).await);
         }
         Ok(out)
+    }
+
+    /// The manifest at `location`, or a warning and `None` when it cannot be read.
+    async fn read_manifest_or_warn(&self, location: &object_store::path::Path) -> Option<RunManifest> {
+        match self.read_manifest(location).await {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(
+                    manifest = %location,
+                    error = %e,
+                    "skipping a run manifest that cannot be read; the lake's data does not depend on it"
+                );
+                None
+            }
+        }
     }
 
     async fn read_manifest(&self, location: &object_store::path::Path) -> Result<RunManifest> {

@@ -167,6 +167,15 @@ impl std::fmt::Debug for ReportStream {
     }
 }
 
+/// What running a report needs before its query: the definition that answers (the report or
+/// its oracle), the as-of day, the bound parameters and the provenance of the export.
+struct Prepared {
+    def: ReportDef,
+    as_of: Option<NaiveDate>,
+    binds: Vec<(&'static str, ScalarValue)>,
+    provenance: Provenance,
+}
+
 /// Every built-in report, by name.
 pub fn builtin() -> Result<Vec<ReportDef>> {
     BUILTIN.iter().map(|(name, sql)| ReportDef::parse(name, sql)).collect()
@@ -404,27 +413,28 @@ impl ReportDef {
     /// Run the report, and its charts only when `charts` is set: only the HTML export draws
     /// them, and each is a query over all the report's rows.
     pub async fn run_with(&self, engine: &QueryEngine, p: &ReportParams, charts: bool) -> Result<ReportOutput> {
-        let (as_of, binds, shown) = self.bind(engine, p)?;
-        let def = self.effective(engine, as_of, &binds).await?;
+        let Prepared { def, as_of, binds, provenance } = self.prepare(engine, p).await?;
         let data = ResultSet::collect(engine.plan(&def.query, &binds).await?).await?;
         let charts = if charts { def.charts(engine, &data, &binds).await? } else { Vec::new() };
+        Ok(ReportOutput { data, charts, as_of, provenance, binds })
+    }
+
+    /// Bind the parameters, choose the definition that answers, and record the provenance.
+    async fn prepare(&self, engine: &QueryEngine, p: &ReportParams) -> Result<Prepared> {
+        let (as_of, binds, shown) = self.bind(engine, p)?;
+        let def = self.effective(engine, as_of, &binds).await?;
         let mut provenance = engine.provenance(&self.title, &def.sql).await?;
         provenance.report = Some(self.name.clone());
         provenance.as_of = as_of;
         provenance.parameters = shown;
-        Ok(ReportOutput { data, charts, as_of, provenance, binds })
+        Ok(Prepared { def, as_of, binds, provenance })
     }
 
     /// The report's rows as a stream, for an export written as they come (no charts: only the
     /// HTML export draws them, from all the rows); otherwise as [`ReportDef::run_with`].
     pub async fn stream(&self, engine: &QueryEngine, p: &ReportParams) -> Result<ReportStream> {
-        let (as_of, binds, shown) = self.bind(engine, p)?;
-        let def = self.effective(engine, as_of, &binds).await?;
+        let Prepared { def, as_of, binds, provenance } = self.prepare(engine, p).await?;
         let rows = engine.plan(&def.query, &binds).await?.execute_stream().await?;
-        let mut provenance = engine.provenance(&self.title, &def.sql).await?;
-        provenance.report = Some(self.name.clone());
-        provenance.as_of = as_of;
-        provenance.parameters = shown;
         Ok(ReportStream { rows, as_of, provenance })
     }
 

@@ -178,11 +178,7 @@ impl Document<'_> {
                 let mut w = parquet::write(self, std::io::BufWriter::new(file))?;
                 w.flush().map_err(|e| QueryError::io(path, e))
             }
-            _ => {
-                let mut w = std::io::BufWriter::new(SyncingFile { file, unsynced: 0 });
-                self.write(format, &mut w)?;
-                w.flush().map_err(|e| QueryError::io(path, e))
-            }
+            _ => write_synced(file, path, |w| self.write(format, w)),
         })?;
         if !format.embeds_provenance() {
             written.push(save_provenance(path, self.provenance, self.data.rows() as u64)?);
@@ -231,9 +227,10 @@ pub async fn save_csv_stream(
             Some(path) => {
                 let mut rows = 0;
                 write_atomically(path, |file| {
-                    let mut w = std::io::BufWriter::new(SyncingFile { file, unsynced: 0 });
-                    rows = csv::write_batches(&schema, batches, bom, &mut w)?;
-                    w.flush().map_err(|e| QueryError::io(path, e))
+                    write_synced(file, path, |w| {
+                        rows = csv::write_batches(&schema, batches, bom, w)?;
+                        Ok(())
+                    })
                 })?;
                 Ok(rows)
             }
@@ -261,6 +258,13 @@ pub async fn save_csv_stream(
         written.push(save_provenance(path, provenance, rows)?);
     }
     Ok((rows, written))
+}
+
+/// `body`'s bytes into an export's `file` (at `path`), buffered and synced as they go.
+fn write_synced(file: &mut std::fs::File, path: &Path, body: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    let mut w = std::io::BufWriter::new(SyncingFile { file, unsynced: 0 });
+    body(&mut w)?;
+    w.flush().map_err(|e| QueryError::io(path, e))
 }
 
 /// Bytes written to an export between two `sync_data` calls.
