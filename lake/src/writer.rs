@@ -8,13 +8,11 @@ use chrono::NaiveDate;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
-#[cfg(test)]
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::parquet::arrow::async_writer::AsyncArrowWriter;
 use datafusion::parquet::basic::{Compression, Encoding, ZstdLevel};
 use datafusion::parquet::file::metadata::SortingColumn;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
-#[cfg(test)]
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 #[cfg(test)]
 use datafusion::prelude::ParquetReadOptions;
@@ -258,25 +256,49 @@ pub(crate) async fn write_partitions(
     let dt = quote(crate::PARTITION_COLUMN);
     let cols = schema.fields().iter().map(|f| quote(f.name())).collect::<Vec<_>>().join(", ");
     let order = def.sort_key.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
-    let sql = match def.write_mode {
-        WriteMode::Replace => format!("SELECT {cols}, {dt} FROM {source} AS t ORDER BY {dt}, {order}"),
-        WriteMode::Merge { key, latest_by } => {
-            let key = key.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
-            // On a tie keep the first-collected copy, so re-reading identical rows changes nothing.
-            let tiebreak = if schema.index_of("collected_at").is_ok() { ", \"collected_at\" ASC" } else { "" };
-            format!(
-                "SELECT {cols}, {dt} FROM (SELECT {cols}, {dt}, row_number() OVER (PARTITION BY {dt}, {key} ORDER BY {} DESC{tiebreak}) AS __rn FROM {source} AS t) \
-                 WHERE __rn = 1 ORDER BY {dt}, {order}",
-                quote(latest_by)
-            )
+    let n_cols = schema.fields().len();
+    let context = format!("merging and sorting rows of `{}`", def.name);
+    let run = |sql: String| {
+        let ctx = &ctx;
+        let context = &context;
+        async move {
+            let df = ctx.sql(&sql).await.map_err(|e| LakeError::df(context, e))?;
+            df.execute_stream().await.map_err(|e| LakeError::df(context, e))
         }
     };
-    let context = format!("merging and sorting rows of `{}`", def.name);
-    let df = ctx.sql(&sql).await.map_err(|e| LakeError::df(&context, e))?;
-    let mut rows = df.execute_stream().await.map_err(|e| LakeError::df(&context, e))?;
+    let mut rows = match def.write_mode {
+        WriteMode::Replace => run(format!("SELECT {cols}, {dt} FROM {source} AS t ORDER BY {dt}, {order}")).await?,
+        WriteMode::Merge { key, latest_by } => {
+            // The newest row per day and key: sorted by day, key and newest first, the first row
+            // of each run of equal (day, key) is kept (`first_per_key`), then the survivors are
+            // sorted into the table's order. Same rows as `row_number() OVER (PARTITION BY dt,
+            // key ORDER BY latest_by DESC) = 1` (the per-partition plan the tests compare with),
+            // without the window operator's per-key state: on a first run's million access-log
+            // rows, each its own key, that window took 6.3 s of CPU against 0.23 s for its sort.
+            // On a tie keep the first-collected copy, so re-reading identical rows changes nothing.
+            let tiebreak = if schema.index_of("collected_at").is_ok() { ", \"collected_at\" ASC" } else { "" };
+            let key_cols = key.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+            let sorted = run(format!(
+                "SELECT {cols}, {dt} FROM {source} AS t ORDER BY {dt}, {key_cols}, {} DESC{tiebreak}",
+                quote(latest_by)
+            ))
+            .await?;
+            let mut key_idx = vec![n_cols];
+            for k in key {
+                key_idx.push(schema.index_of(k).map_err(|e| LakeError::arrow(&context, e))?);
+            }
+            let unique = first_per_key(sorted, key_idx);
+            let table = datafusion::catalog::streaming::StreamingTable::try_new(
+                unique.schema(),
+                vec![Arc::new(OnceStream::new(unique))],
+            )
+            .map_err(|e| LakeError::df(&context, e))?;
+            ctx.register_table("merged_rows", Arc::new(table)).map_err(|e| LakeError::df(&context, e))?;
+            run(format!("SELECT {cols}, {dt} FROM merged_rows ORDER BY {dt}, {order}")).await?
+        }
+    };
 
     let props = writer_properties(def, &schema);
-    let n_cols = schema.fields().len();
     let file_cols: Vec<usize> = (0..n_cols).collect();
     let mut finishing: tokio::task::JoinSet<Result<(NaiveDate, usize, DataFile, usize)>> = tokio::task::JoinSet::new();
     let mut finishing_bytes = 0usize;
@@ -376,6 +398,86 @@ pub(crate) async fn write_partitions(
         done(&mut out, r);
     }
     Ok(out)
+}
+
+/// The first row of each run of equal `key` columns in `input`, a stream sorted by them (so the
+/// first row of a key is the one its sort put first). Equal means as `GROUP BY` and `PARTITION
+/// BY` group: two NULLs are the same value. Runs may span batches: the previous batch's last key
+/// is kept to compare the next batch's first row with.
+pub(crate) fn first_per_key(input: SendableRecordBatchStream, key: Vec<usize>) -> SendableRecordBatchStream {
+    use datafusion::arrow::array::{ArrayRef, BooleanArray, make_comparator};
+    use datafusion::arrow::compute::{SortOptions, filter_record_batch, partition};
+    use datafusion::error::DataFusionError;
+    let schema = input.schema();
+    let mut last: Option<Vec<ArrayRef>> = None;
+    let rows = input.map(move |batch| {
+        let batch = batch?;
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(batch);
+        }
+        let keys: Vec<ArrayRef> = key.iter().map(|&i| Arc::clone(batch.column(i))).collect();
+        let continues_last = match &last {
+            None => false,
+            Some(prev) => {
+                let mut same = true;
+                for (p, k) in prev.iter().zip(&keys) {
+                    let cmp = make_comparator(p.as_ref(), k.as_ref(), SortOptions::default())?;
+                    if cmp(0, 0) != std::cmp::Ordering::Equal {
+                        same = false;
+                        break;
+                    }
+                }
+                same
+            }
+        };
+        let mut keep = vec![false; n];
+        for r in partition(&keys)?.ranges() {
+            keep[r.start] = true;
+        }
+        if continues_last {
+            keep[0] = false;
+        }
+        last = Some(keys.iter().map(|k| k.slice(n - 1, 1)).collect());
+        filter_record_batch(&batch, &BooleanArray::from(keep)).map_err(DataFusionError::from)
+    });
+    Box::pin(RecordBatchStreamAdapter::new(schema, rows))
+}
+
+/// A stream a DataFusion table serves once: the de-duplicated rows of a merge, sorted again by
+/// the plan that reads them.
+struct OnceStream {
+    schema: SchemaRef,
+    stream: std::sync::Mutex<Option<SendableRecordBatchStream>>,
+}
+
+impl OnceStream {
+    fn new(stream: SendableRecordBatchStream) -> Self {
+        OnceStream { schema: stream.schema(), stream: std::sync::Mutex::new(Some(stream)) }
+    }
+}
+
+impl std::fmt::Debug for OnceStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnceStream").finish_non_exhaustive()
+    }
+}
+
+impl datafusion::physical_plan::streaming::PartitionStream for OnceStream {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<datafusion::execution::TaskContext>) -> SendableRecordBatchStream {
+        let taken = self.stream.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        taken.unwrap_or_else(|| {
+            let e = datafusion::error::DataFusionError::Internal("a commit's merged rows were read twice".into());
+            Box::pin(RecordBatchStreamAdapter::new(
+                Arc::clone(&self.schema),
+                futures::stream::once(async move { Err(e) }),
+            ))
+        })
+    }
 }
 
 /// Rows per Parquet row group at most. A row group is what one thread of a scan decodes and
