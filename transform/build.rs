@@ -56,6 +56,8 @@ fn main() {
         let priority: i32 = directive(&f, &text, "priority")
             .parse()
             .unwrap_or_else(|e| panic!("{}: `-- @priority` is not an integer: {e}", f.display()));
+        // activity_daily.sql writes it as 4 digits in the text that orders sources.
+        assert!((0..=9999).contains(&priority), "{}: `-- @priority` must be 0..=9999", f.display());
         let _ = writeln!(
             out,
             "    EvidenceSource {{ name: {:?}, app: {:?}, table: {:?}, snapshot: {:?}, sql: include_str!({:?}), priority: {priority} }},",
