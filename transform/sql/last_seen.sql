@@ -23,8 +23,13 @@ WITH fresh AS (
         account_id,
         min(workspace_id)                                                       AS workspace_id,
         max(last_at)                                                            AS last_at,
-        first_value(last_source ORDER BY last_at DESC NULLS LAST, last_source ASC)
-            FILTER (WHERE last_at IS NOT NULL)                                  AS last_source,
+        -- The source of the latest use, ties to the first name: `min` of one sortable text
+        -- per row (19 digits of 999999999999999999 - last_at in microseconds, so later sorts
+        -- first, then the name). `first_value(last_source ORDER BY last_at DESC NULLS LAST,
+        -- last_source)` says the same but keeps an accumulator object per account (DataFusion
+        -- vectorises `min` of text, not `first_value` of text).
+        substr(min(lpad(CAST(999999999999999999 - CAST(last_at AS BIGINT) AS VARCHAR), 19, '0')
+                   || last_source), 20)                                         AS last_source,
         min(first_at)                                                           AS first_at,
         sum(CASE WHEN active AND dt > $d30 THEN 1 ELSE 0 END)                   AS in30,
         sum(CASE WHEN active AND dt > $d90 THEN 1 ELSE 0 END)                   AS in90

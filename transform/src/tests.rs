@@ -205,8 +205,51 @@ async fn incremental_vs_full_covering(h: &History, covered: &[String]) -> Vec<(N
     out
 }
 
+/// The fold with `last_source` chosen by `first_value(… ORDER BY …)`, as it was written before it
+/// became `min` of a sortable text: the oracle of the shipped SQL.
+fn last_seen_oracle() -> String {
+    let sql = crate::last_seen::LAST_SEEN_SQL;
+    let start = sql.find("        -- The source of the latest use").expect("the shipped expression");
+    let end = sql[start..].find("AS last_source,").expect("its alias") + start;
+    format!(
+        "{}first_value(last_source ORDER BY last_at DESC NULLS LAST, last_source ASC) FILTER (WHERE last_at IS NOT NULL) {}",
+        &sql[..start],
+        &sql[end..]
+    )
+}
+
+async fn last_seen_vs_oracle(h: &History) -> Vec<(NaiveDate, Vec<String>, Vec<String>)> {
+    let ctx = SessionContext::new();
+    let act = activity_batch(h);
+    register_batches(&ctx, "act", act.schema(), vec![act]).unwrap();
+    let listed = listed_batch(h);
+    register_batches(&ctx, "acc", listed.schema(), vec![listed]).unwrap();
+    let ls_schema = lastseen_lake::catalog::LAST_SEEN.table_schema();
+    register_batches(&ctx, "ls", Arc::clone(&ls_schema), Vec::new()).unwrap();
+    let src = Sources { activity: "act", accounts: "acc", last_seen: "ls" };
+    let covered = ["okta".to_string(), "slack".to_string()];
+    let oracle = last_seen_oracle();
+    let mut out = Vec::new();
+    for &r in &h.runs {
+        let step = Step { as_of: day(r), base: None, dormant_days: 30, covered: &covered, computed_at: now() };
+        let got = fold(&ctx, src, step).await.unwrap();
+        let stream = crate::last_seen::fold_stream_with(&ctx, src, step, &oracle).await.unwrap();
+        let want =
+            crate::session::collect(stream, &lastseen_lake::catalog::LAST_SEEN.schema(), "oracle").await.unwrap();
+        out.push((day(r), lines(&got, "computed_at"), lines(&want, "computed_at")));
+    }
+    out
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn last_seen_equals_its_oracle(h in history()) {
+        for (d, got, want) in rt().block_on(last_seen_vs_oracle(&h)) {
+            prop_assert_eq!(got, want, "as of {}", d);
+        }
+    }
 
     #[test]
     fn incremental_last_seen_equals_a_full_rebuild(h in history()) {
