@@ -247,6 +247,32 @@ async fn all_logins_cursor(sim: &RunningSim, limit: usize) -> Vec<Login> {
 }
 
 #[tokio::test]
+async fn access_log_pages_are_the_bytes_a_json_value_gives() {
+    // The cursor pages are serialised from structs, not built as `Value`s: their bytes must be
+    // what `json!` gave (keys sorted, compact), i.e. the page's own `Value` written again.
+    let sim = start_org(300, Plan::Pro, 30).await;
+    let mut cursor = String::new();
+    let mut pages = 0;
+    loop {
+        let mut args = vec![arg("limit", 200)];
+        if !cursor.is_empty() {
+            args.push(arg("cursor", &cursor));
+        }
+        let a = call(&sim, Some(sim.user_token()), "team.accessLogs", &args).await;
+        assert_eq!(a.status, 200);
+        let v = a.json();
+        assert!(!logins_of(&v).is_empty());
+        assert_eq!(String::from_utf8(serde_json::to_vec(&v).unwrap()).unwrap(), String::from_utf8(a.body).unwrap());
+        pages += 1;
+        cursor = v["response_metadata"]["next_cursor"].as_str().unwrap_or_default().to_owned();
+        if cursor.is_empty() {
+            break;
+        }
+    }
+    assert!(pages > 2, "{pages} pages");
+}
+
+#[tokio::test]
 async fn access_logs_paging_windows_and_gating() {
     let sim = start_org(500, Plan::BusinessPlus, 200).await;
     let now = sim.now().timestamp();
