@@ -181,7 +181,9 @@ async fn incremental_vs_full(h: &History) -> Vec<(NaiveDate, Vec<String>, Vec<St
     incremental_vs_full_covering(h, &["okta".to_string(), "slack".to_string()]).await
 }
 
-async fn incremental_vs_full_covering(h: &History, covered: &[String]) -> Vec<(NaiveDate, Vec<String>, Vec<String>)> {
+/// A session holding `h`'s activity (`act`) and accounts (`acc`), and an empty `last_seen` (`ls`)
+/// with its schema: the fold's inputs.
+fn fold_context(h: &History) -> (SessionContext, Sources<'static>, datafusion::arrow::datatypes::SchemaRef) {
     let ctx = SessionContext::new();
     let act = activity_batch(h);
     register_batches(&ctx, "act", act.schema(), vec![act]).unwrap();
@@ -189,7 +191,11 @@ async fn incremental_vs_full_covering(h: &History, covered: &[String]) -> Vec<(N
     register_batches(&ctx, "acc", listed.schema(), vec![listed]).unwrap();
     let ls_schema = lastseen_lake::catalog::LAST_SEEN.table_schema();
     register_batches(&ctx, "ls", Arc::clone(&ls_schema), Vec::new()).unwrap();
-    let src = Sources { activity: "act", accounts: "acc", last_seen: "ls" };
+    (ctx, Sources { activity: "act", accounts: "acc", last_seen: "ls" }, ls_schema)
+}
+
+async fn incremental_vs_full_covering(h: &History, covered: &[String]) -> Vec<(NaiveDate, Vec<String>, Vec<String>)> {
+    let (ctx, src, ls_schema) = fold_context(h);
     let mut out = Vec::new();
     let mut base = None;
     for &r in &h.runs {
@@ -219,14 +225,7 @@ fn last_seen_oracle() -> String {
 }
 
 async fn last_seen_vs_oracle(h: &History) -> Vec<(NaiveDate, Vec<String>, Vec<String>)> {
-    let ctx = SessionContext::new();
-    let act = activity_batch(h);
-    register_batches(&ctx, "act", act.schema(), vec![act]).unwrap();
-    let listed = listed_batch(h);
-    register_batches(&ctx, "acc", listed.schema(), vec![listed]).unwrap();
-    let ls_schema = lastseen_lake::catalog::LAST_SEEN.table_schema();
-    register_batches(&ctx, "ls", Arc::clone(&ls_schema), Vec::new()).unwrap();
-    let src = Sources { activity: "act", accounts: "acc", last_seen: "ls" };
+    let (ctx, src, _) = fold_context(h);
     let covered = ["okta".to_string(), "slack".to_string()];
     let oracle = last_seen_oracle();
     let mut out = Vec::new();
