@@ -113,6 +113,14 @@ if has reports; then
         # bench lake has no reader that could still need them).
         LASTSEEN_LAKE__KEEP_SUPERSEDED=0s "$BIN" --lake "$LAKE" -q vacuum --apply >&2
     fi
+    newest_report_has_risk=$("$BIN" --lake "$LAKE" -q sql --format csv \
+        "SELECT count(*) = count(risk) AS ok FROM account_report WHERE dt = (SELECT max(dt) FROM account_report)" | tail -1)
+    if [ "$newest_report_has_risk" != "true" ]; then
+        # Today's rollup was derived before account_report had `risk` and `days_since_last_seen`
+        # (and was stored in dormant's order): derive it again, then drop the superseded file.
+        "$GEN" rollups "$LAKE" >&2
+        LASTSEEN_LAKE__KEEP_SUPERSEDED=0s "$BIN" --lake "$LAKE" -q vacuum --apply >&2
+    fi
     # Flush the generator's writes first: the reports write their exports (review's is 180 MB,
     # synced as it goes) and must not queue behind gigabytes of the lake's dirty pages.
     sync

@@ -42,6 +42,15 @@ pub struct TableDef {
     pub write_mode: WriteMode,
     /// Rows are sorted by these columns inside each file (pruning and compression).
     pub sort_key: &'static [&'static str],
+    /// The sort-key columns sorted descending, nulls first (SQL's default for DESC); the others
+    /// sort ascending, nulls last.
+    pub descending: &'static [&'static str],
+    /// Scans of committed files tell DataFusion each file is in sort-key order, so a query
+    /// ordered by a prefix of the key merges the scan's partitions instead of sorting, and
+    /// filters on the leading columns prune pages. Only for a table every committed file of
+    /// which is in this order, including files written before the key last changed (see
+    /// [`ACCOUNT_REPORT`]).
+    pub ordered_scan: bool,
     /// Bumped on every (additive) schema change.
     pub version: u32,
     /// Mass-change guard: a snapshot partition of this table that shrinks by more than the
@@ -53,6 +62,16 @@ pub struct TableDef {
 impl TableDef {
     pub fn schema(&self) -> SchemaRef {
         Arc::clone(self.schema)
+    }
+
+    /// The sort key as SQL `ORDER BY` items: each column quoted, `DESC` where it sorts
+    /// descending (nulls first, SQL's default for DESC; ascending columns put nulls last).
+    pub fn order_by(&self) -> String {
+        self.sort_key
+            .iter()
+            .map(|c| if self.descending.contains(c) { format!("\"{c}\" DESC") } else { format!("\"{c}\"") })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// The schema a query sees: the file columns plus the `dt` partition column.
@@ -440,6 +459,14 @@ static ACCOUNT_REPORT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         utf8("manager_name", true),
         Field::new("last_active_day", DataType::Date32, true),
         Field::new("key_since", DataType::Date32, false),
+        // Version 2 (additive), the leading sort key: null in files written before, which were
+        // sorted by the rest of the key (app, workspace_id, account_id) and so are in the
+        // declared order too. `dormant` reads a day only where they are set (its `@guard`).
+        //   days_since_last_seen  dt - the day of last_seen_at (NULL: never seen)
+        //   risk                  4 × privileged + 4 × owner terminated by dt + 2 × orphan +
+        //                         1 × billable: the dormant report's first sort key
+        int64("risk", true),
+        Field::new("days_since_last_seen", DataType::Int32, true),
     ]))
 });
 
@@ -538,6 +565,8 @@ pub static SLACK_USERS: TableDef = TableDef {
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
     sort_key: &["team_id", "user_id"],
+    descending: &[],
+    ordered_scan: false,
     // 2: enterprise_id, workspace_ids, last_active_at, created_at, has_sso.
     // 3: is_workflow_bot, is_connector_bot.
     version: 3,
@@ -552,6 +581,8 @@ pub static SLACK_WORKSPACES: TableDef = TableDef {
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
     sort_key: &["team_id"],
+    descending: &[],
+    ordered_scan: false,
     version: 1,
     mass_change_guard: false,
 };
@@ -564,6 +595,8 @@ pub static SLACK_BILLING: TableDef = TableDef {
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
     sort_key: &["team_id", "user_id"],
+    descending: &[],
+    ordered_scan: false,
     version: 1,
     mass_change_guard: false,
 };
@@ -576,6 +609,8 @@ pub static SLACK_USERGROUPS: TableDef = TableDef {
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
     sort_key: &["team_id", "usergroup_id"],
+    descending: &[],
+    ordered_scan: false,
     version: 1,
     mass_change_guard: false,
 };
@@ -588,6 +623,8 @@ pub static SLACK_USERGROUP_MEMBERS: TableDef = TableDef {
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
     sort_key: &["team_id", "usergroup_id", "user_id"],
+    descending: &[],
+    ordered_scan: false,
     version: 1,
     mass_change_guard: false,
 };
@@ -600,6 +637,8 @@ pub static SLACK_SCIM_USERS: TableDef = TableDef {
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
     sort_key: &["user_id"],
+    descending: &[],
+    ordered_scan: false,
     version: 1,
     mass_change_guard: false,
 };
@@ -612,6 +651,8 @@ pub static SLACK_SCIM_GROUPS: TableDef = TableDef {
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
     sort_key: &["group_id", "member_user_id"],
+    descending: &[],
+    ordered_scan: false,
     version: 1,
     mass_change_guard: false,
 };
@@ -625,6 +666,8 @@ pub static SLACK_MEMBER_ANALYTICS: TableDef = TableDef {
     partitioning: Partitioning::EventDate { column: "date" },
     write_mode: WriteMode::Replace,
     sort_key: &["team_id", "user_id"],
+    descending: &[],
+    ordered_scan: false,
     version: 1,
     mass_change_guard: false,
 };
@@ -639,6 +682,8 @@ pub static SLACK_MEMBER_ANALYTICS_QUARANTINE: TableDef = TableDef {
     partitioning: Partitioning::EventDate { column: "date" },
     write_mode: WriteMode::Replace,
     sort_key: &["line"],
+    descending: &[],
+    ordered_scan: false,
     version: 1,
     mass_change_guard: false,
 };
@@ -652,6 +697,8 @@ pub static SLACK_AUDIT_LOGINS: TableDef = TableDef {
     partitioning: Partitioning::EventDate { column: "date_create" },
     write_mode: WriteMode::Merge { key: &["id"], latest_by: "collected_at" },
     sort_key: &["user_id", "date_create"],
+    descending: &[],
+    ordered_scan: false,
     version: 1,
     mass_change_guard: false,
 };
@@ -669,6 +716,8 @@ pub static SLACK_ACCESS_LOGS: TableDef = TableDef {
         latest_by: "date_last",
     },
     sort_key: &["team_id", "user_id", "date_last"],
+    descending: &[],
+    ordered_scan: false,
     version: 1,
     mass_change_guard: false,
 };
@@ -681,6 +730,8 @@ pub static OKTA_USERS: TableDef = TableDef {
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
     sort_key: &["user_id"],
+    descending: &[],
+    ordered_scan: false,
     version: 1,
     mass_change_guard: true,
 };
@@ -694,6 +745,8 @@ pub static OKTA_LOG_EVENTS: TableDef = TableDef {
     partitioning: Partitioning::EventDate { column: "published" },
     write_mode: WriteMode::Merge { key: &["uuid"], latest_by: "collected_at" },
     sort_key: &["actor_id", "published"],
+    descending: &[],
+    ordered_scan: false,
     version: 1,
     mass_change_guard: false,
 };
@@ -706,6 +759,8 @@ pub static LAST_SEEN: TableDef = TableDef {
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
     sort_key: &["app", "workspace_id", "account_id"],
+    descending: &[],
+    ordered_scan: false,
     version: 2,
     // Derived from slack_users, which is guarded already.
     mass_change_guard: false,
@@ -720,6 +775,8 @@ pub static SSO_LAST_SEEN: TableDef = TableDef {
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
     sort_key: &["idp", "idp_user_id", "app_instance_id"],
+    descending: &[],
+    ordered_scan: false,
     version: 1,
     mass_change_guard: false,
 };
@@ -732,6 +789,8 @@ pub static IDENTITIES: TableDef = TableDef {
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
     sort_key: &["identity_id"],
+    descending: &[],
+    ordered_scan: false,
     version: 1,
     mass_change_guard: false,
 };
@@ -744,6 +803,8 @@ pub static IDENTITIES_QUARANTINE: TableDef = TableDef {
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
     sort_key: &["source_file", "source_line"],
+    descending: &[],
+    ordered_scan: false,
     version: 1,
     mass_change_guard: false,
 };
@@ -757,6 +818,8 @@ pub static CORRELATION_OVERRIDES: TableDef = TableDef {
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
     sort_key: &["account_id"],
+    descending: &[],
+    ordered_scan: false,
     version: 1,
     mass_change_guard: false,
 };
@@ -769,6 +832,8 @@ pub static ACCOUNTS: TableDef = TableDef {
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
     sort_key: &["app", "workspace_id", "account_id"],
+    descending: &[],
+    ordered_scan: false,
     version: 2,
     mass_change_guard: false,
 };
@@ -781,6 +846,8 @@ pub static ACCOUNT_IDENTITY: TableDef = TableDef {
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
     sort_key: &["app", "workspace_id", "account_id"],
+    descending: &[],
+    ordered_scan: false,
     version: 1,
     mass_change_guard: false,
 };
@@ -793,6 +860,8 @@ pub static ACTIVITY_DAILY: TableDef = TableDef {
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
     sort_key: &["app", "account_id"],
+    descending: &[],
+    ordered_scan: false,
     version: 1,
     mass_change_guard: false,
 };
@@ -807,6 +876,8 @@ pub static USAGE_DAILY: TableDef = TableDef {
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
     sort_key: &["app", "workspace_id", "department", "account_type"],
+    descending: &[],
+    ordered_scan: false,
     version: 2,
     mass_change_guard: false,
 };
@@ -820,8 +891,13 @@ pub static ACCOUNT_REPORT: TableDef = TableDef {
     schema: &ACCOUNT_REPORT_SCHEMA,
     partitioning: Partitioning::Snapshot,
     write_mode: WriteMode::Replace,
-    sort_key: &["app", "workspace_id", "account_id"],
-    version: 1,
+    // The order of the `dormant` report (query/reports/dormant.sql): it reads its rows as they
+    // are stored, merging the scan's partitions instead of sorting, and the pages of accounts
+    // seen since its cutoff (most of each risk level) are pruned by `days_since_last_seen`.
+    sort_key: &["risk", "days_since_last_seen", "app", "workspace_id", "account_id"],
+    descending: &["risk", "days_since_last_seen"],
+    ordered_scan: true,
+    version: 2,
     mass_change_guard: false,
 };
 
@@ -879,6 +955,8 @@ pub static REVIEW_DECISIONS: TableDef = TableDef {
     // Importing the same file again adds nothing.
     write_mode: WriteMode::Merge { key: &["file_sha256", "account_id"], latest_by: "imported_at" },
     sort_key: &["review_id", "account_id"],
+    descending: &[],
+    ordered_scan: false,
     version: 1,
     mass_change_guard: false,
 };
@@ -892,6 +970,8 @@ pub static DEPROVISION_ACTIONS: TableDef = TableDef {
     // Each entry has its own id: merging keeps every entry (append-only).
     write_mode: WriteMode::Merge { key: &["entry_id"], latest_by: "at" },
     sort_key: &["plan_id", "account_id", "at"],
+    descending: &[],
+    ordered_scan: false,
     version: 1,
     mass_change_guard: false,
 };
@@ -943,6 +1023,9 @@ mod tests {
             let schema = t.schema();
             for k in t.sort_key {
                 assert!(schema.index_of(k).is_ok(), "{}: sort key {k}", t.name);
+            }
+            for k in t.descending {
+                assert!(t.sort_key.contains(k), "{}: descending {k} is not in the sort key", t.name);
             }
             if let WriteMode::Merge { key, latest_by } = t.write_mode {
                 for k in key.iter().chain([&latest_by]) {

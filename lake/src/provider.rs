@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
@@ -19,6 +20,8 @@ use datafusion::datasource::table_schema::TableSchema;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::prelude::SessionContext;
@@ -34,6 +37,9 @@ pub struct LakeTable {
     table_schema: SchemaRef,
     files: Vec<(NaiveDate, DataFile)>,
     lake: Lake,
+    /// The files are committed ones, each in its table's sort-key order (staging files are not
+    /// sorted yet).
+    committed: bool,
 }
 
 impl LakeTable {
@@ -42,13 +48,26 @@ impl LakeTable {
             .table(def.name)
             .map(|t| t.partitions.iter().flat_map(|(dt, p)| p.files.iter().map(move |f| (*dt, f.clone()))).collect())
             .unwrap_or_default();
-        LakeTable { def, table_schema: def.table_schema(), files, lake: lake.clone() }
+        LakeTable { def, table_schema: def.table_schema(), files, lake: lake.clone(), committed: true }
     }
 
     /// A table of `def`'s schema over exactly `files` (partition day, file), e.g. the staging
     /// files of a transaction that is not committed yet (see [`crate::Transaction::staged_table`]).
     pub fn from_files(lake: &Lake, def: &'static TableDef, files: Vec<(NaiveDate, DataFile)>) -> LakeTable {
-        LakeTable { def, table_schema: def.table_schema(), files, lake: lake.clone() }
+        LakeTable { def, table_schema: def.table_schema(), files, lake: lake.clone(), committed: false }
+    }
+
+    /// The table's sort key as a physical ordering over its table schema.
+    fn sort_order(&self) -> DfResult<LexOrdering> {
+        let exprs = self.def.sort_key.iter().map(|k| {
+            let desc = self.def.descending.contains(k);
+            let col = Column::new_with_schema(k, &self.table_schema)?;
+            Ok(PhysicalSortExpr::new(Arc::new(col), SortOptions { descending: desc, nulls_first: desc }))
+        });
+        let exprs = exprs.collect::<DfResult<Vec<_>>>()?;
+        LexOrdering::new(exprs).ok_or_else(|| {
+            datafusion::error::DataFusionError::Internal(format!("table {} has an empty sort key", self.def.name))
+        })
     }
 
     /// Register the lake's object store and every catalog table (as of `snapshot`) in `ctx`.
@@ -116,12 +135,18 @@ impl TableProvider for LakeTable {
         // answer `count(*)` from it.
         let mut statistics = Statistics::new_unknown(&self.table_schema);
         statistics.num_rows = Precision::Inexact(usize::try_from(rows).unwrap_or(usize::MAX));
-        let config = FileScanConfigBuilder::new(self.lake.store_url().clone(), source)
+        let mut config = FileScanConfigBuilder::new(self.lake.store_url().clone(), source)
             .with_file_groups(groups.into_iter().map(FileGroup::new).collect())
             .with_statistics(statistics)
             .with_projection_indices(projection.cloned())?
-            .with_limit(limit)
-            .build();
+            .with_limit(limit);
+        if self.committed && self.def.ordered_scan {
+            // Each committed file is in sort-key order. DataFusion keeps the ordering only for
+            // a partition reading one file (or byte ranges of one): several files in one
+            // partition are not in order without per-file statistics, which it checks.
+            config = config.with_output_ordering(vec![self.sort_order()?]);
+        }
+        let config = config.build();
         let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
         format.create_physical_plan(state, config).await
     }

@@ -142,7 +142,7 @@ pub(crate) async fn prepare_stream(
     }
     let source = if sources.len() == 1 { "new_rows".to_string() } else { format!("({})", sources.join(" UNION ALL ")) };
     let cols = schema.fields().iter().map(|f| quote(f.name())).collect::<Vec<_>>().join(", ");
-    let order = def.sort_key.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+    let order = def.order_by();
     let sql = match def.write_mode {
         WriteMode::Replace => format!("SELECT {cols} FROM {source} AS t ORDER BY {order}"),
         WriteMode::Merge { key, latest_by } => {
@@ -255,7 +255,7 @@ pub(crate) async fn write_partitions(
     let source = format!("({})", sources.join(" UNION ALL "));
     let dt = quote(crate::PARTITION_COLUMN);
     let cols = schema.fields().iter().map(|f| quote(f.name())).collect::<Vec<_>>().join(", ");
-    let order = def.sort_key.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ");
+    let order = def.order_by();
     let n_cols = schema.fields().len();
     let context = format!("merging and sorting rows of `{}`", def.name);
     let run = |sql: String| {
@@ -498,8 +498,9 @@ fn writer_properties(def: &TableDef, schema: &SchemaRef) -> WriterProperties {
     let sorting: Vec<SortingColumn> = def
         .sort_key
         .iter()
-        .filter_map(|k| schema.index_of(k).ok())
-        .map(|i| SortingColumn { column_idx: i as i32, descending: false, nulls_first: true })
+        .filter_map(|k| schema.index_of(k).ok().map(|i| (i, def.descending.contains(k))))
+        // As `TableDef::order_by` sorts: descending with nulls first, ascending with nulls last.
+        .map(|(i, desc)| SortingColumn { column_idx: i as i32, descending: desc, nulls_first: desc })
         .collect();
     b = b.set_sorting_columns(Some(sorting));
     for f in schema.fields() {

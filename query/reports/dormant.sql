@@ -49,9 +49,13 @@
 -- Sorted by risk (highest first), then the longest silence (never seen first), then account id.
 --
 -- Reads the run's daily rollup `account_report` (the joins of accounts, last_seen,
--- account_identity, identities and slack_workspaces, done once per day by the run). On a lake
--- whose as-of day has no rollup (written before it existed), lastseen runs the same report over
--- the raw tables instead (query/reports/oracle/dormant.sql): same rows, slower.
+-- account_identity, identities and slack_workspaces, done once per day by the run), which is
+-- stored in this report's order: `risk` and `days_since_last_seen` are its columns, computed
+-- by the run as below (transform/sql/account_report.sql), so the rows are read in order and
+-- merged rather than sorted, and pages of accounts seen since the cutoff are skipped unread.
+-- On a lake whose as-of day has no rollup (written before it existed, or before the rollup
+-- had those two columns: the `@guard`), lastseen runs the same report over the raw tables
+-- instead (query/reports/oracle/dormant.sql): same rows, slower.
 --
 -- @title     Dormant accounts
 -- @snapshots last_seen
@@ -86,8 +90,7 @@ WITH acct AS (
         billable,
         last_seen_at,
         last_seen_source,
-        CAST(CAST($as_of AS DATE) AS INT) - CAST(CAST(last_seen_at AS DATE) AS INT)
-                                                                    AS days_since_last_seen,
+        days_since_last_seen,
         CASE
             WHEN last_seen_at IS NOT NULL THEN 'dormant'
             ELSE COALESCE(last_seen_state, 'never_seen')
@@ -106,7 +109,8 @@ WITH acct AS (
                  AND (termination_date IS NULL OR termination_date <= CAST($as_of AS DATE)), false)
                                                                     AS owner_terminated,
         account_type IN ('primary_owner', 'owner', 'admin')         AS privileged,
-        account_type IN ('guest_multi', 'guest_single')             AS guest
+        account_type IN ('guest_multi', 'guest_single')             AS guest,
+        risk
     FROM account_report
     WHERE dt = CAST($as_of AS DATE)
       AND status <> 'deactivated'
@@ -116,7 +120,11 @@ WITH acct AS (
       AND ($workspace IS NULL OR workspace_id = $workspace
            OR COALESCE(array_has(workspace_ids, $workspace), false))
       AND ($department IS NULL OR lower(department) = lower($department))
-      AND (last_seen_at IS NULL OR CAST(last_seen_at AS DATE) <= CAST($cutoff AS DATE))
+      -- Last seen on or before the cutoff, or never: days_since_last_seen is as_of - the day
+      -- last seen, so this is `CAST(last_seen_at AS DATE) <= $cutoff` on a column whose page
+      -- statistics skip the accounts seen since.
+      AND (days_since_last_seen IS NULL
+           OR days_since_last_seen >= CAST(CAST($as_of AS DATE) AS INT) - CAST(CAST($cutoff AS DATE) AS INT))
 )
 SELECT
     app,
@@ -146,10 +154,7 @@ SELECT
     owner_terminated,
     privileged,
     guest,
-    CASE WHEN privileged THEN 4 ELSE 0 END
-        + CASE WHEN owner_terminated THEN 4 ELSE 0 END
-        + CASE WHEN orphan THEN 2 ELSE 0 END
-        + CASE WHEN billable THEN 1 ELSE 0 END                      AS risk,
+    risk,
     CASE
         WHEN owner_terminated THEN 'revoke'
         WHEN account_type IN ('bot', 'app', 'slackbot', 'workflow_bot', 'connector_bot') THEN 'investigate'
@@ -170,6 +175,11 @@ SELECT
     END                                                             AS reason
 FROM acct
 ORDER BY risk DESC, days_since_last_seen DESC NULLS FIRST, app, workspace_id, account_id;
+
+-- @guard
+-- The rollup answers only where its rows carry `risk` (a day derived before the rollup had it
+-- has none, and is stored in another order). Otherwise lastseen runs the oracle.
+SELECT count(*) = count(risk) AS ok FROM account_report WHERE dt = CAST($as_of AS DATE);
 
 -- @chart bar Dormant accounts by department
 SELECT COALESCE(department, '(none)') AS department, count(*) AS accounts

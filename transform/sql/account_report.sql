@@ -99,7 +99,18 @@ SELECT
              AND (array_to_string(b.workspace_ids, ',') IS NOT DISTINCT FROM array_to_string(a.workspace_ids, ','))
             THEN b.key_since
         ELSE $dt
-    END                     AS key_since
+    END                     AS key_since,
+    -- The `dormant` report's order, which the table is stored in (see its definition there):
+    -- the risk the report ranks by as of $dt, and the days since the account was last seen.
+    CASE WHEN a.account_type IN ('primary_owner', 'owner', 'admin') THEN 4 ELSE 0 END
+        + CASE WHEN COALESCE(lower(i.status) = 'terminated'
+                             AND (i.termination_date IS NULL OR i.termination_date <= $dt), false)
+               THEN 4 ELSE 0 END
+        + CASE WHEN ai.match_status IN ('orphan', 'no_owner') THEN 2 ELSE 0 END
+        + CASE WHEN a.billable THEN 1 ELSE 0 END
+                            AS risk,
+    CAST($dt AS INT) - CAST(CAST(ls.last_seen_at AS DATE) AS INT)
+                            AS days_since_last_seen
 FROM (SELECT *, array_to_string(array_sort(array_distinct(groups)), chr(31)) AS group_list FROM accounts) AS a
 LEFT JOIN last_seen AS ls
        ON ls.dt = a.dt AND ls.app = a.app AND ls.account_id = a.account_id

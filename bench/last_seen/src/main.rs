@@ -25,9 +25,9 @@
 //!     a slack_users and a last_seen snapshot per day (the re-derivation's chain)
 //! lastseen-bench-last-seen rederive DIR                     late evidence for the first history
 //!     day, then `derive_all` for today: re-derives that day and re-folds every day after it
-//! lastseen-bench-last-seen rollups DIR                      commit today's `account_report` rows
-//!     again, unchanged: how an existing bench lake gets the current file layout without being
-//!     generated again
+//! lastseen-bench-last-seen rollups DIR                      derive today's rollups again (from
+//!     yesterday's): how an existing bench lake gets the current rollup columns and file layout
+//!     without being generated again
 //! lastseen-bench-last-seen entitlements DIR [ACCOUNTS]      add today's groups, decisions and
 //!     journal (as `generate` now writes them) to a lake generated before, and derive today's
 //!     rollups again
@@ -839,32 +839,20 @@ async fn history(dir: &str, accounts: u64, days: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Today's `account_report` rows read back and committed again: the same rows in the current
-/// writer's file layout (row groups, sort order), so an existing bench lake measures it without
-/// being generated again. (Deriving the rollup again would not do: a lake generated before
-/// `accounts` had a column the derivation now reads gets NULLs there.)
+/// Today's rollups derived again from the committed tables, folded from yesterday's, as
+/// `generate` derives them: an existing bench lake gets the current rollup columns and file
+/// layout (row groups, sort order) without being generated again. The lake's `accounts` must
+/// carry every column the derivation reads (a lake generated before `workspace_name` existed
+/// gets NULLs there: generate it again).
 async fn rewrite_rollups(dir: &str) -> anyhow::Result<()> {
     let lake = open(dir).await?;
     let lease = lake.acquire_lock("bench-rollups", std::time::Duration::from_secs(3600)).await?;
     let t = Instant::now();
     let day = today();
-    let snapshot = lake.snapshot().await?;
-    let ctx = SessionContext::new();
-    LakeTable::register_all(&ctx, &lake, &snapshot)?;
-    let schema = ACCOUNT_REPORT.schema();
-    let cols: Vec<String> = schema.fields().iter().map(|f| format!("\"{}\"", f.name())).collect();
-    let sql = format!("SELECT {} FROM account_report WHERE dt = DATE '{day}'", cols.join(", "));
-    let batches = ctx.sql(&sql).await?.collect().await?;
-    let mut tx = lake.begin(&lease).await?;
-    tx.declare_snapshot(&ACCOUNT_REPORT, day);
-    let mut n = 0;
-    for b in batches {
-        n += b.num_rows();
-        tx.write(&ACCOUNT_REPORT, day, RecordBatch::try_new(schema.clone(), b.columns().to_vec())?)?;
-    }
-    tx.commit().await?;
+    commit_rollups(&lake, &lease, day, day.pred_opt()).await?;
     lease.release().await?;
-    println!("rewrote {n} account_report rows of {day} in {:.1}s", t.elapsed().as_secs_f64());
+    let rows = lake.snapshot().await?.partition(ACCOUNT_REPORT.name, day).map_or(0, |p| p.rows);
+    println!("derived {rows} account_report rows of {day} again in {:.1}s", t.elapsed().as_secs_f64());
     Ok(())
 }
 
