@@ -6,6 +6,7 @@
 
 use std::sync::{Arc, LazyLock};
 
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Name of the Hive partition column every table has.
@@ -64,14 +65,15 @@ impl TableDef {
         Arc::clone(self.schema)
     }
 
-    /// The sort key as SQL `ORDER BY` items: each column quoted, `DESC` where it sorts
-    /// descending (nulls first, SQL's default for DESC; ascending columns put nulls last).
-    pub fn order_by(&self) -> String {
-        self.sort_key
-            .iter()
-            .map(|c| if self.descending.contains(c) { format!("\"{c}\" DESC") } else { format!("\"{c}\"") })
-            .collect::<Vec<_>>()
-            .join(", ")
+    /// The sort key with each column's direction: the one place that says how a file's rows
+    /// are ordered, for the writer's `ORDER BY`, the Parquet footer's `sorting_columns` and
+    /// the ordering scans declare to DataFusion. Descending columns put nulls first, ascending
+    /// ones last (SQL's defaults for DESC and ASC).
+    pub fn sort_columns(&self) -> impl Iterator<Item = (&'static str, SortOptions)> + '_ {
+        self.sort_key.iter().map(|c| {
+            let descending = self.descending.contains(c);
+            (*c, SortOptions { descending, nulls_first: descending })
+        })
     }
 
     /// The schema a query sees: the file columns plus the `dt` partition column.

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
@@ -59,10 +58,9 @@ impl LakeTable {
 
     /// The table's sort key as a physical ordering over its table schema.
     fn sort_order(&self) -> DfResult<LexOrdering> {
-        let exprs = self.def.sort_key.iter().map(|k| {
-            let desc = self.def.descending.contains(k);
+        let exprs = self.def.sort_columns().map(|(k, options)| {
             let col = Column::new_with_schema(k, &self.table_schema)?;
-            Ok(PhysicalSortExpr::new(Arc::new(col), SortOptions { descending: desc, nulls_first: desc }))
+            Ok(PhysicalSortExpr::new(Arc::new(col), options))
         });
         let exprs = exprs.collect::<DfResult<Vec<_>>>()?;
         LexOrdering::new(exprs).ok_or_else(|| {

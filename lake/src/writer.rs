@@ -89,6 +89,19 @@ fn quote(col: &str) -> String {
     format!("\"{}\"", col.replace('"', "\"\""))
 }
 
+/// `def`'s sort key as SQL `ORDER BY` items, each column's direction as
+/// [`TableDef::sort_columns`] gives it.
+fn order_by(def: &TableDef) -> String {
+    def.sort_columns()
+        .map(|(c, o)| {
+            let dir = if o.descending { "DESC" } else { "ASC" };
+            let nulls = if o.nulls_first { "FIRST" } else { "LAST" };
+            format!("{} {dir} NULLS {nulls}", quote(c))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The partition's final rows: `new` plus, for merge tables, the committed `existing` files,
 /// de-duplicated by the table's key where it has one, sorted by its sort key.
 #[cfg(test)]
@@ -142,7 +155,7 @@ pub(crate) async fn prepare_stream(
     }
     let source = if sources.len() == 1 { "new_rows".to_string() } else { format!("({})", sources.join(" UNION ALL ")) };
     let cols = schema.fields().iter().map(|f| quote(f.name())).collect::<Vec<_>>().join(", ");
-    let order = def.order_by();
+    let order = order_by(def);
     let sql = match def.write_mode {
         WriteMode::Replace => format!("SELECT {cols} FROM {source} AS t ORDER BY {order}"),
         WriteMode::Merge { key, latest_by } => {
@@ -255,7 +268,7 @@ pub(crate) async fn write_partitions(
     let source = format!("({})", sources.join(" UNION ALL "));
     let dt = quote(crate::PARTITION_COLUMN);
     let cols = schema.fields().iter().map(|f| quote(f.name())).collect::<Vec<_>>().join(", ");
-    let order = def.order_by();
+    let order = order_by(def);
     let n_cols = schema.fields().len();
     let context = format!("merging and sorting rows of `{}`", def.name);
     let run = |sql: String| {
@@ -496,11 +509,9 @@ fn writer_properties(def: &TableDef, schema: &SchemaRef) -> WriterProperties {
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_created_by(format!("lastseen {}", env!("CARGO_PKG_VERSION")));
     let sorting: Vec<SortingColumn> = def
-        .sort_key
-        .iter()
-        .filter_map(|k| schema.index_of(k).ok().map(|i| (i, def.descending.contains(k))))
-        // As `TableDef::order_by` sorts: descending with nulls first, ascending with nulls last.
-        .map(|(i, desc)| SortingColumn { column_idx: i as i32, descending: desc, nulls_first: desc })
+        .sort_columns()
+        .filter_map(|(k, o)| schema.index_of(k).ok().map(|i| (i, o)))
+        .map(|(i, o)| SortingColumn { column_idx: i as i32, descending: o.descending, nulls_first: o.nulls_first })
         .collect();
     b = b.set_sorting_columns(Some(sorting));
     for f in schema.fields() {
