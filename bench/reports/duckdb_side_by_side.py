@@ -97,14 +97,22 @@ def tables(lake):
     )
 
 
+# Tables whose files differ in columns from day to day (see connect).
+EVOLVED = {"account_report", "usage_daily"}
+
+
 def connect(lake, threads):
     con = duckdb.connect()
     con.execute(f"SET threads = {threads}")
     con.execute("SET TimeZone = 'UTC'")  # lastseen's timestamps are UTC; casts to DATE follow this
     for t in tables(lake):
+        # The rollups gained columns (account_report v2: `risk`, `days_since_last_seen`); days
+        # derived before keep their old files, so DuckDB must take each file's columns by name
+        # (lastseen reads them through the table's schema, NULL where a file lacks a column).
+        by_name = ", union_by_name = true" if t in EVOLVED else ""
         con.execute(
             f"CREATE VIEW {t} AS SELECT * FROM "
-            f"read_parquet('{lake}/{t}/dt=*/*.parquet', hive_partitioning = true)"
+            f"read_parquet('{lake}/{t}/dt=*/*.parquet', hive_partitioning = true{by_name})"
         )
     return con
 
