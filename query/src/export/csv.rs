@@ -241,14 +241,38 @@ fn encode(batch: &RecordBatch, out: &mut Vec<u8>, s: &mut Scratch) -> Result<()>
         for (c, col) in cols.iter().enumerate() {
             let lens = &mut s.lens[c * rows..(c + 1) * rows];
             let rendered = &mut s.rendered[c];
-            rendered.used = match col {
-                Cells::Formatted(_) => true,
-                Cells::Date32(a, _) => block.clone().any(|r| a.is_valid(r) && !date_in_range(i64::from(a.value(r)))),
-                Cells::TimestampUtc(a, _) => {
-                    block.clone().any(|r| a.is_valid(r) && timestamp_len(a.value(r)).is_none())
+            // Measured by the column's own writer, or not: the formatter's types, and a date or
+            // timestamp block with a value its writer cannot write (outside the years 1–9999).
+            let measured = match col {
+                Cells::Utf8(a) => {
+                    let plain = block_is_plain(a, &block);
+                    measure_text(lens, block.clone(), |r| a.is_valid(r).then(|| a.value(r)), empty, plain);
+                    true
                 }
-                _ => false,
+                Cells::LargeUtf8(a) => {
+                    let plain = block_is_plain(a, &block);
+                    measure_text(lens, block.clone(), |r| a.is_valid(r).then(|| a.value(r)), empty, plain);
+                    true
+                }
+                Cells::Utf8View(a) => {
+                    measure_text(lens, block.clone(), |r| a.is_valid(r).then(|| a.value(r)), empty, false);
+                    true
+                }
+                Cells::Shown(a) => {
+                    let plain = block_is_plain(a, &block);
+                    measure_text(lens, block.clone(), |r| a.is_valid(r).then(|| a.value(r)), empty, plain);
+                    true
+                }
+                Cells::Bool(a) => measure(lens, block.clone(), a, |r| Some(if a.value(r) { 4 } else { 5 }), empty),
+                Cells::Int64(a) => measure(lens, block.clone(), a, |r| Some(int_len(a.value(r))), empty),
+                Cells::Int32(a) => measure(lens, block.clone(), a, |r| Some(int_len(i64::from(a.value(r)))), empty),
+                Cells::Date32(a, _) => {
+                    measure(lens, block.clone(), a, |r| date_in_range(i64::from(a.value(r))).then_some(10), empty)
+                }
+                Cells::TimestampUtc(a, _) => measure(lens, block.clone(), a, |r| timestamp_len(a.value(r)), empty),
+                Cells::Formatted(_) => false,
             };
+            rendered.used = !measured;
             if rendered.used {
                 let f = match col {
                     Cells::Formatted(f) | Cells::Date32(_, f) | Cells::TimestampUtc(_, f) => f,
@@ -257,32 +281,6 @@ fn encode(batch: &RecordBatch, out: &mut Vec<u8>, s: &mut Scratch) -> Result<()>
                 render(f, block.clone(), rendered, &mut s.text, c)?;
                 for (r, len) in lens.iter_mut().enumerate() {
                     *len = text_len(rendered.cell(r), false, empty);
-                }
-            } else {
-                match col {
-                    Cells::Utf8(a) => {
-                        let plain = block_is_plain(a, &block);
-                        measure_text(lens, block.clone(), |r| a.is_valid(r).then(|| a.value(r)), empty, plain);
-                    }
-                    Cells::LargeUtf8(a) => {
-                        let plain = block_is_plain(a, &block);
-                        measure_text(lens, block.clone(), |r| a.is_valid(r).then(|| a.value(r)), empty, plain);
-                    }
-                    Cells::Utf8View(a) => {
-                        measure_text(lens, block.clone(), |r| a.is_valid(r).then(|| a.value(r)), empty, false);
-                    }
-                    Cells::Shown(a) => {
-                        let plain = block_is_plain(a, &block);
-                        measure_text(lens, block.clone(), |r| a.is_valid(r).then(|| a.value(r)), empty, plain);
-                    }
-                    Cells::Bool(a) => measure(lens, block.clone(), a, |r| if a.value(r) { 4 } else { 5 }, empty),
-                    Cells::Int64(a) => measure(lens, block.clone(), a, |r| int_len(a.value(r)), empty),
-                    Cells::Int32(a) => measure(lens, block.clone(), a, |r| int_len(i64::from(a.value(r))), empty),
-                    Cells::Date32(a, _) => measure(lens, block.clone(), a, |_| 10, empty),
-                    Cells::TimestampUtc(a, _) => {
-                        measure(lens, block.clone(), a, |r| timestamp_len(a.value(r)).unwrap_or(0), empty);
-                    }
-                    Cells::Formatted(_) => unreachable!("formatted columns are rendered"),
                 }
             }
             for (p, len) in s.pos.iter_mut().zip(lens.iter()) {
@@ -415,17 +413,26 @@ fn block_is_plain<O: datafusion::arrow::array::OffsetSizeTrait>(
     memchr::memchr3(b',', b'"', b'\n', bytes).is_none() && memchr::memchr(b'\r', bytes).is_none()
 }
 
-/// The lengths of a typed column's cells (`len` of a valid one); NULL as an empty cell.
+/// The lengths of a typed column's cells (`len` of a valid one); NULL as an empty cell. False,
+/// at the first valid cell `len` cannot write (the block then goes through the formatter).
 fn measure<A: Array>(
     lens: &mut [usize],
     block: std::ops::Range<usize>,
     a: &A,
-    len: impl Fn(usize) -> usize,
+    len: impl Fn(usize) -> Option<usize>,
     empty: usize,
-) {
+) -> bool {
     for (l, r) in lens.iter_mut().zip(block) {
-        *l = if a.is_valid(r) { len(r) } else { empty };
+        *l = if a.is_valid(r) {
+            match len(r) {
+                Some(n) => n,
+                None => return false,
+            }
+        } else {
+            empty
+        };
     }
+    true
 }
 
 /// A text cell's encoded length: a leading `'` if `guard`ed and it starts like a formula, two
