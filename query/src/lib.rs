@@ -7,6 +7,7 @@ mod error;
 pub mod export;
 pub mod format;
 pub mod reports;
+pub mod sort;
 pub mod split;
 
 pub use engine::{QueryEngine, read_only, refused};
