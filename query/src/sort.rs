@@ -51,27 +51,22 @@ pub struct GatherSort;
 impl PhysicalOptimizerRule for GatherSort {
     fn optimize(&self, plan: Arc<dyn ExecutionPlan>, _config: &ConfigOptions) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_up(|node| {
-            if let Some(merge) = node.downcast_ref::<SortPreservingMergeExec>()
-                && merge.fetch().is_none()
-                && let Some(sort) = merge.input().downcast_ref::<SortExec>()
-                && sort.fetch().is_none()
-                && sort.preserve_partitioning()
-                && sort.expr() == merge.expr()
-                && encodable(sort.expr(), sort.input())
-            {
-                let input = Arc::new(CoalescePartitionsExec::new(Arc::clone(sort.input())));
-                return Ok(Transformed::yes(Arc::new(GatherSortExec::new(sort.expr().clone(), input)) as _));
-            }
-            if let Some(sort) = node.downcast_ref::<SortExec>()
-                && sort.fetch().is_none()
-                && !sort.preserve_partitioning()
-                && encodable(sort.expr(), sort.input())
-            {
-                return Ok(Transformed::yes(
+            // The merge's input partitions, or the one-partition sort's input: `GatherSortExec`
+            // reads them as one stream either way.
+            let sort = match node.downcast_ref::<SortPreservingMergeExec>() {
+                Some(merge) if merge.fetch().is_none() => merge
+                    .input()
+                    .downcast_ref::<SortExec>()
+                    .filter(|sort| sort.preserve_partitioning() && sort.expr() == merge.expr()),
+                Some(_) => None,
+                None => node.downcast_ref::<SortExec>().filter(|sort| !sort.preserve_partitioning()),
+            };
+            match sort {
+                Some(sort) if sort.fetch().is_none() && encodable(sort.expr(), sort.input()) => Ok(Transformed::yes(
                     Arc::new(GatherSortExec::new(sort.expr().clone(), Arc::clone(sort.input()))) as _,
-                ));
+                )),
+                _ => Ok(Transformed::no(node)),
             }
-            Ok(Transformed::no(node))
         })
         .data()
     }
