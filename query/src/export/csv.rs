@@ -388,9 +388,6 @@ fn measure_text<'a>(
     }
 }
 
-/// Whether no cell of a string array's block holds a delimiter, quote, CR or LF: one SIMD scan
-/// (`memchr`) of the bytes the block's cells span, instead of a look at each cell. Most report
-/// columns (ids, emails, names, dates as text) have none in a whole block.
 /// [`measure_text`] over a string array's block, told whether the block has a byte to quote.
 /// Always measured (true), as every text column is.
 fn measure_string<O: datafusion::arrow::array::OffsetSizeTrait>(
@@ -404,6 +401,9 @@ fn measure_string<O: datafusion::arrow::array::OffsetSizeTrait>(
     true
 }
 
+/// Whether no cell of a string array's block holds a delimiter, quote, CR or LF: one SIMD scan
+/// (`memchr`) of the bytes the block's cells span, instead of a look at each cell. Most report
+/// columns (ids, emails, names, dates as text) have none in a whole block.
 fn block_is_plain<O: datafusion::arrow::array::OffsetSizeTrait>(
     a: &datafusion::arrow::array::GenericStringArray<O>,
     block: &std::ops::Range<usize>,
