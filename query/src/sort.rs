@@ -89,8 +89,9 @@ fn sort_fields(expr: &LexOrdering, schema: &SchemaRef) -> Result<Vec<SortField>>
     expr.iter().map(|e| Ok(SortField::new_with_options(e.expr.data_type(schema)?, e.options))).collect()
 }
 
-/// Sorts all of its input (one partition; the rule puts a `CoalescePartitionsExec` under it
-/// where the input has several) by `expr`, gathering each output batch from the input batches.
+/// Sorts all of its input (one partition; [`GatherSortExec::new`] puts a `CoalescePartitionsExec`
+/// under it where the input has several) by `expr`, gathering each output batch from the input
+/// batches, each sorted on arrival.
 #[derive(Debug)]
 pub struct GatherSortExec {
     expr: LexOrdering,
