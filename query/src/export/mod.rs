@@ -262,20 +262,73 @@ pub async fn save_csv_stream(
 
 /// `body`'s bytes into an export's `file` (at `path`), buffered and synced as they go.
 fn write_synced(file: &mut std::fs::File, path: &Path, body: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
-    let mut w = std::io::BufWriter::new(SyncingFile { file, unsynced: 0 });
+    let mut w = std::io::BufWriter::new(SyncingFile { file, unsynced: 0, syncer: None });
     body(&mut w)?;
-    w.flush().map_err(|e| QueryError::io(path, e))
+    w.flush().map_err(|e| QueryError::io(path, e))?;
+    let file = w.into_inner().map_err(|e| QueryError::io(path, e.into_error()))?;
+    file.finish().map_err(|e| QueryError::io(path, e))
 }
 
 /// Bytes written to an export between two `sync_data` calls.
 const SYNC_EVERY: usize = 16 * 1024 * 1024;
 
-/// An export's file, handed to disk every [`SYNC_EVERY`] bytes rather than all at the final
-/// `fsync`: a 180 MB CSV export waited about 0.09 s in that fsync after everything else was
-/// done, while the CSV writer's threads keep encoding during these earlier syncs.
+/// An export's file, handed to disk as it is written rather than all at the final `fsync`: a
+/// 180 MB CSV export waited about 0.09 s in that fsync after everything else was done. Every
+/// [`SYNC_EVERY`] bytes a thread of its own calls `sync_data` (on a clone of the descriptor),
+/// so the writer does not wait for the disk either: on the writer's thread these syncs took
+/// 25–35 ms each, during which it neither wrote nor took the next batches from the query (a
+/// 55 MB `report dormant` waited 0.06 s in them, bench/RESULTS.md). A request made while a
+/// sync runs waits for it; one made while another is waiting is dropped (the waiting one
+/// covers its bytes).
 struct SyncingFile<'a> {
     file: &'a mut std::fs::File,
     unsynced: usize,
+    syncer: Option<Syncer>,
+}
+
+struct Syncer {
+    requests: std::sync::mpsc::SyncSender<()>,
+    thread: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl SyncingFile<'_> {
+    /// Ask for a sync of what is written so far, starting the syncing thread the first time.
+    fn request_sync(&mut self) -> std::io::Result<()> {
+        use std::sync::mpsc::TrySendError;
+        if self.syncer.is_none() {
+            let file = self.file.try_clone()?;
+            let (requests, pending) = std::sync::mpsc::sync_channel::<()>(1);
+            let thread = std::thread::Builder::new().name("export-sync".into()).spawn(move || {
+                for () in pending {
+                    file.sync_data()?;
+                }
+                Ok(())
+            })?;
+            self.syncer = Some(Syncer { requests, thread });
+        }
+        let syncer = self.syncer.as_ref().expect("started above");
+        match syncer.requests.try_send(()) {
+            Ok(()) | Err(TrySendError::Full(())) => Ok(()),
+            // The thread stopped: its sync failed, and `finish` returns why.
+            Err(TrySendError::Disconnected(())) => self.finish_syncer(),
+        }
+    }
+
+    /// Wait for the syncing thread's last sync; its error if one failed.
+    fn finish_syncer(&mut self) -> std::io::Result<()> {
+        match self.syncer.take() {
+            Some(Syncer { requests, thread }) => {
+                drop(requests);
+                thread.join().map_err(|_| std::io::Error::other("the export's syncing thread panicked"))?
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// All requested syncs done (the caller's own `sync_all` follows).
+    fn finish(mut self) -> std::io::Result<()> {
+        self.finish_syncer()
+    }
 }
 
 impl Write for SyncingFile<'_> {
@@ -283,7 +336,7 @@ impl Write for SyncingFile<'_> {
         let n = self.file.write(buf)?;
         self.unsynced += n;
         if self.unsynced >= SYNC_EVERY {
-            self.file.sync_data()?;
+            self.request_sync()?;
             self.unsynced = 0;
         }
         Ok(n)

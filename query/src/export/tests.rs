@@ -517,3 +517,52 @@ async fn a_streamed_csv_export_is_byte_for_byte_the_saved_one_and_a_failed_one_l
         assert!(e.to_string().contains("not a regular file"), "{e}");
     }
 }
+
+/// An export of several sync intervals, written through the syncing thread: every byte, in order.
+#[test]
+fn an_export_past_several_sync_intervals_is_written_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.csv");
+    let line: Vec<u8> = (0..=254u8).chain([b'\n']).collect();
+    let lines = 3 * SYNC_EVERY / line.len() + 7;
+    write_atomically(&path, |file| {
+        write_synced(file, &path, |w| {
+            for i in 0..lines {
+                w.write_all(&line).unwrap();
+                w.write_all(format!("{i}\n").as_bytes()).unwrap();
+            }
+            Ok(())
+        })
+    })
+    .unwrap();
+    let mut expected = Vec::new();
+    for i in 0..lines {
+        expected.extend_from_slice(&line);
+        expected.extend_from_slice(format!("{i}\n").as_bytes());
+    }
+    let written = std::fs::read(&path).unwrap();
+    assert_eq!(written.len(), expected.len());
+    assert!(written == expected, "the export's bytes differ from what was written");
+}
+
+/// A sync that fails on the syncing thread fails the export (here the descriptor is a pipe,
+/// which `fdatasync` refuses), instead of being lost with the thread.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failed_background_sync_fails_the_export() {
+    let (mut reader, writer) = std::io::pipe().unwrap();
+    let drain = std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()).unwrap());
+    let mut file = std::fs::File::from(std::os::fd::OwnedFd::from(writer));
+    let path = Path::new("pipe.csv");
+    let chunk = vec![b'x'; 1024 * 1024];
+    let e = write_synced(&mut file, path, |w| {
+        for _ in 0..(3 * SYNC_EVERY / chunk.len()) {
+            w.write_all(&chunk).map_err(|e| QueryError::io(path, e))?;
+        }
+        Ok(())
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("pipe.csv") && e.to_string().contains("Invalid argument"), "{e}");
+    drop(file);
+    drain.join().unwrap();
+}
