@@ -15,6 +15,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use lastseen_lake::{Lake, LakeTable, Snapshot};
 
+use crate::concat::ConcatRanges;
 use crate::export::Provenance;
 use crate::sort::GatherSort;
 use crate::{QueryError, Result};
@@ -52,11 +53,13 @@ impl QueryEngine {
             .set_bool("datafusion.execution.parquet.reorder_filters", true);
         // DataFusion's session with its default rules, and after them the one-copy sort
         // (`sort.rs`): reports and ad hoc queries sort results of hundreds of thousands of wide
-        // rows, where DataFusion's sort copies every row three times.
+        // rows, where DataFusion's sort copies every row three times; and the merge of a sorted
+        // file's byte ranges replaced by reading them one after another (`concat.rs`).
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
             .with_physical_optimizer_rule(Arc::new(GatherSort))
+            .with_physical_optimizer_rule(Arc::new(ConcatRanges))
             .build();
         let ctx = SessionContext::new_with_state(state);
         LakeTable::register_all(&ctx, lake, &snapshot)?;

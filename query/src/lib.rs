@@ -2,6 +2,7 @@
 //! (SQL files in `query/reports/`), splitting a report per manager, and the exporters (table, CSV, JSON lines, Parquet, XLSX,
 //! HTML) that write results with their provenance.
 
+pub mod concat;
 mod engine;
 mod error;
 pub mod export;
