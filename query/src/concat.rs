@@ -17,6 +17,7 @@ use std::sync::Arc;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Result, internal_err};
+use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::FileScanConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::TaskContext;
@@ -86,19 +87,17 @@ fn ranges_of_one_file(plan: &Arc<dyn ExecutionPlan>) -> bool {
     if groups.len() < 2 || groups.len() != plan.output_partitioning().partition_count() {
         return false;
     }
-    let mut files = Vec::with_capacity(groups.len());
+    let mut ranges = Vec::with_capacity(groups.len());
     for group in groups {
         match group.files() {
-            [file] if file.range.is_some() => files.push(file),
+            [PartitionedFile { object_meta, range: Some(range), .. }] => ranges.push((&object_meta.location, range)),
             _ => return false,
         }
     }
-    let location = &files[0].object_meta.location;
-    files.iter().all(|f| &f.object_meta.location == location)
-        && files.windows(2).all(|w| {
-            let (a, b) = (w[0].range.as_ref().expect("checked"), w[1].range.as_ref().expect("checked"));
-            a.start < a.end && a.end <= b.start
-        })
+    ranges.windows(2).all(|w| {
+        let ((file_a, a), (file_b, b)) = (w[0], w[1]);
+        file_a == file_b && a.start < a.end && a.end <= b.start
+    })
 }
 
 /// Its input's partitions, one after another, as one partition in `expr`'s order (which the

@@ -291,43 +291,48 @@ struct Syncer {
     thread: std::thread::JoinHandle<std::io::Result<()>>,
 }
 
+impl Syncer {
+    /// A thread that syncs (a clone of) `file` on each request.
+    fn start(file: &std::fs::File) -> std::io::Result<Syncer> {
+        let file = file.try_clone()?;
+        let (requests, pending) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new().name("export-sync".into()).spawn(move || {
+            for () in pending {
+                file.sync_data()?;
+            }
+            Ok(())
+        })?;
+        Ok(Syncer { requests, thread })
+    }
+
+    /// Wait for the last requested sync; its error if one failed.
+    fn finish(self) -> std::io::Result<()> {
+        drop(self.requests);
+        self.thread.join().map_err(|_| std::io::Error::other("the export's syncing thread panicked"))?
+    }
+}
+
 impl SyncingFile<'_> {
     /// Ask for a sync of what is written so far, starting the syncing thread the first time.
     fn request_sync(&mut self) -> std::io::Result<()> {
         use std::sync::mpsc::TrySendError;
-        if self.syncer.is_none() {
-            let file = self.file.try_clone()?;
-            let (requests, pending) = std::sync::mpsc::sync_channel::<()>(1);
-            let thread = std::thread::Builder::new().name("export-sync".into()).spawn(move || {
-                for () in pending {
-                    file.sync_data()?;
-                }
-                Ok(())
-            })?;
-            self.syncer = Some(Syncer { requests, thread });
-        }
-        let syncer = self.syncer.as_ref().expect("started above");
+        let syncer = match self.syncer.take() {
+            Some(syncer) => syncer,
+            None => Syncer::start(self.file)?,
+        };
         match syncer.requests.try_send(()) {
-            Ok(()) | Err(TrySendError::Full(())) => Ok(()),
-            // The thread stopped: its sync failed, and `finish` returns why.
-            Err(TrySendError::Disconnected(())) => self.finish_syncer(),
-        }
-    }
-
-    /// Wait for the syncing thread's last sync; its error if one failed.
-    fn finish_syncer(&mut self) -> std::io::Result<()> {
-        match self.syncer.take() {
-            Some(Syncer { requests, thread }) => {
-                drop(requests);
-                thread.join().map_err(|_| std::io::Error::other("the export's syncing thread panicked"))?
+            Ok(()) | Err(TrySendError::Full(())) => {
+                self.syncer = Some(syncer);
+                Ok(())
             }
-            None => Ok(()),
+            // The thread stopped: its sync failed, and joining it returns why.
+            Err(TrySendError::Disconnected(())) => syncer.finish(),
         }
     }
 
     /// All requested syncs done (the caller's own `sync_all` follows).
-    fn finish(mut self) -> std::io::Result<()> {
-        self.finish_syncer()
+    fn finish(self) -> std::io::Result<()> {
+        self.syncer.map_or(Ok(()), Syncer::finish)
     }
 }
 
