@@ -19,6 +19,7 @@ use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, Tr
 use datafusion::common::{Result, internal_err};
 use datafusion::datasource::listing::PartitionedFile;
 use datafusion::datasource::physical_plan::FileScanConfig;
+use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::{LexOrdering, OrderingRequirements, PhysicalExpr};
@@ -61,11 +62,12 @@ impl PhysicalOptimizerRule for ConcatRanges {
     }
 }
 
-/// Whether `plan`'s partitions are, in partition order, ascending and disjoint byte ranges of
-/// one and the same file, under nothing but projections and filters. Each range reads the row
-/// groups that start in it, so the partitions hold the file's rows in the file's order: when the
-/// file is sorted (the merge above says each partition is, and they are parts of one file),
-/// partition after partition is the merged order.
+/// Whether `plan`'s partitions are, in partition order, ascending and disjoint parts of one and
+/// the same file, under nothing but projections and filters: byte ranges (each reads the row
+/// groups that start in it; DataFusion's own split) or whole-file scans each with an access plan
+/// of consecutive row groups (the lake's split at row groups). Either way the partitions hold the
+/// file's rows in the file's order: when the file is sorted (the merge above says each partition
+/// is, and they are parts of one file), partition after partition is the merged order.
 fn ranges_of_one_file(plan: &Arc<dyn ExecutionPlan>) -> bool {
     let mut node = plan;
     loop {
@@ -87,17 +89,56 @@ fn ranges_of_one_file(plan: &Arc<dyn ExecutionPlan>) -> bool {
     if groups.len() < 2 || groups.len() != plan.output_partitioning().partition_count() {
         return false;
     }
-    let mut ranges = Vec::with_capacity(groups.len());
+    let mut parts = Vec::with_capacity(groups.len());
     for group in groups {
         match group.files() {
-            [PartitionedFile { object_meta, range: Some(range), .. }] => ranges.push((&object_meta.location, range)),
+            [file] => match part(file) {
+                Some(p) => parts.push((&file.object_meta.location, p)),
+                None => return false,
+            },
             _ => return false,
         }
     }
-    ranges.windows(2).all(|w| {
+    parts.windows(2).all(|w| {
         let ((file_a, a), (file_b, b)) = (w[0], w[1]);
-        file_a == file_b && a.start < a.end && a.end <= b.start
+        file_a == file_b && a.unit == b.unit && a.start < a.end && a.end <= b.start
     })
+}
+
+/// The part of its file a scan's `PartitionedFile` reads: `start..end`, in bytes or row groups.
+#[derive(Clone, Copy)]
+struct Part {
+    unit: Unit,
+    start: u64,
+    end: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    /// A byte range, without an access plan.
+    Bytes,
+    /// The row groups of an access plan that scans consecutive ones, over the whole file.
+    RowGroups,
+}
+
+fn part(file: &PartitionedFile) -> Option<Part> {
+    match (file.extension::<ParquetAccessPlan>(), &file.range) {
+        (None, Some(range)) => Some(Part {
+            unit: Unit::Bytes,
+            start: u64::try_from(range.start).ok()?,
+            end: u64::try_from(range.end).ok()?,
+        }),
+        (Some(plan), None) => {
+            let scanned: Vec<usize> = (0..plan.len()).filter(|&g| plan.should_scan(g)).collect();
+            let (&first, &last) = (scanned.first()?, scanned.last()?);
+            (last - first + 1 == scanned.len()).then_some(Part {
+                unit: Unit::RowGroups,
+                start: first as u64,
+                end: last as u64 + 1,
+            })
+        }
+        _ => None,
+    }
 }
 
 /// Its input's partitions, one after another, as one partition in `expr`'s order (which the
@@ -209,6 +250,19 @@ mod tests {
     use datafusion::physical_plan::displayable;
     use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext, col};
 
+    use datafusion::arrow::compute::SortOptions;
+    use datafusion::common::config::ConfigOptions;
+    use datafusion::datasource::listing::PartitionedFile;
+    use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
+    use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
+    use datafusion::datasource::source::DataSourceExec;
+    use datafusion::execution::object_store::ObjectStoreUrl;
+    use datafusion::physical_expr::expressions::Column;
+    use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
+    use datafusion::physical_optimizer::PhysicalOptimizerRule;
+    use datafusion::physical_plan::ExecutionPlan;
+    use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+
     use super::ConcatRanges;
 
     /// `rows` (already sorted by `k, id`) as one Parquet file at `path` in row groups of `group`.
@@ -312,5 +366,65 @@ mod tests {
         assert_eq!(ids(&got), all);
         let (plan, _) = run(&ctx, "SELECT k, id FROM t ORDER BY k, id LIMIT 5").await;
         assert!(!plan.contains("ConcatInOrderExec"), "{plan}");
+    }
+
+    /// A scan of the file at `path` (sorted by `k, id`) whose partitions are the whole file,
+    /// each with an access plan scanning `runs[i]` of its `groups` row groups (as the lake splits
+    /// a sorted file), under a merge, and the plan after the rule.
+    fn merge_over_plans(path: &std::path::Path, groups: usize, runs: &[Vec<usize>]) -> Arc<dyn ExecutionPlan> {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("id", DataType::Int64, false),
+            Field::new("s", DataType::Utf8, false),
+        ]));
+        let size = std::fs::metadata(path).unwrap().len();
+        let parts = runs.iter().map(|run| {
+            let mut plan = ParquetAccessPlan::new_none(groups);
+            run.iter().for_each(|&g| plan.scan(g));
+            FileGroup::new(vec![PartitionedFile::new(path.to_str().unwrap(), size).with_extension(plan)])
+        });
+        let order = LexOrdering::new(["k", "id"].map(|c| {
+            PhysicalSortExpr::new(Arc::new(Column::new_with_schema(c, &schema).unwrap()), SortOptions::default())
+        }))
+        .unwrap();
+        let config =
+            FileScanConfigBuilder::new(ObjectStoreUrl::local_filesystem(), Arc::new(ParquetSource::new(schema)))
+                .with_file_groups(parts.collect())
+                .with_output_ordering(vec![order.clone()])
+                .build();
+        let merge = SortPreservingMergeExec::new(order, DataSourceExec::from_data_source(config));
+        ConcatRanges.optimize(Arc::new(merge), &ConfigOptions::default()).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_of_row_groups_of_one_sorted_file_come_back_in_its_order_without_a_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("part-0.parquet");
+        let mut rows: Vec<(i64, i64)> = (0..3000).map(|i| ((i * 7919) % 11, i)).collect();
+        rows.sort();
+        write(&path, &rows, 97);
+        let groups = 3000usize.div_ceil(97);
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_batch_size(64));
+        for cuts in [vec![0, 16], vec![0, 5, 20], vec![0, 1, 2, 30]] {
+            let runs: Vec<Vec<usize>> = cuts
+                .iter()
+                .enumerate()
+                .map(|(i, &first)| (first..cuts.get(i + 1).copied().unwrap_or(groups)).collect())
+                .collect();
+            let plan = merge_over_plans(&path, groups, &runs);
+            assert_eq!(plan.name(), "ConcatInOrderExec", "{cuts:?}");
+            let got = datafusion::physical_plan::collect(plan, ctx.task_ctx()).await.unwrap();
+            assert_eq!(ids(&got), rows, "{cuts:?}");
+        }
+        // Runs out of order, or row groups shared out in turn, need the merge.
+        for runs in [
+            vec![(16..groups).collect(), (0..16).collect()],
+            vec![(0..groups).step_by(2).collect(), (1..groups).step_by(2).collect::<Vec<_>>()],
+        ] {
+            let plan = merge_over_plans(&path, groups, &runs);
+            assert_eq!(plan.name(), "SortPreservingMergeExec");
+            let got = datafusion::physical_plan::collect(plan, ctx.task_ctx()).await.unwrap();
+            assert_eq!(ids(&got), rows);
+        }
     }
 }
