@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::stats::Precision;
 use datafusion::common::{DFSchema, Statistics};
@@ -42,6 +42,8 @@ pub struct LakeTable {
     /// The files are committed ones, each in its table's sort-key order (staging files are not
     /// sorted yet).
     committed: bool,
+    /// Text columns are read as `Utf8View` (see [`LakeTable::register_all_views`]).
+    views: bool,
 }
 
 impl LakeTable {
@@ -50,13 +52,13 @@ impl LakeTable {
             .table(def.name)
             .map(|t| t.partitions.iter().flat_map(|(dt, p)| p.files.iter().map(move |f| (*dt, f.clone()))).collect())
             .unwrap_or_default();
-        LakeTable { def, table_schema: def.table_schema(), files, lake: lake.clone(), committed: true }
+        LakeTable { def, table_schema: def.table_schema(), files, lake: lake.clone(), committed: true, views: false }
     }
 
     /// A table of `def`'s schema over exactly `files` (partition day, file), e.g. the staging
     /// files of a transaction that is not committed yet (see [`crate::Transaction::staged_table`]).
     pub fn from_files(lake: &Lake, def: &'static TableDef, files: Vec<(NaiveDate, DataFile)>) -> LakeTable {
-        LakeTable { def, table_schema: def.table_schema(), files, lake: lake.clone(), committed: false }
+        LakeTable { def, table_schema: def.table_schema(), files, lake: lake.clone(), committed: false, views: false }
     }
 
     /// The table's sort key as a physical ordering over its table schema.
@@ -73,9 +75,23 @@ impl LakeTable {
 
     /// Register the lake's object store and every catalog table (as of `snapshot`) in `ctx`.
     pub fn register_all(ctx: &SessionContext, lake: &Lake, snapshot: &Snapshot) -> Result<()> {
+        Self::register(ctx, lake, snapshot, false)
+    }
+
+    /// As [`LakeTable::register_all`], text columns read as `Utf8View`.
+    pub fn register_all_views(ctx: &SessionContext, lake: &Lake, snapshot: &Snapshot) -> Result<()> {
+        Self::register(ctx, lake, snapshot, true)
+    }
+
+    fn register(ctx: &SessionContext, lake: &Lake, snapshot: &Snapshot, views: bool) -> Result<()> {
         ctx.register_object_store(lake.store_url().as_ref(), Arc::clone(lake.store()));
         for def in TABLES {
-            ctx.register_table(def.name, Arc::new(LakeTable::new(lake, def, snapshot)))
+            let mut table = LakeTable::new(lake, def, snapshot);
+            if views {
+                table.table_schema = view_schema(&table.table_schema);
+                table.views = true;
+            }
+            ctx.register_table(def.name, Arc::new(table))
                 .map_err(|e| LakeError::df(format!("registering table {}", def.name), e))?;
         }
         Ok(())
@@ -138,9 +154,9 @@ impl TableProvider for LakeTable {
             }
             groups
         };
-        let table_schema = TableSchema::builder(self.def.schema())
-            .with_table_partition_cols(vec![Arc::new(partition_field())])
-            .build();
+        let file_schema = if self.views { view_schema(&self.def.schema()) } else { self.def.schema() };
+        let table_schema =
+            TableSchema::builder(file_schema).with_table_partition_cols(vec![Arc::new(partition_field())]).build();
         let source = Arc::new(ParquetSource::new(table_schema));
         // The commit log knows every file's rows: the planner's estimates start from them, so a
         // join whose other side is small (review: the imported decisions against ~500,000
@@ -178,6 +194,19 @@ impl TableProvider for LakeTable {
             })
             .collect())
     }
+}
+
+/// `schema` with its `Utf8` columns as `Utf8View`.
+fn view_schema(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// Whether DataFusion would split `files` into byte ranges (fewer files than partitions, as

@@ -8,6 +8,7 @@ use chrono::NaiveDate;
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
@@ -127,6 +128,43 @@ async fn rerunning_a_snapshot_day_replaces_it() {
     let lease = lake.acquire_lock("v", Duration::from_secs(60)).await.unwrap();
     lake.vacuum(&lease, Duration::ZERO, false).await.unwrap();
     assert_eq!(parquet_files(&lake).await.len(), 1, "vacuum removes it after the window");
+}
+
+#[tokio::test]
+async fn the_query_side_reads_text_as_views_and_the_transform_side_as_the_catalog_says() {
+    let (_dir, lake) = file_lake();
+    commit_users(&lake, day(1), &["U1", "U2", "U3"], None).await.unwrap();
+    let snapshot = lake.snapshot().await.unwrap();
+    let sql = "SELECT user_id, team_id FROM slack_users ORDER BY user_id";
+    let mut rows = Vec::new();
+    for (views, want) in [(false, DataType::Utf8), (true, DataType::Utf8View)] {
+        let ctx = SessionContext::new();
+        if views {
+            LakeTable::register_all_views(&ctx, &lake, &snapshot).unwrap();
+        } else {
+            LakeTable::register_all(&ctx, &lake, &snapshot).unwrap();
+        }
+        let b = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        assert_eq!(b[0].schema().field(0).data_type(), &want);
+        let as_text: Vec<RecordBatch> = b
+            .iter()
+            .map(|b| {
+                let cols =
+                    b.columns().iter().map(|c| datafusion::arrow::compute::cast(c, &DataType::Utf8).unwrap()).collect();
+                RecordBatch::try_new(
+                    Arc::new(Schema::new(vec![
+                        Field::new("user_id", DataType::Utf8, true),
+                        Field::new("team_id", DataType::Utf8, true),
+                    ])),
+                    cols,
+                )
+                .unwrap()
+            })
+            .collect();
+        rows.push(datafusion::arrow::util::pretty::pretty_format_batches(&as_text).unwrap().to_string());
+    }
+    assert_eq!(rows[0], rows[1]);
+    assert!(rows[0].contains("U3"), "{}", rows[0]);
 }
 
 #[tokio::test]

@@ -62,7 +62,7 @@ impl QueryEngine {
             .with_physical_optimizer_rule(Arc::new(ConcatRanges))
             .build();
         let ctx = SessionContext::new_with_state(state);
-        LakeTable::register_all(&ctx, lake, &snapshot)?;
+        LakeTable::register_all_views(&ctx, lake, &snapshot)?;
         Ok(QueryEngine { ctx, lake: lake.clone(), snapshot })
     }
 

@@ -25,7 +25,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
-use datafusion::common::utils::memory::get_record_batch_memory_size;
+use datafusion::common::utils::memory::RecordBatchMemoryCounter;
 use datafusion::common::{Result, internal_err};
 use datafusion::execution::TaskContext;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
@@ -215,6 +215,7 @@ async fn gather(
     let mut rows: Vec<Rows> = Vec::new();
     let mut order: Vec<(u32, u32)> = Vec::new();
     let mut perms: Vec<UInt32Array> = Vec::new();
+    let mut retained = RecordBatchMemoryCounter::new();
     while let Some(batch) = input.next().await {
         let batch = batch?;
         if batch.num_rows() == 0 {
@@ -226,7 +227,6 @@ async fn gather(
             .map(|k| k.evaluate(&batch).and_then(|v| v.into_array(batch.num_rows())))
             .collect::<Result<Vec<ArrayRef>>>()?;
         let encoded = converter.convert_columns(&columns)?;
-        reservation.try_grow(get_record_batch_memory_size(&batch) + encoded.size())?;
         let (Ok(b), Ok(n)) = (u32::try_from(batches.len()), u32::try_from(batch.num_rows())) else {
             return internal_err!("GatherSortExec: more than 2^32 batches or rows in a batch");
         };
@@ -239,6 +239,9 @@ async fn gather(
         let sorted = perm.windows(2).all(|w| w[0] < w[1]);
         let perm = UInt32Array::from(perm);
         let batch = if sorted { batch } else { take_record_batch(&batch, &perm)? };
+        // What the kept batch adds, each buffer counted once: text read as `Utf8View` shares its
+        // data buffers between batches (a page's dictionary, the input's buffers after `take`).
+        reservation.try_grow(retained.count_batch(&batch) + encoded.size())?;
         order.extend((0..n).map(|r| (b, r)));
         perms.push(perm);
         rows.push(encoded);

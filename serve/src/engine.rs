@@ -186,7 +186,9 @@ mod tests {
         batches
             .iter()
             .flat_map(|b| {
-                b.column(0).as_string::<i32>().iter().map(|v| v.unwrap_or_default().to_owned()).collect::<Vec<_>>()
+                // Text comes back as `Utf8View` (the query engine reads it so).
+                let c = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8).unwrap();
+                c.as_string::<i32>().iter().map(|v| v.unwrap_or_default().to_owned()).collect::<Vec<_>>()
             })
             .collect()
     }
