@@ -62,6 +62,8 @@ impl QueryEngine {
             .with_physical_optimizer_rule(Arc::new(ConcatRanges))
             .build();
         let ctx = SessionContext::new_with_state(state);
+        // Text as `Utf8View`: scans, joins and sorts copy 16-byte views instead of strings
+        // (docs/DESIGN.md, the query session).
         LakeTable::register_all_views(&ctx, lake, &snapshot)?;
         Ok(QueryEngine { ctx, lake: lake.clone(), snapshot })
     }
