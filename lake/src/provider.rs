@@ -36,14 +36,15 @@ use crate::{Lake, LakeError, Result};
 #[derive(Debug)]
 pub struct LakeTable {
     def: &'static TableDef,
+    /// The files' columns as the scan reads them (`def`'s schema, text as `Utf8View` for
+    /// [`LakeTable::register_all_views`]), and the same plus `dt`: what queries see.
+    file_schema: SchemaRef,
     table_schema: SchemaRef,
     files: Vec<(NaiveDate, DataFile)>,
     lake: Lake,
     /// The files are committed ones, each in its table's sort-key order (staging files are not
     /// sorted yet).
     committed: bool,
-    /// Text columns are read as `Utf8View` (see [`LakeTable::register_all_views`]).
-    views: bool,
 }
 
 impl LakeTable {
@@ -52,13 +53,29 @@ impl LakeTable {
             .table(def.name)
             .map(|t| t.partitions.iter().flat_map(|(dt, p)| p.files.iter().map(move |f| (*dt, f.clone()))).collect())
             .unwrap_or_default();
-        LakeTable { def, table_schema: def.table_schema(), files, lake: lake.clone(), committed: true, views: false }
+        LakeTable::over(lake, def, files, true)
     }
 
     /// A table of `def`'s schema over exactly `files` (partition day, file), e.g. the staging
     /// files of a transaction that is not committed yet (see [`crate::Transaction::staged_table`]).
     pub fn from_files(lake: &Lake, def: &'static TableDef, files: Vec<(NaiveDate, DataFile)>) -> LakeTable {
-        LakeTable { def, table_schema: def.table_schema(), files, lake: lake.clone(), committed: false, views: false }
+        LakeTable::over(lake, def, files, false)
+    }
+
+    fn over(lake: &Lake, def: &'static TableDef, files: Vec<(NaiveDate, DataFile)>, committed: bool) -> LakeTable {
+        LakeTable {
+            def,
+            file_schema: def.schema(),
+            table_schema: def.table_schema(),
+            files,
+            lake: lake.clone(),
+            committed,
+        }
+    }
+
+    /// The same table, its text columns read as `Utf8View`.
+    fn with_views(self) -> LakeTable {
+        LakeTable { file_schema: view_schema(&self.file_schema), table_schema: view_schema(&self.table_schema), ..self }
     }
 
     /// The table's sort key as a physical ordering over its table schema.
@@ -86,11 +103,8 @@ impl LakeTable {
     fn register(ctx: &SessionContext, lake: &Lake, snapshot: &Snapshot, views: bool) -> Result<()> {
         ctx.register_object_store(lake.store_url().as_ref(), Arc::clone(lake.store()));
         for def in TABLES {
-            let mut table = LakeTable::new(lake, def, snapshot);
-            if views {
-                table.table_schema = view_schema(&table.table_schema);
-                table.views = true;
-            }
+            let table = LakeTable::new(lake, def, snapshot);
+            let table = if views { table.with_views() } else { table };
             ctx.register_table(def.name, Arc::new(table))
                 .map_err(|e| LakeError::df(format!("registering table {}", def.name), e))?;
         }
@@ -154,9 +168,9 @@ impl TableProvider for LakeTable {
             }
             groups
         };
-        let file_schema = if self.views { view_schema(&self.def.schema()) } else { self.def.schema() };
-        let table_schema =
-            TableSchema::builder(file_schema).with_table_partition_cols(vec![Arc::new(partition_field())]).build();
+        let table_schema = TableSchema::builder(Arc::clone(&self.file_schema))
+            .with_table_partition_cols(vec![Arc::new(partition_field())])
+            .build();
         let source = Arc::new(ParquetSource::new(table_schema));
         // The commit log knows every file's rows: the planner's estimates start from them, so a
         // join whose other side is small (review: the imported decisions against ~500,000
@@ -356,10 +370,10 @@ mod tests {
     }
 
     #[test]
-    fn ranges_go_to_the_files_with_the_most_bytes_per_range() {
+    fn parts_go_to_the_files_with_the_most_bytes_per_part() {
         assert_eq!(apportion(&[100], &[4], 2), vec![2]);
         assert_eq!(apportion(&[100, 10], &[4, 4], 4), vec![3, 1]);
-        // A file cannot have more ranges than row groups.
+        // A file cannot have more parts than row groups.
         assert_eq!(apportion(&[100, 10], &[1, 4], 4), vec![1, 3]);
         assert_eq!(apportion(&[100], &[1], 8), vec![1]);
         assert_eq!(apportion(&[1, 1, 1], &[4, 4, 4], 2), vec![1, 1, 1]);
@@ -420,7 +434,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_file_split_at_row_groups_gives_each_range_its_share_of_the_rows() {
+    async fn a_file_split_at_row_groups_gives_each_part_its_share_of_the_rows() {
         let dir = tempfile::tempdir().unwrap();
         // Four row groups: cut at the middle byte, the first range would start three of them.
         let (store, whole) = file(dir.path(), 4000, 1000).await;

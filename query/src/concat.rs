@@ -1,12 +1,12 @@
 //! An ordered scan of one file read back in order without a merge: the query engine's
-//! replacement for the `SortPreservingMergeExec` DataFusion puts over the byte ranges of one
-//! sorted file.
+//! replacement for the `SortPreservingMergeExec` DataFusion puts over the parts of one sorted
+//! file.
 //!
 //! DataFusion reads a large file in several partitions, each a byte range (the row groups that
-//! start in it), and where the query needs the file's order it merges the partitions with a
-//! `SortPreservingMergeExec`: every key compared, every row of every column copied again by
-//! `interleave`. For ranges of one file that is sorted as a whole the merge has nothing to do:
-//! every row of a range comes before every row of the next. `report dormant` (173,800 rows read
+//! start in it) or, as the lake shares such a file out, a run of consecutive row groups; where
+//! the query needs the file's order it merges the partitions with a `SortPreservingMergeExec`:
+//! every key compared, every row of every column copied again by `interleave`. For parts of one file that is sorted as a whole the merge has nothing to do:
+//! every row of a part comes before every row of the next. `report dormant` (173,800 rows read
 //! from `account_report`, which is stored in its order) spent ~0.07 s of its ~0.5 s of CPU in that
 //! merge (bench/RESULTS.md). [`ConcatInOrderExec`] returns the partitions one after another,
 //! each read a batch ahead as the merge reads them, and copies nothing.
@@ -37,7 +37,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 
 /// The physical optimizer rule, run after DataFusion's own: a `SortPreservingMergeExec` without
-/// a limit whose input partitions are ascending byte ranges of one file (through projections and
+/// a limit whose input partitions are ascending parts of one file (through projections and
 /// filters, which keep each partition's rows in order) becomes a [`ConcatInOrderExec`].
 #[derive(Debug, Default)]
 pub struct ConcatRanges;
@@ -243,25 +243,24 @@ mod tests {
     use std::sync::Arc;
 
     use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    use datafusion::execution::session_state::SessionStateBuilder;
-    use datafusion::parquet::arrow::ArrowWriter;
-    use datafusion::parquet::file::properties::WriterProperties;
-    use datafusion::physical_plan::displayable;
-    use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext, col};
-
     use datafusion::arrow::compute::SortOptions;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::common::config::ConfigOptions;
     use datafusion::datasource::listing::PartitionedFile;
     use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
     use datafusion::datasource::physical_plan::{FileGroup, FileScanConfigBuilder, ParquetSource};
     use datafusion::datasource::source::DataSourceExec;
     use datafusion::execution::object_store::ObjectStoreUrl;
+    use datafusion::execution::session_state::SessionStateBuilder;
+    use datafusion::parquet::arrow::ArrowWriter;
+    use datafusion::parquet::file::properties::WriterProperties;
     use datafusion::physical_expr::expressions::Column;
     use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
     use datafusion::physical_optimizer::PhysicalOptimizerRule;
     use datafusion::physical_plan::ExecutionPlan;
+    use datafusion::physical_plan::displayable;
     use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+    use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext, col};
 
     use super::ConcatRanges;
 
