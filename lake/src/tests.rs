@@ -9,6 +9,7 @@ use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::parquet::basic::Compression;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
@@ -513,11 +514,30 @@ async fn staged_rows_are_readable_before_the_commit_from_staging_files_only() {
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect();
     assert_eq!(rows, ["| U1 | 2026-03-01 |", "| U2 | 2026-03-01 |", "| U3 | 2026-03-02 |"]);
+    // Staging files are LZ4 (no codec context to make per column chunk); lake files zstd.
+    let staged_files = parquet_files(&lake).await;
+    assert_eq!(staged_files.len(), 2);
+    for f in &staged_files {
+        assert_eq!(codecs(&lake, f).await, std::collections::HashSet::from([Compression::LZ4_RAW]), "{f}");
+    }
     // Nothing is published yet; the commit still publishes every staged row exactly once.
     assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, 0);
     tx.commit().await.unwrap();
     assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, 3);
     assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_access_logs").await, 1);
+    let lake_files = parquet_files(&lake).await;
+    assert_eq!(lake_files.len(), 3, "{lake_files:?}");
+    for f in &lake_files {
+        let zstd = Compression::ZSTD(datafusion::parquet::basic::ZstdLevel::try_new(3).unwrap());
+        assert_eq!(codecs(&lake, f).await, std::collections::HashSet::from([zstd]), "{f}");
+    }
+}
+
+/// The compression codecs of every column chunk of the Parquet file at object path `path`.
+async fn codecs(lake: &Lake, path: &str) -> std::collections::HashSet<Compression> {
+    let bytes = lake.store().get(&object_store::path::Path::from(path)).await.unwrap().bytes().await.unwrap();
+    let meta = datafusion::parquet::file::metadata::ParquetMetaDataReader::new().parse_and_finish(&bytes).unwrap();
+    meta.row_groups().iter().flat_map(|rg| rg.columns().iter().map(|c| c.compression())).collect()
 }
 
 #[tokio::test]
