@@ -518,7 +518,7 @@ async fn staged_rows_are_readable_before_the_commit_from_staging_files_only() {
     let staged_files = parquet_files(&lake).await;
     assert_eq!(staged_files.len(), 2);
     for f in &staged_files {
-        assert_eq!(codecs(&lake, f).await, [Compression::LZ4_RAW], "{f}");
+        assert_eq!(codecs(&lake, f).await, ["LZ4_RAW"], "{f}");
     }
     // Nothing is published yet; the commit still publishes every staged row exactly once.
     assert_eq!(scalar(&lake, "SELECT count(*) FROM slack_users").await, 0);
@@ -528,20 +528,24 @@ async fn staged_rows_are_readable_before_the_commit_from_staging_files_only() {
     let lake_files = parquet_files(&lake).await;
     assert_eq!(lake_files.len(), 3, "{lake_files:?}");
     for f in &lake_files {
-        let zstd = Compression::ZSTD(datafusion::parquet::basic::ZstdLevel::try_new(3).unwrap());
-        assert_eq!(codecs(&lake, f).await, [zstd], "{f}");
+        assert_eq!(codecs(&lake, f).await, ["ZSTD"], "{f}");
     }
 }
 
 /// The compression codecs of the column chunks of the Parquet file at object path `path`, each
-/// once, in the order first met.
-async fn codecs(lake: &Lake, path: &str) -> Vec<Compression> {
+/// once, in the order first met. By name only: a footer does not record a zstd level (a reader
+/// reports the default).
+async fn codecs(lake: &Lake, path: &str) -> Vec<String> {
     let bytes = lake.store().get(&object_store::path::Path::from(path)).await.unwrap().bytes().await.unwrap();
     let meta = datafusion::parquet::file::metadata::ParquetMetaDataReader::new().parse_and_finish(&bytes).unwrap();
-    let mut out = Vec::new();
+    let mut out: Vec<String> = Vec::new();
     for c in meta.row_groups().iter().flat_map(|rg| rg.columns().iter().map(|c| c.compression())) {
-        if !out.contains(&c) {
-            out.push(c);
+        let name = match c {
+            Compression::ZSTD(_) => "ZSTD".to_string(),
+            other => format!("{other:?}"),
+        };
+        if !out.contains(&name) {
+            out.push(name);
         }
     }
     out
