@@ -549,7 +549,7 @@ pub(crate) async fn write_staging(lake: &Lake, def: &TableDef, rel: &str, batche
     // Parquet makes a codec per column chunk written or read, and its zstd codec creates a
     // compression and a decompression context each time. A first run of 1,200 days spills ~2,000
     // small staging files (one per day and table), and those contexts, for staging and lake files
-    // together, were ~10% of its CPU; with LZ4 (no context) the run takes ~13% less CPU
+    // together, were ~10% of its CPU; with LZ4 (no context) the run takes ~12% less CPU
     // (bench/RESULTS.md, issue 18, twelfth session).
     let props = WriterProperties::builder()
         .set_compression(Compression::LZ4_RAW)
