@@ -17,6 +17,7 @@ use lastseen_lake::{Lake, LakeTable, Snapshot};
 
 use crate::concat::ConcatRanges;
 use crate::export::Provenance;
+use crate::lookup::LookupJoin;
 use crate::sort::GatherSort;
 use crate::{QueryError, Result};
 
@@ -54,12 +55,14 @@ impl QueryEngine {
         // DataFusion's session with its default rules, and after them the one-copy sort
         // (`sort.rs`): reports and ad hoc queries sort results of hundreds of thousands of wide
         // rows, where DataFusion's sort copies every row three times; and the merge of a sorted
-        // file's byte ranges replaced by reading them one after another (`concat.rs`).
+        // file's byte ranges replaced by reading them one after another (`concat.rs`); and a
+        // right join of a small table that passes the big side's rows through (`lookup.rs`).
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
             .with_physical_optimizer_rule(Arc::new(GatherSort))
             .with_physical_optimizer_rule(Arc::new(ConcatRanges))
+            .with_physical_optimizer_rule(Arc::new(LookupJoin))
             .build();
         let ctx = SessionContext::new_with_state(state);
         // Text as `Utf8View`: scans, joins and sorts copy 16-byte views instead of strings

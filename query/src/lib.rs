@@ -7,6 +7,7 @@ mod engine;
 mod error;
 pub mod export;
 pub mod format;
+pub mod lookup;
 pub mod reports;
 pub mod sort;
 pub mod split;
