@@ -207,7 +207,9 @@ fn external_id(env: &Env, token: &str, id: &str) -> String {
 
 /// The review's plan joins the imported decisions (and journal) to the day's accounts by
 /// building the hash table from the decisions alone: no hash repartition of the accounts' ~40
-/// columns (what a `Partitioned` join does; with 500,000 accounts a copy of every row).
+/// columns (what a `Partitioned` join does; with 500,000 accounts a copy of every row). That
+/// `CollectLeft` right join is then the query engine's `LookupJoinExec`, which passes the
+/// accounts' columns through instead of copying them (query/src/lookup.rs).
 fn assert_review_joins_from_the_small_side(ctx: &Ctx<'_>, day: NaiveDate) {
     let mut sql = lastseen_query::reports::find("review").unwrap().query;
     for (name, value) in [
@@ -229,8 +231,8 @@ fn assert_review_joins_from_the_small_side(ctx: &Ctx<'_>, day: NaiveDate) {
         .and_then(|r| r["plan"].as_str())
         .expect("EXPLAIN shows the physical plan")
         .to_owned();
-    assert!(plan.contains("HashJoinExec: mode=CollectLeft"), "{plan}");
-    assert!(!plan.contains("mode=Partitioned"), "{plan}");
+    assert!(plan.contains("LookupJoinExec: join_type=Right, on=[(history_account_id@0, account_id@"), "{plan}");
+    assert!(!plan.contains("HashJoinExec"), "{plan}");
 }
 
 /// The whole loop on one plan: Business+ or Grid.
