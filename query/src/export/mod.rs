@@ -3,6 +3,7 @@
 
 mod chart;
 mod csv;
+mod direct;
 mod html;
 mod json;
 mod parquet;
@@ -260,8 +261,14 @@ pub async fn save_csv_stream(
     Ok((rows, written))
 }
 
-/// `body`'s bytes into an export's `file` (at `path`), buffered and synced as they go.
+/// `body`'s bytes into an export's `file` (at `path`): with direct I/O where the file system
+/// has it ([`DirectFile`]), otherwise buffered and synced as they go ([`SyncingFile`]).
 fn write_synced(file: &mut std::fs::File, path: &Path, body: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    if let Some(direct) = direct::open(file) {
+        let mut w = direct::DirectFile::new(file, direct).map_err(|e| QueryError::io(path, e))?;
+        body(&mut w)?;
+        return w.finish().map_err(|e| QueryError::io(path, e));
+    }
     let mut w = std::io::BufWriter::new(SyncingFile { file, unsynced: 0, syncer: None });
     body(&mut w)?;
     w.flush().map_err(|e| QueryError::io(path, e))?;
