@@ -11,6 +11,7 @@
 pub mod activity;
 pub mod correlation;
 pub mod last_seen;
+mod minmax;
 pub mod rollups;
 pub mod session;
 pub mod sources;

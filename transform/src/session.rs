@@ -31,6 +31,7 @@ pub(crate) async fn context(lake: &Lake, snapshot: &Snapshot, memory: usize) -> 
         .build_arc()
         .map_err(|e| TransformError::df("creating the query engine's runtime", e))?;
     let ctx = SessionContext::new_with_config_rt(SessionConfig::new(), runtime);
+    crate::minmax::register(&ctx);
     LakeTable::register_all(&ctx, lake, snapshot)?;
     Ok(ctx)
 }
