@@ -242,7 +242,7 @@ impl BytesState {
                 continue;
             }
             let (at, len) = self.spans[g];
-            if at != usize::MAX {
+            if (at, len) != NONE {
                 let current = &self.data[at..at + len];
                 let better = if self.is_min { v < current } else { v > current };
                 if !better {
@@ -261,15 +261,16 @@ impl BytesState {
             self.data.extend_from_slice(v);
             self.live += v.len();
         }
-        if self.data.len() > 2 * self.live + SLACK {
-            self.compact();
-        }
+        self.compact_if_mostly_garbage();
     }
 
-    /// Keep only the bytes some group's value covers.
-    fn compact(&mut self) {
+    /// Keep only the bytes some group's value covers, once most of `data` is garbage.
+    fn compact_if_mostly_garbage(&mut self) {
+        if self.data.len() <= 2 * self.live + SLACK {
+            return;
+        }
         let mut data = Vec::with_capacity(self.live);
-        for span in self.spans.iter_mut().filter(|s| s.0 != usize::MAX) {
+        for span in self.spans.iter_mut().filter(|s| **s != NONE) {
             let at = data.len();
             data.extend_from_slice(&self.data[span.0..span.0 + span.1]);
             span.0 = at;
@@ -314,8 +315,8 @@ impl BytesState {
             EmitTo::All => std::mem::take(&mut self.spans),
             EmitTo::First(n) => self.spans.drain(..n.min(self.spans.len())).collect(),
         };
-        let bytes = spans.iter().filter(|s| s.0 != usize::MAX).map(|s| s.1).sum::<usize>();
-        let values = spans.iter().map(|&(at, len)| (at != usize::MAX).then(|| &self.data[at..at + len]));
+        let bytes = spans.iter().filter(|s| **s != NONE).map(|s| s.1).sum::<usize>();
+        let values = spans.iter().map(|&(at, len)| ((at, len) != NONE).then(|| &self.data[at..at + len]));
         let array: ArrayRef = match &self.data_type {
             DataType::Utf8 => {
                 let mut b = StringBuilder::with_capacity(spans.len(), bytes);
@@ -359,8 +360,8 @@ impl BytesState {
         if self.spans.is_empty() {
             self.data.clear();
             self.live = 0;
-        } else if self.data.len() > 2 * self.live + SLACK {
-            self.compact();
+        } else {
+            self.compact_if_mostly_garbage();
         }
         Ok(array)
     }

@@ -68,6 +68,11 @@ impl Chunk {
     fn bytes(&self) -> &[u8] {
         &self.mem[self.start..self.start + self.len]
     }
+
+    /// The room left.
+    fn space(&mut self) -> &mut [u8] {
+        &mut self.mem[self.start + self.len..self.start + CHUNK]
+    }
 }
 
 /// The writer of an export with direct I/O: `Write` fills chunks, a thread writes them to the
@@ -127,25 +132,26 @@ impl<'a> DirectFile<'a> {
         if self.full.as_ref().is_some_and(|s| s.send(full).is_ok()) { Ok(()) } else { Err(self.stopped()) }
     }
 
-    /// The writing thread's error, once it has stopped.
-    fn stopped(&mut self) -> io::Error {
+    /// Stop handing chunks over and wait for the writing thread: its direct descriptor once it
+    /// has written every chunk, or why it stopped.
+    fn join(&mut self) -> io::Result<File> {
         self.full = None;
         match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(Err(e))) => e,
-            Some(Err(_)) => io::Error::other("the export's writing thread panicked"),
-            Some(Ok(Ok(_))) | None => io::Error::other("the export's writing thread stopped"),
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other("the export's writing thread panicked")),
+            None => Err(io::Error::other("the export's writing thread has already stopped")),
         }
+    }
+
+    /// Why the writing thread stopped taking chunks.
+    fn stopped(&mut self) -> io::Error {
+        self.join().err().unwrap_or_else(|| io::Error::other("the export's writing thread stopped"))
     }
 
     /// Wait for the chunks handed over, then write the last, partly filled one: its whole
     /// blocks with direct I/O, the rest through the ordinary descriptor. The caller syncs.
     pub(super) fn finish(mut self) -> io::Result<()> {
-        self.full = None;
-        let direct = match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(result)) => result?,
-            Some(Err(_)) => return Err(io::Error::other("the export's writing thread panicked")),
-            None => return Err(io::Error::other("the export's writing thread did not start")),
-        };
+        let direct = self.join()?;
         let bytes = self.current.bytes();
         let whole = bytes.len() / ALIGN * ALIGN;
         if whole > 0 {
@@ -160,7 +166,7 @@ impl<'a> DirectFile<'a> {
 
 impl Write for DirectFile<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let space = &mut self.current.mem[self.current.start + self.current.len..self.current.start + CHUNK];
+        let space = self.current.space();
         let n = buf.len().min(space.len());
         space[..n].copy_from_slice(&buf[..n]);
         self.current.len += n;
@@ -180,10 +186,7 @@ impl Drop for DirectFile<'_> {
     /// An export abandoned mid-way (its query failed): stop the thread before the temporary
     /// file is removed.
     fn drop(&mut self) {
-        self.full = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        let _ = self.join();
     }
 }
 

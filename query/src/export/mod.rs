@@ -262,7 +262,7 @@ pub async fn save_csv_stream(
 }
 
 /// `body`'s bytes into an export's `file` (at `path`): with direct I/O where the file system
-/// has it ([`DirectFile`]), otherwise buffered and synced as they go ([`SyncingFile`]).
+/// has it ([`direct::DirectFile`]), otherwise buffered and synced as they go ([`SyncingFile`]).
 fn write_synced(file: &mut std::fs::File, path: &Path, body: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
     if let Some(direct) = direct::open(file) {
         let mut w = direct::DirectFile::new(file, direct).map_err(|e| QueryError::io(path, e))?;
