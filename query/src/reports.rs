@@ -156,7 +156,9 @@ pub struct ReportOutput {
 
 /// A report's rows as its query produces them, with their provenance.
 pub struct ReportStream {
-    pub rows: datafusion::execution::SendableRecordBatchStream,
+    /// The report's physical plan and what runs it (`export::save_csv_plan` takes both).
+    pub plan: std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    pub context: std::sync::Arc<datafusion::execution::TaskContext>,
     pub as_of: Option<NaiveDate>,
     pub provenance: Provenance,
 }
@@ -434,8 +436,10 @@ impl ReportDef {
     /// HTML export draws them, from all the rows); otherwise as [`ReportDef::run_with`].
     pub async fn stream(&self, engine: &QueryEngine, p: &ReportParams) -> Result<ReportStream> {
         let Prepared { def, as_of, binds, provenance } = self.prepare(engine, p).await?;
-        let rows = engine.plan(&def.query, &binds).await?.execute_stream().await?;
-        Ok(ReportStream { rows, as_of, provenance })
+        let df = engine.plan(&def.query, &binds).await?;
+        let context = std::sync::Arc::new(df.task_ctx());
+        let plan = df.create_physical_plan().await?;
+        Ok(ReportStream { plan, context, as_of, provenance })
     }
 
     /// Run the report's main query as it runs (reading its rollups) and its oracle (the same

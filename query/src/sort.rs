@@ -175,15 +175,24 @@ impl ExecutionPlan for GatherSortExec {
             return internal_err!("GatherSortExec has one output partition, not {partition}");
         }
         let schema = self.schema();
-        let converter = RowConverter::new(sort_fields(&self.expr, &self.input.schema())?)?;
-        let keys: Vec<Arc<dyn PhysicalExpr>> = self.expr.iter().map(|e| Arc::clone(&e.expr)).collect();
-        let input = self.input.execute(0, Arc::clone(&context))?;
-        let reservation = MemoryConsumer::new("GatherSortExec").register(context.memory_pool());
         let metrics = BaselineMetrics::new(&self.metrics, partition);
         let batch_size = context.session_config().batch_size().max(1);
+        // Each batch is copied in its rows' order (unless it already is): gathering the output
+        // from sorted batches reads each one front to back, where gathering from the unsorted
+        // ones jumped around ~300 MB and cost as much as the copies it saved.
+        let mut retained = RecordBatchMemoryCounter::new();
+        let gathered = self.sorted(context, metrics.clone(), move |batch, perm| {
+            let sorted = perm.values().windows(2).all(|w| w[0] < w[1]);
+            let batch = if sorted { batch } else { take_record_batch(&batch, perm)? };
+            // What the kept batch adds, each buffer counted once: text read as `Utf8View` shares
+            // its data buffers between batches (a page's dictionary, the input's buffers after
+            // `take`).
+            let size = retained.count_batch(&batch);
+            Ok((batch, size))
+        })?;
         let out_schema = Arc::clone(&schema);
         let sorted = futures::stream::once(async move {
-            let gathered = gather(input, &keys, &converter, reservation, &metrics).await?;
+            let gathered = gathered.await?;
             Ok::<_, datafusion::error::DataFusionError>(gathered.into_stream(out_schema, batch_size, metrics))
         })
         .try_flatten();
@@ -195,27 +204,88 @@ impl ExecutionPlan for GatherSortExec {
     }
 }
 
-/// The whole input and the order to read its rows in: `(batch, row)` pairs.
-struct Gathered {
-    batches: Vec<RecordBatch>,
-    order: Vec<(u32, u32)>,
+impl GatherSortExec {
+    /// Run the sort's input and order its rows, keeping each input batch as `keep` makes it on
+    /// arrival (from the batch and its rows' order: `perm[i]` is the row that sorts `i`th), for
+    /// a consumer that wants the rows in order in a form of its own rather than as batches: the
+    /// CSV export encodes each batch as it arrives and writes the rows' bytes in this order
+    /// (`export::csv::encode_sorted`), with no copy of the batches into order and no gathering
+    /// of output batches. `keep` also returns the bytes what it keeps holds, which are reserved
+    /// in the session's memory pool like the sort's own batches.
+    pub async fn sort_with<T: Send + 'static>(
+        &self,
+        context: Arc<TaskContext>,
+        keep: impl FnMut(RecordBatch, &UInt32Array) -> Result<(T, usize)> + Send + 'static,
+    ) -> Result<Sorted<T>> {
+        self.sorted(context, BaselineMetrics::new(&self.metrics, 0), keep)?.await
+    }
+
+    /// The work of [`Self::sort_with`], started (the input executed) but not yet polled.
+    fn sorted<T: Send + 'static>(
+        &self,
+        context: Arc<TaskContext>,
+        metrics: BaselineMetrics,
+        keep: impl FnMut(RecordBatch, &UInt32Array) -> Result<(T, usize)> + Send + 'static,
+    ) -> Result<impl Future<Output = Result<Sorted<T>>> + Send + 'static> {
+        let converter = RowConverter::new(sort_fields(&self.expr, &self.input.schema())?)?;
+        let keys: Vec<Arc<dyn PhysicalExpr>> = self.expr.iter().map(|e| Arc::clone(&e.expr)).collect();
+        let input = self.input.execute(0, Arc::clone(&context))?;
+        let reservation = MemoryConsumer::new("GatherSortExec").register(context.memory_pool());
+        Ok(async move { gather(input, &keys, &converter, reservation, &metrics, keep).await })
+    }
+
+    /// The sort's input: the plan whose rows it orders.
+    pub fn input(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.input
+    }
+}
+
+/// The whole input, batch by batch as its consumer kept it, and the order to read its rows in.
+pub struct Sorted<T> {
+    /// Per input batch, in arrival order: what was kept of it, and its rows' order.
+    pub runs: Vec<Run<T>>,
+    /// Every row in the sort's order, as `(run, i)`: the `i`th row of run `run`'s order, which
+    /// is row `runs[run].perm[i]` of the batch as it arrived.
+    pub order: Vec<(u32, u32)>,
     _reservation: MemoryReservation,
 }
 
-/// Read all of `input`: encode each batch's keys and sort it (on arrival, while the input's
-/// partitions are still being produced), then merge those runs into one order.
-async fn gather(
+impl<T> Sorted<T> {
+    /// The same order over what `f` makes of each run's kept value.
+    pub fn map_kept<U, E>(
+        self,
+        mut f: impl FnMut(T) -> std::result::Result<U, E>,
+    ) -> std::result::Result<Sorted<U>, E> {
+        let runs = self
+            .runs
+            .into_iter()
+            .map(|Run { kept, perm }| Ok(Run { kept: f(kept)?, perm }))
+            .collect::<std::result::Result<_, E>>()?;
+        Ok(Sorted { runs, order: self.order, _reservation: self._reservation })
+    }
+}
+
+/// One input batch of a [`Sorted`].
+pub struct Run<T> {
+    pub kept: T,
+    /// `perm[i]` is the batch's row that sorts `i`th among its rows.
+    pub perm: UInt32Array,
+}
+
+/// Read all of `input`: encode each batch's keys, sort its rows and hand it to `keep` (on
+/// arrival, while the input's partitions are still being produced), then merge those runs into
+/// one order.
+async fn gather<T>(
     mut input: SendableRecordBatchStream,
     keys: &[Arc<dyn PhysicalExpr>],
     converter: &RowConverter,
     reservation: MemoryReservation,
     metrics: &BaselineMetrics,
-) -> Result<Gathered> {
-    let mut batches: Vec<RecordBatch> = Vec::new();
+    mut keep: impl FnMut(RecordBatch, &UInt32Array) -> Result<(T, usize)>,
+) -> Result<Sorted<T>> {
+    let mut runs: Vec<Run<T>> = Vec::new();
     let mut rows: Vec<Rows> = Vec::new();
     let mut order: Vec<(u32, u32)> = Vec::new();
-    let mut perms: Vec<UInt32Array> = Vec::new();
-    let mut retained = RecordBatchMemoryCounter::new();
     while let Some(batch) = input.next().await {
         let batch = batch?;
         if batch.num_rows() == 0 {
@@ -227,45 +297,38 @@ async fn gather(
             .map(|k| k.evaluate(&batch).and_then(|v| v.into_array(batch.num_rows())))
             .collect::<Result<Vec<ArrayRef>>>()?;
         let encoded = converter.convert_columns(&columns)?;
-        let (Ok(b), Ok(n)) = (u32::try_from(batches.len()), u32::try_from(batch.num_rows())) else {
+        let (Ok(b), Ok(n)) = (u32::try_from(runs.len()), u32::try_from(batch.num_rows())) else {
             return internal_err!("GatherSortExec: more than 2^32 batches or rows in a batch");
         };
-        // A stable sort: rows with equal keys keep their input order. The batch is then copied
-        // in that order (unless it already is): gathering the output from sorted batches reads
-        // each one front to back, where gathering from the unsorted ones jumped around ~300 MB
-        // and cost as much as the copies it saved.
+        // A stable sort: rows with equal keys keep their input order.
         // Compared as plain byte slices: `Rows::row` per comparison (an out-of-line call to find
         // the row's bytes) was a fifth of the sorting time.
         let keyed: Vec<&[u8]> = (0..n as usize).map(|r| encoded.row(r).data()).collect();
         let mut perm: Vec<u32> = (0..n).collect();
         perm.sort_by(|x, y| keyed[*x as usize].cmp(keyed[*y as usize]));
         drop(keyed);
-        let sorted = perm.windows(2).all(|w| w[0] < w[1]);
         let perm = UInt32Array::from(perm);
-        let batch = if sorted { batch } else { take_record_batch(&batch, &perm)? };
-        // What the kept batch adds, each buffer counted once: text read as `Utf8View` shares its
-        // data buffers between batches (a page's dictionary, the input's buffers after `take`).
-        reservation.try_grow(retained.count_batch(&batch) + encoded.size())?;
+        let (kept, size) = keep(batch, &perm)?;
+        reservation.try_grow(size + encoded.size() + perm.get_buffer_memory_size())?;
         order.extend((0..n).map(|r| (b, r)));
-        perms.push(perm);
+        runs.push(Run { kept, perm });
         rows.push(encoded);
-        batches.push(batch);
     }
     let _timer = metrics.elapsed_compute().timer();
     // `order` is one sorted run per batch; the standard library's stable sort finds the runs and
     // merges them (n log(batches) comparisons, not n log n). Ties keep the batches' order. Row
-    // `r` of sorted batch `b` is row `perms[b][r]` of its keys. Each pair is sorted with its
-    // key's bytes beside it: this merge runs alone, after the input, so every comparison that
-    // looks up a row through the permutation and `Rows` is time no other thread hides.
+    // `r` of run `b` is row `perm[r]` of its keys. Each pair is sorted with its key's bytes
+    // beside it: this merge runs alone, after the input, so every comparison that looks up a
+    // row through the permutation and `Rows` is time no other thread hides.
     let keyed: Vec<(&[u8], (u32, u32))> = order
         .iter()
-        .map(|&(b, r)| (rows[b as usize].row(perms[b as usize].value(r as usize) as usize).data(), (b, r)))
+        .map(|&(b, r)| (rows[b as usize].row(runs[b as usize].perm.value(r as usize) as usize).data(), (b, r)))
         .collect();
     merge_runs(keyed, &mut order);
     let keys_size: usize = rows.iter().map(Rows::size).sum();
-    drop((rows, perms));
+    drop(rows);
     reservation.shrink(keys_size.min(reservation.size()));
-    Ok(Gathered { batches, order, _reservation: reservation })
+    Ok(Sorted { runs, order, _reservation: reservation })
 }
 
 /// `keyed`'s pairs in the order of their keys into `order`, ties in `keyed`'s order. `keyed` is
@@ -305,8 +368,9 @@ fn merge_runs(mut keyed: Vec<(&[u8], (u32, u32))>, order: &mut [(u32, u32)]) {
     }
 }
 
-impl Gathered {
-    /// The sorted output, `batch_size` rows at a time, each batch gathered when it is asked for.
+impl Sorted<RecordBatch> {
+    /// The sorted output, `batch_size` rows at a time, each batch gathered when it is asked for
+    /// (each run's batch is in its rows' order).
     fn into_stream(
         self,
         schema: SchemaRef,
@@ -322,7 +386,7 @@ impl Gathered {
                 .collect();
             let columns = (0..schema.fields().len())
                 .map(|c| {
-                    let arrays: Vec<&dyn Array> = self.batches.iter().map(|b| b.column(c).as_ref()).collect();
+                    let arrays: Vec<&dyn Array> = self.runs.iter().map(|run| run.kept.column(c).as_ref()).collect();
                     interleave(&arrays, &indices)
                 })
                 .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;

@@ -53,7 +53,7 @@ pub async fn run(g: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<u8> {
         let options = ExportOptions { bom: args.output.bom, ..Default::default() };
         let path = args.output.output.as_deref();
         let (rows, written) =
-            lastseen_query::export::save_csv_stream(out.rows, &out.provenance, &options, path).await?;
+            lastseen_query::export::save_csv_plan(out.plan, out.context, &out.provenance, &options, path).await?;
         tracing::info!(report = %def.name, as_of = ?out.as_of, rows, lake_version = ?out.provenance.lake_version, "report");
         for p in written {
             tracing::info!(file = %p.display(), "wrote");
