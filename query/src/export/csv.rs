@@ -70,9 +70,7 @@ pub(super) fn write_batches(
     out: &mut dyn Write,
 ) -> Result<u64> {
     let err = |e: &dyn std::fmt::Display| QueryError::output(Format::Csv, e);
-    if bom {
-        out.write_all("\u{feff}".as_bytes()).map_err(|e| err(&e))?;
-    }
+    write_bom(bom, out)?;
     let ncols = schema.fields().len();
     let mut rows = 0u64;
     if ncols == 0 {
@@ -157,6 +155,14 @@ pub(super) fn write_batches(
     Ok(rows)
 }
 
+/// The byte-order mark some spreadsheet programs need to read UTF-8, when asked for.
+fn write_bom(bom: bool, out: &mut dyn Write) -> Result<()> {
+    if bom {
+        out.write_all("\u{feff}".as_bytes()).map_err(|e| QueryError::output(Format::Csv, e))?;
+    }
+    Ok(())
+}
+
 /// The header record: the columns' names.
 fn header(schema: &SchemaRef) -> Vec<u8> {
     let ncols = schema.fields().len();
@@ -168,19 +174,24 @@ fn header(schema: &SchemaRef) -> Vec<u8> {
     header
 }
 
-/// An input batch of a sorted export as CSV records, in the batch's order.
-pub(super) struct Records {
+/// Byte strings one after another in one buffer: an input batch of a sorted export as CSV
+/// records in the batch's order, or a column's cells as Arrow's formatter wrote them.
+#[derive(Default)]
+pub(super) struct Spans {
     bytes: Vec<u8>,
-    /// Where each record ends in `bytes` (it starts where the one before it ends).
+    /// `ends[r]` is where string `r` ends in `bytes` (it starts where string `r - 1` ends).
     ends: Vec<usize>,
 }
 
-impl Records {
-    fn record(&self, r: usize) -> &[u8] {
+impl Spans {
+    fn get(&self, r: usize) -> &[u8] {
         let start = if r == 0 { 0 } else { self.ends[r - 1] };
         &self.bytes[start..self.ends[r]]
     }
 }
+
+/// A batch's CSV records (see [`encode_sorted`]).
+pub(super) type Records = Spans;
 
 /// The rows of `sort`'s input as CSV records, in the sort's order: each input batch is encoded
 /// as it arrives (on up to [`MAX_THREADS`] threads, while the query still reads and joins the
@@ -254,7 +265,7 @@ impl Encoders {
                     let mut bytes = Vec::with_capacity(guess);
                     encode(&batch, &mut bytes, &mut scratch)?;
                     guess = bytes.len() + bytes.len() / 8;
-                    done.push((n, Records { bytes, ends: std::mem::take(&mut scratch.ends) }));
+                    done.push((n, Spans { bytes, ends: std::mem::take(&mut scratch.ends) }));
                 }
                 Ok(done)
             });
@@ -293,15 +304,13 @@ pub(super) fn write_sorted(
     out: &mut dyn Write,
 ) -> Result<u64> {
     let err = |e: &dyn std::fmt::Display| QueryError::output(Format::Csv, e);
-    if bom {
-        out.write_all("\u{feff}".as_bytes()).map_err(|e| err(&e))?;
-    }
+    write_bom(bom, out)?;
     out.write_all(&header(schema)).map_err(|e| err(&e))?;
     // A write per record: `out` buffers (an export file's writer copies into its blocks, which
     // gathering the records into a buffer of our own first copied a second time).
     for &(run, i) in &sorted.order {
         let run = &sorted.runs[run as usize];
-        out.write_all(run.kept.record(run.perm.value(i as usize) as usize)).map_err(|e| err(&e))?;
+        out.write_all(run.kept.get(run.perm.value(i as usize) as usize)).map_err(|e| err(&e))?;
     }
     Ok(sorted.order.len() as u64)
 }
@@ -347,16 +356,8 @@ struct Scratch {
 #[derive(Default)]
 struct Rendered {
     used: bool,
-    bytes: Vec<u8>,
-    /// `ends[r]` is where row `r`'s text ends in `bytes` (it starts where row `r - 1`'s ends).
-    ends: Vec<usize>,
-}
-
-impl Rendered {
-    fn cell(&self, r: usize) -> &[u8] {
-        let start = if r == 0 { 0 } else { self.ends[r - 1] };
-        &self.bytes[start..self.ends[r]]
-    }
+    /// Each row's text.
+    cells: Spans,
 }
 
 /// Every row of `batch` as CSV records (no header), in `out` (cleared first).
@@ -419,7 +420,7 @@ fn encode(batch: &RecordBatch, out: &mut Vec<u8>, s: &mut Scratch) -> Result<()>
                 };
                 render(f, block.clone(), rendered, &mut s.text, c)?;
                 for (r, len) in lens.iter_mut().enumerate() {
-                    *len = text_len(rendered.cell(r), false, empty);
+                    *len = text_len(rendered.cells.get(r), false, empty);
                 }
             }
             for (p, len) in s.pos.iter_mut().zip(lens.iter()) {
@@ -440,7 +441,7 @@ fn encode(batch: &RecordBatch, out: &mut Vec<u8>, s: &mut Scratch) -> Result<()>
             let sep = if c + 1 == ncols { b'\n' } else { b',' };
             let rendered = &s.rendered[c];
             if rendered.used {
-                place(&mut s.pos, out, lens, sep, |cell, r| put_text(cell, rendered.cell(r), false));
+                place(&mut s.pos, out, lens, sep, |cell, r| put_text(cell, rendered.cells.get(r), false));
                 continue;
             }
             match col {
@@ -501,15 +502,15 @@ fn render(
     scratch: &mut String,
     col: usize,
 ) -> Result<()> {
-    into.bytes.clear();
-    into.ends.clear();
+    into.cells.bytes.clear();
+    into.cells.ends.clear();
     for r in block {
         scratch.clear();
         f.value(r)
             .write(scratch)
             .map_err(|e| QueryError::output(Format::Csv, format!("row {}, column {}: {e}", r + 1, col + 1)))?;
-        into.bytes.extend_from_slice(scratch.as_bytes());
-        into.ends.push(into.bytes.len());
+        into.cells.bytes.extend_from_slice(scratch.as_bytes());
+        into.cells.ends.push(into.cells.bytes.len());
     }
     Ok(())
 }
