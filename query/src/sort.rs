@@ -233,11 +233,6 @@ impl GatherSortExec {
         let reservation = MemoryConsumer::new("GatherSortExec").register(context.memory_pool());
         Ok(async move { gather(input, &keys, &converter, reservation, &metrics, keep).await })
     }
-
-    /// The sort's input: the plan whose rows it orders.
-    pub fn input(&self) -> &Arc<dyn ExecutionPlan> {
-        &self.input
-    }
 }
 
 /// The whole input, batch by batch as its consumer kept it, and the order to read its rows in.

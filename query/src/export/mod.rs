@@ -237,12 +237,7 @@ pub async fn save_csv_stream(
     }
     drop(tx);
     let rows = writer.await.map_err(|e| QueryError::output(Format::Csv, e))??;
-    let mut written = Vec::new();
-    if let Some(path) = path {
-        written.push(path.to_path_buf());
-        written.push(save_provenance(path, provenance, rows)?);
-    }
-    Ok((rows, written))
+    with_side_file(path, provenance, rows)
 }
 
 /// A CSV export of a query's rows, as [`save_csv_stream`] writes it from the query's stream.
@@ -273,6 +268,12 @@ pub async fn save_csv_plan(
     })
     .await
     .map_err(|e| QueryError::output(Format::Csv, e))??;
+    with_side_file(path, provenance, rows)
+}
+
+/// A CSV export's rows and files: the export and its provenance side file, written here, when it
+/// went to a file.
+fn with_side_file(path: Option<&Path>, provenance: &Provenance, rows: u64) -> Result<(u64, Vec<PathBuf>)> {
     let mut written = Vec::new();
     if let Some(path) = path {
         written.push(path.to_path_buf());
