@@ -1,6 +1,9 @@
 //! The `lastseen` binary: parse the command line, run one command, map the outcome to an exit code.
 
 mod cli;
+// Before `commands`: its `outln!`/`out!` macros are used there.
+#[macro_use]
+mod stdout;
 mod commands;
 mod exit;
 mod logging;
@@ -25,6 +28,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(commands::dispatch(cli)) {
         Ok(code) => ExitCode::from(code),
+        // `lastseen report … | head`: the reader has what it wanted; not a failure to report.
+        Err(err) if stdout::closed(&err) => ExitCode::from(exit::OK),
         Err(err) => {
             eprintln!("lastseen: {}", exit::render(&err));
             ExitCode::from(exit::code_for(&err))

@@ -13,12 +13,12 @@ pub async fn run(g: &GlobalArgs, args: &BackfillArgs) -> anyhow::Result<u8> {
     let lake = super::open_lake(&cfg)?;
     let p = plan(&apps);
     for (app, src) in &p.not_backfillable {
-        println!(
+        outln!(
             "{src}: cannot be backfilled: {app} serves only its current state, not past days; the daily run collects it"
         );
     }
     for h in &p.backfilled {
-        println!("{}: backfilling {} to {} ({})", h.source, args.from, args.to, h.history.kept);
+        outln!("{}: backfilling {} to {} ({})", h.source, args.from, args.to, h.history.kept);
     }
     let progress = crate::logging::progress_enabled(g).then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
@@ -44,18 +44,18 @@ pub async fn run(g: &GlobalArgs, args: &BackfillArgs) -> anyhow::Result<u8> {
     let m = &outcome.manifest;
     for (source, rep) in &m.sources {
         if rep.status == Some(SourceStatus::Skipped) {
-            println!("{source}: skipped: {}", rep.error.as_deref().unwrap_or("not available with this plan or token"));
+            outln!("{source}: skipped: {}", rep.error.as_deref().unwrap_or("not available with this plan or token"));
         }
     }
     for (table, t) in &m.tables {
-        println!("{table}: {} rows in {} partition(s)", t.rows, t.partitions);
+        outln!("{table}: {} rows in {} partition(s)", t.rows, t.partitions);
     }
     match outcome.last_seen_dt {
-        Some(dt) => println!("last_seen re-derived for dt={dt}"),
-        None => println!("no users snapshot in the lake yet: last_seen comes with the first `lastseen run`"),
+        Some(dt) => outln!("last_seen re-derived for dt={dt}"),
+        None => outln!("no users snapshot in the lake yet: last_seen comes with the first `lastseen run`"),
     }
     for w in &m.warnings {
-        println!("warning: {w}");
+        outln!("warning: {w}");
     }
     Ok(match m.status {
         RunStatus::Succeeded => crate::exit::OK,

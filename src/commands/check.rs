@@ -20,23 +20,23 @@ pub async fn run(g: &GlobalArgs) -> anyhow::Result<u8> {
     let client = Arc::new(SlackClient::new(&cfg.slack, token).context("setting up the Slack client")?);
     let scope = slack::discover(&client).await.context("checking the Slack token with auth.test")?;
     let auth = &scope.auth;
-    println!("token:       {} ({})", scope.token_kind(), cfg.slack.token);
-    println!("team:        {} ({})", auth.team, auth.team_id);
+    outln!("token:       {} ({})", scope.token_kind(), cfg.slack.token);
+    outln!("team:        {} ({})", auth.team, auth.team_id);
     if let Some(e) = &auth.enterprise_id {
-        println!("enterprise:  {e}");
+        outln!("enterprise:  {e}");
     }
-    println!("user:        {}", auth.user_id);
+    outln!("user:        {}", auth.user_id);
     let ids: Vec<&str> = scope.workspaces.iter().map(|w| w.id.as_str()).collect();
-    println!("workspaces:  {} ({})", ids.len(), ids.join(", "));
+    outln!("workspaces:  {} ({})", ids.len(), ids.join(", "));
     if !scope.not_granted.is_empty() {
         let ids: Vec<&str> = scope.not_granted.iter().map(|w| w.id.as_str()).collect();
-        println!("not granted: {} ({})", ids.len(), ids.join(", "));
+        outln!("not granted: {} ({})", ids.len(), ids.join(", "));
     }
     match &auth.scopes {
-        Some(s) => println!("scopes:      {}", s.join(", ")),
-        None => println!("scopes:      (Slack did not report them)"),
+        Some(s) => outln!("scopes:      {}", s.join(", ")),
+        None => outln!("scopes:      (Slack did not report them)"),
     }
-    println!();
+    outln!();
 
     let ctx = RunContext {
         client: Arc::clone(&client),
@@ -119,19 +119,19 @@ pub async fn run(g: &GlobalArgs) -> anyhow::Result<u8> {
         }
     }
     let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(6).max(6);
-    println!("{:width$}  {:7}  why", "source", "status");
+    outln!("{:width$}  {:7}  why", "source", "status");
     let logs_work = rows.iter().any(|r| r.0 == Source::AccessLogs.as_str() && r.1 == "works");
     for (source, status, why) in rows {
-        println!("{source:width$}  {status:7}  {why}");
+        outln!("{source:width$}  {status:7}  {why}");
     }
     if logs_work && let Some(ws) = scope.workspaces.first() {
-        println!();
-        println!("access log order: {}", access_log_order(&client, &ws.id, &cfg.slack).await);
+        outln!();
+        outln!("access log order: {}", access_log_order(&client, &ws.id, &cfg.slack).await);
     }
-    println!();
+    outln!();
     let (lake, lake_ok) = lake_line(&cfg).await;
     problem |= !lake_ok;
-    println!("lake:        {lake}");
+    outln!("lake:        {lake}");
     Ok(if problem { crate::exit::PARTIAL } else { crate::exit::OK })
 }
 

@@ -184,7 +184,7 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
         }
         let by_app: Vec<String> =
             live.iter().map(|(app, n)| format!("{app}: {} of {n}", dormant.get(app).copied().unwrap_or(0))).collect();
-        println!(
+        outln!(
             "\nDormant accounts as of {today}, Slack and Okta: {rows} live accounts show no activity in the last {} days (or never) ({}).",
             args.dormant_days,
             by_app.join(", ")
@@ -197,11 +197,11 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
         )
         .await?;
         let via_okta: i64 = via_okta.iter().filter(|(a, _)| a == "slack").map(|(_, n)| n).sum();
-        println!(
+        outln!(
             "Okta's sign-ins into Slack are the latest evidence of use for {via_okta} Slack accounts (the System Log's `user.authentication.sso`).\n"
         );
     } else {
-        println!(
+        outln!(
             "\nDormant Slack accounts as of {today}: {rows} of {total} accounts show no activity in the last {} days (or never).\n",
             args.dormant_days
         );
@@ -217,7 +217,7 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
     .await?;
     let summary: Vec<String> = owners.iter().map(|(status, n)| format!("{n} {status}")).collect();
     if !summary.is_empty() {
-        println!(
+        outln!(
             "Owners of live accounts (from the HR export in {}): {}.\n",
             identities_path.display(),
             summary.join(", ")
@@ -226,15 +226,15 @@ pub async fn run(g: &GlobalArgs, args: &DemoArgs) -> anyhow::Result<u8> {
     let shown = head(&report.data.batches, args.limit)?;
     lastseen_query::format::write(&shown, lastseen_query::OutputFormat::Table, &mut std::io::stdout())?;
     if rows > args.limit {
-        println!("… and {} more.", rows - args.limit);
+        outln!("… and {} more.", rows - args.limit);
     }
     let lake_arg = out.display();
-    println!("\nThe lake is in {lake_arg} ({} daily runs). Try:", args.runs);
-    println!("  lastseen report dormant --lake {lake_arg} --days {} --format csv", args.dormant_days);
-    println!("  lastseen sql --lake {lake_arg} \"SELECT dt, count(*) FROM slack_access_logs GROUP BY dt ORDER BY dt\"");
+    outln!("\nThe lake is in {lake_arg} ({} daily runs). Try:", args.runs);
+    outln!("  lastseen report dormant --lake {lake_arg} --days {} --format csv", args.dormant_days);
+    outln!("  lastseen sql --lake {lake_arg} \"SELECT dt, count(*) FROM slack_access_logs GROUP BY dt ORDER BY dt\"");
     if okta_ran {
-        println!("  lastseen report identities --lake {lake_arg}   # people dormant in every app, or only in some");
-        println!(
+        outln!("  lastseen report identities --lake {lake_arg}   # people dormant in every app, or only in some");
+        outln!(
             "  lastseen sql --lake {lake_arg} \"SELECT app_instance_label, count(*) AS people FROM sso_last_seen WHERE dt = DATE '{today}' GROUP BY 1\""
         );
     }

@@ -68,7 +68,7 @@ pub async fn review(g: &GlobalArgs, cmd: &ReviewCommand) -> anyhow::Result<u8> {
         committed.context("committing the decisions")?;
     }
     let count = |d: decisions::Decision| file.rows.iter().filter(|r| r.decision == d).count();
-    println!(
+    outln!(
         "review {} (as of {}, lake version {}): imported {} decision(s) from {}: {} revoke, {} keep, {} investigate; \
          {} undecided, {} unusable",
         file.origin.review_id(),
@@ -107,16 +107,16 @@ pub async fn run(g: &GlobalArgs, cmd: &DeprovisionCommand) -> anyhow::Result<u8>
             for a in &plan.body.actions {
                 let who = a.email.as_deref().or(a.username.as_deref()).unwrap_or_default();
                 if a.planned {
-                    println!("planned  {} {who}: {} {}", a.account_id, a.call.method, a.call.path);
+                    outln!("planned  {} {who}: {} {}", a.account_id, a.call.method, a.call.path);
                 } else {
                     let why: Vec<String> = a.refusals().iter().map(|g| format!("{}: {}", g.guard, g.detail)).collect();
-                    println!("refused  {} {who}: {}", a.account_id, why.join("; "));
+                    outln!("refused  {} {who}: {}", a.account_id, why.join("; "));
                 }
                 for w in a.warnings() {
-                    println!("warning  {} {who}: {}", a.account_id, w.detail);
+                    outln!("warning  {} {who}: {}", a.account_id, w.detail);
                 }
             }
-            println!(
+            outln!(
                 "plan {} written to {}: {} planned, {} refused (as of {}, {})",
                 plan.plan_id,
                 args.out.display(),
@@ -132,7 +132,7 @@ pub async fn run(g: &GlobalArgs, cmd: &DeprovisionCommand) -> anyhow::Result<u8>
             let approved = apply::approve(&args.plan, &args.approver, valid, Utc::now()).map_err(usage)?;
             let out = args.out.clone().unwrap_or_else(|| approved_path(&args.plan));
             write_json(&out, &approved)?;
-            println!(
+            outln!(
                 "plan {} approved by {} until {}: {}",
                 approved.plan.plan_id,
                 approved.approvers().join(" and "),
@@ -153,7 +153,7 @@ pub async fn run(g: &GlobalArgs, cmd: &DeprovisionCommand) -> anyhow::Result<u8>
                 apply::apply(&journal, &slack, &approved, &opts).await
             }
             .map_err(usage)?;
-            Ok(report(&summary))
+            report(&summary)
         }
     }
 }
@@ -186,13 +186,13 @@ pub async fn account(g: &GlobalArgs, cmd: &AccountCommand) -> anyhow::Result<u8>
     let summary = apply::single(&journal, &slack, &candidate, kind, args.reason.trim(), args.allow_privileged, &opts)
         .await
         .map_err(usage)?;
-    Ok(report(&summary))
+    report(&summary)
 }
 
 /// One JSON object per action, then the totals; exit 3 when an action failed.
-fn report(summary: &Summary) -> u8 {
+fn report(summary: &Summary) -> anyhow::Result<u8> {
     for line in &summary.lines {
-        println!("{}", serde_json::to_string(line).unwrap_or_default());
+        outln!("{}", serde_json::to_string(line).unwrap_or_default());
     }
     let totals = serde_json::json!({
         "plan_id": summary.plan_id,
@@ -204,11 +204,11 @@ fn report(summary: &Summary) -> u8 {
         "would_apply": summary.count("would_apply"),
         "rate_limited": summary.rate_limited,
     });
-    println!("{totals}");
+    outln!("{totals}");
     if summary.dry_run {
         eprintln!("lastseen: dry-run: nothing was sent to Slack or journaled; pass --execute to apply");
     }
-    if summary.count("failed") > 0 { crate::exit::PARTIAL } else { crate::exit::OK }
+    Ok(if summary.count("failed") > 0 { crate::exit::PARTIAL } else { crate::exit::OK })
 }
 
 fn approved_path(plan: &Path) -> PathBuf {

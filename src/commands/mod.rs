@@ -131,7 +131,7 @@ pub fn emit(
             }
             let mut lock = stdout.lock();
             doc.write(format, &mut lock)?;
-            lock.flush().context("writing to stdout")?;
+            lock.flush().map_err(crate::stdout::error)?;
         }
     }
     Ok(())

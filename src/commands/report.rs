@@ -13,13 +13,13 @@ use crate::cli::{GlobalArgs, OutputArgs, ReportArgs};
 
 pub async fn run(g: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<u8> {
     if args.list {
-        print!("{}", listing(&reports::builtin()?));
+        out!("{}", listing(&reports::builtin()?));
         return Ok(crate::exit::OK);
     }
     let name = args.name.as_deref().unwrap_or_default();
     let def = reports::find(name)?;
     if args.show_sql {
-        print!("{}", def.sql);
+        out!("{}", def.sql);
         return Ok(crate::exit::OK);
     }
     let cfg = super::load_config(g)?;
@@ -119,7 +119,7 @@ async fn split(
     };
     tracing::info!(dir = %dir.display(), parts = parts.parts.len(), files, "wrote the split report");
     let ext = format.extension();
-    println!(
+    outln!(
         "{}: {} file(s), one per {} ({} rows without one in {}.{ext}), index in {}",
         dir.display(),
         parts.parts.len(),

@@ -57,16 +57,16 @@ pub async fn run(g: &GlobalArgs, args: &RunArgs) -> anyhow::Result<u8> {
     let outcome = outcome?;
     if args.dry_run {
         for (table, rows) in &outcome.dry_run_rows {
-            println!("{table}: {rows} rows (dry run, nothing written)");
+            outln!("{table}: {rows} rows (dry run, nothing written)");
         }
         return Ok(crate::exit::OK);
     }
     let m = &outcome.manifest;
     for (table, t) in &m.tables {
-        println!("{table}: {} rows in {} partition(s)", t.rows, t.partitions);
+        outln!("{table}: {} rows in {} partition(s)", t.rows, t.partitions);
     }
     for w in &m.warnings {
-        println!("warning: {w}");
+        outln!("warning: {w}");
     }
     Ok(match m.status {
         RunStatus::Succeeded => crate::exit::OK,

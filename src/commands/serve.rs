@@ -19,7 +19,7 @@ pub async fn run(g: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<u8> {
     let server = bind(&cfg, lake).await?;
     let addr = server.local_addr().context("reading the bound address")?;
     // On stdout, for scripts and tests that start the server on port 0.
-    println!("lastseen serve listening on {addr}");
+    outln!("lastseen serve listening on {addr}");
     server.run(shutdown).await?;
     Ok(crate::exit::OK)
 }

@@ -38,10 +38,7 @@ pub async fn run(engine: &QueryEngine, args: &SqlArgs) -> anyhow::Result<u8> {
         let _ = rl.load_history(h);
     }
     if interactive {
-        println!(
-            "lastseen SQL over lake version {}. \\d lists tables, \\? helps, \\q quits.",
-            engine.snapshot().version
-        );
+        outln!("lastseen SQL over lake version {}. \\d lists tables, \\? helps, \\q quits.", engine.snapshot().version);
     }
     let mut pending = String::new();
     let mut failed = false;
@@ -61,6 +58,8 @@ pub async fn run(engine: &QueryEngine, args: &SqlArgs) -> anyhow::Result<u8> {
             match meta(engine, line.trim(), format).await {
                 Ok(true) => break,
                 Ok(false) => {}
+                // Nobody reads the rest: stop, as `main` then exits quietly.
+                Err(e) if crate::stdout::closed(&e) => return Err(e),
                 Err(e) => {
                     failed = true;
                     eprintln!("error: {}", crate::exit::render(&e));
@@ -75,6 +74,9 @@ pub async fn run(engine: &QueryEngine, args: &SqlArgs) -> anyhow::Result<u8> {
         for stmt in statements {
             let _ = rl.add_history_entry(stmt.trim());
             if let Err(e) = execute(engine, &stmt, format).await {
+                if crate::stdout::closed(&e) {
+                    return Err(e);
+                }
                 failed = true;
                 eprintln!("error: {}", crate::exit::render(&e));
             }
@@ -84,6 +86,9 @@ pub async fn run(engine: &QueryEngine, args: &SqlArgs) -> anyhow::Result<u8> {
     if !is_blank_sql(&pending)
         && let Err(e) = execute(engine, &pending, format).await
     {
+        if crate::stdout::closed(&e) {
+            return Err(e);
+        }
         failed = true;
         eprintln!("error: {}", crate::exit::render(&e));
     }
@@ -102,7 +107,7 @@ async fn meta(engine: &QueryEngine, line: &str, format: Format) -> anyhow::Resul
     match (words.next(), words.next()) {
         (Some("\\q" | "\\quit"), _) => Ok(true),
         (Some("\\?" | "\\h" | "\\help"), _) => {
-            println!("{HELP}");
+            outln!("{HELP}");
             Ok(false)
         }
         (Some("\\d"), None) => {
@@ -130,7 +135,7 @@ async fn execute(engine: &QueryEngine, sql: &str, format: Format) -> anyhow::Res
     let started = std::time::Instant::now();
     let rows = show(engine, sql, &[], format).await?;
     if format == Format::Table {
-        println!("({rows} row{}, {:.3} s)", if rows == 1 { "" } else { "s" }, started.elapsed().as_secs_f64());
+        outln!("({rows} row{}, {:.3} s)", if rows == 1 { "" } else { "s" }, started.elapsed().as_secs_f64());
     }
     Ok(())
 }
@@ -146,7 +151,7 @@ async fn show(
     let doc = Document { data: &data, provenance: &provenance, charts: &[], options: &ExportOptions::default() };
     let mut out = std::io::stdout().lock();
     doc.write(format, &mut out)?;
-    out.flush().context("writing to stdout")?;
+    out.flush().map_err(crate::stdout::error)?;
     Ok(data.rows())
 }
 

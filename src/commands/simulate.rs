@@ -31,25 +31,25 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<u8> {
     let sim = Simulator::start(SimConfig { org, rate_limits, faults, conditions }, addr)
         .await
         .context("starting the simulator")?;
-    println!(
+    outln!(
         "slack simulator ready in {:.2}s: {} accounts, plan {plan}",
         started.elapsed().as_secs_f64(),
         sim.org().len()
     );
-    println!("  web api      {}", sim.api_url());
-    println!("  govslack api {}", sim.gov_api_url());
-    println!("  scim         {}", sim.scim_url());
-    println!("  audit        {}", sim.audit_url());
-    println!("  user token   {}", sim.user_token());
-    println!("  bot token    {}", sim.bot_token());
+    outln!("  web api      {}", sim.api_url());
+    outln!("  govslack api {}", sim.gov_api_url());
+    outln!("  scim         {}", sim.scim_url());
+    outln!("  audit        {}", sim.audit_url());
+    outln!("  user token   {}", sim.user_token());
+    outln!("  bot token    {}", sim.bot_token());
     if let Some(t) = sim.org_token() {
-        println!("  org token    {t}");
+        outln!("  org token    {t}");
     }
-    println!(
+    outln!(
         "  clock        POST {}/_sim/clock?now=<epoch>; ground truth at /_sim/ground_truth?as_of=<epoch>",
         sim_base(&sim.api_url())
     );
-    println!(
+    outln!(
         "Try: SLACK_TOKEN={} LASTSEEN_SLACK__API_URL={} lastseen run --lake ./sim-lake",
         sim.user_token(),
         sim.api_url()

@@ -57,7 +57,7 @@ pub async fn run(g: &GlobalArgs, args: &TablesArgs) -> anyhow::Result<u8> {
         Some(path) => lastseen_query::export::save_bytes(path, &out)?,
         None => {
             let mut stdout = std::io::stdout().lock();
-            stdout.write_all(&out).and_then(|()| stdout.flush()).context("writing the output")?;
+            stdout.write_all(&out).and_then(|()| stdout.flush()).map_err(crate::stdout::error)?;
         }
     }
     Ok(crate::exit::OK)

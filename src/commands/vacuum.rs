@@ -20,9 +20,9 @@ pub async fn run(g: &GlobalArgs, args: &VacuumArgs) -> anyhow::Result<u8> {
     let r = result.context("vacuuming the lake")?;
     let verb = if args.apply { "deleted" } else { "would delete" };
     for f in r.superseded_files.iter().chain(&r.orphan_files) {
-        println!("{verb} {f}");
+        outln!("{verb} {f}");
     }
-    println!(
+    outln!(
         "{verb}: {} superseded file(s), {} file(s) of runs that never published, {} staging file(s); \
          keep window {}",
         r.superseded_files.len(),
@@ -31,9 +31,9 @@ pub async fn run(g: &GlobalArgs, args: &VacuumArgs) -> anyhow::Result<u8> {
         humanize(keep)
     );
     if args.apply {
-        println!("removed {} old log version(s)", r.log_versions);
+        outln!("removed {} old log version(s)", r.log_versions);
     } else {
-        println!("dry run: nothing was deleted; run `lastseen vacuum --apply` to delete");
+        outln!("dry run: nothing was deleted; run `lastseen vacuum --apply` to delete");
     }
     Ok(crate::exit::OK)
 }

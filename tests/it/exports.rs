@@ -425,3 +425,66 @@ fn the_sql_shell_reads_statements_and_commands_from_stdin() {
         run_ok(env.cmd().args(["sql", "--format", "json"]).write_stdin("SELECT 1 AS one;\n\\q\nSELECT 2 AS two;\n"));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "{\"one\":1}\n");
 }
+
+/// `cmd` with standard output a pipe whose reader is already gone (`lastseen … | head` once
+/// `head` has its lines; closing the reader first makes every write fail, whatever the output's
+/// size): its exit status and standard error. `stdin` is written to the command first.
+fn with_closed_stdout(mut cmd: std::process::Command, stdin: &str) -> (Option<i32>, String) {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child = cmd.stdin(Stdio::piped()).stdout(writer).stderr(Stdio::piped()).spawn().unwrap();
+    // The command may stop before it reads its input: a failed write here is not the test's.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    let deadline = Instant::now() + StdDuration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the command did not end within 120 s of its standard output closing");
+        }
+        std::thread::sleep(StdDuration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_closed_standard_output_ends_the_command_quietly_and_a_full_one_fails() {
+    let env = Env::start(60, Plan::Pro, 11);
+    env.run_day_ok(today());
+    let cmd = |args: &[&str]| {
+        let mut c = env.std_cmd();
+        c.arg("--quiet").args(args);
+        c
+    };
+    let big = "SELECT value, repeat('x', 100) AS pad FROM generate_series(1, 5000) ORDER BY value DESC";
+    let cases: [(&[&str], &str); 9] = [
+        // The sorted CSV path (review ends in a full sort), the streamed one (dormant does not).
+        (&["report", "review", "--format", "csv"], ""),
+        (&["report", "dormant", "--format", "csv", "--days", "1"], ""),
+        (&["report", "review", "--format", "json"], ""),
+        (&["sql", big, "--format", "table"], ""),
+        (&["sql", big, "--format", "xlsx"], ""),
+        // The shell stops at the first statement whose rows cannot be written.
+        (&["sql", "--format", "csv", "--history", "/dev/null"], "SELECT 1 AS one;\nSELECT 2 AS two;\n"),
+        // The command's own lines.
+        (&["report", "--list"], ""),
+        (&["tables"], ""),
+        (&["validate"], ""),
+    ];
+    for (args, stdin) in cases {
+        let (code, stderr) = with_closed_stdout(cmd(args), stdin);
+        assert_eq!(code, Some(0), "{args:?} with a closed stdout: {stderr}");
+        assert!(!stderr.contains("pipe") && !stderr.contains("panicked"), "{args:?} printed: {stderr}");
+    }
+
+    // Any other failure to write standard output is still one: a full device.
+    for args in [&["report", "review", "--format", "csv"][..], &["report", "--list"]] {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let out = cmd(args).stdout(full).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?} to /dev/full: {stderr}");
+        assert!(stderr.contains("No space left on device"), "{args:?} to /dev/full: {stderr}");
+    }
+}

@@ -69,23 +69,23 @@ pub(super) fn write_batches(
     bom: bool,
     out: &mut dyn Write,
 ) -> Result<u64> {
-    let err = |e: &dyn std::fmt::Display| QueryError::output(Format::Csv, e);
+    let err = |e: std::io::Error| QueryError::write(Format::Csv, e);
     write_bom(bom, out)?;
     let ncols = schema.fields().len();
     let mut rows = 0u64;
     if ncols == 0 {
         // The `csv` crate writes a record without fields as one empty field, `""`: the header
         // and every row.
-        out.write_all(b"\"\"\n").map_err(|e| err(&e))?;
+        out.write_all(b"\"\"\n").map_err(err)?;
         for b in batches {
             for _ in 0..b?.num_rows() {
-                out.write_all(b"\"\"\n").map_err(|e| err(&e))?;
+                out.write_all(b"\"\"\n").map_err(err)?;
                 rows += 1;
             }
         }
         return Ok(rows);
     }
-    out.write_all(&header(schema)).map_err(|e| err(&e))?;
+    out.write_all(&header(schema)).map_err(err)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, MAX_THREADS);
     // Window by window: the threads encode one window while this thread writes the previous
     // one, so the write overlaps the encoding and only two windows are held at once. The output
@@ -115,7 +115,7 @@ pub(super) fn write_batches(
         let mut bufs: Vec<Vec<u8>> = (0..chunk.len()).map(|_| free.pop().unwrap_or_default()).collect();
         if threads == 1 || chunk.len() == 1 {
             for bytes in pending.drain(..) {
-                out.write_all(&bytes).map_err(|e| err(&e))?;
+                out.write_all(&bytes).map_err(err)?;
                 free.push(bytes);
             }
             for (b, buf) in chunk.iter().zip(bufs.iter_mut()) {
@@ -138,11 +138,11 @@ pub(super) fn write_batches(
                     })
                     .collect();
                 for bytes in pending.drain(..) {
-                    out.write_all(&bytes).map_err(|e| err(&e))?;
+                    out.write_all(&bytes).map_err(err)?;
                     free.push(bytes);
                 }
                 for h in handles {
-                    h.join().map_err(|_| err(&"a CSV encoding thread panicked"))??;
+                    h.join().map_err(|_| QueryError::output(Format::Csv, "a CSV encoding thread panicked"))??;
                 }
                 Ok(())
             })?;
@@ -150,7 +150,7 @@ pub(super) fn write_batches(
         pending = bufs;
     }
     for bytes in pending {
-        out.write_all(&bytes).map_err(|e| err(&e))?;
+        out.write_all(&bytes).map_err(err)?;
     }
     Ok(rows)
 }
@@ -158,7 +158,7 @@ pub(super) fn write_batches(
 /// The byte-order mark some spreadsheet programs need to read UTF-8, when asked for.
 fn write_bom(bom: bool, out: &mut dyn Write) -> Result<()> {
     if bom {
-        out.write_all("\u{feff}".as_bytes()).map_err(|e| QueryError::output(Format::Csv, e))?;
+        out.write_all("\u{feff}".as_bytes()).map_err(|e| QueryError::write(Format::Csv, e))?;
     }
     Ok(())
 }
@@ -303,14 +303,14 @@ pub(super) fn write_sorted(
     bom: bool,
     out: &mut dyn Write,
 ) -> Result<u64> {
-    let err = |e: &dyn std::fmt::Display| QueryError::output(Format::Csv, e);
+    let err = |e: std::io::Error| QueryError::write(Format::Csv, e);
     write_bom(bom, out)?;
-    out.write_all(&header(schema)).map_err(|e| err(&e))?;
+    out.write_all(&header(schema)).map_err(err)?;
     // A write per record: `out` buffers (an export file's writer copies into its blocks, which
     // gathering the records into a buffer of our own first copied a second time).
     for &(run, i) in &sorted.order {
         let run = &sorted.runs[run as usize];
-        out.write_all(run.kept.get(run.perm.value(i as usize) as usize)).map_err(|e| err(&e))?;
+        out.write_all(run.kept.get(run.perm.value(i as usize) as usize)).map_err(err)?;
     }
     Ok(sorted.order.len() as u64)
 }

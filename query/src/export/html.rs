@@ -59,7 +59,7 @@ pre{background:var(--band);border:1px solid var(--line);border-radius:6px;paddin
 
 pub(super) fn write(doc: &Document<'_>, out: &mut dyn Write) -> Result<()> {
     let html = render(doc)?;
-    out.write_all(html.as_bytes()).map_err(|e| QueryError::output(Format::Html, e))
+    out.write_all(html.as_bytes()).map_err(|e| QueryError::write(Format::Html, e))
 }
 
 fn render(doc: &Document<'_>) -> Result<String> {

@@ -11,7 +11,7 @@ use crate::{QueryError, Result};
 pub(super) fn write(data: &ResultSet, out: &mut dyn Write) -> Result<()> {
     let mut w = WriterBuilder::new().with_explicit_nulls(true).build::<_, LineDelimited>(out);
     for b in &data.batches {
-        w.write(b).map_err(|e| QueryError::output(Format::Json, e))?;
+        w.write(b).map_err(|e| QueryError::arrow_output(Format::Json, e))?;
     }
-    w.finish().map_err(|e| QueryError::output(Format::Json, e))
+    w.finish().map_err(|e| QueryError::arrow_output(Format::Json, e))
 }

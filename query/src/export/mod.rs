@@ -160,11 +160,11 @@ impl Document<'_> {
             Format::Parquet => {
                 // The Parquet writer wants an owned `Send` sink; a buffer is one.
                 let buf = parquet::write(self, Vec::new())?;
-                out.write_all(&buf).map_err(|e| QueryError::output(format, e))
+                out.write_all(&buf).map_err(|e| QueryError::write(format, e))
             }
             Format::Xlsx => {
                 let buf = xlsx::to_bytes(self)?;
-                out.write_all(&buf).map_err(|e| QueryError::output(format, e))
+                out.write_all(&buf).map_err(|e| QueryError::write(format, e))
             }
             Format::Html => html::write(self, out),
         }
@@ -302,7 +302,7 @@ fn write_csv(path: Option<&Path>, body: impl FnOnce(&mut dyn Write) -> Result<u6
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
             let rows = body(&mut out)?;
-            out.flush().map_err(|e| QueryError::output(Format::Csv, e))?;
+            out.flush().map_err(|e| QueryError::write(Format::Csv, e))?;
             Ok(rows)
         }
     }

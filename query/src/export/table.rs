@@ -38,7 +38,7 @@ pub(super) fn write(data: &ResultSet, out: &mut dyn Write) -> Result<()> {
         );
     }
     let t = pretty_format_batches_with_schema(schema, &batches).map_err(|e| QueryError::output(Format::Table, e))?;
-    writeln!(out, "{t}").map_err(|e| QueryError::output(Format::Table, e))
+    writeln!(out, "{t}").map_err(|e| QueryError::write(Format::Table, e))
 }
 
 /// `s` with C0 controls (tab excepted), DEL and C1 controls replaced by visible escapes: `\n`,
