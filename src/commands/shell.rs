@@ -58,12 +58,7 @@ pub async fn run(engine: &QueryEngine, args: &SqlArgs) -> anyhow::Result<u8> {
             match meta(engine, line.trim(), format).await {
                 Ok(true) => break,
                 Ok(false) => {}
-                // Nobody reads the rest: stop, as `main` then exits quietly.
-                Err(e) if crate::stdout::closed(&e) => return Err(e),
-                Err(e) => {
-                    failed = true;
-                    eprintln!("error: {}", crate::exit::render(&e));
-                }
+                Err(e) => statement_failed(e, &mut failed)?,
             }
             continue;
         }
@@ -74,11 +69,7 @@ pub async fn run(engine: &QueryEngine, args: &SqlArgs) -> anyhow::Result<u8> {
         for stmt in statements {
             let _ = rl.add_history_entry(stmt.trim());
             if let Err(e) = execute(engine, &stmt, format).await {
-                if crate::stdout::closed(&e) {
-                    return Err(e);
-                }
-                failed = true;
-                eprintln!("error: {}", crate::exit::render(&e));
+                statement_failed(e, &mut failed)?;
             }
         }
     }
@@ -86,11 +77,7 @@ pub async fn run(engine: &QueryEngine, args: &SqlArgs) -> anyhow::Result<u8> {
     if !is_blank_sql(&pending)
         && let Err(e) = execute(engine, &pending, format).await
     {
-        if crate::stdout::closed(&e) {
-            return Err(e);
-        }
-        failed = true;
-        eprintln!("error: {}", crate::exit::render(&e));
+        statement_failed(e, &mut failed)?;
     }
     if let Some(h) = &history
         && let Err(e) = rl.save_history(h)
@@ -99,6 +86,18 @@ pub async fn run(engine: &QueryEngine, args: &SqlArgs) -> anyhow::Result<u8> {
     }
     // In a script, a failed statement fails the command; at a terminal the user has seen it.
     Ok(if failed && !interactive { crate::exit::FAILURE } else { crate::exit::OK })
+}
+
+/// A statement or command that failed: its error is printed and the session will exit 1 when
+/// scripted. A closed standard output is returned instead: nobody reads the rest, so the session
+/// stops there (and `main` exits quietly).
+fn statement_failed(e: anyhow::Error, failed: &mut bool) -> anyhow::Result<()> {
+    if crate::stdout::closed(&e) {
+        return Err(e);
+    }
+    *failed = true;
+    eprintln!("error: {}", crate::exit::render(&e));
+    Ok(())
 }
 
 /// Run a backslash command; `Ok(true)` means quit.
