@@ -373,6 +373,13 @@ fn sql_from_a_file_any_format_and_usage_errors() {
     assert_eq!(accounts, [n.to_string()]);
     assert_eq!(prov["title"], "SQL query");
     assert!(prov["sql"].as_str().unwrap().starts_with("-- accounts per day"));
+    // CSV is streamed, with the same provenance beside it.
+    let csv = env.dir.path().join("q.csv");
+    run_ok(env.cmd().arg("sql").arg("--file").arg(&q).args(["--format", "csv", "--output"]).arg(&csv));
+    assert_eq!(csv_column(&csv, "accounts"), [n.to_string()]);
+    let side: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.dir.path().join("q.csv.provenance.json")).unwrap()).unwrap();
+    assert_eq!((&side["title"], &side["rows"], &side["sql"]), (&prov["title"], &serde_json::json!(1), &prov["sql"]));
 
     // Binary output to a pipe is allowed (a terminal is refused).
     let out = run_ok(env.cmd().args(["sql", "SELECT 1 AS one", "--format", "xlsx"]));
@@ -437,11 +444,11 @@ fn with_closed_stdout(mut cmd: std::process::Command, stdin: &str) -> (Option<i3
     let mut child = cmd.stdin(Stdio::piped()).stdout(writer).stderr(Stdio::piped()).spawn().unwrap();
     // The command may stop before it reads its input: a failed write here is not the test's.
     let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    let deadline = Instant::now() + StdDuration::from_secs(120);
+    let deadline = Instant::now() + StdDuration::from_secs(60);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("the command did not end within 120 s of its standard output closing");
+            panic!("the command did not end within 60 s of its standard output closing");
         }
         std::thread::sleep(StdDuration::from_millis(20));
     }
@@ -459,13 +466,16 @@ fn a_closed_standard_output_ends_the_command_quietly_and_a_full_one_fails() {
         c
     };
     let big = "SELECT value, repeat('x', 100) AS pad FROM generate_series(1, 5000) ORDER BY value DESC";
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 10] = [
         // The sorted CSV path (review ends in a full sort), the streamed one (dormant does not).
         (&["report", "review", "--format", "csv"], ""),
         (&["report", "dormant", "--format", "csv", "--days", "1"], ""),
         (&["report", "review", "--format", "json"], ""),
         (&["sql", big, "--format", "table"], ""),
         (&["sql", big, "--format", "xlsx"], ""),
+        // `sql` streams CSV as `report` does: a query that would never end if its rows were
+        // held before writing stops at its first write.
+        (&["sql", "SELECT value FROM generate_series(1, 1000000000000)", "--format", "csv"], ""),
         // The shell stops at the first statement whose rows cannot be written.
         (&["sql", "--format", "csv", "--history", "/dev/null"], "SELECT 1 AS one;\nSELECT 2 AS two;\n"),
         // The command's own lines.
