@@ -156,7 +156,7 @@ pub struct ReportOutput {
 
 /// A report's rows as its query produces them, with their provenance.
 pub struct ReportStream {
-    /// The report's physical plan and what runs it (`export::save_csv_plan` takes both).
+    /// The report's physical plan and what runs it (`export::save_plan` takes both).
     pub plan: std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
     pub context: std::sync::Arc<datafusion::execution::TaskContext>,
     pub as_of: Option<NaiveDate>,

@@ -44,7 +44,7 @@ pub async fn run(g: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<u8> {
     };
     // Only the HTML export (whole or split) draws the charts; the others skip their queries.
     let format = Format::from(args.output.format);
-    if format == Format::Csv && args.split_by.is_none() {
+    if format.streams() && args.split_by.is_none() {
         // Written as the query produces the rows, not after all of them are held.
         let out = def.stream(&engine, &params).await?;
         if let Some(as_of) = out.as_of {
@@ -53,7 +53,7 @@ pub async fn run(g: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<u8> {
         let options = ExportOptions { bom: args.output.bom, ..Default::default() };
         let path = args.output.output.as_deref();
         let (rows, written) =
-            lastseen_query::export::save_csv_plan(out.plan, out.context, &out.provenance, &options, path).await?;
+            lastseen_query::export::save_plan(out.plan, out.context, format, &out.provenance, &options, path).await?;
         tracing::info!(report = %def.name, as_of = ?out.as_of, rows, lake_version = ?out.provenance.lake_version, "report");
         for p in written {
             tracing::info!(file = %p.display(), "wrote");

@@ -1,5 +1,6 @@
 //! `lastseen sql`: a query (argument or `--file`) over the committed lake, exported with its
-//! provenance (CSV streamed as the rows come); without a query, the interactive shell.
+//! provenance (CSV and JSON lines streamed as the rows come); without a query, the interactive
+//! shell.
 
 use anyhow::Context;
 use lastseen_query::{ExportOptions, Format, ResultSet};
@@ -25,15 +26,18 @@ pub async fn run(g: &GlobalArgs, args: &SqlArgs) -> anyhow::Result<u8> {
     };
     let df = engine.plan(&query, &[]).await?;
     let provenance = engine.provenance("SQL query", &query).await?;
-    if Format::from(args.output.format) == Format::Csv {
-        // Written as the query produces its rows (as `report` does): a large result is never
-        // held whole, and `| head` gets its first lines before the query has finished.
+    let format = Format::from(args.output.format);
+    if format.streams() {
+        // CSV and JSON lines are written as the query produces its rows (as `report` does): a
+        // large result is never held whole, and `| head` gets its first lines before the query
+        // has finished.
         let context = std::sync::Arc::new(df.task_ctx());
         let plan = df.create_physical_plan().await?;
         let options = ExportOptions { bom: args.output.bom, ..Default::default() };
         let path = args.output.output.as_deref();
-        let (rows, written) = lastseen_query::export::save_csv_plan(plan, context, &provenance, &options, path).await?;
-        tracing::info!(format = %Format::Csv, rows, lake_version = ?provenance.lake_version, "export");
+        let (rows, written) =
+            lastseen_query::export::save_plan(plan, context, format, &provenance, &options, path).await?;
+        tracing::info!(format = %format, rows, lake_version = ?provenance.lake_version, "export");
         for p in written {
             tracing::info!(file = %p.display(), "wrote");
         }

@@ -466,16 +466,17 @@ fn a_closed_standard_output_ends_the_command_quietly_and_a_full_one_fails() {
         c
     };
     let big = "SELECT value, repeat('x', 100) AS pad FROM generate_series(1, 5000) ORDER BY value DESC";
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 11] = [
         // The sorted CSV path (review ends in a full sort), the streamed one (dormant does not).
         (&["report", "review", "--format", "csv"], ""),
         (&["report", "dormant", "--format", "csv", "--days", "1"], ""),
         (&["report", "review", "--format", "json"], ""),
         (&["sql", big, "--format", "table"], ""),
         (&["sql", big, "--format", "xlsx"], ""),
-        // `sql` streams CSV as `report` does: a query that would never end if its rows were
-        // held before writing stops at its first write.
+        // `sql` streams CSV and JSON lines as `report` does: a query that would never end if its
+        // rows were held before writing stops at its first write.
         (&["sql", "SELECT value FROM generate_series(1, 1000000000000)", "--format", "csv"], ""),
+        (&["sql", "SELECT value FROM generate_series(1, 1000000000000)", "--format", "json"], ""),
         // The shell stops at the first statement whose rows cannot be written.
         (&["sql", "--format", "csv", "--history", "/dev/null"], "SELECT 1 AS one;\nSELECT 2 AS two;\n"),
         // The command's own lines.

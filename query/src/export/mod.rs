@@ -68,6 +68,13 @@ impl Format {
     }
 
     /// Binary formats are not written to a terminal.
+    /// Whether an export in this format can be written as the query produces its rows
+    /// ([`save_stream`]): CSV and JSON lines need no row before the first is written; a table
+    /// sizes its columns, HTML draws charts, XLSX and Parquet are written whole.
+    pub fn streams(self) -> bool {
+        matches!(self, Format::Csv | Format::Json)
+    }
+
     pub fn is_binary(self) -> bool {
         matches!(self, Format::Parquet | Format::Xlsx)
     }
@@ -200,33 +207,41 @@ fn save_provenance(path: &Path, provenance: &Provenance, rows: u64) -> Result<Pa
     Ok(side)
 }
 
-/// Batches a streamed export holds between the query and the CSV encoder: enough for the
+/// Batches a streamed export holds between the query and the encoder: enough for the CSV
 /// encoder's window (see `csv::write_batches`) plus one being filled, so the query keeps
 /// producing while a window is encoded.
 const STREAM_BATCHES: usize = 16;
 
-/// A CSV export of a query's rows written as the query produces them, to `path` (through a
-/// temporary file renamed into place, with the provenance side file, as [`Document::save`]) or
-/// to standard output when `path` is `None`. The bytes are those of [`Document::save`] over the
-/// collected rows; what streaming changes is when they are written: the encoder threads work
-/// while the query still merges its sorted runs (`lastseen report review`, 470,000 rows × 40
-/// columns, held every row and then encoded them on the same cores afterwards; it now goes
-/// through [`save_csv_plan`], which encodes before the sort's copies). A query error mid-way
-/// leaves no file. Returns the rows and the files written.
-pub async fn save_csv_stream(
+/// An export of a query's rows in `format` (CSV or JSON lines, the formats that need no row
+/// before the first is written: [`Format::streams`]) written as the query produces them, to
+/// `path` (through a temporary file renamed into place, with the provenance side file, as
+/// [`Document::save`]) or to standard output when `path` is `None`. The bytes are those of
+/// [`Document::save`] over the collected rows; what streaming changes is when they are written:
+/// the rows are never all held, and encoding overlaps the query (`lastseen report review`,
+/// 470,000 rows × 40 columns, held every row and then encoded them on the same cores
+/// afterwards; its CSV now goes through [`save_plan`], which encodes before the sort's copies).
+/// A query error mid-way leaves no file. Returns the rows and the files written.
+pub async fn save_stream(
     mut stream: datafusion::execution::SendableRecordBatchStream,
+    format: Format,
     provenance: &Provenance,
     options: &ExportOptions,
     path: Option<&Path>,
 ) -> Result<(u64, Vec<PathBuf>)> {
     use futures::StreamExt;
+    if !format.streams() {
+        return Err(QueryError::Usage(format!("{format} exports are written from all the rows, not streamed")));
+    }
     let schema = stream.schema();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(STREAM_BATCHES);
     let bom = options.bom;
     let target = path.map(Path::to_path_buf);
     let writer = tokio::task::spawn_blocking(move || {
         let batches = std::iter::from_fn(move || rx.blocking_recv());
-        write_csv(target.as_deref(), |w| csv::write_batches(&schema, batches, bom, w))
+        write_export(target.as_deref(), format, |w| match format {
+            Format::Json => json::write_batches(batches, w),
+            _ => csv::write_batches(&schema, batches, bom, w),
+        })
     });
     while let Some(batch) = stream.next().await {
         let failed = batch.is_err();
@@ -236,32 +251,35 @@ pub async fn save_csv_stream(
         }
     }
     drop(tx);
-    let rows = writer.await.map_err(|e| QueryError::output(Format::Csv, e))??;
+    let rows = writer.await.map_err(|e| QueryError::output(format, e))??;
     with_side_file(path, provenance, rows)
 }
 
-/// A CSV export of a query's rows, as [`save_csv_stream`] writes it from the query's stream.
-/// Where the query ends in a full sort of its rows ([`GatherSortExec`]), each batch of the sort's
-/// input is encoded as it arrives and the records are written in the sort's order
-/// (`csv::encode_sorted`) instead of sorting the rows as Arrow batches first: the same bytes with
-/// two copies of every row fewer. A query error leaves no file either way.
-pub async fn save_csv_plan(
+/// An export of a query's rows in a format that [`streams`](Format::streams), as
+/// [`save_stream`] writes it from the query's stream. Where a CSV's query ends in a full sort
+/// of its rows ([`GatherSortExec`]), each batch of the sort's input is encoded as it arrives and
+/// the records are written in the sort's order (`csv::encode_sorted`) instead of sorting the
+/// rows as Arrow batches first: the same bytes with two copies of every row fewer. A query error
+/// leaves no file either way.
+pub async fn save_plan(
     plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
     context: Arc<datafusion::execution::TaskContext>,
+    format: Format,
     provenance: &Provenance,
     options: &ExportOptions,
     path: Option<&Path>,
 ) -> Result<(u64, Vec<PathBuf>)> {
     let schema = plan.schema();
-    let Some(sort) = plan.downcast_ref::<GatherSortExec>().filter(|_| !schema.fields().is_empty()) else {
+    let sort = plan.downcast_ref::<GatherSortExec>().filter(|_| format == Format::Csv && !schema.fields().is_empty());
+    let Some(sort) = sort else {
         let stream = datafusion::physical_plan::execute_stream(plan, context)?;
-        return save_csv_stream(stream, provenance, options, path).await;
+        return save_stream(stream, format, provenance, options, path).await;
     };
     let sorted = csv::encode_sorted(sort, context).await?;
     let bom = options.bom;
     let target = path.map(Path::to_path_buf);
     let rows = tokio::task::spawn_blocking(move || {
-        let rows = write_csv(target.as_deref(), |w| csv::write_sorted(&schema, &sorted, bom, w));
+        let rows = write_export(target.as_deref(), Format::Csv, |w| csv::write_sorted(&schema, &sorted, bom, w));
         // Freed here, off the query's thread.
         drop(sorted);
         rows
@@ -271,8 +289,8 @@ pub async fn save_csv_plan(
     with_side_file(path, provenance, rows)
 }
 
-/// A CSV export's rows and files: the export and its provenance side file, written here, when it
-/// went to a file.
+/// A streamed export's rows and files: the export and its provenance side file, written here,
+/// when it went to a file.
 fn with_side_file(path: Option<&Path>, provenance: &Provenance, rows: u64) -> Result<(u64, Vec<PathBuf>)> {
     let mut written = Vec::new();
     if let Some(path) = path {
@@ -282,9 +300,10 @@ fn with_side_file(path: Option<&Path>, provenance: &Provenance, rows: u64) -> Re
     Ok((rows, written))
 }
 
-/// A CSV export's bytes, from `body`, to `path` (through a temporary file renamed into place, as
-/// [`Document::save`]) or to standard output when `path` is `None`; returns `body`'s rows.
-fn write_csv(path: Option<&Path>, body: impl FnOnce(&mut dyn Write) -> Result<u64>) -> Result<u64> {
+/// A streamed export's bytes, from `body`, to `path` (through a temporary file renamed into
+/// place, as [`Document::save`]) or to standard output when `path` is `None`; returns `body`'s
+/// rows.
+fn write_export(path: Option<&Path>, format: Format, body: impl FnOnce(&mut dyn Write) -> Result<u64>) -> Result<u64> {
     match path {
         Some(path) => {
             let mut rows = 0;
@@ -302,7 +321,7 @@ fn write_csv(path: Option<&Path>, body: impl FnOnce(&mut dyn Write) -> Result<u6
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
             let rows = body(&mut out)?;
-            out.flush().map_err(|e| QueryError::write(Format::Csv, e))?;
+            out.flush().map_err(|e| QueryError::write(format, e))?;
             Ok(rows)
         }
     }

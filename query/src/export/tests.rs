@@ -477,44 +477,46 @@ fn stream_of(data: &ResultSet, times: usize, fail: bool) -> datafusion::executio
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_streamed_csv_export_is_byte_for_byte_the_saved_one_and_a_failed_one_leaves_no_file() {
+async fn a_streamed_export_is_byte_for_byte_the_saved_one_and_a_failed_one_leaves_no_file() {
     let dir = tempfile::tempdir().unwrap();
     let (one, p) = (fixture(), provenance());
-    // Many batches: several of the encoder's windows, and more than the channel holds.
+    // Many batches: several of the CSV encoder's windows, and more than the channel holds.
     let times = 40;
     let data = ResultSet::new(one.schema.clone(), (0..times).flat_map(|_| one.batches.clone()).collect());
-    for bom in [false, true] {
+    for (format, bom) in [(Format::Csv, false), (Format::Csv, true), (Format::Json, false)] {
         let options = ExportOptions { bom, ..Default::default() };
         let doc = Document { data: &data, provenance: &p, charts: &[], options: &options };
-        let saved = dir.path().join(format!("saved-{bom}.csv"));
-        doc.save(Format::Csv, &saved).unwrap();
-        let streamed = dir.path().join(format!("streamed-{bom}.csv"));
+        let saved = dir.path().join(format!("saved-{bom}.{}", format.extension()));
+        doc.save(format, &saved).unwrap();
+        let streamed = dir.path().join(format!("streamed-{bom}.{}", format.extension()));
         let (rows, written) =
-            save_csv_stream(stream_of(&one, times, false), &p, &options, Some(&streamed)).await.unwrap();
+            save_stream(stream_of(&one, times, false), format, &p, &options, Some(&streamed)).await.unwrap();
         assert_eq!(rows, data.rows() as u64);
         assert_eq!(written, [streamed.clone(), side_file(&streamed)]);
-        assert_eq!(std::fs::read(&streamed).unwrap(), std::fs::read(&saved).unwrap());
+        assert_eq!(std::fs::read(&streamed).unwrap(), std::fs::read(&saved).unwrap(), "{format}");
         assert_eq!(std::fs::read(side_file(&streamed)).unwrap(), std::fs::read(side_file(&saved)).unwrap());
+
+        // A query error after rows were written: the error, and neither the file, its side file
+        // nor the temporary file.
+        let failed = dir.path().join(format!("failed.{}", format.extension()));
+        let e = save_stream(stream_of(&one, times, true), format, &p, &options, Some(&failed)).await.unwrap_err();
+        assert!(e.to_string().contains("the query failed half-way"), "{e}");
+        let names: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert!(names.iter().all(|n| !n.starts_with("failed")), "{names:?}");
+        // An export the writer refuses (a FIFO) fails before the query is read to the end.
+        #[cfg(unix)]
+        {
+            let fifo = dir.path().join(format!("fifo-{bom}.{}", format.extension()));
+            assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+            let e = save_stream(stream_of(&one, times, false), format, &p, &options, Some(&fifo)).await.unwrap_err();
+            assert!(e.to_string().contains("not a regular file"), "{e}");
+        }
     }
-    // A query error after rows were written: the error, and neither the file, its side file nor
-    // the temporary file.
-    let failed = dir.path().join("failed.csv");
-    let e =
-        save_csv_stream(stream_of(&one, times, true), &p, &ExportOptions::default(), Some(&failed)).await.unwrap_err();
-    assert!(e.to_string().contains("the query failed half-way"), "{e}");
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    names.sort();
-    assert!(names.iter().all(|n| !n.starts_with("failed")), "{names:?}");
-    // An export the writer refuses (a FIFO) fails before the query is read to the end.
-    #[cfg(unix)]
-    {
-        let fifo = dir.path().join("fifo.csv");
-        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-        let e = save_csv_stream(stream_of(&one, times, false), &p, &ExportOptions::default(), Some(&fifo))
-            .await
-            .unwrap_err();
-        assert!(e.to_string().contains("not a regular file"), "{e}");
+    // The formats written whole are refused, not half-streamed.
+    for format in Format::ALL.into_iter().filter(|f| !f.streams()) {
+        let e = save_stream(stream_of(&one, 1, false), format, &p, &ExportOptions::default(), None).await.unwrap_err();
+        assert!(matches!(e, QueryError::Usage(_)), "{format}: {e}");
     }
 }
 
@@ -630,7 +632,7 @@ fn sort_session(gather: bool, batch_size: usize) -> datafusion::prelude::Session
     datafusion::prelude::SessionContext::new_with_state(state.build())
 }
 
-/// A sorted export written from the sort's runs (`save_csv_plan` over a [`GatherSortExec`]) is
+/// A sorted export written from the sort's runs (`save_plan` over a [`GatherSortExec`]) is
 /// byte for byte what `Document::save` writes of DataFusion's own sort of the same rows: over
 /// several partitions and batch sizes, with and without a BOM, with a one-column result (whose
 /// empty cell is written differently), and with no rows. A query that fails after rows were
@@ -658,7 +660,7 @@ async fn a_sorted_csv_export_is_byte_for_byte_the_saved_sort() {
                 assert!(plan.downcast_ref::<crate::sort::GatherSortExec>().is_some(), "{sql}: not a gathered sort");
                 let name = format!("{rows}-{partitions}-{chunk}-{batch_size}-{q}-{bom}");
                 let sorted = dir.path().join(format!("sorted-{name}.csv"));
-                let (n, written) = save_csv_plan(plan, context, &p, &options, Some(&sorted)).await.unwrap();
+                let (n, written) = save_plan(plan, context, Format::Csv, &p, &options, Some(&sorted)).await.unwrap();
                 assert_eq!(written, [sorted.clone(), side_file(&sorted)]);
 
                 let theirs = sort_session(false, batch_size);
@@ -703,7 +705,7 @@ async fn a_sorted_csv_export_is_byte_for_byte_the_saved_sort() {
     let plan = df.create_physical_plan().await.unwrap();
     assert!(plan.downcast_ref::<crate::sort::GatherSortExec>().is_some());
     let failed = dir.path().join("failed.csv");
-    let e = save_csv_plan(plan, context, &p, &ExportOptions::default(), Some(&failed)).await.unwrap_err();
+    let e = save_plan(plan, context, Format::Csv, &p, &ExportOptions::default(), Some(&failed)).await.unwrap_err();
     assert!(e.to_string().to_lowercase().contains("divide by zero"), "{e}");
     let names: Vec<String> =
         std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
