@@ -42,48 +42,55 @@ pub async fn run(engine: &QueryEngine, args: &SqlArgs) -> anyhow::Result<u8> {
     }
     let mut pending = String::new();
     let mut failed = false;
-    loop {
-        let prompt = if pending.trim().is_empty() { "lastseen> " } else { "     ...> " };
-        let line = match rl.readline(prompt) {
-            Ok(line) => line,
-            Err(ReadlineError::Interrupted) => {
-                pending.clear();
+    // The session until its input ends, `\q`, or a closed standard output (`statement_failed`);
+    // the history is saved whichever ends it.
+    let session = async {
+        loop {
+            let prompt = if pending.trim().is_empty() { "lastseen> " } else { "     ...> " };
+            let line = match rl.readline(prompt) {
+                Ok(line) => line,
+                Err(ReadlineError::Interrupted) => {
+                    pending.clear();
+                    continue;
+                }
+                Err(ReadlineError::Eof) => break,
+                Err(e) => return Err(e).context("reading input"),
+            };
+            if pending.trim().is_empty() && line.trim_start().starts_with('\\') {
+                let _ = rl.add_history_entry(line.trim());
+                match meta(engine, line.trim(), format).await {
+                    Ok(true) => break,
+                    Ok(false) => {}
+                    Err(e) => statement_failed(e, &mut failed)?,
+                }
                 continue;
             }
-            Err(ReadlineError::Eof) => break,
-            Err(e) => return Err(e).context("reading input"),
-        };
-        if pending.trim().is_empty() && line.trim_start().starts_with('\\') {
-            let _ = rl.add_history_entry(line.trim());
-            match meta(engine, line.trim(), format).await {
-                Ok(true) => break,
-                Ok(false) => {}
-                Err(e) => statement_failed(e, &mut failed)?,
-            }
-            continue;
-        }
-        pending.push_str(&line);
-        pending.push('\n');
-        let (statements, rest) = split_statements(&pending);
-        pending = rest;
-        for stmt in statements {
-            let _ = rl.add_history_entry(stmt.trim());
-            if let Err(e) = execute(engine, &stmt, format).await {
-                statement_failed(e, &mut failed)?;
+            pending.push_str(&line);
+            pending.push('\n');
+            let (statements, rest) = split_statements(&pending);
+            pending = rest;
+            for stmt in statements {
+                let _ = rl.add_history_entry(stmt.trim());
+                if let Err(e) = execute(engine, &stmt, format).await {
+                    statement_failed(e, &mut failed)?;
+                }
             }
         }
+        // Piped input may end without a final `;`.
+        if !is_blank_sql(&pending)
+            && let Err(e) = execute(engine, &pending, format).await
+        {
+            statement_failed(e, &mut failed)?;
+        }
+        Ok::<(), anyhow::Error>(())
     }
-    // Piped input may end without a final `;`.
-    if !is_blank_sql(&pending)
-        && let Err(e) = execute(engine, &pending, format).await
-    {
-        statement_failed(e, &mut failed)?;
-    }
+    .await;
     if let Some(h) = &history
         && let Err(e) = rl.save_history(h)
     {
         tracing::warn!(file = %h.display(), error = %e, "cannot save the shell history");
     }
+    session?;
     // In a script, a failed statement fails the command; at a terminal the user has seen it.
     Ok(if failed && !interactive { crate::exit::FAILURE } else { crate::exit::OK })
 }
