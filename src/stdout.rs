@@ -26,6 +26,7 @@ macro_rules! out {
     };
 }
 
+/// `args` on standard output: what [`outln!`] and [`out!`] expand to.
 pub fn write(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
     // Standard output is line-buffered: a line is written (and fails) here, not at exit.
     std::io::stdout().lock().write_fmt(args).map_err(error)
