@@ -95,6 +95,26 @@ impl From<Format> for lastseen_query::Format {
     }
 }
 
+/// Write a query's rows where `--output` says (stdout by default) as the query produces them,
+/// in `--format` (one that [`streams`](lastseen_query::Format::streams)), with the provenance
+/// side file; returns the rows written.
+pub async fn emit_plan(
+    plan: std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    context: std::sync::Arc<datafusion::execution::TaskContext>,
+    provenance: &lastseen_query::Provenance,
+    out: &OutputArgs,
+) -> anyhow::Result<u64> {
+    let format: lastseen_query::Format = out.format.into();
+    let options = lastseen_query::ExportOptions { bom: out.bom, ..Default::default() };
+    let (rows, written) =
+        lastseen_query::export::save_plan(plan, context, format, provenance, &options, out.output.as_deref()).await?;
+    tracing::info!(format = %format, rows, lake_version = ?provenance.lake_version, run_id = ?provenance.run_id, "export");
+    for p in written {
+        tracing::info!(file = %p.display(), "wrote");
+    }
+    Ok(rows)
+}
+
 /// Write a result where `--output` says (stdout by default) in `--format`, with its provenance:
 /// inside the file (Parquet, XLSX, HTML) or beside it as `FILE.provenance.json`.
 pub fn emit(

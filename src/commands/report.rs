@@ -50,14 +50,8 @@ pub async fn run(g: &GlobalArgs, args: &ReportArgs) -> anyhow::Result<u8> {
         if let Some(as_of) = out.as_of {
             warn_if_no_evidence(&lake, as_of).await;
         }
-        let options = ExportOptions { bom: args.output.bom, ..Default::default() };
-        let path = args.output.output.as_deref();
-        let (rows, written) =
-            lastseen_query::export::save_plan(out.plan, out.context, format, &out.provenance, &options, path).await?;
+        let rows = super::emit_plan(out.plan, out.context, &out.provenance, &args.output).await?;
         tracing::info!(report = %def.name, as_of = ?out.as_of, rows, lake_version = ?out.provenance.lake_version, "report");
-        for p in written {
-            tracing::info!(file = %p.display(), "wrote");
-        }
         return Ok(crate::exit::OK);
     }
     let html = format == Format::Html;

@@ -3,7 +3,7 @@
 //! shell.
 
 use anyhow::Context;
-use lastseen_query::{ExportOptions, Format, ResultSet};
+use lastseen_query::{Format, ResultSet};
 
 use crate::cli::{GlobalArgs, SqlArgs};
 
@@ -33,14 +33,7 @@ pub async fn run(g: &GlobalArgs, args: &SqlArgs) -> anyhow::Result<u8> {
         // has finished.
         let context = std::sync::Arc::new(df.task_ctx());
         let plan = df.create_physical_plan().await?;
-        let options = ExportOptions { bom: args.output.bom, ..Default::default() };
-        let path = args.output.output.as_deref();
-        let (rows, written) =
-            lastseen_query::export::save_plan(plan, context, format, &provenance, &options, path).await?;
-        tracing::info!(format = %format, rows, lake_version = ?provenance.lake_version, "export");
-        for p in written {
-            tracing::info!(file = %p.display(), "wrote");
-        }
+        super::emit_plan(plan, context, &provenance, &args.output).await?;
         return Ok(crate::exit::OK);
     }
     let data = ResultSet::collect(df).await?;

@@ -67,7 +67,6 @@ impl Format {
         }
     }
 
-    /// Binary formats are not written to a terminal.
     /// Whether an export in this format can be written as the query produces its rows
     /// ([`save_stream`]): CSV and JSON lines need no row before the first is written; a table
     /// sizes its columns, HTML draws charts, XLSX and Parquet are written whole.
@@ -75,6 +74,7 @@ impl Format {
         matches!(self, Format::Csv | Format::Json)
     }
 
+    /// Binary formats are not written to a terminal.
     pub fn is_binary(self) -> bool {
         matches!(self, Format::Parquet | Format::Xlsx)
     }
